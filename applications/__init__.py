@@ -1,0 +1,1 @@
+"""Applications for SOR codes: intake (web, API, mail), validation, review, code allocation."""

@@ -1,0 +1,1 @@
+"""The register: organisations in their hierarchy, identifiers, imports and lookups."""

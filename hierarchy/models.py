@@ -1,0 +1,195 @@
+"""The register's tables.
+
+``organisations`` holds the current state of every entity, one row per SOR code,
+and is what lookups read. ``organisation_versions`` keeps every state each entity
+has had, so the register can be read as it stood at any moment and every change
+traced to its source. ``shak_codes`` mirrors the SHAK register (the hospital and
+department codes of the national classification, SKS) with its own history.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from sorregistry.models import Base, BigIntKey, JsonDocument, UTCDateTime, utcnow
+
+LEVELS = ("IE", "SI", "OE")
+LEVEL_NAMES = {
+    "IE": "Institutionsejer",
+    "SI": "Sundhedsinstitution",
+    "OE": "Organisatorisk enhed",
+}
+OWNERSHIPS = ("statslig", "regional", "kommunal", "privat")
+VERSION_SOURCES = ("import", "application", "staff")
+
+
+class Organisation(Base):
+    """One SOR entity as it stands now: an owner (IE), institution (SI) or unit (OE).
+
+    Columns without a prefix are the entity's own values, exactly as recorded
+    at the source. ``effective`` holds the values after inheritance from the
+    parent (address, contact data, GLN), and ``inherited`` names those that came
+    from an ancestor; the ``eff_`` columns repeat the effective values that
+    lookups filter on. ``path``, ``owner_sor_code``, ``institution_sor_code``
+    and ``ownership`` are derived from the tree so that lookups need no
+    recursive queries.
+    """
+
+    __tablename__ = "organisations"
+
+    sor_code: Mapped[str] = mapped_column(String(18), primary_key=True)
+    level: Mapped[str] = mapped_column(String(2))
+    parent_sor_code: Mapped[str | None] = mapped_column(
+        ForeignKey("organisations.sor_code"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    entity_type: Mapped[str | None] = mapped_column(String(20), index=True)
+    cvr: Mapped[str | None] = mapped_column(String(8), index=True)
+    shak: Mapped[str | None] = mapped_column(String(7), index=True)
+    ydernummer: Mapped[str | None] = mapped_column(String(9), index=True)
+    gln: Mapped[str | None] = mapped_column(String(13), index=True)
+    gln_inherited: Mapped[bool] = mapped_column(Boolean, default=False)
+    p_number: Mapped[str | None] = mapped_column(String(10))
+    postal_address: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    visiting_address: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    activity_address: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    phone: Mapped[str | None] = mapped_column(String(40))
+    fax: Mapped[str | None] = mapped_column(String(40))
+    email: Mapped[str | None] = mapped_column(String(255))
+    website: Mapped[str | None] = mapped_column(String(255))
+    clinical_specialities: Mapped[list[dict[str, str]] | None] = mapped_column(JsonDocument)
+    replaces: Mapped[list[str] | None] = mapped_column(JsonDocument)
+    replaced_by: Mapped[list[str] | None] = mapped_column(JsonDocument)
+    # Everything else the export carries (local code, pharmacy number,
+    # reporting-level indicators, EDI details), kept so nothing is lost.
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    first_valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date, index=True)
+    source_updated_at: Mapped[date | None] = mapped_column(Date)
+
+    # Derived from the tree and from inheritance.
+    path: Mapped[str] = mapped_column(String(400))
+    depth: Mapped[int] = mapped_column(Integer)
+    owner_sor_code: Mapped[str] = mapped_column(String(18), index=True)
+    institution_sor_code: Mapped[str | None] = mapped_column(String(18), index=True)
+    ownership: Mapped[str | None] = mapped_column(String(10), index=True)
+    owner_cvr: Mapped[str | None] = mapped_column(String(8), index=True)
+    name_search: Mapped[str] = mapped_column(String(255))
+    effective: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    inherited: Mapped[list[str]] = mapped_column(JsonDocument)
+    eff_postal_code: Mapped[str | None] = mapped_column(String(10), index=True)
+    eff_municipality_code: Mapped[str | None] = mapped_column(String(4), index=True)
+    eff_region_code: Mapped[str | None] = mapped_column(String(4))
+
+    # Book-keeping: which version is current, and fingerprints that let an
+    # import tell a real change (a new version) from a change inherited from
+    # an ancestor (the derived columns only).
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(32))
+    derived_hash: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        # text_pattern_ops: PostgreSQL uses the index for "path LIKE 'prefix%'"
+        # (a whole subtree) whatever the database's collation.
+        Index("ix_organisations_path", "path", postgresql_ops={"path": "text_pattern_ops"}),
+        Index("ix_organisations_name_search", "name_search"),
+    )
+
+    def is_active_on(self, day: date) -> bool:
+        started = self.valid_from is None or self.valid_from <= day
+        return started and (self.valid_to is None or self.valid_to > day)
+
+
+class OrganisationVersion(Base):
+    """One state of an organisation, valid in the register from ``recorded_at``
+    until ``superseded_at`` (open while it is the current state)."""
+
+    __tablename__ = "organisation_versions"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    sor_code: Mapped[str] = mapped_column(ForeignKey("organisations.sor_code"))
+    version: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(255))
+    reference: Mapped[str | None] = mapped_column(String(255))
+    import_run_id: Mapped[int | None] = mapped_column(ForeignKey("import_runs.id"))
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+
+    __table_args__ = (
+        UniqueConstraint("sor_code", "version"),
+        Index("ix_organisation_versions_recorded", "sor_code", "recorded_at"),
+        Index("ix_organisation_versions_open", "superseded_at"),
+    )
+
+
+class ImportRun(Base):
+    """One successful import of a file: what, when, by whom, with what result.
+
+    A failed import leaves no row: it changes nothing at all.
+    """
+
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    file_name: Mapped[str] = mapped_column(String(500))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(30))
+    snapshot_date: Mapped[date | None] = mapped_column(Date)
+    full: Mapped[bool] = mapped_column(Boolean, default=False)
+    actor: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    counts: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    problems: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonDocument)
+
+
+class ShakCode(Base):
+    """One record of the SHAK register: a code with its text for a validity period.
+
+    A code has one record per period in which its text or grouping was in
+    force, so the same code appears several times with different dates.
+    """
+
+    __tablename__ = "shak_codes"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(7))
+    kind: Mapped[str] = mapped_column(String(10))  # hospital / department / section
+    hospital: Mapped[str] = mapped_column(String(4), index=True)
+    record_type: Mapped[str] = mapped_column(String(3))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    changed: Mapped[date | None] = mapped_column(Date)
+    text: Mapped[str] = mapped_column(Text)
+    text_search: Mapped[str] = mapped_column(Text)
+    agrp: Mapped[str | None] = mapped_column(String(10))
+    bgrp: Mapped[str | None] = mapped_column(String(10))
+    cgrp: Mapped[str | None] = mapped_column(String(10))
+    dgrp: Mapped[str | None] = mapped_column(String(10))
+    egrp: Mapped[str | None] = mapped_column(String(10))
+    dval: Mapped[str | None] = mapped_column(String(10))
+    import_run_id: Mapped[int | None] = mapped_column(ForeignKey("import_runs.id"))
+
+    __table_args__ = (
+        UniqueConstraint("code", "valid_from", name="uq_shak_codes_code_valid_from"),
+        Index("ix_shak_codes_code", "code"),
+    )

@@ -1,0 +1,66 @@
+"""The register's HTTP API: one organisation and its history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from hierarchy import identifiers as ids
+from hierarchy import service
+from hierarchy.schemas import HistorySchema, OrganisationSchema
+from sorregistry.extensions import db
+
+blp = Blueprint(
+    "organisations",
+    __name__,
+    description="The register of health-care organisations / Sundhedsvæsenets Organisationsregister",
+)
+
+
+def _get(sor_code: str) -> Any:
+    try:
+        return service.get_organisation(db.session, sor_code)
+    except ids.IdentifierError as exc:
+        abort(422, message=str(exc), errors={"sor_code": [str(exc)]})
+    except service.NotFound as exc:
+        abort(404, message=str(exc))
+
+
+@blp.route("/organisations/<sor_code>")
+class OrganisationItem(MethodView):
+    @blp.response(200, OrganisationSchema)
+    @blp.alt_response(404, description="Unknown SOR code")
+    @blp.alt_response(422, description="Malformed SOR code")
+    def get(self, sor_code: str) -> Any:
+        """One organisation with its effective (inherited) values."""
+        return _get(sor_code)
+
+
+@blp.route("/organisations/<sor_code>/history")
+class OrganisationHistory(MethodView):
+    @blp.response(200, HistorySchema)
+    @blp.alt_response(404, description="Unknown SOR code")
+    def get(self, sor_code: str) -> Any:
+        """Every version of the organisation, oldest first, with what each changed."""
+        try:
+            entries = service.organisation_history(db.session, sor_code)
+        except ids.IdentifierError as exc:
+            abort(422, message=str(exc), errors={"sor_code": [str(exc)]})
+        except service.NotFound as exc:
+            abort(404, message=str(exc))
+        versions = [
+            {
+                "version": e.version,
+                "recorded_at": e.recorded_at,
+                "superseded_at": e.superseded_at,
+                "source": e.source,
+                "actor": e.actor,
+                "reference": e.reference,
+                "changes": {k: list(v) for k, v in e.changes.items()},
+                "snapshot": e.snapshot,
+            }
+            for e in entries
+        ]
+        return {"sor_code": entries[-1].snapshot and sor_code, "versions": versions}

@@ -1,0 +1,142 @@
+"""Marshmallow schemas of the register's API.
+
+Descriptions are given in English and Danish, since the forms' developers
+read either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields, pre_dump
+
+from hierarchy.codes import entity_type_name
+from hierarchy.models import Organisation
+
+
+def _d(en: str, da: str) -> dict[str, Any]:
+    return {"metadata": {"description": f"{en} / {da}"}}
+
+
+class EntityTypeSchema(Schema):
+    code = fields.String(allow_none=True, **_d("SNOMED CT code", "SNOMED CT-kode"))
+    name = fields.String(allow_none=True, **_d("Danish name", "Dansk navn"))
+
+
+class AddressSchema(Schema):
+    street = fields.String(allow_none=True, **_d("Street and number", "Vej og husnummer"))
+    postal_code = fields.String(allow_none=True, **_d("Postal code", "Postnummer"))
+    city = fields.String(allow_none=True, **_d("Postal district", "Postdistrikt"))
+    municipality_code = fields.String(allow_none=True, **_d("Municipality code", "Kommunekode"))
+    region_code = fields.String(allow_none=True, **_d("Region code", "Regionskode"))
+    country = fields.String(allow_none=True, **_d("Country (ISO 3166 alpha-2)", "Land"))
+
+
+class OrganisationSchema(Schema):
+    """An organisation with its effective values (inherited where it has none of its own)."""
+
+    sor_code = fields.String(required=True, **_d("SOR code", "SOR-kode"))
+    name = fields.String(required=True, **_d("Name", "Navn"))
+    level = fields.String(**_d("Level: IE, SI or OE", "Niveau: IE, SI eller OE"))
+    entity_type = fields.Nested(EntityTypeSchema, **_d("Entity type", "Enhedstype"))
+    ownership = fields.String(
+        allow_none=True,
+        **_d("Ownership: statslig, regional, kommunal, privat", "Ejerforhold"),
+    )
+    cvr = fields.String(allow_none=True, **_d("The owner's CVR number", "Ejerens CVR-nummer"))
+    ydernummer = fields.String(allow_none=True, **_d("Provider number", "Ydernummer"))
+    shak = fields.String(allow_none=True, **_d("SHAK code", "SHAK-kode"))
+    gln = fields.String(allow_none=True, **_d("GLN location number", "EAN-lokationsnummer"))
+    p_number = fields.String(allow_none=True, **_d("Production unit number", "P-nummer"))
+    parent_sor_code = fields.String(allow_none=True, **_d("Parent's SOR code", "Forælder"))
+    institution_sor_code = fields.String(
+        allow_none=True, **_d("The health institution (SI)", "Sundhedsinstitutionen (SI)")
+    )
+    owner_sor_code = fields.String(**_d("The institution owner (IE)", "Institutionsejeren"))
+    address = fields.Nested(AddressSchema, allow_none=True, **_d("Postal address", "Postadresse"))
+    visiting_address = fields.Nested(
+        AddressSchema, allow_none=True, **_d("Visiting address", "Besøgsadresse")
+    )
+    phone = fields.String(allow_none=True, **_d("Telephone", "Telefon"))
+    fax = fields.String(allow_none=True, **_d("Fax", "Fax"))
+    email = fields.String(allow_none=True, **_d("Email", "E-mail"))
+    website = fields.String(allow_none=True, **_d("Website", "Hjemmeside"))
+    inherited = fields.List(
+        fields.String(),
+        **_d("Fields whose value comes from an ancestor", "Felter arvet fra et højere niveau"),
+    )
+    clinical_specialities = fields.List(
+        fields.Dict(), allow_none=True, **_d("Clinical specialities", "Kliniske specialer")
+    )
+    replaces = fields.List(fields.String(), allow_none=True, **_d("Replaces", "Erstatter"))
+    replaced_by = fields.List(
+        fields.String(), allow_none=True, **_d("Replaced by", "Erstattet af")
+    )
+    first_valid_from = fields.Date(allow_none=True, **_d("First valid", "Første gyldighed"))
+    valid_from = fields.Date(allow_none=True, **_d("Valid from", "Gyldig fra"))
+    valid_to = fields.Date(allow_none=True, **_d("Closing date", "Lukkedato"))
+    version = fields.Integer(**_d("Version in the register", "Version i registret"))
+
+    @pre_dump
+    def _from_model(self, organisation: Organisation, **_: Any) -> dict[str, Any]:
+        return organisation_item(organisation)
+
+
+def _address(address: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not address:
+        return None
+    return {key: address.get(key) for key in AddressSchema().fields}
+
+
+def organisation_item(organisation: Organisation) -> dict[str, Any]:
+    effective = organisation.effective or {}
+    return {
+        "sor_code": organisation.sor_code,
+        "name": organisation.name,
+        "level": organisation.level,
+        "entity_type": {
+            "code": organisation.entity_type,
+            "name": entity_type_name(organisation.entity_type),
+        },
+        "ownership": organisation.ownership,
+        "cvr": organisation.owner_cvr,
+        "ydernummer": organisation.ydernummer,
+        "shak": organisation.shak,
+        "gln": effective.get("gln"),
+        "p_number": organisation.p_number,
+        "parent_sor_code": organisation.parent_sor_code,
+        "institution_sor_code": organisation.institution_sor_code,
+        "owner_sor_code": organisation.owner_sor_code,
+        "address": _address(effective.get("postal_address")),
+        "visiting_address": _address(effective.get("visiting_address")),
+        "phone": effective.get("phone"),
+        "fax": effective.get("fax"),
+        "email": effective.get("email"),
+        "website": effective.get("website"),
+        "inherited": organisation.inherited or [],
+        "clinical_specialities": organisation.clinical_specialities,
+        "replaces": organisation.replaces,
+        "replaced_by": organisation.replaced_by,
+        "first_valid_from": organisation.first_valid_from,
+        "valid_from": organisation.valid_from,
+        "valid_to": organisation.valid_to,
+        "version": organisation.version,
+    }
+
+
+class VersionSchema(Schema):
+    version = fields.Integer()
+    recorded_at = fields.DateTime(**_d("Recorded in the register", "Registreret"))
+    superseded_at = fields.DateTime(allow_none=True, **_d("Superseded", "Afløst"))
+    source = fields.String(**_d("import, application or staff", "Kilde"))
+    actor = fields.String(**_d("Who made the change", "Hvem"))
+    reference = fields.String(allow_none=True, **_d("Import run or application", "Reference"))
+    changes = fields.Dict(
+        **_d("Changed fields: [before, after]", "Ændrede felter: [før, efter]")
+    )
+    snapshot = fields.Dict(**_d("The organisation's own values", "Enhedens egne værdier"))
+
+
+class HistorySchema(Schema):
+    sor_code = fields.String()
+    versions = fields.List(fields.Nested(VersionSchema))

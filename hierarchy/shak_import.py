@@ -1,0 +1,134 @@
+"""Import of the SHAK register (``SHAKCOMPLETE.TXT``) into ``shak_codes``.
+
+The file is the complete register with every code's history, so an import
+replaces the table's content in one transaction and reports what differed:
+records added, changed (same code and start date, other text or grouping) and
+withdrawn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from hierarchy.models import ImportRun, ShakCode
+from hierarchy.shak_format import ShakRecord, parse_shak
+from hierarchy.text import fold
+from sorregistry.models import utcnow
+
+_COMPARED = ("record_type", "valid_to", "changed", "text", "agrp", "bgrp", "cgrp", "dgrp",
+             "egrp", "dval")
+
+
+@dataclass
+class ShakImportResult:
+    file_name: str
+    records: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    added: int = 0
+    changed: int = 0
+    withdrawn: int = 0
+    unchanged: int = 0
+    run_id: int | None = None
+
+    def summary(self) -> str:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(self.counts.items()))
+        return (
+            f"Imported {self.file_name}: {self.records} SHAK records ({kinds}); "
+            f"added {self.added}, changed {self.changed}, unchanged {self.unchanged}, "
+            f"withdrawn {self.withdrawn}"
+        )
+
+
+def _row(record: ShakRecord) -> dict:
+    return {
+        "code": record.code,
+        "kind": record.kind,
+        "hospital": record.code[:4],
+        "record_type": record.record_type,
+        "valid_from": record.valid_from,
+        "valid_to": record.valid_to,
+        "changed": record.changed,
+        "text": record.text,
+        "text_search": fold(record.text),
+        "agrp": record.agrp,
+        "bgrp": record.bgrp,
+        "cgrp": record.cgrp,
+        "dgrp": record.dgrp,
+        "egrp": record.egrp,
+        "dval": record.dval,
+    }
+
+
+def import_shak_file(
+    session: Session, path: str | os.PathLike[str], *, actor: str
+) -> ShakImportResult:
+    """Replace the SHAK register with the content of *path*, in the caller's transaction."""
+    path = Path(path)
+    started = utcnow()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        digest.update(handle.read())
+        handle.seek(0)
+        rows = [_row(record) for record in parse_shak(handle)]
+    result = ShakImportResult(file_name=path.name, records=len(rows))
+    seen_keys: set[tuple] = set()
+    for row in rows:
+        key = (row["code"], row["valid_from"])
+        if key in seen_keys:
+            from hierarchy.shak_format import ShakFormatError
+
+            raise ShakFormatError(
+                f"SHAK code {row['code']} has two records starting {row['valid_from']}", None
+            )
+        seen_keys.add(key)
+        result.counts[row["kind"]] = result.counts.get(row["kind"], 0) + 1
+
+    existing = {
+        (row.code, row.valid_from): tuple(getattr(row, name) for name in _COMPARED)
+        for row in session.execute(select(ShakCode)).scalars()
+    }
+    for row in rows:
+        before = existing.pop((row["code"], row["valid_from"]), None)
+        if before is None:
+            result.added += 1
+        elif before != tuple(row[name] for name in _COMPARED):
+            result.changed += 1
+        else:
+            result.unchanged += 1
+    result.withdrawn = len(existing)
+
+    run = ImportRun(
+        kind="shak",
+        file_name=str(path)[:500],
+        file_sha256=digest.hexdigest(),
+        format="shak-fixed-width",
+        snapshot_date=None,
+        full=True,
+        actor=actor,
+        started_at=started,
+        finished_at=utcnow(),
+        counts={
+            "records": result.records,
+            "added": result.added,
+            "changed": result.changed,
+            "unchanged": result.unchanged,
+            "withdrawn": result.withdrawn,
+            **result.counts,
+        },
+        problems=None,
+    )
+    session.add(run)
+    session.flush()
+    result.run_id = run.id
+    session.execute(delete(ShakCode))
+    for start in range(0, len(rows), 5000):
+        batch = [dict(row, import_run_id=run.id) for row in rows[start : start + 5000]]
+        session.execute(insert(ShakCode), batch)
+    session.flush()
+    return result

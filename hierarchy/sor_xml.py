@@ -1,0 +1,439 @@
+"""Streaming reader of the national SOR XML export, v1.0.0 and v2.0.0.
+
+The two versions share their element names but not their namespaces (v2 mixes
+``urn:oio:nsi:2.0.0`` with the v1 namespace), so elements are matched by local
+name. The reader walks the file with ``lxml.etree.iterparse`` and frees every
+entity once read, so memory stays flat whatever the file's size. It yields
+:class:`SorEntity` records in document order: a parent always before its
+children.
+
+Problems that make the *file* unreadable (not XML, truncated, not a SOR
+export) raise :class:`SorFileError` naming the line. Problems with one
+*entity* (a malformed SOR code, an invalid CVR) are reported on the record
+(``problems``) so that the importer can decide what to do with it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import IO, Any
+
+from lxml import etree
+
+from hierarchy import identifiers as ids
+
+NAMESPACE_V1 = "urn:oio:sundhedsstyrelsen:organisation:1.0.0"
+NAMESPACE_V2 = "urn:oio:nsi:2.0.0"
+FORMATS = {NAMESPACE_V1: "sor-xml-1.0.0", NAMESPACE_V2: "sor-xml-2.0.0"}
+
+ENTITY_CONTAINERS = {
+    "InstitutionOwnerEntity": "IE",
+    "HealthInstitutionEntity": "SI",
+    "OrganizationalUnitEntity": "OE",
+}
+ENTITY_ELEMENTS = {"InstitutionOwner": "IE", "HealthInstitution": "SI", "OrganizationalUnit": "OE"}
+TYPE_ELEMENTS = {"OwnerType", "InstitutionType", "UnitType", "EntityTypeIdentifier"}
+ADDRESS_ELEMENTS = {
+    "PostalAddressInformation": "postal_address",
+    "VisitingAddressInformation": "visiting_address",
+    "ActivityAddressInformation": "activity_address",
+}
+ADDRESS_PARTS = {
+    "StreetName": "street_name",
+    "StreetBuildingIdentifier": "building",
+    "FloorIdentifier": "floor",
+    "SuiteIdentifier": "suite",
+    "MailDeliverySublocationIdentifier": "sublocation",
+    "PostCodeIdentifier": "postal_code",
+    "DistrictName": "city",
+    "DistrictSubdivisionIdentifier": "district",
+    "CountryIdentificationCode": "country",
+    "MunicipalityCode": "municipality_code",
+    "StreetCode": "street_code",
+    "RegionCode": "region_code",
+    "CoordETRS89z32NMeasure": "etrs89_northing",
+    "CoordETRS89z32EMeasure": "etrs89_easting",
+    "Stairway": "stairway",
+}
+CONTACT_PARTS = {
+    "EmailAddressIdentifier": "email",
+    "Website": "website",
+    "TelephoneNumberIdentifier": "phone",
+    "FaxNumberIdentifier": "fax",
+}
+STATUS_PARTS = {
+    "FirstFromDate": "first_valid_from",
+    "FromDate": "valid_from",
+    "ToDate": "valid_to",
+    "UpdatedAt": "source_updated_at",
+}
+P_NUMBER_ELEMENTS = {"PNumberIdentifier", "ProductionUnitIdentifier", "PNumber"}
+FLAG_ELEMENTS = {
+    "AmbulantActivityIndicator": "ambulant_activity",
+    "PatientsAdmittedIndicator": "patients_admitted",
+    "ReportingLevelIndicator": "reporting_level",
+}
+_ENTITY_TYPE_RE = re.compile(r"^\d{6,18}$")
+
+
+class SorFileError(ValueError):
+    """The file cannot be imported at all; ``line`` says where reading stopped."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        self.line = line
+        super().__init__(f"line {line}: {message}" if line else message)
+
+
+@dataclass(slots=True)
+class SorEntity:
+    """One entity of the export with its own values, as the export states them."""
+
+    level: str
+    line: int
+    parent_sor_code: str | None
+    sor_code: str | None = None
+    name: str | None = None
+    entity_type: str | None = None
+    cvr: str | None = None
+    shak: str | None = None
+    ydernummer: str | None = None
+    gln: str | None = None
+    gln_inherited: bool = False
+    p_number: str | None = None
+    postal_address: dict[str, str] | None = None
+    visiting_address: dict[str, str] | None = None
+    activity_address: dict[str, str] | None = None
+    phone: str | None = None
+    fax: str | None = None
+    email: str | None = None
+    website: str | None = None
+    clinical_specialities: list[dict[str, str]] | None = None
+    replaces: list[str] | None = None
+    replaced_by: list[str] | None = None
+    attributes: dict[str, Any] | None = None
+    first_valid_from: date | None = None
+    valid_from: date | None = None
+    valid_to: date | None = None
+    source_updated_at: date | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class SorHeader:
+    format: str
+    created_at: str | None = None
+    snapshot_date: date | None = None
+
+
+def _local(tag: object) -> str:
+    if not isinstance(tag, str):  # comments and processing instructions
+        return ""
+    return tag.rpartition("}")[2]
+
+
+def _text(element: etree._Element) -> str | None:
+    value = (element.text or "").strip()
+    return value or None
+
+
+def _parse_date(value: str | None, what: str, problems: list[str]) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        problems.append(f"{what} {value!r} is not a date (YYYY-MM-DD)")
+        return None
+
+
+def _flag(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    return value.lower() in ("true", "1")
+
+
+def _address(element: etree._Element) -> dict[str, str] | None:
+    parts: dict[str, str] = {}
+    for child in element.iter():
+        key = ADDRESS_PARTS.get(_local(child.tag))
+        if key is None:
+            continue
+        value = _text(child)
+        if value is not None:
+            parts[key] = value
+    if not parts:
+        return None
+    street = " ".join(
+        part for part in (parts.get("street_name"), parts.get("building")) if part
+    )
+    extra = ", ".join(part for part in (parts.get("floor"), parts.get("suite")) if part)
+    if street:
+        parts["street"] = f"{street}, {extra}" if extra else street
+    return parts
+
+
+def _sor_codes(element: etree._Element) -> list[str]:
+    return [
+        value
+        for child in element.iter()
+        if _local(child.tag) == "SorIdentifier" and (value := _text(child)) is not None
+    ]
+
+
+def _read_entity(element: etree._Element, level: str, parent: str | None) -> SorEntity:
+    entity = SorEntity(level=level, line=element.sourceline or 0, parent_sor_code=parent)
+    problems = entity.problems
+    attributes: dict[str, Any] = {}
+    for child in element:
+        name = _local(child.tag)
+        if name == "SorIdentifier":
+            entity.sor_code = _text(child)
+        elif name == "EntityName":
+            entity.name = _text(child)
+        elif name in TYPE_ELEMENTS:
+            entity.entity_type = _text(child)
+        elif name == "ShakIdentifier":
+            entity.shak = _text(child)
+        elif name == "ProviderIdentifier":
+            entity.ydernummer = _text(child)
+        elif name == "CVRnumberIdentifier":
+            entity.cvr = _text(child)
+        elif name in P_NUMBER_ELEMENTS:
+            entity.p_number = _text(child)
+        elif name == "PharmacyIdentifier":
+            attributes["pharmacy_identifier"] = _text(child)
+        elif name == "LocalCode":
+            attributes["local_code"] = _text(child)
+        elif name == "EanLocationCodeEntity":
+            _read_ean(child, entity, attributes)
+        elif name in ("OptionalEanLocationCode", "EanLocationCodeOption"):
+            for sub in child:
+                sub_name = _local(sub.tag)
+                if sub_name in ("EntityInheritedIndicator", "EntityInheritanceIndicator"):
+                    entity.gln_inherited = bool(_flag(_text(sub)))
+                elif sub_name == "EanLocationCodeEntity":
+                    _read_ean(sub, entity, attributes)
+        elif name in ADDRESS_ELEMENTS:
+            setattr(entity, ADDRESS_ELEMENTS[name], _address(child))
+        elif name == "VirtualAddressInformation":
+            for sub in child:
+                key = CONTACT_PARTS.get(_local(sub.tag))
+                if key is not None:
+                    setattr(entity, key, _text(sub))
+        elif name == "SorStatus":
+            for sub in child:
+                key = STATUS_PARTS.get(_local(sub.tag))
+                if key is not None:
+                    setattr(entity, key, _parse_date(_text(sub), key, problems))
+        elif name == "ClinicalSpecialityCollection":
+            specialities = []
+            for speciality in child:
+                item = {}
+                for sub in speciality:
+                    sub_name = _local(sub.tag)
+                    if sub_name == "SpecialityCode" and (value := _text(sub)):
+                        item["code"] = value
+                    elif sub_name == "SpecialityType" and (value := _text(sub)):
+                        item["type"] = value
+                if "code" in item:
+                    specialities.append(item)
+            entity.clinical_specialities = specialities or None
+        elif name == "ReplacesEntityCollection":
+            entity.replaces = _sor_codes(child) or None
+        elif name == "ReplacedByEntityCollection":
+            entity.replaced_by = _sor_codes(child) or None
+        elif name == "GeographicalParent":
+            for sub in child:
+                sub_name = _local(sub.tag)
+                if sub_name == "GeographicalParentRelation":
+                    attributes["geographical_parent_relation"] = _text(sub)
+                elif sub_name == "GeographicalParentSorIdentifier":
+                    attributes["geographical_parent_sor_code"] = _text(sub)
+        elif name == "OrganizationalUnitInformation":
+            for sub in child:
+                key = FLAG_ELEMENTS.get(_local(sub.tag))
+                if key is not None:
+                    attributes[key] = _flag(_text(sub))
+    entity.attributes = {k: v for k, v in attributes.items() if v is not None} or None
+    _check(entity)
+    return entity
+
+
+def _read_ean(element: etree._Element, entity: SorEntity, attributes: dict[str, Any]) -> None:
+    details: dict[str, Any] = {}
+    for sub in element:
+        sub_name = _local(sub.tag)
+        value = _text(sub)
+        if sub_name == "EanLocationCode":
+            entity.gln = value
+        elif sub_name in ("OnlyInternalIndicator", "NonActiveIndicator"):
+            details[sub_name[0].lower() + sub_name[1:]] = _flag(value)
+        elif sub_name in (
+            "SystemSupplier",
+            "SystemSupplierIdentifier",
+            "SystemType",
+            "SystemTypeIdentifier",
+            "CommunicationSupplier",
+            "CommunicationSupplierIdentifier",
+            "EdiAdministrator",
+            "EdiAdministratorIdentifier",
+        ):
+            details[sub_name.removesuffix("Identifier")] = value
+    if details:
+        attributes["ean"] = details
+
+
+def _check(entity: SorEntity) -> None:
+    """Validate and normalise the identifiers; record every problem found."""
+    problems = entity.problems
+    if entity.sor_code is None:
+        problems.append("SorIdentifier is missing")
+    else:
+        try:
+            entity.sor_code = ids.validate_sor_code(entity.sor_code)
+        except ids.IdentifierError as exc:
+            problems.append(f"SorIdentifier: {exc}")
+    if entity.name is None:
+        problems.append("EntityName is missing")
+    if entity.entity_type is not None and not _ENTITY_TYPE_RE.match(entity.entity_type):
+        problems.append(f"entity type {entity.entity_type!r} is not a SNOMED CT code")
+    checks = (
+        ("cvr", ids.validate_cvr, "CVRnumberIdentifier"),
+        ("shak", ids.validate_shak, "ShakIdentifier"),
+        ("ydernummer", ids.normalise_ydernummer, "ProviderIdentifier"),
+        ("gln", ids.validate_gln, "EanLocationCode"),
+        ("p_number", ids.validate_p_number, "P-number"),
+    )
+    for attribute, validate, label in checks:
+        value = getattr(entity, attribute)
+        if value is None:
+            continue
+        try:
+            setattr(entity, attribute, validate(value))
+        except ids.IdentifierError as exc:
+            problems.append(f"{label}: {exc}")
+    for attribute in ADDRESS_ELEMENTS.values():
+        address = getattr(entity, attribute)
+        if not address:
+            continue
+        if "municipality_code" in address:
+            try:
+                address["municipality_code"] = ids.validate_municipality_code(
+                    address["municipality_code"]
+                )
+            except ids.IdentifierError as exc:
+                problems.append(f"{attribute} MunicipalityCode: {exc}")
+        if "region_code" in address:
+            try:
+                address["region_code"] = ids.validate_region_code(address["region_code"])
+            except ids.IdentifierError as exc:
+                problems.append(f"{attribute} RegionCode: {exc}")
+
+
+class _CountingReader:
+    """A file wrapper that counts the bytes read, for the progress bar."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._raw.read(size)
+        self.position += len(chunk)
+        return chunk
+
+
+def read_sor_export(
+    handle: IO[bytes], header_out: list[SorHeader] | None = None
+) -> Iterator[SorEntity]:
+    """Yield every entity of the export in *handle*, parents before children.
+
+    The header (format, snapshot date) is appended to *header_out* as soon as
+    the root element has been seen.
+    """
+    events = etree.iterparse(
+        handle,
+        events=("start", "end"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+    )
+    stack: list[tuple[str, str | None]] = []  # (level, sor code) of the open entities
+    header: SorHeader | None = None
+    depth = 0
+    try:
+        for event, element in events:
+            name = _local(element.tag)
+            if event == "start":
+                depth += 1
+                if depth == 1:
+                    namespace = element.tag.partition("}")[0].lstrip("{")
+                    if name != "SorTree" or namespace not in FORMATS:
+                        raise SorFileError(
+                            f"not a SOR XML export: root element {name!r} in namespace "
+                            f"{namespace!r}; expected SorTree in {NAMESPACE_V1} (v1.0.0) "
+                            f"or {NAMESPACE_V2} (v2.0.0)",
+                            element.sourceline,
+                        )
+                    header = SorHeader(format=FORMATS[namespace])
+                    if header_out is not None:
+                        header_out.append(header)
+                elif name in ENTITY_CONTAINERS:
+                    level = ENTITY_CONTAINERS[name]
+                    expected = _expected_level(stack)
+                    if level not in expected:
+                        raise SorFileError(
+                            f"{name} found inside "
+                            f"{stack[-1][0] if stack else 'SorTree'}; expected "
+                            + " or ".join(expected),
+                            element.sourceline,
+                        )
+                    stack.append((level, None))
+                continue
+            depth -= 1
+            if name in ENTITY_ELEMENTS and stack and stack[-1][1] is None:
+                level = stack[-1][0]
+                parent = stack[-2][1] if len(stack) > 1 else None
+                entity = _read_entity(element, level, parent)
+                # An entity whose own code is unusable still occupies its place
+                # in the tree; its children are then orphans ("" as parent).
+                stack[-1] = (level, entity.sor_code if not entity.problems else "")
+                yield entity
+                element.clear(keep_tail=False)
+            elif name in ENTITY_CONTAINERS:
+                stack.pop()
+                element.clear(keep_tail=False)
+                parent_element = element.getparent()
+                if parent_element is not None:
+                    # Drop the finished subtree so memory stays flat.
+                    while element.getprevious() is not None:
+                        del parent_element[0]
+            elif depth == 1 and header is not None:
+                if name == "SnapshotDate":
+                    problems: list[str] = []
+                    header.snapshot_date = _parse_date(_text(element), "SnapshotDate", problems)
+                    if problems:
+                        raise SorFileError(problems[0], element.sourceline)
+                elif name == "CreatedAtTime":
+                    header.created_at = _text(element)
+    except etree.XMLSyntaxError as exc:
+        line = exc.lineno if exc.lineno else None
+        message = str(exc.msg or exc).strip()
+        raise SorFileError(f"the file is not well-formed XML: {message}", line) from None
+    if header is None:
+        raise SorFileError("the file is empty")
+
+
+def _expected_level(stack: list[tuple[str, str | None]]) -> tuple[str, ...]:
+    if not stack:
+        return ("IE",)
+    parent = stack[-1][0]
+    return {"IE": ("SI",), "SI": ("OE",), "OE": ("OE",)}[parent]
+
+
+__all__ = ["SorEntity", "SorFileError", "SorHeader", "read_sor_export", "_CountingReader"]

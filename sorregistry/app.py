@@ -1,0 +1,84 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from sorregistry import config as sor_config
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Create the app: configuration, extensions, blueprints, error handlers, commands."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(sor_config.DEFAULTS)
+    if test_config is None:
+        app.config.update(sor_config.from_environment())
+    else:
+        app.config.update(test_config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.setdefault(
+        "SQLALCHEMY_DATABASE_URI",
+        "sqlite:///" + os.path.join(app.instance_path, "sorregistry.db"),
+    )
+    _check_secret_key(app)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def _check_secret_key(app: Flask) -> None:
+    if app.config.get("SECRET_KEY"):
+        return
+    if app.config.get("TESTING") or app.config.get("SOR_ENV") == "development" or app.debug:
+        app.config["SECRET_KEY"] = "dev-only-not-secret"
+        return
+    raise sor_config.ConfigurationError(
+        "SOR_SECRET_KEY must be set outside development and tests "
+        "(or set SOR_ENV=development for a local run)"
+    )
+
+
+def register_extensions(app: Flask) -> None:
+    from sorregistry.database import configure_engine
+    from sorregistry.extensions import api, db, migrate
+
+    # Import every package's models so that the metadata is complete.
+    import hierarchy.models  # noqa: F401
+
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+    migrations = os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations")
+    migrate.init_app(app, db, directory=migrations, render_as_batch=True)
+    api.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from hierarchy.routes import blp as hierarchy_api
+    from sorregistry.extensions import api
+    from sorregistry.views import bp as site
+
+    api.register_blueprint(hierarchy_api, url_prefix="/api/v1")
+    app.register_blueprint(site)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from sorregistry.errors import register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from hierarchy.cli import register as register_hierarchy_commands
+    from sorregistry.cli import load_demo
+
+    register_hierarchy_commands(app)
+    app.cli.add_command(load_demo)

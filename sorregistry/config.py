@@ -1,0 +1,82 @@
+"""Configuration from ``SOR_`` environment variables.
+
+Every setting the operator may change is read here and nowhere else, so that
+``create_app`` sees one plain mapping whatever the source (environment or a
+test's dictionary).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+# SOR_ variable -> Flask config key, and how to read the value.
+_BOOL_TRUE = {"1", "true", "yes", "on"}
+
+
+def _as_bool(value: str) -> bool:
+    return value.strip().lower() in _BOOL_TRUE
+
+
+def _as_int(value: str) -> int:
+    return int(value.strip())
+
+
+ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
+    "SOR_DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", str),
+    "SOR_SECRET_KEY": ("SECRET_KEY", str),
+    "SOR_ENV": ("SOR_ENV", str),
+    "SOR_MAIL_SERVER": ("MAIL_SERVER", str),
+    "SOR_MAIL_PORT": ("MAIL_PORT", _as_int),
+    "SOR_MAIL_USERNAME": ("MAIL_USERNAME", str),
+    "SOR_MAIL_PASSWORD": ("MAIL_PASSWORD", str),
+    "SOR_MAIL_USE_TLS": ("MAIL_USE_TLS", _as_bool),
+    "SOR_MAIL_USE_SSL": ("MAIL_USE_SSL", _as_bool),
+    "SOR_MAIL_DEFAULT_SENDER": ("MAIL_DEFAULT_SENDER", str),
+    "SOR_IMAP_HOST": ("IMAP_HOST", str),
+    "SOR_IMAP_PORT": ("IMAP_PORT", _as_int),
+    "SOR_IMAP_USER": ("IMAP_USER", str),
+    "SOR_IMAP_PASSWORD": ("IMAP_PASSWORD", str),
+    "SOR_IMAP_MAILBOX": ("IMAP_MAILBOX", str),
+    "SOR_MAX_CONTENT_LENGTH": ("MAX_CONTENT_LENGTH", _as_int),
+}
+
+DEFAULTS: dict[str, Any] = {
+    "SOR_ENV": "production",
+    "SECRET_KEY": None,
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "MAIL_SERVER": "localhost",
+    "MAIL_PORT": 25,
+    "MAIL_USE_TLS": False,
+    "MAIL_USE_SSL": False,
+    "MAIL_DEFAULT_SENDER": "SOR <sorpost@localhost>",
+    "IMAP_PORT": 993,
+    "IMAP_MAILBOX": "INBOX",
+    # Requests larger than this are refused with 413 before any view runs.
+    "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+    "API_TITLE": "SOR registry",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.1.0",
+    "OPENAPI_URL_PREFIX": "/api",
+    "OPENAPI_JSON_PATH": "openapi.json",
+}
+
+
+class ConfigurationError(RuntimeError):
+    """The configuration is unusable; the message says which setting and why."""
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read every known ``SOR_`` variable from *environ* into Flask config keys."""
+    environ = os.environ if environ is None else environ
+    config: dict[str, Any] = {}
+    for variable, (key, convert) in ENVIRONMENT_SETTINGS.items():
+        raw = environ.get(variable)
+        if raw is None or raw == "":
+            continue
+        try:
+            config[key] = convert(raw)
+        except ValueError as exc:
+            raise ConfigurationError(f"{variable}={raw!r} is not valid: {exc}") from exc
+    return config

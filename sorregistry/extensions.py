@@ -1,0 +1,13 @@
+"""Extension singletons, bound to the app in ``create_app``."""
+
+from __future__ import annotations
+
+from flask_migrate import Migrate
+from flask_smorest import Api
+from flask_sqlalchemy import SQLAlchemy
+
+from sorregistry.models import Base
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+api = Api()
