@@ -68,8 +68,15 @@ def _row(record: ShakRecord) -> dict:
 def import_shak_file(
     session: Session, path: str | os.PathLike[str], *, actor: str
 ) -> ShakImportResult:
-    """Replace the SHAK register with the content of *path*, in the caller's transaction."""
-    path = Path(path)
+    """Replace the SHAK register with the content of *path*, in the caller's transaction.
+
+    All or nothing: on any error the SHAK register is left as it was.
+    """
+    with session.begin_nested():
+        return _import_shak(session, Path(path), actor)
+
+
+def _import_shak(session: Session, path: Path, actor: str) -> ShakImportResult:
     started = utcnow()
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

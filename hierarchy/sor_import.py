@@ -203,11 +203,13 @@ def import_sor_files(
     paths = [Path(p) for p in paths]
     if not paths:
         raise SorFileError("no file given")
-    connection = session.connection()
-    stage = _stage_table()
-    stage.drop(connection, checkfirst=True)
-    stage.create(connection)
+    # A savepoint makes the import all-or-nothing even inside a larger
+    # transaction: on any error the register is as it was before the call.
+    savepoint = session.begin_nested()
     try:
+        connection = session.connection()
+        stage = _stage_table()
+        stage.create(connection)
         headers: list[SorHeader] = []
         problems: list[dict[str, Any]] = []
         shas: list[str] = []
@@ -239,9 +241,12 @@ def import_sor_files(
             problem_count=len(problems),
         )
         _merge(session, connection, stage, result, actor, scope, skipped, shas, paths)
-        return result
-    finally:
-        stage.drop(connection, checkfirst=True)
+        stage.drop(connection)
+    except BaseException:
+        savepoint.rollback()
+        raise
+    savepoint.commit()
+    return result
 
 
 def import_sor_file(

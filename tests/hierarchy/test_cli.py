@@ -1,0 +1,85 @@
+"""The import commands as an operator runs them: real process, real database file."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import fixture_path
+
+SORREGISTRY = str(Path(sys.executable).with_name("sorregistry"))
+
+
+def _run(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, SOR_DATABASE_URL=url, SOR_ENV="development")
+    return subprocess.run(
+        [SORREGISTRY, *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_import_prints_counts_and_reimport_is_stable(fresh_database):
+    first = _run(fresh_database, "import-sor", str(fixture_path("ONE_SYGEHUS.xml")))
+    assert first.returncode == 0, first.stderr
+    assert "IE            1        1" in first.stdout
+    assert "OE            2        2" in first.stdout
+    second = _run(fresh_database, "import-sor", str(fixture_path("ONE_SYGEHUS.xml")))
+    assert second.returncode == 0
+    assert "OE            2        0        0         0         2" in second.stdout
+
+
+def test_truncated_file_refused_database_unchanged_byte_for_byte(fresh_database, tmp_path):
+    assert _run(fresh_database, "import-sor", str(fixture_path("ONE_SYGEHUS.xml"))).returncode == 0
+    truncated = tmp_path / "truncated.xml"
+    truncated.write_bytes(fixture_path("Sor_small.xml").read_bytes()[:4000])
+    if fresh_database.startswith("sqlite"):
+        database_file = Path(fresh_database.removeprefix("sqlite:///"))
+        before = _digest(database_file)
+    result = _run(fresh_database, "import-sor", str(truncated))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "truncated.xml: line" in result.stderr
+    assert "nothing was imported" in result.stderr
+    if fresh_database.startswith("sqlite"):
+        assert _digest(database_file) == before
+    listing = _run(fresh_database, "import-sor", str(fixture_path("ONE_SYGEHUS.xml")))
+    assert "OE            2        0        0         0         2" in listing.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["import-sor", "/nonexistent.xml"], "no such file"),
+        (["import-sor", "--full", "--no-close", "x.xml"], "contradict"),
+        (["import-shak", "/nonexistent.TXT"], "no such file"),
+    ],
+)
+def test_bad_invocations_fail_clearly(fresh_database, args, message):
+    result = _run(fresh_database, *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_shak_file_fails_clearly(fresh_database, tmp_path):
+    bad = tmp_path / "bad.TXT"
+    bad.write_bytes(b"sgh1301   too short\r\n")
+    result = _run(fresh_database, "import-shak", str(bad))
+    assert result.returncode == 1
+    assert "line 1" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_load_demo_fills_an_empty_register_once(fresh_database):
+    first = _run(fresh_database, "load-demo", "--if-empty")
+    assert first.returncode == 0, first.stderr
+    assert "Imported" in first.stdout
+    second = _run(fresh_database, "load-demo", "--if-empty")
+    assert "demo data not loaded" in second.stdout

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from hierarchy.sor_import import import_sor_file
+from tests.conftest import fixture_path
+
+
+def test_organisation_with_effective_values(client, session):
+    import_sor_file(session, fixture_path("Sor_small.xml"), actor="test")
+    response = client.get("/api/v1/organisations/698491000016009")
+    assert response.status_code == 200
+    item = response.get_json()
+    assert item["level"] == "OE" and item["ownership"] == "privat"
+    assert item["cvr"] == "35095748"
+    assert item["institution_sor_code"] == "698481000016007"
+    assert item["owner_sor_code"] == "698471000016005"
+    assert item["address"]["city"] == "Brønderslev"
+    assert item["gln"] == "5790002401473"
+    assert "postal_address" in item["inherited"] and "gln" in item["inherited"]
+    assert item["entity_type"]["code"] == "255203001"
+    assert "Brønderslev".encode() in response.data  # Danish letters, not \\u escapes
+
+
+def test_unknown_and_malformed_codes(client):
+    unknown = client.get("/api/v1/organisations/123451000016001")
+    assert unknown.status_code == 404
+    assert unknown.get_json()["code"] == 404
+    malformed = client.get("/api/v1/organisations/12345")
+    assert malformed.status_code == 422
+    body = malformed.get_json()
+    assert body["status"] == "Unprocessable Entity" and "sor_code" in body["errors"]
+
+
+def test_history(client, session):
+    import_sor_file(session, fixture_path("ONE_SYGEHUS.xml"), actor="nightly")
+    response = client.get("/api/v1/organisations/347811000016004/history")
+    assert response.status_code == 200
+    versions = response.get_json()["versions"]
+    assert len(versions) == 1 and versions[0]["actor"] == "nightly"
+    assert versions[0]["snapshot"]["shak"] == "2529"
+
+
+def test_start_page_in_danish_and_english(client, session):
+    import_sor_file(session, fixture_path("ONE_SYGEHUS.xml"), actor="test")
+    danish = client.get("/")
+    assert danish.status_code == 200
+    assert "Sundhedsinstitutioner" in danish.get_data(as_text=True)
+    english = client.get("/?lang=en")
+    assert "Health institutions" in english.get_data(as_text=True)
+
+
+def test_unknown_page_is_html_and_unknown_api_path_is_json(client):
+    page = client.get("/no-such-page")
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    api = client.get("/api/v1/no-such-thing")
+    assert api.status_code == 404 and api.get_json()["code"] == 404
+
+
+def test_openapi_document(client):
+    response = client.get("/api/openapi.json")
+    assert response.status_code == 200
+    assert "/api/v1/organisations/{sor_code}" in response.get_json()["paths"]

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from hierarchy.models import ShakCode
+from hierarchy.shak_format import ShakFormatError
+from hierarchy.shak_import import import_shak_file
+from tests.conftest import fixture_path
+
+SAMPLE = fixture_path("shak_sample.TXT")
+FULL_REGISTER = Path(__file__).parents[3] / "shared/data/sor/shak/SHAKCOMPLETE.TXT"
+
+
+def _count(session) -> int:
+    return session.execute(select(func.count()).select_from(ShakCode)).scalar_one()
+
+
+def test_sample_imports_with_history(session):
+    result = import_shak_file(session, SAMPLE, actor="test")
+    assert result.records == _count(session) == 58
+    assert result.added == 58 and result.withdrawn == 0
+    rigshospitalet = session.execute(
+        select(ShakCode).where(ShakCode.code == "1301")
+    ).scalar_one()
+    assert rigshospitalet.kind == "hospital" and rigshospitalet.text == "Rigshospitalet"
+    assert rigshospitalet.valid_to is None
+    sections = session.execute(
+        select(ShakCode).where(ShakCode.code == "1301011").order_by(ShakCode.valid_from)
+    ).scalars().all()
+    assert len(sections) >= 2  # the same code with its earlier texts
+    assert sections[0].valid_to is not None and sections[0].hospital == "1301"
+    assert all(row.text_search == row.text_search.lower() for row in sections)
+
+
+def test_reimport_reports_no_change(session):
+    import_shak_file(session, SAMPLE, actor="test")
+    again = import_shak_file(session, SAMPLE, actor="test")
+    assert (again.added, again.changed, again.withdrawn, again.unchanged) == (0, 0, 0, 58)
+    assert _count(session) == 58
+
+
+def test_bad_file_changes_nothing(session, tmp_path):
+    import_shak_file(session, SAMPLE, actor="test")
+    lines = SAMPLE.read_bytes().splitlines(keepends=True)
+    broken = tmp_path / "broken.TXT"
+    broken.write_bytes(b"".join(lines[:10]) + lines[10][:100] + b"\r\n" + b"".join(lines[11:]))
+    with pytest.raises(ShakFormatError) as caught:
+        import_shak_file(session, broken, actor="test")
+    assert caught.value.line == 11
+    assert _count(session) == 58
+
+
+@pytest.mark.skipif(not FULL_REGISTER.exists(), reason="the shared data folder is not beside")
+def test_the_real_register_imports(session):
+    result = import_shak_file(session, FULL_REGISTER, actor="test")
+    assert result.records == 19428
+    assert result.counts == {"hospital": 1017, "department": 1899, "section": 16512}
+    assert _count(session) == 19428
