@@ -1011,8 +1011,8 @@ class _Gen:
         addr = self.address(kommune, "Rådhuspladsen" if r.random() < 0.5 else "Torvet", "1")
         first, to = self.owner(iename, OWNER_MUNICIPALITY, addr, self.cvr(), domain, 1.0, 1.0)
         rest = budget - 1
-        n_si = max(1, round(rest / r.uniform(5.0, 7.0)))
-        sizes = _split(r, rest, n_si, 1.6)
+        n_si = max(1, min(rest, round(rest / r.uniform(5.0, 7.0))))
+        sizes = _split(r, rest, n_si, 1.6) if rest > 0 else []
         kinds = MUNICIPAL_SI
         total_w = sum(k[1] for k in kinds)
         for size in sizes:
@@ -1049,7 +1049,7 @@ class _Gen:
         first, to = self.owner(name, OWNER_STATE, addr, self.cvr(), domain, 1.0, 1.0)
         rest = budget - 1
         n_si = max(1, min(rest, len(sis) + rest // 40))
-        sizes = _split(r, rest, n_si, 1.6)
+        sizes = _split(r, rest, n_si, 1.6) if rest > 0 else []
         for i, size in enumerate(sizes):
             stype, sname = sis[i % len(sis)]
             if i >= len(sis):
@@ -1209,7 +1209,7 @@ def _plan(entities: int, seed: int, municipalities: int | None, regions: int | N
     if state_owners is None:
         state_owners = 3 if n >= 20_000 else (1 if n >= 2000 else 0)
 
-    region_budget = round(n * 0.10 * regions / 5) if regions else 0
+    region_budget = round(n * 0.13 * regions / 5) if regions else 0
     if regions:
         region_budget = max(region_budget, regions * 3)
     state_budget = max(round(n * 0.005), 4 * state_owners) if state_owners else 0
@@ -1254,13 +1254,18 @@ def _plan(entities: int, seed: int, municipalities: int | None, regions: int | N
 
     # Municipalities: budgets proportional to population, clipped to a 1:3 range.
     codes = sorted(rng.sample([m[0] for m in MUNICIPALITIES], municipalities))
+    # Weight by population rank, spread evenly over 0.50..1.44 (mean ~1): at 200,000
+    # entities every municipality gets 500-1,500 units, the biggest the most.
     pops = {m[0]: m[3] for m in MUNICIPALITIES}
-    mean = sum(pops.values()) / len(pops)
-    weights = [min(1.5, max(0.5, pops[c] / mean)) * rng.uniform(0.9, 1.1) for c in codes]
+    by_pop = sorted(codes, key=lambda c: pops[c])
+    rank = {c: i / max(1, len(codes) - 1) for i, c in enumerate(by_pop)}
+    weights = [(0.50 + 0.94 * rank[c] if len(codes) > 1 else 1.0) * rng.uniform(0.98, 1.02)
+               for c in codes]
     sw = sum(weights) or 1.0
-    muni_sizes = [int(muni_budget * x / sw) for x in weights]
-    if muni_sizes:
-        muni_sizes[0] += muni_budget - sum(muni_sizes)
+    # At least 3 each (owner, institution, unit); the rest by weight.
+    muni_sizes = [3 + int((muni_budget - 3 * len(codes)) * x / sw) for x in weights]
+    for i in range(muni_budget - sum(muni_sizes)):
+        muni_sizes[i % len(muni_sizes)] += 1
     region_codes = sorted(REGIONS)[:regions] if regions < 5 else sorted(REGIONS)
     if regions and regions < 5:
         region_codes = sorted(rng.sample(sorted(REGIONS), regions))

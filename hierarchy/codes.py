@@ -72,7 +72,6 @@ def clinical_speciality_names() -> dict[str, str]:
         row["snomed_code"]: row["danish_name"]
         for row in _rows("sor_clinical_specialities_sdm2013.csv")
     }
-    names.update(
-        {row["snomed_code"]: row["danish_name"] for row in _rows("sor_clinical_specialities_da_medcom.csv")}
-    )
+    for row in _rows("sor_clinical_specialities_da_medcom.csv"):
+        names[row["snomed_code"]] = row["danish_name"]
     return names

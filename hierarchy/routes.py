@@ -15,7 +15,8 @@ from sorregistry.extensions import db
 blp = Blueprint(
     "organisations",
     __name__,
-    description="The register of health-care organisations / Sundhedsvæsenets Organisationsregister",
+    description="The register of health-care organisations / "
+    "Sundhedsvæsenets Organisationsregister",
 )
 
 

@@ -396,7 +396,7 @@ def _merge(
     run = ImportRun(
         kind="sor",
         file_name=", ".join(str(p) for p in paths)[:500],
-        file_sha256=shas[0] if len(shas) == 1 else hashlib.sha256("".join(shas).encode()).hexdigest(),
+        file_sha256=shas[0] if len(shas) == 1 else _combined_digest(shas),
         format=result.format,
         snapshot_date=result.snapshot_date,
         full=scope == "full",
@@ -482,6 +482,10 @@ def _merge(
     session.flush()
     if connection.dialect.name == "postgresql":
         connection.execute(text("ANALYZE organisations"))
+
+
+def _combined_digest(digests: list[str]) -> str:
+    return hashlib.sha256("".join(digests).encode()).hexdigest()
 
 
 def _timestamp(now: datetime) -> Any:

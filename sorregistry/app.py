@@ -47,11 +47,10 @@ def _check_secret_key(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from sorregistry.database import configure_engine
-    from sorregistry.extensions import api, db, migrate
-
     # Import every package's models so that the metadata is complete.
     import hierarchy.models  # noqa: F401
+    from sorregistry.database import configure_engine
+    from sorregistry.extensions import api, db, migrate
 
     db.init_app(app)
     with app.app_context():

@@ -1,0 +1,47 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+# Everything they need is installed here, system packages included.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SOR_ENV ?= development
+HOST ?= 127.0.0.1
+PORT ?= 5000
+export SOR_ENV
+
+.PHONY: run test install system-packages lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian packages the test suite uses: a real PostgreSQL server.
+system-packages:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "Installing Debian's postgresql (the tests start their own server)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib >/dev/null; \
+	fi
+
+run: install
+	$(BIN)/sorregistry db upgrade
+	$(BIN)/sorregistry load-demo --if-empty
+	$(BIN)/sorregistry run --host $(HOST) --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install system-packages lint
+	$(BIN)/pytest
+
+bench: install system-packages
+	$(BIN)/python bench/bench_import.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .hypothesis
