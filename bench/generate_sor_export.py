@@ -687,7 +687,7 @@ class _Gen:
         return (street, number, pc[0], pc[1], kommune, f"{r.randint(1, 9899):04d}", m[2],
                 north, east)
 
-    def dates(self, lo: int, hi: int, closed_parent: int | None, p_close: float = 0.005
+    def dates(self, lo: int, hi: int, closed_parent: int | None, p_close: float = 0.008
               ) -> tuple[int, int, int, int | None]:
         """FirstFromDate, FromDate, UpdatedAt, ToDate (ordinals) within [lo, hi]."""
         r = self.rng
@@ -795,7 +795,7 @@ class _Gen:
         address: Address | None, codes: bool = True, visiting: bool = False,
         virtual: tuple[str | None, str | None] | None = None, fax: bool = False,
         shak: str | None = None, yder: str | None = None, specs: tuple[str, ...] = (),
-        gln: str | None = None, cvr: str | None = None, p_close: float = 0.005,
+        gln: str | None = None, cvr: str | None = None, p_close: float = 0.008,
     ) -> tuple[str, int, int | None]:
         """Write one IE, SI or OE element (not its ``...Entity`` wrapper).
 
@@ -879,8 +879,12 @@ class _Gen:
     def virtual_for(self, name: str, domain: str, p_email: float, p_web: float
                     ) -> tuple[str | None, str | None]:
         r = self.rng
-        slug = _slug(name)
-        email = f"{slug[:24]}@{domain}" if r.random() < p_email else None
+        email = None
+        if r.random() < p_email:
+            local = r.choice(("info", "kontakt", "post", _slug(name)[:24]))
+            if local in domain:
+                local = "kontakt"
+            email = f"{local}@{domain}"
         web = f"www.{domain}" if r.random() < p_web and domain != "gmail.com" else None
         return email, web
 
@@ -1090,7 +1094,7 @@ class _Gen:
         if r.random() < 0.3:
             domain = "gmail.com"
         first, to = self.owner(oname, OWNER_PRIVATE, addr, self.cvr(), domain, 0.6, 0.4,
-                               p_close=0.01)
+                               p_close=0.012)
         if specs is None:
             spec_codes = (r.choice(SPECIALIST_SPECS),)
         else:
@@ -1120,8 +1124,7 @@ class _Gen:
             self.entity(
                 "OE", 4, pname, stype, lo=sfirst, hi=sto or self.snapshot_ord - 1,
                 closed_parent=sto, leaf=True,
-                address=self.address(kommune, addr[0], addr[1], (addr[2], addr[3]))
-                if own_addr else None,
+                address=addr if own_addr else None,
                 codes=r.random() < 0.9,
                 virtual=self.virtual_for(pname, domain, 0.5, 0.0) if r.random() < 0.3 else None,
                 yder=yder, specs=spec_codes)
@@ -1254,12 +1257,12 @@ def _plan(entities: int, seed: int, municipalities: int | None, regions: int | N
 
     # Municipalities: budgets proportional to population, clipped to a 1:3 range.
     codes = sorted(rng.sample([m[0] for m in MUNICIPALITIES], municipalities))
-    # Weight by population rank, spread evenly over 0.50..1.44 (mean ~1): at 200,000
+    # Weight by population rank, spread evenly over 0.53..1.41 (mean ~1): at 200,000
     # entities every municipality gets 500-1,500 units, the biggest the most.
     pops = {m[0]: m[3] for m in MUNICIPALITIES}
     by_pop = sorted(codes, key=lambda c: pops[c])
     rank = {c: i / max(1, len(codes) - 1) for i, c in enumerate(by_pop)}
-    weights = [(0.50 + 0.94 * rank[c] if len(codes) > 1 else 1.0) * rng.uniform(0.98, 1.02)
+    weights = [(0.53 + 0.88 * rank[c] if len(codes) > 1 else 1.0) * rng.uniform(0.98, 1.02)
                for c in codes]
     sw = sum(weights) or 1.0
     # At least 3 each (owner, institution, unit); the rest by weight.
@@ -1269,7 +1272,10 @@ def _plan(entities: int, seed: int, municipalities: int | None, regions: int | N
     region_codes = sorted(REGIONS)[:regions] if regions < 5 else sorted(REGIONS)
     if regions and regions < 5:
         region_codes = sorted(rng.sample(sorted(REGIONS), regions))
-    region_sizes = [region_budget // regions] * regions if regions else []
+    # Hospital activity roughly follows the regions' populations.
+    rw = {"1081": 0.6, "1082": 1.2, "1083": 1.1, "1084": 1.6, "1085": 0.7}
+    rsum = sum(rw[c] for c in region_codes)
+    region_sizes = [max(3, int(region_budget * rw[c] / rsum)) for c in region_codes]
     if region_sizes:
         region_sizes[0] += region_budget - sum(region_sizes)
     state_sizes = [state_budget // state_owners] * state_owners if state_owners else []

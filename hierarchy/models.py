@@ -57,10 +57,10 @@ class Organisation(Base):
     )
     name: Mapped[str] = mapped_column(String(255))
     entity_type: Mapped[str | None] = mapped_column(String(20), index=True)
-    cvr: Mapped[str | None] = mapped_column(String(8), index=True)
+    cvr: Mapped[str | None] = mapped_column(String(8))
     shak: Mapped[str | None] = mapped_column(String(7), index=True)
     ydernummer: Mapped[str | None] = mapped_column(String(9), index=True)
-    gln: Mapped[str | None] = mapped_column(String(13), index=True)
+    gln: Mapped[str | None] = mapped_column(String(13))
     gln_inherited: Mapped[bool] = mapped_column(Boolean, default=False)
     p_number: Mapped[str | None] = mapped_column(String(10))
     postal_address: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
@@ -78,21 +78,21 @@ class Organisation(Base):
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
     first_valid_from: Mapped[date | None] = mapped_column(Date)
     valid_from: Mapped[date | None] = mapped_column(Date)
-    valid_to: Mapped[date | None] = mapped_column(Date, index=True)
+    valid_to: Mapped[date | None] = mapped_column(Date)
     source_updated_at: Mapped[date | None] = mapped_column(Date)
 
     # Derived from the tree and from inheritance.
     path: Mapped[str] = mapped_column(String(400))
     depth: Mapped[int] = mapped_column(Integer)
-    owner_sor_code: Mapped[str] = mapped_column(String(18), index=True)
-    institution_sor_code: Mapped[str | None] = mapped_column(String(18), index=True)
+    owner_sor_code: Mapped[str] = mapped_column(String(18))
+    institution_sor_code: Mapped[str | None] = mapped_column(String(18))
     ownership: Mapped[str | None] = mapped_column(String(10), index=True)
     owner_cvr: Mapped[str | None] = mapped_column(String(8), index=True)
     name_search: Mapped[str] = mapped_column(String(255))
     effective: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
     inherited: Mapped[list[str]] = mapped_column(JsonDocument)
     eff_postal_code: Mapped[str | None] = mapped_column(String(10), index=True)
-    eff_municipality_code: Mapped[str | None] = mapped_column(String(4), index=True)
+    eff_municipality_code: Mapped[str | None] = mapped_column(String(4))
     eff_region_code: Mapped[str | None] = mapped_column(String(4))
 
     # Book-keeping: which version is current, and fingerprints that let an
@@ -134,9 +134,8 @@ class OrganisationVersion(Base):
     snapshot: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
 
     __table_args__ = (
+        # Serves every per-organisation read: history, the version as of a moment.
         UniqueConstraint("sor_code", "version"),
-        Index("ix_organisation_versions_recorded", "sor_code", "recorded_at"),
-        Index("ix_organisation_versions_open", "superseded_at"),
     )
 
 

@@ -16,9 +16,10 @@ export) raise :class:`SorFileError` naming the line. Problems with one
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import IO, Any
 
 from lxml import etree
@@ -128,10 +129,18 @@ class SorHeader:
     snapshot_date: date | None = None
 
 
+_LOCAL_NAMES: dict[object, str] = {}
+
+
 def _local(tag: object) -> str:
-    if not isinstance(tag, str):  # comments and processing instructions
-        return ""
-    return tag.rpartition("}")[2]
+    """The local name of *tag* ('{namespace}name' -> 'name'), cached: tags repeat."""
+    try:
+        return _LOCAL_NAMES[tag]
+    except KeyError:
+        # Comments, processing instructions and entities have non-string tags.
+        name = tag.rpartition("}")[2] if isinstance(tag, str) else ""
+        _LOCAL_NAMES[tag] = name
+        return name
 
 
 def _text(element: etree._Element) -> str | None:
@@ -183,80 +192,124 @@ def _sor_codes(element: etree._Element) -> list[str]:
     ]
 
 
+def _set_text(attribute: str) -> Callable[[etree._Element, SorEntity, dict[str, Any]], None]:
+    def handle(element: etree._Element, entity: SorEntity, _: dict[str, Any]) -> None:
+        setattr(entity, attribute, _text(element))
+
+    return handle
+
+
+def _set_attribute(key: str) -> Callable[[etree._Element, SorEntity, dict[str, Any]], None]:
+    def handle(element: etree._Element, _: SorEntity, attributes: dict[str, Any]) -> None:
+        attributes[key] = _text(element)
+
+    return handle
+
+
+def _set_address(attribute: str) -> Callable[[etree._Element, SorEntity, dict[str, Any]], None]:
+    def handle(element: etree._Element, entity: SorEntity, _: dict[str, Any]) -> None:
+        setattr(entity, attribute, _address(element))
+
+    return handle
+
+
+def _read_ean_option(element: etree._Element, entity: SorEntity, attributes: dict) -> None:
+    for sub in element:
+        sub_name = _local(sub.tag)
+        if sub_name in ("EntityInheritedIndicator", "EntityInheritanceIndicator"):
+            entity.gln_inherited = bool(_flag(_text(sub)))
+        elif sub_name == "EanLocationCodeEntity":
+            _read_ean(sub, entity, attributes)
+
+
+def _read_contacts(element: etree._Element, entity: SorEntity, _: dict[str, Any]) -> None:
+    for sub in element:
+        key = CONTACT_PARTS.get(_local(sub.tag))
+        if key is not None:
+            setattr(entity, key, _text(sub))
+
+
+def _read_status(element: etree._Element, entity: SorEntity, _: dict[str, Any]) -> None:
+    for sub in element:
+        key = STATUS_PARTS.get(_local(sub.tag))
+        if key is not None:
+            setattr(entity, key, _parse_date(_text(sub), key, entity.problems))
+
+
+def _read_specialities(element: etree._Element, entity: SorEntity, _: dict[str, Any]) -> None:
+    specialities = []
+    for speciality in element:
+        item = {}
+        for sub in speciality:
+            sub_name = _local(sub.tag)
+            if sub_name == "SpecialityCode" and (value := _text(sub)):
+                item["code"] = value
+            elif sub_name == "SpecialityType" and (value := _text(sub)):
+                item["type"] = value
+        if "code" in item:
+            specialities.append(item)
+    entity.clinical_specialities = specialities or None
+
+
+def _read_replaces(element: etree._Element, entity: SorEntity, _: dict[str, Any]) -> None:
+    entity.replaces = _sor_codes(element) or None
+
+
+def _read_replaced_by(element: etree._Element, entity: SorEntity, _: dict[str, Any]) -> None:
+    entity.replaced_by = _sor_codes(element) or None
+
+
+def _read_geography(element: etree._Element, _: SorEntity, attributes: dict[str, Any]) -> None:
+    for sub in element:
+        sub_name = _local(sub.tag)
+        if sub_name == "GeographicalParentRelation":
+            attributes["geographical_parent_relation"] = _text(sub)
+        elif sub_name == "GeographicalParentSorIdentifier":
+            attributes["geographical_parent_sor_code"] = _text(sub)
+
+
+def _read_unit_flags(element: etree._Element, _: SorEntity, attributes: dict[str, Any]) -> None:
+    for sub in element:
+        key = FLAG_ELEMENTS.get(_local(sub.tag))
+        if key is not None:
+            attributes[key] = _flag(_text(sub))
+
+
+# What to do with each child element of an entity, by local name.
+_HANDLERS: dict[str, Callable[[etree._Element, SorEntity, dict[str, Any]], None]] = {
+    "SorIdentifier": _set_text("sor_code"),
+    "EntityName": _set_text("name"),
+    **{name: _set_text("entity_type") for name in TYPE_ELEMENTS},
+    "ShakIdentifier": _set_text("shak"),
+    "ProviderIdentifier": _set_text("ydernummer"),
+    "CVRnumberIdentifier": _set_text("cvr"),
+    **{name: _set_text("p_number") for name in P_NUMBER_ELEMENTS},
+    "PharmacyIdentifier": _set_attribute("pharmacy_identifier"),
+    "LocalCode": _set_attribute("local_code"),
+    "EanLocationCodeEntity": lambda element, entity, attributes: _read_ean(
+        element, entity, attributes
+    ),
+    "OptionalEanLocationCode": _read_ean_option,
+    "EanLocationCodeOption": _read_ean_option,
+    **{name: _set_address(attribute) for name, attribute in ADDRESS_ELEMENTS.items()},
+    "VirtualAddressInformation": _read_contacts,
+    "SorStatus": _read_status,
+    "ClinicalSpecialityCollection": _read_specialities,
+    "ReplacesEntityCollection": _read_replaces,
+    "ReplacedByEntityCollection": _read_replaced_by,
+    "GeographicalParent": _read_geography,
+    "OrganizationalUnitInformation": _read_unit_flags,
+}
+
+
 def _read_entity(element: etree._Element, level: str, parent: str | None) -> SorEntity:
     entity = SorEntity(level=level, line=element.sourceline or 0, parent_sor_code=parent)
-    problems = entity.problems
     attributes: dict[str, Any] = {}
+    handlers = _HANDLERS
     for child in element:
-        name = _local(child.tag)
-        if name == "SorIdentifier":
-            entity.sor_code = _text(child)
-        elif name == "EntityName":
-            entity.name = _text(child)
-        elif name in TYPE_ELEMENTS:
-            entity.entity_type = _text(child)
-        elif name == "ShakIdentifier":
-            entity.shak = _text(child)
-        elif name == "ProviderIdentifier":
-            entity.ydernummer = _text(child)
-        elif name == "CVRnumberIdentifier":
-            entity.cvr = _text(child)
-        elif name in P_NUMBER_ELEMENTS:
-            entity.p_number = _text(child)
-        elif name == "PharmacyIdentifier":
-            attributes["pharmacy_identifier"] = _text(child)
-        elif name == "LocalCode":
-            attributes["local_code"] = _text(child)
-        elif name == "EanLocationCodeEntity":
-            _read_ean(child, entity, attributes)
-        elif name in ("OptionalEanLocationCode", "EanLocationCodeOption"):
-            for sub in child:
-                sub_name = _local(sub.tag)
-                if sub_name in ("EntityInheritedIndicator", "EntityInheritanceIndicator"):
-                    entity.gln_inherited = bool(_flag(_text(sub)))
-                elif sub_name == "EanLocationCodeEntity":
-                    _read_ean(sub, entity, attributes)
-        elif name in ADDRESS_ELEMENTS:
-            setattr(entity, ADDRESS_ELEMENTS[name], _address(child))
-        elif name == "VirtualAddressInformation":
-            for sub in child:
-                key = CONTACT_PARTS.get(_local(sub.tag))
-                if key is not None:
-                    setattr(entity, key, _text(sub))
-        elif name == "SorStatus":
-            for sub in child:
-                key = STATUS_PARTS.get(_local(sub.tag))
-                if key is not None:
-                    setattr(entity, key, _parse_date(_text(sub), key, problems))
-        elif name == "ClinicalSpecialityCollection":
-            specialities = []
-            for speciality in child:
-                item = {}
-                for sub in speciality:
-                    sub_name = _local(sub.tag)
-                    if sub_name == "SpecialityCode" and (value := _text(sub)):
-                        item["code"] = value
-                    elif sub_name == "SpecialityType" and (value := _text(sub)):
-                        item["type"] = value
-                if "code" in item:
-                    specialities.append(item)
-            entity.clinical_specialities = specialities or None
-        elif name == "ReplacesEntityCollection":
-            entity.replaces = _sor_codes(child) or None
-        elif name == "ReplacedByEntityCollection":
-            entity.replaced_by = _sor_codes(child) or None
-        elif name == "GeographicalParent":
-            for sub in child:
-                sub_name = _local(sub.tag)
-                if sub_name == "GeographicalParentRelation":
-                    attributes["geographical_parent_relation"] = _text(sub)
-                elif sub_name == "GeographicalParentSorIdentifier":
-                    attributes["geographical_parent_sor_code"] = _text(sub)
-        elif name == "OrganizationalUnitInformation":
-            for sub in child:
-                key = FLAG_ELEMENTS.get(_local(sub.tag))
-                if key is not None:
-                    attributes[key] = _flag(_text(sub))
+        handler = handlers.get(_local(child.tag))
+        if handler is not None:
+            handler(child, entity, attributes)
     entity.attributes = {k: v for k, v in attributes.items() if v is not None} or None
     _check(entity)
     return entity
@@ -291,7 +344,8 @@ def _check(entity: SorEntity) -> None:
     problems = entity.problems
     if entity.sor_code is None:
         problems.append("SorIdentifier is missing")
-    else:
+    elif not ids.SOR_CODE_RE.fullmatch(entity.sor_code):
+        # The full validator only runs to say what is wrong (or to strip spaces).
         try:
             entity.sor_code = ids.validate_sor_code(entity.sor_code)
         except ids.IdentifierError as exc:
@@ -319,18 +373,33 @@ def _check(entity: SorEntity) -> None:
         address = getattr(entity, attribute)
         if not address:
             continue
-        if "municipality_code" in address:
-            try:
-                address["municipality_code"] = ids.validate_municipality_code(
-                    address["municipality_code"]
-                )
-            except ids.IdentifierError as exc:
-                problems.append(f"{attribute} MunicipalityCode: {exc}")
-        if "region_code" in address:
-            try:
-                address["region_code"] = ids.validate_region_code(address["region_code"])
-            except ids.IdentifierError as exc:
-                problems.append(f"{attribute} RegionCode: {exc}")
+        for key, validate, label in (
+            ("municipality_code", _municipality_code, "MunicipalityCode"),
+            ("region_code", _region_code, "RegionCode"),
+        ):
+            if key in address:
+                valid, value = validate(address[key])
+                if valid:
+                    address[key] = value
+                else:
+                    problems.append(f"{attribute} {label}: {value}")
+
+
+# Municipality and region codes repeat on nearly every entity: validate each once.
+@lru_cache(maxsize=4096)
+def _municipality_code(value: str) -> tuple[bool, str]:
+    try:
+        return True, ids.validate_municipality_code(value)
+    except ids.IdentifierError as exc:
+        return False, str(exc)
+
+
+@lru_cache(maxsize=64)
+def _region_code(value: str) -> tuple[bool, str]:
+    try:
+        return True, ids.validate_region_code(value)
+    except ids.IdentifierError as exc:
+        return False, str(exc)
 
 
 class _CountingReader:
@@ -354,24 +423,26 @@ def read_sor_export(
     The header (format, snapshot date) is appended to *header_out* as soon as
     the root element has been seen.
     """
+    # Only the elements that matter reach Python; lxml skips the rest in C.
+    wanted = ["SorTree", "SnapshotDate", "CreatedAtTime", *ENTITY_CONTAINERS, *ENTITY_ELEMENTS]
     events = etree.iterparse(
         handle,
         events=("start", "end"),
+        tag=[f"{{*}}{name}" for name in wanted],
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         huge_tree=False,
         remove_comments=True,
+        remove_pis=True,
     )
     stack: list[tuple[str, str | None]] = []  # (level, sor code) of the open entities
     header: SorHeader | None = None
-    depth = 0
     try:
         for event, element in events:
             name = _local(element.tag)
             if event == "start":
-                depth += 1
-                if depth == 1:
+                if header is None:
                     namespace = element.tag.partition("}")[0].lstrip("{")
                     if name != "SorTree" or namespace not in FORMATS:
                         raise SorFileError(
@@ -395,8 +466,9 @@ def read_sor_export(
                         )
                     stack.append((level, None))
                 continue
-            depth -= 1
-            if name in ENTITY_ELEMENTS and stack and stack[-1][1] is None:
+            if name in ENTITY_ELEMENTS:
+                if not stack or stack[-1][1] is not None:
+                    continue  # not the data element of an open entity
                 level = stack[-1][0]
                 parent = stack[-2][1] if len(stack) > 1 else None
                 entity = _read_entity(element, level, parent)
@@ -413,7 +485,7 @@ def read_sor_export(
                     # Drop the finished subtree so memory stays flat.
                     while element.getprevious() is not None:
                         del parent_element[0]
-            elif depth == 1 and header is not None:
+            elif header is not None and not stack:
                 if name == "SnapshotDate":
                     problems: list[str] = []
                     header.snapshot_date = _parse_date(_text(element), "SnapshotDate", problems)
@@ -426,7 +498,9 @@ def read_sor_export(
         message = str(exc.msg or exc).strip()
         raise SorFileError(f"the file is not well-formed XML: {message}", line) from None
     if header is None:
-        raise SorFileError("the file is empty")
+        raise SorFileError(
+            "not a SOR XML export: the root element is not SorTree (SOR XML v1.0.0 or v2.0.0)"
+        )
 
 
 def _expected_level(stack: list[tuple[str, str | None]]) -> tuple[str, ...]:

@@ -26,6 +26,8 @@ def fold(text: str | None) -> str:
     if not text:
         return ""
     folded = text.casefold().translate(_LETTERS)
+    if folded.isascii():
+        return _SPACE.sub(" ", folded).strip()
     decomposed = unicodedata.normalize("NFKD", folded)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _SPACE.sub(" ", stripped).strip()

@@ -39,7 +39,7 @@ def load_demo(if_empty: bool) -> None:
     )
     with resources.as_file(demo) as folder:
         paths = [folder / entry.name for entry in sor_files]
-        result = import_sor_files(db.session, paths, actor="demo", partial=True)
+        result = import_sor_files(db.session, paths, actor="demo")
         db.session.commit()
         click.echo(result.summary())
         shak = folder / "SHAK_DEMO.TXT"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -22,8 +21,9 @@ NAMING_CONVENTION = {
 # A 64-bit key on PostgreSQL; SQLite only auto-increments INTEGER PRIMARY KEY.
 BigIntKey = BigInteger().with_variant(Integer(), "sqlite")
 
-# JSON documents: JSONB on PostgreSQL (indexable), JSON text elsewhere.
-JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+# JSON documents, stored as text on every back end: the register reads them
+# whole and filters on ordinary columns, and text is the fastest to load.
+JsonDocument = JSON()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -2,15 +2,14 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 10:30:28.672707
+Create Date: 2026-11-22 10:47:01.354072
 
 """
 from alembic import op
 import sqlalchemy as sa
-from sqlalchemy import Text
-from sqlalchemy.dialects import postgresql
 
 import sorregistry.models
+
 
 # revision identifiers, used by Alembic.
 revision = '0001'
@@ -31,8 +30,8 @@ def upgrade():
     sa.Column('actor', sa.String(length=255), nullable=False),
     sa.Column('started_at', sorregistry.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('finished_at', sorregistry.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('counts', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
-    sa.Column('problems', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
+    sa.Column('counts', sa.JSON(), nullable=False),
+    sa.Column('problems', sa.JSON(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_import_runs'))
     )
     op.create_table('organisations',
@@ -47,17 +46,17 @@ def upgrade():
     sa.Column('gln', sa.String(length=13), nullable=True),
     sa.Column('gln_inherited', sa.Boolean(), nullable=False),
     sa.Column('p_number', sa.String(length=10), nullable=True),
-    sa.Column('postal_address', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
-    sa.Column('visiting_address', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
-    sa.Column('activity_address', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
+    sa.Column('postal_address', sa.JSON(), nullable=True),
+    sa.Column('visiting_address', sa.JSON(), nullable=True),
+    sa.Column('activity_address', sa.JSON(), nullable=True),
     sa.Column('phone', sa.String(length=40), nullable=True),
     sa.Column('fax', sa.String(length=40), nullable=True),
     sa.Column('email', sa.String(length=255), nullable=True),
     sa.Column('website', sa.String(length=255), nullable=True),
-    sa.Column('clinical_specialities', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
-    sa.Column('replaces', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
-    sa.Column('replaced_by', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
-    sa.Column('attributes', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
+    sa.Column('clinical_specialities', sa.JSON(), nullable=True),
+    sa.Column('replaces', sa.JSON(), nullable=True),
+    sa.Column('replaced_by', sa.JSON(), nullable=True),
+    sa.Column('attributes', sa.JSON(), nullable=True),
     sa.Column('first_valid_from', sa.Date(), nullable=True),
     sa.Column('valid_from', sa.Date(), nullable=True),
     sa.Column('valid_to', sa.Date(), nullable=True),
@@ -69,8 +68,8 @@ def upgrade():
     sa.Column('ownership', sa.String(length=10), nullable=True),
     sa.Column('owner_cvr', sa.String(length=8), nullable=True),
     sa.Column('name_search', sa.String(length=255), nullable=False),
-    sa.Column('effective', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
-    sa.Column('inherited', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('effective', sa.JSON(), nullable=False),
+    sa.Column('inherited', sa.JSON(), nullable=False),
     sa.Column('eff_postal_code', sa.String(length=10), nullable=True),
     sa.Column('eff_municipality_code', sa.String(length=4), nullable=True),
     sa.Column('eff_region_code', sa.String(length=4), nullable=True),
@@ -83,20 +82,14 @@ def upgrade():
     sa.PrimaryKeyConstraint('sor_code', name=op.f('pk_organisations'))
     )
     with op.batch_alter_table('organisations', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_organisations_cvr'), ['cvr'], unique=False)
-        batch_op.create_index(batch_op.f('ix_organisations_eff_municipality_code'), ['eff_municipality_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_organisations_eff_postal_code'), ['eff_postal_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_organisations_entity_type'), ['entity_type'], unique=False)
-        batch_op.create_index(batch_op.f('ix_organisations_gln'), ['gln'], unique=False)
-        batch_op.create_index(batch_op.f('ix_organisations_institution_sor_code'), ['institution_sor_code'], unique=False)
         batch_op.create_index('ix_organisations_name_search', ['name_search'], unique=False)
         batch_op.create_index(batch_op.f('ix_organisations_owner_cvr'), ['owner_cvr'], unique=False)
-        batch_op.create_index(batch_op.f('ix_organisations_owner_sor_code'), ['owner_sor_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_organisations_ownership'), ['ownership'], unique=False)
         batch_op.create_index(batch_op.f('ix_organisations_parent_sor_code'), ['parent_sor_code'], unique=False)
         batch_op.create_index('ix_organisations_path', ['path'], unique=False, postgresql_ops={'path': 'text_pattern_ops'})
         batch_op.create_index(batch_op.f('ix_organisations_shak'), ['shak'], unique=False)
-        batch_op.create_index(batch_op.f('ix_organisations_valid_to'), ['valid_to'], unique=False)
         batch_op.create_index(batch_op.f('ix_organisations_ydernummer'), ['ydernummer'], unique=False)
 
     op.create_table('organisation_versions',
@@ -109,16 +102,12 @@ def upgrade():
     sa.Column('actor', sa.String(length=255), nullable=False),
     sa.Column('reference', sa.String(length=255), nullable=True),
     sa.Column('import_run_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('snapshot', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('snapshot', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['import_run_id'], ['import_runs.id'], name=op.f('fk_organisation_versions_import_run_id_import_runs')),
     sa.ForeignKeyConstraint(['sor_code'], ['organisations.sor_code'], name=op.f('fk_organisation_versions_sor_code_organisations')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_organisation_versions')),
     sa.UniqueConstraint('sor_code', 'version', name=op.f('uq_organisation_versions_sor_code'))
     )
-    with op.batch_alter_table('organisation_versions', schema=None) as batch_op:
-        batch_op.create_index('ix_organisation_versions_open', ['superseded_at'], unique=False)
-        batch_op.create_index('ix_organisation_versions_recorded', ['sor_code', 'recorded_at'], unique=False)
-
     op.create_table('shak_codes',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('code', sa.String(length=7), nullable=False),
@@ -153,27 +142,17 @@ def downgrade():
         batch_op.drop_index('ix_shak_codes_code')
 
     op.drop_table('shak_codes')
-    with op.batch_alter_table('organisation_versions', schema=None) as batch_op:
-        batch_op.drop_index('ix_organisation_versions_recorded')
-        batch_op.drop_index('ix_organisation_versions_open')
-
     op.drop_table('organisation_versions')
     with op.batch_alter_table('organisations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_organisations_ydernummer'))
-        batch_op.drop_index(batch_op.f('ix_organisations_valid_to'))
         batch_op.drop_index(batch_op.f('ix_organisations_shak'))
         batch_op.drop_index('ix_organisations_path', postgresql_ops={'path': 'text_pattern_ops'})
         batch_op.drop_index(batch_op.f('ix_organisations_parent_sor_code'))
         batch_op.drop_index(batch_op.f('ix_organisations_ownership'))
-        batch_op.drop_index(batch_op.f('ix_organisations_owner_sor_code'))
         batch_op.drop_index(batch_op.f('ix_organisations_owner_cvr'))
         batch_op.drop_index('ix_organisations_name_search')
-        batch_op.drop_index(batch_op.f('ix_organisations_institution_sor_code'))
-        batch_op.drop_index(batch_op.f('ix_organisations_gln'))
         batch_op.drop_index(batch_op.f('ix_organisations_entity_type'))
         batch_op.drop_index(batch_op.f('ix_organisations_eff_postal_code'))
-        batch_op.drop_index(batch_op.f('ix_organisations_eff_municipality_code'))
-        batch_op.drop_index(batch_op.f('ix_organisations_cvr'))
 
     op.drop_table('organisations')
     op.drop_table('import_runs')
