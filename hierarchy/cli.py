@@ -53,6 +53,8 @@ def import_sor(
     for name in files:
         if not os.path.isfile(name):
             _fail(f"{name}: no such file")
+        if not os.access(name, os.R_OK):
+            _fail(f"{name}: not readable")
     scope = "full" if full else ("none" if no_close else "owners")
     actor = actor or f"import-sor by {os.environ.get('USER', 'unknown')}"
     groups = [list(files)] if full else [[name] for name in files]
@@ -72,9 +74,9 @@ def import_sor(
         except SorFileError as exc:
             db.session.rollback()
             _fail(f"{label}: {exc} — nothing was imported from this file")
-        except Exception:
+        except OSError as exc:
             db.session.rollback()
-            raise
+            _fail(f"{label}: cannot read the file ({exc.strerror or exc}) — nothing was imported")
         click.echo(result.summary())
 
 
@@ -101,6 +103,10 @@ def import_shak(file: str, actor: str | None) -> None:
     except ShakFormatError as exc:
         db.session.rollback()
         _fail(f"{Path(file).name}: {exc} — nothing was imported")
+    except OSError as exc:
+        db.session.rollback()
+        _fail(f"{Path(file).name}: cannot read the file ({exc.strerror or exc}) — "
+              "nothing was imported")
     click.echo(result.summary())
 
 

@@ -11,11 +11,12 @@ columns and leaves its history alone.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+
+import orjson
 
 from hierarchy.codes import OWNERSHIP_BY_TYPE
 from hierarchy.text import fold
@@ -89,12 +90,22 @@ def own_values_from_snapshot(snapshot: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def to_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+def snapshot_json(own: Mapping[str, Any]) -> bytes:
+    """The canonical JSON of an entity's own values: what versions store and hashes cover.
+
+    orjson writes dates as ISO strings, so this equals the JSON of :func:`snapshot_of`.
+    """
+    return orjson.dumps(
+        {name: own.get(name) for name in OWN_FIELDS}, option=orjson.OPT_SORT_KEYS
+    )
 
 
-def fingerprint(value: Any) -> str:
-    return hashlib.blake2b(to_json(value).encode("utf-8"), digest_size=16).hexdigest()
+def digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def content_fingerprint(own: Mapping[str, Any]) -> str:
+    return digest(snapshot_json(own))
 
 
 @dataclass(slots=True, frozen=True)
@@ -178,4 +189,21 @@ def placement_of(sor_code: str, level: str, derived: Mapping[str, Any]) -> Place
 
 
 def derived_fingerprint(derived: Mapping[str, Any]) -> str:
-    return fingerprint({name: derived[name] for name in DERIVED_FIELDS})
+    return digest(
+        orjson.dumps([derived[name] for name in DERIVED_FIELDS], option=orjson.OPT_SORT_KEYS)
+    )
+
+
+def placement_from_row(row: Any) -> Placement:
+    """The placement an organisation row gives its children."""
+    return Placement(
+        sor_code=row.sor_code,
+        level=row.level,
+        path=row.path,
+        depth=row.depth,
+        owner_sor_code=row.owner_sor_code,
+        owner_cvr=row.owner_cvr,
+        ownership=row.ownership,
+        institution_sor_code=row.institution_sor_code,
+        effective=row.effective,
+    )

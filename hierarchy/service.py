@@ -14,11 +14,34 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hierarchy import identifiers as ids
-from hierarchy.models import Organisation, OrganisationVersion
+from hierarchy.models import VERSION_SOURCES, Organisation, OrganisationVersion
+from hierarchy.records import (
+    OWN_FIELDS,
+    Placement,
+    content_fingerprint,
+    derive,
+    derived_fingerprint,
+    placement_from_row,
+    snapshot_of,
+)
+from sorregistry.models import utcnow
 
 
 class NotFound(LookupError):
     """No organisation with that SOR code (at that time)."""
+
+
+class InvalidChange(ValueError):
+    """A change the register cannot take; ``errors`` maps fields to reasons."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {reason}" for field, reason in errors.items()))
+
+
+# Fields a change may set; the tree structure (level) is fixed at creation.
+CHANGEABLE_FIELDS = frozenset(OWN_FIELDS) - {"level"}
+CHILD_LEVELS = {"IE": ("SI",), "SI": ("OE",), "OE": ("OE",)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +162,202 @@ def children(session: Session, sor_code: str) -> list[Organisation]:
             .order_by(Organisation.name_search)
         ).scalars()
     )
+
+
+def create_organisation(
+    session: Session,
+    sor_code: str,
+    values: dict[str, Any],
+    *,
+    source: str,
+    actor: str,
+    reference: str | None = None,
+) -> Organisation:
+    """Put a new organisation into the register with its first version.
+
+    *values* are its own values (see ``hierarchy.records.OWN_FIELDS``);
+    ``level`` is required, and ``parent_sor_code`` for an SI or OE.
+    """
+    _check_source(source)
+    sor_code = ids.validate_sor_code(sor_code)
+    if session.get(Organisation, sor_code) is not None:
+        raise InvalidChange({"sor_code": f"SOR code {sor_code} is already in the register"})
+    unknown = set(values) - set(OWN_FIELDS)
+    if unknown:
+        raise InvalidChange({name: "not a field of an organisation" for name in sorted(unknown)})
+    own = {name: values.get(name) for name in OWN_FIELDS}
+    own["gln_inherited"] = bool(own["gln_inherited"])
+    if not own["name"]:
+        raise InvalidChange({"name": "a name is required"})
+    parent = _parent_placement(session, own)
+    derived = derive(own, sor_code, parent)
+    now = utcnow()
+    organisation = Organisation(
+        sor_code=sor_code,
+        **own,
+        **derived,
+        version=1,
+        content_hash=content_fingerprint(own),
+        derived_hash=derived_fingerprint(derived),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(organisation)
+    session.flush()
+    _record_version(session, organisation, own, now, source, actor, reference)
+    return organisation
+
+
+def change_organisation(
+    session: Session,
+    sor_code: str,
+    changes: dict[str, Any],
+    *,
+    source: str,
+    actor: str,
+    reference: str | None = None,
+) -> Organisation:
+    """Change an organisation's own values, record the version, and pass the change on.
+
+    What its units inherit (address, contact data, GLN, owner, ownership) is
+    recomputed for the whole subtree; they get no version of their own, since
+    their own values did not change. A change that changes nothing records nothing.
+    """
+    _check_source(source)
+    organisation = get_organisation(session, sor_code)
+    unknown = set(changes) - CHANGEABLE_FIELDS
+    if unknown:
+        raise InvalidChange(
+            {name: "cannot be changed (not a field, or fixed)" for name in sorted(unknown)}
+        )
+    own = {name: getattr(organisation, name) for name in OWN_FIELDS}
+    own.update(changes)
+    if not own["name"]:
+        raise InvalidChange({"name": "a name is required"})
+    content_hash = content_fingerprint(own)
+    if content_hash == organisation.content_hash:
+        return organisation
+    old_path = organisation.path
+    parent = _parent_placement(session, own, moving=organisation)
+    derived = derive(own, organisation.sor_code, parent)
+    now = utcnow()
+    for name, value in {**own, **derived}.items():
+        setattr(organisation, name, value)
+    organisation.version += 1
+    organisation.content_hash = content_hash
+    organisation.derived_hash = derived_fingerprint(derived)
+    organisation.updated_at = now
+    session.execute(
+        OrganisationVersion.__table__.update()
+        .where(
+            OrganisationVersion.sor_code == organisation.sor_code,
+            OrganisationVersion.superseded_at.is_(None),
+        )
+        .values(superseded_at=now)
+    )
+    _record_version(session, organisation, own, now, source, actor, reference)
+    _refresh_subtree(session, organisation, old_path, now)
+    return organisation
+
+
+def close_organisation(
+    session: Session,
+    sor_code: str,
+    closing_date: date,
+    *,
+    source: str,
+    actor: str,
+    reference: str | None = None,
+) -> Organisation:
+    """Close an organisation and every open unit under it as of *closing_date*."""
+    organisation = get_organisation(session, sor_code)
+    if organisation.valid_from and closing_date < organisation.valid_from:
+        raise InvalidChange({"valid_to": "the closing date is before the organisation's start"})
+    descendants = session.execute(
+        select(Organisation.sor_code)
+        .where(
+            Organisation.path.like(f"{organisation.path}%"),
+            Organisation.sor_code != organisation.sor_code,
+            (Organisation.valid_to.is_(None)) | (Organisation.valid_to > closing_date),
+        )
+        .order_by(Organisation.depth.desc())
+    ).scalars().all()
+    for code in descendants:
+        change_organisation(session, code, {"valid_to": closing_date}, source=source,
+                            actor=actor, reference=reference)
+    return change_organisation(session, sor_code, {"valid_to": closing_date}, source=source,
+                               actor=actor, reference=reference)
+
+
+def _check_source(source: str) -> None:
+    if source not in VERSION_SOURCES:
+        raise ValueError(f"source must be one of {', '.join(VERSION_SOURCES)}")
+
+
+def _parent_placement(
+    session: Session, own: dict[str, Any], moving: Organisation | None = None
+) -> Placement | None:
+    level = own["level"]
+    parent_code = own.get("parent_sor_code")
+    if level == "IE":
+        if parent_code:
+            raise InvalidChange({"parent_sor_code": "an institution owner (IE) has no parent"})
+        return None
+    if not parent_code:
+        raise InvalidChange({"parent_sor_code": f"an {level} needs a parent"})
+    parent = session.get(Organisation, parent_code)
+    if parent is None:
+        raise InvalidChange({"parent_sor_code": f"no organisation has SOR code {parent_code}"})
+    if level not in CHILD_LEVELS[parent.level]:
+        raise InvalidChange(
+            {"parent_sor_code": f"an {level} cannot be placed under an {parent.level}"}
+        )
+    if moving is not None and parent.path.startswith(moving.path):
+        raise InvalidChange({"parent_sor_code": "an organisation cannot move under itself"})
+    return placement_from_row(parent)
+
+
+def _record_version(
+    session: Session,
+    organisation: Organisation,
+    own: dict[str, Any],
+    now: datetime,
+    source: str,
+    actor: str,
+    reference: str | None,
+) -> None:
+    session.add(
+        OrganisationVersion(
+            sor_code=organisation.sor_code,
+            version=organisation.version,
+            recorded_at=now,
+            source=source,
+            actor=actor,
+            reference=reference,
+            snapshot=snapshot_of(own),
+        )
+    )
+    session.flush()
+
+
+def _refresh_subtree(
+    session: Session, root: Organisation, old_path: str, now: datetime
+) -> None:
+    """Recompute what the units under *root* inherit, top down."""
+    placements = {root.sor_code: placement_from_row(root)}
+    units = session.execute(
+        select(Organisation)
+        .where(Organisation.path.like(f"{old_path}%"), Organisation.sor_code != root.sor_code)
+        .order_by(Organisation.depth)
+    ).scalars()
+    for unit in units:
+        own = {name: getattr(unit, name) for name in OWN_FIELDS}
+        derived = derive(own, unit.sor_code, placements[unit.parent_sor_code])
+        fingerprint = derived_fingerprint(derived)
+        if fingerprint != unit.derived_hash:
+            for name, value in derived.items():
+                setattr(unit, name, value)
+            unit.derived_hash = fingerprint
+            unit.updated_at = now
+        placements[unit.sor_code] = placement_from_row(unit)
+    session.flush()

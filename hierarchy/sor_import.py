@@ -42,7 +42,11 @@ from hierarchy.records import (
     OWN_FIELDS,
     Placement,
     derive,
+    derived_fingerprint,
+    digest,
+    own_values_from_snapshot,
     placement_of,
+    snapshot_json,
 )
 from hierarchy.sor_xml import SorEntity, SorFileError, SorHeader, read_sor_export
 from sorregistry.models import utcnow
@@ -92,10 +96,6 @@ def _json(value: Any) -> str | None:
     if value is None:
         return None
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 @dataclass
@@ -506,7 +506,9 @@ def _import(
     stream.writer.finish()
 
     digests = stream.digests
-    run.file_sha256 = digests[0] if len(digests) == 1 else _digest("".join(digests).encode())
+    run.file_sha256 = (
+        digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode()).hexdigest()
+    )
     run.format = result.format
     run.snapshot_date = result.snapshot_date
     run.problems = result.problems or None
@@ -651,19 +653,15 @@ def _rows(
         assert sor_code is not None
         seen.add(sor_code)
         own = {name: getattr(entity, name) for name in OWN_FIELDS}
-        # orjson writes dates as ISO strings: the same JSON as snapshot_of(own).
-        snapshot_json = orjson.dumps(own, option=orjson.OPT_SORT_KEYS)
+        own_json = snapshot_json(own)
         derived = derive(own, sor_code, ancestors[-1] if ancestors else None)
         ancestors.append(placement_of(sor_code, entity.level, derived))
-        derived_json = orjson.dumps(
-            [derived[name] for name in DERIVED_FIELDS], option=orjson.OPT_SORT_KEYS
-        )
         row = {"sor_code": sor_code, **own, **derived}
         for name in JSON_COLUMNS:
             row[name] = _json(row[name])
-        row["content_hash"] = _digest(snapshot_json)
-        row["derived_hash"] = _digest(derived_json)
-        yield row, snapshot_json.decode()
+        row["content_hash"] = digest(own_json)
+        row["derived_hash"] = derived_fingerprint(derived)
+        yield row, own_json.decode()
 
 
 def _close(connection: Connection, stream: _Stream, missing: list[str], close_date: date) -> None:
@@ -684,21 +682,21 @@ def _close(connection: Connection, stream: _Stream, missing: list[str], close_da
             if valid_from and date.fromisoformat(valid_from) > closing_day:
                 closing_day = date.fromisoformat(valid_from)
             new_snapshot = dict(snapshot, valid_to=closing_day.isoformat())
-            snapshot_json = orjson.dumps(new_snapshot, option=orjson.OPT_SORT_KEYS)
+            new_json = snapshot_json(own_values_from_snapshot(new_snapshot))
             connection.execute(
                 update(organisations)
                 .where(organisations.c.sor_code == sor_code)
                 .values(
                     valid_to=closing_day,
                     version=entry.version + 1,
-                    content_hash=_digest(snapshot_json),
+                    content_hash=digest(new_json),
                     updated_at=stream.now,
                 )
             )
             stream.version(
                 sor_code,
                 entry.version + 1,
-                snapshot_json.decode(),
+                new_json.decode(),
                 note=" (absent from the export: closed)",
             )
             stream.result.add(entry.level, "closed")

@@ -49,6 +49,7 @@ def _check_secret_key(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     # Import every package's models so that the metadata is complete.
     import hierarchy.models  # noqa: F401
+    import sorregistry.auth  # noqa: F401
     from sorregistry.database import configure_engine
     from sorregistry.extensions import api, db, migrate
 
@@ -77,7 +78,8 @@ def register_errorhandlers(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from hierarchy.cli import register as register_hierarchy_commands
-    from sorregistry.cli import load_demo
+    from sorregistry.cli import create_client, load_demo
 
     register_hierarchy_commands(app)
     app.cli.add_command(load_demo)
+    app.cli.add_command(create_client)

@@ -47,3 +47,41 @@ def load_demo(if_empty: bool) -> None:
             shak_result = import_shak_file(db.session, shak, actor="demo")
             db.session.commit()
             click.echo(shak_result.summary())
+
+
+@click.command("create-client")
+@click.argument("name")
+@click.option("--cvr", required=True, help="The client's CVR number (used by the Mit CVR lookups).")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(["reporter", "municipality", "sds"]),
+    help="Repeatable: reporter, municipality, sds.",
+)
+@click.option("--municipality-code", default=None, help="Kommunekode of a municipality client.")
+@with_appcontext
+def create_client(name: str, cvr: str, roles: tuple[str, ...], municipality_code: str | None):
+    """Make an API client and print its bearer token once, alone on the last line."""
+    import sys
+
+    from sorregistry.auth import ClientError
+    from sorregistry.auth import create_client as make_client
+    from sorregistry.extensions import db
+
+    try:
+        client, token = make_client(
+            db.session, name, cvr=cvr, roles=list(roles), municipality_code=municipality_code
+        )
+        db.session.commit()
+    except ClientError as exc:
+        db.session.rollback()
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"Client {client.id} '{client.name}' (CVR {client.cvr}, roles {', '.join(client.roles)}"
+        + (f", kommunekode {client.municipality_code}" if client.municipality_code else "")
+        + "). Its token is shown this once; keep it secret:"
+    )
+    click.echo(token)

@@ -1,0 +1,233 @@
+"""Searching the register: the column filters and lists the reporting forms use.
+
+One query builder serves the general search, "Mit CVR – SI", "Mit CVR – Alle"
+and the ownership lists, so they filter, sort and page alike. Pages are
+keyset-paginated (a cursor names the last row seen), so walking a list returns
+every row exactly once however deep it goes, and each page carries the true
+total of the filtered list.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+import orjson
+from sqlalchemy import Select, and_, func, literal_column, or_, select, text
+from sqlalchemy.orm import Session
+
+from hierarchy import identifiers as ids
+from hierarchy.models import Organisation
+from hierarchy.service import active_on_clause
+from hierarchy.text import fold
+
+MAX_LIMIT = 500
+Sort = Literal["name", "code"]
+
+
+class LookupError_(ValueError):
+    """A filter or cursor the lookup cannot use; ``errors`` maps parameters to reasons."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+@dataclass
+class Filters:
+    """The column filters; every one given must hold."""
+
+    level: list[str] = field(default_factory=list)
+    ownership: str | None = None
+    cvr: str | None = None
+    name: str | None = None
+    name_match: Literal["contains", "prefix"] = "contains"
+    entity_type: str | None = None
+    ydernummer: str | None = None
+    shak: str | None = None
+    sor_code: str | None = None
+    municipality_code: str | None = None
+    postal_code: str | None = None
+    under: str | None = None
+    active_on: date | None = None
+
+
+@dataclass
+class Page:
+    items: list[Organisation]
+    total: int
+    next: str | None
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def normalise(filters: Filters) -> Filters:
+    """Validate and normalise the filters, collecting every problem at once."""
+    errors: dict[str, str] = {}
+    if filters.cvr is not None:
+        try:
+            filters.cvr = ids.validate_cvr(filters.cvr)
+        except ids.IdentifierError as exc:
+            errors["cvr"] = str(exc)
+    if filters.ydernummer is not None:
+        try:
+            filters.ydernummer = ids.normalise_ydernummer(filters.ydernummer)
+        except ids.IdentifierError as exc:
+            errors["ydernummer"] = str(exc)
+    if filters.shak is not None:
+        shak = filters.shak.strip().upper()
+        if not shak or not shak.isascii() or not shak.isalnum() or len(shak) > 7:
+            errors["shak"] = f"{filters.shak!r} is not (the start of) a SHAK code"
+        filters.shak = shak
+    if filters.sor_code is not None:
+        code = filters.sor_code.strip()
+        if not code.isdigit() or len(code) > 18 or not code.isascii():
+            errors["sor_code"] = "a SOR code (or its start) is digits only, at most 18"
+        filters.sor_code = code
+    if filters.municipality_code is not None:
+        try:
+            filters.municipality_code = ids.validate_municipality_code(filters.municipality_code)
+        except ids.IdentifierError as exc:
+            errors["municipality_code"] = str(exc)
+    if filters.postal_code is not None:
+        postal = filters.postal_code.strip()
+        if not postal.isdigit() or not 3 <= len(postal) <= 4 or not postal.isascii():
+            errors["postal_code"] = "a Danish postal code is 4 digits"
+        filters.postal_code = postal
+    if filters.entity_type is not None:
+        if not filters.entity_type.isdigit() or not filters.entity_type.isascii():
+            errors["entity_type"] = "an entity type is a SNOMED CT code (digits)"
+    if filters.under is not None:
+        try:
+            filters.under = ids.validate_sor_code(filters.under)
+        except ids.IdentifierError as exc:
+            errors["under"] = str(exc)
+    if filters.name is not None:
+        filters.name = fold(filters.name)
+        if not filters.name:
+            filters.name = None
+        elif len(filters.name) > 100:
+            errors["name"] = "at most 100 characters"
+    if errors:
+        raise LookupError_(errors)
+    return filters
+
+
+def _conditions(session: Session, filters: Filters) -> list[Any]:
+    o = Organisation
+    conditions: list[Any] = []
+    if filters.level:
+        conditions.append(o.level.in_(filters.level))
+    if filters.ownership:
+        conditions.append(o.ownership == filters.ownership)
+    if filters.cvr:
+        conditions.append(o.owner_cvr == filters.cvr)
+    if filters.entity_type:
+        conditions.append(o.entity_type == filters.entity_type)
+    if filters.ydernummer:
+        conditions.append(o.ydernummer == filters.ydernummer)
+    if filters.shak:
+        conditions.append(o.shak.like(_escape_like(filters.shak) + "%", escape="\\"))
+    if filters.sor_code:
+        conditions.append(o.sor_code.like(filters.sor_code + "%"))
+    if filters.municipality_code:
+        conditions.append(o.eff_municipality_code == filters.municipality_code)
+    if filters.postal_code:
+        conditions.append(o.eff_postal_code == filters.postal_code)
+    if filters.under:
+        root = session.get(Organisation, filters.under)
+        if root is None:
+            raise LookupError_({"under": f"no organisation has SOR code {filters.under}"})
+        conditions.append(o.path.like(_escape_like(root.path) + "%", escape="\\"))
+    if filters.name:
+        conditions.append(_name_condition(session, filters.name, filters.name_match))
+    conditions.extend(active_on_clause(filters.active_on or date.today()))
+    return conditions
+
+
+def _name_condition(session: Session, folded: str, mode: str) -> Any:
+    """Name matching on the folded search column, with each back end's text index.
+
+    PostgreSQL answers ``LIKE '%x%'`` from a trigram index; SQLite from an FTS5
+    trigram table. The LIKE is kept on SQLite too, so both give the same rows.
+    """
+    pattern = _escape_like(folded)
+    if mode == "prefix":
+        return Organisation.name_search.like(pattern + "%", escape="\\")
+    condition = Organisation.name_search.like("%" + pattern + "%", escape="\\")
+    if session.get_bind().dialect.name == "sqlite" and len(folded) >= 3:
+        phrase = '"' + folded.replace('"', '""') + '"'
+        matching = text(
+            "SELECT rowid FROM organisations_search WHERE organisations_search MATCH :phrase"
+        ).bindparams(phrase=phrase)
+        condition = and_(literal_column("organisations.rowid").in_(matching), condition)
+    return condition
+
+
+def _order(sort: Sort) -> list[Any]:
+    if sort == "code":
+        return [func.length(Organisation.sor_code), Organisation.sor_code]
+    return [Organisation.name_search, Organisation.sor_code]
+
+
+def _key(organisation: Organisation, sort: Sort) -> list[Any]:
+    if sort == "code":
+        return [len(organisation.sor_code), organisation.sor_code]
+    return [organisation.name_search, organisation.sor_code]
+
+
+def encode_cursor(key: list[Any], sort: Sort) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"s": sort, "k": key})).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: Sort) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = orjson.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        key = data["k"]
+        valid = (
+            data["s"] == sort
+            and isinstance(key, list)
+            and len(key) == 2
+            and (isinstance(key[0], str) if sort == "name" else isinstance(key[0], int))
+            and isinstance(key[1], str)
+        )
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeEncodeError):
+        valid = False
+    if not valid:
+        raise LookupError_({"cursor": "not a cursor of this list (it belongs to another sort "
+                                      "or was altered)"})
+    return key
+
+
+def search(
+    session: Session,
+    filters: Filters,
+    *,
+    sort: Sort = "name",
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page:
+    """One page of the organisations matching *filters*, with the list's total."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise LookupError_({"limit": f"between 1 and {MAX_LIMIT}"})
+    filters = normalise(filters)
+    conditions = _conditions(session, filters)
+    total = session.execute(
+        select(func.count()).select_from(Organisation).where(*conditions)
+    ).scalar_one()
+    query: Select[tuple[Organisation]] = select(Organisation).where(*conditions)
+    order = _order(sort)
+    if cursor:
+        first, second = decode_cursor(cursor, sort)
+        query = query.where(or_(order[0] > first, and_(order[0] == first, order[1] > second)))
+    rows = list(session.execute(query.order_by(*order).limit(limit + 1)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(_key(rows[-1], sort), sort) if more and rows else None
+    return Page(items=rows, total=total, next=next_cursor)

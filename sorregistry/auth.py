@@ -1,0 +1,155 @@
+"""API clients and bearer-token authentication.
+
+A client is a machine (a reporting form, a municipality's system) or a
+person's session token. Its token is shown once, when made, and stored only
+as a SHA-256 digest: a database leak reveals no usable token. Roles:
+``reporter`` (lookups), ``municipality`` (its own applications), ``sds``
+(staff: everything). The CVR that "Mit CVR" lookups use is the client's,
+never a request parameter.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from flask import g, request
+from flask_smorest import abort
+from sqlalchemy import String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from sorregistry.models import Base, BigIntKey, JsonDocument, UTCDateTime, utcnow
+
+ROLES = ("reporter", "municipality", "sds")
+TOKEN_PREFIX = "sor_"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ApiClient(Base):
+    __tablename__ = "api_clients"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    cvr: Mapped[str] = mapped_column(String(8), index=True)
+    roles: Mapped[list[str]] = mapped_column(JsonDocument)
+    municipality_code: Mapped[str | None] = mapped_column(String(4))
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def has_role(self, *roles: str) -> bool:
+        return any(role in self.roles for role in roles)
+
+
+class ClientError(ValueError):
+    """A client cannot be made as asked; the message says why."""
+
+
+def digest_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_client(
+    session: Session,
+    name: str,
+    *,
+    cvr: str,
+    roles: list[str],
+    municipality_code: str | None = None,
+) -> tuple[ApiClient, str]:
+    """Make a client; returns it and its token (the only time the token is seen)."""
+    from hierarchy import identifiers as ids
+
+    if not name.strip():
+        raise ClientError("a client needs a name")
+    try:
+        cvr = ids.validate_cvr(cvr)
+    except ids.IdentifierError as exc:
+        raise ClientError(str(exc)) from None
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown or not roles:
+        raise ClientError(
+            f"unknown role {', '.join(unknown)}; roles are {', '.join(ROLES)}"
+            if unknown
+            else f"a client needs a role: {', '.join(ROLES)}"
+        )
+    if "municipality" in roles:
+        if not municipality_code:
+            raise ClientError("a municipality client needs --municipality-code (kommunekode)")
+        try:
+            municipality_code = ids.validate_municipality_code(municipality_code)
+        except ids.IdentifierError as exc:
+            raise ClientError(str(exc)) from None
+        from hierarchy.codes import municipalities
+
+        if municipality_code not in municipalities():
+            raise ClientError(f"{municipality_code} is not a Danish kommunekode")
+    elif municipality_code:
+        raise ClientError("--municipality-code is for municipality clients only")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    client = ApiClient(
+        name=name.strip(),
+        cvr=cvr,
+        roles=sorted(set(roles)),
+        municipality_code=municipality_code,
+        token_digest=digest_token(token),
+    )
+    session.add(client)
+    session.flush()
+    return client, token
+
+
+def client_for_token(session: Session, token: str) -> ApiClient | None:
+    client = session.execute(
+        select(ApiClient).where(ApiClient.token_digest == digest_token(token))
+    ).scalar_one_or_none()
+    if client is None or client.revoked_at is not None:
+        return None
+    return client
+
+
+def current_client() -> ApiClient:
+    return g.api_client
+
+
+def authenticate() -> ApiClient:
+    """The client of the request's bearer token; 401 without a valid one."""
+    from sorregistry.extensions import db
+
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        abort(
+            401,
+            message="a bearer token is required (Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": 'Bearer realm="sor"'},
+        )
+    client = client_for_token(db.session, token.strip())
+    if client is None:
+        abort(
+            401,
+            message="the bearer token is not valid",
+            headers={"WWW-Authenticate": 'Bearer realm="sor", error="invalid_token"'},
+        )
+    g.api_client = client
+    return client
+
+
+def require(*roles: str) -> Callable[[F], F]:
+    """Let the view run only for a client with one of *roles* (any client if none given)."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            client = authenticate()
+            if roles and not client.has_role(*roles):
+                abort(403, message=f"this needs the role {' or '.join(roles)}")
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
