@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from sorregistry.models import Base, BigIntKey, JsonDocument, UTCDateTime, utcnow
+from sorregistry.models import Base, BigIntKey, CodeString, JsonDocument, UTCDateTime, utcnow
 
 LEVELS = ("IE", "SI", "OE")
 LEVEL_NAMES = {
@@ -50,15 +50,15 @@ class Organisation(Base):
 
     __tablename__ = "organisations"
 
-    sor_code: Mapped[str] = mapped_column(String(18), primary_key=True)
+    sor_code: Mapped[str] = mapped_column(CodeString(18), primary_key=True)
     level: Mapped[str] = mapped_column(String(2))
     parent_sor_code: Mapped[str | None] = mapped_column(
-        ForeignKey("organisations.sor_code"), index=True
+        CodeString(18), ForeignKey("organisations.sor_code"), index=True
     )
     name: Mapped[str] = mapped_column(String(255))
     entity_type: Mapped[str | None] = mapped_column(String(20), index=True)
     cvr: Mapped[str | None] = mapped_column(String(8))
-    shak: Mapped[str | None] = mapped_column(String(7), index=True)
+    shak: Mapped[str | None] = mapped_column(CodeString(7), index=True)
     ydernummer: Mapped[str | None] = mapped_column(String(9), index=True)
     gln: Mapped[str | None] = mapped_column(String(13))
     gln_inherited: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -82,13 +82,13 @@ class Organisation(Base):
     source_updated_at: Mapped[date | None] = mapped_column(Date)
 
     # Derived from the tree and from inheritance.
-    path: Mapped[str] = mapped_column(String(400))
+    path: Mapped[str] = mapped_column(CodeString(400))
     depth: Mapped[int] = mapped_column(Integer)
-    owner_sor_code: Mapped[str] = mapped_column(String(18))
-    institution_sor_code: Mapped[str | None] = mapped_column(String(18))
+    owner_sor_code: Mapped[str] = mapped_column(CodeString(18))
+    institution_sor_code: Mapped[str | None] = mapped_column(CodeString(18))
     ownership: Mapped[str | None] = mapped_column(String(10), index=True)
     owner_cvr: Mapped[str | None] = mapped_column(String(8), index=True)
-    name_search: Mapped[str] = mapped_column(String(255))
+    name_search: Mapped[str] = mapped_column(CodeString(255))
     effective: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
     inherited: Mapped[list[str]] = mapped_column(JsonDocument)
     eff_postal_code: Mapped[str | None] = mapped_column(String(10), index=True)
@@ -105,9 +105,9 @@ class Organisation(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
-        # text_pattern_ops: PostgreSQL uses the index for "path LIKE 'prefix%'"
-        # (a whole subtree) whatever the database's collation.
-        Index("ix_organisations_path", "path", postgresql_ops={"path": "text_pattern_ops"}),
+        # "path LIKE 'prefix%'" is a whole subtree; name_search serves sorting
+        # by name and prefix matches (both in collation "C").
+        Index("ix_organisations_path", "path"),
         Index("ix_organisations_name_search", "name_search"),
     )
 
@@ -123,7 +123,7 @@ class OrganisationVersion(Base):
     __tablename__ = "organisation_versions"
 
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
-    sor_code: Mapped[str] = mapped_column(ForeignKey("organisations.sor_code"))
+    sor_code: Mapped[str] = mapped_column(CodeString(18), ForeignKey("organisations.sor_code"))
     version: Mapped[int] = mapped_column(Integer)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
     superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -171,15 +171,15 @@ class ShakCode(Base):
     __tablename__ = "shak_codes"
 
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
-    code: Mapped[str] = mapped_column(String(7))
+    code: Mapped[str] = mapped_column(CodeString(7))
     kind: Mapped[str] = mapped_column(String(10))  # hospital / department / section
-    hospital: Mapped[str] = mapped_column(String(4), index=True)
+    hospital: Mapped[str] = mapped_column(CodeString(4), index=True)
     record_type: Mapped[str] = mapped_column(String(3))
     valid_from: Mapped[date] = mapped_column(Date)
     valid_to: Mapped[date | None] = mapped_column(Date)
     changed: Mapped[date | None] = mapped_column(Date)
     text: Mapped[str] = mapped_column(Text)
-    text_search: Mapped[str] = mapped_column(Text)
+    text_search: Mapped[str] = mapped_column(CodeString(255))
     agrp: Mapped[str | None] = mapped_column(String(10))
     bgrp: Mapped[str | None] = mapped_column(String(10))
     cgrp: Mapped[str | None] = mapped_column(String(10))

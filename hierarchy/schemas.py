@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, pre_dump
+from marshmallow import Schema, fields, pre_dump, validate
 
 from hierarchy.codes import entity_type_name
 from hierarchy.models import Organisation
@@ -140,3 +140,60 @@ class VersionSchema(Schema):
 class HistorySchema(Schema):
     sor_code = fields.String()
     versions = fields.List(fields.Nested(VersionSchema))
+
+
+class OrganisationListSchema(Schema):
+    items = fields.List(fields.Nested(OrganisationSchema), **_d("One page", "Én side"))
+    total = fields.Integer(**_d("Matches in the whole list", "Antal i hele listen"))
+    next = fields.String(
+        allow_none=True,
+        **_d("Cursor of the next page; null on the last", "Markør til næste side"),
+    )
+
+
+class LookupArgsSchema(Schema):
+    """The column filters shared by every list."""
+
+    class Meta:
+        ordered = True
+
+    level = fields.List(
+        fields.String(validate=validate.OneOf(["IE", "SI", "OE"])),
+        **_d("Level, repeatable: IE, SI, OE", "Niveau (gentages)"),
+    )
+    name = fields.String(
+        validate=validate.Length(max=100),
+        **_d("Name: case- and accent-insensitive, æ/ø/å folded", "Navn"),
+    )
+    name_match = fields.String(
+        load_default="contains",
+        validate=validate.OneOf(["contains", "prefix"]),
+        **_d("How the name matches: contains or prefix", "Navnesøgning: indeholder/starter med"),
+    )
+    entity_type = fields.String(**_d("Entity type (SNOMED CT code)", "Enhedstype"))
+    ydernummer = fields.String(**_d("Ydernummer, with or without leading zeros", "Ydernummer"))
+    shak = fields.String(**_d("SHAK code or its start", "SHAK-kode eller dens start"))
+    sor_code = fields.String(**_d("SOR code or its start", "SOR-kode eller dens start"))
+    municipality_code = fields.String(**_d("Kommunekode (effective address)", "Kommunekode"))
+    postal_code = fields.String(**_d("Postal code (effective address)", "Postnummer"))
+    under = fields.String(**_d("SOR code: its whole subtree", "SOR-kode: hele undertræet"))
+    active_on = fields.Date(**_d("Valid on this date (default today)", "Gyldig på dato"))
+    sort = fields.String(
+        load_default="name",
+        validate=validate.OneOf(["name", "code"]),
+        **_d("Order: name or code", "Sortering: navn eller kode"),
+    )
+    limit = fields.Integer(
+        load_default=50,
+        validate=validate.Range(min=1, max=500),
+        **_d("Page size, at most 500", "Sidestørrelse"),
+    )
+    cursor = fields.String(**_d("From the previous page's next", "Fra forrige sides next"))
+
+
+class SearchArgsSchema(LookupArgsSchema):
+    ownership = fields.String(
+        validate=validate.OneOf(["statslig", "regional", "kommunal", "privat"]),
+        **_d("Ownership", "Ejerforhold"),
+    )
+    cvr = fields.String(**_d("The owner's CVR number", "Ejerens CVR-nummer"))

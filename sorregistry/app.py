@@ -62,11 +62,17 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from hierarchy.lookup_routes import blp as lookups_api
     from hierarchy.routes import blp as hierarchy_api
     from sorregistry.extensions import api
     from sorregistry.views import bp as site
 
+    api.spec.components.security_scheme(
+        "bearerAuth",
+        {"type": "http", "scheme": "bearer", "description": "Token from create-client"},
+    )
     api.register_blueprint(hierarchy_api, url_prefix="/api/v1")
+    api.register_blueprint(lookups_api, url_prefix="/api/v1")
     app.register_blueprint(site)
 
 

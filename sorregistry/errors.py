@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 
@@ -11,30 +11,26 @@ def _wants_json() -> bool:
 
 
 def handle_http_exception(error: HTTPException) -> Response | tuple[str, int, list]:
-    headers = list(error.get_headers())
-    headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
+    # flask-smorest's abort() and webargs put the message, field errors and
+    # extra headers (WWW-Authenticate, ...) in error.data.
+    data = getattr(error, "data", None) or {}
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+    headers += list((data.get("headers") or {}).items())
     if _wants_json():
         body: dict = {
             "code": error.code,
             "status": error.name,
-            "message": error.description,
+            "message": data.get("message") or error.description,
         }
-        # flask-smorest / webargs put the field errors on the exception.
-        data = getattr(error, "data", None) or {}
-        if "messages" in data:
-            body["errors"] = data["messages"]
-        elif "errors" in data:
-            body["errors"] = data["errors"]
-        if getattr(error, "errors", None):
-            body["errors"] = error.errors  # type: ignore[attr-defined]
-        from flask import jsonify
-
+        errors = data.get("errors") or data.get("messages")
+        if errors:
+            body["errors"] = errors
         response = jsonify(body)
         response.status_code = error.code or 500
         for key, value in headers:
             response.headers[key] = value
         return response
-    html = render_template("error.html", error=error)
+    html = render_template("error.html", error=error, message=data.get("message"))
     return html, error.code or 500, headers
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -17,6 +17,15 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+def CodeString(length: int) -> String:
+    """A code or search key compared byte by byte: collation "C" on PostgreSQL.
+
+    SQLite compares bytes already. With the same collation both back ends sort
+    alike, and PostgreSQL's ordinary B-tree indexes serve ``LIKE 'prefix%'``.
+    """
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
 
 # A 64-bit key on PostgreSQL; SQLite only auto-increments INTEGER PRIMARY KEY.
 BigIntKey = BigInteger().with_variant(Integer(), "sqlite")

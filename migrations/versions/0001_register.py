@@ -1,8 +1,8 @@
-"""The register: organisations, their versions, import runs and the SHAK register.
+"""The register (organisations, versions, import runs, SHAK codes) and API clients.
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 10:47:01.354072
+Create Date: 2026-11-22 11:24:48.748590
 
 """
 from alembic import op
@@ -19,6 +19,21 @@ depends_on = None
 
 
 def upgrade():
+    op.create_table('api_clients',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('cvr', sa.String(length=8), nullable=False),
+    sa.Column('roles', sa.JSON(), nullable=False),
+    sa.Column('municipality_code', sa.String(length=4), nullable=True),
+    sa.Column('token_digest', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sorregistry.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', sorregistry.models.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_clients')),
+    sa.UniqueConstraint('token_digest', name=op.f('uq_api_clients_token_digest'))
+    )
+    with op.batch_alter_table('api_clients', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_api_clients_cvr'), ['cvr'], unique=False)
+
     op.create_table('import_runs',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('kind', sa.String(length=10), nullable=False),
@@ -35,13 +50,13 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_import_runs'))
     )
     op.create_table('organisations',
-    sa.Column('sor_code', sa.String(length=18), nullable=False),
+    sa.Column('sor_code', sa.String(length=18).with_variant(sa.String(length=18, collation='C'), 'postgresql'), nullable=False),
     sa.Column('level', sa.String(length=2), nullable=False),
-    sa.Column('parent_sor_code', sa.String(length=18), nullable=True),
+    sa.Column('parent_sor_code', sa.String(length=18).with_variant(sa.String(length=18, collation='C'), 'postgresql'), nullable=True),
     sa.Column('name', sa.String(length=255), nullable=False),
     sa.Column('entity_type', sa.String(length=20), nullable=True),
     sa.Column('cvr', sa.String(length=8), nullable=True),
-    sa.Column('shak', sa.String(length=7), nullable=True),
+    sa.Column('shak', sa.String(length=7).with_variant(sa.String(length=7, collation='C'), 'postgresql'), nullable=True),
     sa.Column('ydernummer', sa.String(length=9), nullable=True),
     sa.Column('gln', sa.String(length=13), nullable=True),
     sa.Column('gln_inherited', sa.Boolean(), nullable=False),
@@ -61,13 +76,13 @@ def upgrade():
     sa.Column('valid_from', sa.Date(), nullable=True),
     sa.Column('valid_to', sa.Date(), nullable=True),
     sa.Column('source_updated_at', sa.Date(), nullable=True),
-    sa.Column('path', sa.String(length=400), nullable=False),
+    sa.Column('path', sa.String(length=400).with_variant(sa.String(length=400, collation='C'), 'postgresql'), nullable=False),
     sa.Column('depth', sa.Integer(), nullable=False),
-    sa.Column('owner_sor_code', sa.String(length=18), nullable=False),
-    sa.Column('institution_sor_code', sa.String(length=18), nullable=True),
+    sa.Column('owner_sor_code', sa.String(length=18).with_variant(sa.String(length=18, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('institution_sor_code', sa.String(length=18).with_variant(sa.String(length=18, collation='C'), 'postgresql'), nullable=True),
     sa.Column('ownership', sa.String(length=10), nullable=True),
     sa.Column('owner_cvr', sa.String(length=8), nullable=True),
-    sa.Column('name_search', sa.String(length=255), nullable=False),
+    sa.Column('name_search', sa.String(length=255).with_variant(sa.String(length=255, collation='C'), 'postgresql'), nullable=False),
     sa.Column('effective', sa.JSON(), nullable=False),
     sa.Column('inherited', sa.JSON(), nullable=False),
     sa.Column('eff_postal_code', sa.String(length=10), nullable=True),
@@ -88,13 +103,13 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_organisations_owner_cvr'), ['owner_cvr'], unique=False)
         batch_op.create_index(batch_op.f('ix_organisations_ownership'), ['ownership'], unique=False)
         batch_op.create_index(batch_op.f('ix_organisations_parent_sor_code'), ['parent_sor_code'], unique=False)
-        batch_op.create_index('ix_organisations_path', ['path'], unique=False, postgresql_ops={'path': 'text_pattern_ops'})
+        batch_op.create_index('ix_organisations_path', ['path'], unique=False)
         batch_op.create_index(batch_op.f('ix_organisations_shak'), ['shak'], unique=False)
         batch_op.create_index(batch_op.f('ix_organisations_ydernummer'), ['ydernummer'], unique=False)
 
     op.create_table('organisation_versions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('sor_code', sa.String(length=18), nullable=False),
+    sa.Column('sor_code', sa.String(length=18).with_variant(sa.String(length=18, collation='C'), 'postgresql'), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('recorded_at', sorregistry.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('superseded_at', sorregistry.models.UTCDateTime(timezone=True), nullable=True),
@@ -110,15 +125,15 @@ def upgrade():
     )
     op.create_table('shak_codes',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('code', sa.String(length=7), nullable=False),
+    sa.Column('code', sa.String(length=7).with_variant(sa.String(length=7, collation='C'), 'postgresql'), nullable=False),
     sa.Column('kind', sa.String(length=10), nullable=False),
-    sa.Column('hospital', sa.String(length=4), nullable=False),
+    sa.Column('hospital', sa.String(length=4).with_variant(sa.String(length=4, collation='C'), 'postgresql'), nullable=False),
     sa.Column('record_type', sa.String(length=3), nullable=False),
     sa.Column('valid_from', sa.Date(), nullable=False),
     sa.Column('valid_to', sa.Date(), nullable=True),
     sa.Column('changed', sa.Date(), nullable=True),
     sa.Column('text', sa.Text(), nullable=False),
-    sa.Column('text_search', sa.Text(), nullable=False),
+    sa.Column('text_search', sa.String(length=255).with_variant(sa.String(length=255, collation='C'), 'postgresql'), nullable=False),
     sa.Column('agrp', sa.String(length=10), nullable=True),
     sa.Column('bgrp', sa.String(length=10), nullable=True),
     sa.Column('cgrp', sa.String(length=10), nullable=True),
@@ -146,7 +161,7 @@ def downgrade():
     with op.batch_alter_table('organisations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_organisations_ydernummer'))
         batch_op.drop_index(batch_op.f('ix_organisations_shak'))
-        batch_op.drop_index('ix_organisations_path', postgresql_ops={'path': 'text_pattern_ops'})
+        batch_op.drop_index('ix_organisations_path')
         batch_op.drop_index(batch_op.f('ix_organisations_parent_sor_code'))
         batch_op.drop_index(batch_op.f('ix_organisations_ownership'))
         batch_op.drop_index(batch_op.f('ix_organisations_owner_cvr'))
@@ -156,3 +171,7 @@ def downgrade():
 
     op.drop_table('organisations')
     op.drop_table('import_runs')
+    with op.batch_alter_table('api_clients', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_api_clients_cvr'))
+
+    op.drop_table('api_clients')

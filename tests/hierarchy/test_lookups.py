@@ -1,0 +1,200 @@
+"""The reporting forms' lookups over HTTP, on an unseen municipality export."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from hierarchy.models import Organisation
+from hierarchy.sor_import import import_sor_file
+from hierarchy.text import fold
+from sorregistry.auth import create_client
+
+GENERATOR = Path(__file__).parents[2] / "bench" / "generate_sor_export.py"
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory) -> Path:
+    spec = importlib.util.spec_from_file_location("generate_sor_export", GENERATOR)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path = tmp_path_factory.mktemp("lookups") / "municipality.xml"
+    module.generate(path, 1500, seed=11, municipalities=1, regions=0)
+    return path
+
+
+@pytest.fixture
+def register(session, export):
+    import_sor_file(session, export, actor="test")
+    return session
+
+
+def _owner(session, ownership: str) -> Organisation:
+    return session.execute(
+        select(Organisation).where(Organisation.level == "IE", Organisation.ownership == ownership)
+        .order_by(Organisation.sor_code).limit(1)
+    ).scalar_one()
+
+
+def _token(session, cvr: str, role: str = "reporter", **extra) -> dict[str, str]:
+    _, token = create_client(session, "form", cvr=cvr, roles=[role], **extra)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _walk(client, url: str, headers: dict[str, str]) -> tuple[list[dict], int]:
+    items: list[dict] = []
+    total = None
+    cursor = None
+    for _ in range(100):
+        response = client.get(url + (f"&cursor={cursor}" if cursor else ""), headers=headers)
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        total = body["total"] if total is None else total
+        assert body["total"] == total
+        items.extend(body["items"])
+        cursor = body["next"]
+        if cursor is None:
+            break
+    return items, total
+
+
+def _expected(session, **where) -> set[str]:
+    query = select(Organisation.sor_code).where(
+        Organisation.valid_to.is_(None) | (Organisation.valid_to > date.today())
+    )
+    for name, value in where.items():
+        column = getattr(Organisation, name)
+        query = query.where(column.in_(value) if isinstance(value, list) else column == value)
+    return set(session.execute(query).scalars())
+
+
+def test_my_cvr_si_and_all(client, register):
+    municipality = _owner(register, "kommunal")
+    headers = _token(register, municipality.cvr)
+    institutions, total = _walk(client, "/api/v1/lookups/my-cvr/si?limit=100", headers)
+    assert {i["sor_code"] for i in institutions} == _expected(
+        register, owner_cvr=municipality.cvr, level="SI")
+    assert total == len(institutions) and {i["level"] for i in institutions} == {"SI"}
+    everything, total = _walk(client, "/api/v1/lookups/my-cvr/all?limit=500", headers)
+    codes = [i["sor_code"] for i in everything]
+    assert len(codes) == len(set(codes)) == total  # each unit exactly once
+    assert set(codes) == _expected(register, owner_cvr=municipality.cvr, level=["SI", "OE"])
+    assert {i["level"] for i in everything} == {"SI", "OE"}
+    assert all(i["cvr"] == municipality.cvr for i in everything)
+
+
+def test_my_cvr_comes_from_the_client_not_a_parameter(client, register):
+    private = _owner(register, "privat")
+    headers = _token(register, private.cvr)
+    response = client.get(f"/api/v1/lookups/my-cvr/all?cvr={_owner(register, 'kommunal').cvr}",
+                          headers=headers)
+    assert response.status_code == 422 and "cvr" in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize("ownership", ["kommunal", "privat"])
+def test_ownership_lists_hold_exactly_that_ownership(client, register, ownership):
+    headers = _token(register, "35095748")
+    items, total = _walk(client, f"/api/v1/lookups/ownership/{ownership}?limit=500", headers)
+    assert {i["ownership"] for i in items} == {ownership}
+    assert {i["sor_code"] for i in items} == _expected(
+        register, ownership=ownership, level=["SI", "OE"])
+
+
+def test_filters_narrow(client, register):
+    headers = _token(register, "35095748")
+    base = client.get("/api/v1/organisations?limit=1", headers=headers).get_json()["total"]
+    unit = register.execute(
+        select(Organisation).where(Organisation.ydernummer.is_not(None)).limit(1)
+    ).scalar_one()
+    by_yder = client.get(
+        f"/api/v1/lookups/ownership/privat?ydernummer={int(unit.ydernummer)}", headers=headers
+    ).get_json()
+    assert by_yder["total"] >= 1
+    assert all(i["ydernummer"] == unit.ydernummer for i in by_yder["items"])
+    word = unit.name.split()[0][:4]
+    by_name = client.get(f"/api/v1/organisations?name={word.upper()}&limit=500",
+                         headers=headers).get_json()
+    assert 0 < by_name["total"] < base
+    assert all(fold(word) in fold(i["name"]) for i in by_name["items"])
+    postal = unit.eff_postal_code
+    by_postal = client.get(f"/api/v1/organisations?postal_code={postal}&limit=500",
+                           headers=headers).get_json()
+    assert all(i["address"]["postal_code"] == postal for i in by_postal["items"])
+    under = client.get(f"/api/v1/organisations?under={unit.institution_sor_code}&limit=500",
+                       headers=headers).get_json()
+    assert all(i["institution_sor_code"] == unit.institution_sor_code for i in under["items"])
+    by_level = client.get("/api/v1/organisations?level=IE&limit=1", headers=headers).get_json()
+    assert 0 < by_level["total"] < base
+
+
+def test_name_folding_danish_letters(client, register):
+    headers = _token(register, "35095748")
+    named = register.execute(
+        select(Organisation).where(Organisation.name.contains("ø")).limit(1)
+    ).scalar_one()
+    fragment = named.name[named.name.index("ø") - 2: named.name.index("ø") + 2]
+    for spelling in (fragment, fragment.upper(), fragment.replace("ø", "oe")):
+        body = client.get(f"/api/v1/organisations?name={spelling}&limit=500",
+                          headers=headers).get_json()
+        assert named.sor_code in {i["sor_code"] for i in body["items"]} or body["next"], spelling
+
+
+def test_sort_by_code_and_bad_cursor(client, register):
+    headers = _token(register, "35095748")
+    first = client.get("/api/v1/organisations?sort=code&limit=5", headers=headers).get_json()
+    codes = [int(i["sor_code"]) for i in first["items"]]
+    assert codes == sorted(codes)
+    bad = client.get(f"/api/v1/organisations?sort=name&cursor={first['next']}",
+                     headers=headers)
+    assert bad.status_code == 422 and "cursor" in bad.get_json()["errors"]
+    garbage = client.get("/api/v1/organisations?cursor=%%%", headers=headers)
+    assert garbage.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [("limit=501", "limit"), ("ydernummer=abc", "ydernummer"), ("cvr=12345678", "cvr"),
+     ("level=XX", "level"), ("under=123", "under"), ("active_on=yesterday", "active_on")],
+)
+def test_bad_filters_are_422_with_the_reason(client, register, query, field):
+    headers = _token(register, "35095748")
+    response = client.get(f"/api/v1/organisations?{query}", headers=headers)
+    assert response.status_code == 422
+    assert field in str(response.get_json()["errors"])
+
+
+def test_no_token_is_401_and_bad_token_too(client, register):
+    response = client.get("/api/v1/lookups/my-cvr/si")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/api/v1/lookups/my-cvr/si",
+                      headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_etag_and_cache_control(client, register):
+    headers = _token(register, "35095748")
+    first = client.get("/api/v1/lookups/ownership/kommunal?limit=10", headers=headers)
+    assert first.headers["ETag"] and "max-age=300" in first.headers["Cache-Control"]
+    again = client.get("/api/v1/lookups/ownership/kommunal?limit=10",
+                       headers={**headers, "If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.data == b""
+
+
+def test_closed_units_are_found_with_an_earlier_date(client, register):
+    headers = _token(register, "35095748")
+    closed = register.execute(
+        select(Organisation).where(Organisation.valid_to.is_not(None),
+                                   Organisation.level != "IE").limit(1)
+    ).scalar_one_or_none()
+    if closed is None:
+        pytest.skip("the generated export has no closed unit")
+    now = client.get(f"/api/v1/organisations?sor_code={closed.sor_code}", headers=headers)
+    assert now.get_json()["total"] == 0
+    day = closed.valid_to.fromordinal(closed.valid_to.toordinal() - 1).isoformat()
+    then = client.get(f"/api/v1/organisations?sor_code={closed.sor_code}&active_on={day}",
+                      headers=headers)
+    assert then.get_json()["total"] == 1
