@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from hierarchy import lookups
-from hierarchy.schemas import LookupArgsSchema, OrganisationListSchema, SearchArgsSchema
+from hierarchy import lookups, reporting
+from hierarchy.schemas import (
+    LookupArgsSchema,
+    OrganisationListSchema,
+    ResolveArgsSchema,
+    ResolveSchema,
+    SearchArgsSchema,
+    ShakArgsSchema,
+    ShakDepartmentArgsSchema,
+    ShakListSchema,
+    ValidateRequestSchema,
+    ValidationSchema,
+)
 from sorregistry.auth import current_client, require
 from sorregistry.extensions import db
 
@@ -102,3 +114,117 @@ def _cache_headers(response: Any) -> Any:
         response.headers["Cache-Control"] = "private, max-age=300, must-revalidate"
         response.vary.add("Authorization")
     return response
+
+
+@blp.route("/resolve")
+class Resolve(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.etag
+    @blp.arguments(ResolveArgsSchema, location="query")
+    @blp.response(200, ResolveSchema)
+    @blp.alt_response(404, description="Well-formed, but names no organisation")
+    @blp.alt_response(422, description="Not a SOR code, SHAK code or ydernummer")
+    @require()
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Say whether a code is a SOR code, SHAK code or ydernummer, with every match."""
+        day = args.get("active_on") or date.today()
+        try:
+            interpretations = reporting.resolve(db.session, args["code"], day)
+        except reporting.Malformed as exc:
+            abort(422, message=str(exc), errors={"code": [str(exc)]})
+        carriers = {
+            i.normalised: [o.sor_code for o in i.organisations]
+            for i in interpretations if i.kind == "shak"
+        }
+        found = next((i for i in interpretations if i.organisations), None)
+        if found is None:
+            readings = " or ".join(
+                f"{reporting.KIND_NAMES[i.kind]} {i.normalised}" for i in interpretations
+            )
+            abort(404, message=f"no organisation active on {day.isoformat()} has {readings}")
+        return {
+            "code": args["code"].strip(),
+            "kind": found.kind,
+            "interpretations": [
+                {
+                    "kind": i.kind,
+                    "normalised": i.normalised,
+                    "organisations": i.organisations,
+                    "shak": _shak_item(i.shak, carriers.get(i.normalised, []))
+                    if i.shak else None,
+                }
+                for i in interpretations
+            ],
+        }
+
+
+def _shak_item(record: Any, sor_codes: list[str]) -> dict[str, Any]:
+    return {
+        "code": record.code,
+        "text": record.text,
+        "kind": record.kind,
+        "hospital": record.hospital,
+        "valid_from": record.valid_from,
+        "valid_to": record.valid_to,
+        "sor_codes": sor_codes,
+    }
+
+
+def _shak_list(rows: list[Any], total: int, day: date) -> dict[str, Any]:
+    carriers = reporting.organisations_by_shak(db.session, [r.code for r in rows], day)
+    return {"items": [_shak_item(r, carriers[r.code]) for r in rows], "total": total}
+
+
+@blp.route("/shak/hospitals")
+class ShakHospitals(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.etag
+    @blp.arguments(ShakArgsSchema, location="query")
+    @blp.response(200, ShakListSchema)
+    @require()
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """SHAK type-ahead: hospitals by code or name / sygehuse efter kode eller navn."""
+        day = args.get("active_on") or date.today()
+        rows, total = reporting.shak_hospitals(db.session, args.get("q"), day, args["limit"])
+        return _shak_list(rows, total, day)
+
+
+@blp.route("/shak/departments")
+class ShakDepartments(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.etag
+    @blp.arguments(ShakDepartmentArgsSchema, location="query")
+    @blp.response(200, ShakListSchema)
+    @require()
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """SHAK type-ahead: departments and sections of one hospital only."""
+        day = args.get("active_on") or date.today()
+        try:
+            rows, total = reporting.shak_departments(
+                db.session, args["hospital"].strip(), args.get("q"), day, args["limit"]
+            )
+        except reporting.Malformed as exc:
+            abort(422, message=str(exc), errors={"hospital": [str(exc)]})
+        return _shak_list(rows, total, day)
+
+
+@blp.route("/reporting-unit/validate")
+class ValidateReportingUnit(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(ValidateRequestSchema)
+    @blp.response(200, ValidationSchema)
+    @require()
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Validate a report's institution code: errors block, warnings are allowed."""
+        result = reporting.validate_reporting_unit(
+            db.session,
+            body.get("sor_code"),
+            body.get("shak_code"),
+            body.get("period_start"),
+            body.get("period_end"),
+        )
+        return {
+            "errors": [vars(f) for f in result.errors],
+            "warnings": [vars(f) for f in result.warnings],
+            "organisation": result.organisation,
+        }

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint, abort
 from hierarchy import identifiers as ids
 from hierarchy import service
 from hierarchy.schemas import HistorySchema, OrganisationSchema
+from sorregistry.auth import require
 from sorregistry.extensions import db
 
 blp = Blueprint(
@@ -31,9 +32,12 @@ def _get(sor_code: str) -> Any:
 
 @blp.route("/organisations/<sor_code>")
 class OrganisationItem(MethodView):
+    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.etag
     @blp.response(200, OrganisationSchema)
     @blp.alt_response(404, description="Unknown SOR code")
     @blp.alt_response(422, description="Malformed SOR code")
+    @require()
     def get(self, sor_code: str) -> Any:
         """One organisation with its effective (inherited) values."""
         return _get(sor_code)
@@ -41,8 +45,10 @@ class OrganisationItem(MethodView):
 
 @blp.route("/organisations/<sor_code>/history")
 class OrganisationHistory(MethodView):
+    @blp.doc(security=[{"bearerAuth": []}])
     @blp.response(200, HistorySchema)
     @blp.alt_response(404, description="Unknown SOR code")
+    @require()
     def get(self, sor_code: str) -> Any:
         """Every version of the organisation, oldest first, with what each changed."""
         try:
@@ -64,4 +70,4 @@ class OrganisationHistory(MethodView):
             }
             for e in entries
         ]
-        return {"sor_code": entries[-1].snapshot and sor_code, "versions": versions}
+        return {"sor_code": sor_code.strip(), "versions": versions}

@@ -197,3 +197,75 @@ class SearchArgsSchema(LookupArgsSchema):
         **_d("Ownership", "Ejerforhold"),
     )
     cvr = fields.String(**_d("The owner's CVR number", "Ejerens CVR-nummer"))
+
+
+class ResolveArgsSchema(Schema):
+    code = fields.String(
+        required=True,
+        validate=validate.Length(max=40),
+        **_d("A SOR code, SHAK code or ydernummer", "SOR-, SHAK-kode eller ydernummer"),
+    )
+    active_on = fields.Date(**_d("Valid on this date (default today)", "Gyldig på dato"))
+
+
+class ShakRecordSchema(Schema):
+    code = fields.String(**_d("SHAK code", "SHAK-kode"))
+    name = fields.String(attribute="text", **_d("Name in the SHAK register", "Navn"))
+    kind = fields.String(**_d("hospital, department or section", "sygehus/afdeling/afsnit"))
+    hospital = fields.String(**_d("The hospital's code", "Sygehuskode"))
+    valid_from = fields.Date(**_d("Valid from", "Gyldig fra"))
+    valid_to = fields.Date(allow_none=True, **_d("Valid to (inclusive)", "Gyldig til"))
+    sor_codes = fields.List(
+        fields.String(), **_d("SOR entities carrying the code", "SOR-enheder med koden")
+    )
+
+
+class InterpretationSchema(Schema):
+    kind = fields.String(**_d("sor, shak or ydernummer", "Kodetype"))
+    normalised = fields.String(**_d("The code as the register writes it", "Normaliseret"))
+    organisations = fields.List(fields.Nested(OrganisationSchema))
+    shak = fields.Nested(ShakRecordSchema, allow_none=True)
+
+
+class ResolveSchema(Schema):
+    code = fields.String()
+    kind = fields.String(
+        allow_none=True, **_d("The reading that names organisations", "Den læsning der gav fund")
+    )
+    interpretations = fields.List(fields.Nested(InterpretationSchema))
+
+
+class ShakArgsSchema(Schema):
+    q = fields.String(
+        validate=validate.Length(max=100), **_d("Code or name typed so far", "Skrevet indtil nu")
+    )
+    active_on = fields.Date(**_d("Valid on this date (default today)", "Gyldig på dato"))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class ShakDepartmentArgsSchema(ShakArgsSchema):
+    hospital = fields.String(required=True, **_d("The hospital's code", "Sygehuskode"))
+
+
+class ShakListSchema(Schema):
+    items = fields.List(fields.Nested(ShakRecordSchema))
+    total = fields.Integer()
+
+
+class ValidateRequestSchema(Schema):
+    sor_code = fields.String(allow_none=True, validate=validate.Length(max=40))
+    shak_code = fields.String(allow_none=True, validate=validate.Length(max=40))
+    period_start = fields.Date(allow_none=True, **_d("First day", "Første dag"))
+    period_end = fields.Date(allow_none=True, **_d("Last day", "Sidste dag"))
+
+
+class FindingSchema(Schema):
+    field = fields.String(**_d("The field concerned", "Feltet"))
+    code = fields.String(**_d("Machine-readable reason", "Årsagskode"))
+    message = fields.String(**_d("Reason", "Begrundelse"))
+
+
+class ValidationSchema(Schema):
+    errors = fields.List(fields.Nested(FindingSchema), **_d("Block the report", "Fejl"))
+    warnings = fields.List(fields.Nested(FindingSchema), **_d("Allowed", "Advarsler"))
+    organisation = fields.Nested(OrganisationSchema, allow_none=True)

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+import pytest
+
 from hierarchy.sor_import import import_sor_file
+from sorregistry.auth import create_client
 from tests.conftest import fixture_path
 
 
-def test_organisation_with_effective_values(client, session):
+@pytest.fixture
+def auth(session) -> dict[str, str]:
+    _, token = create_client(session, "form", cvr="35095748", roles=["reporter"])
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_organisation_with_effective_values(client, session, auth):
     import_sor_file(session, fixture_path("Sor_small.xml"), actor="test")
-    response = client.get("/api/v1/organisations/698491000016009")
+    response = client.get("/api/v1/organisations/698491000016009", headers=auth)
     assert response.status_code == 200
     item = response.get_json()
     assert item["level"] == "OE" and item["ownership"] == "privat"
@@ -20,19 +29,19 @@ def test_organisation_with_effective_values(client, session):
     assert "Brønderslev".encode() in response.data  # Danish letters, not \\u escapes
 
 
-def test_unknown_and_malformed_codes(client):
-    unknown = client.get("/api/v1/organisations/123451000016001")
+def test_unknown_and_malformed_codes(client, auth):
+    unknown = client.get("/api/v1/organisations/123451000016001", headers=auth)
     assert unknown.status_code == 404
     assert unknown.get_json()["code"] == 404
-    malformed = client.get("/api/v1/organisations/12345")
+    malformed = client.get("/api/v1/organisations/12345", headers=auth)
     assert malformed.status_code == 422
     body = malformed.get_json()
     assert body["status"] == "Unprocessable Entity" and "sor_code" in body["errors"]
 
 
-def test_history(client, session):
+def test_history(client, session, auth):
     import_sor_file(session, fixture_path("ONE_SYGEHUS.xml"), actor="nightly")
-    response = client.get("/api/v1/organisations/347811000016004/history")
+    response = client.get("/api/v1/organisations/347811000016004/history", headers=auth)
     assert response.status_code == 200
     versions = response.get_json()["versions"]
     assert len(versions) == 1 and versions[0]["actor"] == "nightly"
@@ -59,3 +68,7 @@ def test_openapi_document(client):
     response = client.get("/api/openapi.json")
     assert response.status_code == 200
     assert "/api/v1/organisations/{sor_code}" in response.get_json()["paths"]
+
+
+def test_item_needs_a_token(client):
+    assert client.get("/api/v1/organisations/123451000016001").status_code == 401

@@ -1,0 +1,273 @@
+"""What a reporting form asks of the register: resolve a code, SHAK type-ahead, and
+validate the institution code on a report (seed 002, section 5.2.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from hierarchy import identifiers as ids
+from hierarchy.models import Organisation, ShakCode
+from hierarchy.service import active_on_clause
+from hierarchy.text import fold
+
+KIND_NAMES = {"sor": "SOR code", "shak": "SHAK code", "ydernummer": "ydernummer"}
+
+
+class Malformed(ValueError):
+    """The code is none of the kinds the register knows; the message says why."""
+
+
+@dataclass
+class Interpretation:
+    kind: str
+    normalised: str
+    organisations: list[Organisation] = field(default_factory=list)
+    shak: ShakCode | None = None
+
+
+def _why_malformed(code: str) -> str:
+    if not code:
+        return "the code is empty"
+    reasons = []
+    for validate in (ids.validate_sor_code, ids.validate_shak, ids.normalise_ydernummer):
+        try:
+            validate(code)
+        except ids.IdentifierError as exc:
+            reasons.append(str(exc))
+    return (
+        f"{code!r} is neither a SOR code, a SHAK code nor a ydernummer: " + "; ".join(reasons)
+    )
+
+
+def resolve(session: Session, code: str, active_on: date | None = None) -> list[Interpretation]:
+    """Every reading of *code* with the organisations it names on *active_on*.
+
+    Raises Malformed when the code fits no shape. A ydernummer is not unique:
+    its interpretation can hold several organisations.
+    """
+    code = (code or "").strip()
+    kinds = ids.classify_code(code)
+    if not kinds:
+        raise Malformed(_why_malformed(code))
+    day = active_on or date.today()
+    interpretations = []
+    for kind in kinds:
+        if kind == "sor":
+            normalised = ids.validate_sor_code(code)
+            column = Organisation.sor_code
+        elif kind == "shak":
+            normalised = ids.validate_shak(code)
+            column = Organisation.shak
+        else:
+            normalised = ids.normalise_ydernummer(code)
+            column = Organisation.ydernummer
+        organisations = list(
+            session.execute(
+                select(Organisation)
+                .where(column == normalised, *active_on_clause(day))
+                .order_by(Organisation.name_search, Organisation.sor_code)
+                .limit(500)
+            ).scalars()
+        )
+        interpretation = Interpretation(kind, normalised, organisations)
+        if kind == "shak":
+            interpretation.shak = shak_record(session, normalised, day)
+        interpretations.append(interpretation)
+    return interpretations
+
+
+def shak_record(session: Session, code: str, day: date) -> ShakCode | None:
+    """The SHAK register's record of *code* in force on *day*."""
+    return session.execute(
+        select(ShakCode)
+        .where(
+            ShakCode.code == code,
+            ShakCode.valid_from <= day,
+            (ShakCode.valid_to.is_(None)) | (ShakCode.valid_to >= day),
+        )
+        .order_by(ShakCode.valid_from.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _shak_query(q: str | None, day: date) -> list[Any]:
+    conditions = [
+        ShakCode.valid_from <= day,
+        (ShakCode.valid_to.is_(None)) | (ShakCode.valid_to >= day),
+    ]
+    if q:
+        typed = q.strip()
+        folded = fold(typed).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(
+            or_(
+                ShakCode.code.like(typed.upper().replace("%", "").replace("_", "") + "%"),
+                ShakCode.text_search.like("%" + folded + "%", escape="\\"),
+            )
+        )
+    return conditions
+
+
+def shak_hospitals(
+    session: Session, q: str | None, day: date | None = None, limit: int = 20
+) -> tuple[list[ShakCode], int]:
+    """Hospitals whose code starts with, or whose name contains, what was typed."""
+    conditions = [ShakCode.kind == "hospital", *_shak_query(q, day or date.today())]
+    return _shak_page(session, conditions, limit)
+
+
+def shak_departments(
+    session: Session, hospital: str, q: str | None, day: date | None = None, limit: int = 20
+) -> tuple[list[ShakCode], int]:
+    """Departments and sections of *hospital* only, matched like the hospitals."""
+    if ids.shak_kind(hospital or "") != "hospital":
+        raise Malformed(f"{hospital!r} is not a SHAK hospital code (4 digits)")
+    conditions = [
+        ShakCode.hospital == hospital,
+        ShakCode.kind != "hospital",
+        *_shak_query(q, day or date.today()),
+    ]
+    return _shak_page(session, conditions, limit)
+
+
+def _shak_page(session: Session, conditions: list[Any], limit: int) -> tuple[list[ShakCode], int]:
+    total = session.execute(
+        select(func.count()).select_from(ShakCode).where(*conditions)
+    ).scalar_one()
+    rows = list(
+        session.execute(
+            select(ShakCode).where(*conditions).order_by(ShakCode.code).limit(limit)
+        ).scalars()
+    )
+    return rows, total
+
+
+def organisations_by_shak(session: Session, codes: list[str], day: date) -> dict[str, list[str]]:
+    """SOR codes of the organisations carrying each SHAK code (one code, several entities)."""
+    carriers: dict[str, list[str]] = {code: [] for code in codes}
+    if not codes:
+        return carriers
+    for shak, sor_code in session.execute(
+        select(Organisation.shak, Organisation.sor_code)
+        .where(Organisation.shak.in_(codes), *active_on_clause(day))
+        .order_by(Organisation.sor_code)
+    ):
+        carriers[shak].append(sor_code)
+    return carriers
+
+
+@dataclass
+class Finding:
+    field: str
+    code: str
+    message: str
+
+
+@dataclass
+class Validation:
+    errors: list[Finding] = field(default_factory=list)
+    warnings: list[Finding] = field(default_factory=list)
+    organisation: Organisation | None = None
+
+
+def _period_findings(
+    result: Validation, what: str, field_name: str, start: date, end: date,
+    valid_from: date | None, valid_to: date | None,
+) -> None:
+    """Errors and warnings for a code valid [valid_from, valid_to) against [start, end]."""
+    if valid_to is not None and valid_to <= start:
+        result.errors.append(Finding(field_name, "closed", f"{what} closed on "
+                                     f"{valid_to.isoformat()}, before the reporting period"))
+    elif valid_to is not None and valid_to <= end:
+        result.warnings.append(Finding(field_name, "closes_in_period", f"{what} closes on "
+                                       f"{valid_to.isoformat()}, inside the reporting period"))
+    if valid_from is not None and valid_from > end:
+        result.errors.append(Finding(field_name, "not_yet_valid", f"{what} is valid only from "
+                                     f"{valid_from.isoformat()}, after the reporting period"))
+    elif valid_from is not None and valid_from > start:
+        result.warnings.append(Finding(field_name, "starts_in_period", f"{what} is valid only "
+                                       f"from {valid_from.isoformat()}, inside the period"))
+
+
+def validate_reporting_unit(
+    session: Session,
+    sor_code: str | None,
+    shak_code: str | None,
+    period_start: date | None,
+    period_end: date | None,
+) -> Validation:
+    """Check the institution code of a report: exactly one of SOR or SHAK, known, and
+    active throughout the period (a code closing inside it warns, one closed before it
+    is an error), as SEI's "Valider" does."""
+    result = Validation()
+    sor_code = (sor_code or "").strip() or None
+    shak_code = (shak_code or "").strip() or None
+    if sor_code and shak_code:
+        result.errors.append(Finding("shak_code", "both_codes",
+                                     "give either a SOR code or a SHAK code, not both"))
+        return result
+    if not sor_code and not shak_code:
+        result.errors.append(Finding("sor_code", "no_code",
+                                     "give a SOR code or a SHAK code"))
+        return result
+    start = period_start or period_end or date.today()
+    end = period_end or start
+    if end < start:
+        result.errors.append(Finding("period_end", "period", "the period ends before it starts"))
+        return result
+    if sor_code:
+        try:
+            sor_code = ids.validate_sor_code(sor_code)
+        except ids.IdentifierError as exc:
+            result.errors.append(Finding("sor_code", "malformed", str(exc)))
+            return result
+        organisation = session.get(Organisation, sor_code)
+        if organisation is None:
+            result.errors.append(Finding("sor_code", "unknown",
+                                         f"no organisation has SOR code {sor_code}"))
+            return result
+        result.organisation = organisation
+        _period_findings(result, f"SOR code {sor_code} ({organisation.name})", "sor_code",
+                         start, end, organisation.valid_from, organisation.valid_to)
+        if organisation.level == "IE":
+            result.warnings.append(Finding(
+                "sor_code", "owner_level",
+                "this is an institution owner (IE); report the institution or unit where "
+                "the treatment took place"))
+        return result
+    assert shak_code is not None
+    try:
+        shak_code = ids.validate_shak(shak_code)
+    except ids.IdentifierError as exc:
+        result.errors.append(Finding("shak_code", "malformed", str(exc)))
+        return result
+    records = list(session.execute(
+        select(ShakCode).where(ShakCode.code == shak_code).order_by(ShakCode.valid_from)
+    ).scalars())
+    if not records:
+        carriers = session.execute(
+            select(Organisation).where(Organisation.shak == shak_code).limit(1)
+        ).scalar_one_or_none()
+        if carriers is None:
+            result.errors.append(Finding("shak_code", "unknown",
+                                         f"SHAK code {shak_code} is not in the register"))
+        else:
+            result.organisation = carriers
+            result.warnings.append(Finding("shak_code", "not_in_shak_register",
+                                           f"SHAK code {shak_code} is on a SOR unit but not "
+                                           "in the SHAK register"))
+            _period_findings(result, f"SHAK code {shak_code}", "shak_code", start, end,
+                             carriers.valid_from, carriers.valid_to)
+        return result
+    # The code's validity is the union of its records' periods (SHAK ends are inclusive).
+    valid_from = records[0].valid_from
+    last = records[-1].valid_to
+    valid_to = date.fromordinal(last.toordinal() + 1) if last else None
+    _period_findings(result, f"SHAK code {shak_code} ({records[-1].text})", "shak_code",
+                     start, end, valid_from, valid_to)
+    return result
