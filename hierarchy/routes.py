@@ -30,7 +30,16 @@ def _get(sor_code: str) -> Any:
         abort(404, message=str(exc))
 
 
-@blp.route("/organisations/<sor_code>")
+SOR_CODE_PARAMETER = {
+    "in": "path",
+    "name": "sor_code",
+    "required": True,
+    "description": "SOR code / SOR-kode",
+    "schema": {"type": "string", "pattern": r"^[1-9][0-9]{0,7}100001600[0-9]$"},
+}
+
+
+@blp.route("/organisations/<sor_code>", parameters=[SOR_CODE_PARAMETER])
 class OrganisationItem(MethodView):
     @blp.doc(security=[{"bearerAuth": []}])
     @blp.etag
@@ -43,7 +52,7 @@ class OrganisationItem(MethodView):
         return _get(sor_code)
 
 
-@blp.route("/organisations/<sor_code>/history")
+@blp.route("/organisations/<sor_code>/history", parameters=[SOR_CODE_PARAMETER])
 class OrganisationHistory(MethodView):
     @blp.doc(security=[{"bearerAuth": []}])
     @blp.response(200, HistorySchema)

@@ -44,6 +44,15 @@ def current_language() -> str:
     return chosen if chosen in TEXTS else "da"
 
 
+@bp.get("/api/docs/assets/<path:filename>")
+def swagger_assets(filename: str):
+    """The Swagger UI files for the interactive API documentation."""
+    import swagger_ui_bundle
+    from flask import send_from_directory
+
+    return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
+
+
 @bp.get("/")
 def index():
     from hierarchy import service

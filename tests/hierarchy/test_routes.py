@@ -72,3 +72,22 @@ def test_openapi_document(client):
 
 def test_item_needs_a_token(client):
     assert client.get("/api/v1/organisations/123451000016001").status_code == 401
+
+
+def test_interactive_docs_are_served_without_a_cdn(client):
+    page = client.get("/api/docs")
+    assert page.status_code == 200
+    assert b"/api/docs/assets/swagger-ui-bundle.js" in page.data
+    with client.get("/api/docs/assets/swagger-ui-bundle.js") as asset:
+        assert asset.status_code == 200
+
+
+def test_openapi_declares_bearer_and_describes_fields(client):
+    spec = client.get("/api/openapi.json").get_json()
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    organisation = spec["components"]["schemas"]["Organisation"]["properties"]
+    assert all("description" in prop for prop in organisation.values())
+    assert " / " in organisation["ydernummer"]["description"]  # English / Danish
+    for path in ("/api/v1/lookups/my-cvr/all", "/api/v1/resolve", "/api/v1/shak/hospitals",
+                 "/api/v1/reporting-unit/validate"):
+        assert path in spec["paths"]

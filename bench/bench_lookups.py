@@ -1,0 +1,805 @@
+#!/usr/bin/env python3
+"""Benchmark the lookups the reporting forms use, through gunicorn, on a national-size register.
+
+    .venv/bin/python bench/bench_lookups.py [--entities 200000] [--file FILE] [--requests 1000]
+                                            [--concurrency 32] [--per-client 100] [--keep]
+    .venv/bin/python bench/bench_lookups.py --entities 20000 --requests 200   # quick, ~1 min
+
+Generates a SOR XML v2 export (bench/generate_sor_export.py; or takes ``--file``), starts a
+throwaway PostgreSQL 15 server (tests/support/postgres.py, ``shared_buffers=256MB``), makes
+the schema (``sorregistry db upgrade``), imports the export and the SHAK register
+(``/work/shared/data/sor/shak/SHAKCOMPLETE.TXT`` when present, else the demo extract), makes a
+``reporter`` client for a municipality with 1,000-1,500 units and serves the app with
+``gunicorn -w 2`` (``SOR_ENV=production``). Then, for four scenarios:
+
+* name type-ahead   ``GET /api/v1/organisations?name=<3 letters>&limit=20``
+* Mit CVR - Alle    ``GET /api/v1/lookups/my-cvr/all?limit=500`` (the municipality's units)
+* Privat/ydernummer ``GET /api/v1/lookups/ownership/privat?ydernummer=<real ydernummer>``
+* resolve           ``GET /api/v1/resolve?code=<SOR code | ydernummer | SHAK code>``
+
+it measures the latency of one sequential client (50 warm-up requests, then ``--requests``;
+status 200 and a JSON body checked on every answer), then the throughput of
+``--concurrency`` clients (threads, one keep-alive connection each) running a mix of the
+four. Finally it replays the exact SQL the service runs for each request straight through
+psycopg (captured from SQLAlchemy's ``before_cursor_execute`` while calling the functions
+the routes call, ``lookups.search`` and ``reporting.resolve``) and compares.
+
+Targets: type-ahead p95 <= 15 ms, resolve p95 <= 5 ms, Mit CVR - Alle (500 rows) p95 <= 60 ms,
+no errors under load, service p50 / raw SQL p50 <= 3 for every scenario.
+
+Exit status: 0 when every target holds, 2 when one is missed, 1 when something fails
+(a command, the server, a wrong answer during the latency runs) or on Ctrl-C / SIGTERM.
+The server, gunicorn and the temporary directory are removed in every case (``--keep``
+keeps the directory, with the database cluster stopped and the logs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import importlib.util
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SHAK_FILES = (Path("/work/shared/data/sor/shak/SHAKCOMPLETE.TXT"),
+              ROOT / "hierarchy" / "demo" / "SHAK_DEMO.TXT")
+WARMUP = 50
+FRAGMENTS = 50
+YDERNUMRE = 200
+MUNICIPALITY_UNITS = (1000, 1500)
+
+TARGET_TYPEAHEAD_P95_MS = 15.0
+TARGET_RESOLVE_P95_MS = 5.0
+TARGET_MY_CVR_P95_MS = 60.0
+TARGET_RATIO = 3.0
+
+TYPEAHEAD = "name type-ahead"
+MY_CVR = "Mit CVR - Alle"
+PRIVAT = "Privat/ydernummer"
+RESOLVE = "resolve"
+SCENARIOS = (TYPEAHEAD, MY_CVR, PRIVAT, RESOLVE)
+
+
+class BenchError(RuntimeError):
+    """Something the benchmark needs failed; the message says what."""
+
+
+def _say(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def _load_generator():
+    spec = importlib.util.spec_from_file_location("generate_sor_export",
+                                                  HERE / "generate_sor_export.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _terminate_on_signal() -> None:
+    """Turn SIGTERM/SIGHUP into SystemExit so that every ``finally`` (cleanup) runs."""
+    def handler(signum, frame):
+        print(f"\n[bench] signal {signum}: stopping, cleaning up", file=sys.stderr, flush=True)
+        raise SystemExit(1)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sorregistry_command() -> str:
+    for candidate in (Path(sys.executable).parent / "sorregistry",
+                      ROOT / ".venv" / "bin" / "sorregistry"):
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("sorregistry")
+    if not found:
+        raise BenchError("sorregistry is not installed (pip install -e . in the project's venv)")
+    return found
+
+
+def gunicorn_command() -> str:
+    for candidate in (Path(sys.executable).parent / "gunicorn",
+                      ROOT / ".venv" / "bin" / "gunicorn"):
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("gunicorn")
+    if not found:
+        raise BenchError("gunicorn is not installed in the project's venv")
+    return found
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of *values*."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+@dataclass
+class Stats:
+    name: str
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    first_errors: list[str] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+
+    def error(self, text: str) -> None:
+        self.errors += 1
+        if len(self.first_errors) < 5:
+            self.first_errors.append(text)
+
+    def p(self, q: float) -> float:
+        return percentile(self.latencies_ms, q)
+
+    @property
+    def mean(self) -> float:
+        return sum(self.latencies_ms) / len(self.latencies_ms) if self.latencies_ms else math.nan
+
+
+# --- the database and the service -----------------------------------------------------------
+
+
+def run_command(command: list[str], env: dict[str, str], log: Path, timeout: float = 1800,
+                what: str = "") -> str:
+    """Run a command (output appended to *log*); return its stdout; raise when it fails."""
+    t0 = time.perf_counter()
+    r = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True,
+                       timeout=timeout, stdin=subprocess.DEVNULL)
+    seconds = time.perf_counter() - t0
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(f"\n$ {' '.join(command)}\n{r.stdout}{r.stderr}[exit {r.returncode}, "
+                 f"{seconds:.1f} s]\n")
+    if r.returncode != 0:
+        tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-10:])
+        raise BenchError(f"{what or ' '.join(command[1:3])} failed (exit {r.returncode}):\n"
+                         f"{tail}\n(full output in {log})")
+    _say(f"   {what or ' '.join(command[1:3])}: {seconds:.1f} s")
+    return r.stdout
+
+
+class Gunicorn:
+    """``gunicorn -w N`` in its own process group, stopped (the whole group) at the end."""
+
+    def __init__(self, env: dict[str, str], log: Path, workers: int = 2) -> None:
+        self.env = env
+        self.log = log
+        self.workers = workers
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        command = [gunicorn_command(), "-w", str(self.workers), "-b", f"127.0.0.1:{self.port}",
+                   "sorregistry:create_app()"]
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(command, env=self.env, cwd=ROOT, stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"gunicorn exited with {self.proc.returncode}; see {self.log}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn.request("GET", "/api/openapi.json")
+                response = conn.getresponse()
+                response.read()
+                conn.close()
+                if response.status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise BenchError(f"gunicorn did not answer within {timeout:.0f} s; see {self.log}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)  # the group of the gunicorn we started
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=15)
+
+
+def stop_stray_postgres(base: Path) -> None:
+    """Stop a server whose start was interrupted before ``Server.start`` returned."""
+    from tests.support import postgres as pgsupport
+
+    data = base / "data"
+    if (data / "postmaster.pid").exists():
+        subprocess.run(pgsupport._as_postgres([str(pgsupport._bindir() / "pg_ctl"), "-D",
+                                               str(data), "-m", "fast", "-w", "stop"]),
+                       check=False, capture_output=True)
+
+
+def psycopg_connect(url: str, **kwargs: Any):
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password,
+                           dbname=u.database, **kwargs)
+
+
+# --- what to ask ------------------------------------------------------------------------------
+
+
+@dataclass
+class Inputs:
+    municipality_cvr: str
+    municipality_name: str
+    municipality_units: int
+    my_cvr_rows: int
+    fragments: list[str]
+    fragment_totals: list[int]
+    ydernumre: list[str]
+    codes: list[tuple[str, str]]  # (kind, code)
+
+
+ACTIVE = ("(valid_from IS NULL OR valid_from <= %(day)s) "
+          "AND (valid_to IS NULL OR valid_to > %(day)s)")
+
+
+def choose_inputs(url: str, seed: int) -> Inputs:
+    rng = random.Random(seed)
+    day = date.today()
+    with psycopg_connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT ie.owner_cvr, ie.name, count(o.sor_code) AS units, "
+            "count(o.sor_code) FILTER (WHERE o.level IN ('SI', 'OE') AND "
+            "(o.valid_from IS NULL OR o.valid_from <= %(day)s) AND "
+            "(o.valid_to IS NULL OR o.valid_to > %(day)s)) AS listed "
+            "FROM organisations ie JOIN organisations o ON o.owner_cvr = ie.owner_cvr "
+            "WHERE ie.level = 'IE' AND ie.ownership = 'kommunal' "
+            "GROUP BY ie.owner_cvr, ie.name ORDER BY units DESC, ie.owner_cvr",
+            {"day": day}).fetchall()
+        if not rows:
+            raise BenchError("the register holds no municipality (IE, kommunal)")
+        low, high = MUNICIPALITY_UNITS
+        fitting = [r for r in rows if low <= r[2] <= high]
+        if fitting:
+            cvr, name, units, listed = fitting[0]  # the largest that fits
+        else:
+            cvr, name, units, listed = rows[0]
+            _say(f"   note: no municipality has {low}-{high} units; using the largest "
+                 f"({units} units)")
+
+        # Type-ahead fragments: the first three letters of the words of real (folded) names,
+        # spread over the 150 commonest, so that common and rarer fragments are both asked.
+        words: Counter[str] = Counter()
+        for (name_search,) in conn.execute(
+                f"SELECT name_search FROM organisations WHERE {ACTIVE}", {"day": day}):
+            for word in set(re.findall(r"[a-z]{3,}", name_search)):
+                words[word[:3]] += 1
+        common = [w for w, _ in words.most_common(150)]
+        step = max(1, len(common) // FRAGMENTS)
+        fragments = common[::step][:FRAGMENTS]
+        rng.shuffle(fragments)
+        totals = [conn.execute(
+            f"SELECT count(*) FROM organisations WHERE name_search LIKE %(p)s AND {ACTIVE}",
+            {"p": f"%{f}%", "day": day}).fetchone()[0] for f in fragments]
+
+        ydernumre = [r[0] for r in conn.execute(
+            "SELECT DISTINCT ydernummer FROM organisations WHERE ownership = 'privat' "
+            f"AND level IN ('SI', 'OE') AND ydernummer IS NOT NULL AND {ACTIVE} "
+            "ORDER BY ydernummer", {"day": day})]
+        if not ydernumre:
+            raise BenchError("the register holds no private unit with a ydernummer")
+        ydernumre = rng.sample(ydernumre, min(YDERNUMRE, len(ydernumre)))
+
+        sor_codes = [r[0] for r in conn.execute(
+            f"SELECT sor_code FROM organisations WHERE {ACTIVE} ORDER BY sor_code",
+            {"day": day})]
+        shak_codes = [r[0] for r in conn.execute(
+            f"SELECT DISTINCT shak FROM organisations WHERE shak IS NOT NULL AND {ACTIVE} "
+            "ORDER BY shak", {"day": day})]
+    codes = [("sor", c) for c in rng.sample(sor_codes, min(100, len(sor_codes)))]
+    codes += [("ydernummer", c) for c in ydernumre[:50]]
+    codes += [("shak", c) for c in rng.sample(shak_codes, min(50, len(shak_codes)))]
+    rng.shuffle(codes)
+    return Inputs(cvr, name, units, listed, fragments, totals, ydernumre, codes)
+
+
+@dataclass
+class Scenario:
+    name: str
+    paths: list[str]
+    check: Callable[[Any], str | None]  # a problem with the parsed body, or None
+
+
+def _check_list(min_items: int = 0, max_items: int = 500) -> Callable[[Any], str | None]:
+    def check(body: Any) -> str | None:
+        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+            return "no items list in the answer"
+        n = len(body["items"])
+        if not min_items <= n <= max_items:
+            return f"{n} items, expected {min_items}-{max_items}"
+        return None
+    return check
+
+
+def _check_resolve(body: Any) -> str | None:
+    if not isinstance(body, dict) or not body.get("kind"):
+        return "no kind in the answer"
+    if not any(i.get("organisations") for i in body.get("interpretations", [])):
+        return "no organisation in the answer"
+    return None
+
+
+def scenarios(inputs: Inputs) -> dict[str, Scenario]:
+    my_cvr_rows = min(500, inputs.my_cvr_rows)
+    return {
+        TYPEAHEAD: Scenario(TYPEAHEAD, [
+            "/api/v1/organisations?" + urlencode({"name": f, "limit": 20})
+            for f in inputs.fragments], _check_list(1, 20)),
+        MY_CVR: Scenario(MY_CVR, ["/api/v1/lookups/my-cvr/all?limit=500"],
+                         _check_list(my_cvr_rows, my_cvr_rows)),
+        PRIVAT: Scenario(PRIVAT, [
+            "/api/v1/lookups/ownership/privat?" + urlencode({"ydernummer": y})
+            for y in inputs.ydernumre], _check_list(1, 50)),
+        RESOLVE: Scenario(RESOLVE, [
+            "/api/v1/resolve?" + urlencode({"code": c}) for _, c in inputs.codes],
+            _check_resolve),
+    }
+
+
+# --- the HTTP client -------------------------------------------------------------------------
+
+
+class Client:
+    """One keep-alive connection; reconnects when the server closes it (sync workers do)."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port = port
+        self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def get(self, path: str) -> tuple[int, bytes, float]:
+        """(status, body, milliseconds from sending the request to the last byte)."""
+        for attempt in (1, 2):
+            t0 = time.perf_counter()
+            try:
+                self.conn.request("GET", path, headers=self.headers)
+                response = self.conn.getresponse()
+                body = response.read()
+                ms = (time.perf_counter() - t0) * 1000.0
+                if response.will_close:
+                    self.conn.close()
+                return response.status, body, ms
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                # A kept-alive connection the server had closed: one retry on a new one.
+                self.conn.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _record(stats: Stats, scenario: Scenario, status: int, body: bytes, ms: float) -> None:
+    stats.latencies_ms.append(ms)
+    if status != 200:
+        stats.error(f"HTTP {status}: {body[:200]!r}")
+        return
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:
+        stats.error(f"not JSON: {exc}")
+        return
+    problem = scenario.check(parsed)
+    if problem:
+        stats.error(problem)
+    elif isinstance(parsed, dict) and isinstance(parsed.get("items"), list):
+        stats.rows.append(len(parsed["items"]))
+
+
+def latency_run(port: int, token: str, scenario: Scenario, requests: int) -> Stats:
+    """One sequential client: warm-up, then *requests* timed requests cycling the paths."""
+    client = Client(port, token)
+    stats = Stats(scenario.name)
+    try:
+        for i in range(WARMUP):
+            client.get(scenario.paths[i % len(scenario.paths)])
+        for i in range(requests):
+            path = scenario.paths[(i + WARMUP) % len(scenario.paths)]
+            status, body, ms = client.get(path)
+            _record(stats, scenario, status, body, ms)
+    finally:
+        client.close()
+    return stats
+
+
+@dataclass
+class LoadResult:
+    clients: int
+    requests: int
+    seconds: float
+    overall: Stats
+    per_scenario: dict[str, Stats]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+
+def load_run(port: int, token: str, plan: dict[str, Scenario], clients: int,
+             per_client: int) -> LoadResult:
+    """*clients* threads, each its own connection, *per_client* requests of the mix each."""
+    names = list(plan)
+    barrier = threading.Barrier(clients + 1)
+    results: list[list[tuple[str, int, bytes, float]]] = [[] for _ in range(clients)]
+    failures: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        client = Client(port, token)
+        out = results[n]
+        try:
+            barrier.wait()
+            for i in range(per_client):
+                scenario = plan[names[(n + i) % len(names)]]
+                path = scenario.paths[(n * 7 + i) % len(scenario.paths)]
+                try:
+                    status, body, ms = client.get(path)
+                except OSError as exc:
+                    out.append((scenario.name, 0, repr(exc).encode(), 0.0))
+                    client.close()
+                    continue
+                out.append((scenario.name, status, body, ms))
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            failures.append(exc)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - t0
+    if failures:
+        raise BenchError(f"a load client failed: {failures[0]!r}")
+    overall = Stats("all")
+    per = {name: Stats(name) for name in names}
+    for out in results:
+        for name, status, body, ms in out:
+            for stats in (overall, per[name]):
+                if status == 0:
+                    stats.error(body.decode())
+                else:
+                    _record(stats, plan[name], status, body, ms)
+    return LoadResult(clients, clients * per_client, seconds, overall, per)
+
+
+# --- the same SQL, straight through psycopg --------------------------------------------------
+
+
+def capture_sql(url: str, inputs: Inputs) -> dict[str, list[list[tuple[str, Any]]]]:
+    """For every request of every scenario, the statements the service runs for it.
+
+    Calls what the routes call (``lookups.search`` with the route's filters,
+    ``reporting.resolve``) in an app of our own on the same database and records each
+    statement and its parameters from SQLAlchemy's ``before_cursor_execute`` event. The
+    authentication query (one SELECT on api_clients per request) is left out: it is the
+    service's own overhead, not the lookup.
+    """
+    from sqlalchemy import event
+
+    from hierarchy import lookups, reporting
+    from sorregistry.app import create_app
+    from sorregistry.extensions import db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench",
+                      "SOR_ENV": "production"})
+    captured: list[tuple[str, Any]] = []
+
+    def listener(conn, cursor, statement, parameters, context, executemany):
+        captured.append((statement, parameters))
+
+    out: dict[str, list[list[tuple[str, Any]]]] = {name: [] for name in SCENARIOS}
+
+    def take() -> list[tuple[str, Any]]:
+        statements = list(captured)
+        captured.clear()
+        return statements
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            session = db.session
+            for fragment in inputs.fragments:
+                lookups.search(session, lookups.Filters(name=fragment), sort="name", limit=20)
+                out[TYPEAHEAD].append(take())
+            lookups.search(session, lookups.Filters(level=["SI", "OE"],
+                                                    cvr=inputs.municipality_cvr),
+                           sort="name", limit=500)
+            out[MY_CVR].append(take())
+            for ydernummer in inputs.ydernumre:
+                lookups.search(session, lookups.Filters(level=["SI", "OE"], ownership="privat",
+                                                        ydernummer=ydernummer),
+                               sort="name", limit=50)
+                out[PRIVAT].append(take())
+            for _, code in inputs.codes:
+                reporting.resolve(session, code, date.today())
+                out[RESOLVE].append(take())
+            session.rollback()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+            db.session.remove()
+            db.engine.dispose()
+    return out
+
+
+def raw_run(url: str, name: str, requests: list[list[tuple[str, Any]]], n: int) -> Stats:
+    """Time the captured statements of each request (in one transaction, as the service
+    does), fetching every row; warm-up first, cycling the requests like the HTTP runs."""
+    stats = Stats(name)
+    with psycopg_connect(url) as conn:
+        for i in range(WARMUP + n):
+            statements = requests[i % len(requests)]
+            t0 = time.perf_counter()
+            with conn.cursor() as cur:
+                for statement, parameters in statements:
+                    cur.execute(statement, parameters)
+                    cur.fetchall()
+            conn.rollback()
+            ms = (time.perf_counter() - t0) * 1000.0
+            if i >= WARMUP:
+                stats.latencies_ms.append(ms)
+    return stats
+
+
+def time_auth_query(url: str, token: str, n: int = 500) -> float:
+    """p50 ms of the per-request client lookup (SELECT on api_clients by token digest)."""
+    from sorregistry.auth import digest_token
+
+    latencies = []
+    with psycopg_connect(url) as conn:
+        for _ in range(n + WARMUP):
+            t0 = time.perf_counter()
+            conn.execute("SELECT * FROM api_clients WHERE token_digest = %s",
+                         (digest_token(token),)).fetchall()
+            conn.rollback()
+            latencies.append((time.perf_counter() - t0) * 1000.0)
+    return percentile(latencies[WARMUP:], 50)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def _ms(value: float) -> str:
+    return f"{value:8.2f}"
+
+
+def report_latency(all_stats: dict[str, Stats]) -> None:
+    _say(f"\n{'scenario':<20} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+         f"{'max ms':>8} {'mean ms':>8} {'rows':>6} {'errors':>6}")
+    for s in all_stats.values():
+        rows = f"{sum(s.rows) / len(s.rows):.0f}" if s.rows else "-"
+        _say(f"{s.name:<20} {len(s.latencies_ms):>5} {_ms(s.p(50))} {_ms(s.p(95))} "
+             f"{_ms(s.p(99))} {_ms(max(s.latencies_ms, default=math.nan))} {_ms(s.mean)} "
+             f"{rows:>6} {s.errors:>6}")
+        for text in s.first_errors:
+            _say(f"      ! {text}")
+
+
+@contextlib.contextmanager
+def temp_dir(keep: bool, prefix: str) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        if keep:
+            _say(f"kept {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def bench(a: argparse.Namespace, workdir: Path) -> int:
+    from tests.support.postgres import Server
+
+    cli = sorregistry_command()
+    gunicorn_command()
+    log = workdir / "commands.log"
+
+    if a.file:
+        export = a.file.resolve()
+        if not export.is_file():
+            raise BenchError(f"{export}: no such file")
+        _say(f"== export: {export}")
+    else:
+        export = workdir / f"sor_{a.entities}.xml"
+        t0 = time.perf_counter()
+        counts = _load_generator().generate(export, a.entities, seed=a.seed)
+        _say(f"== generated {export.name}: {sum(counts.values())} entities {counts} in "
+             f"{time.perf_counter() - t0:.1f} s, {export.stat().st_size / 1e6:.0f} MB")
+
+    pg_base = workdir / "pg"
+    server = None
+    gunicorn: Gunicorn | None = None
+    try:
+        server = Server.start(pg_base, shared_buffers="256MB")
+        url = server.create_database("sorbench")
+        _say(f"== PostgreSQL on 127.0.0.1:{server.port} (shared_buffers=256MB): {url}")
+        env = dict(os.environ)
+        env.pop("FLASK_APP", None)
+        env.update(SOR_DATABASE_URL=url, SOR_SECRET_KEY="bench", SOR_ENV="production")
+        run_command([cli, "db", "upgrade"], env, log, what="db upgrade")
+        out = run_command([cli, "import-sor", "--quiet", str(export)], env, log,
+                          what="import-sor")
+        for line in out.strip().splitlines()[-6:]:
+            _say(f"      | {line[:150]}")
+        shak = next(p for p in SHAK_FILES if p.exists())
+        out = run_command([cli, "import-shak", str(shak)], env, log,
+                          what=f"import-shak {shak.name}")
+        for line in out.strip().splitlines()[-2:]:
+            _say(f"      | {line[:150]}")
+        with psycopg_connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+
+        inputs = choose_inputs(url, a.seed)
+        _say(f"   municipality: {inputs.municipality_name} (CVR {inputs.municipality_cvr}), "
+             f"{inputs.municipality_units} units, {inputs.my_cvr_rows} active SI/OE")
+        _say(f"   {len(inputs.fragments)} name fragments, matches per fragment "
+             f"min {min(inputs.fragment_totals)} / median "
+             f"{sorted(inputs.fragment_totals)[len(inputs.fragment_totals) // 2]} / max "
+             f"{max(inputs.fragment_totals)}: {' '.join(inputs.fragments)}")
+        kinds = Counter(k for k, _ in inputs.codes)
+        _say(f"   {len(inputs.ydernumre)} ydernumre; resolve codes: "
+             + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
+        out = run_command([cli, "create-client", "bench", "--cvr", inputs.municipality_cvr,
+                           "--role", "reporter"], env, log, what="create-client")
+        token = out.strip().splitlines()[-1].strip()
+
+        gunicorn = Gunicorn(env, workdir / "gunicorn.log", workers=2)
+        gunicorn.start()
+        _say(f"== gunicorn -w 2 on 127.0.0.1:{gunicorn.port}")
+        plan = scenarios(inputs)
+
+        _say(f"\n== latency: one sequential client, {WARMUP} warm-up + {a.requests} requests "
+             "per scenario (request sent -> last byte read)")
+        latency: dict[str, Stats] = {}
+        for name, scenario in plan.items():
+            latency[name] = latency_run(gunicorn.port, token, scenario, a.requests)
+        report_latency(latency)
+
+        total = a.concurrency * a.per_client
+        _say(f"\n== throughput: {a.concurrency} concurrent clients x {a.per_client} requests "
+             f"= {total}, the four scenarios in turn")
+        load = load_run(gunicorn.port, token, plan, a.concurrency, a.per_client)
+        _say(f"   {load.rate:.0f} requests/s ({load.requests} in {load.seconds:.1f} s), "
+             f"p50 {load.overall.p(50):.1f} ms, p95 {load.overall.p(95):.1f} ms, "
+             f"p99 {load.overall.p(99):.1f} ms, errors {load.overall.errors}")
+        for s in load.per_scenario.values():
+            _say(f"   {s.name:<20} p50 {s.p(50):8.1f} ms  p95 {s.p(95):8.1f} ms  "
+                 f"errors {s.errors}")
+        for text in load.overall.first_errors:
+            _say(f"      ! {text}")
+        gunicorn.stop()
+
+        _say(f"\n== raw SQL through psycopg: the statements the service runs for each request "
+             f"(captured from SQLAlchemy), {WARMUP} warm-up + {a.requests} per scenario")
+        captured = capture_sql(url, inputs)
+        raw: dict[str, Stats] = {}
+        _say(f"{'scenario':<20} {'stmts':>5} {'raw p50':>8} {'raw p95':>8} {'svc p50':>8} "
+             f"{'svc/raw':>8}")
+        for name in SCENARIOS:
+            raw[name] = raw_run(url, name, captured[name], a.requests)
+            statements = sum(len(r) for r in captured[name]) / len(captured[name])
+            _say(f"{name:<20} {statements:5.1f} {_ms(raw[name].p(50))} {_ms(raw[name].p(95))} "
+                 f"{_ms(latency[name].p(50))} {latency[name].p(50) / raw[name].p(50):8.1f}")
+        _say(f"   (not in the raw figures: the per-request client lookup on api_clients, "
+             f"p50 {time_auth_query(url, token):.2f} ms raw)")
+        if a.show_sql:
+            for name in SCENARIOS:
+                _say(f"\n-- {name}")
+                for statement, parameters in captured[name][0]:
+                    _say(f"{statement};\n   -- {parameters}")
+
+        targets = [
+            (f"name type-ahead p95 {latency[TYPEAHEAD].p(95):.1f} ms <= "
+             f"{TARGET_TYPEAHEAD_P95_MS:.0f} ms",
+             latency[TYPEAHEAD].p(95) <= TARGET_TYPEAHEAD_P95_MS),
+            (f"resolve p95 {latency[RESOLVE].p(95):.1f} ms <= {TARGET_RESOLVE_P95_MS:.0f} ms",
+             latency[RESOLVE].p(95) <= TARGET_RESOLVE_P95_MS),
+            (f"Mit CVR - Alle ({min(500, inputs.my_cvr_rows)} rows) p95 "
+             f"{latency[MY_CVR].p(95):.1f} ms <= {TARGET_MY_CVR_P95_MS:.0f} ms",
+             latency[MY_CVR].p(95) <= TARGET_MY_CVR_P95_MS),
+            (f"no errors under load ({load.overall.errors} of {load.requests})",
+             load.overall.errors == 0),
+        ]
+        if inputs.my_cvr_rows < 500:
+            targets.append((f"Mit CVR - Alle returns >= 500 rows ({inputs.my_cvr_rows})", False))
+        for name in SCENARIOS:
+            ratio = latency[name].p(50) / raw[name].p(50)
+            targets.append((f"{name}: service p50 / raw SQL p50 = {ratio:.1f} <= "
+                            f"{TARGET_RATIO:.0f}", ratio <= TARGET_RATIO))
+        _say("\n== targets")
+        for text, held in targets:
+            _say(f"  [{'ok' if held else 'MISSED'}] {text}")
+        latency_errors = sum(s.errors for s in latency.values())
+        if latency_errors:
+            _say(f"  [FAILED] {latency_errors} wrong answers in the latency runs")
+            return 1
+        return 0 if all(held for _, held in targets) else 2
+    finally:
+        if gunicorn is not None:
+            gunicorn.stop()
+        if server is not None:
+            server.stop()
+        else:
+            stop_stray_postgres(pg_base)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--entities", type=int, default=200_000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--file", type=Path, help="import this export instead of generating one")
+    p.add_argument("--requests", type=int, default=1000, help="timed requests per scenario")
+    p.add_argument("--concurrency", type=int, default=32, help="clients in the load run")
+    p.add_argument("--per-client", type=int, default=100,
+                   help="requests per client in the load run")
+    p.add_argument("--show-sql", action="store_true",
+                   help="print the captured SQL of each scenario's first request")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the temporary directory (export, logs, stopped cluster)")
+    a = p.parse_args(argv)
+    if a.requests < 1 or a.concurrency < 1 or a.per_client < 1:
+        p.error("--requests, --concurrency and --per-client must be at least 1")
+    _terminate_on_signal()
+    try:
+        with temp_dir(a.keep, "sorbench-lookups-") as workdir:
+            os.chmod(workdir, 0o755)
+            return bench(a, workdir)
+    except BenchError as exc:
+        _say(f"\n[FAILED] {exc}")
+        return 1
+    except KeyboardInterrupt:
+        _say("\n[bench] interrupted: cleaned up")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
