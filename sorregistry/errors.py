@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify, render_template, request
+import re
+from urllib.parse import unquote_to_bytes
+
+from flask import Flask, Response, abort, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 
@@ -41,6 +44,21 @@ def handle_unexpected(error: Exception) -> Response | tuple[str, int, list]:
     return handle_http_exception(InternalServerError())
 
 
+_JSON_NUL = re.compile(rb"\\u0000", re.IGNORECASE)
+
+
+def refuse_nul_bytes() -> None:
+    """Refuse input carrying NUL characters: no register field can hold one, and
+    PostgreSQL rejects them in text (it would otherwise surface as a 500)."""
+    if not request.path.startswith("/api/"):
+        return
+    query = unquote_to_bytes(request.query_string)
+    body = request.get_data(cache=True) if request.content_length else b""
+    if b"\x00" in query or b"\x00" in body or _JSON_NUL.search(body):
+        abort(400, description="the request contains a NUL character, which no field allows")
+
+
 def register(app: Flask) -> None:
+    app.before_request(refuse_nul_bytes)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)

@@ -73,24 +73,32 @@ def backend(database_url: str) -> str:
 
 @pytest.fixture
 def app(database_url: str) -> Iterator[Flask]:
-    """The app bound to one connection whose transaction is rolled back after the test."""
+    """The app on one connection whose transaction is rolled back after the test.
+
+    Flask-SQLAlchemy's sessions take their bind from ``db.engines``, not from
+    a ``bind`` option, so the test's connection stands in for the engine;
+    with ``create_savepoint`` a commit in the code under test only releases a
+    savepoint, and the test's rollback undoes everything.
+    """
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
     with app.app_context():
-        connection = db.engine.connect()
+        engine = db.engine
+        engines = db._app_engines[app]
+        connection = engine.connect()
         transaction = connection.begin()
+        engines[None] = connection
         original = db.session
-        db.session = db._make_scoped_session(
-            {"bind": connection, "binds": {}, "join_transaction_mode": "create_savepoint"}
-        )
+        db.session = db._make_scoped_session({"join_transaction_mode": "create_savepoint"})
         try:
             yield app
         finally:
             db.session.remove()
             db.session = original
+            engines[None] = engine
             if transaction.is_active:
                 transaction.rollback()
             connection.close()
-            db.engine.dispose()
+            engine.dispose()
 
 
 @pytest.fixture

@@ -91,3 +91,11 @@ def test_openapi_declares_bearer_and_describes_fields(client):
     for path in ("/api/v1/lookups/my-cvr/all", "/api/v1/resolve", "/api/v1/shak/hospitals",
                  "/api/v1/reporting-unit/validate"):
         assert path in spec["paths"]
+
+
+def test_nul_bytes_are_refused_not_a_server_error(client, auth):
+    query = client.get("/api/v1/shak/hospitals?q=ab%00c", headers=auth)
+    assert query.status_code == 400 and "NUL" in query.get_json()["message"]
+    body = client.post("/api/v1/reporting-unit/validate", headers=auth,
+                       data='{"sor_code": "1\\u0000"}', content_type="application/json")
+    assert body.status_code == 400
