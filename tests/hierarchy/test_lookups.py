@@ -30,12 +30,16 @@ def export(tmp_path_factory) -> Path:
 @pytest.fixture
 def register(session, export):
     import_sor_file(session, export, actor="test")
+    # A real private hospital with SHAK codes beside the municipality.
+    import_sor_file(session, Path(__file__).parents[1] / "fixtures" / "ONE_SYGEHUS.xml",
+                    actor="test")
     return session
 
 
 def _owner(session, ownership: str) -> Organisation:
     return session.execute(
-        select(Organisation).where(Organisation.level == "IE", Organisation.ownership == ownership)
+        select(Organisation).where(Organisation.level == "IE", Organisation.ownership == ownership,
+                                   Organisation.cvr.is_not(None))
         .order_by(Organisation.sor_code).limit(1)
     ).scalar_one()
 
@@ -198,3 +202,49 @@ def test_closed_units_are_found_with_an_earlier_date(client, register):
     then = client.get(f"/api/v1/organisations?sor_code={closed.sor_code}&active_on={day}",
                       headers=headers)
     assert then.get_json()["total"] == 1
+
+
+def _sample(session, column):
+    return session.execute(
+        select(column).where(column.is_not(None), Organisation.level != "IE")
+        .order_by(Organisation.sor_code).limit(1)
+    ).scalar_one()
+
+
+@pytest.mark.parametrize(
+    "parameter, column, pick",
+    [
+        ("entity_type", "entity_type", lambda v: v),
+        ("ydernummer", "ydernummer", lambda v: v.lstrip("0")),
+        ("municipality_code", "eff_municipality_code", lambda v: v),
+        ("postal_code", "eff_postal_code", lambda v: v),
+        ("shak", "shak", lambda v: v),
+    ],
+)
+def test_each_filter_returns_exactly_its_rows(client, register, parameter, column, pick):
+    headers = _token(register, "35095748")
+    value = _sample(register, getattr(Organisation, column))
+    items, total = _walk(
+        client, f"/api/v1/organisations?{parameter}={pick(value)}&limit=200", headers
+    )
+    expected = {
+        o.sor_code for o in register.execute(select(Organisation)).scalars()
+        if getattr(o, column) is not None
+        and (getattr(o, column).startswith(value) if parameter == "shak"
+             else getattr(o, column) == value)
+        and o.is_active_on(date.today())
+    }
+    assert {i["sor_code"] for i in items} == expected and total == len(expected)
+
+
+def test_sor_code_prefix_and_name_prefix(client, register):
+    headers = _token(register, "35095748")
+    unit = _owner(register, "kommunal")
+    body = client.get(f"/api/v1/organisations?sor_code={unit.sor_code[:-3]}&limit=500",
+                      headers=headers).get_json()
+    assert all(i["sor_code"].startswith(unit.sor_code[:-3]) for i in body["items"])
+    assert unit.sor_code in {i["sor_code"] for i in body["items"]}
+    prefix = unit.name_search[:5]
+    body = client.get(f"/api/v1/organisations?name={prefix}&name_match=prefix&limit=500",
+                      headers=headers).get_json()
+    assert body["items"] and all(fold(i["name"]).startswith(prefix) for i in body["items"])
