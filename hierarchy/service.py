@@ -86,17 +86,20 @@ def get_organisation(session: Session, sor_code: str) -> Organisation:
     return organisation
 
 
+def _in_force_at(moment: datetime) -> list[Any]:
+    """Conditions for the version the register held at *moment* (system time)."""
+    return [
+        OrganisationVersion.recorded_at <= moment,
+        (OrganisationVersion.superseded_at.is_(None)) | (OrganisationVersion.superseded_at > moment),
+    ]
+
+
 def get_version_as_of(session: Session, sor_code: str, moment: datetime) -> OrganisationVersion:
     """The version of *sor_code* that the register held at *moment* (system time)."""
     sor_code = ids.validate_sor_code(sor_code)
     version = session.execute(
         select(OrganisationVersion)
-        .where(
-            OrganisationVersion.sor_code == sor_code,
-            OrganisationVersion.recorded_at <= moment,
-            (OrganisationVersion.superseded_at.is_(None))
-            | (OrganisationVersion.superseded_at > moment),
-        )
+        .where(OrganisationVersion.sor_code == sor_code, *_in_force_at(moment))
         .order_by(OrganisationVersion.version.desc())
         .limit(1)
     ).scalar_one_or_none()
@@ -110,11 +113,7 @@ def register_as_of(session: Session, moment: datetime) -> list[OrganisationVersi
     return list(
         session.execute(
             select(OrganisationVersion)
-            .where(
-                OrganisationVersion.recorded_at <= moment,
-                (OrganisationVersion.superseded_at.is_(None))
-                | (OrganisationVersion.superseded_at > moment),
-            )
+            .where(*_in_force_at(moment))
             .order_by(OrganisationVersion.sor_code)
         ).scalars()
     )

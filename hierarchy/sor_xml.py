@@ -402,19 +402,6 @@ def _region_code(value: str) -> tuple[bool, str]:
         return False, str(exc)
 
 
-class _CountingReader:
-    """A file wrapper that counts the bytes read, for the progress bar."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self.position = 0
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._raw.read(size)
-        self.position += len(chunk)
-        return chunk
-
-
 def read_sor_export(
     handle: IO[bytes], header_out: list[SorHeader] | None = None
 ) -> Iterator[SorEntity]:
@@ -510,4 +497,4 @@ def _expected_level(stack: list[tuple[str, str | None]]) -> tuple[str, ...]:
     return {"IE": ("SI",), "SI": ("OE",), "OE": ("OE",)}[parent]
 
 
-__all__ = ["SorEntity", "SorFileError", "SorHeader", "read_sor_export", "_CountingReader"]
+__all__ = ["SorEntity", "SorFileError", "SorHeader", "read_sor_export"]
