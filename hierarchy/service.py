@@ -90,7 +90,7 @@ def _in_force_at(moment: datetime) -> list[Any]:
     """Conditions for the version the register held at *moment* (system time)."""
     return [
         OrganisationVersion.recorded_at <= moment,
-        (OrganisationVersion.superseded_at.is_(None)) | (OrganisationVersion.superseded_at > moment),
+        OrganisationVersion.superseded_at.is_(None) | (OrganisationVersion.superseded_at > moment),
     ]
 
 
