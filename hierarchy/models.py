@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     ForeignKey,
@@ -192,3 +193,19 @@ class ShakCode(Base):
         UniqueConstraint("code", "valid_from", name="uq_shak_codes_code_valid_from"),
         Index("ix_shak_codes_code", "code"),
     )
+
+
+class SorCodeCounter(Base):
+    """The last item id the service allocated in the Danish SOR namespace.
+
+    Allocation increments this one row (a row lock on PostgreSQL, the write
+    lock on SQLite), so concurrent approvals never get the same code, and the
+    counter only grows, so a code is never reused. Allocation starts at item
+    90,000,000, clear of the item ids in the national register, and skips any
+    code already in the register.
+    """
+
+    __tablename__ = "sor_code_counter"
+
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    last_item: Mapped[int] = mapped_column(BigInteger)

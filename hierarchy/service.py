@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hierarchy import identifiers as ids
-from hierarchy.models import VERSION_SOURCES, Organisation, OrganisationVersion
+from hierarchy.models import VERSION_SOURCES, Organisation, OrganisationVersion, SorCodeCounter
 from hierarchy.records import (
     OWN_FIELDS,
     Placement,
@@ -360,3 +360,23 @@ def _refresh_subtree(
             unit.updated_at = now
         placements[unit.sor_code] = placement_from_row(unit)
     session.flush()
+
+
+def allocate_sor_code(session: Session) -> str:
+    """A new SOR code: namespace 1000016, partition 00, Verhoeff check digit, never used before.
+
+    Safe under concurrent transactions: the counter row is updated first, which
+    serialises allocators until each commits (or rolls back: a rolled-back
+    allocation gives its number back, and no code was handed out with it).
+    """
+    counter = SorCodeCounter.__table__
+    while True:
+        item = session.execute(
+            counter.update()
+            .where(counter.c.name == "sor")
+            .values(last_item=counter.c.last_item + 1)
+            .returning(counter.c.last_item)
+        ).scalar_one()
+        code = ids.make_sor_code(item)
+        if session.get(Organisation, code) is None:
+            return code
