@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import request
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
@@ -21,9 +21,11 @@ from hierarchy.schemas import (
     ShakListSchema,
     ValidateRequestSchema,
     ValidationSchema,
+    organisation_item,
 )
 from sorregistry.auth import current_client, require
 from sorregistry.extensions import db
+from sorregistry.responses import json_response
 
 blp = Blueprint(
     "lookups",
@@ -34,14 +36,20 @@ BEARER = [{"bearerAuth": []}]
 PAGE_KEYS = ("sort", "limit", "cursor")
 
 
-def _page(args: dict[str, Any], **fixed: Any) -> dict[str, Any]:
+def _page(args: dict[str, Any], **fixed: Any) -> Response:
     options = {key: args.pop(key) for key in PAGE_KEYS if key in args}
     filters = lookups.Filters(**{**args, **fixed})
     try:
         page = lookups.search(db.session, filters, **options)
     except lookups.LookupError_ as exc:
         abort(422, message=str(exc), errors=exc.errors)
-    return {"items": page.items, "total": page.total, "next": page.next}
+    return json_response(
+        {
+            "items": [organisation_item(row) for row in page.items],
+            "total": page.total,
+            "next": page.next,
+        }
+    )
 
 
 def _refuse_cvr_parameter() -> None:
@@ -56,11 +64,10 @@ def _refuse_cvr_parameter() -> None:
 @blp.route("/organisations")
 class OrganisationSearch(MethodView):
     @blp.doc(security=BEARER)
-    @blp.etag
     @blp.arguments(SearchArgsSchema, location="query", as_kwargs=False)
     @blp.response(200, OrganisationListSchema)
     @require()
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Response:
         """Search the register with column filters / Søg i registret."""
         return _page(args)
 
@@ -68,11 +75,10 @@ class OrganisationSearch(MethodView):
 @blp.route("/lookups/my-cvr/si")
 class MyCvrInstitutions(MethodView):
     @blp.doc(security=BEARER)
-    @blp.etag
     @blp.arguments(LookupArgsSchema, location="query")
     @blp.response(200, OrganisationListSchema)
     @require()
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Response:
         """Mit CVR – SI: the health institutions owned by the caller's CVR."""
         _refuse_cvr_parameter()
         args.pop("level", None)
@@ -82,11 +88,10 @@ class MyCvrInstitutions(MethodView):
 @blp.route("/lookups/my-cvr/all")
 class MyCvrAll(MethodView):
     @blp.doc(security=BEARER)
-    @blp.etag
     @blp.arguments(LookupArgsSchema, location="query")
     @blp.response(200, OrganisationListSchema)
     @require()
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Response:
         """Mit CVR – Alle: institutions and units under the caller's CVR; level tells which."""
         _refuse_cvr_parameter()
         levels = [level for level in args.pop("level", None) or ["SI", "OE"] if level != "IE"]
@@ -96,11 +101,10 @@ class MyCvrAll(MethodView):
 @blp.route("/lookups/ownership/<any(statslig, regional, kommunal, privat):ownership>")
 class OwnershipList(MethodView):
     @blp.doc(security=BEARER)
-    @blp.etag
     @blp.arguments(LookupArgsSchema, location="query")
     @blp.response(200, OrganisationListSchema)
     @require()
-    def get(self, args: dict[str, Any], ownership: str) -> dict[str, Any]:
+    def get(self, args: dict[str, Any], ownership: str) -> Response:
         """Statslig / Regional / Kommunal / Privat: institutions and units of that ownership."""
         levels = [level for level in args.pop("level", None) or ["SI", "OE"] if level != "IE"]
         return _page(args, level=levels or ["SI", "OE"], ownership=ownership)
@@ -119,13 +123,12 @@ def _cache_headers(response: Any) -> Any:
 @blp.route("/resolve")
 class Resolve(MethodView):
     @blp.doc(security=BEARER)
-    @blp.etag
     @blp.arguments(ResolveArgsSchema, location="query")
     @blp.response(200, ResolveSchema)
     @blp.alt_response(404, description="Well-formed, but names no organisation")
     @blp.alt_response(422, description="Not a SOR code, SHAK code or ydernummer")
     @require()
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Response:
         """Say whether a code is a SOR code, SHAK code or ydernummer, with every match."""
         day = args.get("active_on") or date.today()
         try:
@@ -142,26 +145,26 @@ class Resolve(MethodView):
                 f"{reporting.KIND_NAMES[i.kind]} {i.normalised}" for i in interpretations
             )
             abort(404, message=f"no organisation active on {day.isoformat()} has {readings}")
-        return {
+        return json_response({
             "code": args["code"].strip(),
             "kind": found.kind,
             "interpretations": [
                 {
                     "kind": i.kind,
                     "normalised": i.normalised,
-                    "organisations": i.organisations,
+                    "organisations": [organisation_item(o) for o in i.organisations],
                     "shak": _shak_item(i.shak, carriers.get(i.normalised, []))
                     if i.shak else None,
                 }
                 for i in interpretations
             ],
-        }
+        })
 
 
 def _shak_item(record: Any, sor_codes: list[str]) -> dict[str, Any]:
     return {
         "code": record.code,
-        "text": record.text,
+        "name": record.text,
         "kind": record.kind,
         "hospital": record.hospital,
         "valid_from": record.valid_from,
@@ -170,19 +173,20 @@ def _shak_item(record: Any, sor_codes: list[str]) -> dict[str, Any]:
     }
 
 
-def _shak_list(rows: list[Any], total: int, day: date) -> dict[str, Any]:
+def _shak_list(rows: list[Any], total: int, day: date) -> Response:
     carriers = reporting.organisations_by_shak(db.session, [r.code for r in rows], day)
-    return {"items": [_shak_item(r, carriers[r.code]) for r in rows], "total": total}
+    return json_response(
+        {"items": [_shak_item(r, carriers[r.code]) for r in rows], "total": total}
+    )
 
 
 @blp.route("/shak/hospitals")
 class ShakHospitals(MethodView):
     @blp.doc(security=BEARER)
-    @blp.etag
     @blp.arguments(ShakArgsSchema, location="query")
     @blp.response(200, ShakListSchema)
     @require()
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Response:
         """SHAK type-ahead: hospitals by code or name / sygehuse efter kode eller navn."""
         day = args.get("active_on") or date.today()
         rows, total = reporting.shak_hospitals(db.session, args.get("q"), day, args["limit"])
@@ -192,11 +196,10 @@ class ShakHospitals(MethodView):
 @blp.route("/shak/departments")
 class ShakDepartments(MethodView):
     @blp.doc(security=BEARER)
-    @blp.etag
     @blp.arguments(ShakDepartmentArgsSchema, location="query")
     @blp.response(200, ShakListSchema)
     @require()
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Response:
         """SHAK type-ahead: departments and sections of one hospital only."""
         day = args.get("active_on") or date.today()
         try:

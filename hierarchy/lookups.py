@@ -25,6 +25,32 @@ from hierarchy.service import active_on_clause
 from hierarchy.text import fold
 
 MAX_LIMIT = 500
+# What a list item shows (hierarchy.schemas.organisation_item), read as plain
+# rows: no ORM identity map for hundreds of rows a page.
+ITEM_COLUMNS = [
+    Organisation.sor_code,
+    Organisation.name,
+    Organisation.name_search,
+    Organisation.level,
+    Organisation.entity_type,
+    Organisation.ownership,
+    Organisation.owner_cvr,
+    Organisation.ydernummer,
+    Organisation.shak,
+    Organisation.p_number,
+    Organisation.parent_sor_code,
+    Organisation.institution_sor_code,
+    Organisation.owner_sor_code,
+    Organisation.effective,
+    Organisation.inherited,
+    Organisation.clinical_specialities,
+    Organisation.replaces,
+    Organisation.replaced_by,
+    Organisation.first_valid_from,
+    Organisation.valid_from,
+    Organisation.valid_to,
+    Organisation.version,
+]
 Sort = Literal["name", "code"]
 
 
@@ -57,7 +83,7 @@ class Filters:
 
 @dataclass
 class Page:
-    items: list[Organisation]
+    items: list[Any]  # rows with ITEM_COLUMNS
     total: int
     next: str | None
 
@@ -175,7 +201,7 @@ def _order(sort: Sort) -> list[Any]:
     return [Organisation.name_search, Organisation.sor_code]
 
 
-def _key(organisation: Organisation, sort: Sort) -> list[Any]:
+def _key(organisation: Any, sort: Sort) -> list[Any]:
     if sort == "code":
         return [len(organisation.sor_code), organisation.sor_code]
     return [organisation.name_search, organisation.sor_code]
@@ -221,12 +247,12 @@ def search(
     total = session.execute(
         select(func.count()).select_from(Organisation).where(*conditions)
     ).scalar_one()
-    query: Select[tuple[Organisation]] = select(Organisation).where(*conditions)
+    query: Select[Any] = select(*ITEM_COLUMNS).where(*conditions)
     order = _order(sort)
     if cursor:
         first, second = decode_cursor(cursor, sort)
         query = query.where(or_(order[0] > first, and_(order[0] == first, order[1] > second)))
-    rows = list(session.execute(query.order_by(*order).limit(limit + 1)).scalars())
+    rows = list(session.execute(query.order_by(*order).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(_key(rows[-1], sort), sort) if more and rows else None

@@ -9,9 +9,10 @@ from flask_smorest import Blueprint, abort
 
 from hierarchy import identifiers as ids
 from hierarchy import service
-from hierarchy.schemas import HistorySchema, OrganisationSchema
+from hierarchy.schemas import HistorySchema, OrganisationSchema, organisation_item
 from sorregistry.auth import require
 from sorregistry.extensions import db
+from sorregistry.responses import json_response
 
 blp = Blueprint(
     "organisations",
@@ -42,14 +43,13 @@ SOR_CODE_PARAMETER = {
 @blp.route("/organisations/<sor_code>", parameters=[SOR_CODE_PARAMETER])
 class OrganisationItem(MethodView):
     @blp.doc(security=[{"bearerAuth": []}])
-    @blp.etag
     @blp.response(200, OrganisationSchema)
     @blp.alt_response(404, description="Unknown SOR code")
     @blp.alt_response(422, description="Malformed SOR code")
     @require()
     def get(self, sor_code: str) -> Any:
         """One organisation with its effective (inherited) values."""
-        return _get(sor_code)
+        return json_response(organisation_item(_get(sor_code)))
 
 
 @blp.route("/organisations/<sor_code>/history", parameters=[SOR_CODE_PARAMETER])

@@ -88,7 +88,8 @@ def _address(address: dict[str, Any] | None) -> dict[str, Any] | None:
     return {key: address.get(key) for key in AddressSchema().fields}
 
 
-def organisation_item(organisation: Organisation) -> dict[str, Any]:
+def organisation_item(organisation: Any) -> dict[str, Any]:
+    """An organisation as the API shows it, from a model or a row with ITEM_COLUMNS."""
     effective = organisation.effective or {}
     return {
         "sor_code": organisation.sor_code,
@@ -210,7 +211,7 @@ class ResolveArgsSchema(Schema):
 
 class ShakRecordSchema(Schema):
     code = fields.String(**_d("SHAK code", "SHAK-kode"))
-    name = fields.String(attribute="text", **_d("Name in the SHAK register", "Navn"))
+    name = fields.String(**_d("Name in the SHAK register", "Navn"))
     kind = fields.String(**_d("hospital, department or section", "sygehus/afdeling/afsnit"))
     hospital = fields.String(**_d("The hospital's code", "Sygehuskode"))
     valid_from = fields.Date(**_d("Valid from", "Gyldig fra"))

@@ -13,7 +13,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -112,13 +114,64 @@ def client_for_token(session: Session, token: str) -> ApiClient | None:
     return client
 
 
-def current_client() -> ApiClient:
+@dataclass(frozen=True, slots=True)
+class ClientIdentity:
+    """Who is calling: what a request needs of its client, detached from any session."""
+
+    id: int
+    name: str
+    cvr: str
+    roles: tuple[str, ...]
+    municipality_code: str | None
+
+    def has_role(self, *roles: str) -> bool:
+        return any(role in self.roles for role in roles)
+
+
+# Token digest -> (expiry, identity). Lookups are called while a person types,
+# so a token is checked against the database at most once a minute per worker;
+# a revoked token stops working within that minute.
+_IDENTITIES: dict[str, tuple[float, ClientIdentity]] = {}
+_IDENTITY_SECONDS = 60.0
+_IDENTITY_MAX = 10_000
+
+
+def _identity(token: str) -> ClientIdentity | None:
+    from sorregistry.extensions import db
+
+    digest = digest_token(token)
+    now = time.monotonic()
+    cached = _IDENTITIES.get(digest)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    client = client_for_token(db.session, token)
+    if client is None:
+        _IDENTITIES.pop(digest, None)
+        return None
+    identity = ClientIdentity(
+        id=client.id,
+        name=client.name,
+        cvr=client.cvr,
+        roles=tuple(client.roles),
+        municipality_code=client.municipality_code,
+    )
+    if len(_IDENTITIES) >= _IDENTITY_MAX:
+        _IDENTITIES.clear()
+    _IDENTITIES[digest] = (now + _IDENTITY_SECONDS, identity)
+    return identity
+
+
+def forget_identities() -> None:
+    """Drop every cached identity (after revoking a client, in tests)."""
+    _IDENTITIES.clear()
+
+
+def current_client() -> ClientIdentity:
     return g.api_client
 
 
-def authenticate() -> ApiClient:
+def authenticate() -> ClientIdentity:
     """The client of the request's bearer token; 401 without a valid one."""
-    from sorregistry.extensions import db
 
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -128,7 +181,7 @@ def authenticate() -> ApiClient:
             message="a bearer token is required (Authorization: Bearer <token>)",
             headers={"WWW-Authenticate": 'Bearer realm="sor"'},
         )
-    client = client_for_token(db.session, token.strip())
+    client = _identity(token.strip())
     if client is None:
         abort(
             401,

@@ -11,6 +11,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
+from sorregistry.responses import dumps_text
+
 # SOR_ variable -> Flask config key, and how to read the value.
 _BOOL_TRUE = {"1", "true", "yes", "on"}
 
@@ -45,7 +49,12 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
 DEFAULTS: dict[str, Any] = {
     "SOR_ENV": "production",
     "SECRET_KEY": None,
-    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "SQLALCHEMY_ENGINE_OPTIONS": {
+        "pool_pre_ping": True,
+        # JSON columns are read on every lookup: orjson is several times faster.
+        "json_serializer": dumps_text,
+        "json_deserializer": orjson.loads,
+    },
     "MAIL_SERVER": "localhost",
     "MAIL_PORT": 25,
     "MAIL_USE_TLS": False,
