@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/bench_lookups.py [--entities 200000] [--file FILE] [--requests 1000]
                                             [--concurrency 32] [--per-client 100] [--keep]
-    .venv/bin/python bench/bench_lookups.py --entities 20000 --requests 200   # quick, ~1 min
+    .venv/bin/python bench/bench_lookups.py --entities 20000 --requests 200   # quick, ~4 min
 
 Generates a SOR XML v2 export (bench/generate_sor_export.py; or takes ``--file``), starts a
 throwaway PostgreSQL 15 server (tests/support/postgres.py, ``shared_buffers=256MB``), makes
@@ -109,6 +109,9 @@ def _terminate_on_signal() -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, handler)
+    # Ctrl-C is KeyboardInterrupt even when started in the background (where SIGINT
+    # arrives ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def free_port() -> int:
@@ -139,6 +142,23 @@ def gunicorn_command() -> str:
     return found
 
 
+def code_version() -> str:
+    """The commit the service runs and the files that differ from it (the working tree is
+    what gunicorn imports)."""
+    def git(*args: str) -> str:
+        r = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                           check=False)
+        return r.stdout if r.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD").strip()
+    if not commit:
+        return "(not a git checkout)"
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no",
+                                        "--", "sorregistry", "hierarchy").splitlines()]
+    return f"commit {commit}" + (f" + uncommitted changes to {', '.join(changed)}"
+                                 if changed else "")
+
+
 # --- statistics -----------------------------------------------------------------------------
 
 
@@ -158,6 +178,8 @@ class Stats:
     errors: int = 0
     first_errors: list[str] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
+    slowest: tuple[float, int] = (0.0, -1)  # (ms, index of the request's input)
+    closed_by_server: int = 0  # answers after which the server closed the connection
 
     def error(self, text: str) -> None:
         self.errors += 1
@@ -392,6 +414,7 @@ class Client:
         self.port = port
         self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.closed_by_server = 0
 
     def get(self, path: str) -> tuple[int, bytes, float]:
         """(status, body, milliseconds from sending the request to the last byte)."""
@@ -403,6 +426,7 @@ class Client:
                 body = response.read()
                 ms = (time.perf_counter() - t0) * 1000.0
                 if response.will_close:
+                    self.closed_by_server += 1
                     self.conn.close()
                 return response.status, body, ms
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
@@ -416,8 +440,10 @@ class Client:
         self.conn.close()
 
 
-def _record(stats: Stats, scenario: Scenario, status: int, body: bytes, ms: float) -> None:
+def _record(stats: Stats, scenario: Scenario, status: int, body: bytes, ms: float,
+            index: int = -1) -> None:
     stats.latencies_ms.append(ms)
+    stats.slowest = max(stats.slowest, (ms, index))
     if status != 200:
         stats.error(f"HTTP {status}: {body[:200]!r}")
         return
@@ -440,10 +466,12 @@ def latency_run(port: int, token: str, scenario: Scenario, requests: int) -> Sta
     try:
         for i in range(WARMUP):
             client.get(scenario.paths[i % len(scenario.paths)])
+        client.closed_by_server = 0
         for i in range(requests):
-            path = scenario.paths[(i + WARMUP) % len(scenario.paths)]
-            status, body, ms = client.get(path)
-            _record(stats, scenario, status, body, ms)
+            index = (i + WARMUP) % len(scenario.paths)
+            status, body, ms = client.get(scenario.paths[index])
+            _record(stats, scenario, status, body, ms, index)
+        stats.closed_by_server = client.closed_by_server
     finally:
         client.close()
     return stats
@@ -485,7 +513,7 @@ def load_run(port: int, token: str, plan: dict[str, Scenario], clients: int,
                     client.close()
                     continue
                 out.append((scenario.name, status, body, ms))
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:  # reported by the main thread
             failures.append(exc)
         finally:
             client.close()
@@ -587,7 +615,25 @@ def raw_run(url: str, name: str, requests: list[list[tuple[str, Any]]], n: int) 
             ms = (time.perf_counter() - t0) * 1000.0
             if i >= WARMUP:
                 stats.latencies_ms.append(ms)
+                stats.slowest = max(stats.slowest, (ms, i % len(requests)))
     return stats
+
+
+def explain(url: str, statements: list[tuple[str, Any]]) -> None:
+    """Print EXPLAIN (ANALYZE, BUFFERS) of each statement, and its time as psycopg sees it
+    (execute and fetch every row), the third of three runs."""
+    with psycopg_connect(url) as conn:
+        for statement, parameters in statements:
+            for _ in range(3):
+                t0 = time.perf_counter()
+                conn.execute(statement, parameters).fetchall()
+                ms = (time.perf_counter() - t0) * 1000.0
+            first = " ".join(statement.split())[:90]
+            _say(f"   -- {first} ...  [{ms:.2f} ms through psycopg]")
+            for (line,) in conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement,
+                                        parameters).fetchall():
+                _say(f"      {line}")
+            conn.rollback()
 
 
 def time_auth_query(url: str, token: str, n: int = 500) -> float:
@@ -694,7 +740,7 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
 
         gunicorn = Gunicorn(env, workdir / "gunicorn.log", workers=2)
         gunicorn.start()
-        _say(f"== gunicorn -w 2 on 127.0.0.1:{gunicorn.port}")
+        _say(f"== gunicorn -w 2 on 127.0.0.1:{gunicorn.port}, serving {code_version()}")
         plan = scenarios(inputs)
 
         _say(f"\n== latency: one sequential client, {WARMUP} warm-up + {a.requests} requests "
@@ -703,6 +749,16 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
         for name, scenario in plan.items():
             latency[name] = latency_run(gunicorn.port, token, scenario, a.requests)
         report_latency(latency)
+        closed = sum(s.closed_by_server for s in latency.values())
+        if closed:
+            _say(f"   (the server closed the connection after {closed} of "
+                 f"{sum(len(s.latencies_ms) for s in latency.values())} answers - gunicorn's "
+                 "sync workers do not keep connections alive - so most requests include a "
+                 "new TCP connection on 127.0.0.1)")
+        for name in (TYPEAHEAD, RESOLVE):
+            ms, index = latency[name].slowest
+            if index >= 0:
+                _say(f"   slowest {name}: {ms:.1f} ms, {plan[name].paths[index]}")
 
         total = a.concurrency * a.per_client
         _say(f"\n== throughput: {a.concurrency} concurrent clients x {a.per_client} requests "
@@ -723,19 +779,31 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
         captured = capture_sql(url, inputs)
         raw: dict[str, Stats] = {}
         _say(f"{'scenario':<20} {'stmts':>5} {'raw p50':>8} {'raw p95':>8} {'svc p50':>8} "
-             f"{'svc/raw':>8}")
+             f"{'svc p95':>8} {'svc-raw':>8} {'svc/raw':>8}   (ms; svc/raw of the p50s)")
         for name in SCENARIOS:
             raw[name] = raw_run(url, name, captured[name], a.requests)
             statements = sum(len(r) for r in captured[name]) / len(captured[name])
-            _say(f"{name:<20} {statements:5.1f} {_ms(raw[name].p(50))} {_ms(raw[name].p(95))} "
-                 f"{_ms(latency[name].p(50))} {latency[name].p(50) / raw[name].p(50):8.1f}")
+            r, svc = raw[name], latency[name]
+            _say(f"{name:<20} {statements:5.1f} {_ms(r.p(50))} {_ms(r.p(95))} {_ms(svc.p(50))} "
+                 f"{_ms(svc.p(95))} {_ms(svc.p(50) - r.p(50))} {svc.p(50) / r.p(50):8.1f}")
         _say(f"   (not in the raw figures: the per-request client lookup on api_clients, "
              f"p50 {time_auth_query(url, token):.2f} ms raw)")
+        for name in SCENARIOS:
+            ms, index = raw[name].slowest
+            params = {k: v for statement in captured[name][index]
+                      for k, v in (statement[1] or {}).items()
+                      if k.startswith(("name_search", "owner_cvr", "ydernummer", "sor_code",
+                                       "shak", "code"))}
+            _say(f"   slowest raw {name}: {ms:.1f} ms {params}")
         if a.show_sql:
             for name in SCENARIOS:
                 _say(f"\n-- {name}")
                 for statement, parameters in captured[name][0]:
                     _say(f"{statement};\n   -- {parameters}")
+        if a.explain:
+            for name in SCENARIOS:
+                _say(f"\n== EXPLAIN ANALYZE, {name}: its slowest raw request")
+                explain(url, captured[name][raw[name].slowest[1]])
 
         targets = [
             (f"name type-ahead p95 {latency[TYPEAHEAD].p(95):.1f} ms <= "
@@ -783,6 +851,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="requests per client in the load run")
     p.add_argument("--show-sql", action="store_true",
                    help="print the captured SQL of each scenario's first request")
+    p.add_argument("--explain", action="store_true",
+                   help="print EXPLAIN (ANALYZE, BUFFERS) of each scenario's slowest request")
     p.add_argument("--keep", action="store_true",
                    help="keep the temporary directory (export, logs, stopped cluster)")
     a = p.parse_args(argv)

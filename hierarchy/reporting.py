@@ -12,6 +12,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from hierarchy import identifiers as ids
+from hierarchy.lookups import ITEM_COLUMNS
 from hierarchy.models import Organisation, ShakCode
 from hierarchy.service import active_on_clause
 from hierarchy.text import fold
@@ -27,7 +28,7 @@ class Malformed(ValueError):
 class Interpretation:
     kind: str
     normalised: str
-    organisations: list[Organisation] = field(default_factory=list)
+    organisations: list[Any] = field(default_factory=list)  # rows with ITEM_COLUMNS
     shak: ShakCode | None = None
 
 
@@ -69,11 +70,11 @@ def resolve(session: Session, code: str, active_on: date | None = None) -> list[
             column = Organisation.ydernummer
         organisations = list(
             session.execute(
-                select(Organisation)
+                select(*ITEM_COLUMNS)
                 .where(column == normalised, *active_on_clause(day))
                 .order_by(Organisation.name_search, Organisation.sor_code)
                 .limit(500)
-            ).scalars()
+            )
         )
         interpretation = Interpretation(kind, normalised, organisations)
         if kind == "shak":
