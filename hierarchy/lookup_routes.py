@@ -52,6 +52,12 @@ def _page(args: dict[str, Any], **fixed: Any) -> Response:
     )
 
 
+def _unit_levels(args: dict[str, Any]) -> list[str]:
+    """The levels a form's list shows: SI and OE (or the one asked for), never owners."""
+    levels = [level for level in args.pop("level", None) or [] if level != "IE"]
+    return levels or ["SI", "OE"]
+
+
 def _refuse_cvr_parameter() -> None:
     if "cvr" in request.args:
         abort(
@@ -94,8 +100,7 @@ class MyCvrAll(MethodView):
     def get(self, args: dict[str, Any]) -> Response:
         """Mit CVR – Alle: institutions and units under the caller's CVR; level tells which."""
         _refuse_cvr_parameter()
-        levels = [level for level in args.pop("level", None) or ["SI", "OE"] if level != "IE"]
-        return _page(args, level=levels or ["SI", "OE"], cvr=current_client().cvr)
+        return _page(args, level=_unit_levels(args), cvr=current_client().cvr)
 
 
 @blp.route("/lookups/ownership/<any(statslig, regional, kommunal, privat):ownership>")
@@ -106,8 +111,7 @@ class OwnershipList(MethodView):
     @require()
     def get(self, args: dict[str, Any], ownership: str) -> Response:
         """Statslig / Regional / Kommunal / Privat: institutions and units of that ownership."""
-        levels = [level for level in args.pop("level", None) or ["SI", "OE"] if level != "IE"]
-        return _page(args, level=levels or ["SI", "OE"], ownership=ownership)
+        return _page(args, level=_unit_levels(args), ownership=ownership)
 
 
 @blp.after_request
