@@ -28,42 +28,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-PG_BIN = Path(os.environ.get("SOR_BENCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
+from common import (
+    ROOT,
+    find_command,
+    load_generator,
+    postgres_server,
+    say,
+    terminate_on_signal,
+)
 
 TARGET_PG_SECONDS = 60.0
 TARGET_RSS_MB = 500.0
-
-
-def _load_generator():
-    spec = importlib.util.spec_from_file_location("generate_sor_export",
-                                                  HERE / "generate_sor_export.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _say(msg: str) -> None:
-    print(msg, flush=True)
-
-
-# --- running a child and measuring it ----------------------------------------------------
 
 
 @dataclass
@@ -131,116 +116,7 @@ def _tail(path: Path, lines: int) -> list[str]:
 # --- a throwaway PostgreSQL ----------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PostgresServer:
-    """A private PostgreSQL cluster in a temporary directory, on 127.0.0.1."""
-
-    def __init__(self, base: Path, keep: bool = False, shared_buffers: str = "256MB") -> None:
-        self.base = base
-        self.data = base / "data"
-        self.log = base / "postgres.log"
-        self.keep = keep
-        self.shared_buffers = shared_buffers
-        self.port = 0
-        self.running = False
-        self._as_postgres = os.geteuid() == 0
-        self.user = "postgres"
-
-    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        kwargs: dict = {}
-        if self._as_postgres:
-            # initdb refuses to run as root: run the server's tools as the postgres user.
-            kwargs = {"user": "postgres", "group": "postgres", "extra_groups": []}
-        return subprocess.run(list(args), check=check, capture_output=True, text=True,
-                              cwd="/", **kwargs)
-
-    def start(self) -> None:
-        initdb = PG_BIN / "initdb"
-        if not initdb.exists():
-            raise RuntimeError(f"{initdb} not found: install Debian's postgresql (make "
-                               "system-packages) or set SOR_BENCH_PG_BIN")
-        self.base.mkdir(parents=True, exist_ok=True)
-        if self._as_postgres:
-            shutil.chown(self.base, "postgres", "postgres")
-        self.base.chmod(0o700)
-        r = self._run(str(initdb), "-D", str(self.data), "-U", self.user, "--auth=trust",
-                      "-E", "UTF8", "--locale=C.UTF-8", check=False)
-        if r.returncode != 0:
-            raise RuntimeError(f"initdb failed:\n{r.stdout}\n{r.stderr}")
-        self.port = free_port()
-        opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base} "
-                f"-c shared_buffers={self.shared_buffers}")
-        r = self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                      "-o", opts, "-w", "-t", "60", "start", check=False)
-        if r.returncode != 0:
-            log = self.log.read_text(errors="replace") if self.log.exists() else ""
-            raise RuntimeError(f"pg_ctl start failed:\n{r.stdout}\n{r.stderr}\n{log[-2000:]}")
-        self.running = True
-
-    def createdb(self, name: str) -> str:
-        r = self._run(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                      "-U", self.user, name, check=False)
-        if r.returncode != 0:
-            raise RuntimeError(f"createdb failed: {r.stderr}")
-        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{name}"
-
-    def psql(self, db: str, sql: str) -> str:
-        r = self._run(str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U",
-                      self.user, "-d", db, "-XAtc", sql, check=False)
-        if r.returncode != 0:
-            raise RuntimeError(f"psql failed: {r.stderr}")
-        return r.stdout.strip()
-
-    def stop(self) -> None:
-        if self.running:
-            r = self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
-                          "-t", "60", "stop", check=False)
-            if r.returncode != 0:
-                self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                          "-w", "stop", check=False)
-            self.running = False
-        if self.keep:
-            print(f"kept the PostgreSQL cluster (stopped) in {self.base}", flush=True)
-        else:
-            shutil.rmtree(self.base, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def postgres_server(base: Path, keep: bool) -> Iterator[PostgresServer]:
-    server = PostgresServer(base, keep=keep)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-
-
-def _terminate_on_signal() -> None:
-    """Turn SIGTERM/SIGHUP into SystemExit so that every ``finally`` (server stop) runs."""
-    def handler(signum, frame):
-        print(f"\n[bench] signal {signum}: stopping, cleaning up", file=sys.stderr, flush=True)
-        raise SystemExit(128 + signum)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, handler)
-
-
 # --- the benchmark ------------------------------------------------------------------------
-
-
-def sorregistry_command() -> str | None:
-    candidate = Path(sys.executable).parent / "sorregistry"
-    if candidate.exists():
-        return str(candidate)
-    candidate = ROOT / ".venv" / "bin" / "sorregistry"
-    if candidate.exists():
-        return str(candidate)
-    return shutil.which("sorregistry")
 
 
 def count_entities(path: Path) -> int:
@@ -261,11 +137,11 @@ def bench_backend(backend: str, url: str, cli: str, files: dict[str, Path], coun
     env.setdefault("SOR_SECRET_KEY", "bench-not-secret")
     env.pop("FLASK_APP", None)
     log = workdir / f"{backend}.log"
-    _say(f"\n== {backend}: {url}")
+    say(f"\n== {backend}: {url}")
     up = run_measured(Run(backend, "db upgrade", [cli, "db", "upgrade"]), env, log, timeout)
-    _say(f"   db upgrade: {up.seconds:.1f} s, exit {up.exit_code}")
+    say(f"   db upgrade: {up.seconds:.1f} s, exit {up.exit_code}")
     if not up.ok:
-        _say("   " + "\n   ".join(up.output_tail))
+        say("   " + "\n   ".join(up.output_tail))
         return [up]
     runs = []
     plan = [("first import", files["base"]), ("unchanged re-import", files["base"]),
@@ -275,23 +151,23 @@ def bench_backend(backend: str, url: str, cli: str, files: dict[str, Path], coun
                   entities=counts[path])
         run_measured(run, env, log, timeout)
         runs.append(run)
-        _say(f"   {name:<20} {run.seconds:7.1f} s  peak RSS {run.peak_rss_mb:7.1f} MB  "
+        say(f"   {name:<20} {run.seconds:7.1f} s  peak RSS {run.peak_rss_mb:7.1f} MB  "
              f"{run.rate:9.0f} entities/s  exit {run.exit_code}")
         for line in run.output_tail:
-            _say(f"      | {line[:150]}")
+            say(f"      | {line[:150]}")
         if not run.ok:
-            _say(f"   (full output in {log})")
+            say(f"   (full output in {log})")
             break
     return runs
 
 
 def summarise(runs: list[Run]) -> tuple[bool, bool]:
     """Print the table and the targets; return (all runs ok, all targets hold)."""
-    _say("\n== summary")
-    _say(f"{'backend':<11} {'run':<20} {'seconds':>8} {'peak MB':>8} {'entities/s':>11} "
+    say("\n== summary")
+    say(f"{'backend':<11} {'run':<20} {'seconds':>8} {'peak MB':>8} {'entities/s':>11} "
          f"{'exit':>5}")
     for r in runs:
-        _say(f"{r.backend:<11} {r.name:<20} {r.seconds:8.1f} {r.peak_rss_mb:8.1f} "
+        say(f"{r.backend:<11} {r.name:<20} {r.seconds:8.1f} {r.peak_rss_mb:8.1f} "
              f"{r.rate:11.0f} {r.exit_code!s:>5}")
     all_ok = all(r.ok for r in runs) and bool(runs)
     targets: list[tuple[str, bool]] = []
@@ -305,7 +181,7 @@ def summarise(runs: list[Run]) -> tuple[bool, bool]:
         if first and first.ok:
             for other in (again, changed):
                 if other and other.ok:
-                    _say(f"{backend}: {other.name} / first import = "
+                    say(f"{backend}: {other.name} / first import = "
                          f"{other.seconds / first.seconds:.2f}")
             if again and again.ok:
                 targets.append((f"{backend}: unchanged re-import ({again.seconds:.1f} s) <= "
@@ -321,12 +197,12 @@ def summarise(runs: list[Run]) -> tuple[bool, bool]:
         if r.name != "db upgrade" and r.ok:
             targets.append((f"{r.backend}: {r.name} peak {r.peak_rss_mb:.0f} MB < "
                             f"{TARGET_RSS_MB:.0f} MB", r.peak_rss_mb < TARGET_RSS_MB))
-    _say("\n== targets")
+    say("\n== targets")
     for text, held in targets:
-        _say(f"  [{'ok' if held else 'MISSED'}] {text}")
+        say(f"  [{'ok' if held else 'MISSED'}] {text}")
     failed = [r for r in runs if not r.ok]
     for r in failed:
-        _say(f"  [FAILED] {r.backend}: {r.name} exited {r.exit_code}")
+        say(f"  [FAILED] {r.backend}: {r.name} exited {r.exit_code}")
     return all_ok, all(held for _, held in targets)
 
 
@@ -353,29 +229,31 @@ def main(argv: list[str] | None = None) -> int:
     for b in backends:
         if b not in ("sqlite", "postgresql"):
             p.error(f"unknown backend {b!r}")
-    _terminate_on_signal()
+    terminate_on_signal()
 
     workdir = a.workdir or Path(tempfile.mkdtemp(prefix="sorbench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     made_workdir = a.workdir is None
     try:
         if a.check_postgres:
-            with postgres_server(Path(tempfile.mkdtemp(prefix="sorbench-pg-")), a.keep) as pg:
-                url = pg.createdb("sorbench")
-                _say(f"started: {url}")
-                _say(pg.psql("sorbench", "select version()"))
-                _say(pg.psql("sorbench", "show shared_buffers") + " shared_buffers, fsync "
-                     + pg.psql("sorbench", "show fsync"))
-            _say(f"stopped; data directory removed: {not pg.base.exists()}")
+            base = Path(tempfile.mkdtemp(prefix="sorbench-pg-"))
+            with postgres_server(base, a.keep) as pg:
+                url = pg.create_database("sorbench")
+                say(f"started: {url}")
+                with pg.connect("sorbench") as connection:
+                    for setting in ("server_version", "shared_buffers", "fsync"):
+                        value = connection.execute(f"SHOW {setting}").fetchone()[0]
+                        say(f"{setting}: {value}")
+            say(f"stopped; data directory removed: {not base.exists()}")
             return 0
 
-        cli = sorregistry_command()
+        cli = find_command("sorregistry")
         if cli is None:
-            _say("sorregistry is not installed (pip install -e . in the project's venv); "
+            say("sorregistry is not installed (pip install -e . in the project's venv); "
                  "nothing to measure")
             return 1
 
-        gen = _load_generator()
+        gen = load_generator()
         files: dict[str, Path] = {}
         counts: dict[Path, int] = {}
         if a.file:
@@ -386,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             c = gen.generate(files["base"], a.entities, seed=a.seed)
             counts[files["base"]] = sum(c.values())
-            _say(f"generated {files['base']}: {sum(c.values())} entities ({c}) in "
+            say(f"generated {files['base']}: {sum(c.values())} entities ({c}) in "
                  f"{time.perf_counter() - t0:.1f} s, "
                  f"{files['base'].stat().st_size / 1e6:.0f} MB")
         if a.changed_file:
@@ -398,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             c = gen.generate(files["changed"], a.entities, seed=a.seed, mutate=a.mutate,
                              drop=a.drop)
             counts[files["changed"]] = sum(c.values())
-            _say(f"generated {files['changed']} (--mutate {a.mutate} --drop {a.drop}): "
+            say(f"generated {files['changed']} (--mutate {a.mutate} --drop {a.drop}): "
                  f"{sum(c.values())} entities in {time.perf_counter() - t0:.1f} s")
 
         runs: list[Run] = []
@@ -412,18 +290,18 @@ def main(argv: list[str] | None = None) -> int:
                 base = Path(tempfile.mkdtemp(prefix="sorbench-pg-"))
                 try:
                     with postgres_server(base, a.keep) as pg:
-                        url = pg.createdb("sorbench")
+                        url = pg.create_database("sorbench")
                         runs += bench_backend("postgresql", url, cli, files, counts,
                                               workdir, a.timeout)
-                except RuntimeError as exc:
-                    _say(f"\n== postgresql: could not start a server: {exc}")
+                except (RuntimeError, subprocess.CalledProcessError) as exc:
+                    say(f"\n== postgresql: could not start a server: {exc}")
                     runs.append(Run("postgresql", "server start", [], exit_code=-1))
         all_ok, targets_hold = summarise(runs)
         if a.json:
             a.json.write_text(json.dumps([asdict(r) | {"rate": r.rate} for r in runs],
                                          indent=2))
         if a.keep:
-            _say(f"\nkept {workdir}")
+            say(f"\nkept {workdir}")
         return 0 if all_ok and targets_hold else (1 if not all_ok else 2)
     finally:
         if made_workdir and not a.keep:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import importlib.util
 import json
 import math
 import os
@@ -46,7 +45,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -60,10 +58,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from common import (
+    ROOT,
+    find_command,
+    free_port,
+    load_generator,
+    say,
+    stop_stray_postgres,
+    terminate_on_signal,
+)
 
 SHAK_FILES = (Path("/work/shared/data/sor/shak/SHAKCOMPLETE.TXT"),
               ROOT / "hierarchy" / "demo" / "SHAK_DEMO.TXT")
@@ -88,57 +91,10 @@ class BenchError(RuntimeError):
     """Something the benchmark needs failed; the message says what."""
 
 
-def _say(msg: str = "") -> None:
-    print(msg, flush=True)
-
-
-def _load_generator():
-    spec = importlib.util.spec_from_file_location("generate_sor_export",
-                                                  HERE / "generate_sor_export.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _terminate_on_signal() -> None:
-    """Turn SIGTERM/SIGHUP into SystemExit so that every ``finally`` (cleanup) runs."""
-    def handler(signum, frame):
-        print(f"\n[bench] signal {signum}: stopping, cleaning up", file=sys.stderr, flush=True)
-        raise SystemExit(1)
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, handler)
-    # Ctrl-C is KeyboardInterrupt even when started in the background (where SIGINT
-    # arrives ignored).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def sorregistry_command() -> str:
-    for candidate in (Path(sys.executable).parent / "sorregistry",
-                      ROOT / ".venv" / "bin" / "sorregistry"):
-        if candidate.exists():
-            return str(candidate)
-    found = shutil.which("sorregistry")
+def required_command(name: str) -> str:
+    found = find_command(name)
     if not found:
-        raise BenchError("sorregistry is not installed (pip install -e . in the project's venv)")
-    return found
-
-
-def gunicorn_command() -> str:
-    for candidate in (Path(sys.executable).parent / "gunicorn",
-                      ROOT / ".venv" / "bin" / "gunicorn"):
-        if candidate.exists():
-            return str(candidate)
-    found = shutil.which("gunicorn")
-    if not found:
-        raise BenchError("gunicorn is not installed in the project's venv")
+        raise BenchError(f"{name} is not installed (pip install -e . in the project's venv)")
     return found
 
 
@@ -211,7 +167,7 @@ def run_command(command: list[str], env: dict[str, str], log: Path, timeout: flo
         tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-10:])
         raise BenchError(f"{what or ' '.join(command[1:3])} failed (exit {r.returncode}):\n"
                          f"{tail}\n(full output in {log})")
-    _say(f"   {what or ' '.join(command[1:3])}: {seconds:.1f} s")
+    say(f"   {what or ' '.join(command[1:3])}: {seconds:.1f} s")
     return r.stdout
 
 
@@ -226,7 +182,8 @@ class Gunicorn:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> None:
-        command = [gunicorn_command(), "-w", str(self.workers), "-b", f"127.0.0.1:{self.port}",
+        command = [required_command("gunicorn"), "-w", str(self.workers),
+                   "-b", f"127.0.0.1:{self.port}",
                    "sorregistry:create_app()"]
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(command, env=self.env, cwd=ROOT, stdout=out,
@@ -260,17 +217,6 @@ class Gunicorn:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=15)
-
-
-def stop_stray_postgres(base: Path) -> None:
-    """Stop a server whose start was interrupted before ``Server.start`` returned."""
-    from tests.support import postgres as pgsupport
-
-    data = base / "data"
-    if (data / "postmaster.pid").exists():
-        subprocess.run(pgsupport._as_postgres([str(pgsupport._bindir() / "pg_ctl"), "-D",
-                                               str(data), "-m", "fast", "-w", "stop"]),
-                       check=False, capture_output=True)
 
 
 def psycopg_connect(url: str, **kwargs: Any):
@@ -322,7 +268,7 @@ def choose_inputs(url: str, seed: int) -> Inputs:
             cvr, name, units, listed = fitting[0]  # the largest that fits
         else:
             cvr, name, units, listed = rows[0]
-            _say(f"   note: no municipality has {low}-{high} units; using the largest "
+            say(f"   note: no municipality has {low}-{high} units; using the largest "
                  f"({units} units)")
 
         # Type-ahead fragments: the first three letters of the words of real (folded) names,
@@ -629,10 +575,10 @@ def explain(url: str, statements: list[tuple[str, Any]]) -> None:
                 conn.execute(statement, parameters).fetchall()
                 ms = (time.perf_counter() - t0) * 1000.0
             first = " ".join(statement.split())[:90]
-            _say(f"   -- {first} ...  [{ms:.2f} ms through psycopg]")
+            say(f"   -- {first} ...  [{ms:.2f} ms through psycopg]")
             for (line,) in conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement,
                                         parameters).fetchall():
-                _say(f"      {line}")
+                say(f"      {line}")
             conn.rollback()
 
 
@@ -659,15 +605,15 @@ def _ms(value: float) -> str:
 
 
 def report_latency(all_stats: dict[str, Stats]) -> None:
-    _say(f"\n{'scenario':<20} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+    say(f"\n{'scenario':<20} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
          f"{'max ms':>8} {'mean ms':>8} {'rows':>6} {'errors':>6}")
     for s in all_stats.values():
         rows = f"{sum(s.rows) / len(s.rows):.0f}" if s.rows else "-"
-        _say(f"{s.name:<20} {len(s.latencies_ms):>5} {_ms(s.p(50))} {_ms(s.p(95))} "
+        say(f"{s.name:<20} {len(s.latencies_ms):>5} {_ms(s.p(50))} {_ms(s.p(95))} "
              f"{_ms(s.p(99))} {_ms(max(s.latencies_ms, default=math.nan))} {_ms(s.mean)} "
              f"{rows:>6} {s.errors:>6}")
         for text in s.first_errors:
-            _say(f"      ! {text}")
+            say(f"      ! {text}")
 
 
 @contextlib.contextmanager
@@ -677,7 +623,7 @@ def temp_dir(keep: bool, prefix: str) -> Iterator[Path]:
         yield path
     finally:
         if keep:
-            _say(f"kept {path}")
+            say(f"kept {path}")
         else:
             shutil.rmtree(path, ignore_errors=True)
 
@@ -685,20 +631,20 @@ def temp_dir(keep: bool, prefix: str) -> Iterator[Path]:
 def bench(a: argparse.Namespace, workdir: Path) -> int:
     from tests.support.postgres import Server
 
-    cli = sorregistry_command()
-    gunicorn_command()
+    cli = required_command("sorregistry")
+    required_command("gunicorn")
     log = workdir / "commands.log"
 
     if a.file:
         export = a.file.resolve()
         if not export.is_file():
             raise BenchError(f"{export}: no such file")
-        _say(f"== export: {export}")
+        say(f"== export: {export}")
     else:
         export = workdir / f"sor_{a.entities}.xml"
         t0 = time.perf_counter()
-        counts = _load_generator().generate(export, a.entities, seed=a.seed)
-        _say(f"== generated {export.name}: {sum(counts.values())} entities {counts} in "
+        counts = load_generator().generate(export, a.entities, seed=a.seed)
+        say(f"== generated {export.name}: {sum(counts.values())} entities {counts} in "
              f"{time.perf_counter() - t0:.1f} s, {export.stat().st_size / 1e6:.0f} MB")
 
     pg_base = workdir / "pg"
@@ -707,7 +653,7 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
     try:
         server = Server.start(pg_base, shared_buffers="256MB")
         url = server.create_database("sorbench")
-        _say(f"== PostgreSQL on 127.0.0.1:{server.port} (shared_buffers=256MB): {url}")
+        say(f"== PostgreSQL on 127.0.0.1:{server.port} (shared_buffers=256MB): {url}")
         env = dict(os.environ)
         env.pop("FLASK_APP", None)
         env.update(SOR_DATABASE_URL=url, SOR_SECRET_KEY="bench", SOR_ENV="production")
@@ -715,24 +661,24 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
         out = run_command([cli, "import-sor", "--quiet", str(export)], env, log,
                           what="import-sor")
         for line in out.strip().splitlines()[-6:]:
-            _say(f"      | {line[:150]}")
+            say(f"      | {line[:150]}")
         shak = next(p for p in SHAK_FILES if p.exists())
         out = run_command([cli, "import-shak", str(shak)], env, log,
                           what=f"import-shak {shak.name}")
         for line in out.strip().splitlines()[-2:]:
-            _say(f"      | {line[:150]}")
+            say(f"      | {line[:150]}")
         with psycopg_connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
 
         inputs = choose_inputs(url, a.seed)
-        _say(f"   municipality: {inputs.municipality_name} (CVR {inputs.municipality_cvr}), "
+        say(f"   municipality: {inputs.municipality_name} (CVR {inputs.municipality_cvr}), "
              f"{inputs.municipality_units} units, {inputs.my_cvr_rows} active SI/OE")
-        _say(f"   {len(inputs.fragments)} name fragments, matches per fragment "
+        say(f"   {len(inputs.fragments)} name fragments, matches per fragment "
              f"min {min(inputs.fragment_totals)} / median "
              f"{sorted(inputs.fragment_totals)[len(inputs.fragment_totals) // 2]} / max "
              f"{max(inputs.fragment_totals)}: {' '.join(inputs.fragments)}")
         kinds = Counter(k for k, _ in inputs.codes)
-        _say(f"   {len(inputs.ydernumre)} ydernumre; resolve codes: "
+        say(f"   {len(inputs.ydernumre)} ydernumre; resolve codes: "
              + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
         out = run_command([cli, "create-client", "bench", "--cvr", inputs.municipality_cvr,
                            "--role", "reporter"], env, log, what="create-client")
@@ -740,10 +686,10 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
 
         gunicorn = Gunicorn(env, workdir / "gunicorn.log", workers=2)
         gunicorn.start()
-        _say(f"== gunicorn -w 2 on 127.0.0.1:{gunicorn.port}, serving {code_version()}")
+        say(f"== gunicorn -w 2 on 127.0.0.1:{gunicorn.port}, serving {code_version()}")
         plan = scenarios(inputs)
 
-        _say(f"\n== latency: one sequential client, {WARMUP} warm-up + {a.requests} requests "
+        say(f"\n== latency: one sequential client, {WARMUP} warm-up + {a.requests} requests "
              "per scenario (request sent -> last byte read)")
         latency: dict[str, Stats] = {}
         for name, scenario in plan.items():
@@ -751,42 +697,42 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
         report_latency(latency)
         closed = sum(s.closed_by_server for s in latency.values())
         if closed:
-            _say(f"   (the server closed the connection after {closed} of "
+            say(f"   (the server closed the connection after {closed} of "
                  f"{sum(len(s.latencies_ms) for s in latency.values())} answers - gunicorn's "
                  "sync workers do not keep connections alive - so most requests include a "
                  "new TCP connection on 127.0.0.1)")
         for name in (TYPEAHEAD, RESOLVE):
             ms, index = latency[name].slowest
             if index >= 0:
-                _say(f"   slowest {name}: {ms:.1f} ms, {plan[name].paths[index]}")
+                say(f"   slowest {name}: {ms:.1f} ms, {plan[name].paths[index]}")
 
         total = a.concurrency * a.per_client
-        _say(f"\n== throughput: {a.concurrency} concurrent clients x {a.per_client} requests "
+        say(f"\n== throughput: {a.concurrency} concurrent clients x {a.per_client} requests "
              f"= {total}, the four scenarios in turn")
         load = load_run(gunicorn.port, token, plan, a.concurrency, a.per_client)
-        _say(f"   {load.rate:.0f} requests/s ({load.requests} in {load.seconds:.1f} s), "
+        say(f"   {load.rate:.0f} requests/s ({load.requests} in {load.seconds:.1f} s), "
              f"p50 {load.overall.p(50):.1f} ms, p95 {load.overall.p(95):.1f} ms, "
              f"p99 {load.overall.p(99):.1f} ms, errors {load.overall.errors}")
         for s in load.per_scenario.values():
-            _say(f"   {s.name:<20} p50 {s.p(50):8.1f} ms  p95 {s.p(95):8.1f} ms  "
+            say(f"   {s.name:<20} p50 {s.p(50):8.1f} ms  p95 {s.p(95):8.1f} ms  "
                  f"errors {s.errors}")
         for text in load.overall.first_errors:
-            _say(f"      ! {text}")
+            say(f"      ! {text}")
         gunicorn.stop()
 
-        _say(f"\n== raw SQL through psycopg: the statements the service runs for each request "
+        say(f"\n== raw SQL through psycopg: the statements the service runs for each request "
              f"(captured from SQLAlchemy), {WARMUP} warm-up + {a.requests} per scenario")
         captured = capture_sql(url, inputs)
         raw: dict[str, Stats] = {}
-        _say(f"{'scenario':<20} {'stmts':>5} {'raw p50':>8} {'raw p95':>8} {'svc p50':>8} "
+        say(f"{'scenario':<20} {'stmts':>5} {'raw p50':>8} {'raw p95':>8} {'svc p50':>8} "
              f"{'svc p95':>8} {'svc-raw':>8} {'svc/raw':>8}   (ms; svc/raw of the p50s)")
         for name in SCENARIOS:
             raw[name] = raw_run(url, name, captured[name], a.requests)
             statements = sum(len(r) for r in captured[name]) / len(captured[name])
             r, svc = raw[name], latency[name]
-            _say(f"{name:<20} {statements:5.1f} {_ms(r.p(50))} {_ms(r.p(95))} {_ms(svc.p(50))} "
+            say(f"{name:<20} {statements:5.1f} {_ms(r.p(50))} {_ms(r.p(95))} {_ms(svc.p(50))} "
                  f"{_ms(svc.p(95))} {_ms(svc.p(50) - r.p(50))} {svc.p(50) / r.p(50):8.1f}")
-        _say(f"   (not in the raw figures: the per-request client lookup on api_clients, "
+        say(f"   (not in the raw figures: the per-request client lookup on api_clients, "
              f"p50 {time_auth_query(url, token):.2f} ms raw)")
         for name in SCENARIOS:
             ms, index = raw[name].slowest
@@ -794,15 +740,15 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
                       for k, v in (statement[1] or {}).items()
                       if k.startswith(("name_search", "owner_cvr", "ydernummer", "sor_code",
                                        "shak", "code"))}
-            _say(f"   slowest raw {name}: {ms:.1f} ms {params}")
+            say(f"   slowest raw {name}: {ms:.1f} ms {params}")
         if a.show_sql:
             for name in SCENARIOS:
-                _say(f"\n-- {name}")
+                say(f"\n-- {name}")
                 for statement, parameters in captured[name][0]:
-                    _say(f"{statement};\n   -- {parameters}")
+                    say(f"{statement};\n   -- {parameters}")
         if a.explain:
             for name in SCENARIOS:
-                _say(f"\n== EXPLAIN ANALYZE, {name}: its slowest raw request")
+                say(f"\n== EXPLAIN ANALYZE, {name}: its slowest raw request")
                 explain(url, captured[name][raw[name].slowest[1]])
 
         targets = [
@@ -823,12 +769,12 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
             ratio = latency[name].p(50) / raw[name].p(50)
             targets.append((f"{name}: service p50 / raw SQL p50 = {ratio:.1f} <= "
                             f"{TARGET_RATIO:.0f}", ratio <= TARGET_RATIO))
-        _say("\n== targets")
+        say("\n== targets")
         for text, held in targets:
-            _say(f"  [{'ok' if held else 'MISSED'}] {text}")
+            say(f"  [{'ok' if held else 'MISSED'}] {text}")
         latency_errors = sum(s.errors for s in latency.values())
         if latency_errors:
-            _say(f"  [FAILED] {latency_errors} wrong answers in the latency runs")
+            say(f"  [FAILED] {latency_errors} wrong answers in the latency runs")
             return 1
         return 0 if all(held for _, held in targets) else 2
     finally:
@@ -858,16 +804,16 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.requests < 1 or a.concurrency < 1 or a.per_client < 1:
         p.error("--requests, --concurrency and --per-client must be at least 1")
-    _terminate_on_signal()
+    terminate_on_signal()
     try:
         with temp_dir(a.keep, "sorbench-lookups-") as workdir:
             os.chmod(workdir, 0o755)
             return bench(a, workdir)
     except BenchError as exc:
-        _say(f"\n[FAILED] {exc}")
+        say(f"\n[FAILED] {exc}")
         return 1
     except KeyboardInterrupt:
-        _say("\n[bench] interrupted: cleaned up")
+        say("\n[bench] interrupted: cleaned up")
         return 1
 
 

@@ -104,12 +104,15 @@ class Server:
             )
         return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{database}"
 
-    def _admin(self) -> psycopg.Connection:
-        url = make_url(self.url("postgres"))
+    def connect(self, database: str, autocommit: bool = True) -> psycopg.Connection:
+        url = make_url(self.url(database))
         return psycopg.connect(
             host=url.host, port=url.port, user=url.username, password=url.password,
-            dbname="postgres", autocommit=True,
+            dbname=database, autocommit=autocommit,
         )
+
+    def _admin(self) -> psycopg.Connection:
+        return self.connect("postgres")
 
     def create_database(self, name: str) -> str:
         with self._admin() as connection:
