@@ -16,7 +16,6 @@ OWNERSHIP_BY_TYPE = {
     "398070004": "statslig",
     "550891000005100": "privat",
 }
-TYPE_BY_OWNERSHIP = {word: code for code, word in OWNERSHIP_BY_TYPE.items()}
 
 
 def _rows(name: str) -> list[dict[str, str]]:
@@ -58,20 +57,3 @@ def entity_type_name(code: str | None, language: str = "da") -> str | None:
 def municipalities() -> dict[str, str]:
     """Kommunekode -> municipality name."""
     return {row["kommunekode"]: row["name"] for row in _rows("dk_municipality_codes_dkcore.csv")}
-
-
-@cache
-def regions() -> dict[str, str]:
-    """Regionskode (DAGI, 1081-1085) -> region name."""
-    return {row["dagi_regionskode"]: row["name"] for row in _rows("dk_region_codes.csv")}
-
-
-@cache
-def clinical_speciality_names() -> dict[str, str]:
-    names = {
-        row["snomed_code"]: row["danish_name"]
-        for row in _rows("sor_clinical_specialities_sdm2013.csv")
-    }
-    for row in _rows("sor_clinical_specialities_da_medcom.csv"):
-        names[row["snomed_code"]] = row["danish_name"]
-    return names

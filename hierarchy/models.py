@@ -28,11 +28,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sorregistry.models import Base, BigIntKey, CodeString, JsonDocument, UTCDateTime, utcnow
 
 LEVELS = ("IE", "SI", "OE")
-LEVEL_NAMES = {
-    "IE": "Institutionsejer",
-    "SI": "Sundhedsinstitution",
-    "OE": "Organisatorisk enhed",
-}
 OWNERSHIPS = ("statslig", "regional", "kommunal", "privat")
 VERSION_SOURCES = ("import", "application", "staff")
 

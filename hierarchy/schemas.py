@@ -11,7 +11,7 @@ from typing import Any
 from marshmallow import Schema, fields, pre_dump, validate
 
 from hierarchy.codes import entity_type_name
-from hierarchy.models import Organisation
+from hierarchy.models import LEVELS, OWNERSHIPS, Organisation
 
 
 def _d(en: str, da: str) -> dict[str, Any]:
@@ -163,7 +163,7 @@ class LookupArgsSchema(Schema):
         ordered = True
 
     level = fields.List(
-        fields.String(validate=validate.OneOf(["IE", "SI", "OE"])),
+        fields.String(validate=validate.OneOf(LEVELS)),
         **_d("Level, repeatable: IE, SI, OE", "Niveau (gentages)"),
     )
     name = fields.String(
@@ -198,7 +198,7 @@ class LookupArgsSchema(Schema):
 
 class SearchArgsSchema(LookupArgsSchema):
     ownership = fields.String(
-        validate=validate.OneOf(["statslig", "regional", "kommunal", "privat"]),
+        validate=validate.OneOf(OWNERSHIPS),
         **_d("Ownership", "Ejerforhold"),
     )
     cvr = fields.String(**_d("The owner's CVR number", "Ejerens CVR-nummer"))

@@ -153,16 +153,6 @@ def organisation_history(session: Session, sor_code: str) -> list[VersionEntry]:
     return entries
 
 
-def children(session: Session, sor_code: str) -> list[Organisation]:
-    return list(
-        session.execute(
-            select(Organisation)
-            .where(Organisation.parent_sor_code == sor_code)
-            .order_by(Organisation.name_search)
-        ).scalars()
-    )
-
-
 def create_organisation(
     session: Session,
     sor_code: str,

@@ -36,7 +36,7 @@ from sqlalchemy import Column, MetaData, Table, Text, bindparam, insert, select,
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from hierarchy.models import ImportRun, Organisation, OrganisationVersion
+from hierarchy.models import LEVELS, ImportRun, Organisation, OrganisationVersion
 from hierarchy.records import (
     DERIVED_FIELDS,
     OWN_FIELDS,
@@ -132,7 +132,7 @@ class ImportResult:
         header = f"{'level':<6}{'total':>9}{'new':>9}{'changed':>9}{'inherited':>10}"
         header += f"{'unchanged':>10}{'closed':>9}{'skipped':>9}"
         lines.append(header)
-        for level in ("IE", "SI", "OE"):
+        for level in LEVELS:
             c = self.counts.get(level, Counter())
             total = c["new"] + c["changed"] + c["derived"] + c["unchanged"]
             lines.append(
