@@ -48,10 +48,13 @@ def _check_secret_key(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     # Import every package's models so that the metadata is complete.
+    import applications.mail_models  # noqa: F401
+    import applications.models  # noqa: F401
     import hierarchy.models  # noqa: F401
+    import notifications.models  # noqa: F401
     import sorregistry.auth  # noqa: F401
     from sorregistry.database import configure_engine
-    from sorregistry.extensions import api, db, migrate
+    from sorregistry.extensions import api, db, mail, migrate
 
     db.init_app(app)
     with app.app_context():
@@ -59,11 +62,14 @@ def register_extensions(app: Flask) -> None:
     migrations = os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations")
     migrate.init_app(app, db, directory=migrations, render_as_batch=True)
     api.init_app(app)
+    mail.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
+    from applications.routes import blp as applications_api
     from hierarchy.lookup_routes import blp as lookups_api
     from hierarchy.routes import blp as hierarchy_api
+    from notifications.routes import blp as notifications_api
     from sorregistry.extensions import api
     from sorregistry.views import bp as site
 
@@ -73,6 +79,8 @@ def register_blueprints(app: Flask) -> None:
     )
     api.register_blueprint(hierarchy_api, url_prefix="/api/v1")
     api.register_blueprint(lookups_api, url_prefix="/api/v1")
+    api.register_blueprint(applications_api, url_prefix="/api/v1")
+    api.register_blueprint(notifications_api, url_prefix="/api/v1")
     app.register_blueprint(site)
 
 
@@ -83,9 +91,13 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from applications.cli import register as register_application_commands
     from hierarchy.cli import register as register_hierarchy_commands
+    from notifications.cli import register as register_notification_commands
     from sorregistry.cli import create_client, load_demo
 
     register_hierarchy_commands(app)
+    register_application_commands(app)
+    register_notification_commands(app)
     app.cli.add_command(load_demo)
     app.cli.add_command(create_client)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
@@ -11,3 +12,4 @@ from sorregistry.models import Base
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 api = Api()
+mail = Mail()

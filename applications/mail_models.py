@@ -1,0 +1,3 @@
+"""The mail intake's tables."""
+
+from __future__ import annotations

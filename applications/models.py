@@ -1,0 +1,3 @@
+"""The applications tables."""
+
+from __future__ import annotations

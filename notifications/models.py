@@ -1,0 +1,3 @@
+"""The notifications tables."""
+
+from __future__ import annotations
