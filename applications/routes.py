@@ -1,7 +1,192 @@
-"""The applications API (filled in by its issue)."""
+"""The applications API: parse, call one service function, commit, serialise."""
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
-blp = Blueprint("applications", __name__, description="Applications")
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from applications import service
+from applications.schemas import (
+    ApplicationInputSchema,
+    ApplicationListArgsSchema,
+    ApplicationListSchema,
+    ApplicationSchema,
+    ApplicationValidationSchema,
+    OptionalReasonSchema,
+    ReasonSchema,
+)
+from sorregistry.auth import current_client, require
+from sorregistry.extensions import db
+
+blp = Blueprint(
+    "applications",
+    __name__,
+    description="Applications for SOR codes / Ansøgninger om SOR-koder",
+)
+BEARER = [{"bearerAuth": []}]
+ID_PARAMETER = {
+    "in": "path",
+    "name": "application_id",
+    "required": True,
+    "description": "Application id / Ansøgnings-id",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 2**53},
+}
+
+
+def _actor() -> service.Actor:
+    return service.Actor.from_client(current_client())
+
+
+@contextmanager
+def _domain_errors() -> Iterator[None]:
+    """The workflow's errors as HTTP statuses; nothing is committed on error."""
+    try:
+        yield
+    except service.ApplicationNotFound as exc:
+        db.session.rollback()
+        abort(404, message=str(exc))
+    except service.Forbidden as exc:
+        db.session.rollback()
+        abort(403, message=str(exc))
+    except service.InvalidTransition as exc:
+        db.session.rollback()
+        abort(409, message=str(exc))
+    except service.InvalidInput as exc:
+        db.session.rollback()
+        # Same shape as webargs' errors for a request body: {"json": {field: [...]}}.
+        abort(422, message=str(exc), errors={"json": {k: [v] for k, v in exc.errors.items()}})
+    except service.NotValid as exc:
+        db.session.rollback()
+        errors: dict[str, list[str]] = {}
+        for finding in exc.validation.errors:
+            errors.setdefault(finding.field, []).append(finding.message)
+        abort(422, message="the application does not validate: " + str(exc), errors=errors)
+
+
+def _step(do: Callable[[], Any]) -> Any:
+    """Run one workflow step in its own write transaction and commit it."""
+    # Authentication may have read in this transaction; start the write afresh
+    # so that SQLite can take its write lock at once (see service._take_write_lock).
+    db.session.commit()
+    with _domain_errors():
+        result = do()
+    db.session.commit()
+    return result
+
+
+def _check_id(application_id: int) -> int:
+    if not 1 <= application_id <= 2**53:
+        abort(404, message=f"no application {application_id}")
+    return application_id
+
+
+@blp.route("/applications")
+class Applications(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(ApplicationListArgsSchema, location="query")
+    @blp.response(200, ApplicationListSchema)
+    @require("municipality", "sds")
+    def get(self, args: dict[str, Any]) -> Any:
+        """Applications: a municipality sees its own, SDS staff all, newest first."""
+        cursor = args.get("cursor")
+        with _domain_errors():
+            items, total = service.list_applications(
+                db.session, _actor(), status=args.get("status") or (),
+                municipality_code=args.get("municipality_code"), limit=args["limit"],
+                after_id=int(cursor) if cursor else None,
+            )
+        last = items[-1].id if len(items) == args["limit"] else None
+        return {"items": items, "total": total, "next": str(last) if last else None}
+
+    @blp.doc(security=BEARER)
+    @blp.arguments(ApplicationInputSchema)
+    @blp.response(201, ApplicationSchema)
+    @blp.alt_response(422, description="A field can never be right (bad CVR, postcode ...)")
+    @require("municipality", "sds")
+    def post(self, data: dict[str, Any]) -> Any:
+        """Create a draft application for the caller's municipality."""
+        return _step(lambda: service.create_application(db.session, _actor(), data))
+
+
+@blp.route("/applications/<int:application_id>", parameters=[ID_PARAMETER])
+class ApplicationItem(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.response(200, ApplicationSchema)
+    @blp.alt_response(404, description="Unknown, or another municipality's")
+    @require("municipality", "sds")
+    def get(self, application_id: int) -> Any:
+        """One application with its events."""
+        with _domain_errors():
+            return service.get_application(db.session, _actor(), _check_id(application_id))
+
+    @blp.doc(security=BEARER)
+    @blp.arguments(ApplicationInputSchema)
+    @blp.response(200, ApplicationSchema)
+    @blp.alt_response(409, description="Not a draft (or sent back for information)")
+    @require("municipality")
+    def patch(self, data: dict[str, Any], application_id: int) -> Any:
+        """Edit a draft, or an application sent back for more information."""
+        return _step(lambda: service.update_application(
+            db.session, _actor(), _check_id(application_id), data))
+
+
+def _workflow_route(path: str, summary: str, roles: tuple[str, ...],
+                    do: Callable[..., Any], body: Any = None) -> None:
+    """One POST step of the workflow: authenticate, run it, commit, return the application."""
+
+    def post(self: MethodView, *args: Any, **kwargs: Any) -> Any:
+        data = args[0] if args else {}
+        application_id = _check_id(kwargs["application_id"])
+        return _step(lambda: do(db.session, _actor(), application_id, data or {}))
+
+    post.__doc__ = summary
+    view = require(*roles)(post)
+    view = blp.alt_response(409, description="The status does not allow this step")(view)
+    view = blp.alt_response(404, description="Unknown, or not the caller's")(view)
+    view = blp.response(200, ApplicationSchema)(view)
+    if body is not None:
+        view = blp.arguments(body)(view)
+    view = blp.doc(security=BEARER)(view)
+    name = "".join(part.title() for part in path.split("-")) + "Step"
+    blp.route(f"/applications/<int:application_id>/{path}",
+              parameters=[ID_PARAMETER])(type(name, (MethodView,), {"post": view}))
+
+
+_workflow_route(
+    "submit", "Submit: draft → submitted; 422 with the errors if it does not validate.",
+    ("municipality",), lambda s, a, i, d: service.submit_application(s, a, i))
+_workflow_route(
+    "approve", "Approve (SDS): allocate the SOR code and create or change the organisation.",
+    ("sds",), lambda s, a, i, d: service.approve_application(s, a, i, note=d.get("reason")),
+    OptionalReasonSchema)
+_workflow_route(
+    "reject", "Reject (SDS), with the reason sent to the municipality.",
+    ("sds",), lambda s, a, i, d: service.reject_application(s, a, i, d["reason"]),
+    ReasonSchema)
+_workflow_route(
+    "request-info", "Request information (SDS): back to the municipality with a question.",
+    ("sds",), lambda s, a, i, d: service.request_information(s, a, i, d["reason"]),
+    ReasonSchema)
+_workflow_route(
+    "withdraw", "Withdraw (the municipality), before a decision.",
+    ("municipality",),
+    lambda s, a, i, d: service.withdraw_application(s, a, i, d.get("reason")),
+    OptionalReasonSchema)
+
+
+@blp.route("/applications/<int:application_id>/validate", parameters=[ID_PARAMETER])
+class ApplicationValidate(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.response(200, ApplicationValidationSchema)
+    @blp.alt_response(404, description="Unknown, or not the caller's")
+    @require("municipality", "sds")
+    def post(self, application_id: int) -> Any:
+        """Errors (block submission) and warnings, with possible duplicates and candidates."""
+        with _domain_errors():
+            application = service.get_application(db.session, _actor(),
+                                                  _check_id(application_id))
+            return service.validate_application(db.session, application).as_dict()

@@ -1,0 +1,195 @@
+"""Marshmallow schemas of the applications API (English / Danish descriptions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from applications.models import APPLICATION_OWNERSHIPS, KINDS, STATUSES, Application
+from hierarchy.codes import entity_type_name, municipalities
+
+
+def _d(en: str, da: str) -> dict[str, Any]:
+    return {"metadata": {"description": f"{en} / {da}"}}
+
+
+def _text(en: str, da: str, length: int = 200) -> fields.String:
+    return fields.String(allow_none=True, validate=validate.Length(max=length), **_d(en, da))
+
+
+class ApplicationAddressSchema(Schema):
+    street = _text("Street and number", "Vej og husnummer")
+    postal_code = _text("Postcode (4 digits)", "Postnummer (4 cifre)", 10)
+    city = _text("Town", "By", 100)
+
+
+class ApplicationInputSchema(Schema):
+    """What a municipality fills in. Everything may be left empty in a draft."""
+
+    kind = fields.String(validate=validate.OneOf(KINDS),
+                         **_d("new: a new SOR code; change: a change to an existing one",
+                              "new: ny SOR-kode; change: ændring af en eksisterende"))
+    municipality_code = _text("Applying municipality (SDS staff only; a municipality client "
+                              "applies for itself)", "Ansøgende kommune (kun SDS)", 4)
+    contact_email = _text("The municipality's contact email", "Kommunens kontakt-e-mail", 254)
+    institution_name = _text("Institution name (at most 60 characters)",
+                             "Institutionens navn (højst 60 tegn)", 60)
+    address = fields.Nested(ApplicationAddressSchema, allow_none=True,
+                            **_d("The institution's address", "Institutionens adresse"))
+    phone = _text("Telephone", "Telefon", 40)
+    fax = _text("Fax, if any", "Fax, hvis den findes", 40)
+    email = _text("The institution's email, if any", "Institutionens e-mail, hvis den findes",
+                  254)
+    website = _text("Web address, if any", "Web-adresse, hvis den findes", 300)
+    institution_type = _text("Institution type: SNOMED CT code from the SOR code list "
+                             "(42665001 plejehjem, 547011000005103 fysioterapiklinik, ...)",
+                             "Institutionstype: SNOMED CT-kode fra SOR-kodelisten", 20)
+    ownership = fields.String(allow_none=True,
+                              validate=validate.OneOf([*APPLICATION_OWNERSHIPS, None]),
+                              **_d("Municipally or privately owned",
+                                   "Kommunalt eller privat ejet"))
+    owner_cvr = _text("The private owner's CVR number", "Den private ejers CVR-nummer", 8)
+    owner_name = _text("The private owner's name (when new to the register)",
+                       "Den private ejers navn (hvis ny i registret)")
+    ydernummer = _text("Ydernummer (provider number), if any", "Ydernummer, hvis det findes", 9)
+    gln = _text("GLN location number, if any", "GLN-lokationsnummer, hvis det findes", 13)
+    shak = _text("SHAK code, if any", "SHAK-kode, hvis den findes", 7)
+    target_sor_code = _text("For a change: the SOR code to change",
+                            "Ved ændring: SOR-koden der ændres", 18)
+    closing_date = fields.Date(allow_none=True, **_d("For a change: the closing date",
+                                                     "Ved ændring: lukkedato"))
+    remarks = _text("Remarks", "Bemærkninger", 5000)
+
+
+class EventSchema(Schema):
+    at = fields.DateTime(**_d("When", "Hvornår"))
+    actor = fields.String(**_d("Who", "Hvem"))
+    action = fields.String(**_d("What was done", "Hvad der blev gjort"))
+    from_status = fields.String(allow_none=True, **_d("Status before", "Status før"))
+    to_status = fields.String(**_d("Status after", "Status efter"))
+    version = fields.Integer(**_d("Submission number at the time", "Indsendelsesnummer"))
+    reason = fields.String(allow_none=True, **_d("Reason given", "Begrundelse"))
+    details = fields.Dict(allow_none=True, **_d("What changed", "Hvad der ændredes"))
+
+
+class AttachmentSchema(Schema):
+    id = fields.Integer()
+    filename = fields.String(**_d("File name", "Filnavn"))
+    content_type = fields.String(**_d("Media type", "Medietype"))
+    size = fields.Integer(**_d("Size in bytes", "Størrelse i bytes"))
+    sha256 = fields.String(**_d("SHA-256 of the content", "SHA-256 af indholdet"))
+
+
+class ApplicationSchema(Schema):
+    """An application for a SOR code, with its history of events."""
+
+    id = fields.Integer(**_d("Application id", "Ansøgnings-id"))
+    reference = fields.String(**_d("Reference quoted in mail", "Reference i mails"))
+    kind = fields.String(**_d("new or change", "ny eller ændring"))
+    status = fields.String(validate=validate.OneOf(STATUSES),
+                           **_d("draft, submitted, info_requested, approved, rejected, "
+                                "withdrawn", "kladde, indsendt, oplysninger ønsket, godkendt, "
+                                "afvist, trukket tilbage"))
+    version = fields.Integer(**_d("Number of submissions", "Antal indsendelser"))
+    source = fields.String(**_d("How it came: api, web or mail", "Kanal: api, web eller mail"))
+    municipality_code = fields.String(**_d("Applying municipality", "Ansøgende kommune"))
+    municipality_name = fields.Method("_municipality_name",
+                                      **_d("Municipality name", "Kommunens navn"))
+    contact_email = fields.String(allow_none=True, **_d("Contact email", "Kontakt-e-mail"))
+    institution_name = fields.String(allow_none=True, **_d("Institution name",
+                                                           "Institutionens navn"))
+    address = fields.Nested(ApplicationAddressSchema, **_d("Address", "Adresse"))
+    phone = fields.String(allow_none=True, **_d("Telephone", "Telefon"))
+    fax = fields.String(allow_none=True, **_d("Fax", "Fax"))
+    email = fields.String(allow_none=True, **_d("Email", "E-mail"))
+    website = fields.String(allow_none=True, **_d("Web address", "Web-adresse"))
+    institution_type = fields.String(allow_none=True, **_d("Institution type (SNOMED CT)",
+                                                           "Institutionstype (SNOMED CT)"))
+    institution_type_name = fields.Method("_type_name", **_d("Institution type name",
+                                                             "Institutionstypens navn"))
+    ownership = fields.String(allow_none=True, **_d("kommunal or privat", "kommunal eller privat"))
+    owner_cvr = fields.String(allow_none=True, **_d("Private owner's CVR", "Privat ejers CVR"))
+    owner_name = fields.String(allow_none=True, **_d("Private owner's name", "Privat ejers navn"))
+    ydernummer = fields.String(allow_none=True, **_d("Ydernummer", "Ydernummer"))
+    gln = fields.String(allow_none=True, **_d("GLN", "GLN"))
+    shak = fields.String(allow_none=True, **_d("SHAK code", "SHAK-kode"))
+    target_sor_code = fields.String(allow_none=True, **_d("SOR code to change",
+                                                          "SOR-kode der ændres"))
+    closing_date = fields.Date(allow_none=True, **_d("Closing date", "Lukkedato"))
+    remarks = fields.String(allow_none=True, **_d("Remarks", "Bemærkninger"))
+    sor_code = fields.String(allow_none=True, **_d("The SOR code, once approved",
+                                                   "SOR-koden, når godkendt"))
+    created_at = fields.DateTime(**_d("Created", "Oprettet"))
+    updated_at = fields.DateTime(**_d("Last changed", "Sidst ændret"))
+    submitted_at = fields.DateTime(allow_none=True, **_d("Last submitted", "Sidst indsendt"))
+    decided_at = fields.DateTime(allow_none=True, **_d("Decided", "Afgjort"))
+    events = fields.List(fields.Nested(EventSchema), **_d("Who did what, when",
+                                                          "Hvem gjorde hvad, hvornår"))
+    attachments = fields.List(fields.Nested(AttachmentSchema),
+                              **_d("Attachments (emailed applications)", "Vedhæftede filer"))
+
+    def _municipality_name(self, application: Application) -> str | None:
+        return municipalities().get(application.municipality_code)
+
+    def _type_name(self, application: Application) -> str | None:
+        return entity_type_name(application.institution_type)
+
+
+class ApplicationListSchema(Schema):
+    items = fields.List(fields.Nested(ApplicationSchema))
+    total = fields.Integer(**_d("How many match", "Antal i alt"))
+    next = fields.String(allow_none=True, **_d("Cursor of the next page", "Næste side"))
+
+
+class ApplicationListArgsSchema(Schema):
+    status = fields.List(fields.String(validate=validate.OneOf(STATUSES)),
+                         **_d("Only these statuses (repeatable)", "Kun disse statusser"))
+    municipality_code = fields.String(validate=validate.Regexp(r"^[0-9]{4}$"),
+                                      **_d("Only this municipality (staff)",
+                                           "Kun denne kommune (SDS)"))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200),
+                           **_d("Page size", "Sidestørrelse"))
+    cursor = fields.String(validate=validate.Regexp(r"^[0-9]{1,18}$"),
+                           **_d("From the previous page's next", "Fra forrige sides next"))
+
+
+class DuplicateCandidateSchema(Schema):
+    type = fields.String(**_d("organisation or application", "organisation eller ansøgning"))
+    sor_code = fields.String(**_d("SOR code", "SOR-kode"))
+    name = fields.String(allow_none=True, **_d("Name", "Navn"))
+    level = fields.String(**_d("Level", "Niveau"))
+    id = fields.Integer(**_d("Application id", "Ansøgnings-id"))
+    reference = fields.String(**_d("Application reference", "Ansøgningsreference"))
+    institution_name = fields.String(allow_none=True, **_d("Name applied for", "Ansøgt navn"))
+    status = fields.String(**_d("Application status", "Ansøgningens status"))
+    municipality_code = fields.String(**_d("Applying municipality", "Ansøgende kommune"))
+    ydernummer = fields.String(allow_none=True, **_d("Ydernummer", "Ydernummer"))
+    address = fields.Dict(**_d("Address", "Adresse"))
+    reason = fields.String(**_d("Why it may be a duplicate", "Hvorfor det kan være en dublet"))
+
+
+class ApplicationFindingSchema(Schema):
+    field = fields.String(**_d("The field concerned", "Feltet det gælder"))
+    code = fields.String(**_d("Machine-readable code", "Kode"))
+    message = fields.String(**_d("Explanation", "Forklaring"))
+    candidates = fields.List(fields.Nested(DuplicateCandidateSchema),
+                             **_d("Possible duplicates", "Mulige dubletter"))
+
+
+class ApplicationValidationSchema(Schema):
+    errors = fields.List(fields.Nested(ApplicationFindingSchema),
+                         **_d("Errors: block submission", "Fejl: forhindrer indsendelse"))
+    warnings = fields.List(fields.Nested(ApplicationFindingSchema),
+                           **_d("Warnings: allowed", "Advarsler: tilladt"))
+
+
+class ReasonSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000),
+                           **_d("Reason, sent to the municipality",
+                                "Begrundelse, sendes til kommunen"))
+
+
+class OptionalReasonSchema(Schema):
+    reason = fields.String(allow_none=True, validate=validate.Length(max=2000),
+                           **_d("Reason or note", "Begrundelse eller note"))
