@@ -26,7 +26,11 @@ def loaded(session) -> str:
         actor="test",
     )
     import_shak_file(session, fixture_path("shak_sample.TXT"), actor="test")
-    _, token = create_client(session, "fuzz", cvr="35095748", roles=["reporter"])
+    # Every role, so that the applications' operations are fuzzed past the
+    # role check too (a municipality client for Aarhus that is also staff).
+    _, token = create_client(session, "fuzz", cvr="35095748",
+                             roles=["reporter", "municipality", "sds"],
+                             municipality_code="0751")
     return token
 
 
