@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
@@ -190,3 +191,39 @@ class ApplicationValidate(MethodView):
             application = service.get_application(db.session, _actor(),
                                                   _check_id(application_id))
             return service.validate_application(db.session, application).as_dict()
+
+
+@blp.route("/applications/<int:application_id>/attachments/<int:attachment_id>",
+           parameters=[ID_PARAMETER, {
+               "in": "path", "name": "attachment_id", "required": True,
+               "description": "Attachment id / Vedhæftningens id",
+               "schema": {"type": "integer", "minimum": 1, "maximum": 2**53}}])
+class ApplicationAttachmentFile(MethodView):
+    @blp.doc(security=BEARER, responses={"200": {
+        "description": "The file as it came / Filen som den kom",
+        "content": {"application/octet-stream": {"schema": {"type": "string",
+                                                            "format": "binary"}}}}})
+    @blp.alt_response(404, description="Unknown, or not the caller's")
+    @require("municipality", "sds")
+    def get(self, application_id: int, attachment_id: int) -> Any:
+        """An attachment of an emailed application, as a download."""
+        with _domain_errors():
+            application = service.get_application(db.session, _actor(),
+                                                  _check_id(application_id))
+        attachment = next((a for a in application.attachments if a.id == attachment_id), None)
+        if attachment is None:
+            abort(404, message=f"application {application.reference} has no attachment "
+                               f"{attachment_id}")
+        response = Response(attachment.data, mimetype="application/octet-stream")
+        # Served as a download, never rendered: the content came from outside.
+        response.headers["Content-Disposition"] = _attachment_disposition(attachment.filename)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Original-Content-Type"] = attachment.content_type
+        return response
+
+
+def _attachment_disposition(filename: str) -> str:
+    from urllib.parse import quote
+
+    ascii_name = filename.encode("ascii", "replace").decode("ascii").replace('"', "")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"

@@ -1050,6 +1050,10 @@ def create_from_mail(
     note = f"Modtaget pr. mail ({mail_reference})"
     data["remarks"] = f"{remarks}\n\n{note}" if remarks else note
     values = clean_input({k: v for k, v in data.items() if k != "municipality_code"})
+    try:
+        municipality_code = ids.validate_municipality_code(municipality_code)
+    except ids.IdentifierError as exc:
+        raise InvalidInput({"municipality_code": str(exc)}) from None
     application = _new_application(session, actor, values, municipality_code, "mail")
     for filename, content_type, payload in attachments:
         add_attachment(session, application, filename, content_type, payload)
