@@ -354,10 +354,16 @@ def fetch_mail(
                     _already(mailbox, header, result, echo)
                     continue
                 recorded += 1
-                mail = mail_service.record_mail(
-                    session, raw, mailbox=settings.mailbox, uidvalidity=uidvalidity,
-                    uid=header.uid, received_at=header.received_at, max_size=max_size,
-                )
+                try:
+                    mail = mail_service.record_mail(
+                        session, raw, mailbox=settings.mailbox, uidvalidity=uidvalidity,
+                        uid=header.uid, received_at=header.received_at, max_size=max_size,
+                    )
+                except ImportError as exc:
+                    raise MailIntakeError(
+                        f"the applications service cannot be loaded ({exc}); "
+                        f"UID {header.uid} and the messages after it are left unread"
+                    ) from None
                 line = _describe(mail)
                 outcome = mail.outcome
                 if crash == ("before-commit", recorded):

@@ -240,8 +240,10 @@ def _make_application(
                 attachments=[(a.filename, a.content_type, a.data) for a in parsed.attachments],
                 mail_reference=mail.message_id,
             )
-    except (OperationalError, InterfaceError):
-        raise  # the database itself is failing: stop, record nothing
+    except (OperationalError, InterfaceError, ImportError):
+        # The database is failing, or the applications service is not installed:
+        # the same for every mail, so stop and record nothing (the mail stays unseen).
+        raise
     except Exception as exc:  # noqa: BLE001 - one bad mail must not block the mailbox
         mail.triage_reason = "application_error"
         mail.problems = [f"the applications service failed: {type(exc).__name__}: {exc}"]

@@ -264,7 +264,7 @@ def parse_template(text: str) -> tuple[dict[str, Any], list[str]]:
             continue  # a quoted mail is someone else's (or an older) application
         match = _LABELLED_LINE.match(stripped)
         name = labels.get(_label_key(match["label"])) if match else None
-        if match and name:
+        if match and name and not (name in values and current in _MULTILINE):
             started = True
             current = name if name not in values else None
             if current:

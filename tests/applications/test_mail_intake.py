@@ -290,3 +290,42 @@ def test_missing_mailbox_fails_clearly(mail_app, runner):
     result = runner.invoke(args=["fetch-mail"])
     assert result.exit_code == 1
     assert "cannot open the mailbox 'Findes ikke'" in result.output
+
+
+def test_without_the_applications_service_nothing_is_recorded(
+    mail_app, runner, session, imap_account, aarhus_contact, monkeypatch
+):
+    """A deployment without applications.service: stop, record nothing, leave mail unseen."""
+
+    def missing(session, **kwargs):
+        raise ModuleNotFoundError("No module named 'applications.service'")
+
+    monkeypatch.setattr(mail_service, "_create_application", missing)
+    imap_account.append(mail(FREE_FORM))
+    uid = imap_account.append(mail(template_text()))
+    result = runner.invoke(args=["fetch-mail"])
+    assert result.exit_code == 1
+    assert "the applications service cannot be loaded" in result.output
+    assert f"UID {uid} and the messages after it are left unread" in result.output
+    assert "Before the error: 0 applications, 1 triage item" in result.output
+    assert len(_ledger(session)) == 1
+    assert "\\Seen" not in imap_account.messages()[uid]
+
+
+def test_settings_from_the_environment():
+    from applications.mail_intake import ImapSettings, imap_utf7
+    from sorregistry.config import DEFAULTS, from_environment
+
+    config = {**DEFAULTS, **from_environment({
+        "SOR_IMAP_HOST": "imap.sds.dk", "SOR_IMAP_USER": "sor", "SOR_IMAP_PASSWORD": "x",
+        "SOR_IMAP_MAX_MESSAGE_SIZE": "1000", "SOR_IMAP_TIMEOUT": "5",
+    })}
+    settings = ImapSettings.from_config(config)
+    assert (settings.port, settings.use_ssl, settings.timeout) == (993, True, 5.0)
+    assert config["IMAP_MAX_MESSAGE_SIZE"] == 1000
+    plain = ImapSettings.from_config({**config, "IMAP_PORT": 143})
+    assert not plain.use_ssl and not plain.starttls
+    forced = ImapSettings.from_config({**config, "IMAP_PORT": 1993, "IMAP_SSL": True})
+    assert forced.use_ssl
+    assert imap_utf7("Ansøgninger") == "Ans&APg-gninger"
+    assert imap_utf7("A&B/Æøå") == "A&-B/&AMYA+ADl-"

@@ -195,3 +195,36 @@ def test_html_to_text_blocks_cells_entities():
     assert text == "Ansøgning: ny\n\nNavn\tÆblehaven Syd\n\na\nb"
     fields, problems = parse_template(text)
     assert fields == {"kind": "new", "institution_name": "Æblehaven Syd"} and not problems
+
+
+def test_a_remark_line_that_looks_like_a_used_label_stays_in_the_remarks():
+    fields, _ = parse_template(
+        "Ansøgning: ny\nNavn: X\nBemærkninger: flytter fra\nNavn: Gammelt navn\nslut\n"
+    )
+    assert fields["institution_name"] == "X"
+    assert fields["remarks"] == "flytter fra\nNavn: Gammelt navn\nslut"
+
+
+def test_the_readme_example_is_the_template_and_reads_in_full():
+    from pathlib import Path
+
+    from applications.mail_template import TEMPLATE
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Emailed applications", 1)[1]
+    example = section.split("```\n", 2)[1]
+    labels = [line.split(":")[0] for line in example.splitlines() if ":" in line]
+    assert labels == [line.split(":")[0] for line in TEMPLATE.splitlines()]
+    fields, problems = parse_template(example)
+    assert problems == []
+    assert fields == {
+        "kind": "new",
+        "institution_name": "Plejecenter Åbo",
+        "address": {"street": "Søndergade 12", "postal_code": "8000", "city": "Aarhus C"},
+        "phone": "87 12 34 56",
+        "email": "aabo@aarhus.dk",
+        "website": "https://aarhus.dk/aabo",
+        "institution_type": "42665001",
+        "ownership": "kommunal",
+        "remarks": "Åbner 1. marts 2027 med to afdelinger,\nÆblehaven og Ørnereden.",
+    }
