@@ -354,27 +354,28 @@ def fetch_mail(
                     _already(mailbox, header, result, echo)
                     continue
                 recorded += 1
+                key = message_key(header.message_id, raw)
                 try:
                     mail = mail_service.record_mail(
                         session, raw, mailbox=settings.mailbox, uidvalidity=uidvalidity,
                         uid=header.uid, received_at=header.received_at, max_size=max_size,
                     )
+                    line, outcome = _describe(mail), mail.outcome
+                    if crash == ("before-commit", recorded):
+                        os._exit(_CRASH_EXIT_STATUS)
+                    session.commit()
                 except ImportError as exc:
                     raise MailIntakeError(
                         f"the applications service cannot be loaded ({exc}); "
                         f"UID {header.uid} and the messages after it are left unread"
                     ) from None
-                line = _describe(mail)
-                outcome = mail.outcome
-                if crash == ("before-commit", recorded):
-                    os._exit(_CRASH_EXIT_STATUS)
-                try:
-                    session.commit()
                 except IntegrityError:
-                    # Another run recorded it first (the Message-ID is unique).
                     session.rollback()
-                    _already(mailbox, header, result, echo)
+                    if not mail_service.is_processed(session, key):
+                        raise
+                    # Another run recorded it first (the Message-ID is unique).
                     recorded -= 1
+                    _already(mailbox, header, result, echo)
                     continue
                 if crash == ("before-flag", recorded):
                     os._exit(_CRASH_EXIT_STATUS)

@@ -329,3 +329,28 @@ def test_settings_from_the_environment():
     assert forced.use_ssl
     assert imap_utf7("Ansøgninger") == "Ans&APg-gninger"
     assert imap_utf7("A&B/Æøå") == "A&-B/&AMYA+ADl-"
+
+
+def test_a_run_that_loses_the_race_counts_the_mail_as_already_processed(
+    mail_app, runner, session, imap_account, aarhus_contact, created, monkeypatch
+):
+    """Two runs at once: the second's insert meets the unique Message-ID and is undone."""
+    uid = imap_account.append(mail(template_text()))
+    _fetch(runner)
+    connection = imap_account.connect()
+    connection.select("INBOX")
+    connection.uid("STORE", str(uid), "-FLAGS", "(\\Seen)")
+    connection.logout()
+    real = mail_service.is_processed
+    looked: list[str] = []
+
+    def racing(session, message_id):
+        looked.append(message_id)
+        # The first look: the other run had not committed yet.
+        return False if len(looked) == 1 else real(session, message_id)
+
+    monkeypatch.setattr(mail_service, "is_processed", racing)
+    output = _fetch(runner)
+    assert "0 applications, 0 triage items, 1 already processed" in output
+    assert len(created) == 1 and len(_ledger(session)) == 1
+    assert "\\Seen" in imap_account.messages()[uid]

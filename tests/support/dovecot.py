@@ -31,6 +31,47 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _configuration(workdir: Path, port: int) -> str:
+    """dovecot.conf: everything in *workdir*, IMAP without SSL on 127.0.0.1:*port*."""
+    return f"""\
+base_dir = {workdir}/run
+state_dir = {workdir}/state
+instance_name = sor-test-{port}
+log_path = {workdir}/dovecot.log
+listen = 127.0.0.1
+protocols = imap
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+auth_failure_delay = 0
+default_internal_user = dovecot
+default_login_user = dovenull
+first_valid_uid = 1
+mail_location = maildir:{workdir}/mail/%u
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {workdir}/users/%u
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {workdir}/users/%u
+}}
+# No auth penalty (a growing delay after failed logins from one IP: a test
+# fails one on purpose): the auth process cannot reach anvil's penalty socket.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+"""
+
+
 @dataclass
 class Account:
     host: str
@@ -116,62 +157,28 @@ class Server:
         """
         mail_user = pwd.getpwnam(MAIL_USER)
         workdir = Path(tempfile.mkdtemp(prefix="sor-dovecot-"))
-        os.chmod(workdir, 0o711)
-        (workdir / "run").mkdir()
-        (workdir / "state").mkdir()
-        mail = workdir / "mail"
-        mail.mkdir()
-        os.chown(mail, mail_user.pw_uid, mail_user.pw_gid)
-        # One passwd-file per user: Dovecot notices a changed file by its mtime,
-        # in whole seconds, so users added to one file in the same second are missed.
-        (workdir / "users").mkdir()
-        port = _free_port()
-        config = workdir / "dovecot.conf"
-        config.write_text(
-            f"""\
-base_dir = {workdir}/run
-state_dir = {workdir}/state
-instance_name = sor-test-{port}
-log_path = {workdir}/dovecot.log
-listen = 127.0.0.1
-protocols = imap
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-auth_failure_delay = 0
-default_internal_user = dovecot
-default_login_user = dovenull
-first_valid_uid = 1
-mail_location = maildir:{mail}/%u
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {workdir}/users/%u
-}}
-userdb {{
-  driver = passwd-file
-  args = username_format=%u {workdir}/users/%u
-}}
-# No auth penalty (a growing delay after failed logins from one IP: a test
-# fails one on purpose): the auth process cannot reach anvil's penalty socket.
-service anvil {{
-  unix_listener anvil-auth-penalty {{
-    mode = 0
-  }}
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-}}
-"""
-        )
-        with open(workdir / "dovecot.stderr", "wb") as stderr:
-            process = subprocess.Popen(
-                [str(DOVECOT), "-F", "-c", str(config)],
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
+        try:
+            os.chmod(workdir, 0o711)
+            (workdir / "run").mkdir()
+            (workdir / "state").mkdir()
+            mail = workdir / "mail"
+            mail.mkdir()
+            os.chown(mail, mail_user.pw_uid, mail_user.pw_gid)
+            # One passwd-file per user: Dovecot notices a changed file by its mtime,
+            # in whole seconds, so users added to one file in the same second are missed.
+            (workdir / "users").mkdir()
+            port = _free_port()
+            config = workdir / "dovecot.conf"
+            config.write_text(_configuration(workdir, port))
+            with open(workdir / "dovecot.stderr", "wb") as stderr:
+                process = subprocess.Popen(
+                    [str(DOVECOT), "-F", "-c", str(config)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                )
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
         server = cls(workdir=workdir, port=port, process=process)
         server._wait()
         return server
