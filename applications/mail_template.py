@@ -49,6 +49,8 @@ __all__ = [
     "message_key",
     "parse_mail",
     "parse_template",
+    "read_headers",
+    "sender_address",
 ]
 
 # The template as municipalities get it; the README shows the same text.
