@@ -1,9 +1,74 @@
-"""The applications commands."""
+"""The applications commands: ``add-contact`` and ``fetch-mail``."""
 
 from __future__ import annotations
 
-from flask import Flask
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.command("add-contact")
+@click.argument("municipality_code", metavar="KOMMUNEKODE")
+@click.argument("email")
+@click.option("--name", default=None, help="Who the address belongs to.")
+@with_appcontext
+def add_contact(municipality_code: str, email: str, name: str | None) -> None:
+    """Let EMAIL send applications by mail for the municipality KOMMUNEKODE."""
+    from applications.mail_service import ContactError
+    from applications.mail_service import add_contact as add
+    from hierarchy.codes import municipalities
+    from sorregistry.extensions import db
+
+    try:
+        contact = add(db.session, municipality_code, email, name=name)
+        db.session.commit()
+    except ContactError as exc:
+        db.session.rollback()
+        _fail(str(exc))
+    click.echo(
+        f"{contact.email} may now apply by mail for {contact.municipality_code} "
+        f"{municipalities()[contact.municipality_code]}."
+    )
+
+
+@click.command("fetch-mail")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None,
+    help="Read at most this many new messages in this run.",
+)
+@with_appcontext
+def fetch_mail(limit: int | None) -> None:
+    """Read new mails in the SOR mailbox into applications and triage items.
+
+    Each message is recorded once (its Message-ID) and committed before it is
+    flagged \\Seen, so a run that is stopped can simply be run again.
+    """
+    from applications.mail_intake import ImapSettings, MailIntakeError
+    from applications.mail_intake import fetch_mail as fetch
+    from sorregistry.extensions import db
+
+    config = current_app.config
+    try:
+        settings = ImapSettings.from_config(config)
+        result = fetch(
+            db.session, settings, max_size=int(config["IMAP_MAX_MESSAGE_SIZE"]),
+            limit=limit, echo=click.echo,
+        )
+    except MailIntakeError as exc:
+        if exc.result is not None and exc.result.lines:
+            click.echo(f"Before the error: {exc.result.summary()}")
+        _fail(str(exc))
+    click.echo(result.summary())
 
 
 def register(app: Flask) -> None:
     """Add the applications commands to the `sorregistry` group."""
+    app.cli.add_command(add_contact)
+    app.cli.add_command(fetch_mail)

@@ -43,6 +43,10 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_IMAP_USER": ("IMAP_USER", str),
     "SOR_IMAP_PASSWORD": ("IMAP_PASSWORD", str),
     "SOR_IMAP_MAILBOX": ("IMAP_MAILBOX", str),
+    "SOR_IMAP_SSL": ("IMAP_SSL", _as_bool),
+    "SOR_IMAP_STARTTLS": ("IMAP_STARTTLS", _as_bool),
+    "SOR_IMAP_TIMEOUT": ("IMAP_TIMEOUT", _as_int),
+    "SOR_IMAP_MAX_MESSAGE_SIZE": ("IMAP_MAX_MESSAGE_SIZE", _as_int),
     "SOR_MAX_CONTENT_LENGTH": ("MAX_CONTENT_LENGTH", _as_int),
 }
 
@@ -62,6 +66,11 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_DEFAULT_SENDER": "SOR <sorpost@localhost>",
     "IMAP_PORT": 993,
     "IMAP_MAILBOX": "INBOX",
+    "IMAP_SSL": None,  # None: SSL on port 993, plain (or STARTTLS) on any other
+    "IMAP_STARTTLS": False,
+    "IMAP_TIMEOUT": 60,
+    # Mails larger than this are kept raw but not parsed (they become triage items).
+    "IMAP_MAX_MESSAGE_SIZE": 10 * 1024 * 1024,
     # Requests larger than this are refused with 413 before any view runs.
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "API_TITLE": "SOR registry",

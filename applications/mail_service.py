@@ -1,0 +1,346 @@
+"""The mail intake's services: contacts, recording a mail, triage.
+
+Each function takes the session and flushes; the caller commits. One mail is
+one unit of work: :func:`record_mail` writes its ledger row and makes it an
+application or a triage item, and the caller commits the two together.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.headerregistry import Address
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
+
+from applications.mail_models import IncomingMail, MunicipalityContact
+from applications.mail_template import (
+    Attachment,
+    ParsedMail,
+    message_key,
+    parse_mail,
+    read_headers,
+    sender_address,
+)
+from sorregistry.models import utcnow
+
+__all__ = [
+    "ContactError",
+    "TriageError",
+    "add_contact",
+    "contact_for_sender",
+    "is_processed",
+    "last_uid",
+    "mail_attachments",
+    "open_triage",
+    "record_mail",
+    "resolve_triage",
+]
+
+
+class ContactError(ValueError):
+    """A contact cannot be added as asked; the message says why."""
+
+
+class TriageError(ValueError):
+    """A triage item cannot be changed as asked; the message says why."""
+
+
+# -- contacts ----------------------------------------------------------------------------
+
+
+def _normalise_email(email: str) -> str:
+    text = email.strip().lower()
+    try:
+        address = Address(addr_spec=text)
+    except (ValueError, IndexError):
+        raise ContactError(f"{email!r} is not an email address") from None
+    domain = address.domain
+    if not address.username or "." not in domain or domain.startswith(".") or " " in text:
+        raise ContactError(f"{email!r} is not an email address")
+    return address.addr_spec
+
+
+def add_contact(
+    session: Session, municipality_code: str, email: str, *, name: str | None = None
+) -> MunicipalityContact:
+    """Register *email* as an address *municipality_code* may send applications from."""
+    from hierarchy import identifiers as ids
+    from hierarchy.codes import municipalities
+
+    try:
+        code = ids.validate_municipality_code(municipality_code)
+    except ids.IdentifierError as exc:
+        raise ContactError(str(exc)) from None
+    if code not in municipalities():
+        raise ContactError(f"{code} is not a Danish kommunekode")
+    address = _normalise_email(email)
+    existing = session.execute(
+        select(MunicipalityContact).where(MunicipalityContact.email == address)
+    ).scalar_one_or_none()
+    if existing is not None:
+        raise ContactError(
+            f"{address} is already a contact of municipality {existing.municipality_code}"
+        )
+    contact = MunicipalityContact(
+        municipality_code=code, email=address, name=(name or "").strip() or None
+    )
+    session.add(contact)
+    session.flush()
+    return contact
+
+
+def contact_for_sender(session: Session, sender: str | None) -> MunicipalityContact | None:
+    """The registered contact with this From address (compared lower-cased), if any."""
+    if not sender:
+        return None
+    return session.execute(
+        select(MunicipalityContact).where(MunicipalityContact.email == sender.strip().lower())
+    ).scalar_one_or_none()
+
+
+# -- the ledger --------------------------------------------------------------------------
+
+
+def is_processed(session: Session, message_id: str) -> bool:
+    """True when the ledger holds the message with this key (Message-ID or digest)."""
+    found = session.execute(
+        select(IncomingMail.id).where(IncomingMail.message_id == message_id)
+    ).first()
+    return found is not None
+
+
+def last_uid(session: Session, mailbox: str, uidvalidity: int) -> int | None:
+    """The highest UID processed in *mailbox* under *uidvalidity*; None if none was."""
+    return session.execute(
+        select(func.max(IncomingMail.uid)).where(
+            IncomingMail.mailbox == mailbox, IncomingMail.uidvalidity == uidvalidity
+        )
+    ).scalar_one()
+
+
+def _create_application(
+    session: Session,
+    *,
+    municipality_code: str,
+    sender: str,
+    fields: dict[str, Any],
+    attachments: list[tuple[str, str, bytes]],
+    mail_reference: str,
+) -> Any:
+    """THE SEAM: the one call from the mail intake into the applications service.
+
+    Everything the intake decides is in the arguments; the service validates,
+    creates the application (source 'mail'), keeps the attachments, submits it
+    if valid, flushes, and returns it (``.id``, ``.reference``). The tests
+    replace this function to see exactly what would be passed.
+    """
+    from applications.service import create_from_mail  # type: ignore[attr-defined]
+
+    return create_from_mail(
+        session,
+        municipality_code=municipality_code,
+        sender=sender,
+        fields=fields,
+        attachments=attachments,
+        mail_reference=mail_reference,
+    )
+
+
+def _attachment_list(attachments: list[Attachment]) -> list[dict[str, Any]]:
+    return [
+        {"filename": a.filename, "content_type": a.content_type, "size": len(a.data)}
+        for a in attachments
+    ]
+
+
+def record_mail(
+    session: Session,
+    raw: bytes,
+    *,
+    mailbox: str,
+    uidvalidity: int,
+    uid: int,
+    received_at: datetime | None,
+    max_size: int,
+) -> IncomingMail:
+    """Record one raw message in the ledger and make it an application or a triage item.
+
+    - larger than *max_size*: not parsed, triage ``oversized``;
+    - From not a registered contact: triage ``unknown_sender`` (fields kept for staff);
+    - not following the template: triage ``unreadable`` (``problems`` says why);
+    - else an application, through :func:`_create_application`; should that fail,
+      its changes are undone and the mail is triage ``application_error``.
+
+    The raw bytes are kept in every case. Flushes; the caller commits.
+    """
+    if len(raw) > max_size:
+        return _record_oversized(
+            session, raw, mailbox=mailbox, uidvalidity=uidvalidity, uid=uid,
+            received_at=received_at, max_size=max_size,
+        )
+    parsed = parse_mail(raw)
+    contact = contact_for_sender(session, parsed.sender)
+    fields = dict(parsed.fields)
+    if contact is not None:
+        # Replies go to the sender unless the template names someone else.
+        fields.setdefault("contact_email", parsed.sender)
+    mail = IncomingMail(
+        message_id=parsed.message_id,
+        mailbox=mailbox,
+        uidvalidity=uidvalidity,
+        uid=uid,
+        sender=parsed.sender,
+        subject=parsed.subject[:2000],
+        received_at=received_at,
+        size=len(raw),
+        raw=raw,
+        municipality_code=contact.municipality_code if contact else None,
+        fields=fields,
+        problems=parsed.problems or None,
+        attachments=_attachment_list(parsed.attachments),
+        outcome="triage",
+        triage_status="open",
+    )
+    session.add(mail)
+    if contact is None:
+        mail.triage_reason = "unknown_sender"
+        mail.problems = [
+            f"the sender {parsed.sender or '(none)'} is not a registered municipality contact",
+            *parsed.problems,
+        ]
+    elif not parsed.readable:
+        mail.triage_reason = "unreadable"
+    else:
+        session.flush()
+        _make_application(session, mail, parsed, contact.municipality_code, fields)
+    session.flush()
+    return mail
+
+
+def _make_application(
+    session: Session,
+    mail: IncomingMail,
+    parsed: ParsedMail,
+    municipality_code: str,
+    fields: dict[str, Any],
+) -> None:
+    assert parsed.sender is not None  # a contact was found for it
+    try:
+        # A savepoint: a failing service leaves nothing half-made behind, and the
+        # mail is still recorded (as triage) in the same transaction.
+        with session.begin_nested():
+            application = _create_application(
+                session,
+                municipality_code=municipality_code,
+                sender=parsed.sender,
+                fields=fields,
+                attachments=[(a.filename, a.content_type, a.data) for a in parsed.attachments],
+                mail_reference=mail.message_id,
+            )
+    except (OperationalError, InterfaceError, ImportError):
+        # The database is failing, or the applications service is not installed:
+        # the same for every mail, so stop and record nothing (the mail stays unseen).
+        raise
+    except Exception as exc:  # noqa: BLE001 - one bad mail must not block the mailbox
+        mail.triage_reason = "application_error"
+        mail.problems = [f"the applications service failed: {type(exc).__name__}: {exc}"]
+        return
+    mail.outcome = "application"
+    mail.triage_status = None
+    mail.application_id = application.id
+    mail.application_reference = getattr(application, "reference", None)
+
+
+def _record_oversized(
+    session: Session,
+    raw: bytes,
+    *,
+    mailbox: str,
+    uidvalidity: int,
+    uid: int,
+    received_at: datetime | None,
+    max_size: int,
+) -> IncomingMail:
+    headers = read_headers(raw)
+    sender = sender_address(headers)
+    contact = contact_for_sender(session, sender)
+    mail = IncomingMail(
+        message_id=message_key(headers.get("Message-ID"), raw),
+        mailbox=mailbox,
+        uidvalidity=uidvalidity,
+        uid=uid,
+        sender=sender,
+        subject=str(headers.get("Subject", "") or "")[:2000],
+        received_at=received_at,
+        size=len(raw),
+        raw=raw,
+        municipality_code=contact.municipality_code if contact else None,
+        outcome="triage",
+        triage_reason="oversized",
+        triage_status="open",
+        problems=[
+            f"the message is {len(raw):,} bytes; messages over {max_size:,} bytes "
+            "are not read automatically"
+        ],
+    )
+    session.add(mail)
+    session.flush()
+    return mail
+
+
+# -- triage ------------------------------------------------------------------------------
+
+
+def open_triage(
+    session: Session, *, reason: str | None = None, limit: int | None = None
+) -> list[IncomingMail]:
+    """Open triage items, oldest first (optionally of one reason)."""
+    query = select(IncomingMail).where(IncomingMail.triage_status == "open")
+    if reason is not None:
+        query = query.where(IncomingMail.triage_reason == reason)
+    query = query.order_by(IncomingMail.processed_at, IncomingMail.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.execute(query).scalars())
+
+
+def resolve_triage(
+    session: Session,
+    mail_id: int,
+    *,
+    resolved_by: str,
+    note: str,
+    application_id: int | None = None,
+) -> IncomingMail:
+    """Close an open triage item, saying who did and what was done.
+
+    *application_id* links an application staff made by hand from the mail.
+    """
+    mail = session.get(IncomingMail, mail_id)
+    if mail is None or mail.outcome != "triage":
+        raise TriageError(f"there is no triage item {mail_id}")
+    if mail.triage_status != "open":
+        raise TriageError(
+            f"triage item {mail_id} was resolved by {mail.resolved_by} at "
+            f"{mail.resolved_at:%Y-%m-%d %H:%M} UTC"
+        )
+    if not resolved_by.strip():
+        raise TriageError("say who resolves the item")
+    if not note.strip():
+        raise TriageError("a resolved item needs a note saying what was done")
+    mail.triage_status = "resolved"
+    mail.resolved_by = resolved_by.strip()
+    mail.resolved_at = utcnow()
+    mail.resolution_note = note.strip()
+    if application_id is not None:
+        mail.application_id = application_id
+    session.flush()
+    return mail
+
+
+def mail_attachments(mail: IncomingMail) -> list[Attachment]:
+    """The attachments of a recorded mail, read from its raw bytes."""
+    return parse_mail(mail.raw).attachments

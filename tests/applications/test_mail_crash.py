@@ -1,0 +1,143 @@
+"""Killing fetch-mail mid-batch loses and duplicates nothing (real process, real servers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import create_engine, select, text
+
+from applications.mail_intake import CRASH_VARIABLE
+from applications.mail_models import IncomingMail
+from tests.applications.messages import AARHUS, FREE_FORM, mail, template_text
+from tests.support.fetch_mail_recording import SEAM_CALLS_DDL
+
+ROOT = Path(__file__).resolve().parents[2]
+SORREGISTRY = str(Path(sys.executable).with_name("sorregistry"))
+
+
+def _env(url: str, account, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != CRASH_VARIABLE}
+    return {
+        **env,
+        "SOR_DATABASE_URL": url,
+        "SOR_ENV": "development",
+        "SOR_IMAP_HOST": account.host,
+        "SOR_IMAP_PORT": str(account.port),
+        "SOR_IMAP_USER": account.user,
+        "SOR_IMAP_PASSWORD": account.password,
+        "SOR_IMAP_SSL": "no",
+        **extra,
+    }
+
+
+def _fetch(url: str, account, crash: str | None = None) -> subprocess.CompletedProcess[str]:
+    extra = {CRASH_VARIABLE: crash} if crash else {}
+    return subprocess.run(
+        [sys.executable, "-m", "tests.support.fetch_mail_recording", "fetch-mail"],
+        env=_env(url, account, **extra), cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+
+
+def _state(url: str):
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            ledger = connection.execute(
+                select(IncomingMail.message_id, IncomingMail.uid, IncomingMail.outcome,
+                       IncomingMail.application_id).order_by(IncomingMail.uid)
+            ).all()
+            calls = connection.execute(
+                text("SELECT id, mail_reference, fields FROM seam_calls ORDER BY id")
+            ).all()
+        return ledger, calls
+    finally:
+        engine.dispose()
+
+
+def test_killed_mid_batch_then_rerun_loses_and_duplicates_nothing(fresh_database, imap_account):
+    engine = create_engine(fresh_database)
+    with engine.begin() as connection:
+        connection.execute(text(SEAM_CALLS_DDL[engine.dialect.name]))
+    engine.dispose()
+    added = subprocess.run(
+        [SORREGISTRY, "add-contact", "0751", AARHUS], env=_env(fresh_database, imap_account),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert added.returncode == 0, added.stderr
+    raws = [
+        mail(template_text(Institutionens_navn="Center 1")),
+        mail(FREE_FORM),
+        mail(template_text(Institutionens_navn="Center 2")),
+        mail(template_text(Institutionens_navn="Center 3"), sender="ukendt@example.dk"),
+        mail(template_text(Institutionens_navn="Center 4")),
+        mail(template_text(Institutionens_navn="Center 5"), message_id=None),
+    ]
+    uids = [imap_account.append(raw) for raw in raws]
+
+    # Dies after committing the 3rd message, before flagging it.
+    first = _fetch(fresh_database, imap_account, crash="before-flag:3")
+    assert first.returncode == 86, first.stderr
+    ledger, calls = _state(fresh_database)
+    assert [row.uid for row in ledger] == uids[:3]
+    seen = {uid for uid, flags in imap_account.messages().items() if "\\Seen" in flags}
+    assert seen == set(uids[:2])
+
+    # Dies with the 2nd new message (the 5th) recorded but not committed.
+    second = _fetch(fresh_database, imap_account, crash="before-commit:2")
+    assert second.returncode == 86, second.stderr
+    assert "already processed" in second.stdout  # the 3rd, only flagged
+    ledger, calls = _state(fresh_database)
+    assert [row.uid for row in ledger] == uids[:4]
+    seen = {uid for uid, flags in imap_account.messages().items() if "\\Seen" in flags}
+    assert seen == set(uids[:4])
+
+    third = _fetch(fresh_database, imap_account)
+    assert third.returncode == 0, third.stderr
+    assert "2 applications, 0 triage items, 0 already processed" in third.stdout
+
+    ledger, calls = _state(fresh_database)
+    assert [row.uid for row in ledger] == uids  # each message exactly once
+    assert len({row.message_id for row in ledger}) == len(raws)
+    assert [row.outcome for row in ledger] == [
+        "application", "triage", "application", "triage", "application", "application"]
+    # One application per application row, none from the rolled-back attempt.
+    assert [call.id for call in calls] == [
+        row.application_id for row in ledger if row.outcome == "application"]
+    assert [call.mail_reference for call in calls] == [
+        row.message_id for row in ledger if row.outcome == "application"]
+    assert [json.loads(call.fields)["institution_name"] for call in calls] == [
+        "Center 1", "Center 2", "Center 4", "Center 5"]
+    assert all("\\Seen" in flags for flags in imap_account.messages().values())
+
+    fourth = _fetch(fresh_database, imap_account)
+    assert "0 applications, 0 triage items, 0 already processed" in fourth.stdout
+    assert len(_state(fresh_database)[0]) == len(raws)
+
+
+def test_unreachable_server_is_a_clean_error(fresh_database, dovecot_server):
+    from tests.support.dovecot import Account, _free_port
+
+    nowhere = Account(host="127.0.0.1", port=_free_port(), user="sor", password="x")
+    result = subprocess.run(
+        [SORREGISTRY, "fetch-mail"], env=_env(fresh_database, nowhere),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    assert f"Error: cannot connect to the IMAP server 127.0.0.1:{nowhere.port}" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_wrong_password_is_a_clean_error(fresh_database, imap_account):
+    result = subprocess.run(
+        [SORREGISTRY, "fetch-mail"],
+        env=_env(fresh_database, imap_account, SOR_IMAP_PASSWORD="wrong"),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    assert f"Error: IMAP login as {imap_account.user}" in result.stderr
+    assert "AUTHENTICATIONFAILED" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
