@@ -130,14 +130,14 @@ def _create_application(
     attachments: list[tuple[str, str, bytes]],
     mail_reference: str,
 ) -> Any:
-    """THE SEAM: the one call from the mail intake into the applications service.
+    """The one call from the mail intake into the applications service.
 
     Everything the intake decides is in the arguments; the service validates,
     creates the application (source 'mail'), keeps the attachments, submits it
-    if valid, flushes, and returns it (``.id``, ``.reference``). The tests
-    replace this function to see exactly what would be passed.
+    if valid, flushes, and returns it (``.id``, ``.reference``). The tests spy
+    on this function to see exactly what was passed.
     """
-    from applications.service import create_from_mail  # type: ignore[attr-defined]
+    from applications.service import create_from_mail
 
     return create_from_mail(
         session,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -60,16 +59,19 @@ def aarhus_contact(session):
 
 @pytest.fixture
 def created(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """What the intake passes through its seam to applications.service.create_from_mail.
+    """What the intake passed to applications.service.create_from_mail, call by call.
 
-    Each call is recorded; the "application" returned has the id and reference
-    the real one would have.
+    A spy, not a stand-in: each call goes on to the real service, which makes
+    the real application; the list records the arguments and, under
+    ``"application"``, what came back.
     """
     calls: list[dict[str, Any]] = []
+    real = mail_service._create_application
 
-    def record(session, **kwargs: Any) -> SimpleNamespace:
-        calls.append(kwargs)
-        return SimpleNamespace(id=1000 + len(calls), reference=f"ANS-2026-{len(calls):04d}")
+    def spy(session, **kwargs: Any) -> Any:
+        application = real(session, **kwargs)
+        calls.append({**kwargs, "application": application})
+        return application
 
-    monkeypatch.setattr(mail_service, "_create_application", record)
+    monkeypatch.setattr(mail_service, "_create_application", spy)
     return calls

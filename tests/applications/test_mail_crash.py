@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select
 
 from applications.mail_intake import CRASH_VARIABLE
 from applications.mail_models import IncomingMail
+from applications.models import Application
 from tests.applications.messages import AARHUS, FREE_FORM, mail, template_text
-from tests.support.fetch_mail_recording import SEAM_CALLS_DDL
 
 ROOT = Path(__file__).resolve().parents[2]
 SORREGISTRY = str(Path(sys.executable).with_name("sorregistry"))
@@ -37,7 +36,7 @@ def _env(url: str, account, **extra: str) -> dict[str, str]:
 def _fetch(url: str, account, crash: str | None = None) -> subprocess.CompletedProcess[str]:
     extra = {CRASH_VARIABLE: crash} if crash else {}
     return subprocess.run(
-        [sys.executable, "-m", "tests.support.fetch_mail_recording", "fetch-mail"],
+        [SORREGISTRY, "fetch-mail"],
         env=_env(url, account, **extra), cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
 
@@ -50,19 +49,16 @@ def _state(url: str):
                 select(IncomingMail.message_id, IncomingMail.uid, IncomingMail.outcome,
                        IncomingMail.application_id).order_by(IncomingMail.uid)
             ).all()
-            calls = connection.execute(
-                text("SELECT id, mail_reference, fields FROM seam_calls ORDER BY id")
+            applications = connection.execute(
+                select(Application.id, Application.institution_name, Application.status,
+                       Application.remarks).order_by(Application.id)
             ).all()
-        return ledger, calls
+        return ledger, applications
     finally:
         engine.dispose()
 
 
 def test_killed_mid_batch_then_rerun_loses_and_duplicates_nothing(fresh_database, imap_account):
-    engine = create_engine(fresh_database)
-    with engine.begin() as connection:
-        connection.execute(text(SEAM_CALLS_DDL[engine.dialect.name]))
-    engine.dispose()
     added = subprocess.run(
         [SORREGISTRY, "add-contact", "0751", AARHUS], env=_env(fresh_database, imap_account),
         capture_output=True, text=True, timeout=120,
@@ -104,13 +100,14 @@ def test_killed_mid_batch_then_rerun_loses_and_duplicates_nothing(fresh_database
     assert len({row.message_id for row in ledger}) == len(raws)
     assert [row.outcome for row in ledger] == [
         "application", "triage", "application", "triage", "application", "application"]
-    # One application per application row, none from the rolled-back attempt.
-    assert [call.id for call in calls] == [
+    # One real application per application row, none from the rolled-back attempt.
+    assert [a.id for a in calls] == [
         row.application_id for row in ledger if row.outcome == "application"]
-    assert [call.mail_reference for call in calls] == [
-        row.message_id for row in ledger if row.outcome == "application"]
-    assert [json.loads(call.fields)["institution_name"] for call in calls] == [
+    assert all(row.message_id in a.remarks for a, row in zip(
+        calls, [row for row in ledger if row.outcome == "application"], strict=True))
+    assert [a.institution_name for a in calls] == [
         "Center 1", "Center 2", "Center 4", "Center 5"]
+    assert {a.status for a in calls} == {"submitted"}
     assert all("\\Seen" in flags for flags in imap_account.messages().values())
 
     fourth = _fetch(fresh_database, imap_account)

@@ -58,8 +58,17 @@ def test_template_mails_become_applications(
         assert row.triage_status is None and row.problems is None
     assert created[3]["attachments"] == [("Plantegning Åbo.pdf", "application/pdf", PDF)]
     assert [c["attachments"] for c in created[:3]] == [[], [], []]
-    assert [row.application_id for row in ledger] == [1001, 1002, 1003, 1004]
-    assert ledger[0].application_reference == "ANS-2026-0001"
+    applications = [call["application"] for call in created]
+    assert [row.application_id for row in ledger] == [a.id for a in applications]
+    assert ledger[0].application_reference == applications[0].reference
+    for application in applications:  # complete, so submitted at once
+        assert (application.status, application.source, application.version) == (
+            "submitted", "mail", 1)
+        assert application.institution_name == "Plejecenter Åbo"
+        assert application.contact_email == AARHUS and application.municipality_code == "0751"
+        assert application.remarks.startswith("Åbner 1. marts.\nTo afdelinger: Æblehaven")
+    assert [(a.filename, a.data) for a in applications[3].attachments] == [
+        ("Plantegning Åbo.pdf", PDF)]
     assert ledger[3].attachments == [
         {"filename": "Plantegning Åbo.pdf", "content_type": "application/pdf", "size": len(PDF)}
     ]
@@ -194,6 +203,18 @@ def test_oversized_mail_is_kept_raw_and_triaged(
     assert (row.triage_reason, row.raw, row.size) == ("oversized", raw, len(raw))
     assert row.sender == AARHUS and row.municipality_code == "0751"
     assert row.fields is None and "not read automatically" in row.problems[0]
+    assert created == []
+
+
+def test_an_impossible_value_makes_triage_with_the_reason(
+    mail_app, runner, session, imap_account, aarhus_contact, created
+):
+    imap_account.append(mail(template_text(Ejerforhold="privat", CVR="12345678")))
+    output = _fetch(runner)
+    assert "0 applications, 1 triage item" in output and "(application_error)" in output
+    [row] = _ledger(session)
+    assert row.outcome == "triage" and row.application_id is None
+    assert "owner_cvr" in row.problems[0] and "modulus 11" in row.problems[0].lower()
     assert created == []
 
 
