@@ -307,6 +307,30 @@ def open_triage(
     return list(session.execute(query).scalars())
 
 
+def list_triage(
+    session: Session,
+    *,
+    status: str | None = "open",
+    reason: str | None = None,
+    limit: int = 50,
+    after_id: int | None = None,
+) -> tuple[list[IncomingMail], int]:
+    """Triage items for staff, oldest first, and how many there are in all."""
+    conditions = [IncomingMail.outcome == "triage"]
+    if status is not None:
+        conditions.append(IncomingMail.triage_status == status)
+    if reason is not None:
+        conditions.append(IncomingMail.triage_reason == reason)
+    total = session.execute(
+        select(func.count()).select_from(IncomingMail).where(*conditions)
+    ).scalar_one()
+    query = select(IncomingMail).where(*conditions)
+    if after_id is not None:
+        query = query.where(IncomingMail.id > after_id)
+    items = session.execute(query.order_by(IncomingMail.id).limit(limit)).scalars()
+    return list(items), total
+
+
 def resolve_triage(
     session: Session,
     mail_id: int,

@@ -10,15 +10,19 @@ from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from applications import service
+from applications import mail_service, service
 from applications.schemas import (
     ApplicationInputSchema,
     ApplicationListArgsSchema,
     ApplicationListSchema,
     ApplicationSchema,
     ApplicationValidationSchema,
+    IncomingMailListSchema,
+    IncomingMailSchema,
     OptionalReasonSchema,
     ReasonSchema,
+    ResolveTriageSchema,
+    TriageArgsSchema,
 )
 from sorregistry.auth import current_client, require
 from sorregistry.extensions import db
@@ -227,3 +231,88 @@ def _attachment_disposition(filename: str) -> str:
 
     ascii_name = filename.encode("ascii", "replace").decode("ascii").replace('"', "")
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+MAIL_PARAMETER = {
+    "in": "path", "name": "mail_id", "required": True,
+    "description": "Ledger id of the mail / Mailens løbenummer",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 2**53},
+}
+
+
+def _mail(mail_id: int) -> Any:
+    from applications.mail_models import IncomingMail
+
+    mail = db.session.get(IncomingMail, mail_id) if 1 <= mail_id <= 2**53 else None
+    if mail is None:
+        abort(404, message=f"no mail {mail_id} in the ledger")
+    return mail
+
+
+@blp.route("/mail/triage")
+class TriageItems(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(TriageArgsSchema, location="query")
+    @blp.response(200, IncomingMailListSchema)
+    @require("sds")
+    def get(self, args: dict[str, Any]) -> Any:
+        """Emailed applications that need a person: unreadable, unknown sender, ..."""
+        cursor = args.get("cursor")
+        items, total = mail_service.list_triage(
+            db.session, status=args["status"], reason=args.get("reason"), limit=args["limit"],
+            after_id=int(cursor) if cursor else None,
+        )
+        last = items[-1].id if len(items) == args["limit"] else None
+        return {"items": items, "total": total, "next": str(last) if last else None}
+
+
+@blp.route("/mail/<int:mail_id>", parameters=[MAIL_PARAMETER])
+class MailItem(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.response(200, IncomingMailSchema)
+    @blp.alt_response(404, description="Not in the ledger")
+    @require("sds")
+    def get(self, mail_id: int) -> Any:
+        """One mail from the ledger: what was read from it and what became of it."""
+        return _mail(mail_id)
+
+
+@blp.route("/mail/<int:mail_id>/raw", parameters=[MAIL_PARAMETER])
+class MailRaw(MethodView):
+    @blp.doc(security=BEARER, responses={"200": {
+        "description": "The message as received / Mailen som modtaget",
+        "content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}}}})
+    @blp.alt_response(404, description="Not in the ledger")
+    @require("sds")
+    def get(self, mail_id: int) -> Any:
+        """The original message, attachments included, to open in a mail program."""
+        mail = _mail(mail_id)
+        response = Response(mail.raw, mimetype="message/rfc822")
+        response.headers["Content-Disposition"] = f'attachment; filename="mail-{mail.id}.eml"'
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+@blp.route("/mail/<int:mail_id>/resolve", parameters=[MAIL_PARAMETER])
+class MailResolve(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(ResolveTriageSchema)
+    @blp.response(200, IncomingMailSchema)
+    @blp.alt_response(404, description="Not in the ledger")
+    @blp.alt_response(409, description="Not an open triage item")
+    @require("sds")
+    def post(self, data: dict[str, Any], mail_id: int) -> Any:
+        """Close a triage item with a note (and the application made by hand, if any)."""
+        mail = _mail(mail_id)
+        application_id = data.get("application_id")
+        if application_id is not None:
+            with _domain_errors():
+                service.get_application(db.session, _actor(), application_id)
+        try:
+            mail_service.resolve_triage(db.session, mail.id, resolved_by=_actor().name,
+                                        note=data["note"], application_id=application_id)
+        except mail_service.TriageError as exc:
+            db.session.rollback()
+            abort(409, message=str(exc))
+        db.session.commit()
+        return mail

@@ -193,3 +193,64 @@ class ReasonSchema(Schema):
 class OptionalReasonSchema(Schema):
     reason = fields.String(allow_none=True, validate=validate.Length(max=2000),
                            **_d("Reason or note", "Begrundelse eller note"))
+
+
+TRIAGE_REASONS = ("unreadable", "unknown_sender", "oversized", "application_error")
+
+
+class IncomingMailSchema(Schema):
+    """A mail read from the applications mailbox, and what became of it."""
+
+    id = fields.Integer(**_d("Ledger id", "Løbenummer"))
+    message_id = fields.String(**_d("Message-ID", "Message-ID"))
+    mailbox = fields.String(**_d("Mailbox it was read from", "Postkasse"))
+    sender = fields.String(allow_none=True, **_d("Sender", "Afsender"))
+    subject = fields.String(allow_none=True, **_d("Subject", "Emne"))
+    received_at = fields.DateTime(allow_none=True, **_d("Received", "Modtaget"))
+    processed_at = fields.DateTime(**_d("Read by fetch-mail", "Læst af fetch-mail"))
+    size = fields.Integer(**_d("Size in bytes", "Størrelse i bytes"))
+    municipality_code = fields.String(allow_none=True,
+                                      **_d("The sender's municipality, if a registered "
+                                           "contact", "Afsenderens kommune"))
+    outcome = fields.String(**_d("application or triage", "ansøgning eller manuel behandling"))
+    application_id = fields.Integer(allow_none=True, **_d("The application made from it",
+                                                          "Ansøgningen der blev oprettet"))
+    application_reference = fields.String(allow_none=True, **_d("Its reference", "Reference"))
+    triage_reason = fields.String(allow_none=True,
+                                  **_d("Why staff must look: " + ", ".join(TRIAGE_REASONS),
+                                       "Hvorfor den skal behandles manuelt"))
+    triage_status = fields.String(allow_none=True, **_d("open or resolved", "åben eller løst"))
+    resolved_by = fields.String(allow_none=True, **_d("Resolved by", "Løst af"))
+    resolved_at = fields.DateTime(allow_none=True, **_d("Resolved", "Løst"))
+    resolution_note = fields.String(allow_none=True, **_d("What was done", "Hvad der blev gjort"))
+    fields_ = fields.Dict(data_key="fields", attribute="fields", allow_none=True,
+                          **_d("What the template parser read", "Hvad skabelonen gav"))
+    problems = fields.List(fields.String(), allow_none=True,
+                           **_d("Why it could not be read", "Hvorfor den ikke kunne læses"))
+    attachments = fields.List(fields.Dict(), allow_none=True,
+                              **_d("Attachments (name, type, size)", "Vedhæftede filer"))
+
+
+class IncomingMailListSchema(Schema):
+    items = fields.List(fields.Nested(IncomingMailSchema))
+    total = fields.Integer(**_d("How many match", "Antal i alt"))
+    next = fields.String(allow_none=True, **_d("Cursor of the next page", "Næste side"))
+
+
+class TriageArgsSchema(Schema):
+    status = fields.String(load_default="open", validate=validate.OneOf(["open", "resolved"]),
+                           **_d("open (default) or resolved", "åben (standard) eller løst"))
+    reason = fields.String(validate=validate.OneOf(TRIAGE_REASONS),
+                           **_d("Only this reason", "Kun denne årsag"))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200),
+                           **_d("Page size", "Sidestørrelse"))
+    cursor = fields.String(validate=validate.Regexp(r"^[0-9]{1,18}$"),
+                           **_d("From the previous page's next", "Fra forrige sides next"))
+
+
+class ResolveTriageSchema(Schema):
+    note = fields.String(required=True, validate=validate.Length(min=1, max=2000),
+                         **_d("What was done", "Hvad der blev gjort"))
+    application_id = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=2**53),
+                                    **_d("An application made by hand from the mail",
+                                         "En ansøgning oprettet i hånden ud fra mailen"))

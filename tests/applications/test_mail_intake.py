@@ -375,3 +375,37 @@ def test_a_run_that_loses_the_race_counts_the_mail_as_already_processed(
     assert "0 applications, 0 triage items, 1 already processed" in output
     assert len(created) == 1 and len(_ledger(session)) == 1
     assert "\\Seen" in imap_account.messages()[uid]
+
+
+def test_staff_work_the_triage_queue_over_the_api(
+    mail_app, client, runner, session, imap_account, aarhus_contact
+):
+    from tests.applications.helpers import bearer
+
+    raw = mail(FREE_FORM)
+    imap_account.append(raw)
+    _fetch(runner)
+    staff = bearer(session, "sds", cvr="29190909", name="SDS")
+    queue = client.get("/api/v1/mail/triage", headers=staff).get_json()
+    assert queue["total"] == 1
+    [item] = queue["items"]
+    assert item["triage_reason"] == "unreadable" and item["sender"] == AARHUS
+    assert item["municipality_code"] == "0751" and item["problems"]
+    downloaded = client.get(f"/api/v1/mail/{item['id']}/raw", headers=staff)
+    assert downloaded.status_code == 200 and downloaded.data == raw
+    assert downloaded.mimetype == "message/rfc822"
+
+    municipality = bearer(session, "municipality", name="Aarhus")
+    assert client.get("/api/v1/mail/triage", headers=municipality).status_code == 403
+    url = f"/api/v1/mail/{item['id']}/resolve"
+    assert client.post(url, json={"note": ""}, headers=staff).status_code == 422
+    resolved = client.post(url, json={"note": "Ringet til Kirsten; hun sender skabelonen."},
+                           headers=staff)
+    assert resolved.status_code == 200, resolved.get_json()
+    assert resolved.get_json()["triage_status"] == "resolved"
+    assert resolved.get_json()["resolved_by"].startswith("client:")
+    assert client.post(url, json={"note": "igen"}, headers=staff).status_code == 409
+    assert client.get("/api/v1/mail/triage", headers=staff).get_json()["total"] == 0
+    assert client.get("/api/v1/mail/triage?status=resolved",
+                      headers=staff).get_json()["total"] == 1
+    assert client.get("/api/v1/mail/999999", headers=staff).status_code == 404
