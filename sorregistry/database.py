@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 # Execution option: open the SQLite transaction with BEGIN IMMEDIATE (see begin_write).
 SQLITE_BEGIN_IMMEDIATE = "sor_sqlite_begin_immediate"
@@ -64,7 +64,7 @@ def _configure_sqlite(engine: Engine) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
-def begin_write(session: Session) -> None:
+def begin_write(session: Session | scoped_session[Session]) -> None:
     """Start *session*'s transaction as the database's one writer on SQLite.
 
     A deferred SQLite transaction that reads and then writes fails at once
@@ -74,6 +74,8 @@ def begin_write(session: Session) -> None:
     serialised. No effect on PostgreSQL, nor when the session's transaction
     has already begun (its caller then owns the transaction).
     """
+    if isinstance(session, scoped_session):
+        session = session()
     if session.in_transaction():
         return
     session.connection(execution_options={SQLITE_BEGIN_IMMEDIATE: True})
