@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from sqlalchemy import select, update
 from notifications import service
 from notifications.models import OutboxAttempt, OutboxMessage
 from notifications.sender import Mailer, build_message
+from sorregistry.auth import create_client
 from sorregistry.extensions import db
 from sorregistry.models import utcnow
 from tests.notifications.conftest import INSTITUTION, SENDER, approve
@@ -172,10 +175,58 @@ def test_giving_up_after_the_configured_attempts(make_app, smtp_down):
         assert [a[:2] for a in _attempts(app, row.id)] == [(1, "error")] * 1 + [
             (2, "error"), (3, "error")
         ]
-    # A failed mail is not tried again by the command.
+    # A failed mail is not tried again by the command ...
     smtp_down.start()
     assert runner.invoke(args=["send-notifications"]).exit_code == 0
     assert smtp_down.received == []
+    # ... staff see it, and put it back once the cause is fixed.
+    with app.app_context():
+        _, token = create_client(db.session, "SDS", cvr="35095748", roles=["sds"])
+        db.session.commit()
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    listed = client.get("/api/v1/outbox?status=failed", headers=headers).get_json()
+    assert listed["total"] == 2
+    for item in listed["items"]:
+        assert item["last_error"].startswith(
+            f"the SMTP server 127.0.0.1:{smtp_down.port} cannot be reached"
+        )
+    retried = client.post(f"/api/v1/outbox/{listed['items'][0]['id']}/retry", headers=headers)
+    assert retried.status_code == 200 and retried.get_json()["status"] == "queued"
+    result = runner.invoke(args=["send-notifications"])
+    assert result.exit_code == 0 and "Sent 1 mail." in result.output
+    assert [r.message["Message-ID"] for r in smtp_down.received] == [
+        listed["items"][0]["message_id"]
+    ]
+    assert client.get("/api/v1/outbox?status=failed", headers=headers).get_json()["total"] == 1
+
+
+def test_as_a_daemon_it_sends_what_arrives_and_stops_on_sigterm(make_app, smtp, fresh_database):
+    app = make_app()
+    command = Path(sys.executable).with_name("sorregistry")
+    environment = {
+        **os.environ,
+        "SOR_DATABASE_URL": fresh_database,
+        "SOR_SECRET_KEY": "not-secret-test-key",
+        "SOR_MAIL_SERVER": "127.0.0.1",
+        "SOR_MAIL_PORT": str(smtp.port),
+        "SOR_MAIL_DEFAULT_SENDER": SENDER,
+    }
+    daemon = subprocess.Popen(
+        [str(command), "send-notifications", "--loop", "--interval", "0.2"],
+        env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        ids = _enqueue_approval(app)
+        deadline = time.monotonic() + 60
+        while len(smtp.received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sorted(r.message["Message-ID"] for r in smtp.received) == sorted(ids.values())
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    assert "Traceback" not in err and "Sent 2 mails." in out
 
 
 def test_a_refused_recipient_fails_at_once(make_app, smtp):
