@@ -115,8 +115,9 @@ def _fail(message: str) -> None:
 
 
 def _stop_on_signals(stop: threading.Event) -> Any:
-    """SIGTERM and SIGINT finish the mail being sent, then stop: a daemon stopped
-    by its supervisor does not leave a mail half recorded."""
+    """SIGTERM and SIGINT let the claimed batch be sent and recorded, then stop: a
+    daemon stopped by its supervisor leaves no mail claimed (a second signal stops
+    at once; its claims then wait for the claim timeout)."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
