@@ -18,7 +18,7 @@ from flask.cli import with_appcontext
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Try at most this many mails in this run (default: all that are due).")
 @click.option("--batch", type=click.IntRange(min=1, max=500), default=10, show_default=True,
-              help="Mails claimed at a time; a batch must be sent within the claim timeout.")
+              help="Mails claimed at a time (their claims are renewed after each mail).")
 @click.option("--worker", default=None,
               help="This worker's name in the outbox (default: host:pid).")
 @click.option("--loop", is_flag=True,

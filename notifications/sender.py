@@ -17,7 +17,14 @@ from typing import Any
 import flask_mail
 from sqlalchemy.orm import Session
 
-from notifications.service import Outgoing, Policy, claim, record_failure, record_sent
+from notifications.service import (
+    Outgoing,
+    Policy,
+    claim,
+    record_failure,
+    record_sent,
+    renew_claims,
+)
 
 
 class SmtpUnavailable(Exception):
@@ -201,14 +208,14 @@ def send_due(
                 except (OSError, smtplib.SMTPException, flask_mail.BadHeaderError) as exc:
                     _failed(session, outgoing, _describe(exc), _is_permanent(exc), worker,
                             policy, result, report)
-                    session.commit()
-                    continue
-                if record_sent(session, outgoing, worker=worker):
-                    result.sent += 1
                 else:
-                    result.lost_claims += 1
-                    report(f"mail {outgoing.id} was sent, but its claim had expired and "
-                           "another worker may have sent it too (same Message-ID)")
+                    if record_sent(session, outgoing, worker=worker):
+                        result.sent += 1
+                    else:
+                        result.lost_claims += 1
+                        report(f"mail {outgoing.id} was sent, but its claim had expired and "
+                               "another worker may have sent it too (same Message-ID)")
+                renew_claims(session, claimed[position + 1:], worker=worker)
                 session.commit()
     finally:
         mailer.close()

@@ -15,8 +15,9 @@ database steps its own short transaction:
 3. **record** the outcome — only if the row is still this worker's claim;
 4. commit.
 
-A worker that dies after 1 leaves its rows ``sending``; once the claim is older
-than ``NOTIFY_CLAIM_TIMEOUT_SECONDS`` another worker takes them over (the dead
+A live worker renews the claims of its batch after each mail. A worker that
+dies after 1 leaves its rows ``sending``; once the claim is older than
+``NOTIFY_CLAIM_TIMEOUT_SECONDS`` another worker takes them over (the dead
 attempt is logged as ``abandoned``). A mail is therefore never lost, and never
 sent twice by two live workers. The one duplicate SMTP cannot rule out: a worker
 that dies (or loses the database) after the SMTP server accepted the message
@@ -59,6 +60,7 @@ __all__ = [
     "list_messages",
     "record_failure",
     "record_sent",
+    "renew_claims",
     "retry",
 ]
 
@@ -282,6 +284,22 @@ def claim(
         )
         for message, attempt in claimed
     ]
+
+
+def renew_claims(
+    session: Session, outgoing: list[Outgoing], *, worker: str, now: datetime | None = None
+) -> int:
+    """Renew this worker's claims on *outgoing* (the rest of a batch, after each mail),
+    so the claim timeout need only cover one mail, not a batch. Flushes; the caller commits."""
+    if not outgoing:
+        return 0
+    result = session.execute(
+        update(OutboxMessage)
+        .where(or_(*(_still_claimed(o, worker) for o in outgoing)))
+        .values(claimed_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
 
 
 def _still_claimed(outgoing: Outgoing, worker: str) -> Any:

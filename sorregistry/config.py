@@ -69,7 +69,7 @@ DEFAULTS: dict[str, Any] = {
     # The outbox (notifications/): a failed send is retried after base, 2 x base,
     # 4 x base ... seconds (at most max), and given up after max attempts
     # (about 8.5 hours with these values). A claim older than the claim timeout
-    # belongs to a worker that died; it must exceed the time a batch takes.
+    # belongs to a worker that died; it must exceed the time one mail can take.
     "NOTIFY_MAX_ATTEMPTS": 10,
     "NOTIFY_RETRY_BASE_SECONDS": 60,
     "NOTIFY_RETRY_MAX_SECONDS": 6 * 3600,

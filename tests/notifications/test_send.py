@@ -316,3 +316,24 @@ def test_a_late_worker_does_not_overwrite_the_one_that_took_over(make_app, smtp)
         db.session.commit()
         row = db.session.get(OutboxMessage, slow.id)
         assert row.status == "sent" and row.last_error.startswith("slow stopped while sending")
+
+
+def test_a_live_worker_renews_the_claims_of_its_batch(make_app):
+    app = make_app(NOTIFY_CLAIM_TIMEOUT_SECONDS=60)
+    policy = service.Policy.from_config(app.config)
+    with app.app_context():
+        approve(db.session)
+        db.session.commit()
+        batch = service.claim(db.session, worker="busy", limit=2, policy=policy)
+        db.session.commit()
+        old = utcnow() - timedelta(seconds=59)
+        db.session.execute(update(OutboxMessage).values(claimed_at=old))
+        db.session.commit()
+        assert service.renew_claims(db.session, batch[1:], worker="busy") == 1
+        db.session.commit()
+        later = utcnow() + timedelta(seconds=30)
+        # Only the mail whose claim was not renewed can be taken over.
+        taken = service.claim(db.session, worker="other", limit=2, policy=policy, now=later)
+        db.session.commit()
+        assert [o.id for o in taken] == [batch[0].id]
+        assert service.renew_claims(db.session, batch[:1], worker="busy") == 0
