@@ -150,9 +150,9 @@ def enqueue(
         raise InvalidContext(
             f"{kind}: reference={reference!r} but the context says {given!r}"
         )
-    reference = str(reference if reference is not None else given) if (
-        reference is not None or given is not None
-    ) else None
+    if reference is None and given is not None:
+        reference = given
+    reference = None if reference is None else str(reference).strip()
     if reference is not None and not 0 < len(reference) <= 40:
         raise InvalidContext(f"{kind}: a reference has 1 to 40 characters")
     if application_id is not None and (
