@@ -1,7 +1,90 @@
-"""The notifications API (filled in by its issue)."""
+"""The outbox for SDS staff: what was mailed, what waits, what failed; retry a failed mail."""
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
+from typing import Any
 
-blp = Blueprint("notifications", __name__, description="Notifications")
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from notifications import service
+from notifications.schemas import OutboxArgsSchema, OutboxListSchema, OutboxMessageDetailSchema
+from sorregistry.auth import current_client, require
+from sorregistry.extensions import db
+
+blp = Blueprint(
+    "notifications",
+    __name__,
+    description="The outbox of notification mails (staff) / Udbakken med notifikationsmails",
+)
+BEARER = [{"bearerAuth": []}]
+# Ids are 64-bit: a larger number names no mail (and must not reach the database).
+MAX_ID = 2**63 - 1
+OUTBOX_ID = {
+    "in": "path",
+    "name": "outbox_id",
+    "required": True,
+    "description": "Outbox id / Id i udbakken",
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+}
+
+
+def _check_id(outbox_id: int) -> None:
+    if not 1 <= outbox_id <= MAX_ID:
+        abort(404, message=f"no outbox message {outbox_id}")
+
+
+def _get(outbox_id: int) -> Any:
+    _check_id(outbox_id)
+    try:
+        return service.get_message(db.session, outbox_id)
+    except service.NotFound as exc:
+        abort(404, message=str(exc))
+
+
+@blp.route("/outbox")
+class Outbox(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.arguments(OutboxArgsSchema, location="query")
+    @blp.response(200, OutboxListSchema)
+    @require("sds")
+    def get(self, args: dict[str, Any]) -> Any:
+        """The outbox, newest first; ?status=failed shows the mails given up / Udbakken."""
+        page = service.list_messages(
+            db.session, status=args.get("status"), limit=args["limit"], cursor=args.get("cursor")
+        )
+        return {"items": page.items, "total": page.total, "next": page.next}
+
+
+@blp.route("/outbox/<int:outbox_id>", parameters=[OUTBOX_ID])
+class OutboxItem(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.response(200, OutboxMessageDetailSchema)
+    @blp.alt_response(404, description="No such mail in the outbox")
+    @require("sds")
+    def get(self, outbox_id: int) -> Any:
+        """One mail with its bodies and every attempt to send it / Én mail med forsøg."""
+        return _get(outbox_id)
+
+
+@blp.route("/outbox/<int:outbox_id>/retry", parameters=[OUTBOX_ID])
+class OutboxRetry(MethodView):
+    @blp.doc(security=BEARER)
+    @blp.response(200, OutboxMessageDetailSchema)
+    @blp.alt_response(404, description="No such mail in the outbox")
+    @blp.alt_response(409, description="The mail has not failed")
+    @require("sds")
+    def post(self, outbox_id: int) -> Any:
+        """Put a failed mail back in the queue with a fresh count of attempts / Send igen."""
+        _check_id(outbox_id)
+        client = current_client()
+        try:
+            message = service.retry(
+                db.session, outbox_id, actor=f"staff: {client.name} (client {client.id})"
+            )
+        except service.NotFound as exc:
+            abort(404, message=str(exc))
+        except service.NotRetryable as exc:
+            abort(409, message=str(exc))
+        db.session.commit()
+        return message

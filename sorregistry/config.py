@@ -38,6 +38,12 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_MAIL_USE_TLS": ("MAIL_USE_TLS", _as_bool),
     "SOR_MAIL_USE_SSL": ("MAIL_USE_SSL", _as_bool),
     "SOR_MAIL_DEFAULT_SENDER": ("MAIL_DEFAULT_SENDER", str),
+    "SOR_NOTIFY_MAX_ATTEMPTS": ("NOTIFY_MAX_ATTEMPTS", _as_int),
+    "SOR_NOTIFY_RETRY_BASE_SECONDS": ("NOTIFY_RETRY_BASE_SECONDS", _as_int),
+    "SOR_NOTIFY_RETRY_MAX_SECONDS": ("NOTIFY_RETRY_MAX_SECONDS", _as_int),
+    "SOR_NOTIFY_CLAIM_TIMEOUT_SECONDS": ("NOTIFY_CLAIM_TIMEOUT_SECONDS", _as_int),
+    "SOR_NOTIFY_SMTP_TIMEOUT_SECONDS": ("NOTIFY_SMTP_TIMEOUT_SECONDS", _as_int),
+    "SOR_NOTIFY_MESSAGE_ID_DOMAIN": ("NOTIFY_MESSAGE_ID_DOMAIN", str),
     "SOR_IMAP_HOST": ("IMAP_HOST", str),
     "SOR_IMAP_PORT": ("IMAP_PORT", _as_int),
     "SOR_IMAP_USER": ("IMAP_USER", str),
@@ -64,6 +70,17 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_USE_TLS": False,
     "MAIL_USE_SSL": False,
     "MAIL_DEFAULT_SENDER": "SOR <sorpost@localhost>",
+    # The outbox (notifications/): a failed send is retried after base, 2 x base,
+    # 4 x base ... seconds (at most max), and given up after max attempts
+    # (about 8.5 hours with these values). A claim older than the claim timeout
+    # belongs to a worker that died; it must exceed the time one mail can take.
+    "NOTIFY_MAX_ATTEMPTS": 10,
+    "NOTIFY_RETRY_BASE_SECONDS": 60,
+    "NOTIFY_RETRY_MAX_SECONDS": 6 * 3600,
+    "NOTIFY_CLAIM_TIMEOUT_SECONDS": 600,
+    "NOTIFY_SMTP_TIMEOUT_SECONDS": 30,
+    # The right-hand side of Message-IDs; by default the sender address's domain.
+    "NOTIFY_MESSAGE_ID_DOMAIN": None,
     "IMAP_PORT": 993,
     "IMAP_MAILBOX": "INBOX",
     "IMAP_SSL": None,  # None: SSL on port 993, plain (or STARTTLS) on any other

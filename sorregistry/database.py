@@ -6,6 +6,10 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, scoped_session
+
+# Execution option: open the SQLite transaction with BEGIN IMMEDIATE (see begin_write).
+SQLITE_BEGIN_IMMEDIATE = "sor_sqlite_begin_immediate"
 
 
 def configure_engine(engine: Engine) -> None:
@@ -54,4 +58,24 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        if connection.get_execution_options().get(SQLITE_BEGIN_IMMEDIATE):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+
+def begin_write(session: Session | scoped_session[Session]) -> None:
+    """Start *session*'s transaction as the database's one writer on SQLite.
+
+    A deferred SQLite transaction that reads and then writes fails at once
+    ("database is locked", no busy wait) when another connection wrote in
+    between; BEGIN IMMEDIATE takes the write lock first and waits for it
+    (busy_timeout), so read-then-write units such as claiming outbox rows are
+    serialised. No effect on PostgreSQL, nor when the session's transaction
+    has already begun (its caller then owns the transaction).
+    """
+    if isinstance(session, scoped_session):
+        session = session()
+    if session.in_transaction():
+        return
+    session.connection(execution_options={SQLITE_BEGIN_IMMEDIATE: True})
