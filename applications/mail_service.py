@@ -213,11 +213,42 @@ def record_mail(
         ]
     elif not parsed.readable:
         mail.triage_reason = "unreadable"
+        _notify_sender(session, mail, "Mailen følger ikke skabelonen for ansøgninger om "
+                       "SOR-koder: mindst »Ansøgning:« og »Institutionens navn:« skal "
+                       "stå i den. En medarbejder hos SDS ser på den.")
     else:
         session.flush()
         _make_application(session, mail, parsed, contact.municipality_code, fields)
+        if mail.triage_reason == "application_error":
+            _notify_sender(session, mail, "Nogle af oplysningerne kunne ikke bruges: "
+                           f"{mail.problems[0] if mail.problems else ''}. "
+                           "En medarbejder hos SDS ser på ansøgningen.")
     session.flush()
     return mail
+
+
+def _notify_sender(session: Session, mail: IncomingMail, reason: str) -> None:
+    """Tell a registered contact that their mail could not be read, in this transaction.
+
+    Only registered contacts are told: answering unknown senders would send mail
+    to forged addresses (backscatter).
+    """
+    from notifications.service import enqueue
+
+    if not mail.sender or mail.municipality_code is None:
+        return
+    session.flush()
+    enqueue(
+        session,
+        kind="mail_unreadable",
+        to=mail.sender,
+        context={
+            "original_subject": mail.subject or "(intet emne)",
+            "received_at": mail.received_at or mail.processed_at or utcnow(),
+            "reason": reason,
+        },
+        reference=f"MAIL-{mail.id}",
+    )
 
 
 def _make_application(
@@ -287,6 +318,8 @@ def _record_oversized(
         ],
     )
     session.add(mail)
+    _notify_sender(session, mail, f"Mailen er for stor ({len(raw) // 1024:,} kB) til at blive "
+                   "læst automatisk. En medarbejder hos SDS ser på den.")
     session.flush()
     return mail
 

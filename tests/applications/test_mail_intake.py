@@ -409,3 +409,21 @@ def test_staff_work_the_triage_queue_over_the_api(
     assert client.get("/api/v1/mail/triage?status=resolved",
                       headers=staff).get_json()["total"] == 1
     assert client.get("/api/v1/mail/999999", headers=staff).status_code == 404
+
+
+def test_the_sender_of_an_unreadable_mail_is_told_but_an_unknown_sender_is_not(
+    mail_app, runner, session, imap_account, aarhus_contact
+):
+    from notifications.models import OutboxMessage
+
+    imap_account.append(mail(FREE_FORM, subject="Ny SOR-kode til Æblehaven"))
+    imap_account.append(mail(template_text(), sender="someone@evil.example"))
+    imap_account.append(mail(template_text(Ejerforhold="privat", CVR="12345678")))
+    _fetch(runner)
+    session.expire_all()
+    notices = list(session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars())
+    assert [(m.kind, m.recipients) for m in notices] == [
+        ("mail_unreadable", [AARHUS]), ("mail_unreadable", [AARHUS])]
+    assert "Ny SOR-kode til Æblehaven" in notices[0].body_text
+    assert "skabelonen" in notices[0].body_text
+    assert "modulus 11" in notices[1].body_text
