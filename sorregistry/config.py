@@ -44,6 +44,7 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_IMAP_PASSWORD": ("IMAP_PASSWORD", str),
     "SOR_IMAP_MAILBOX": ("IMAP_MAILBOX", str),
     "SOR_MAX_CONTENT_LENGTH": ("MAX_CONTENT_LENGTH", _as_int),
+    "SOR_COOKIE_SECURE": ("SOR_COOKIE_SECURE", _as_bool),
 }
 
 DEFAULTS: dict[str, Any] = {
