@@ -27,7 +27,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from difflib import SequenceMatcher
 from typing import Any
 
@@ -251,8 +251,13 @@ def list_applications(
     municipality_code: str | None = None,
     limit: int = 50,
     after_id: int | None = None,
+    submitted_before: datetime | None = None,
 ) -> tuple[list[Application], int]:
-    """Applications the actor may see, newest first, and how many there are in all."""
+    """Applications the actor may see, newest first, and how many there are in all.
+
+    *submitted_before* keeps those last submitted before that moment (the review
+    queue's "older than N days").
+    """
     statuses = list(status)
     unknown = sorted(set(statuses) - set(STATUSES))
     if unknown:
@@ -267,6 +272,8 @@ def list_applications(
         conditions.append(Application.municipality_code == municipality_code)
     if statuses:
         conditions.append(Application.status.in_(statuses))
+    if submitted_before is not None:
+        conditions.append(Application.submitted_at < submitted_before)
     total = session.execute(
         select(func.count()).select_from(Application).where(*conditions)
     ).scalar_one()

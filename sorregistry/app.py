@@ -29,6 +29,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     register_extensions(app)
     register_blueprints(app)
+    register_pages(app)
     register_errorhandlers(app)
     register_commands(app)
     return app
@@ -82,6 +83,12 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(applications_api, url_prefix="/api/v1")
     api.register_blueprint(notifications_api, url_prefix="/api/v1")
     app.register_blueprint(site)
+
+
+def register_pages(app: Flask) -> None:
+    from sorregistry.pages import register
+
+    register(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -1,0 +1,601 @@
+"""Pages for applications: SDS staff review them, municipalities make and follow theirs.
+
+Thin views: each one reads the form, calls one step of ``applications.service``
+with an :class:`Actor` made from the logged-in person, commits, and redirects
+(POST/redirect/GET) with a message. Validation is the service's, shown as SEI's
+"Valider" shows it: errors in red (they block sending), warnings in yellow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from applications import service
+from applications.models import DECIDED_STATUSES, STATUSES, Application
+from hierarchy.codes import OWNERSHIP_BY_TYPE, entity_type_name, entity_type_names, municipalities
+from sorregistry.i18n import _, add_english, current_language
+from sorregistry.models import utcnow
+from sorregistry.pages import role_required
+
+staff_bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="templates")
+municipality_bp = Blueprint(
+    "municipality", __name__, url_prefix="/municipality", template_folder="templates"
+)
+PAGE_SIZE = 50
+QUEUE_STATUSES = ("submitted", "info_requested")
+AGES = (7, 14, 30, 60)
+
+STATUS_NAMES = {
+    "draft": "Kladde",
+    "submitted": "Indsendt",
+    "info_requested": "Afventer oplysninger",
+    "approved": "Godkendt",
+    "rejected": "Afvist",
+    "withdrawn": "Trukket tilbage",
+}
+ACTION_NAMES = {
+    "created": "Oprettet",
+    "edited": "Rettet",
+    "submitted": "Indsendt",
+    "info_requested": "Oplysninger anmodet",
+    "approved": "Godkendt",
+    "rejected": "Afvist",
+    "withdrawn": "Trukket tilbage",
+}
+KIND_NAMES = {"new": "Ny SOR-kode", "change": "Ændring"}
+OWNERSHIP_NAMES = {"kommunal": "Kommunal", "privat": "Privat"}
+# The form's fields in order, with their Danish labels (also used for findings).
+FIELD_LABELS = {
+    "kind": "Ansøgningstype",
+    "target_sor_code": "SOR-kode der ændres",
+    "contact_email": "Kommunens kontakt-e-mail",
+    "institution_name": "Institutionens navn",
+    "street": "Adresse (gade og nummer)",
+    "postal_code": "Postnummer",
+    "city": "By",
+    "phone": "Telefon",
+    "fax": "Fax",
+    "email": "Institutionens e-mail",
+    "website": "Hjemmeside",
+    "institution_type": "Institutionstype",
+    "ownership": "Ejerforhold",
+    "owner_cvr": "Ejerens CVR-nummer",
+    "owner_name": "Ejerens navn",
+    "ydernummer": "Ydernummer",
+    "gln": "GLN (EAN-lokationsnummer)",
+    "shak": "SHAK-kode",
+    "closing_date": "Lukkedato",
+    "remarks": "Bemærkninger",
+    "address": "Adresse",
+    "reason": "Begrundelse",
+}
+# Danish for the findings the service reports (by code); others keep its English message.
+FINDING_TEXTS = {
+    "required": "{label} skal udfyldes.",
+    "similar_name": "Der findes allerede en institution med et lignende navn i samme postnummer.",
+    "duplicate_ydernummer": "Ydernummeret er allerede registreret eller søgt om.",
+    "duplicate_address": "Samme ejer har allerede en institution på denne adresse.",
+    "has_ydernummer": "En institution med ydernummer kan indberette med det og behøver måske "
+    "ikke en SOR-kode.",
+    "has_shak": "En institution med SHAK-kode kan indberette med den og behøver måske ikke en "
+    "SOR-kode.",
+    "ignored": "En kommunal institution hører under kommunen; det angivne CVR-nummer bruges "
+    "ikke.",
+    "change_fields": "SOR-kode og lukkedato bruges kun ved ændringsansøgninger.",
+    "no_change": "Angiv hvad der skal ændres.",
+    "owner_level": "En institutionsejer (IE) ændres ikke ved ansøgning.",
+    "ownership_change": "Skift af ejer kræver en ny SOR-kode: søg om en ny.",
+    "unknown": "Ingen enhed har denne SOR-kode.",
+    "closed": "Enheden er lukket.",
+    "other_municipality": "Enheden ligger i en anden kommune end ansøgerens.",
+    "too_long": "Højst 60 tegn.",
+    "before_start": "Lukkedatoen ligger før enhedens startdato.",
+}
+# Why a duplicate candidate was found (service.find_duplicates), in Danish.
+CANDIDATE_REASONS = {
+    "same ydernummer": "samme ydernummer",
+    "same owner CVR and address": "samme ejer (CVR) og adresse",
+    "similar name in the same postcode": "lignende navn i samme postnummer",
+}
+
+add_english({
+    "Kladde": "Draft",
+    "Indsendt": "Submitted",
+    "Afventer oplysninger": "Information requested",
+    "Godkendt": "Approved",
+    "Afvist": "Rejected",
+    "Trukket tilbage": "Withdrawn",
+    "Oprettet": "Created",
+    "Rettet": "Edited",
+    "Oplysninger anmodet": "Information requested",
+    "Ny SOR-kode": "New SOR code",
+    "Ændring": "Change",
+    "Kommunal": "Municipal",
+    "Privat": "Private",
+    "Ansøgningstype": "Kind of application",
+    "SOR-kode der ændres": "SOR code to change",
+    "Kommunens kontakt-e-mail": "The municipality’s contact email",
+    "Institutionens navn": "Name of the institution",
+    "Adresse (gade og nummer)": "Address (street and number)",
+    "Postnummer": "Postcode",
+    "By": "Town",
+    "Telefon": "Phone",
+    "Institutionens e-mail": "The institution’s email",
+    "Hjemmeside": "Website",
+    "Institutionstype": "Institution type",
+    "Ejerforhold": "Ownership",
+    "Ejerens CVR-nummer": "The owner’s CVR number",
+    "Ejerens navn": "The owner’s name",
+    "GLN (EAN-lokationsnummer)": "GLN (EAN location number)",
+    "Lukkedato": "Closing date",
+    "Bemærkninger": "Remarks",
+    "Adresse": "Address",
+    "Begrundelse": "Reason",
+    "Ansøgninger": "Applications",
+    "Mine ansøgninger": "My applications",
+    "Registret": "The register",
+    "Opslag": "Lookup",
+    "Udbakke": "Outbox",
+    "Ansøgninger til behandling": "Applications for review",
+    "Status": "Status",
+    "Kommune": "Municipality",
+    "Alle kommuner": "All municipalities",
+    "Alder": "Age",
+    "Alle": "All",
+    "Ældre end {days} dage": "Older than {days} days",
+    "Filtrér": "Filter",
+    "Reference": "Reference",
+    "Institution": "Institution",
+    "Type": "Kind",
+    "Indsendt dato": "Submitted on",
+    "Dage": "Days",
+    "Version": "Version",
+    "Ingen ansøgninger.": "No applications.",
+    "{total} ansøgninger": "{total} applications",
+    "Næste side": "Next page",
+    "Fejl": "Errors",
+    "Advarsler": "Warnings",
+    "Ingen fejl eller advarsler.": "No errors or warnings.",
+    "Mulige dubletter": "Possible duplicates",
+    "Ansøgningen": "The application",
+    "SOR-kode": "SOR code",
+    "Niveau": "Level",
+    "Årsag": "Why",
+    "Godkend": "Approve",
+    "Afvis": "Reject",
+    "Anmod om oplysninger": "Request information",
+    "Bemærkning (valgfri)": "Note (optional)",
+    "Begrundelse (sendes til kommunen)": "Reason (sent to the municipality)",
+    "Historik": "History",
+    "Tidspunkt": "When",
+    "Hvem": "Who",
+    "Handling": "Action",
+    "Detaljer": "Details",
+    "Behandling": "Decision",
+    "Ansøgningen er godkendt med SOR-koden": "The application is approved with SOR code",
+    "Godkendt: SOR-kode {code}.": "Approved: SOR code {code}.",
+    "Afvist.": "Rejected.",
+    "Sendt tilbage til kommunen med en anmodning om oplysninger.":
+        "Sent back to the municipality with a request for information.",
+    "Ny ansøgning": "New application",
+    "Ny ansøgning om SOR-kode": "New application for a SOR code",
+    "Gem kladde": "Save draft",
+    "Valider": "Validate",
+    "Send ansøgning": "Send application",
+    "Kladden er gemt.": "The draft is saved.",
+    "Ansøgningen er sendt til SDS.": "The application is sent to SDS.",
+    "Ansøgningen kan ikke sendes: ret fejlene nedenfor.":
+        "The application cannot be sent: correct the errors below.",
+    "Træk ansøgningen tilbage": "Withdraw the application",
+    "Ansøgningen er trukket tilbage.": "The application is withdrawn.",
+    "Vælg…": "Choose…",
+    "Kommunalt ejet": "Municipally owned",
+    "Privat ejet": "Privately owned",
+    "Ansøg om ny SOR-kode": "Apply for a new SOR code",
+    "Ansøg om ændring af en SOR-kode": "Apply for a change to a SOR code",
+    "SDS spørger:": "SDS asks:",
+    "Nogle felter kan ikke være rigtige: ret dem og prøv igen. Intet er gemt.":
+        "Some fields cannot be right: correct them and try again. Nothing was saved.",
+    "Kun ved ændring": "For a change only",
+    "Kun når institutionen er privat ejet": "Only when the institution is privately owned",
+    "Valideret: ingen fejl. Ansøgningen kan sendes.":
+        "Validated: no errors. The application can be sent.",
+    "Se i registret": "See in the register",
+    "Ansøgning": "Application",
+    "Oplysninger": "Details",
+    "Send igen": "Send again",
+    "Kan ikke: {why}": "Not possible: {why}",
+})
+
+
+# --- who acts ---------------------------------------------------------------------------
+
+
+def actor_for(user: Any) -> service.Actor:
+    """The workflow's actor for a logged-in person.
+
+    ``client_id`` is the person's negative id: it identifies them among the
+    senders of applications (so "whoever sent it may not approve it" holds for
+    people too) and can never equal an API client's id.
+    """
+    return service.Actor(
+        name=f"user:{user.id} {user.name} <{user.email}>"[:200],
+        roles=tuple(user.roles),
+        municipality_code=user.municipality_code,
+        cvr=user.cvr,
+        client_id=user.actor_id,
+    )
+
+
+@contextmanager
+def _refused(back: str) -> Iterator[None]:
+    """A refused step: roll back, say why on the page, go back where the person was."""
+    from sorregistry.extensions import db
+
+    try:
+        yield
+    except service.ApplicationNotFound:
+        db.session.rollback()
+        abort(404)
+    except (service.Forbidden, service.InvalidTransition) as exc:
+        db.session.rollback()
+        flash(_("Kan ikke: {why}", why=str(exc)), "error")
+        raise _Redirect(back) from None
+    except service.InvalidInput as exc:
+        db.session.rollback()
+        for name, why in exc.errors.items():
+            flash(f"{_(FIELD_LABELS.get(name, name))}: {why}", "error")
+        raise _Redirect(back) from None
+
+
+class _Redirect(Exception):
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+
+def _step(do: Callable[[service.Actor], Any], back: str) -> Any:
+    """Run one workflow step in its own write transaction and commit it.
+
+    The actor is made before the first commit (which expires the logged-in
+    user); the read transaction that loaded the user ends first, so SQLite can
+    take its write lock at once (see applications.routes._step).
+    """
+    from sorregistry.extensions import db
+
+    actor = actor_for(current_user)
+    db.session.commit()
+    with _refused(back):
+        result = do(actor)
+    db.session.commit()
+    return result
+
+
+@staff_bp.errorhandler(_Redirect)
+@municipality_bp.errorhandler(_Redirect)
+def _go_back(redirect_to: _Redirect) -> Response:
+    return redirect(redirect_to.target, code=303)
+
+
+# --- showing findings -------------------------------------------------------------------
+
+
+def finding_text(finding: service.Finding) -> str:
+    """A validation finding in the page's language."""
+    if current_language() == "en" or finding.code not in FINDING_TEXTS:
+        return finding.message
+    return _(FINDING_TEXTS[finding.code], label=_(FIELD_LABELS.get(finding.field,
+                                                                   finding.field)))
+
+
+def _findings_by_field(validation: service.Validation | None) -> dict[str, dict[str, list[str]]]:
+    """{field: {"errors": [...], "warnings": [...]}} for the inline messages."""
+    shown: dict[str, dict[str, list[str]]] = {}
+    if validation is None:
+        return shown
+    for kind, findings in (("errors", validation.errors), ("warnings", validation.warnings)):
+        for finding in findings:
+            name = "street" if finding.field == "address" else finding.field
+            shown.setdefault(name, {"errors": [], "warnings": []})[kind].append(
+                finding_text(finding))
+    return shown
+
+
+def _names() -> dict[str, Any]:
+    """Lookups the templates use to show codes as words."""
+    return {
+        "status_name": lambda status: _(STATUS_NAMES.get(status, status)),
+        "action_name": lambda action: _(ACTION_NAMES.get(action, action)),
+        "kind_name": lambda kind: _(KIND_NAMES.get(kind, kind or "")),
+        "ownership_name": lambda value: _(OWNERSHIP_NAMES.get(value, value or "")),
+        "municipality_name": lambda code: municipalities().get(code, code),
+        "type_name": lambda code: entity_type_name(code, current_language()) or code,
+        "label": lambda name: _(FIELD_LABELS.get(name, name)),
+        "finding_text": finding_text,
+        "candidate_reason": lambda reason: reason if current_language() == "en"
+        else CANDIDATE_REASONS.get(reason, reason),
+        "age_days": lambda application: (
+            (utcnow() - application.submitted_at).days if application.submitted_at else None
+        ),
+    }
+
+
+@staff_bp.context_processor
+@municipality_bp.context_processor
+def _template_names() -> dict[str, Any]:
+    return _names()
+
+
+# --- SDS staff --------------------------------------------------------------------------
+
+
+@staff_bp.get("/")
+@role_required("sds")
+def queue() -> str:
+    """The review queue: filter by status, municipality and age."""
+    from sorregistry.extensions import db
+
+    statuses = [s for s in request.args.getlist("status") if s in STATUSES]
+    if "status" not in request.args:
+        statuses = list(QUEUE_STATUSES)
+    municipality = request.args.get("municipality") or None
+    if municipality not in municipalities():
+        municipality = None
+    age = request.args.get("age", type=int)
+    age = age if age in AGES else None
+    after = request.args.get("after", type=int)
+    items, total = service.list_applications(
+        db.session, actor_for(current_user), status=statuses, municipality_code=municipality,
+        limit=PAGE_SIZE, after_id=after,
+        submitted_before=utcnow() - timedelta(days=age) if age else None,
+    )
+    next_args = None
+    if len(items) == PAGE_SIZE:
+        next_args = {**request.args.to_dict(flat=False), "after": str(items[-1].id)}
+    return render_template(
+        "applications/staff_queue.html", items=items, total=total, statuses=statuses,
+        all_statuses=STATUSES, municipality=municipality, municipalities=municipalities(),
+        age=age, ages=AGES, next_args=next_args,
+    )
+
+
+def _staff_application(application_id: int) -> Application:
+    from sorregistry.extensions import db
+
+    try:
+        return service.get_application(db.session, actor_for(current_user), application_id)
+    except service.ApplicationNotFound:
+        abort(404)
+
+
+@staff_bp.get("/applications/<int:application_id>", endpoint="application")
+@role_required("sds")
+def review_application(application_id: int) -> str:
+    """One application: its values, validation with duplicates side by side, steps, history."""
+    from sorregistry.extensions import db
+
+    found = _staff_application(application_id)
+    validation = None
+    if found.status not in DECIDED_STATUSES:
+        validation = service.validate_application(db.session, found)
+    return render_template(
+        "applications/staff_application.html", application=found, validation=validation,
+        duplicates=[w for w in (validation.warnings if validation else []) if w.candidates],
+        field_labels=FIELD_LABELS,
+    )
+
+
+_STAFF_STEPS: dict[str, tuple[Callable[..., Any], str]] = {
+    "approve": (
+        lambda s, a, i, reason: service.approve_application(s, a, i, note=reason),
+        "Godkendt: SOR-kode {code}.",
+    ),
+    "reject": (lambda s, a, i, reason: service.reject_application(s, a, i, reason), "Afvist."),
+    "request-info": (
+        lambda s, a, i, reason: service.request_information(s, a, i, reason),
+        "Sendt tilbage til kommunen med en anmodning om oplysninger.",
+    ),
+}
+
+
+@staff_bp.post("/applications/<int:application_id>/<any(approve, reject, 'request-info'):step>")
+@role_required("sds")
+def decide(application_id: int, step: str) -> Response:
+    """Approve, reject or request information, with the reason from the form."""
+    from sorregistry.extensions import db
+
+    back = url_for("staff.application", application_id=application_id)
+    do, done = _STAFF_STEPS[step]
+    reason = request.form.get("reason", "")
+    try:
+        result = _step(lambda actor: do(db.session, actor, application_id, reason), back)
+    except service.NotValid as exc:
+        db.session.rollback()
+        for finding in exc.validation.errors:
+            flash(finding_text(finding), "error")
+        return redirect(back, code=303)
+    flash(_(done, code=result.sor_code), "success")
+    return redirect(back, code=303)
+
+
+# --- municipalities ---------------------------------------------------------------------
+
+
+@municipality_bp.get("/")
+@role_required("municipality")
+def applications() -> str:
+    """The municipality's own applications and their status, newest first."""
+    from sorregistry.extensions import db
+
+    after = request.args.get("after", type=int)
+    items, total = service.list_applications(
+        db.session, actor_for(current_user), limit=PAGE_SIZE, after_id=after)
+    next_after = items[-1].id if len(items) == PAGE_SIZE else None
+    return render_template("applications/municipality_list.html", items=items, total=total,
+                           next_after=next_after)
+
+
+def _type_choices() -> list[tuple[str, str]]:
+    """Institution types for the form, by name; owner types are not institutions."""
+    language = current_language()
+    return sorted(
+        ((code, entity_type_name(code, language) or code) for code in entity_type_names()
+         if code not in OWNERSHIP_BY_TYPE),
+        key=lambda choice: choice[1].lower(),
+    )
+
+
+def _form_values() -> dict[str, Any]:
+    """The application's fields as the form sent them (the service cleans them)."""
+    values = {name: request.form.get(name, "") for name in service.EDITABLE_FIELDS}
+    if values["kind"] not in ("new", "change"):
+        values["kind"] = "new"
+    return values
+
+
+def _render_form(
+    application: Application | None,
+    values: dict[str, Any],
+    *,
+    validation: service.Validation | None = None,
+    input_errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    shown = _findings_by_field(validation)
+    for name, why in (input_errors or {}).items():
+        shown.setdefault(name, {"errors": [], "warnings": []})["errors"].append(why)
+    question = None
+    if application is not None and application.status == "info_requested":
+        question = next((e.reason for e in reversed(application.events)
+                         if e.action == "info_requested"), None)
+    html = render_template(
+        "applications/municipality_form.html", application=application, values=values,
+        validation=validation, shown=shown, input_errors=input_errors,
+        duplicates=[w for w in (validation.warnings if validation else []) if w.candidates],
+        type_choices=_type_choices(), question=question, field_labels=FIELD_LABELS,
+    )
+    return html, status
+
+
+def _values_of(application: Application) -> dict[str, Any]:
+    values = {name: getattr(application, name) for name in service.EDITABLE_FIELDS}
+    return {name: ("" if value is None else str(value)) for name, value in values.items()}
+
+
+@municipality_bp.get("/applications/new")
+@role_required("municipality")
+def new_application() -> tuple[str, int]:
+    values = {name: "" for name in service.EDITABLE_FIELDS}
+    values["kind"] = "change" if request.args.get("kind") == "change" else "new"
+    values["target_sor_code"] = request.args.get("target", "")[:18]
+    values["contact_email"] = current_user.email
+    return _render_form(None, values)
+
+
+@municipality_bp.post("/applications/new")
+@role_required("municipality")
+def create() -> Response | tuple[str, int]:
+    """Save a new draft; then validate or send it, as the button pressed asked."""
+    from sorregistry.extensions import db
+
+    values = _form_values()
+    actor = actor_for(current_user)
+    db.session.commit()
+    try:
+        made = service.create_application(db.session, actor, values, source="web")
+        db.session.commit()
+    except service.InvalidInput as exc:
+        # Values that can never be right: nothing is stored; show them again, marked.
+        db.session.rollback()
+        return _render_form(None, values, input_errors=exc.errors, status=422)
+    return _after_save(made.id)
+
+
+def _after_save(application_id: int) -> Response | tuple[str, int]:
+    """What the pressed button asks for once the draft is saved."""
+    from sorregistry.extensions import db
+
+    action = request.form.get("action", "save")
+    page = url_for("municipality.application", application_id=application_id)
+    if action == "validate":
+        return redirect(page + "?valider=1#validering", code=303)
+    if action == "submit":
+        try:
+            _step(lambda actor: service.submit_application(db.session, actor, application_id),
+                  page)
+        except service.NotValid:
+            db.session.rollback()
+            flash(_("Ansøgningen kan ikke sendes: ret fejlene nedenfor."), "error")
+            return redirect(page + "?valider=1#validering", code=303)
+        flash(_("Ansøgningen er sendt til SDS."), "success")
+        return redirect(page, code=303)
+    flash(_("Kladden er gemt."), "success")
+    return redirect(page, code=303)
+
+
+def _own_application(application_id: int) -> Application:
+    from sorregistry.extensions import db
+
+    try:
+        return service.get_application(db.session, actor_for(current_user), application_id)
+    except service.ApplicationNotFound:
+        abort(404)
+
+
+@municipality_bp.get("/applications/<int:application_id>", endpoint="application")
+@role_required("municipality")
+def own_application(application_id: int) -> tuple[str, int]:
+    """An own application: the form while it is editable (with "Valider"), else its state."""
+    from sorregistry.extensions import db
+
+    found = _own_application(application_id)
+    validation = None
+    if found.status in ("draft", "info_requested") and request.args.get("valider"):
+        validation = service.validate_application(db.session, found)
+    if found.status in ("draft", "info_requested"):
+        return _render_form(found, _values_of(found), validation=validation)
+    return render_template("applications/municipality_view.html", application=found), 200
+
+
+@municipality_bp.post("/applications/<int:application_id>")
+@role_required("municipality")
+def save(application_id: int) -> Response | tuple[str, int]:
+    """Save the edited draft (or the answer to SDS's question); then validate or send it."""
+    from sorregistry.extensions import db
+
+    found = _own_application(application_id)
+    values = _form_values()
+    values.pop("kind")  # fixed once the application is made
+    try:
+        actor = actor_for(current_user)
+        db.session.commit()
+        service.update_application(db.session, actor, application_id, values)
+        db.session.commit()
+    except service.InvalidInput as exc:
+        db.session.rollback()
+        found = _own_application(application_id)
+        return _render_form(found, {**_form_values(), "kind": found.kind},
+                            input_errors=exc.errors, status=422)
+    except (service.Forbidden, service.InvalidTransition) as exc:
+        db.session.rollback()
+        flash(_("Kan ikke: {why}", why=str(exc)), "error")
+        return redirect(url_for("municipality.application", application_id=found.id), code=303)
+    return _after_save(application_id)
+
+
+@municipality_bp.post("/applications/<int:application_id>/withdraw")
+@role_required("municipality")
+def withdraw(application_id: int) -> Response:
+    from sorregistry.extensions import db
+
+    page = url_for("municipality.application", application_id=application_id)
+    _step(lambda actor: service.withdraw_application(
+        db.session, actor, application_id, request.form.get("reason")), page)
+    flash(_("Ansøgningen er trukket tilbage."), "success")
+    return redirect(page, code=303)

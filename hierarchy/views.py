@@ -1,0 +1,406 @@
+"""Pages for the register: the staff register browser and the reporting-form picker.
+
+The picker's table and type-ahead call small JSON endpoints under
+``/picker/api/`` that the login session authenticates. They call the same
+services as the bearer-token API (``hierarchy.lookups.search``,
+``hierarchy.reporting``), so a list looks the same in both; the API itself is
+left to bearer tokens, so a cookie never authenticates it and it needs no CSRF
+protection.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, abort, render_template, request
+from flask_login import current_user
+from marshmallow import ValidationError
+from werkzeug.wrappers import Response
+
+from hierarchy import browse, lookups, reporting
+from hierarchy import identifiers as ids
+from hierarchy import service as register
+from hierarchy.codes import OWNERSHIP_BY_TYPE, entity_type_name, entity_type_names
+from hierarchy.schemas import LookupArgsSchema, organisation_item
+from sorregistry.i18n import _, add_english, current_language
+from sorregistry.pages import json_login_required, role_required
+from sorregistry.responses import json_response
+
+register_bp = Blueprint(
+    "register_pages", __name__, url_prefix="/staff/register", template_folder="templates"
+)
+picker_bp = Blueprint("picker", __name__, url_prefix="/picker", template_folder="templates")
+TREE_PAGE = 100
+SEARCH_PAGE = 50
+PICKER_PAGE = 100
+LEVEL_NAMES = {"IE": "Institutionsejer", "SI": "Sundhedsinstitution", "OE": "Organisatorisk enhed"}
+OWNERSHIP_NAMES = {"statslig": "Statslig", "regional": "Regional", "kommunal": "Kommunal",
+                   "privat": "Privat"}
+# Labels of the organisation's values (own and effective), in page order.
+VALUE_LABELS = {
+    "postal_address": "Postadresse",
+    "visiting_address": "Besøgsadresse",
+    "phone": "Telefon",
+    "fax": "Fax",
+    "email": "E-mail",
+    "website": "Hjemmeside",
+    "gln": "GLN",
+}
+# Danish for the reporting-unit validation's findings (by code).
+REPORTING_TEXTS = {
+    "both_codes": "Angiv enten en SOR-kode eller en SHAK-kode, ikke begge.",
+    "no_code": "Angiv en SOR-kode eller en SHAK-kode.",
+    "period": "Perioden slutter før den begynder.",
+    "malformed": "Koden har ikke den rigtige form.",
+    "unknown": "Koden findes ikke i registret.",
+    "closed": "Koden blev lukket før indberetningsperioden.",
+    "closes_in_period": "Koden lukker inden for indberetningsperioden.",
+    "not_yet_valid": "Koden gælder først efter indberetningsperioden.",
+    "starts_in_period": "Koden gælder først fra en dato inden for perioden.",
+    "owner_level": "Dette er en institutionsejer (IE); angiv den institution eller enhed, hvor "
+    "behandlingen fandt sted.",
+    "not_in_shak_register": "SHAK-koden står på en SOR-enhed, men ikke i SHAK-registret.",
+}
+# The picker's lists: what each button shows.
+PICKER_LISTS = ("my-cvr-si", "my-cvr-all", "statslig", "regional", "kommunal", "privat")
+
+add_english({
+    "Institutionsejer": "Institution owner", "Sundhedsinstitution": "Health institution",
+    "Organisatorisk enhed": "Organisational unit", "Statslig": "State", "Regional": "Regional",
+    "Postadresse": "Postal address", "Besøgsadresse": "Visiting address", "GLN": "GLN",
+    "Registret": "The register", "Søg i registret": "Search the register",
+    "Navn eller SOR-kode": "Name or SOR code", "Søg": "Search",
+    "{total} fundet": "{total} found", "Ingen fundet.": "None found.",
+    "Træet": "The tree", "Vis underliggende": "Show children", "Vis flere": "Show more",
+    "Identifikatorer": "Identifiers", "CVR (ejer)": "CVR (owner)", "P-nummer": "P-number",
+    "Værdier": "Values", "Egen værdi": "Own value", "Gældende værdi": "Effective value",
+    "arvet": "inherited", "Arvet fra en overordnet enhed": "Inherited from a parent",
+    "Gyldig fra": "Valid from", "Gyldig til": "Valid to", "Første gyldighed": "First valid",
+    "Underliggende enheder": "Units below", "Versioner": "Versions",
+    "Registreret": "Recorded", "Kilde": "Source", "Ændringer": "Changes",
+    "Enhedstype": "Entity type", "Placering": "Place in the tree",
+    "Hele registret": "The whole register", "Lukket": "Closed",
+    "Opslag: vælg enhed": "Lookup: choose the unit",
+    "SOR-kode eller SHAK-kode, ikke begge.": "SOR code or SHAK code, not both.",
+    "Mit CVR – SI": "My CVR – SI", "Mit CVR – Alle": "My CVR – All",
+    "Din konto har intet CVR-nummer; Mit CVR kan ikke bruges.":
+        "Your account has no CVR number; My CVR cannot be used.",
+    "Liste": "List", "Vælg": "Choose", "By": "Town", "Postnr.": "Postcode",
+    "Filtrér kolonnen {column}": "Filter the column {column}",
+    "Vælg en liste ovenfor.": "Choose a list above.",
+    "{shown} af {total} vist": "{shown} of {total} shown",
+    "Indberetningsenhed": "Reporting unit", "Forslag": "Suggestions",
+    "SHAK-sygehus": "SHAK hospital",
+    "SHAK-afdeling": "SHAK department", "Sygehusets navn": "The hospital's name",
+    "Afdelingens navn": "The department's name",
+    "Skriv kode eller navn": "Type a code or name",
+    "Periode fra": "Period from", "Periode til": "Period to", "Ryd": "Clear",
+    "Koden er gyldig.": "The code is valid.", "Valgt: {name}": "Chosen: {name}",
+    "Ugyldigt filter": "Invalid filter", "Henter…": "Loading…",
+    "Angiv enten en SOR-kode eller en SHAK-kode, ikke begge.":
+        "Give either a SOR code or a SHAK code, not both.",
+    "Angiv en SOR-kode eller en SHAK-kode.": "Give a SOR code or a SHAK code.",
+    "Perioden slutter før den begynder.": "The period ends before it starts.",
+    "Koden har ikke den rigtige form.": "The code does not have the right form.",
+    "Koden findes ikke i registret.": "The code is not in the register.",
+    "Koden blev lukket før indberetningsperioden.": "The code was closed before the period.",
+    "Koden lukker inden for indberetningsperioden.": "The code closes inside the period.",
+    "Koden gælder først efter indberetningsperioden.": "The code is valid only after the period.",
+    "Koden gælder først fra en dato inden for perioden.":
+        "The code is valid only from a date inside the period.",
+    "Dette er en institutionsejer (IE); angiv den institution eller enhed, hvor behandlingen "
+    "fandt sted.": "This is an institution owner (IE); give the institution or unit where "
+    "the treatment took place.",
+    "SHAK-koden står på en SOR-enhed, men ikke i SHAK-registret.":
+        "The SHAK code is on a SOR unit but not in the SHAK register.",
+})
+
+
+def _names() -> dict[str, Any]:
+    language = current_language()
+    return {
+        "level_name": lambda level: _(LEVEL_NAMES.get(level, level or "")),
+        "ownership_name": lambda value: _(OWNERSHIP_NAMES.get(value, value or "")),
+        "type_name": lambda code: entity_type_name(code, language) or code or "",
+        "value_label": lambda name: _(VALUE_LABELS.get(name, name)),
+    }
+
+
+@register_bp.context_processor
+@picker_bp.context_processor
+def _template_names() -> dict[str, Any]:
+    return _names()
+
+
+def _address(value: Any) -> str:
+    if not isinstance(value, dict):
+        return ""
+    town = " ".join(p for p in (value.get("postal_code"), value.get("city")) if p)
+    return ", ".join(p for p in (value.get("street"), town) if p)
+
+
+# --- the register browser (SDS staff) ---------------------------------------------------
+
+
+@register_bp.get("/", endpoint="browse")
+@role_required("sds")
+def browse_page() -> str:
+    """The tree's first level, and search by name or SOR code."""
+    from sorregistry.extensions import db
+
+    q = (request.args.get("q") or "").strip()[:100]
+    results = None
+    error = None
+    if q:
+        digits = q.isdigit()
+        filters = lookups.Filters(sor_code=q) if digits else lookups.Filters(name=q)
+        try:
+            results = lookups.search(db.session, filters, limit=SEARCH_PAGE,
+                                     cursor=request.args.get("cursor") or None,
+                                     sort="code" if digits else "name")
+        except lookups.LookupError_ as exc:
+            error = "; ".join(exc.errors.values())
+    return render_template(
+        "hierarchy/browse.html", q=q, results=results, error=error,
+        owners=browse.owners_by_ownership(db.session),
+    )
+
+
+@register_bp.get("/tree")
+@role_required("sds")
+def tree() -> str:
+    """One level of the tree as an HTML fragment, loaded when a node is opened."""
+    from sorregistry.extensions import db
+
+    parent = request.args.get("parent") or None
+    ownership = request.args.get("ownership") or None
+    try:
+        page = browse.children(db.session, parent_sor_code=parent, ownership=ownership,
+                               limit=TREE_PAGE, cursor=request.args.get("cursor") or None)
+    except lookups.LookupError_:
+        abort(400)
+    counts = browse.child_counts(db.session, [row.sor_code for row in page.items])
+    return render_template("hierarchy/_tree_level.html", page=page, counts=counts,
+                           parent=parent, ownership=ownership)
+
+
+@register_bp.get("/<sor_code>", endpoint="organisation")
+@role_required("sds")
+def organisation_page(sor_code: str) -> str:
+    """An organisation: identifiers, own and effective values (inherited marked), history."""
+    from sorregistry.extensions import db
+
+    try:
+        found = register.get_organisation(db.session, sor_code)
+        history = register.organisation_history(db.session, found.sor_code)
+    except (register.NotFound, ids.IdentifierError):
+        abort(404)
+    effective = found.effective or {}
+    values = [
+        {
+            "name": name,
+            "own": getattr(found, name, None),
+            "effective": effective.get(name),
+            "inherited": name in (found.inherited or []),
+        }
+        for name in VALUE_LABELS
+    ]
+    kids = browse.children(db.session, parent_sor_code=found.sor_code, limit=TREE_PAGE)
+    return render_template(
+        "hierarchy/organisation.html", organisation=found, values=values,
+        history=list(reversed(history)), ancestors=browse.ancestors(db.session, found),
+        children=kids, address=_address, today=date.today(),
+    )
+
+
+# --- the picker (any logged-in person) --------------------------------------------------
+
+
+def _entity_types() -> list[tuple[str, str]]:
+    language = current_language()
+    return sorted(
+        ((code, entity_type_name(code, language) or code) for code in entity_type_names()
+         if code not in OWNERSHIP_BY_TYPE),
+        key=lambda choice: choice[1].lower(),
+    )
+
+
+@picker_bp.get("")
+@role_required()
+def picker() -> str:
+    """The reporting form's picker: lists, column filters, SHAK type-ahead, Valider."""
+    return render_template("hierarchy/picker.html", entity_types=_entity_types(),
+                           has_cvr=bool(current_user.cvr), lists=PICKER_LISTS,
+                           texts=_script_texts())
+
+
+def _script_texts() -> dict[str, str]:
+    """The words the picker's script shows, in the page's language."""
+    words = ["Vælg", "Henter…", "Ugyldigt filter", "Vis flere", "Ingen fundet.",
+             "{shown} af {total} vist", "Koden er gyldig.", "Valgt: {name}",
+             "SOR-kode eller SHAK-kode, ikke begge.", "Fejl", "Advarsler",
+             "Sundhedsinstitution", "Organisatorisk enhed"]
+    return {word: _(word) for word in words}
+
+
+_LIST_ARGS = LookupArgsSchema()
+
+
+def _list_args() -> dict[str, Any]:
+    """The column filters from the query string, checked by the API's own schema."""
+    raw: dict[str, Any] = {}
+    for name, schema_field in _LIST_ARGS.fields.items():
+        if name in request.args:
+            values = [v for v in request.args.getlist(name) if v != ""]
+            if not values:
+                continue
+            raw[name] = values if schema_field.__class__.__name__ == "List" else values[0]
+    return _LIST_ARGS.load(raw)
+
+
+def _flat(messages: Any) -> dict[str, list[str]]:
+    """Marshmallow's messages ({"level": {0: [...]}}) as {field: [message, ...]}."""
+
+    def texts(value: Any) -> list[str]:
+        if isinstance(value, dict):
+            return [text for inner in value.values() for text in texts(inner)]
+        if isinstance(value, list):
+            return [text for inner in value for text in texts(inner)]
+        return [str(value)]
+
+    if not isinstance(messages, dict):
+        return {"query": texts(messages)}
+    return {str(name): texts(value) for name, value in messages.items()}
+
+
+def _error(status: int, message: str, errors: dict[str, Any] | None = None) -> Response:
+    return json_response({"code": status, "message": message, "errors": errors or {}}, status)
+
+
+@picker_bp.get("/api/lists/<any(" + ", ".join(f"'{n}'" for n in PICKER_LISTS) + "):which>")
+@json_login_required
+def picker_list(which: str) -> Response:
+    """One page of a picker list; "Mit CVR" takes the CVR from the person's account."""
+    from sorregistry.extensions import db
+
+    try:
+        args = _list_args()
+    except ValidationError as exc:
+        return _error(422, _("Ugyldigt filter"), _flat(exc.messages))
+    options = {key: args.pop(key) for key in ("sort", "limit", "cursor") if key in args}
+    options["limit"] = min(options.get("limit", PICKER_PAGE), PICKER_PAGE)
+    levels = [level for level in args.pop("level", None) or [] if level != "IE"] or ["SI", "OE"]
+    if which.startswith("my-cvr"):
+        if not current_user.cvr:
+            return _error(403, _("Din konto har intet CVR-nummer; Mit CVR kan ikke bruges."))
+        fixed: dict[str, Any] = {"cvr": current_user.cvr,
+                                 "level": ["SI"] if which == "my-cvr-si" else levels}
+    else:
+        fixed = {"ownership": which, "level": levels}
+    try:
+        page = lookups.search(db.session, lookups.Filters(**{**args, **fixed}), **options)
+    except lookups.LookupError_ as exc:
+        return _error(422, _("Ugyldigt filter"), exc.errors)
+    return json_response({
+        "items": [_picker_item(row) for row in page.items],
+        "total": page.total,
+        "next": page.next,
+    })
+
+
+def _picker_item(row: Any) -> dict[str, Any]:
+    item = organisation_item(row)
+    return {
+        "sor_code": item["sor_code"],
+        "name": item["name"],
+        "level": item["level"],
+        "entity_type": item["entity_type"]["code"],
+        "entity_type_name": entity_type_name(item["entity_type"]["code"], current_language()),
+        "ydernummer": item["ydernummer"],
+        "shak": item["shak"],
+        "postal_code": (item["address"] or {}).get("postal_code"),
+        "city": (item["address"] or {}).get("city"),
+    }
+
+
+def _shak_items(rows: list[Any], total: int) -> Response:
+    return json_response({
+        "items": [{"code": r.code, "name": r.text, "kind": r.kind, "hospital": r.hospital}
+                  for r in rows],
+        "total": total,
+    })
+
+
+@picker_bp.get("/api/shak/hospitals")
+@json_login_required
+def picker_hospitals() -> Response:
+    from sorregistry.extensions import db
+
+    q = (request.args.get("q") or "").strip()[:60] or None
+    rows, total = reporting.shak_hospitals(db.session, q, limit=20)
+    return _shak_items(rows, total)
+
+
+@picker_bp.get("/api/shak/departments")
+@json_login_required
+def picker_departments() -> Response:
+    from sorregistry.extensions import db
+
+    q = (request.args.get("q") or "").strip()[:60] or None
+    try:
+        rows, total = reporting.shak_departments(
+            db.session, (request.args.get("hospital") or "").strip(), q, limit=20)
+    except reporting.Malformed as exc:
+        return _error(422, str(exc), {"hospital": [str(exc)]})
+    return _shak_items(rows, total)
+
+
+def _date(value: Any, name: str, errors: dict[str, list[str]]) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        errors[name] = ["a date, YYYY-MM-DD"]
+        return None
+
+
+@picker_bp.post("/api/validate")
+@json_login_required
+def picker_validate() -> Response:
+    """Reporting-unit validation ("Valider"): errors block, warnings are allowed.
+
+    A POST from the page's script: the CSRF token comes in the X-CSRFToken header.
+    """
+    from sorregistry.extensions import db
+
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return _error(400, "send a JSON object")
+    errors: dict[str, list[str]] = {}
+    start = _date(body.get("period_start"), "period_start", errors)
+    end = _date(body.get("period_end"), "period_end", errors)
+    if errors:
+        return _error(422, _("Ugyldigt filter"), errors)
+    result = reporting.validate_reporting_unit(
+        db.session, _text(body.get("sor_code")), _text(body.get("shak_code")), start, end)
+
+    def shown(finding: Any) -> dict[str, str]:
+        text = finding.message
+        if current_language() == "da" and finding.code in REPORTING_TEXTS:
+            text = REPORTING_TEXTS[finding.code]
+        return {"field": finding.field, "code": finding.code, "message": text}
+
+    organisation = result.organisation
+    return json_response({
+        "errors": [shown(f) for f in result.errors],
+        "warnings": [shown(f) for f in result.warnings],
+        "organisation": {"sor_code": organisation.sor_code, "name": organisation.name}
+        if organisation is not None else None,
+    })
+
+
+def _text(value: Any) -> str | None:
+    return value[:40] if isinstance(value, str) else None
+

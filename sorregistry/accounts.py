@@ -1,0 +1,242 @@
+"""People who log in to the pages: SDS staff, municipality case workers, reporters.
+
+A person has the same roles as an API client (``reporter``, ``municipality``,
+``sds``); a municipality user names its kommunekode, and anyone may carry the
+CVR they act for (the picker's "Mit CVR" uses it, never a typed value).
+Passwords are stored as werkzeug scrypt hashes only. After
+``MAX_FAILURES`` wrong passwords in a row the account is locked for
+``LOCKOUT``; the login page never says whether an account exists.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from datetime import datetime, timedelta
+
+import click
+from flask.cli import with_appcontext
+from flask_login import UserMixin
+from sqlalchemy import Boolean, Integer, String, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from sorregistry.auth import ROLES
+from sorregistry.models import Base, BigIntKey, JsonDocument, UTCDateTime, utcnow
+
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=15)
+MIN_PASSWORD = 10
+PASSWORD_METHOD = "scrypt"
+_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+# Checked when the email is unknown, so that a wrong email costs as much time as a
+# wrong password and the response time does not tell which accounts exist.
+_DUMMY_HASH = generate_password_hash("not a password of anyone", method=PASSWORD_METHOD)
+
+
+class User(UserMixin, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    roles: Mapped[list[str]] = mapped_column(JsonDocument)
+    municipality_code: Mapped[str | None] = mapped_column(String(4))
+    cvr: Mapped[str | None] = mapped_column(String(8))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return bool(self.active)
+
+    def has_role(self, *roles: str) -> bool:
+        return any(role in self.roles for role in roles)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password, method=PASSWORD_METHOD)
+
+    @property
+    def actor_id(self) -> int:
+        """The id a person acts under in the workflow: negative, so that it never
+        equals an API client's id ("whoever sent it may not approve it")."""
+        return -self.id
+
+
+class UserError(ValueError):
+    """A user cannot be made as asked; the message says why."""
+
+
+def normalise_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"a password needs at least {MIN_PASSWORD} characters")
+    if password.strip() != password or not password.isprintable():
+        raise UserError("a password may not begin or end with spaces or hold control characters")
+
+
+def create_user(
+    session: Session,
+    email: str,
+    *,
+    name: str,
+    password: str,
+    roles: list[str],
+    municipality_code: str | None = None,
+    cvr: str | None = None,
+) -> User:
+    """Make a person's account; the same rules for roles and kommunekode as API clients."""
+    from hierarchy import identifiers as ids
+    from hierarchy.codes import municipalities
+
+    email = normalise_email(email)
+    if not _EMAIL.match(email) or len(email) > 254:
+        raise UserError(f"{email!r} is not an email address")
+    if not name.strip():
+        raise UserError("a user needs a name (--name)")
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown or not roles:
+        raise UserError(
+            f"unknown role {', '.join(unknown)}; roles are {', '.join(ROLES)}"
+            if unknown
+            else f"a user needs a role: {', '.join(ROLES)}"
+        )
+    if "municipality" in roles:
+        if not municipality_code:
+            raise UserError("a municipality user needs --municipality-code (kommunekode)")
+        try:
+            municipality_code = ids.validate_municipality_code(municipality_code)
+        except ids.IdentifierError as exc:
+            raise UserError(str(exc)) from None
+        if municipality_code not in municipalities():
+            raise UserError(f"{municipality_code} is not a Danish kommunekode")
+    elif municipality_code:
+        raise UserError("--municipality-code is for municipality users only")
+    if cvr:
+        try:
+            cvr = ids.validate_cvr(cvr)
+        except ids.IdentifierError as exc:
+            raise UserError(str(exc)) from None
+    check_password_strength(password)
+    if session.execute(select(User.id).where(User.email == email)).first() is not None:
+        raise UserError(f"a user with email {email} exists already")
+    user = User(
+        email=email,
+        name=name.strip(),
+        roles=sorted(set(roles)),
+        municipality_code=municipality_code,
+        cvr=cvr or None,
+        active=True,
+        failed_logins=0,
+    )
+    user.set_password(password)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate(
+    session: Session, email: str, password: str, *, now: datetime | None = None
+) -> User | None:
+    """The user when *email* and *password* are right; count failures and lock the
+    account after ``MAX_FAILURES``.
+
+    Unknown email, wrong password, a locked or inactive account all fail alike,
+    so the caller can say nothing that tells them apart. Flushes; the caller commits
+    (a failure must be committed too, or the counter would never grow).
+    """
+    now = now or utcnow()
+    user = session.execute(
+        select(User).where(User.email == normalise_email(email))
+    ).scalar_one_or_none()
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if user.locked_until is not None and user.locked_until > now:
+        # Locked: refuse even the right password, and do not extend the lock.
+        return None
+    if not check_password_hash(user.password_hash, password) or not user.active:
+        # Counted in SQL, so that parallel guesses cannot slip past the limit.
+        session.execute(
+            update(User).where(User.id == user.id)
+            .values(failed_logins=User.failed_logins + 1)
+        )
+        session.refresh(user)
+        if user.failed_logins >= MAX_FAILURES:
+            user.failed_logins = 0
+            user.locked_until = now + LOCKOUT
+        session.flush()
+        return None
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    session.flush()
+    return user
+
+
+def load_user(session: Session, user_id: str) -> User | None:
+    """The logged-in person of a session, if the account still exists and is active."""
+    if not user_id.isdigit():
+        return None
+    user = session.get(User, int(user_id))
+    return user if user is not None and user.active else None
+
+
+@click.command("create-user")
+@click.argument("email")
+@click.option("--name", required=True, help="The person's name, shown on the pages and in history.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(list(ROLES)),
+    help="Repeatable: reporter, municipality, sds.",
+)
+@click.option("--municipality-code", default=None, help="Kommunekode of a municipality user.")
+@click.option("--cvr", default=None, help="The CVR the person acts for (the picker's Mit CVR).")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input instead of prompting.",
+)
+@with_appcontext
+def create_user_command(
+    email: str,
+    name: str,
+    roles: tuple[str, ...],
+    municipality_code: str | None,
+    cvr: str | None,
+    password_stdin: bool,
+) -> None:
+    """Make a person's login. The password is prompted for (or read from stdin), never
+    given on the command line, where other users could see it."""
+    from sorregistry.extensions import db
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = create_user(
+            db.session, email, name=name, password=password, roles=list(roles),
+            municipality_code=municipality_code, cvr=cvr,
+        )
+        db.session.commit()
+    except UserError as exc:
+        db.session.rollback()
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"User {user.id} {user.email} '{user.name}' (roles {', '.join(user.roles)}"
+        + (f", kommunekode {user.municipality_code}" if user.municipality_code else "")
+        + (f", CVR {user.cvr}" if user.cvr else "")
+        + ")."
+    )
