@@ -599,3 +599,119 @@ def withdraw(application_id: int) -> Response:
         db.session, actor, application_id, request.form.get("reason")), page)
     flash(_("Ansøgningen er trukket tilbage."), "success")
     return redirect(page, code=303)
+
+
+# --- the mail intake's triage queue (staff) ---------------------------------------------
+
+TRIAGE_REASONS = {
+    "unreadable": "Følger ikke skabelonen",
+    "unknown_sender": "Ukendt afsender",
+    "oversized": "For stor",
+    "application_error": "Oplysninger kunne ikke bruges",
+}
+add_english({
+    "Indbakke": "Mail intake",
+    "Mails til manuel behandling": "Mails for manual handling",
+    "Følger ikke skabelonen": "Does not follow the template",
+    "Ukendt afsender": "Unknown sender",
+    "For stor": "Too large",
+    "Oplysninger kunne ikke bruges": "Values could not be used",
+    "Åbne": "Open",
+    "Løste": "Resolved",
+    "Årsag": "Reason",
+    "Afsender": "Sender",
+    "Emne": "Subject",
+    "Modtaget": "Received",
+    "{total} mails": "{total} mails",
+    "Ingen mails.": "No mails.",
+    "Hent den oprindelige mail": "Download the original mail",
+    "Problemer": "Problems",
+    "Læst fra skabelonen": "Read from the template",
+    "Mailens tekst": "The mail's text",
+    "Vedhæftede filer": "Attachments",
+    "Løs": "Resolve",
+    "Hvad blev der gjort?": "What was done?",
+    "Ansøgning oprettet i hånden (id, valgfri)": "Application made by hand (id, optional)",
+    "Løst af {who} {when}: {note}": "Resolved by {who} {when}: {note}",
+    "Markeret som løst.": "Marked as resolved.",
+})
+
+
+def _mail_or_404(mail_id: int) -> Any:
+    from applications.mail_models import IncomingMail
+    from sorregistry.extensions import db
+
+    mail = db.session.get(IncomingMail, mail_id)
+    if mail is None or mail.outcome != "triage":
+        abort(404)
+    return mail
+
+
+@staff_bp.get("/mail/", endpoint="mail_queue")
+@role_required("sds")
+def mail_queue() -> str:
+    """Emailed applications that need a person, oldest first."""
+    from applications import mail_service
+    from sorregistry.extensions import db
+
+    status = "resolved" if request.args.get("status") == "resolved" else "open"
+    reason = request.args.get("reason") if request.args.get("reason") in TRIAGE_REASONS else None
+    after = request.args.get("after", type=int)
+    items, total = mail_service.list_triage(db.session, status=status, reason=reason,
+                                            limit=PAGE_SIZE, after_id=after)
+    next_args = None
+    if len(items) == PAGE_SIZE:
+        next_args = {**request.args.to_dict(), "after": str(items[-1].id)}
+    return render_template("applications/staff_mail_queue.html", items=items, total=total,
+                           status=status, reason=reason, reasons=TRIAGE_REASONS,
+                           next_args=next_args)
+
+
+@staff_bp.get("/mail/<int:mail_id>", endpoint="mail")
+@role_required("sds")
+def mail_item(mail_id: int) -> str:
+    """One mail: who sent it, why it needs a person, its text, and resolving it."""
+    from applications.mail_template import parse_mail
+
+    mail = _mail_or_404(mail_id)
+    text = None
+    if mail.triage_reason != "oversized":
+        text = parse_mail(mail.raw).text
+    return render_template("applications/staff_mail.html", mail=mail, text=text,
+                           reasons=TRIAGE_REASONS)
+
+
+@staff_bp.get("/mail/<int:mail_id>/raw", endpoint="mail_raw")
+@role_required("sds")
+def mail_raw(mail_id: int) -> Response:
+    """The original message, to open in a mail program."""
+    mail = _mail_or_404(mail_id)
+    response = Response(mail.raw, mimetype="message/rfc822")
+    response.headers["Content-Disposition"] = f'attachment; filename="mail-{mail.id}.eml"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@staff_bp.post("/mail/<int:mail_id>/resolve", endpoint="mail_resolve")
+@role_required("sds")
+def mail_resolve(mail_id: int) -> Response:
+    """Close a triage item with a note saying what was done."""
+    from applications import mail_service
+    from sorregistry.extensions import db
+
+    mail = _mail_or_404(mail_id)
+    back = url_for("staff.mail", mail_id=mail.id)
+    application_id = request.form.get("application_id", type=int)
+    try:
+        if application_id is not None:
+            service.get_application(db.session, actor_for(current_user), application_id)
+        mail_service.resolve_triage(
+            db.session, mail.id, resolved_by=actor_for(current_user).name,
+            note=request.form.get("note", ""), application_id=application_id)
+    except (mail_service.TriageError, service.ApplicationNotFound) as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(back, code=303)
+    db.session.commit()
+    flash(_("Markeret som løst."), "success")
+    return redirect(back, code=303)

@@ -23,14 +23,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 login_manager = LoginManager()
 csrf = CSRFProtect()
 # The blueprints of the pages; a ?lang= on any of them is remembered in a cookie.
-PAGE_BLUEPRINTS = {"login", "staff", "municipality", "register_pages", "picker"}
+PAGE_BLUEPRINTS = {"login", "staff", "municipality", "register_pages", "picker",
+                   "notifications_pages"}
 # The navigation: (endpoint, Danish label, roles that see it; none: everyone logged in).
 # An entry shows only when its endpoint exists and the person has one of its roles.
 NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
     ("staff.queue", "Ansøgninger", ("sds",)),
     ("register_pages.browse", "Registret", ("sds",)),
-    # ── UDBAKKE (the notification outbox, built on the notifications branch) ──
-    # Wire it here after merging, e.g. ("notifications_pages.outbox", "Udbakke", ("sds",)).
+    ("staff.mail_queue", "Indbakke", ("sds",)),
+    ("notifications_pages.outbox", "Udbakke", ("sds",)),
     ("municipality.applications", "Mine ansøgninger", ("municipality",)),
     ("picker.picker", "Opslag", ()),
 ]
@@ -39,6 +40,7 @@ add_english({
     "Ansøgninger": "Applications",
     "Registret": "The register",
     "Udbakke": "Outbox",
+    "Indbakke": "Mail intake",
     "Mine ansøgninger": "My applications",
     "Opslag": "Lookup",
     "Hovedmenu": "Main menu",
@@ -60,10 +62,11 @@ def register(app: Flask) -> None:
 
     from applications.views import municipality_bp, staff_bp
     from hierarchy.views import picker_bp, register_bp
+    from notifications.views import bp as outbox_bp
     from sorregistry.accounts import create_user_command
     from sorregistry.login import bp as login_bp
 
-    for blueprint in (login_bp, staff_bp, register_bp, municipality_bp, picker_bp):
+    for blueprint in (login_bp, staff_bp, register_bp, municipality_bp, picker_bp, outbox_bp):
         app.register_blueprint(blueprint)
     app.cli.add_command(create_user_command)
 

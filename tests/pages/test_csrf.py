@@ -27,7 +27,8 @@ def application(session, people):
 
 PAGES = {
     None: ["/login"],
-    "sds": ["/staff/", "/staff/register/", "/staff/applications/{id}", "/picker"],
+    "sds": ["/staff/", "/staff/register/", "/staff/applications/{id}", "/picker",
+            "/staff/outbox/", "/staff/mail/"],
     "aarhus": ["/municipality/", "/municipality/applications/new",
                "/municipality/applications/{id}", "/picker"],
 }

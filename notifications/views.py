@@ -1,0 +1,88 @@
+"""The outbox for SDS staff: what is queued, sent and failed, and putting a failed mail back."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from notifications import service
+from notifications.models import STATUSES
+from sorregistry.i18n import _, add_english
+from sorregistry.pages import role_required
+
+bp = Blueprint("notifications_pages", __name__, url_prefix="/staff/outbox",
+               template_folder="templates")
+PAGE_SIZE = 50
+STATUS_NAMES = {"queued": "I kø", "sending": "Sendes", "sent": "Sendt", "failed": "Fejlet"}
+
+add_english({
+    "Udbakke": "Outbox",
+    "I kø": "Queued",
+    "Sendes": "Sending",
+    "Sendt": "Sent",
+    "Fejlet": "Failed",
+    "Alle": "All",
+    "Modtager": "Recipient",
+    "Emne": "Subject",
+    "Forsøg": "Attempts",
+    "Sidste fejl": "Last error",
+    "Oprettet": "Created",
+    "Næste forsøg": "Next attempt",
+    "Send igen": "Send again",
+    "{total} mails": "{total} mails",
+    "Ingen mails.": "No mails.",
+    "Mailen er sat i kø igen.": "The mail is queued again.",
+    "Forsøgslog": "Attempt log",
+    "Afsender": "Worker",
+    "Udfald": "Outcome",
+    "Tekst": "Text",
+    "Næste side": "Next page",
+})
+
+
+@bp.get("/")
+@role_required("sds")
+def outbox() -> str:
+    """The outbox, newest first, filtered by status."""
+    from sorregistry.extensions import db
+
+    status = request.args.get("status") or None
+    if status not in STATUSES:
+        status = None
+    page = service.list_messages(db.session, status=status, limit=PAGE_SIZE,
+                                 cursor=request.args.get("cursor") or None)
+    return render_template("notifications/pages/outbox.html", page=page, status=status,
+                           statuses=STATUSES, status_names=STATUS_NAMES)
+
+
+@bp.get("/<int:message_id>")
+@role_required("sds")
+def message(message_id: int) -> str:
+    """One mail: recipients, text, and every attempt to send it."""
+    from sorregistry.extensions import db
+
+    try:
+        found = service.get_message(db.session, message_id)
+    except service.NotFound:
+        abort(404)
+    return render_template("notifications/pages/message.html", message=found,
+                           status_names=STATUS_NAMES)
+
+
+@bp.post("/<int:message_id>/retry")
+@role_required("sds")
+def retry(message_id: int) -> Response:
+    """Put a failed mail back in the queue."""
+    from sorregistry.extensions import db
+
+    try:
+        service.retry(db.session, message_id, actor=f"user:{current_user.id} {current_user.email}")
+    except service.NotFound:
+        abort(404)
+    except service.NotRetryable as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+    else:
+        db.session.commit()
+        flash(_("Mailen er sat i kø igen."), "success")
+    return redirect(url_for("notifications_pages.message", message_id=message_id), code=303)
