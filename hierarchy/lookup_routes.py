@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from hierarchy import lookups, reporting
 from hierarchy.schemas import (
@@ -23,9 +27,10 @@ from hierarchy.schemas import (
     ValidationSchema,
     organisation_item,
 )
-from sorregistry.auth import current_client, require
+from hierarchy.service import register_changed_in, register_version
+from sorregistry.auth import authenticate, current_client, require
 from sorregistry.extensions import db
-from sorregistry.responses import json_response
+from sorregistry.responses import AnswerCache, cached_json_response, json_response
 
 blp = Blueprint(
     "lookups",
@@ -34,6 +39,62 @@ blp = Blueprint(
 )
 BEARER = [{"bearerAuth": []}]
 PAGE_KEYS = ("sort", "limit", "cursor")
+
+# Answers of the lookups, per worker, under the register version they were computed
+# in (hierarchy.service.register_version: it changes at every committed change of the
+# register - import, SHAK import, approved application, staff change). A type-ahead
+# asks the same few fragments all day, and a form resolves the same codes.
+ANSWERS = AnswerCache()
+
+
+def _reads_without_transaction(session: Session) -> None:
+    """On PostgreSQL, run a lookup's reads in autocommit mode: no BEGIN and no ROLLBACK
+    round trips (two of the four a cached answer costs). Each statement sees the
+    latest committed state, as it would in a READ COMMITTED transaction; lookups
+    write nothing. Only on a session of its own (bound to the engine, not yet begun)."""
+    if session.in_transaction():
+        return
+    bind = session.get_bind()
+    if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def cached_answer(per_client: bool = False) -> Callable[[Any], Any]:
+    """Serve a GET from ANSWERS when this worker answered it (200) in this register version.
+
+    The key is the path, the query string exactly as sent, the day (what
+    ``active_on`` defaults to) and, for *per_client* lists (Mit CVR), the client's
+    CVR. The client is authenticated first, as on every request. Nothing is
+    cached or served inside a transaction that holds uncommitted register changes.
+    """
+
+    def decorate(view: Any) -> Any:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            session = db.session()
+            if request.method == "GET":
+                _reads_without_transaction(session)
+            client = authenticate()
+            if request.method != "GET":
+                return view(*args, **kwargs)
+            version = register_version(session)
+            if version is None or register_changed_in(session):
+                return view(*args, **kwargs)
+            key = (request.path, request.query_string, date.today(),
+                   client.cvr if per_client else None)
+            hit = ANSWERS.get(version, key)
+            if hit is not None:
+                return cached_json_response(*hit)
+            response = view(*args, **kwargs)
+            if isinstance(response, Response) and response.status_code == 200:
+                etag, _ = response.get_etag()
+                if etag:
+                    ANSWERS.put(version, key, response.get_data(), etag)
+            return response
+
+        return wrapper
+
+    return decorate
 
 
 def _page(args: dict[str, Any], **fixed: Any) -> Response:
@@ -69,6 +130,7 @@ def _refuse_cvr_parameter() -> None:
 
 @blp.route("/organisations")
 class OrganisationSearch(MethodView):
+    @cached_answer()
     @blp.doc(security=BEARER)
     @blp.arguments(SearchArgsSchema, location="query", as_kwargs=False)
     @blp.response(200, OrganisationListSchema)
@@ -80,6 +142,7 @@ class OrganisationSearch(MethodView):
 
 @blp.route("/lookups/my-cvr/si")
 class MyCvrInstitutions(MethodView):
+    @cached_answer(per_client=True)
     @blp.doc(security=BEARER)
     @blp.arguments(LookupArgsSchema, location="query")
     @blp.response(200, OrganisationListSchema)
@@ -93,6 +156,7 @@ class MyCvrInstitutions(MethodView):
 
 @blp.route("/lookups/my-cvr/all")
 class MyCvrAll(MethodView):
+    @cached_answer(per_client=True)
     @blp.doc(security=BEARER)
     @blp.arguments(LookupArgsSchema, location="query")
     @blp.response(200, OrganisationListSchema)
@@ -105,6 +169,7 @@ class MyCvrAll(MethodView):
 
 @blp.route("/lookups/ownership/<any(statslig, regional, kommunal, privat):ownership>")
 class OwnershipList(MethodView):
+    @cached_answer()
     @blp.doc(security=BEARER)
     @blp.arguments(LookupArgsSchema, location="query")
     @blp.response(200, OrganisationListSchema)
@@ -126,6 +191,7 @@ def _cache_headers(response: Any) -> Any:
 
 @blp.route("/resolve")
 class Resolve(MethodView):
+    @cached_answer()
     @blp.doc(security=BEARER)
     @blp.arguments(ResolveArgsSchema, location="query")
     @blp.response(200, ResolveSchema)

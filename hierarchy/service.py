@@ -94,19 +94,34 @@ def mark_register_changed(session: Session) -> None:
 
 
 def register_changed_in(session: Session) -> bool:
-    """Whether this session's transaction holds register changes not yet committed."""
-    return bool(session.info.get(REGISTER_CHANGED))
+    """Whether this session's transaction holds register changes not yet committed
+    (flushed, or still pending in the session)."""
+    return bool(session.info.get(REGISTER_CHANGED)) or any(
+        isinstance(obj, _REGISTER_MODELS)
+        for obj in chain(session.new, session.dirty, session.deleted)
+    )
+
+
+_VERSION_READ = "sor.register_version"
 
 
 def register_version(session: Session) -> tuple[int, str] | None:
-    """The register's version as this transaction sees it (None: not known, do not cache)."""
-    row = session.execute(_VERSION_QUERY).first()
-    return (row[0], row[1]) if row is not None else None
+    """The register's version when this transaction first asked (None: unknown, do not cache).
+
+    Read once per transaction: what the transaction reads afterwards is of that
+    version or newer, so answers filed under it are never staler than it.
+    """
+    if _VERSION_READ in session.info:
+        return session.info[_VERSION_READ]
+    row = session.connection().execute(_VERSION_QUERY).first()
+    version = (row[0], row[1]) if row is not None else None
+    session.info[_VERSION_READ] = version
+    return version
 
 
-_VERSION_QUERY = select(RegisterVersion.version, RegisterVersion.stamp).where(
-    RegisterVersion.name == "register"
-)
+_VERSION_QUERY = select(
+    RegisterVersion.__table__.c.version, RegisterVersion.__table__.c.stamp
+).where(RegisterVersion.__table__.c.name == "register")
 
 
 def bump_register_version(session: Session) -> None:
@@ -128,7 +143,7 @@ def _note_register_statement(state: ORMExecuteState) -> None:
 
 @event.listens_for(Session, "before_flush")
 def _note_register_flush(session: Session, _context: Any, _instances: Any) -> None:
-    if not register_changed_in(session) and any(
+    if not session.info.get(REGISTER_CHANGED) and any(
         isinstance(obj, _REGISTER_MODELS)
         for obj in chain(session.new, session.dirty, session.deleted)
     ):
@@ -145,6 +160,12 @@ def _bump_on_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget_changes(session: Session) -> None:
     session.info.pop(REGISTER_CHANGED, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_version(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_VERSION_READ, None)
 
 
 def sync_names(target: Session | Connection, codes: Iterable[str]) -> None:

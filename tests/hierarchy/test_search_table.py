@@ -252,3 +252,59 @@ def test_total_cache_never_answers_for_another_version():
     assert cache.get((1, "b"), "k") is None  # a rolled-back bump took 1 before
     cache.put((2, "c"), "k", 6)
     assert cache.get((1, "a"), "k") is None and cache.get((2, "c"), "k") == 6
+
+
+def test_cached_answers_follow_commits_of_other_sessions(fresh_database):
+    """As in production: each request a session of its own on the engine, lookups in
+    autocommit mode on PostgreSQL, writers committing in other sessions."""
+    from hierarchy.lookup_routes import ANSWERS
+    from hierarchy.shak_import import import_shak_file
+    from sorregistry import create_app
+    from sorregistry.extensions import db
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": fresh_database})
+    try:
+        with app.app_context():
+            import_sor_file(db.session, fixture_path("ONE_SYGEHUS.xml"), actor="test")
+            headers = _headers(db.session)
+            db.session.commit()
+        client = app.test_client()
+
+        def get(url: str) -> dict:
+            response = client.get(url, headers=headers)
+            assert response.status_code == 200, response.get_json()
+            return response.get_json()
+
+        search = "/api/v1/organisations?name=oejenaf&limit=5"
+        resolve = f"/api/v1/resolve?code={DEPARTMENT}"
+        assert get(search)["total"] == 0 and get(search)["total"] == 0
+        name = get(resolve)["interpretations"][0]["organisations"][0]["name"]
+        assert get(resolve)["interpretations"][0]["organisations"][0]["name"] == name
+        assert len(ANSWERS.entries) >= 2
+        with app.app_context():
+            before = service.register_version(db.session)
+            service.change_organisation(db.session, DEPARTMENT, {"name": "Øjenafdeling Syd"},
+                                        source="application", actor="kommune")
+            db.session.commit()
+        assert get(search)["total"] == 1
+        assert get(resolve)["interpretations"][0]["organisations"][0]["name"] == (
+            "Øjenafdeling Syd")
+        # A SHAK import changes what resolve shows of SHAK codes: a new version too.
+        with app.app_context():
+            after_change = service.register_version(db.session)
+            assert after_change != before
+            import_shak_file(db.session, fixture_path("shak_sample.TXT"), actor="test")
+            db.session.commit()
+            assert service.register_version(db.session) != after_change
+        # The lookups' connections go back to the pool as they came: a write in a
+        # later session is still transactional and rolls back.
+        with app.app_context():
+            service.change_organisation(db.session, DEPARTMENT, {"name": "Rullet Tilbage"},
+                                        source="staff", actor="sds")
+            db.session.rollback()
+            assert db.session.get(Organisation, DEPARTMENT).name == "Øjenafdeling Syd"
+        assert get(search)["total"] == 1
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
