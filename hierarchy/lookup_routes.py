@@ -29,7 +29,7 @@ from hierarchy.schemas import (
     ValidationSchema,
     organisation_item,
 )
-from hierarchy.service import register_changed_in, register_version
+from hierarchy.service import register_changed_in, register_version, remember_register_version
 from sorregistry.auth import authenticate, current_client, require
 from sorregistry.extensions import db
 from sorregistry.responses import AnswerCache, cached_json_response, json_response
@@ -139,6 +139,7 @@ def cached_answer(per_client: bool = False) -> Callable[[Any], Any]:
                 response = cached_json_response(*hit)
                 response.headers["X-Cache"] = "hit"
                 return response
+            remember_register_version(session, version)  # no second read in the lookup
             _reads_without_transaction(session)
             response = view(*args, **kwargs)
             if isinstance(response, Response) and response.status_code == 200:

@@ -119,6 +119,13 @@ def register_version(session: Session) -> tuple[int, str] | None:
     return version
 
 
+def remember_register_version(session: Session, version: tuple[int, str] | None) -> None:
+    """Let this session's next transaction use a version read just before it began
+    (read elsewhere, e.g. on the routes' own connection, before any of its data)."""
+    if not session.in_transaction():
+        session.info[_VERSION_READ] = version
+
+
 _VERSION_QUERY = select(
     RegisterVersion.__table__.c.version, RegisterVersion.__table__.c.stamp
 ).where(RegisterVersion.__table__.c.name == "register")
