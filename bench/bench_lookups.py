@@ -10,7 +10,8 @@ throwaway PostgreSQL 15 server (tests/support/postgres.py, ``shared_buffers=256M
 the schema (``sorregistry db upgrade``), imports the export and the SHAK register
 (``/work/shared/data/sor/shak/SHAKCOMPLETE.TXT`` when present, else the demo extract), makes a
 ``reporter`` client for a municipality with 1,000-1,500 units and serves the app with
-``gunicorn -w 2`` (``SOR_ENV=production``). Then, for four scenarios:
+``gunicorn -w 2 -k gthread --threads 4`` (keep-alive; ``--worker-class sync`` for the
+old setting; ``SOR_ENV=production``). Then, for four scenarios:
 
 * name type-ahead   ``GET /api/v1/organisations?name=<3 letters>&limit=20``
 * Mit CVR - Alle    ``GET /api/v1/lookups/my-cvr/all?limit=500`` (the municipality's units)
@@ -136,6 +137,8 @@ class Stats:
     rows: list[int] = field(default_factory=list)
     slowest: tuple[float, int] = (0.0, -1)  # (ms, index of the request's input)
     closed_by_server: int = 0  # answers after which the server closed the connection
+    miss_latencies_ms: list[float] = field(default_factory=list)  # X-Cache: miss (or none)
+    hits: int = 0  # answers the service took from its answer cache (X-Cache: hit)
 
     def error(self, text: str) -> None:
         self.errors += 1
@@ -172,17 +175,28 @@ def run_command(command: list[str], env: dict[str, str], log: Path, timeout: flo
 
 
 class Gunicorn:
-    """``gunicorn -w N`` in its own process group, stopped (the whole group) at the end."""
+    """``gunicorn -w N [-k gthread --threads T]`` in its own process group, stopped (the
+    whole group) at the end."""
 
-    def __init__(self, env: dict[str, str], log: Path, workers: int = 2) -> None:
+    def __init__(self, env: dict[str, str], log: Path, workers: int = 2,
+                 worker_class: str = "gthread", threads: int = 4) -> None:
         self.env = env
         self.log = log
         self.workers = workers
+        self.worker_class = worker_class
+        self.threads = threads
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
+    @property
+    def options(self) -> list[str]:
+        options = ["-w", str(self.workers), "-k", self.worker_class]
+        if self.worker_class == "gthread":
+            options += ["--threads", str(self.threads)]
+        return options
+
     def start(self, timeout: float = 60.0) -> None:
-        command = [required_command("gunicorn"), "-w", str(self.workers),
+        command = [required_command("gunicorn"), *self.options,
                    "-b", f"127.0.0.1:{self.port}",
                    "sorregistry:create_app()"]
         with open(self.log, "ab") as out:
@@ -361,6 +375,7 @@ class Client:
         self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.closed_by_server = 0
+        self.cache_hit = False  # whether the last answer came from the service's cache
 
     def get(self, path: str) -> tuple[int, bytes, float]:
         """(status, body, milliseconds from sending the request to the last byte)."""
@@ -371,6 +386,7 @@ class Client:
                 response = self.conn.getresponse()
                 body = response.read()
                 ms = (time.perf_counter() - t0) * 1000.0
+                self.cache_hit = response.getheader("X-Cache") == "hit"
                 if response.will_close:
                     self.closed_by_server += 1
                     self.conn.close()
@@ -387,8 +403,12 @@ class Client:
 
 
 def _record(stats: Stats, scenario: Scenario, status: int, body: bytes, ms: float,
-            index: int = -1) -> None:
+            index: int = -1, cache_hit: bool = False) -> None:
     stats.latencies_ms.append(ms)
+    if cache_hit:
+        stats.hits += 1
+    else:
+        stats.miss_latencies_ms.append(ms)
     stats.slowest = max(stats.slowest, (ms, index))
     if status != 200:
         stats.error(f"HTTP {status}: {body[:200]!r}")
@@ -416,7 +436,7 @@ def latency_run(port: int, token: str, scenario: Scenario, requests: int) -> Sta
         for i in range(requests):
             index = (i + WARMUP) % len(scenario.paths)
             status, body, ms = client.get(scenario.paths[index])
-            _record(stats, scenario, status, body, ms, index)
+            _record(stats, scenario, status, body, ms, index, client.cache_hit)
         stats.closed_by_server = client.closed_by_server
     finally:
         client.close()
@@ -441,7 +461,7 @@ def load_run(port: int, token: str, plan: dict[str, Scenario], clients: int,
     """*clients* threads, each its own connection, *per_client* requests of the mix each."""
     names = list(plan)
     barrier = threading.Barrier(clients + 1)
-    results: list[list[tuple[str, int, bytes, float]]] = [[] for _ in range(clients)]
+    results: list[list[tuple[str, int, bytes, float, bool]]] = [[] for _ in range(clients)]
     failures: list[BaseException] = []
 
     def worker(n: int) -> None:
@@ -455,10 +475,10 @@ def load_run(port: int, token: str, plan: dict[str, Scenario], clients: int,
                 try:
                     status, body, ms = client.get(path)
                 except OSError as exc:
-                    out.append((scenario.name, 0, repr(exc).encode(), 0.0))
+                    out.append((scenario.name, 0, repr(exc).encode(), 0.0, False))
                     client.close()
                     continue
-                out.append((scenario.name, status, body, ms))
+                out.append((scenario.name, status, body, ms, client.cache_hit))
         except BaseException as exc:  # reported by the main thread
             failures.append(exc)
         finally:
@@ -477,12 +497,12 @@ def load_run(port: int, token: str, plan: dict[str, Scenario], clients: int,
     overall = Stats("all")
     per = {name: Stats(name) for name in names}
     for out in results:
-        for name, status, body, ms in out:
+        for name, status, body, ms, hit in out:
             for stats in (overall, per[name]):
                 if status == 0:
                     stats.error(body.decode())
                 else:
-                    _record(stats, plan[name], status, body, ms)
+                    _record(stats, plan[name], status, body, ms, cache_hit=hit)
     return LoadResult(clients, clients * per_client, seconds, overall, per)
 
 
@@ -606,14 +626,20 @@ def _ms(value: float) -> str:
 
 def report_latency(all_stats: dict[str, Stats]) -> None:
     say(f"\n{'scenario':<20} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-         f"{'max ms':>8} {'mean ms':>8} {'rows':>6} {'errors':>6}")
+         f"{'max ms':>8} {'mean ms':>8} {'rows':>6} {'errors':>6} {'cached':>7} "
+         f"{'miss p50':>8} {'miss p95':>8}")
     for s in all_stats.values():
         rows = f"{sum(s.rows) / len(s.rows):.0f}" if s.rows else "-"
+        cached = f"{100.0 * s.hits / len(s.latencies_ms):.0f} %" if s.latencies_ms else "-"
+        misses = s.miss_latencies_ms
         say(f"{s.name:<20} {len(s.latencies_ms):>5} {_ms(s.p(50))} {_ms(s.p(95))} "
              f"{_ms(s.p(99))} {_ms(max(s.latencies_ms, default=math.nan))} {_ms(s.mean)} "
-             f"{rows:>6} {s.errors:>6}")
+             f"{rows:>6} {s.errors:>6} {cached:>7} {_ms(percentile(misses, 50))} "
+             f"{_ms(percentile(misses, 95))}")
         for text in s.first_errors:
             say(f"      ! {text}")
+    say("   (cached: answers the service took from its per-worker answer cache, X-Cache: hit;"
+        " miss p50/p95: the others, computed)")
 
 
 @contextlib.contextmanager
@@ -684,9 +710,13 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
                            "--role", "reporter"], env, log, what="create-client")
         token = out.strip().splitlines()[-1].strip()
 
-        gunicorn = Gunicorn(env, workdir / "gunicorn.log", workers=2)
+        gunicorn = Gunicorn(env, workdir / "gunicorn.log", workers=2,
+                            worker_class=a.worker_class, threads=a.threads)
         gunicorn.start()
-        say(f"== gunicorn -w 2 on 127.0.0.1:{gunicorn.port}, serving {code_version()}")
+        say(f"== gunicorn {' '.join(gunicorn.options)} on 127.0.0.1:{gunicorn.port}, "
+            f"serving {code_version()}")
+        with open("/proc/loadavg", encoding="ascii") as fh:
+            say(f"   load average before the runs: {' '.join(fh.read().split()[:3])}")
         plan = scenarios(inputs)
 
         say(f"\n== latency: one sequential client, {WARMUP} warm-up + {a.requests} requests "
@@ -712,7 +742,8 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
         load = load_run(gunicorn.port, token, plan, a.concurrency, a.per_client)
         say(f"   {load.rate:.0f} requests/s ({load.requests} in {load.seconds:.1f} s), "
              f"p50 {load.overall.p(50):.1f} ms, p95 {load.overall.p(95):.1f} ms, "
-             f"p99 {load.overall.p(99):.1f} ms, errors {load.overall.errors}")
+             f"p99 {load.overall.p(99):.1f} ms, errors {load.overall.errors}, "
+             f"cached {100.0 * load.overall.hits / max(1, load.requests):.0f} %")
         for s in load.per_scenario.values():
             say(f"   {s.name:<20} p50 {s.p(50):8.1f} ms  p95 {s.p(95):8.1f} ms  "
                  f"errors {s.errors}")
@@ -725,13 +756,16 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
         captured = capture_sql(url, inputs)
         raw: dict[str, Stats] = {}
         say(f"{'scenario':<20} {'stmts':>5} {'raw p50':>8} {'raw p95':>8} {'svc p50':>8} "
-             f"{'svc p95':>8} {'svc-raw':>8} {'svc/raw':>8}   (ms; svc/raw of the p50s)")
+             f"{'svc p95':>8} {'svc-raw':>8} {'svc/raw':>8} {'miss/raw':>8}   "
+             "(ms; ratios of the p50s; miss: answers not from the cache)")
         for name in SCENARIOS:
             raw[name] = raw_run(url, name, captured[name], a.requests)
             statements = sum(len(r) for r in captured[name]) / len(captured[name])
             r, svc = raw[name], latency[name]
+            miss = percentile(svc.miss_latencies_ms, 50)
             say(f"{name:<20} {statements:5.1f} {_ms(r.p(50))} {_ms(r.p(95))} {_ms(svc.p(50))} "
-                 f"{_ms(svc.p(95))} {_ms(svc.p(50) - r.p(50))} {svc.p(50) / r.p(50):8.1f}")
+                 f"{_ms(svc.p(95))} {_ms(svc.p(50) - r.p(50))} {svc.p(50) / r.p(50):8.1f} "
+                 f"{miss / r.p(50):8.1f}")
         say(f"   (not in the raw figures: the per-request client lookup on api_clients, "
              f"p50 {time_auth_query(url, token):.2f} ms raw)")
         for name in SCENARIOS:
@@ -769,6 +803,8 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
             ratio = latency[name].p(50) / raw[name].p(50)
             targets.append((f"{name}: service p50 / raw SQL p50 = {ratio:.1f} <= "
                             f"{TARGET_RATIO:.0f}", ratio <= TARGET_RATIO))
+        with open("/proc/loadavg", encoding="ascii") as fh:
+            say(f"\n   load average after the runs: {' '.join(fh.read().split()[:3])}")
         say("\n== targets")
         for text, held in targets:
             say(f"  [{'ok' if held else 'MISSED'}] {text}")
@@ -795,6 +831,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=32, help="clients in the load run")
     p.add_argument("--per-client", type=int, default=100,
                    help="requests per client in the load run")
+    p.add_argument("--worker-class", choices=("gthread", "sync"), default="gthread",
+                   help="gunicorn worker class (gthread keeps connections alive)")
+    p.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     p.add_argument("--show-sql", action="store_true",
                    help="print the captured SQL of each scenario's first request")
     p.add_argument("--explain", action="store_true",

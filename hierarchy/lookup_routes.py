@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
+import threading
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from hierarchy import lookups, reporting
 from hierarchy.schemas import (
@@ -23,9 +29,10 @@ from hierarchy.schemas import (
     ValidationSchema,
     organisation_item,
 )
-from sorregistry.auth import current_client, require
+from hierarchy.service import register_changed_in, register_version, remember_register_version
+from sorregistry.auth import authenticate, current_client, require
 from sorregistry.extensions import db
-from sorregistry.responses import json_response
+from sorregistry.responses import AnswerCache, cached_json_response, json_response
 
 blp = Blueprint(
     "lookups",
@@ -34,6 +41,117 @@ blp = Blueprint(
 )
 BEARER = [{"bearerAuth": []}]
 PAGE_KEYS = ("sort", "limit", "cursor")
+
+# Answers of the lookups, per worker, under the register version they were computed
+# in (hierarchy.service.register_version: it changes at every committed change of the
+# register - import, SHAK import, approved application, staff change). A type-ahead
+# asks the same few fragments all day, and a form resolves the same codes.
+ANSWERS = AnswerCache()
+
+
+def _reads_without_transaction(session: Session) -> None:
+    """On PostgreSQL, run a lookup's reads in autocommit mode: no BEGIN and no ROLLBACK
+    round trips (two of the four a cached answer costs). Each statement sees the
+    latest committed state, as it would in a READ COMMITTED transaction; lookups
+    write nothing. Only on a session of its own (bound to the engine, not yet begun)."""
+    if session.in_transaction():
+        return
+    bind = session.get_bind()
+    if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+_VERSION_SQL = "SELECT version, stamp FROM register_version WHERE name = 'register'"
+_versions = threading.local()
+_version_connections: list[Any] = []  # every thread's, to close them at exit
+_version_lock = threading.Lock()
+
+
+@atexit.register
+def close_version_connections() -> None:
+    """Close the version connections of every thread (at exit; tests call it)."""
+    with _version_lock:
+        connections = list(_version_connections)
+        _version_connections.clear()
+    for connection in connections:
+        connection.close()
+    _versions.__dict__.clear()
+
+
+def _current_version(session: Session) -> tuple[int, str] | None:
+    """The register version, read before anything the answer is made of.
+
+    On PostgreSQL through a connection of the worker thread's own, in autocommit
+    mode, kept open: one round trip, and a cached answer then needs nothing of the
+    pool (no checkout, no pre-ping) or the session. Elsewhere (SQLite, a session
+    bound to a connection, as in the tests) through the session.
+    """
+    bind = session.get_bind()
+    if not (isinstance(bind, Engine) and bind.dialect.name == "postgresql"):
+        return register_version(session)
+    for _attempt in (1, 2):
+        connection = getattr(_versions, "connection", None)
+        try:
+            if connection is None or connection.closed:
+                args, kwargs = bind.dialect.create_connect_args(bind.url)
+                connection = bind.dialect.loaded_dbapi.connect(*args, **kwargs)
+                connection.autocommit = True
+                _versions.connection = connection
+                with _version_lock:
+                    _version_connections.append(connection)
+            row = connection.execute(_VERSION_SQL).fetchone()
+            return (row[0], row[1]) if row is not None else None
+        except bind.dialect.loaded_dbapi.Error:
+            _versions.connection = None  # broken (server restarted?): reconnect once
+            if connection is not None:
+                with _version_lock:
+                    if connection in _version_connections:
+                        _version_connections.remove(connection)
+                connection.close()
+    return None
+
+
+def cached_answer(per_client: bool = False) -> Callable[[Any], Any]:
+    """Serve a GET from ANSWERS when this worker answered it (200) in this register version.
+
+    The key is the path, the query string exactly as sent, the day (what
+    ``active_on`` defaults to) and, for *per_client* lists (Mit CVR), the client's
+    CVR. The client is authenticated first, as on every request. Nothing is
+    cached or served inside a transaction that holds uncommitted register changes.
+    ``X-Cache: hit`` / ``miss`` says which it was (for monitoring and the benchmark).
+    """
+
+    def decorate(view: Any) -> Any:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            session = db.session()
+            client = authenticate()
+            if request.method != "GET":
+                return view(*args, **kwargs)
+            version = _current_version(session)
+            if version is None or register_changed_in(session):
+                _reads_without_transaction(session)
+                return view(*args, **kwargs)
+            key = (request.path, request.query_string, date.today(),
+                   client.cvr if per_client else None)
+            hit = ANSWERS.get(version, key)
+            if hit is not None:
+                response = cached_json_response(*hit)
+                response.headers["X-Cache"] = "hit"
+                return response
+            remember_register_version(session, version)  # no second read in the lookup
+            _reads_without_transaction(session)
+            response = view(*args, **kwargs)
+            if isinstance(response, Response) and response.status_code == 200:
+                etag, _ = response.get_etag()
+                if etag:
+                    ANSWERS.put(version, key, response.get_data(), etag)
+                response.headers["X-Cache"] = "miss"
+            return response
+
+        return wrapper
+
+    return decorate
 
 
 def _page(args: dict[str, Any], **fixed: Any) -> Response:
@@ -69,6 +187,7 @@ def _refuse_cvr_parameter() -> None:
 
 @blp.route("/organisations")
 class OrganisationSearch(MethodView):
+    @cached_answer()
     @blp.doc(security=BEARER)
     @blp.arguments(SearchArgsSchema, location="query", as_kwargs=False)
     @blp.response(200, OrganisationListSchema)
@@ -80,6 +199,7 @@ class OrganisationSearch(MethodView):
 
 @blp.route("/lookups/my-cvr/si")
 class MyCvrInstitutions(MethodView):
+    @cached_answer(per_client=True)
     @blp.doc(security=BEARER)
     @blp.arguments(LookupArgsSchema, location="query")
     @blp.response(200, OrganisationListSchema)
@@ -93,6 +213,7 @@ class MyCvrInstitutions(MethodView):
 
 @blp.route("/lookups/my-cvr/all")
 class MyCvrAll(MethodView):
+    @cached_answer(per_client=True)
     @blp.doc(security=BEARER)
     @blp.arguments(LookupArgsSchema, location="query")
     @blp.response(200, OrganisationListSchema)
@@ -105,6 +226,7 @@ class MyCvrAll(MethodView):
 
 @blp.route("/lookups/ownership/<any(statslig, regional, kommunal, privat):ownership>")
 class OwnershipList(MethodView):
+    @cached_answer()
     @blp.doc(security=BEARER)
     @blp.arguments(LookupArgsSchema, location="query")
     @blp.response(200, OrganisationListSchema)
@@ -126,6 +248,7 @@ def _cache_headers(response: Any) -> Any:
 
 @blp.route("/resolve")
 class Resolve(MethodView):
+    @cached_answer()
     @blp.doc(security=BEARER)
     @blp.arguments(ResolveArgsSchema, location="query")
     @blp.response(200, ResolveSchema)

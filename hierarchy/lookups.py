@@ -5,12 +5,20 @@ and the ownership lists, so they filter, sort and page alike. Pages are
 keyset-paginated (a cursor names the last row seen), so walking a list returns
 every row exactly once however deep it goes, and each page carries the true
 total of the filtered list.
+
+Name searches on PostgreSQL read the narrow table ``organisation_names`` (see
+``hierarchy.models.OrganisationName``): the page's keys and the exact total come
+from it, the page's items from ``organisations`` by primary key. Totals of name
+searches are cached per worker under the register's version
+(``hierarchy.service.register_version``), which every committed change of the
+register changes, so a cached total is never one of another state of the register.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import threading
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -20,8 +28,8 @@ from sqlalchemy import Select, and_, func, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 
 from hierarchy import identifiers as ids
-from hierarchy.models import Organisation
-from hierarchy.service import active_on_clause
+from hierarchy.models import Organisation, OrganisationName
+from hierarchy.service import active_on_clause, register_changed_in, register_version
 from hierarchy.text import fold
 
 MAX_LIMIT = 500
@@ -176,17 +184,27 @@ def _conditions(session: Session, filters: Filters) -> list[Any]:
     return conditions
 
 
+def _name_like(column: Any, folded: str, mode: str) -> Any:
+    pattern = _escape_like(folded)
+    if mode == "prefix":
+        return column.like(pattern + "%", escape="\\")
+    return column.like("%" + pattern + "%", escape="\\")
+
+
 def _name_condition(session: Session, folded: str, mode: str) -> Any:
     """Name matching on the folded search column, with each back end's text index.
 
-    PostgreSQL answers ``LIKE '%x%'`` from a trigram index; SQLite from an FTS5
-    trigram table. The LIKE is kept on SQLite too, so both give the same rows.
+    PostgreSQL answers ``LIKE '%x%'`` from the trigram index of the narrow table
+    ``organisation_names``; SQLite from an FTS5 trigram table on ``organisations``.
+    The LIKE is kept on SQLite too, so both give the same rows.
     """
-    pattern = _escape_like(folded)
-    if mode == "prefix":
-        return Organisation.name_search.like(pattern + "%", escape="\\")
-    condition = Organisation.name_search.like("%" + pattern + "%", escape="\\")
-    if session.get_bind().dialect.name == "sqlite" and len(folded) >= 3:
+    if _is_postgresql(session):
+        names = OrganisationName
+        return Organisation.sor_code.in_(
+            select(names.sor_code).where(_name_like(names.name_search, folded, mode))
+        )
+    condition = _name_like(Organisation.name_search, folded, mode)
+    if mode != "prefix" and len(folded) >= 3:
         phrase = '"' + folded.replace('"', '""') + '"'
         matching = text(
             "SELECT rowid FROM organisations_search WHERE organisations_search MATCH :phrase"
@@ -231,6 +249,117 @@ def decode_cursor(cursor: str, sort: Sort) -> list[Any]:
     return key
 
 
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# Filters the narrow table holds; a name search with no others reads it alone.
+_NARROW_FILTERS = frozenset({"level", "ownership", "cvr", "name", "name_match", "active_on"})
+_FILTER_NAMES = tuple(Filters.__dataclass_fields__)
+# Below this many matches a page is the matches sorted (cost grows with the matches);
+# above it, a walk of the name index in order, filtering (cost shrinks as they grow).
+SORT_MATCHES_BELOW = 20000
+
+
+def _narrow(filters: Filters) -> bool:
+    return bool(filters.name) and all(
+        getattr(filters, name) in (None, [], "contains") or name in _NARROW_FILTERS
+        for name in _FILTER_NAMES
+    )
+
+
+class _TotalCache:
+    """Exact totals of name searches, per worker, for the register version they were
+    counted in. The version changes at every committed change of the register, so an
+    entry is never read for another state of it; entries of old versions are dropped."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self.version: Any = None
+        self.totals: dict[Any, int] = {}
+        self.lock = threading.Lock()
+
+    def get(self, version: Any, key: Any) -> int | None:
+        with self.lock:
+            return self.totals.get(key) if version == self.version else None
+
+    def put(self, version: Any, key: Any, total: int) -> None:
+        with self.lock:
+            if version != self.version:
+                self.version, self.totals = version, {}
+            elif len(self.totals) >= self.size:
+                self.totals.clear()
+            self.totals[key] = total
+
+    def clear(self) -> None:
+        with self.lock:
+            self.version, self.totals = None, {}
+
+
+TOTALS = _TotalCache()
+
+
+def _search_names(session: Session, filters: Filters, sort: Sort, limit: int,
+                  cursor: str | None) -> Page:
+    """A name search from the narrow table (PostgreSQL): keys, exact total, then items."""
+    n = OrganisationName
+    day = filters.active_on or date.today()
+    assert filters.name is not None
+    conditions: list[Any] = [_name_like(n.name_search, filters.name, filters.name_match)]
+    if filters.level:
+        conditions.append(n.level.in_(filters.level))
+    if filters.ownership:
+        conditions.append(n.ownership == filters.ownership)
+    if filters.cvr:
+        conditions.append(n.owner_cvr == filters.cvr)
+    conditions += [
+        (n.valid_from.is_(None)) | (n.valid_from <= day),
+        (n.valid_to.is_(None)) | (n.valid_to > day),
+    ]
+    # Read the version before anything else: a total counted after a concurrent
+    # commit is then filed under the older version, never a stale one under the newer.
+    version = register_version(session)
+    cacheable = version is not None and not register_changed_in(session)
+    key = (day, tuple(sorted(filters.level)), filters.ownership, filters.cvr, filters.name,
+           filters.name_match)
+    total = TOTALS.get(version, key) if cacheable else None
+    if total is None:
+        total = session.execute(select(func.count()).select_from(n).where(*conditions)).scalar_one()
+        if cacheable:
+            TOTALS.put(version, key, total)
+    if total == 0:
+        return Page(items=[], total=0, next=None)
+    if sort == "code":
+        order = [func.length(n.sor_code), n.sor_code]
+    elif total < SORT_MATCHES_BELOW:
+        # "|| ''" keeps the order but hides the index's: the planner then sorts
+        # the matches instead of walking the whole index when they cluster late.
+        order = [n.name_search.op("||")(literal_column("''")), n.sor_code]
+    else:
+        order = [n.name_search, n.sor_code]
+    if cursor:
+        first, second = decode_cursor(cursor, sort)
+        keyed = [func.length(n.sor_code), n.sor_code] if sort == "code" else [
+            n.name_search, n.sor_code]
+        conditions.append(or_(keyed[0] > first, and_(keyed[0] == first, keyed[1] > second)))
+    keys = (
+        select(n.sor_code, n.name_search).where(*conditions).order_by(*order).limit(limit + 1)
+    ).subquery("page")
+    outer = (
+        [func.length(keys.c.sor_code), keys.c.sor_code] if sort == "code"
+        else [keys.c.name_search, keys.c.sor_code]
+    )
+    rows = list(session.execute(
+        select(*ITEM_COLUMNS)
+        .join_from(keys, Organisation, Organisation.sor_code == keys.c.sor_code)
+        .order_by(*outer)
+    ))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(_key(rows[-1], sort), sort) if more and rows else None
+    return Page(items=rows, total=total, next=next_cursor)
+
+
 def search(
     session: Session,
     filters: Filters,
@@ -243,6 +372,10 @@ def search(
     if not 1 <= limit <= MAX_LIMIT:
         raise LookupError_({"limit": f"between 1 and {MAX_LIMIT}"})
     filters = normalise(filters)
+    if cursor:
+        decode_cursor(cursor, sort)  # a bad cursor is refused before any query
+    if _narrow(filters) and _is_postgresql(session):
+        return _search_names(session, filters, sort, limit, cursor)
     conditions = _conditions(session, filters)
     total = session.execute(
         select(func.count()).select_from(Organisation).where(*conditions)

@@ -4,11 +4,12 @@ validate the institution code on a report (seed 002, section 5.2.1).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Date, String, bindparam, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from hierarchy import identifiers as ids
@@ -29,7 +30,7 @@ class Interpretation:
     kind: str
     normalised: str
     organisations: list[Any] = field(default_factory=list)  # rows with ITEM_COLUMNS
-    shak: ShakCode | None = None
+    shak: Any = None  # the SHAK register's record (a shak_codes row), for a SHAK reading
 
 
 def _why_malformed(code: str) -> str:
@@ -50,51 +51,81 @@ def resolve(session: Session, code: str, active_on: date | None = None) -> list[
     """Every reading of *code* with the organisations it names on *active_on*.
 
     Raises Malformed when the code fits no shape. A ydernummer is not unique:
-    its interpretation can hold several organisations.
+    its interpretation can hold several organisations. One statement reads the
+    organisations of every reading; a SHAK reading adds the SHAK record.
     """
     code = (code or "").strip()
     kinds = ids.classify_code(code)
     if not kinds:
         raise Malformed(_why_malformed(code))
     day = active_on or date.today()
+    normalised = {kind: _NORMALISE[kind](code) for kind in kinds}
+    parameters: dict[str, Any] = {"day": day}
+    parameters.update(normalised)
+    found: dict[str, list[Any]] = {kind: [] for kind in kinds}
+    for row in session.connection().execute(_readings_statement(tuple(kinds)), parameters):
+        found[row.reading].append(row)
     interpretations = []
     for kind in kinds:
-        if kind == "sor":
-            normalised = ids.validate_sor_code(code)
-            column = Organisation.sor_code
-        elif kind == "shak":
-            normalised = ids.validate_shak(code)
-            column = Organisation.shak
-        else:
-            normalised = ids.normalise_ydernummer(code)
-            column = Organisation.ydernummer
-        organisations = list(
-            session.execute(
-                select(*ITEM_COLUMNS)
-                .where(column == normalised, *active_on_clause(day))
-                .order_by(Organisation.name_search, Organisation.sor_code)
-                .limit(500)
-            )
-        )
-        interpretation = Interpretation(kind, normalised, organisations)
+        interpretation = Interpretation(kind, normalised[kind], found[kind])
         if kind == "shak":
-            interpretation.shak = shak_record(session, normalised, day)
+            interpretation.shak = shak_record(session, normalised[kind], day)
         interpretations.append(interpretation)
     return interpretations
 
 
-def shak_record(session: Session, code: str, day: date) -> ShakCode | None:
-    """The SHAK register's record of *code* in force on *day*."""
-    return session.execute(
-        select(ShakCode)
-        .where(
-            ShakCode.code == code,
-            ShakCode.valid_from <= day,
-            (ShakCode.valid_to.is_(None)) | (ShakCode.valid_to >= day),
+_NORMALISE = {
+    "sor": ids.validate_sor_code,
+    "shak": ids.validate_shak,
+    "ydernummer": ids.normalise_ydernummer,
+}
+_READING_COLUMNS = {"sor": "sor_code", "shak": "shak", "ydernummer": "ydernummer"}
+
+
+@functools.cache
+def _readings_statement(kinds: tuple[str, ...]) -> Any:
+    """One UNION ALL of the organisations each reading names, active on :day (built once
+    per combination of readings; at most 500 per reading, in name order)."""
+    table = Organisation.__table__
+    columns = [table.c[column.key] for column in ITEM_COLUMNS]
+    day = bindparam("day", type_=Date)
+    parts = []
+    for position, kind in enumerate(kinds):
+        inner = (
+            select(literal(kind).label("reading"), literal(position).label("position"),
+                   *columns)
+            .where(
+                table.c[_READING_COLUMNS[kind]] == bindparam(kind, type_=String),
+                (table.c.valid_from.is_(None)) | (table.c.valid_from <= day),
+                (table.c.valid_to.is_(None)) | (table.c.valid_to > day),
+            )
+            .order_by(table.c.name_search, table.c.sor_code)
+            .limit(500)
+            .subquery(f"r{position}")
         )
-        .order_by(ShakCode.valid_from.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+        parts.append(select(*inner.c))
+    readings = union_all(*parts).subquery("readings")
+    return select(*readings.c).order_by(
+        readings.c.position, readings.c.name_search, readings.c.sor_code
+    )
+
+
+def shak_record(session: Session, code: str, day: date) -> Any:
+    """The SHAK register's record of *code* in force on *day* (a row), or None."""
+    return session.connection().execute(_SHAK_RECORD, {"code": code, "day": day}).first()
+
+
+_shak = ShakCode.__table__
+_SHAK_RECORD = (
+    select(_shak)
+    .where(
+        _shak.c.code == bindparam("code", type_=String),
+        _shak.c.valid_from <= bindparam("day", type_=Date),
+        (_shak.c.valid_to.is_(None)) | (_shak.c.valid_to >= bindparam("day", type_=Date)),
+    )
+    .order_by(_shak.c.valid_from.desc())
+    .limit(1)
+)
 
 
 def _shak_query(q: str | None, day: date) -> list[Any]:

@@ -6,15 +6,28 @@ owns the transaction).
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import chain
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, event, func, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from hierarchy import identifiers as ids
-from hierarchy.models import VERSION_SOURCES, Organisation, OrganisationVersion, SorCodeCounter
+from hierarchy.models import (
+    NAME_COLUMNS,
+    VERSION_SOURCES,
+    Organisation,
+    OrganisationName,
+    OrganisationVersion,
+    RegisterVersion,
+    ShakCode,
+    SorCodeCounter,
+)
 from hierarchy.records import (
     OWN_FIELDS,
     Placement,
@@ -56,6 +69,131 @@ class VersionEntry:
     reference: str | None
     snapshot: dict[str, Any]
     changes: dict[str, tuple[Any, Any]]
+
+
+# --- the register version -----------------------------------------------------------------
+#
+# Lookups cache answers per worker under the register's version (hierarchy.lookups), so
+# the version must change with every committed change of what lookups read: the
+# organisations (and their narrow copy) and the SHAK register. A session that writes
+# one of these tables is marked; the mark bumps the version as the last statement
+# before COMMIT, in the same transaction. Bumping at commit rather than at each write
+# holds the version row's lock only for the commit: a long import does not block
+# approvals, and a transaction never waits for other rows while holding it, so the
+# bump cannot deadlock. Writes through the session are noticed by the events below;
+# writes that bypass it (the SOR import's COPY) call mark_register_changed().
+
+REGISTER_CHANGED = "sor.register_changed"
+_REGISTER_TABLES = frozenset({"organisations", "organisation_names", "shak_codes"})
+_REGISTER_MODELS = (Organisation, OrganisationName, ShakCode)
+
+
+def mark_register_changed(session: Session) -> None:
+    """Note that this transaction changed what lookups read (bumped at commit)."""
+    session.info[REGISTER_CHANGED] = True
+
+
+def register_changed_in(session: Session) -> bool:
+    """Whether this session's transaction holds register changes not yet committed
+    (flushed, or still pending in the session)."""
+    return bool(session.info.get(REGISTER_CHANGED)) or any(
+        isinstance(obj, _REGISTER_MODELS)
+        for obj in chain(session.new, session.dirty, session.deleted)
+    )
+
+
+_VERSION_READ = "sor.register_version"
+
+
+def register_version(session: Session) -> tuple[int, str] | None:
+    """The register's version when this transaction first asked (None: unknown, do not cache).
+
+    Read once per transaction: what the transaction reads afterwards is of that
+    version or newer, so answers filed under it are never staler than it.
+    """
+    if _VERSION_READ in session.info:
+        return session.info[_VERSION_READ]
+    row = session.connection().execute(_VERSION_QUERY).first()
+    version = (row[0], row[1]) if row is not None else None
+    session.info[_VERSION_READ] = version
+    return version
+
+
+def remember_register_version(session: Session, version: tuple[int, str] | None) -> None:
+    """Let this session's next transaction use a version read just before it began
+    (read elsewhere, e.g. on the routes' own connection, before any of its data)."""
+    if not session.in_transaction():
+        session.info[_VERSION_READ] = version
+
+
+_VERSION_QUERY = select(
+    RegisterVersion.__table__.c.version, RegisterVersion.__table__.c.stamp
+).where(RegisterVersion.__table__.c.name == "register")
+
+
+def bump_register_version(session: Session) -> None:
+    table = RegisterVersion.__table__
+    session.execute(
+        update(table)
+        .where(table.c.name == "register")
+        .values(version=table.c.version + 1, stamp=secrets.token_hex(16))
+    )
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_register_statement(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        table = getattr(state.statement, "table", None)
+        if getattr(table, "name", None) in _REGISTER_TABLES:
+            mark_register_changed(state.session)
+
+
+@event.listens_for(Session, "before_flush")
+def _note_register_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if not session.info.get(REGISTER_CHANGED) and any(
+        isinstance(obj, _REGISTER_MODELS)
+        for obj in chain(session.new, session.dirty, session.deleted)
+    ):
+        mark_register_changed(session)
+
+
+@event.listens_for(Session, "before_commit")
+def _bump_on_commit(session: Session) -> None:
+    session.flush()
+    if session.info.pop(REGISTER_CHANGED, False):
+        bump_register_version(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_changes(session: Session) -> None:
+    session.info.pop(REGISTER_CHANGED, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_version(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_VERSION_READ, None)
+
+
+def sync_names(target: Session | Connection, codes: Iterable[str]) -> None:
+    """Make the narrow search rows of *codes* equal to their organisations, set-based.
+
+    Called after the organisations are written (flushed), in the same transaction.
+    """
+    names = OrganisationName.__table__
+    organisations = Organisation.__table__
+    ordered = sorted(set(codes))
+    for start in range(0, len(ordered), 1000):
+        chunk = ordered[start : start + 1000]
+        target.execute(delete(names).where(names.c.sor_code.in_(chunk)))
+        target.execute(
+            insert(names).from_select(
+                list(NAME_COLUMNS),
+                select(*[organisations.c[name] for name in NAME_COLUMNS]).where(
+                    organisations.c.sor_code.in_(chunk)
+                ),
+            )
+        )
 
 
 def register_is_empty(session: Session) -> bool:
@@ -193,6 +331,7 @@ def create_organisation(
     )
     session.add(organisation)
     session.flush()
+    sync_names(session, [sor_code])
     _record_version(session, organisation, own, now, source, actor, reference)
     return organisation
 
@@ -245,7 +384,8 @@ def change_organisation(
         .values(superseded_at=now)
     )
     _record_version(session, organisation, own, now, source, actor, reference)
-    _refresh_subtree(session, organisation, old_path, now)
+    refreshed = _refresh_subtree(session, organisation, old_path, now)
+    sync_names(session, [organisation.sor_code, *refreshed])
     return organisation
 
 
@@ -331,8 +471,9 @@ def _record_version(
 
 def _refresh_subtree(
     session: Session, root: Organisation, old_path: str, now: datetime
-) -> None:
-    """Recompute what the units under *root* inherit, top down."""
+) -> list[str]:
+    """Recompute what the units under *root* inherit, top down; the codes that changed."""
+    changed: list[str] = []
     placements = {root.sor_code: placement_from_row(root)}
     units = session.execute(
         select(Organisation)
@@ -348,8 +489,10 @@ def _refresh_subtree(
                 setattr(unit, name, value)
             unit.derived_hash = fingerprint
             unit.updated_at = now
+            changed.append(unit.sor_code)
         placements[unit.sor_code] = placement_from_row(unit)
     session.flush()
+    return changed
 
 
 def allocate_sor_code(session: Session) -> str:

@@ -36,7 +36,14 @@ from sqlalchemy import Column, MetaData, Table, Text, bindparam, insert, select,
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from hierarchy.models import LEVELS, ImportRun, Organisation, OrganisationVersion
+from hierarchy.models import (
+    LEVELS,
+    NAME_COLUMNS,
+    ImportRun,
+    Organisation,
+    OrganisationName,
+    OrganisationVersion,
+)
 from hierarchy.records import (
     DERIVED_FIELDS,
     OWN_FIELDS,
@@ -48,6 +55,7 @@ from hierarchy.records import (
     placement_of,
     snapshot_json,
 )
+from hierarchy.service import mark_register_changed
 from hierarchy.sor_xml import SorEntity, SorFileError, SorHeader, read_sor_export
 from sorregistry.models import utcnow
 
@@ -236,6 +244,9 @@ class _Writer:
         # Same tables, JSON columns as text: the values arrive serialised.
         self.organisations = _textual_copy(Organisation.__table__, metadata)
         self.version_table = _textual_copy(OrganisationVersion.__table__, metadata)
+        # The narrow search rows are written with their organisations: COPY (or
+        # executemany) of the same rows, updates from the same stage, closes alike.
+        self.names = _textual_copy(OrganisationName.__table__, metadata)
         if self.postgres:
             self.stage = Table(
                 "import_changed",
@@ -286,6 +297,7 @@ class _Writer:
         def write() -> None:
             if inserts:
                 self._insert(self.organisations, INSERT_COLUMNS, inserts)
+                self._insert(self.names, NAME_COLUMNS, inserts)
             if updates:
                 if self.postgres:
                     self._copy("import_changed", UPDATE_COLUMNS, updates)
@@ -310,6 +322,12 @@ class _Writer:
                 update(target)
                 .where(target.c.sor_code == stage.c.sor_code)
                 .values({name: stage.c[name] for name in UPDATE_COLUMNS if name != "sor_code"})
+            )
+            names = self.names
+            self.connection.execute(
+                update(names)
+                .where(names.c.sor_code == stage.c.sor_code)
+                .values({name: stage.c[name] for name in NAME_COLUMNS if name != "sor_code"})
             )
             self.stage.drop(self.connection)
         versions = self.version_table
@@ -351,8 +369,14 @@ class _Writer:
             .where(table.c.sor_code == bindparam("_sor_code"))
             .values({name: bindparam(name) for name in UPDATE_COLUMNS if name != "sor_code"})
         )
+        rows = [dict(row, _sor_code=row["sor_code"]) for row in rows]
+        self.connection.execute(statement, rows)
+        names = self.names
         self.connection.execute(
-            statement, [dict(row, _sor_code=row["sor_code"]) for row in rows]
+            update(names)
+            .where(names.c.sor_code == bindparam("_sor_code"))
+            .values({name: bindparam(name) for name in NAME_COLUMNS if name != "sor_code"}),
+            rows,
         )
 
 
@@ -515,6 +539,13 @@ def _import(
     run.finished_at = utcnow()
     run.counts = {level: dict(counter) for level, counter in result.counts.items()}
     session.flush()
+    if any(
+        counter[action]
+        for counter in result.counts.values()
+        for action in ("new", "changed", "derived", "closed")
+    ):
+        # Written through the connection (COPY), unseen by the session's events.
+        mark_register_changed(session)
     if stream.writer.postgres and result.total > 10000:
         # Fresh statistics, so that the first lookups after a big load plan well.
         connection.exec_driver_sql("ANALYZE organisations")
@@ -668,6 +699,7 @@ def _close(connection: Connection, stream: _Stream, missing: list[str], close_da
     """Close the *missing* entities as of *close_date*: a new version each, nothing deleted."""
     versions = OrganisationVersion.__table__
     organisations = Organisation.__table__
+    names = OrganisationName.__table__
     for start in range(0, len(missing), 1000):
         chunk = missing[start : start + 1000]
         current = connection.execute(
@@ -692,6 +724,9 @@ def _close(connection: Connection, stream: _Stream, missing: list[str], close_da
                     content_hash=digest(new_json),
                     updated_at=stream.now,
                 )
+            )
+            connection.execute(
+                update(names).where(names.c.sor_code == sor_code).values(valid_to=closing_day)
             )
             stream.version(
                 sor_code,
