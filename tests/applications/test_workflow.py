@@ -68,6 +68,12 @@ def test_the_contract_flow_end_to_end(client, world, session):
     listed = client.get("/api/v1/applications?status=submitted", headers=world["sds"]).get_json()
     assert [item["id"] for item in listed["items"]] == [draft["id"]] and listed["total"] == 1
 
+    # A form looks the municipality's institutions up before and after: the
+    # lookups' answer cache must not hide the new institution.
+    my_si = "/api/v1/lookups/my-cvr/si"
+    before = client.get(my_si, headers=world["reporter"]).get_json()["total"]
+    assert client.get(my_si, headers=world["reporter"]).get_json()["total"] == before
+
     approved = client.post(url + "/approve", json={}, headers=world["sds"])
     assert approved.status_code == 200, approved.get_json()
     body = approved.get_json()
@@ -86,6 +92,9 @@ def test_the_contract_flow_end_to_end(client, world, session):
     assert item["parent_sor_code"] == AARHUS_IE and item["ownership"] == "kommunal"
     assert item["cvr"] == AARHUS_CVR
     assert item["address"]["postal_code"] == "8000"
+    after = client.get(my_si, headers=world["reporter"]).get_json()
+    assert after["total"] == before + 1
+    assert code in [item["sor_code"] for item in after["items"]]
     version = session.execute(
         select(OrganisationVersion).where(OrganisationVersion.sor_code == code)
     ).scalar_one()

@@ -17,6 +17,7 @@ def _setup(app):
         headers = {
             "aarhus": bearer(db.session, "municipality", name="Aarhus"),
             "sds": bearer(db.session, "sds", cvr="29190909", name="SDS"),
+            "reporter": bearer(db.session, "reporter", name="Form"),
         }
         db.session.commit()
     return headers
@@ -48,8 +49,18 @@ def test_approval_mails_the_code_to_the_institution_and_the_municipality(make_ap
     (receipt,) = smtp.to("sor@aarhus.dk")
     assert created["reference"] in str(receipt.message["Subject"])
 
+    # A reporting form's cached lookup sees the new institution once approved.
+    my_si = "/api/v1/lookups/my-cvr/si"
+    before = client.get(my_si, headers=headers["reporter"])
+    again = client.get(my_si, headers=headers["reporter"])
+    assert again.headers["X-Cache"] == "hit"
+
     approved = client.post(url + "/approve", headers=headers["sds"]).get_json()
     code = approved["sor_code"]
+    after = client.get(my_si, headers=headers["reporter"])
+    assert after.headers["X-Cache"] == "miss"
+    assert after.get_json()["total"] == before.get_json()["total"] + 1
+    assert code in [item["sor_code"] for item in after.get_json()["items"]]
     assert _send(app).startswith("Sent 2 mails")
     institution = smtp.to("leder@aabo.dk")
     municipality = [r for r in smtp.to("sor@aarhus.dk") if r is not receipt]
