@@ -248,3 +248,15 @@ def test_sor_code_prefix_and_name_prefix(client, register):
     body = client.get(f"/api/v1/organisations?name={prefix}&name_match=prefix&limit=500",
                       headers=headers).get_json()
     assert body["items"] and all(fold(i["name"]).startswith(prefix) for i in body["items"])
+
+
+def test_no_cache_request_is_computed_not_taken_from_the_answer_cache(client, register):
+    headers = _token(register, "35095748")
+    url = "/api/v1/organisations?name=sen&limit=20"
+    first = client.get(url, headers=headers)
+    again = client.get(url, headers=headers)
+    assert again.headers["X-Cache"] == "hit" and again.data == first.data
+    for directive in ("no-cache", "max-age=0, no-cache", "no-store"):
+        computed = client.get(url, headers={**headers, "Cache-Control": directive})
+        assert computed.status_code == 200 and computed.headers["X-Cache"] == "miss"
+        assert computed.data == first.data
