@@ -72,7 +72,9 @@ from common import (
 SHAK_FILES = (Path("/work/shared/data/sor/shak/SHAKCOMPLETE.TXT"),
               ROOT / "hierarchy" / "demo" / "SHAK_DEMO.TXT")
 WARMUP = 50
-FRAGMENTS = 50
+FRAGMENTS = 1000  # at most this many distinct 3-letter fragments
+AFTER_CHANGE_SECONDS = 4.0
+NO_CACHE = {"Cache-Control": "no-cache"}
 YDERNUMRE = 200
 MUNICIPALITY_UNITS = (1000, 1500)
 
@@ -285,17 +287,17 @@ def choose_inputs(url: str, seed: int) -> Inputs:
             say(f"   note: no municipality has {low}-{high} units; using the largest "
                  f"({units} units)")
 
-        # Type-ahead fragments: the first three letters of the words of real (folded) names,
-        # spread over the 150 commonest, so that common and rarer fragments are both asked.
+        # Type-ahead fragments: what a person types first, the first three letters of a
+        # word of a real (folded) name; every distinct one the register's names give (up
+        # to FRAGMENTS), in random order, common and rare alike.
         words: Counter[str] = Counter()
         for (name_search,) in conn.execute(
                 f"SELECT name_search FROM organisations WHERE {ACTIVE}", {"day": day}):
             for word in set(re.findall(r"[a-z]{3,}", name_search)):
                 words[word[:3]] += 1
-        common = [w for w, _ in words.most_common(150)]
-        step = max(1, len(common) // FRAGMENTS)
-        fragments = common[::step][:FRAGMENTS]
+        fragments = sorted(words)
         rng.shuffle(fragments)
+        fragments = fragments[:FRAGMENTS]
         totals = [conn.execute(
             f"SELECT count(*) FROM organisations WHERE name_search LIKE %(p)s AND {ACTIVE}",
             {"p": f"%{f}%", "day": day}).fetchone()[0] for f in fragments]
@@ -370,9 +372,10 @@ def scenarios(inputs: Inputs) -> dict[str, Scenario]:
 class Client:
     """One keep-alive connection; reconnects when the server closes it (sync workers do)."""
 
-    def __init__(self, port: int, token: str) -> None:
+    def __init__(self, port: int, token: str, cold: bool = False) -> None:
         self.port = port
-        self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json",
+                        **(NO_CACHE if cold else {})}
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.closed_by_server = 0
         self.cache_hit = False  # whether the last answer came from the service's cache
@@ -425,16 +428,24 @@ def _record(stats: Stats, scenario: Scenario, status: int, body: bytes, ms: floa
         stats.rows.append(len(parsed["items"]))
 
 
-def latency_run(port: int, token: str, scenario: Scenario, requests: int) -> Stats:
-    """One sequential client: warm-up, then *requests* timed requests cycling the paths."""
-    client = Client(port, token)
+def latency_run(port: int, token: str, scenario: Scenario, requests: int,
+                cold: bool) -> Stats:
+    """One sequential client: warm-up, then *requests* timed requests cycling the paths.
+
+    *cold*: every request asks ``Cache-Control: no-cache``, so the service computes every
+    answer (none from its answer cache); the paths start where the warm-up stopped, so the
+    first pass over them is of inputs this run never asked. Warm: the warm-up asks every
+    path once (each answer computed once and cached in this client's worker), then the
+    timed requests ask them again."""
+    client = Client(port, token, cold=cold)
     stats = Stats(scenario.name)
     try:
-        for i in range(WARMUP):
+        for i in range(WARMUP if cold else max(WARMUP, len(scenario.paths))):
             client.get(scenario.paths[i % len(scenario.paths)])
         client.closed_by_server = 0
+        start = WARMUP if cold else 0
         for i in range(requests):
-            index = (i + WARMUP) % len(scenario.paths)
+            index = (i + start) % len(scenario.paths)
             status, body, ms = client.get(scenario.paths[index])
             _record(stats, scenario, status, body, ms, index, client.cache_hit)
         stats.closed_by_server = client.closed_by_server
@@ -457,15 +468,16 @@ class LoadResult:
 
 
 def load_run(port: int, token: str, plan: dict[str, Scenario], clients: int,
-             per_client: int) -> LoadResult:
-    """*clients* threads, each its own connection, *per_client* requests of the mix each."""
+             per_client: int, cold: bool = False) -> LoadResult:
+    """*clients* threads, each its own connection, *per_client* requests of the mix each
+    (*cold*: every request with ``Cache-Control: no-cache``, every answer computed)."""
     names = list(plan)
     barrier = threading.Barrier(clients + 1)
     results: list[list[tuple[str, int, bytes, float, bool]]] = [[] for _ in range(clients)]
     failures: list[BaseException] = []
 
     def worker(n: int) -> None:
-        client = Client(port, token)
+        client = Client(port, token, cold=cold)
         out = results[n]
         try:
             barrier.wait()
@@ -538,6 +550,7 @@ def capture_sql(url: str, inputs: Inputs) -> dict[str, list[list[tuple[str, Any]
         captured.clear()
         return statements
 
+    lookups.NAMES.enabled = False  # the SQL path's statements: exact count and page
     with app.app_context():
         event.listen(db.engine, "before_cursor_execute", listener)
         try:
@@ -559,6 +572,7 @@ def capture_sql(url: str, inputs: Inputs) -> dict[str, list[list[tuple[str, Any]
                 out[RESOLVE].append(take())
             session.rollback()
         finally:
+            lookups.NAMES.enabled = True
             event.remove(db.engine, "before_cursor_execute", listener)
             db.session.remove()
             db.engine.dispose()
@@ -624,8 +638,9 @@ def _ms(value: float) -> str:
     return f"{value:8.2f}"
 
 
-def report_latency(all_stats: dict[str, Stats]) -> None:
-    say(f"\n{'scenario':<20} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+def report_latency(all_stats: dict[str, Stats], title: str) -> None:
+    say(f"\n{title}")
+    say(f"{'scenario':<20} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
          f"{'max ms':>8} {'mean ms':>8} {'rows':>6} {'errors':>6} {'cached':>7} "
          f"{'miss p50':>8} {'miss p95':>8}")
     for s in all_stats.values():
@@ -640,6 +655,69 @@ def report_latency(all_stats: dict[str, Stats]) -> None:
             say(f"      ! {text}")
     say("   (cached: answers the service took from its per-worker answer cache, X-Cache: hit;"
         " miss p50/p95: the others, computed)")
+
+
+def name_index_figures(url: str) -> str:
+    """Build the service's name index here, as a worker does: rows, seconds, memory."""
+    import tracemalloc
+
+    from sqlalchemy import create_engine
+
+    from hierarchy import lookups
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            t0 = time.perf_counter()
+            index = lookups.NameIndex(None, date.today(),
+                                      lookups._read_names(connection, date.today()))
+            seconds = time.perf_counter() - t0
+            connection.rollback()
+            tracemalloc.start()
+            index = lookups.NameIndex(None, date.today(),
+                                      lookups._read_names(connection, date.today()))
+            size = tracemalloc.get_traced_memory()[0]
+            tracemalloc.stop()
+            connection.rollback()
+    finally:
+        engine.dispose()
+    return (f"{len(index)} organisations, {len(index.names)} distinct names, "
+            f"{len(index.postings)} trigrams; read + built in {seconds:.2f} s; "
+            f"{size / 1e6:.1f} MB of Python objects")
+
+
+def worker_rss(master_pid: int) -> list[float]:
+    """VmRSS (MB) of the gunicorn master's children (its workers)."""
+    sizes = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError):
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines()
+                          if ":" in line)
+            if int(fields.get("PPid", "0")) == master_pid:
+                sizes.append(int(fields["VmRSS"].split()[0]) / 1024)
+    return sorted(sizes)
+
+
+def after_change_run(port: int, token: str, url: str, scenario: Scenario,
+                     seconds: float) -> Stats:
+    """Change the register version (as an approved application does), then ask computed
+    type-aheads for *seconds*: what users meet while each worker rebuilds its index."""
+    with psycopg_connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE register_version SET version = version + 1, "
+                     "stamp = md5(random()::text) WHERE name = 'register'")
+    client = Client(port, token, cold=True)
+    stats = Stats(scenario.name)
+    try:
+        deadline = time.perf_counter() + seconds
+        i = 0
+        while time.perf_counter() < deadline:
+            status, body, ms = client.get(scenario.paths[i % len(scenario.paths)])
+            _record(stats, scenario, status, body, ms, i % len(scenario.paths),
+                    client.cache_hit)
+            i += 1
+    finally:
+        client.close()
+    return stats
 
 
 @contextlib.contextmanager
@@ -695,6 +773,7 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
             say(f"      | {line[:150]}")
         with psycopg_connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
+            conn.execute("CHECKPOINT")  # the import's writes on disk before the timed runs
 
         inputs = choose_inputs(url, a.seed)
         say(f"   municipality: {inputs.municipality_name} (CVR {inputs.municipality_cvr}), "
@@ -719,53 +798,84 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
             say(f"   load average before the runs: {' '.join(fh.read().split()[:3])}")
         plan = scenarios(inputs)
 
-        say(f"\n== latency: one sequential client, {WARMUP} warm-up + {a.requests} requests "
-             "per scenario (request sent -> last byte read)")
-        latency: dict[str, Stats] = {}
+        say(f"\n== latency: one sequential client per scenario and run, {a.requests} timed "
+            "requests each (request sent -> last byte read)")
+        cold: dict[str, Stats] = {}
+        warm: dict[str, Stats] = {}
         for name, scenario in plan.items():
-            latency[name] = latency_run(gunicorn.port, token, scenario, a.requests)
-        report_latency(latency)
-        closed = sum(s.closed_by_server for s in latency.values())
+            cold[name] = latency_run(gunicorn.port, token, scenario, a.requests, cold=True)
+            warm[name] = latency_run(gunicorn.port, token, scenario, a.requests, cold=False)
+        report_latency(cold, f"COLD - every answer computed (Cache-Control: no-cache; {WARMUP} "
+                             "warm-up requests first); the targets are judged on these")
+        report_latency(warm, "WARM - the answer cache: every input asked once first, then "
+                             "asked again")
+        latency = cold
+        closed = sum(s.closed_by_server for s in [*cold.values(), *warm.values()])
         if closed:
-            say(f"   (the server closed the connection after {closed} of "
-                 f"{sum(len(s.latencies_ms) for s in latency.values())} answers - gunicorn's "
+            say(f"   (the server closed the connection after {closed} answers - gunicorn's "
                  "sync workers do not keep connections alive - so most requests include a "
                  "new TCP connection on 127.0.0.1)")
         for name in (TYPEAHEAD, RESOLVE):
-            ms, index = latency[name].slowest
+            ms, index = cold[name].slowest
             if index >= 0:
-                say(f"   slowest {name}: {ms:.1f} ms, {plan[name].paths[index]}")
+                say(f"   slowest cold {name}: {ms:.1f} ms, {plan[name].paths[index]}")
+
+        after = after_change_run(gunicorn.port, token, url, plan[TYPEAHEAD],
+                                 AFTER_CHANGE_SECONDS)
+        first = after.latencies_ms[:20]
+        say(f"\n== after a register change (version bumped in SQL, as an approved application "
+            f"does): computed type-aheads for {AFTER_CHANGE_SECONDS:.0f} s")
+        say(f"   {len(after.latencies_ms)} requests, p50 {after.p(50):.1f} ms, p95 "
+            f"{after.p(95):.1f} ms, max {max(after.latencies_ms):.1f} ms, errors "
+            f"{after.errors}; the first 20: {' '.join(f'{ms:.0f}' for ms in first)} ms")
+        say("   (each worker rebuilds its name index in a thread meanwhile; until it is "
+            "built, type-aheads take the SQL path)")
 
         total = a.concurrency * a.per_client
-        say(f"\n== throughput: {a.concurrency} concurrent clients x {a.per_client} requests "
-             f"= {total}, the four scenarios in turn")
-        load = load_run(gunicorn.port, token, plan, a.concurrency, a.per_client)
-        say(f"   {load.rate:.0f} requests/s ({load.requests} in {load.seconds:.1f} s), "
-             f"p50 {load.overall.p(50):.1f} ms, p95 {load.overall.p(95):.1f} ms, "
-             f"p99 {load.overall.p(99):.1f} ms, errors {load.overall.errors}, "
-             f"cached {100.0 * load.overall.hits / max(1, load.requests):.0f} %")
-        for s in load.per_scenario.values():
-            say(f"   {s.name:<20} p50 {s.p(50):8.1f} ms  p95 {s.p(95):8.1f} ms  "
-                 f"errors {s.errors}")
-        for text in load.overall.first_errors:
-            say(f"      ! {text}")
+        loads: dict[str, LoadResult] = {}
+        for label, no_cache in (("cold", True), ("warm", False)):
+            say(f"\n== throughput, {label}: {a.concurrency} concurrent clients x "
+                f"{a.per_client} requests = {total}, the four scenarios in turn"
+                + (" (every request Cache-Control: no-cache)" if no_cache else ""))
+            load = load_run(gunicorn.port, token, plan, a.concurrency, a.per_client,
+                            cold=no_cache)
+            loads[label] = load
+            say(f"   {load.rate:.0f} requests/s ({load.requests} in {load.seconds:.1f} s), "
+                f"p50 {load.overall.p(50):.1f} ms, p95 {load.overall.p(95):.1f} ms, "
+                f"p99 {load.overall.p(99):.1f} ms, errors {load.overall.errors}, "
+                f"cached {100.0 * load.overall.hits / max(1, load.requests):.0f} %")
+            for s in load.per_scenario.values():
+                say(f"   {s.name:<20} p50 {s.p(50):8.1f} ms  p95 {s.p(95):8.1f} ms  "
+                    f"errors {s.errors}")
+            for text in load.overall.first_errors:
+                say(f"      ! {text}")
+        load_errors = sum(load.overall.errors for load in loads.values())
+        load_requests = sum(load.requests for load in loads.values())
+        assert gunicorn.proc is not None
+        rss = worker_rss(gunicorn.proc.pid)
+        say(f"\n   gunicorn workers' resident memory at the end: "
+            f"{', '.join(f'{mb:.0f} MB' for mb in rss)}")
+        say(f"   name index (built in the bench process as a worker builds it): "
+            f"{name_index_figures(url)}")
         gunicorn.stop()
 
         say(f"\n== raw SQL through psycopg: the statements the service runs for each request "
              f"(captured from SQLAlchemy), {WARMUP} warm-up + {a.requests} per scenario")
         captured = capture_sql(url, inputs)
         raw: dict[str, Stats] = {}
-        say(f"{'scenario':<20} {'stmts':>5} {'raw p50':>8} {'raw p95':>8} {'svc p50':>8} "
-             f"{'svc p95':>8} {'svc-raw':>8} {'svc/raw':>8} {'miss/raw':>8}   "
-             "(ms; ratios of the p50s; miss: answers not from the cache)")
+        say("   (type-ahead: the SQL path's statements, exact count and page, which the name "
+            "index replaces;\n    a type-ahead the index answers runs one statement, the "
+            "page's 20 rows by key)")
+        say(f"{'scenario':<20} {'stmts':>5} {'raw p50':>8} {'raw p95':>8} {'cold p50':>8} "
+             f"{'cold p95':>8} {'warm p50':>8} {'cold/raw':>8} {'warm/raw':>8}   "
+             "(ms; ratios of the p50s; cold: computed answers, warm: the answer cache)")
         for name in SCENARIOS:
             raw[name] = raw_run(url, name, captured[name], a.requests)
             statements = sum(len(r) for r in captured[name]) / len(captured[name])
-            r, svc = raw[name], latency[name]
-            miss = percentile(svc.miss_latencies_ms, 50)
+            r, svc, hot = raw[name], cold[name], warm[name]
             say(f"{name:<20} {statements:5.1f} {_ms(r.p(50))} {_ms(r.p(95))} {_ms(svc.p(50))} "
-                 f"{_ms(svc.p(95))} {_ms(svc.p(50) - r.p(50))} {svc.p(50) / r.p(50):8.1f} "
-                 f"{miss / r.p(50):8.1f}")
+                 f"{_ms(svc.p(95))} {_ms(hot.p(50))} {svc.p(50) / r.p(50):8.1f} "
+                 f"{hot.p(50) / r.p(50):8.1f}")
         say(f"   (not in the raw figures: the per-request client lookup on api_clients, "
              f"p50 {time_auth_query(url, token):.2f} ms raw)")
         for name in SCENARIOS:
@@ -786,29 +896,30 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
                 explain(url, captured[name][raw[name].slowest[1]])
 
         targets = [
-            (f"name type-ahead p95 {latency[TYPEAHEAD].p(95):.1f} ms <= "
+            (f"name type-ahead p95 (cold) {latency[TYPEAHEAD].p(95):.1f} ms <= "
              f"{TARGET_TYPEAHEAD_P95_MS:.0f} ms",
              latency[TYPEAHEAD].p(95) <= TARGET_TYPEAHEAD_P95_MS),
-            (f"resolve p95 {latency[RESOLVE].p(95):.1f} ms <= {TARGET_RESOLVE_P95_MS:.0f} ms",
+            (f"resolve p95 (cold) {latency[RESOLVE].p(95):.1f} ms <= "
+             f"{TARGET_RESOLVE_P95_MS:.0f} ms",
              latency[RESOLVE].p(95) <= TARGET_RESOLVE_P95_MS),
-            (f"Mit CVR - Alle ({min(500, inputs.my_cvr_rows)} rows) p95 "
+            (f"Mit CVR - Alle ({min(500, inputs.my_cvr_rows)} rows) p95 (cold) "
              f"{latency[MY_CVR].p(95):.1f} ms <= {TARGET_MY_CVR_P95_MS:.0f} ms",
              latency[MY_CVR].p(95) <= TARGET_MY_CVR_P95_MS),
-            (f"no errors under load ({load.overall.errors} of {load.requests})",
-             load.overall.errors == 0),
+            (f"no errors under load, cold and warm ({load_errors} of {load_requests})",
+             load_errors == 0),
         ]
         if inputs.my_cvr_rows < 500:
             targets.append((f"Mit CVR - Alle returns >= 500 rows ({inputs.my_cvr_rows})", False))
         for name in SCENARIOS:
             ratio = latency[name].p(50) / raw[name].p(50)
-            targets.append((f"{name}: service p50 / raw SQL p50 = {ratio:.1f} <= "
+            targets.append((f"{name}: service p50 (cold) / raw SQL p50 = {ratio:.1f} <= "
                             f"{TARGET_RATIO:.0f}", ratio <= TARGET_RATIO))
         with open("/proc/loadavg", encoding="ascii") as fh:
             say(f"\n   load average after the runs: {' '.join(fh.read().split()[:3])}")
-        say("\n== targets")
+        say("\n== targets (on the COLD figures: answers the service computed)")
         for text, held in targets:
             say(f"  [{'ok' if held else 'MISSED'}] {text}")
-        latency_errors = sum(s.errors for s in latency.values())
+        latency_errors = sum(s.errors for s in [*cold.values(), *warm.values()])
         if latency_errors:
             say(f"  [FAILED] {latency_errors} wrong answers in the latency runs")
             return 1
