@@ -396,6 +396,10 @@ def _search_names(session: Session, filters: Filters, sort: Sort, limit: int,
 # request that finds it stale).
 
 _LEVEL_CODES = {"IE": 1, "SI": 2, "OE": 4}
+# A build in a worker's thread is a second of pure Python: it gives up the GIL this
+# often (a few hundred microseconds of work), or a request thread waiting for the GIL
+# would wait the whole switch interval (5 ms) at each of its round trips.
+_YIELD_EVERY = 200
 
 
 class NameIndex:
@@ -414,6 +418,8 @@ class NameIndex:
         starts = array("i")  # the first row of each distinct name; then the number of rows
         previous: tuple[str, str] = ("", "")
         for i, (name, code, level, ownership) in enumerate(rows):
+            if not i % _YIELD_EVERY:
+                time.sleep(0)  # let the worker's request threads have the GIL (see below)
             if (name, code) <= previous and i:
                 raise ValueError(f"rows out of order at {name!r}, {code!r}")
             if name != previous[0] or not i:
@@ -436,6 +442,8 @@ class NameIndex:
         postings: dict[str, array] = {}
         totals: dict[str, int] = {}
         for j, name in enumerate(names):
+            if not j % (_YIELD_EVERY // 4):
+                time.sleep(0)
             bearers = starts[j + 1] - starts[j]
             for gram in {name[k:k + 3] for k in range(len(name) - 2)}:
                 posting = postings.get(gram)
