@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import threading
 import time
@@ -526,7 +527,11 @@ def _read_names(connection: Any, day: date) -> Iterator[Any]:
         .order_by(n.name_search, n.sor_code),
         execution_options={"yield_per": 5000},  # this statement's, not the connection's
     )
-    yield from result
+    try:
+        yield from result
+    finally:  # also when the build stops early: close the server-side cursor now
+        with contextlib.suppress(Exception):
+            result.close()
 
 
 class _NameIndexes:
@@ -560,7 +565,11 @@ class _NameIndexes:
             return None
         try:
             t0 = time.perf_counter()
-            index = NameIndex(version, day, _read_names(session.connection(), day))
+            rows = _read_names(session.connection(), day)
+            try:
+                index = NameIndex(version, day, rows)
+            finally:
+                rows.close()
             self.last_build_seconds = time.perf_counter() - t0
             self.index = index
             return index
@@ -577,7 +586,11 @@ class _NameIndexes:
                     row = connection.execute(_VERSION_QUERY).first()
                     if row is None:
                         return
-                    index = NameIndex((row[0], row[1]), day, _read_names(connection, day))
+                    rows = _read_names(connection, day)
+                    try:
+                        index = NameIndex((row[0], row[1]), day, rows)
+                    finally:
+                        rows.close()
             self.index = index
             self.last_build_seconds = time.perf_counter() - t0
         except Exception:  # the searches keep taking the SQL path; the next one retries
