@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import logging
 import threading
 import time
@@ -36,7 +35,7 @@ from datetime import date
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Select, and_, func, literal_column, or_, select, text
+from sqlalchemy import Select, and_, func, literal_column, or_, select, text, tuple_
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -517,21 +516,27 @@ class NameIndex:
         return page, total, False
 
 
-def _read_names(connection: Any, day: date) -> Iterator[Any]:
-    """The rows of a name index, in its order, streamed (a server-side cursor on PostgreSQL)."""
+def _read_names(connection: Any, day: date, chunk: int = 20000) -> Iterator[Any]:
+    """The rows of a name index, in its order, read in chunks by key: never a register's
+    rows in memory at once, and no server-side cursor to leave open if a build stops."""
     n = OrganisationName.__table__.c
-    result = connection.execute(
+    query = (
         select(n.name_search, n.sor_code, n.level, n.ownership)
         .where((n.valid_from.is_(None)) | (n.valid_from <= day),
                (n.valid_to.is_(None)) | (n.valid_to > day))
-        .order_by(n.name_search, n.sor_code),
-        execution_options={"yield_per": 5000},  # this statement's, not the connection's
+        .order_by(n.name_search, n.sor_code)
+        .limit(chunk)
     )
-    try:
-        yield from result
-    finally:  # also when the build stops early: close the server-side cursor now
-        with contextlib.suppress(Exception):
-            result.close()
+    after: Any = None
+    while True:
+        rows = connection.execute(
+            query if after is None else query.where(
+                tuple_(n.name_search, n.sor_code) > tuple_(after[0], after[1]))
+        ).all()
+        yield from rows
+        if len(rows) < chunk:
+            return
+        after = rows[-1]
 
 
 class _NameIndexes:
