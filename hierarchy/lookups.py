@@ -35,7 +35,7 @@ from datetime import date
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Select, and_, func, literal_column, or_, select, text, tuple_
+from sqlalchemy import Select, and_, func, literal_column, or_, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -516,27 +516,17 @@ class NameIndex:
         return page, total, False
 
 
-def _read_names(connection: Any, day: date, chunk: int = 20000) -> Iterator[Any]:
-    """The rows of a name index, in its order, read in chunks by key: never a register's
-    rows in memory at once, and no server-side cursor to leave open if a build stops."""
+def _read_names(connection: Any, day: date) -> Iterator[Any]:
+    """The rows of a name index, in its order, one at a time: the driver holds the
+    result (a plain cursor, nothing left open on the server if a build stops), and
+    Python makes one row at a time, never a register's rows as tuples at once."""
     n = OrganisationName.__table__.c
-    query = (
+    yield from connection.execute(
         select(n.name_search, n.sor_code, n.level, n.ownership)
         .where((n.valid_from.is_(None)) | (n.valid_from <= day),
                (n.valid_to.is_(None)) | (n.valid_to > day))
         .order_by(n.name_search, n.sor_code)
-        .limit(chunk)
     )
-    after: Any = None
-    while True:
-        rows = connection.execute(
-            query if after is None else query.where(
-                tuple_(n.name_search, n.sor_code) > tuple_(after[0], after[1]))
-        ).all()
-        yield from rows
-        if len(rows) < chunk:
-            return
-        after = rows[-1]
 
 
 class _NameIndexes:
