@@ -541,6 +541,11 @@ class _NameIndexes:
     def clear(self) -> None:
         self.index = None
 
+    def wait(self, timeout: float = 60.0) -> None:
+        """Wait for a build under way to end (tests, before their database goes)."""
+        if self.lock.acquire(timeout=timeout):
+            self.lock.release()
+
     def get(self, session: Session, version: Any, day: date) -> NameIndex | None:
         """The index of *version* and *day*, or None (then search with SQL): being built."""
         index = self.index
