@@ -581,16 +581,22 @@ class _NameIndexes:
         try:
             t0 = time.perf_counter()
             with engine.connect() as connection:
-                connection = connection.execution_options(isolation_level="REPEATABLE READ")
-                with connection.begin():
-                    row = connection.execute(_VERSION_QUERY).first()
-                    if row is None:
-                        return
-                    rows = _read_names(connection, day)
-                    try:
-                        index = NameIndex((row[0], row[1]), day, rows)
-                    finally:
-                        rows.close()
+                try:
+                    connection = connection.execution_options(
+                        isolation_level="REPEATABLE READ")
+                    with connection.begin():
+                        row = connection.execute(_VERSION_QUERY).first()
+                        if row is None:
+                            return
+                        rows = _read_names(connection, day)
+                        try:
+                            index = NameIndex((row[0], row[1]), day, rows)
+                        finally:
+                            rows.close()
+                finally:
+                    # Closed for good, not pooled: a build is rare (once per version), and
+                    # a pooled connection would outlive an engine disposed meanwhile.
+                    connection.invalidate()
             self.index = index
             self.last_build_seconds = time.perf_counter() - t0
         except Exception:  # the searches keep taking the SQL path; the next one retries
