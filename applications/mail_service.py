@@ -68,14 +68,11 @@ def add_contact(
 ) -> MunicipalityContact:
     """Register *email* as an address *municipality_code* may send applications from."""
     from hierarchy import identifiers as ids
-    from hierarchy.codes import municipalities
 
     try:
-        code = ids.validate_municipality_code(municipality_code)
+        code = ids.validate_kommunekode(municipality_code)
     except ids.IdentifierError as exc:
         raise ContactError(str(exc)) from None
-    if code not in municipalities():
-        raise ContactError(f"{code} is not a Danish kommunekode")
     address = _normalise_email(email)
     existing = session.execute(
         select(MunicipalityContact).where(MunicipalityContact.email == address)

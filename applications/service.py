@@ -410,12 +410,9 @@ def _municipality_for(actor: Actor, data: Mapping[str, Any]) -> str:
     if not code:
         raise InvalidInput({"municipality_code": "say which municipality applies"})
     try:
-        code = ids.validate_municipality_code(str(code))
+        return ids.validate_kommunekode(str(code))
     except ids.IdentifierError as exc:
         raise InvalidInput({"municipality_code": str(exc)}) from None
-    if code not in municipalities():
-        raise InvalidInput({"municipality_code": f"{code} is not a Danish kommunekode"})
-    return code
 
 
 # --- events -----------------------------------------------------------------------------

@@ -258,6 +258,16 @@ def validate_municipality_code(value: str) -> str:
     return code.zfill(4)
 
 
+def validate_kommunekode(value: str) -> str:
+    """Return the kommunekode of a Danish municipality: well formed and in the code list."""
+    from hierarchy.codes import municipalities
+
+    code = validate_municipality_code(value)
+    if code not in municipalities():
+        raise IdentifierError(f"{code} is not a Danish kommunekode")
+    return code
+
+
 def validate_region_code(value: str) -> str:
     """Return the regionskode if it is one of 1081 to 1085."""
     code = _clean(value, "region code")

@@ -21,7 +21,7 @@ from sqlalchemy import Boolean, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from sorregistry.auth import ROLES
+from sorregistry.auth import ROLES, ClientError, check_roles
 from sorregistry.models import Base, BigIntKey, JsonDocument, UTCDateTime, utcnow
 
 MAX_FAILURES = 5
@@ -94,31 +94,16 @@ def create_user(
 ) -> User:
     """Make a person's account; the same rules for roles and kommunekode as API clients."""
     from hierarchy import identifiers as ids
-    from hierarchy.codes import municipalities
 
     email = normalise_email(email)
     if not _EMAIL.match(email) or len(email) > 254:
         raise UserError(f"{email!r} is not an email address")
     if not name.strip():
         raise UserError("a user needs a name (--name)")
-    unknown = sorted(set(roles) - set(ROLES))
-    if unknown or not roles:
-        raise UserError(
-            f"unknown role {', '.join(unknown)}; roles are {', '.join(ROLES)}"
-            if unknown
-            else f"a user needs a role: {', '.join(ROLES)}"
-        )
-    if "municipality" in roles:
-        if not municipality_code:
-            raise UserError("a municipality user needs --municipality-code (kommunekode)")
-        try:
-            municipality_code = ids.validate_municipality_code(municipality_code)
-        except ids.IdentifierError as exc:
-            raise UserError(str(exc)) from None
-        if municipality_code not in municipalities():
-            raise UserError(f"{municipality_code} is not a Danish kommunekode")
-    elif municipality_code:
-        raise UserError("--municipality-code is for municipality users only")
+    try:
+        municipality_code = check_roles(roles, municipality_code, who="user")
+    except ClientError as exc:
+        raise UserError(str(exc)) from None
     if cvr:
         try:
             cvr = ids.validate_cvr(cvr)

@@ -72,26 +72,7 @@ def create_client(
         cvr = ids.validate_cvr(cvr)
     except ids.IdentifierError as exc:
         raise ClientError(str(exc)) from None
-    unknown = sorted(set(roles) - set(ROLES))
-    if unknown or not roles:
-        raise ClientError(
-            f"unknown role {', '.join(unknown)}; roles are {', '.join(ROLES)}"
-            if unknown
-            else f"a client needs a role: {', '.join(ROLES)}"
-        )
-    if "municipality" in roles:
-        if not municipality_code:
-            raise ClientError("a municipality client needs --municipality-code (kommunekode)")
-        try:
-            municipality_code = ids.validate_municipality_code(municipality_code)
-        except ids.IdentifierError as exc:
-            raise ClientError(str(exc)) from None
-        from hierarchy.codes import municipalities
-
-        if municipality_code not in municipalities():
-            raise ClientError(f"{municipality_code} is not a Danish kommunekode")
-    elif municipality_code:
-        raise ClientError("--municipality-code is for municipality clients only")
+    municipality_code = check_roles(roles, municipality_code, who="client")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     client = ApiClient(
         name=name.strip(),
@@ -103,6 +84,33 @@ def create_client(
     session.add(client)
     session.flush()
     return client, token
+
+
+def check_roles(roles: list[str], municipality_code: str | None, *, who: str) -> str | None:
+    """Known roles, and a kommunekode exactly when one of them is ``municipality``.
+
+    The same rule for API clients and people (*who* names which, in the
+    messages); returns the kommunekode normalised. Raises :class:`ClientError`.
+    """
+    from hierarchy import identifiers as ids
+
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown or not roles:
+        raise ClientError(
+            f"unknown role {', '.join(unknown)}; roles are {', '.join(ROLES)}"
+            if unknown
+            else f"a {who} needs a role: {', '.join(ROLES)}"
+        )
+    if "municipality" in roles:
+        if not municipality_code:
+            raise ClientError(f"a municipality {who} needs --municipality-code (kommunekode)")
+        try:
+            return ids.validate_kommunekode(municipality_code)
+        except ids.IdentifierError as exc:
+            raise ClientError(str(exc)) from None
+    if municipality_code:
+        raise ClientError(f"--municipality-code is for municipality {who}s only")
+    return None
 
 
 def client_for_token(session: Session, token: str) -> ApiClient | None:
