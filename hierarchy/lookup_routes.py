@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import atexit
 import functools
-import threading
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -12,7 +10,6 @@ from typing import Any
 from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from hierarchy import lookups, reporting
@@ -29,7 +26,13 @@ from hierarchy.schemas import (
     ValidationSchema,
     organisation_item,
 )
-from hierarchy.service import register_changed_in, register_version, remember_register_version
+from hierarchy.service import (
+    _VERSION_QUERY,
+    register_changed_in,
+    register_version,
+    remember_register_version,
+)
+from sorregistry import reads
 from sorregistry.auth import authenticate, current_client, require
 from sorregistry.extensions import db
 from sorregistry.responses import AnswerCache, cached_json_response, json_response
@@ -49,66 +52,19 @@ PAGE_KEYS = ("sort", "limit", "cursor")
 ANSWERS = AnswerCache()
 
 
-def _reads_without_transaction(session: Session) -> None:
-    """On PostgreSQL, run a lookup's reads in autocommit mode: no BEGIN and no ROLLBACK
-    round trips (two of the four a cached answer costs). Each statement sees the
-    latest committed state, as it would in a READ COMMITTED transaction; lookups
-    write nothing. Only on a session of its own (bound to the engine, not yet begun)."""
-    if session.in_transaction():
-        return
-    bind = session.get_bind()
-    if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
-        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-
-
-_VERSION_SQL = "SELECT version, stamp FROM register_version WHERE name = 'register'"
-_versions = threading.local()
-_version_connections: list[Any] = []  # every thread's, to close them at exit
-_version_lock = threading.Lock()
-
-
-@atexit.register
-def close_version_connections() -> None:
-    """Close the version connections of every thread (at exit; tests call it)."""
-    with _version_lock:
-        connections = list(_version_connections)
-        _version_connections.clear()
-    for connection in connections:
-        connection.close()
-    _versions.__dict__.clear()
-
-
 def _current_version(session: Session) -> tuple[int, str] | None:
     """The register version, read before anything the answer is made of.
 
-    On PostgreSQL through a connection of the worker thread's own, in autocommit
-    mode, kept open: one round trip, and a cached answer then needs nothing of the
-    pool (no checkout, no pre-ping) or the session. Elsewhere (SQLite, a session
-    bound to a connection, as in the tests) through the session.
+    On PostgreSQL through the worker thread's own connection (``sorregistry.reads``):
+    one round trip, and a cached answer then needs nothing of the pool or the session.
+    Elsewhere (SQLite, a session bound to a connection, as in the tests) through the
+    session.
     """
-    bind = session.get_bind()
-    if not (isinstance(bind, Engine) and bind.dialect.name == "postgresql"):
+    direct = reads.direct(session)
+    if direct is None:
         return register_version(session)
-    for _attempt in (1, 2):
-        connection = getattr(_versions, "connection", None)
-        try:
-            if connection is None or connection.closed:
-                args, kwargs = bind.dialect.create_connect_args(bind.url)
-                connection = bind.dialect.loaded_dbapi.connect(*args, **kwargs)
-                connection.autocommit = True
-                _versions.connection = connection
-                with _version_lock:
-                    _version_connections.append(connection)
-            row = connection.execute(_VERSION_SQL).fetchone()
-            return (row[0], row[1]) if row is not None else None
-        except bind.dialect.loaded_dbapi.Error:
-            _versions.connection = None  # broken (server restarted?): reconnect once
-            if connection is not None:
-                with _version_lock:
-                    if connection in _version_connections:
-                        _version_connections.remove(connection)
-                connection.close()
-    return None
+    rows = direct.rows(_VERSION_QUERY, {})
+    return (rows[0][0], rows[0][1]) if rows else None
 
 
 def _no_cache() -> bool:
@@ -138,7 +94,6 @@ def cached_answer(per_client: bool = False) -> Callable[[Any], Any]:
                 return view(*args, **kwargs)
             version = _current_version(session)
             if version is None or register_changed_in(session):
-                _reads_without_transaction(session)
                 return view(*args, **kwargs)
             key = (request.path, request.query_string, date.today(),
                    client.cvr if per_client else None)
@@ -148,7 +103,7 @@ def cached_answer(per_client: bool = False) -> Callable[[Any], Any]:
                 response.headers["X-Cache"] = "hit"
                 return response
             remember_register_version(session, version)  # no second read in the lookup
-            _reads_without_transaction(session)
+            reads.allow(session)
             response = view(*args, **kwargs)
             if isinstance(response, Response) and response.status_code == 200:
                 etag, _ = response.get_etag()
@@ -197,7 +152,7 @@ def _refuse_cvr_parameter() -> None:
 class OrganisationSearch(MethodView):
     @cached_answer()
     @blp.doc(security=BEARER)
-    @blp.arguments(SearchArgsSchema, location="query", as_kwargs=False)
+    @blp.arguments(SearchArgsSchema(), location="query", as_kwargs=False)
     @blp.response(200, OrganisationListSchema)
     @require()
     def get(self, args: dict[str, Any]) -> Response:
@@ -209,7 +164,7 @@ class OrganisationSearch(MethodView):
 class MyCvrInstitutions(MethodView):
     @cached_answer(per_client=True)
     @blp.doc(security=BEARER)
-    @blp.arguments(LookupArgsSchema, location="query")
+    @blp.arguments(LookupArgsSchema(), location="query")
     @blp.response(200, OrganisationListSchema)
     @require()
     def get(self, args: dict[str, Any]) -> Response:
@@ -223,7 +178,7 @@ class MyCvrInstitutions(MethodView):
 class MyCvrAll(MethodView):
     @cached_answer(per_client=True)
     @blp.doc(security=BEARER)
-    @blp.arguments(LookupArgsSchema, location="query")
+    @blp.arguments(LookupArgsSchema(), location="query")
     @blp.response(200, OrganisationListSchema)
     @require()
     def get(self, args: dict[str, Any]) -> Response:
@@ -236,7 +191,7 @@ class MyCvrAll(MethodView):
 class OwnershipList(MethodView):
     @cached_answer()
     @blp.doc(security=BEARER)
-    @blp.arguments(LookupArgsSchema, location="query")
+    @blp.arguments(LookupArgsSchema(), location="query")
     @blp.response(200, OrganisationListSchema)
     @require()
     def get(self, args: dict[str, Any], ownership: str) -> Response:
@@ -258,7 +213,7 @@ def _cache_headers(response: Any) -> Any:
 class Resolve(MethodView):
     @cached_answer()
     @blp.doc(security=BEARER)
-    @blp.arguments(ResolveArgsSchema, location="query")
+    @blp.arguments(ResolveArgsSchema(), location="query")
     @blp.response(200, ResolveSchema)
     @blp.alt_response(404, description="Well-formed, but names no organisation")
     @blp.alt_response(422, description="Not a SOR code, SHAK code or ydernummer")
@@ -318,7 +273,7 @@ def _shak_list(rows: list[Any], total: int, day: date) -> Response:
 @blp.route("/shak/hospitals")
 class ShakHospitals(MethodView):
     @blp.doc(security=BEARER)
-    @blp.arguments(ShakArgsSchema, location="query")
+    @blp.arguments(ShakArgsSchema(), location="query")
     @blp.response(200, ShakListSchema)
     @require()
     def get(self, args: dict[str, Any]) -> Response:
@@ -331,7 +286,7 @@ class ShakHospitals(MethodView):
 @blp.route("/shak/departments")
 class ShakDepartments(MethodView):
     @blp.doc(security=BEARER)
-    @blp.arguments(ShakDepartmentArgsSchema, location="query")
+    @blp.arguments(ShakDepartmentArgsSchema(), location="query")
     @blp.response(200, ShakListSchema)
     @require()
     def get(self, args: dict[str, Any]) -> Response:

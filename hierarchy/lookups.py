@@ -35,7 +35,20 @@ from datetime import date
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Select, and_, func, literal_column, or_, select, text
+from sqlalchemy import (
+    ARRAY,
+    Date,
+    Integer,
+    String,
+    and_,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -43,11 +56,12 @@ from hierarchy import identifiers as ids
 from hierarchy.models import Organisation, OrganisationName
 from hierarchy.service import (
     _VERSION_QUERY,
-    active_on_clause,
     register_changed_in,
     register_version,
 )
 from hierarchy.text import fold
+from sorregistry.reads import Reads
+from sorregistry.reads import reads as reads_for
 
 logger = logging.getLogger(__name__)
 
@@ -171,71 +185,146 @@ def normalise(filters: Filters) -> Filters:
     return filters
 
 
-def _conditions(session: Session, filters: Filters) -> list[Any]:
-    o = Organisation
-    conditions: list[Any] = []
-    if filters.level:
-        conditions.append(o.level.in_(filters.level))
-    if filters.ownership:
-        conditions.append(o.ownership == filters.ownership)
-    if filters.cvr:
-        conditions.append(o.owner_cvr == filters.cvr)
-    if filters.entity_type:
-        conditions.append(o.entity_type == filters.entity_type)
-    if filters.ydernummer:
-        conditions.append(o.ydernummer == filters.ydernummer)
-    if filters.shak:
-        conditions.append(o.shak.like(_escape_like(filters.shak) + "%", escape="\\"))
-    if filters.sor_code:
-        conditions.append(o.sor_code.like(filters.sor_code + "%"))
-    if filters.municipality_code:
-        conditions.append(o.eff_municipality_code == filters.municipality_code)
-    if filters.postal_code:
-        conditions.append(o.eff_postal_code == filters.postal_code)
-    if filters.under:
-        root = session.get(Organisation, filters.under)
-        if root is None:
-            raise LookupError_({"under": f"no organisation has SOR code {filters.under}"})
-        conditions.append(o.path.like(_escape_like(root.path) + "%", escape="\\"))
-    if filters.name:
-        conditions.append(_name_condition(session, filters.name, filters.name_match))
-    conditions.extend(active_on_clause(filters.active_on or date.today()))
-    return conditions
+# --- statements, built once per shape --------------------------------------------------------
+#
+# A lookup's statements depend on which filters it has (and the back end, the sort,
+# whether it continues from a cursor), not on their values: each shape's statements are
+# built once, with named parameters, and the values passed per request. SQLAlchemy
+# then needs no statement construction or cache key per request, and on PostgreSQL
+# ``sorregistry.reads`` runs them on the thread's own connection, compiled once.
 
 
-def _name_like(column: Any, folded: str, mode: str) -> Any:
+@dataclass(frozen=True)
+class _Shape:
+    postgresql: bool
+    present: tuple[str, ...]  # the filters given (names of Filters' fields)
+    levels: int  # how many levels the level filter names
+    fts: bool  # SQLite: the name through the FTS5 trigram table too
+    sort: Sort
+    cursor: bool
+
+
+_SIMPLE_FILTERS = {  # filter -> column compared for equality, the value as given
+    "ownership": Organisation.ownership,
+    "cvr": Organisation.owner_cvr,
+    "entity_type": Organisation.entity_type,
+    "ydernummer": Organisation.ydernummer,
+    "municipality_code": Organisation.eff_municipality_code,
+    "postal_code": Organisation.eff_postal_code,
+}
+_ROOT_PATH = select(Organisation.path).where(
+    Organisation.sor_code == bindparam("under", type_=String))
+_SEARCH_STATEMENTS: dict[_Shape, tuple[Any, Any]] = {}
+
+
+def _valid_on(table: Any) -> list[Any]:
+    """*table*'s rows valid on the parameter ``day`` (closing date exclusive)."""
+    day = bindparam("day", type_=Date)
+    return [
+        (table.c.valid_from.is_(None)) | (table.c.valid_from <= day),
+        (table.c.valid_to.is_(None)) | (table.c.valid_to > day),
+    ]
+
+
+def _name_like(column: Any) -> Any:
+    return column.like(bindparam("name_pattern", type_=String), escape="\\")
+
+
+def _name_pattern(folded: str, mode: str) -> str:
     pattern = _escape_like(folded)
-    if mode == "prefix":
-        return column.like(pattern + "%", escape="\\")
-    return column.like("%" + pattern + "%", escape="\\")
+    return pattern + "%" if mode == "prefix" else "%" + pattern + "%"
 
 
-def _name_condition(session: Session, folded: str, mode: str) -> Any:
+def _name_condition(shape: _Shape) -> Any:
     """Name matching on the folded search column, with each back end's text index.
 
     PostgreSQL answers ``LIKE '%x%'`` from the trigram index of the narrow table
     ``organisation_names``; SQLite from an FTS5 trigram table on ``organisations``.
     The LIKE is kept on SQLite too, so both give the same rows.
     """
-    if _is_postgresql(session):
+    if shape.postgresql:
         names = OrganisationName
-        return Organisation.sor_code.in_(
-            select(names.sor_code).where(_name_like(names.name_search, folded, mode))
-        )
-    condition = _name_like(Organisation.name_search, folded, mode)
-    if mode != "prefix" and len(folded) >= 3:
-        phrase = '"' + folded.replace('"', '""') + '"'
+        return Organisation.sor_code.in_(select(names.sor_code).where(_name_like(names.name_search)))
+    condition = _name_like(Organisation.name_search)
+    if shape.fts:
         matching = text(
             "SELECT rowid FROM organisations_search WHERE organisations_search MATCH :phrase"
-        ).bindparams(phrase=phrase)
+        ).bindparams(bindparam("phrase", type_=String))
         condition = and_(literal_column("organisations.rowid").in_(matching), condition)
     return condition
 
 
-def _order(sort: Sort) -> list[Any]:
-    if sort == "code":
-        return [func.length(Organisation.sor_code), Organisation.sor_code]
-    return [Organisation.name_search, Organisation.sor_code]
+def _after(order: list[Any], sort: Sort) -> Any:
+    """Rows after the cursor's key (parameters ``after_first``, ``after_second``)."""
+    first = bindparam("after_first", type_=Integer if sort == "code" else String)
+    second = bindparam("after_second", type_=String)
+    return or_(order[0] > first, and_(order[0] == first, order[1] > second))
+
+
+def _search_statements(shape: _Shape) -> tuple[Any, Any]:
+    """The count and the page of the general search for *shape*."""
+    statements = _SEARCH_STATEMENTS.get(shape)
+    if statements is not None:
+        return statements
+    o = Organisation
+    conditions: list[Any] = []
+    if shape.levels:
+        conditions.append(o.level.in_(
+            [bindparam(f"level_{i}", type_=String) for i in range(shape.levels)]))
+    for name, column in _SIMPLE_FILTERS.items():
+        if name in shape.present:
+            conditions.append(column == bindparam(name, type_=String))
+    if "shak" in shape.present:
+        conditions.append(o.shak.like(bindparam("shak_prefix", type_=String), escape="\\"))
+    if "sor_code" in shape.present:
+        conditions.append(o.sor_code.like(bindparam("sor_prefix", type_=String)))
+    if "under" in shape.present:
+        conditions.append(o.path.like(bindparam("under_prefix", type_=String), escape="\\"))
+    if "name" in shape.present:
+        conditions.append(_name_condition(shape))
+    conditions.extend(_valid_on(o.__table__))
+    count = select(func.count()).select_from(o).where(*conditions)
+    order = ([func.length(o.sor_code), o.sor_code] if shape.sort == "code"
+             else [o.name_search, o.sor_code])
+    page = select(*ITEM_COLUMNS).where(*conditions)
+    if shape.cursor:
+        page = page.where(_after(order, shape.sort))
+    page = page.order_by(*order).limit(bindparam("page_limit", type_=Integer))
+    return _SEARCH_STATEMENTS.setdefault(shape, (count, page))
+
+
+def _parameters(reads: Reads, filters: Filters, postgresql: bool, sort: Sort, limit: int,
+                cursor: str | None) -> tuple[_Shape, dict[str, Any]]:
+    """The shape of a (normalised) search, and its parameters."""
+    params: dict[str, Any] = {"day": filters.active_on or date.today(), "page_limit": limit + 1}
+    present = tuple(name for name in _FILTER_NAMES
+                    if name not in ("level", "name_match", "active_on")
+                    and getattr(filters, name) not in (None, ""))
+    levels = list(dict.fromkeys(filters.level or []))
+    for i, level in enumerate(levels):
+        params[f"level_{i}"] = level
+    for name in _SIMPLE_FILTERS:
+        if name in present:
+            params[name] = getattr(filters, name)
+    if filters.shak:
+        params["shak_prefix"] = _escape_like(filters.shak) + "%"
+    if filters.sor_code:
+        params["sor_prefix"] = filters.sor_code + "%"
+    if filters.under:
+        path = reads.scalar(_ROOT_PATH, {"under": filters.under})
+        if path is None:
+            raise LookupError_({"under": f"no organisation has SOR code {filters.under}"})
+        params["under_prefix"] = _escape_like(path) + "%"
+    fts = False
+    if filters.name:
+        params["name_pattern"] = _name_pattern(filters.name, filters.name_match)
+        if not postgresql and filters.name_match != "prefix" and len(filters.name) >= 3:
+            fts = True
+            params["phrase"] = '"' + filters.name.replace('"', '""') + '"'
+    if cursor:
+        params["after_first"], params["after_second"] = decode_cursor(cursor, sort)
+    shape = _Shape(postgresql, present, len(levels), fts, sort, bool(cursor))
+    return shape, params
 
 
 def _key(organisation: Any, sort: Sort) -> list[Any]:
@@ -318,23 +407,83 @@ class _TotalCache:
 TOTALS = _TotalCache()
 
 
-def _search_names(session: Session, filters: Filters, sort: Sort, limit: int,
+@dataclass(frozen=True)
+class _NarrowShape:
+    levels: int
+    ownership: bool
+    cvr: bool
+    sort: Sort
+    order: str  # "code", "sorted" (the matches sorted) or "index" (the index walked)
+    cursor: bool
+
+
+_NARROW_STATEMENTS: dict[Any, Any] = {}
+
+
+def _narrow_statements(shape: _NarrowShape) -> tuple[Any, Any]:
+    """The count and the page (keys from the narrow table, rows by key) of *shape*."""
+    statements = _NARROW_STATEMENTS.get(shape)
+    if statements is not None:
+        return statements
+    n = OrganisationName
+    conditions: list[Any] = [_name_like(n.name_search)]
+    if shape.levels:
+        conditions.append(n.level.in_(
+            [bindparam(f"level_{i}", type_=String) for i in range(shape.levels)]))
+    if shape.ownership:
+        conditions.append(n.ownership == bindparam("ownership", type_=String))
+    if shape.cvr:
+        conditions.append(n.owner_cvr == bindparam("cvr", type_=String))
+    conditions += _valid_on(n.__table__)
+    count = select(func.count()).select_from(n).where(*conditions)
+    if shape.order == "code":
+        order = [func.length(n.sor_code), n.sor_code]
+    elif shape.order == "sorted":
+        # "|| ''" keeps the order but hides the index's: the planner then sorts
+        # the matches instead of walking the whole index when they cluster late.
+        order = [n.name_search.op("||")(literal_column("''")), n.sor_code]
+    else:
+        order = [n.name_search, n.sor_code]
+    if shape.cursor:
+        keyed = ([func.length(n.sor_code), n.sor_code] if shape.sort == "code"
+                 else [n.name_search, n.sor_code])
+        conditions.append(_after(keyed, shape.sort))
+    keys = (
+        select(n.sor_code, n.name_search).where(*conditions).order_by(*order)
+        .limit(bindparam("page_limit", type_=Integer))
+    ).subquery("page")
+    outer = (
+        [func.length(keys.c.sor_code), keys.c.sor_code] if shape.sort == "code"
+        else [keys.c.name_search, keys.c.sor_code]
+    )
+    page = (
+        select(*ITEM_COLUMNS)
+        .join_from(keys, Organisation, Organisation.sor_code == keys.c.sor_code)
+        .order_by(*outer)
+    )
+    return _NARROW_STATEMENTS.setdefault(shape, (count, page))
+
+
+def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, limit: int,
                   cursor: str | None) -> Page:
     """A name search from the narrow table (PostgreSQL): keys, exact total, then items."""
-    n = OrganisationName
     day = filters.active_on or date.today()
     assert filters.name is not None
-    conditions: list[Any] = [_name_like(n.name_search, filters.name, filters.name_match)]
-    if filters.level:
-        conditions.append(n.level.in_(filters.level))
-    if filters.ownership:
-        conditions.append(n.ownership == filters.ownership)
-    if filters.cvr:
-        conditions.append(n.owner_cvr == filters.cvr)
-    conditions += [
-        (n.valid_from.is_(None)) | (n.valid_from <= day),
-        (n.valid_to.is_(None)) | (n.valid_to > day),
-    ]
+    levels = list(dict.fromkeys(filters.level or []))
+    params: dict[str, Any] = {
+        "name_pattern": _name_pattern(filters.name, filters.name_match),
+        "day": day, "page_limit": limit + 1, "ownership": filters.ownership,
+        "cvr": filters.cvr,
+    }
+    for i, level in enumerate(levels):
+        params[f"level_{i}"] = level
+    if cursor:
+        params["after_first"], params["after_second"] = decode_cursor(cursor, sort)
+
+    def shape(order: str) -> _NarrowShape:
+        return _NarrowShape(len(levels), bool(filters.ownership), bool(filters.cvr), sort,
+                            order, bool(cursor))
+
     # Read the version before anything else: a total counted after a concurrent
     # commit is then filed under the older version, never a stale one under the newer.
     version = register_version(session)
@@ -343,36 +492,13 @@ def _search_names(session: Session, filters: Filters, sort: Sort, limit: int,
            filters.name_match)
     total = TOTALS.get(version, key) if cacheable else None
     if total is None:
-        total = session.execute(select(func.count()).select_from(n).where(*conditions)).scalar_one()
+        total = reads.scalar(_narrow_statements(shape("index"))[0], params)
         if cacheable:
             TOTALS.put(version, key, total)
     if total == 0:
         return Page(items=[], total=0, next=None)
-    if sort == "code":
-        order = [func.length(n.sor_code), n.sor_code]
-    elif total < SORT_MATCHES_BELOW:
-        # "|| ''" keeps the order but hides the index's: the planner then sorts
-        # the matches instead of walking the whole index when they cluster late.
-        order = [n.name_search.op("||")(literal_column("''")), n.sor_code]
-    else:
-        order = [n.name_search, n.sor_code]
-    if cursor:
-        first, second = decode_cursor(cursor, sort)
-        keyed = [func.length(n.sor_code), n.sor_code] if sort == "code" else [
-            n.name_search, n.sor_code]
-        conditions.append(or_(keyed[0] > first, and_(keyed[0] == first, keyed[1] > second)))
-    keys = (
-        select(n.sor_code, n.name_search).where(*conditions).order_by(*order).limit(limit + 1)
-    ).subquery("page")
-    outer = (
-        [func.length(keys.c.sor_code), keys.c.sor_code] if sort == "code"
-        else [keys.c.name_search, keys.c.sor_code]
-    )
-    rows = list(session.execute(
-        select(*ITEM_COLUMNS)
-        .join_from(keys, Organisation, Organisation.sor_code == keys.c.sor_code)
-        .order_by(*outer)
-    ))
+    order = "code" if sort == "code" else "sorted" if total < SORT_MATCHES_BELOW else "index"
+    rows = reads.rows(_narrow_statements(shape(order))[1], params)
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(_key(rows[-1], sort), sort) if more and rows else None
@@ -622,7 +748,16 @@ def _indexable(filters: Filters, sort: Sort) -> bool:
 _INDEX_FILTERS = frozenset({"level", "ownership", "name", "name_match", "active_on"})
 
 
-def _search_index(session: Session, filters: Filters, limit: int,
+_ITEMS_BY_CODE = {
+    # PostgreSQL: one array parameter, so the statement is the same for any page size
+    True: select(*ITEM_COLUMNS).where(
+        Organisation.sor_code == any_(bindparam("codes", type_=ARRAY(String)))),
+    False: select(*ITEM_COLUMNS).where(
+        Organisation.sor_code.in_(bindparam("codes", expanding=True))),
+}
+
+
+def _search_index(session: Session, reads: Reads, filters: Filters, limit: int,
                   cursor: str | None) -> Page | None:
     """A name search from the worker's name index; None when the index cannot answer it."""
     day = filters.active_on or date.today()
@@ -640,8 +775,9 @@ def _search_index(session: Session, filters: Filters, limit: int,
                                      filters.ownership, limit, after)
     if not keys:
         return Page(items=[], total=total, next=None)
-    found = {row.sor_code: row for row in session.execute(
-        select(*ITEM_COLUMNS).where(Organisation.sor_code.in_([code for _, code in keys])))}
+    statement = _ITEMS_BY_CODE[_is_postgresql(session)]
+    found = {row.sor_code: row
+             for row in reads.rows(statement, {"codes": [code for _, code in keys]})}
     items = [found[code] for _, code in keys if code in found]
     if len(items) != len(keys):
         return None  # changed under us (a commit since the version was read): ask SQL
@@ -663,22 +799,18 @@ def search(
     filters = normalise(filters)
     if cursor:
         decode_cursor(cursor, sort)  # a bad cursor is refused before any query
+    reads = reads_for(session)
+    postgresql = _is_postgresql(session)
     if _indexable(filters, sort):
-        page = _search_index(session, filters, limit, cursor)
+        page = _search_index(session, reads, filters, limit, cursor)
         if page is not None:
             return page
-    if _narrow(filters) and _is_postgresql(session):
-        return _search_names(session, filters, sort, limit, cursor)
-    conditions = _conditions(session, filters)
-    total = session.execute(
-        select(func.count()).select_from(Organisation).where(*conditions)
-    ).scalar_one()
-    query: Select[Any] = select(*ITEM_COLUMNS).where(*conditions)
-    order = _order(sort)
-    if cursor:
-        first, second = decode_cursor(cursor, sort)
-        query = query.where(or_(order[0] > first, and_(order[0] == first, order[1] > second)))
-    rows = list(session.execute(query.order_by(*order).limit(limit + 1)))
+    if _narrow(filters) and postgresql:
+        return _search_names(session, reads, filters, sort, limit, cursor)
+    shape, params = _parameters(reads, filters, postgresql, sort, limit, cursor)
+    count, page_statement = _search_statements(shape)
+    total = reads.scalar(count, params)
+    rows = reads.rows(page_statement, params)
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(_key(rows[-1], sort), sort) if more and rows else None

@@ -17,6 +17,7 @@ from hierarchy.lookups import ITEM_COLUMNS
 from hierarchy.models import Organisation, ShakCode
 from hierarchy.service import active_on_clause
 from hierarchy.text import fold
+from sorregistry.reads import reads
 
 KIND_NAMES = {"sor": "SOR code", "shak": "SHAK code", "ydernummer": "ydernummer"}
 
@@ -63,7 +64,7 @@ def resolve(session: Session, code: str, active_on: date | None = None) -> list[
     parameters: dict[str, Any] = {"day": day}
     parameters.update(normalised)
     found: dict[str, list[Any]] = {kind: [] for kind in kinds}
-    for row in session.connection().execute(_readings_statement(tuple(kinds)), parameters):
+    for row in reads(session).rows(_readings_statement(tuple(kinds)), parameters):
         found[row.reading].append(row)
     interpretations = []
     for kind in kinds:
@@ -112,7 +113,8 @@ def _readings_statement(kinds: tuple[str, ...]) -> Any:
 
 def shak_record(session: Session, code: str, day: date) -> Any:
     """The SHAK register's record of *code* in force on *day* (a row), or None."""
-    return session.connection().execute(_SHAK_RECORD, {"code": code, "day": day}).first()
+    rows = reads(session).rows(_SHAK_RECORD, {"code": code, "day": day})
+    return rows[0] if rows else None
 
 
 _shak = ShakCode.__table__

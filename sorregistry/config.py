@@ -54,6 +54,7 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_IMAP_TIMEOUT": ("IMAP_TIMEOUT", _as_int),
     "SOR_IMAP_MAX_MESSAGE_SIZE": ("IMAP_MAX_MESSAGE_SIZE", _as_int),
     "SOR_MAX_CONTENT_LENGTH": ("MAX_CONTENT_LENGTH", _as_int),
+    "SOR_FAST_READS": ("FAST_READS", _as_bool),
     "SOR_COOKIE_SECURE": ("SOR_COOKIE_SECURE", _as_bool),
 }
 

@@ -28,8 +28,15 @@ def _configure_postgresql(engine: Engine) -> None:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute("SET max_parallel_workers_per_gather = 0")
+        prepare_postgresql_connection(dbapi_connection)
+
+
+def prepare_postgresql_connection(dbapi_connection: Any) -> None:
+    """The session settings of every connection the service makes to PostgreSQL (the
+    engine's, and the lookups' own in ``sorregistry.reads``)."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET max_parallel_workers_per_gather = 0")
+    if not dbapi_connection.autocommit:
         dbapi_connection.commit()
 
 

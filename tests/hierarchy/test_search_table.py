@@ -257,7 +257,8 @@ def test_total_cache_never_answers_for_another_version():
 def test_cached_answers_follow_commits_of_other_sessions(fresh_database):
     """As in production: each request a session of its own on the engine, lookups in
     autocommit mode on PostgreSQL, writers committing in other sessions."""
-    from hierarchy.lookup_routes import ANSWERS, close_version_connections
+    from hierarchy.lookup_routes import ANSWERS
+    from sorregistry.reads import close_connections
     from hierarchy.shak_import import import_shak_file
     from sorregistry import create_app
     from sorregistry.extensions import db
@@ -305,7 +306,7 @@ def test_cached_answers_follow_commits_of_other_sessions(fresh_database):
             assert db.session.get(Organisation, DEPARTMENT).name == "Øjenafdeling Syd"
         assert get(search)["total"] == 1
     finally:
-        close_version_connections()
+        close_connections()
         with app.app_context():
             db.session.remove()
             db.engine.dispose()

@@ -1,0 +1,221 @@
+"""The lookups' reads: on PostgreSQL straight through psycopg, on a connection per thread.
+
+A computed lookup is one to three short statements (about 0.5 ms of PostgreSQL's
+time for a Privat list filtered by ydernummer); taken through the ORM session it
+cost five times that: a pool checkout with its pre-ping round trip, BEGIN and
+ROLLBACK, SQLAlchemy's statement cache key and result processing. A lookup reads
+and never writes, so on PostgreSQL each worker thread keeps a connection of its
+own in autocommit mode (every statement sees the latest committed register, as in
+a READ COMMITTED transaction) and runs the lookups' statements on it:
+
+* the statements are the same SQLAlchemy statements the session would run, built
+  once per shape with named parameters (``hierarchy.lookups``, ``hierarchy.reporting``)
+  and compiled once per process here; only their parameters vary per request;
+* rows come back as named tuples (attribute access like SQLAlchemy's rows), JSON
+  decoded by orjson;
+* the connection is set up as the engine's are (``sorregistry.database``) and made
+  again once when it broke (a server restart).
+
+It serves only what a route allows (:func:`allow`: the request's session bound to
+an engine, no transaction begun, no register change of its own); everything else -
+SQLite, a session in a transaction, the tests' sessions bound to one connection,
+the command line - runs the same statements through the session (``SessionReads``).
+Setting ``SOR_FAST_READS=0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from flask import current_app, g, has_request_context
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement
+
+from sorregistry.database import prepare_postgresql_connection
+
+_FLAG = "sor_fast_reads"
+
+
+class SessionReads:
+    """The statements through the ORM session (its transaction, its connection)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def rows(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+        return list(self.session.connection().execute(statement, dict(params)))
+
+    def scalar(self, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
+        return self.session.connection().execute(statement, dict(params)).scalar()
+
+
+class _Compiled:
+    __slots__ = ("statement", "sql", "compiled", "processors")
+
+    def __init__(self, statement: ClauseElement, engine: Engine) -> None:
+        compiled = statement.compile(dialect=engine.dialect)
+        if compiled.has_out_parameters or "POSTCOMPILE" in compiled.string:
+            raise ValueError("a statement for the fast reads has no expanding parameters")
+        self.statement = statement  # keeps id(statement) unique while cached
+        self.compiled = compiled
+        self.sql = compiled.string
+        self.processors = compiled._bind_processors
+
+    def parameters(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        values = self.compiled.construct_params(dict(params), _check=True)
+        for name, process in self.processors.items():
+            if name in values and values[name] is not None:
+                values[name] = process(values[name])  # type: ignore[operator]
+        return values
+
+
+class DirectReads:
+    """The statements on the thread's own autocommit psycopg connection (PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _compiled(self, statement: ClauseElement) -> _Compiled:
+        key = (id(self.engine.dialect), id(statement))
+        compiled = _STATEMENTS.get(key)
+        if compiled is None:
+            if len(_STATEMENTS) >= _MAX_STATEMENTS:  # statements are built once per shape;
+                _STATEMENTS.clear()  # this bounds a caller that builds them per request
+            compiled = _STATEMENTS.setdefault(key, _Compiled(statement, self.engine))
+        return compiled
+
+    def _run(self, statement: ClauseElement, params: Mapping[str, Any], fetch: Any) -> Any:
+        from psycopg.rows import namedtuple_row
+
+        compiled = self._compiled(statement)
+        values = compiled.parameters(params)
+        for attempt in (1, 2):
+            connection = _connection(self.engine, fresh=attempt == 2)
+            try:
+                with connection.cursor(row_factory=namedtuple_row) as cursor:
+                    cursor.execute(compiled.sql, values)
+                    return fetch(cursor)
+            except _operational_errors(self.engine):
+                _forget(connection)  # broken (server restarted?): make it again, once
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def rows(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+        return self._run(statement, params, lambda cursor: cursor.fetchall())
+
+    def scalar(self, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
+        def first_value(cursor: Any) -> Any:
+            row = cursor.fetchone()
+            return row[0] if row is not None else None
+
+        return self._run(statement, params, first_value)
+
+
+Reads = SessionReads | DirectReads
+_STATEMENTS: dict[tuple[int, int], _Compiled] = {}
+_MAX_STATEMENTS = 5000
+
+
+def _operational_errors(engine: Engine) -> type[Exception]:
+    return engine.dialect.loaded_dbapi.OperationalError  # type: ignore[no-any-return]
+
+
+def _direct_engine(session: Session) -> Engine | None:
+    """The engine of *session* when the fast reads can serve it: PostgreSQL, bound to an
+    engine (not to one connection), switched on."""
+    bind = session.get_bind()
+    if not (isinstance(bind, Engine) and bind.dialect.name == "postgresql"):
+        return None
+    if has_request_context() and not current_app.config.get("FAST_READS", True):
+        return None
+    return bind
+
+
+def allow(session: Session) -> bool:
+    """Let this request's lookups read directly (see the module's text), if they can:
+    *session* has not begun a transaction (so holds no change of its own). A route
+    calls it before it computes an answer; returns whether they will."""
+    allowed = not session.in_transaction() and _direct_engine(session) is not None
+    setattr(g, _FLAG, allowed)
+    return allowed
+
+
+def reads(session: Session) -> Reads:
+    """How this request's lookups read: directly when :func:`allow` let them, else through
+    *session*."""
+    if has_request_context() and g.get(_FLAG):
+        engine = _direct_engine(session)
+        if engine is not None:
+            return DirectReads(engine)
+    return SessionReads(session)
+
+
+def direct(session: Session) -> DirectReads | None:
+    """Reads on the thread's own connection for *session*'s database, when it is
+    PostgreSQL bound to an engine; None otherwise. For reads that want no transaction
+    whatever the request's state (the register version, read before any answer)."""
+    engine = _direct_engine(session)
+    return DirectReads(engine) if engine is not None else None
+
+
+# --- the connections ------------------------------------------------------------------------
+
+_local = threading.local()
+_all: list[Any] = []  # every thread's, to close them at exit
+_all_lock = threading.Lock()
+
+
+def _connection(engine: Engine, fresh: bool = False) -> Any:
+    """The calling thread's connection to *engine*'s database (made on first use)."""
+    connections: dict[Any, Any] = _local.__dict__.setdefault("connections", {})
+    key = engine.url
+    connection = connections.get(key)
+    if connection is not None and not fresh and not connection.closed:
+        return connection
+    if connection is not None:
+        _forget(connection)
+    from psycopg.types.json import set_json_loads
+
+    args, kwargs = engine.dialect.create_connect_args(engine.url)
+    connection = engine.dialect.loaded_dbapi.connect(*args, **kwargs)
+    connection.autocommit = True
+    set_json_loads(orjson.loads, connection)
+    prepare_postgresql_connection(connection)
+    connections[key] = connection
+    with _all_lock:
+        _all.append(connection)
+    return connection
+
+
+def _forget(connection: Any) -> None:
+    connections: dict[Any, Any] = _local.__dict__.get("connections", {})
+    for key, value in list(connections.items()):
+        if value is connection:
+            del connections[key]
+    with _all_lock:
+        if connection in _all:
+            _all.remove(connection)
+    try:
+        connection.close()
+    except Exception:  # noqa: BLE001 - closing a broken connection may fail; it is gone anyway
+        pass
+
+
+@atexit.register
+def close_connections() -> None:
+    """Close every thread's connection (at exit; tests call it before dropping a database)."""
+    with _all_lock:
+        connections = list(_all)
+        _all.clear()
+    for connection in connections:
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001
+            pass
+    _local.__dict__.clear()

@@ -1,0 +1,204 @@
+"""The lookups' direct reads on PostgreSQL (sorregistry.reads) answer exactly as the session.
+
+Production serves a computed lookup through the worker thread's own autocommit psycopg
+connection; the other lookup tests run on a session bound to one connection (rolled back
+after each test), which always takes the session path. Here two apps share one really
+committed database - one with the direct reads, one with ``FAST_READS`` off - and every
+lookup, filter, sort, cursor page, resolve reading and error is asked of both: the
+answers must be byte for byte the same, and the direct app must not have touched its
+engine (the pool) for any of them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from flask import Flask
+from sqlalchemy import event, select
+
+from hierarchy.models import Organisation
+from hierarchy.shak_import import import_shak_file
+from hierarchy.sor_import import import_sor_file
+from sorregistry import create_app, reads
+from sorregistry.auth import create_client, forget_identities
+from sorregistry.extensions import db
+from tests.conftest import fixture_path
+
+GENERATOR = Path(__file__).parents[2] / "bench" / "generate_sor_export.py"
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory) -> Path:
+    spec = importlib.util.spec_from_file_location("generate_sor_export", GENERATOR)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path = tmp_path_factory.mktemp("direct") / "register.xml"
+    module.generate(path, 2500, seed=5, municipalities=1, regions=1)
+    return path
+
+
+@pytest.fixture
+def apps(fresh_database: str, export: Path) -> Iterator[tuple[Flask, Flask]]:
+    if not fresh_database.startswith("postgresql"):
+        pytest.skip("the direct reads are PostgreSQL's; SQLite always reads through the session")
+    direct = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": fresh_database})
+    session_only = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": fresh_database,
+                               "FAST_READS": False})
+    with direct.app_context():
+        import_sor_file(db.session, export, actor="test")
+        import_sor_file(db.session, fixture_path("ONE_SYGEHUS.xml"), actor="test")
+        import_shak_file(db.session, fixture_path("shak_sample.TXT"), actor="test")
+        db.session.commit()
+    try:
+        yield direct, session_only
+    finally:
+        reads.close_connections()
+        forget_identities()
+        for app in (direct, session_only):
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+
+
+def _facts(app: Flask) -> dict:
+    """Values to filter by, read from the imported register."""
+    with app.app_context():
+        s = db.session
+        o = Organisation
+
+        def first(*where):
+            return s.execute(select(o).where(*where).order_by(o.sor_code).limit(1)).scalar_one()
+
+        municipality = first(o.level == "IE", o.ownership == "kommunal")
+        private = first(o.ydernummer.is_not(None), o.ownership == "privat")
+        department = first(o.shak.is_not(None), o.level == "OE")
+        institution = first(o.level == "SI", o.ownership == "kommunal")
+        closed = first(o.valid_to.is_not(None))
+        facts = {
+            "municipality_cvr": municipality.cvr,
+            "ydernummer": private.ydernummer,
+            "shak": department.shak,
+            "hospital": department.shak[:4],
+            "sor": institution.sor_code,
+            "entity_type": institution.entity_type,
+            "postal_code": institution.eff_postal_code,
+            "municipality_code": institution.eff_municipality_code,
+            "closed": closed.sor_code,
+            "closed_day": closed.valid_to.replace(year=closed.valid_to.year - 1).isoformat(),
+        }
+        _, facts["token"] = create_client(s, "form", cvr=municipality.cvr, roles=["reporter"])
+        s.commit()
+        return facts
+
+
+def _urls(f: dict) -> list[str]:
+    def q(path: str, **params) -> str:
+        return path + ("?" + urlencode(params) if params else "")
+
+    search = "/api/v1/organisations"
+    urls = [
+        q(search, name="ple", limit=20), q(search, name="PLEJE", name_match="prefix"),
+        q(search, name="Sundhed", level="SI"), q(search, name="cent", ownership="kommunal"),
+        q(search, name="ple", sort="code", limit=7), q(search, name="klinik", cvr=f["municipality_cvr"]),
+        q(search, name="æøå-ukendt"), q(search, name="se", limit=5),
+        q(search, entity_type=f["entity_type"]), q(search, ydernummer=f["ydernummer"]),
+        q(search, ydernummer="000" + f["ydernummer"].lstrip("0")),
+        q(search, shak=f["hospital"]), q(search, shak=f["shak"]),
+        q(search, sor_code=f["sor"][:6]), q(search, municipality_code=f["municipality_code"]),
+        q(search, postal_code=f["postal_code"]), q(search, under=f["sor"]),
+        q(search, under=f["sor"], name="a"), q(search, level="IE", sort="code", limit=3),
+        q(search, ownership="privat", limit=500),
+        q(search, sor_code=f["closed"]), q(search, sor_code=f["closed"], active_on=f["closed_day"]),
+        q(search, under="123456789012345678"), q(search, ydernummer="12x"),
+        q(search, cursor="garbage"), q(search, limit=501),
+        q("/api/v1/lookups/my-cvr/si"), q("/api/v1/lookups/my-cvr/all", limit=500),
+        q("/api/v1/lookups/my-cvr/all", name="pleje", limit=10),
+        q("/api/v1/lookups/my-cvr/all", postal_code=f["postal_code"]),
+        q("/api/v1/lookups/my-cvr/all", cvr="12345678"),
+    ]
+    for ownership in ("statslig", "regional", "kommunal", "privat"):
+        urls.append(q(f"/api/v1/lookups/ownership/{ownership}", limit=50))
+        urls.append(q(f"/api/v1/lookups/ownership/{ownership}", sort="code", limit=50))
+    urls.append(q("/api/v1/lookups/ownership/privat", ydernummer=f["ydernummer"]))
+    for code in (f["sor"], f["ydernummer"], f["shak"], f["hospital"], f["closed"],
+                 "123456789012345678", "not a code", ""):
+        urls.append(q("/api/v1/resolve", code=code))
+    urls.append(q("/api/v1/resolve", code=f["closed"], active_on=f["closed_day"]))
+    return urls
+
+
+def _walk(client, url: str, headers: dict) -> list[bytes]:
+    """Every page of *url* (following ``next``), as bytes, with each status."""
+    pages = []
+    cursor = None
+    for _ in range(200):
+        response = client.get(url + (f"&cursor={cursor}" if cursor else ""), headers=headers)
+        pages.append(b"%d " % response.status_code + response.get_data())
+        body = response.get_json(silent=True) or {}
+        cursor = body.get("next") if response.status_code == 200 else None
+        if not cursor:
+            break
+    return pages
+
+
+def test_direct_reads_answer_as_the_session_does(apps):
+    direct, session_only = apps
+    facts = _facts(direct)
+    headers = {"Authorization": f"Bearer {facts['token']}", **NO_CACHE}
+    statements: list[str] = []
+    with direct.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute",
+                 lambda *args: statements.append(args[2]))
+    fast, slow = direct.test_client(), session_only.test_client()
+    for client in (fast, slow):  # the client's identity, cached per worker for a minute
+        assert client.get("/api/v1/resolve?code=x", headers=headers).status_code == 422
+    statements.clear()
+    urls = _urls(facts)
+    for url in urls:
+        expected = _walk(slow, url, headers)
+        got = _walk(fast, url, headers)
+        assert got == expected, url
+    assert sum(page.startswith(b"200 ") for url in urls for page in _walk(slow, url, headers)) > 40
+    # Everything the direct app computed, it read on the thread's own connection:
+    # no statement went through the engine, its pool or its session, except the
+    # name index build (one background read per register version).
+    assert [s for s in statements if "FROM organisation_names" not in s
+            or "ORDER BY organisation_names.name_search, organisation_names.sor_code" not in s
+            ] == []
+
+
+def test_direct_reads_see_commits_at_once_and_survive_a_lost_connection(apps):
+    direct, _ = apps
+    facts = _facts(direct)
+    headers = {"Authorization": f"Bearer {facts['token']}", **NO_CACHE}
+    client = direct.test_client()
+    url = f"/api/v1/resolve?code={facts['sor']}"
+    assert client.get(url, headers=headers).status_code == 200
+    with direct.app_context():
+        from hierarchy import service
+
+        service.close_organisation(db.session, facts["sor"], date.today(), source="staff",
+                                   actor="sds")
+        db.session.commit()
+    assert client.get(url, headers=headers).status_code == 404  # closed today: not active
+    # The server ends the thread's connection (a restart, an idle timeout): the next
+    # lookup makes a new one and answers.
+    with direct.app_context():
+        connection = reads._connection(db.engine)
+    pid = connection.info.backend_pid
+    with direct.app_context():
+        from sqlalchemy import text
+
+        db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        db.session.commit()
+    response = client.get(f"/api/v1/resolve?code={facts['ydernummer']}", headers=headers)
+    assert response.status_code == 200, response.get_json()
+    with direct.app_context():
+        assert reads._connection(db.engine).info.backend_pid != pid
