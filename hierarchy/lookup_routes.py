@@ -43,6 +43,34 @@ blp = Blueprint(
     description="Lookups for reporting forms / Opslag til indberetningsskemaer",
 )
 BEARER = [{"bearerAuth": []}]
+
+# The caching headers of a lookup's answer, for the OpenAPI document.
+_STRING = {"type": "string"}
+ANSWER_HEADERS = {
+    "ETag": {
+        "description": "Digest of the answer's bytes; send it back in If-None-Match to get "
+                       "304 Not Modified when the answer is unchanged / Fingeraftryk af svaret; "
+                       "send det i If-None-Match og få 304, når svaret er uændret",
+        "schema": _STRING,
+    },
+    "Cache-Control": {
+        "description": "private, max-age=300, must-revalidate: reuse for five minutes, then "
+                       "revalidate with the ETag (the register changes nightly) / genbrug i fem "
+                       "minutter, derefter genvalidering med ETag",
+        "schema": _STRING,
+    },
+}
+CACHED_ANSWER_HEADERS = {
+    **ANSWER_HEADERS,
+    "X-Cache": {
+        "description": "hit: taken from the worker's answer cache for the current register "
+                       "version; miss: computed (always with Cache-Control: no-cache in the "
+                       "request) / hit: fra svar-cachen for registrets aktuelle version; "
+                       "miss: beregnet",
+        "schema": {"type": "string", "enum": ["hit", "miss"]},
+    },
+}
+NOT_MODIFIED = "Not Modified: the ETag sent in If-None-Match is current / uændret"
 PAGE_KEYS = ("sort", "limit", "cursor")
 
 # Answers of the lookups, per worker, under the register version they were computed
@@ -153,7 +181,8 @@ class OrganisationSearch(MethodView):
     @cached_answer()
     @blp.doc(security=BEARER)
     @blp.arguments(SearchArgsSchema(), location="query", as_kwargs=False)
-    @blp.response(200, OrganisationListSchema)
+    @blp.response(200, OrganisationListSchema, headers=CACHED_ANSWER_HEADERS)
+    @blp.alt_response(304, description=NOT_MODIFIED)
     @require()
     def get(self, args: dict[str, Any]) -> Response:
         """Search the register with column filters / Søg i registret."""
@@ -165,7 +194,8 @@ class MyCvrInstitutions(MethodView):
     @cached_answer(per_client=True)
     @blp.doc(security=BEARER)
     @blp.arguments(LookupArgsSchema(), location="query")
-    @blp.response(200, OrganisationListSchema)
+    @blp.response(200, OrganisationListSchema, headers=CACHED_ANSWER_HEADERS)
+    @blp.alt_response(304, description=NOT_MODIFIED)
     @require()
     def get(self, args: dict[str, Any]) -> Response:
         """Mit CVR – SI: the health institutions owned by the caller's CVR."""
@@ -179,7 +209,8 @@ class MyCvrAll(MethodView):
     @cached_answer(per_client=True)
     @blp.doc(security=BEARER)
     @blp.arguments(LookupArgsSchema(), location="query")
-    @blp.response(200, OrganisationListSchema)
+    @blp.response(200, OrganisationListSchema, headers=CACHED_ANSWER_HEADERS)
+    @blp.alt_response(304, description=NOT_MODIFIED)
     @require()
     def get(self, args: dict[str, Any]) -> Response:
         """Mit CVR – Alle: institutions and units under the caller's CVR; level tells which."""
@@ -192,7 +223,8 @@ class OwnershipList(MethodView):
     @cached_answer()
     @blp.doc(security=BEARER)
     @blp.arguments(LookupArgsSchema(), location="query")
-    @blp.response(200, OrganisationListSchema)
+    @blp.response(200, OrganisationListSchema, headers=CACHED_ANSWER_HEADERS)
+    @blp.alt_response(304, description=NOT_MODIFIED)
     @require()
     def get(self, args: dict[str, Any], ownership: str) -> Response:
         """Statslig / Regional / Kommunal / Privat: institutions and units of that ownership."""
@@ -214,7 +246,8 @@ class Resolve(MethodView):
     @cached_answer()
     @blp.doc(security=BEARER)
     @blp.arguments(ResolveArgsSchema(), location="query")
-    @blp.response(200, ResolveSchema)
+    @blp.response(200, ResolveSchema, headers=CACHED_ANSWER_HEADERS)
+    @blp.alt_response(304, description=NOT_MODIFIED)
     @blp.alt_response(404, description="Well-formed, but names no organisation")
     @blp.alt_response(422, description="Not a SOR code, SHAK code or ydernummer")
     @require()
@@ -274,7 +307,8 @@ def _shak_list(rows: list[Any], total: int, day: date) -> Response:
 class ShakHospitals(MethodView):
     @blp.doc(security=BEARER)
     @blp.arguments(ShakArgsSchema(), location="query")
-    @blp.response(200, ShakListSchema)
+    @blp.response(200, ShakListSchema, headers=ANSWER_HEADERS)
+    @blp.alt_response(304, description=NOT_MODIFIED)
     @require()
     def get(self, args: dict[str, Any]) -> Response:
         """SHAK type-ahead: hospitals by code or name / sygehuse efter kode eller navn."""
@@ -287,7 +321,8 @@ class ShakHospitals(MethodView):
 class ShakDepartments(MethodView):
     @blp.doc(security=BEARER)
     @blp.arguments(ShakDepartmentArgsSchema(), location="query")
-    @blp.response(200, ShakListSchema)
+    @blp.response(200, ShakListSchema, headers=ANSWER_HEADERS)
+    @blp.alt_response(304, description=NOT_MODIFIED)
     @require()
     def get(self, args: dict[str, Any]) -> Response:
         """SHAK type-ahead: departments and sections of one hospital only."""

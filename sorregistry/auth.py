@@ -174,13 +174,19 @@ def forget_identities() -> None:
     _IDENTITIES.clear()
 
 
+_REQUEST_CLIENT = "sor.api_client"
+
+
 def current_client() -> ClientIdentity:
     return g.api_client
 
 
 def authenticate() -> ClientIdentity:
     """The client of the request's bearer token; 401 without a valid one."""
-
+    known = request.environ.get(_REQUEST_CLIENT)
+    if known is not None:  # authenticated already in this request (g can outlive it)
+        g.api_client = known
+        return known  # type: ignore[no-any-return]
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -197,6 +203,7 @@ def authenticate() -> ClientIdentity:
             headers={"WWW-Authenticate": 'Bearer realm="sor", error="invalid_token"'},
         )
     g.api_client = client
+    request.environ[_REQUEST_CLIENT] = client
     return client
 
 

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
-from flask import Flask, Response, abort, current_app, jsonify, request, url_for
+from flask import Flask, Request, Response, abort, current_app, jsonify, request, url_for
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
@@ -54,6 +55,7 @@ def register(app: Flask) -> None:
     import sorregistry.accounts  # noqa: F401  (the users table in the metadata)
 
     _configure(app)
+    app.session_interface = PageSessions()
     login_manager.init_app(app)
     csrf.init_app(app)
     app.before_request(_check_csrf)
@@ -107,17 +109,35 @@ def _load_user(user_id: str) -> Any:
     return load_user(db.session, user_id)
 
 
+def _is_api(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+class PageSessions(SecureCookieSessionInterface):
+    """Cookie sessions for the pages only. The API authenticates by bearer token and never
+    by cookie (so a forged cross-site request carries no authority there), so its requests
+    neither read nor write the session cookie: no signature to check or make on every
+    lookup."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if _is_api(request.path):
+            return None  # Flask's null session: nothing saved
+        return super().open_session(app, request)
+
+
 def _check_csrf() -> None:
     if not current_app.config.get("WTF_CSRF_ENABLED", True):
         return
-    if request.path == "/api" or request.path.startswith("/api/"):
+    if _is_api(request.path):
         return
     csrf.protect()
 
 
 def _remember_language(response: Response) -> Response:
+    if request.blueprint not in PAGE_BLUEPRINTS:
+        return response
     chosen = request.args.get("lang")
-    if chosen in LANGUAGES and request.blueprint in PAGE_BLUEPRINTS:
+    if chosen in LANGUAGES:
         response.set_cookie("lang", chosen, samesite="Lax", max_age=365 * 24 * 3600)
     return response
 

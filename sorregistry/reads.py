@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -167,6 +168,7 @@ def direct(session: Session) -> DirectReads | None:
 # --- the connections ------------------------------------------------------------------------
 
 _local = threading.local()
+_keys: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
 _all: list[Any] = []  # every thread's, to close them at exit
 _all_lock = threading.Lock()
 
@@ -174,7 +176,9 @@ _all_lock = threading.Lock()
 def _connection(engine: Engine, fresh: bool = False) -> Any:
     """The calling thread's connection to *engine*'s database (made on first use)."""
     connections: dict[Any, Any] = _local.__dict__.setdefault("connections", {})
-    key = engine.url
+    key = _keys.get(engine)
+    if key is None:  # the database's URL (rendering it costs more than the lookup's Python)
+        key = _keys.setdefault(engine, engine.url.render_as_string(hide_password=False))
     connection = connections.get(key)
     if connection is not None and not fresh and not connection.closed:
         return connection

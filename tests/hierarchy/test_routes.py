@@ -99,3 +99,28 @@ def test_nul_bytes_are_refused_not_a_server_error(client, auth):
     body = client.post("/api/v1/reporting-unit/validate", headers=auth,
                        data='{"sor_code": "1\\u0000"}', content_type="application/json")
     assert body.status_code == 400
+
+
+def test_openapi_declares_the_caching_headers(client):
+    """What a client may rely on to cache: ETag and Cache-Control on every lookup, 304 for a
+    current If-None-Match, and X-Cache on the lookups the service keeps answers of."""
+    paths = client.get("/api/openapi.json").get_json()["paths"]
+    for path in ("/api/v1/organisations", "/api/v1/lookups/my-cvr/si", "/api/v1/lookups/my-cvr/all",
+                 "/api/v1/resolve", "/api/v1/shak/hospitals", "/api/v1/shak/departments"):
+        responses = paths[path]["get"]["responses"]
+        assert {"ETag", "Cache-Control"} <= set(responses["200"]["headers"]), path
+        assert "304" in responses, path
+        cached = not path.startswith("/api/v1/shak")
+        assert ("X-Cache" in responses["200"]["headers"]) == cached, path
+    ownership = next(v for k, v in paths.items() if k.startswith("/api/v1/lookups/ownership"))
+    assert ownership["get"]["responses"]["200"]["headers"]["X-Cache"]["schema"]["enum"] == [
+        "hit", "miss"]
+
+
+def test_answers_carry_the_documented_caching_headers(client, auth):
+    first = client.get("/api/v1/shak/hospitals?q=rig", headers=auth)
+    assert first.status_code == 200 and first.headers["ETag"]
+    assert first.headers["Cache-Control"] == "private, max-age=300, must-revalidate"
+    again = client.get("/api/v1/shak/hospitals?q=rig",
+                       headers={**auth, "If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.data == b""

@@ -137,3 +137,15 @@ def test_login_page_in_english(client, people):
     # The choice is remembered.
     assert "Log in to SOR" in client.get("/login").get_data(as_text=True)
     assert csrf_token(html)
+
+
+def test_the_api_ignores_the_session_cookie(client, people):
+    """A logged-in person's cookie gives no authority in the API (bearer tokens only, so a
+    forged cross-site request carries none), and API answers never set the cookie."""
+    login(client, people["sds"].email)
+    assert client.get("/staff/").status_code == 200
+    for path in ("/api/v1/resolve?code=123451000016001", "/api/v1/applications"):
+        response = client.get(path)
+        assert response.status_code == 401, path
+        assert "Set-Cookie" not in response.headers, path
+    assert client.get("/staff/").status_code == 200  # the page session is untouched
