@@ -18,6 +18,11 @@ today) is answered from each worker's in-memory name index (``NameIndex``) when 
 built for the current register version: the exact total and the page's keys from
 memory, the page's rows from ``organisations`` by key. Answers are those of the SQL
 path, item for item, total and cursors (tests/hierarchy/test_name_index.py).
+
+The statements are built once per shape (which filters a search has, its sort, whether
+it continues from a cursor) with named parameters, and run through
+``sorregistry.reads``: on PostgreSQL, during a request that allows it, on the worker
+thread's own connection; otherwise through the session. Both run the same statements.
 """
 
 from __future__ import annotations
@@ -244,7 +249,8 @@ def _name_condition(shape: _Shape) -> Any:
     """
     if shape.postgresql:
         names = OrganisationName
-        return Organisation.sor_code.in_(select(names.sor_code).where(_name_like(names.name_search)))
+        matching = select(names.sor_code).where(_name_like(names.name_search))
+        return Organisation.sor_code.in_(matching)
     condition = _name_like(Organisation.name_search)
     if shape.fts:
         matching = text(

@@ -6,7 +6,8 @@ import re
 from urllib.parse import unquote_to_bytes
 
 from flask import Flask, Response, abort, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 
 def _wants_json() -> bool:
@@ -37,6 +38,25 @@ def handle_http_exception(error: HTTPException) -> Response | tuple[str, int, li
     return html, error.code or 500, headers
 
 
+def handle_database_unavailable(error: Exception) -> Response | tuple[str, int, list]:
+    """The database cannot be reached (down, restarting, out of connections) or SQLite is
+    busy beyond its timeout: 503 with Retry-After, so clients and proxies retry, rather
+    than a 500 that says the request was wrong. Nothing was changed: the transaction did
+    not commit."""
+    from flask import current_app
+
+    current_app.logger.error("database unavailable on %s %s: %s", request.method,
+                             request.path, str(error).strip().splitlines()[0:1])
+    unavailable = ServiceUnavailable(
+        "the register's database is unavailable for a moment; try again shortly")
+    response = handle_http_exception(unavailable)
+    if isinstance(response, Response):
+        response.headers["Retry-After"] = "5"
+        return response
+    body, status, headers = response
+    return body, status, [*headers, ("Retry-After", "5")]
+
+
 def handle_unexpected(error: Exception) -> Response | tuple[str, int, list]:
     from flask import current_app
 
@@ -61,4 +81,11 @@ def refuse_nul_bytes() -> None:
 def register(app: Flask) -> None:
     app.before_request(refuse_nul_bytes)
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(OperationalError, handle_database_unavailable)
+    try:  # the lookups' direct reads raise the driver's own (sorregistry.reads)
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        pass
+    else:
+        app.register_error_handler(psycopg.OperationalError, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

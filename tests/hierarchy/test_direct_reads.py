@@ -105,7 +105,8 @@ def _urls(f: dict) -> list[str]:
     urls = [
         q(search, name="ple", limit=20), q(search, name="PLEJE", name_match="prefix"),
         q(search, name="Sundhed", level="SI"), q(search, name="cent", ownership="kommunal"),
-        q(search, name="ple", sort="code", limit=7), q(search, name="klinik", cvr=f["municipality_cvr"]),
+        q(search, name="ple", sort="code", limit=7),
+        q(search, name="klinik", cvr=f["municipality_cvr"]),
         q(search, name="æøå-ukendt"), q(search, name="se", limit=5),
         q(search, entity_type=f["entity_type"]), q(search, ydernummer=f["ydernummer"]),
         q(search, ydernummer="000" + f["ydernummer"].lstrip("0")),

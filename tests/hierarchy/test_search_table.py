@@ -258,10 +258,10 @@ def test_cached_answers_follow_commits_of_other_sessions(fresh_database):
     """As in production: each request a session of its own on the engine, lookups in
     autocommit mode on PostgreSQL, writers committing in other sessions."""
     from hierarchy.lookup_routes import ANSWERS
-    from sorregistry.reads import close_connections
     from hierarchy.shak_import import import_shak_file
     from sorregistry import create_app
     from sorregistry.extensions import db
+    from sorregistry.reads import close_connections
 
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": fresh_database})
     try:

@@ -1,0 +1,49 @@
+"""With the database out of reach, the API answers 503 with Retry-After, never a 500."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from sorregistry import create_app, reads
+from sorregistry.auth import _IDENTITIES, ClientIdentity, digest_token, forget_identities
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends: nothing listens
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def unreachable(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'no-such-folder' / 'register.db'}"
+    return f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/sor"
+
+
+def test_api_says_503_when_the_database_is_unreachable(unreachable):
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": unreachable,
+                      "PROPAGATE_EXCEPTIONS": False})
+    client = app.test_client()
+    headers = {"Authorization": "Bearer sor_whatever"}
+    # Checking the token needs the database.
+    response = client.get("/api/v1/resolve?code=123451000016001", headers=headers)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "unavailable" in response.get_json()["message"]
+    # A worker that knew the client before the database went: the lookup's own reads fail
+    # (on PostgreSQL on the thread's own connection, sorregistry.reads), still a 503.
+    identity = ClientIdentity(id=1, name="form", cvr="55133018", roles=("reporter",),
+                              municipality_code=None)
+    _IDENTITIES[digest_token("sor_known")] = (time.monotonic() + 60, identity)
+    try:
+        response = client.get("/api/v1/lookups/my-cvr/si",
+                              headers={"Authorization": "Bearer sor_known"})
+        assert response.status_code == 503, response.get_data()
+        assert response.get_json()["code"] == 503
+    finally:
+        forget_identities()
+        reads.close_connections()
