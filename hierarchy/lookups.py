@@ -815,8 +815,7 @@ def search(
         return _search_names(session, reads, filters, sort, limit, cursor)
     shape, params = _parameters(reads, filters, postgresql, sort, limit, cursor)
     count, page_statement = _search_statements(shape)
-    total = reads.scalar(count, params)
-    rows = reads.rows(page_statement, params)
+    total, rows = reads.scalar_and_rows(count, page_statement, params)
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(_key(rows[-1], sort), sort) if more and rows else None

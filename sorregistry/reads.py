@@ -54,6 +54,10 @@ class SessionReads:
     def scalar(self, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
         return self.session.connection().execute(statement, dict(params)).scalar()
 
+    def scalar_and_rows(self, first: ClauseElement, second: ClauseElement,
+                        params: Mapping[str, Any]) -> tuple[Any, list[Any]]:
+        return self.scalar(first, params), self.rows(second, params)
+
 
 class _Compiled:
     __slots__ = ("statement", "sql", "compiled", "processors")
@@ -116,6 +120,31 @@ class DirectReads:
             return row[0] if row is not None else None
 
         return self._run(statement, params, first_value)
+
+    def scalar_and_rows(self, first: ClauseElement, second: ClauseElement,
+                        params: Mapping[str, Any]) -> tuple[Any, list[Any]]:
+        """*first*'s value and *second*'s rows (a list's total and its page), sent together
+        in one round trip (libpq's pipeline mode); each runs as its own statement, as
+        one after the other would."""
+        from psycopg.rows import namedtuple_row
+
+        one, two = self._compiled(first), self._compiled(second)
+        values_one, values_two = one.parameters(params), two.parameters(params)
+        for attempt in (1, 2):
+            connection = _connection(self.engine, fresh=attempt == 2)
+            try:
+                with connection.cursor() as c1, \
+                        connection.cursor(row_factory=namedtuple_row) as c2:
+                    with connection.pipeline():
+                        c1.execute(one.sql, values_one)
+                        c2.execute(two.sql, values_two)
+                    row = c1.fetchone()
+                    return (row[0] if row is not None else None), c2.fetchall()
+            except _operational_errors(self.engine):
+                _forget(connection)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
 
 Reads = SessionReads | DirectReads
