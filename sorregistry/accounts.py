@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import sys
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 import click
 from flask.cli import with_appcontext
@@ -68,7 +69,7 @@ class User(UserMixin, Base):
 
 
 class UserError(ValueError):
-    """A user cannot be made as asked; the message says why."""
+    """A user cannot be made or changed as asked; the message says why."""
 
 
 def normalise_email(email: str) -> str:
@@ -127,6 +128,64 @@ def create_user(
     return user
 
 
+def find_user(session: Session, email: str) -> User:
+    """The user with *email*, matched as the login page matches it (trimmed, any
+    case), so that an operator can paste the address as the person typed it."""
+    wanted = normalise_email(email)
+    user = session.execute(select(User).where(User.email == wanted)).scalar_one_or_none()
+    if user is None:
+        raise UserError(f"there is no user with email {wanted or repr(email)}")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    """Every user, inactive ones too, by email; the caller decides what to show."""
+    return list(session.execute(select(User).order_by(User.email)).scalars())
+
+
+def clear_lockout(user: User) -> bool:
+    """Forget wrong passwords and lift a lock-out; whether there was anything to forget.
+
+    An operator who activates a person or gives them a new password means for
+    them to log in now, not after the rest of a lock-out someone else caused.
+    """
+    had = bool(user.failed_logins) or user.locked_until is not None
+    user.failed_logins = 0
+    user.locked_until = None
+    return had
+
+
+def set_active(session: Session, email: str, active: bool) -> tuple[User, bool]:
+    """Let a person log in again, or stop them; returns the user and whether anything changed.
+
+    Deactivating keeps the account and its history (their name stays on what
+    they did) and refuses their sessions from the next request on, since
+    :func:`load_user` refuses inactive accounts. Activating also clears a lock-out. Setting the
+    state an account already has is no error, so scripts can repeat it. Flushes.
+    """
+    user = find_user(session, email)
+    changed = bool(user.active) != active
+    user.active = active
+    if active:
+        changed = clear_lockout(user) or changed
+    session.flush()
+    return user, changed
+
+
+def reset_password(session: Session, email: str, password: str) -> User:
+    """Give a person a new password (create-user's strength rule) and clear a lock-out.
+
+    Does not activate an inactive account: that is a decision of its own
+    (activate-user). Flushes; the caller commits.
+    """
+    user = find_user(session, email)
+    check_password_strength(password)
+    user.set_password(password)
+    clear_lockout(user)
+    session.flush()
+    return user
+
+
 def authenticate(
     session: Session, email: str, password: str, *, now: datetime | None = None
 ) -> User | None:
@@ -174,6 +233,30 @@ def load_user(session: Session, user_id: str) -> User | None:
     return user if user is not None and user.active else None
 
 
+_PASSWORD_STDIN = click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input instead of prompting.",
+)
+
+
+def _read_password(from_stdin: bool, prompt: str) -> str:
+    """The password from stdin's first line (for scripts) or typed twice, hidden; never an
+    argument, where other users of the machine could read it in the process list."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=True)
+
+
+def _fail(exc: Exception) -> NoReturn:
+    """Undo the command's changes, say why on stderr and exit 1, as create-user does."""
+    from sorregistry.extensions import db
+
+    db.session.rollback()
+    click.echo(f"Error: {exc}", err=True)
+    sys.exit(1)
+
+
 @click.command("create-user")
 @click.argument("email")
 @click.option("--name", required=True, help="The person's name, shown on the pages and in history.")
@@ -187,11 +270,7 @@ def load_user(session: Session, user_id: str) -> User | None:
 )
 @click.option("--municipality-code", default=None, help="Kommunekode of a municipality user.")
 @click.option("--cvr", default=None, help="The CVR the person acts for (the picker's Mit CVR).")
-@click.option(
-    "--password-stdin",
-    is_flag=True,
-    help="Read the password from the first line of standard input instead of prompting.",
-)
+@_PASSWORD_STDIN
 @with_appcontext
 def create_user_command(
     email: str,
@@ -205,10 +284,7 @@ def create_user_command(
     given on the command line, where other users could see it."""
     from sorregistry.extensions import db
 
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin, "Password")
     try:
         user = create_user(
             db.session, email, name=name, password=password, roles=list(roles),
@@ -224,4 +300,106 @@ def create_user_command(
         + (f", kommunekode {user.municipality_code}" if user.municipality_code else "")
         + (f", CVR {user.cvr}" if user.cvr else "")
         + ")."
+    )
+
+
+@click.command("list-users")
+@click.option("--all", "all_", is_flag=True, help="Show inactive users too.")
+@with_appcontext
+def list_users_command(all_: bool) -> None:
+    """List the people who can log in (times in UTC); inactive ones with --all."""
+    from sorregistry.cli import echo_table, format_time
+    from sorregistry.extensions import db
+
+    now = utcnow()
+    users = list_users(db.session)
+    shown = users if all_ else [user for user in users if user.active]
+    if shown:
+        echo_table(
+            ["email", "name", "roles", "kommunekode", "CVR", "active", "locked until",
+             "last login"],
+            [
+                [u.email, u.name, ",".join(u.roles), u.municipality_code or "-", u.cvr or "-",
+                 "yes" if u.active else "no",
+                 # A lock-out that has run out is no lock-out; show only one in force.
+                 format_time(u.locked_until if u.locked_until and u.locked_until > now else None),
+                 format_time(u.last_login_at)]
+                for u in shown
+            ],
+        )
+    else:
+        click.echo("No users.")
+    hidden = len(users) - len(shown)
+    if hidden:
+        click.echo(f"({hidden} inactive not shown; --all lists them.)")
+
+
+@click.command("deactivate-user")
+@click.argument("email")
+@with_appcontext
+def deactivate_user_command(email: str) -> None:
+    """Stop EMAIL from logging in. A session they have open is refused from its next
+    request on; the account and its history stay (activate-user undoes it).
+
+    Sessions are signed cookies that name the account, with nothing in the
+    database to bump: activating the account makes its old session cookies good
+    again, a stolen one included.
+    """
+    from sorregistry.extensions import db
+
+    try:
+        user, changed = set_active(db.session, email, False)
+        db.session.commit()
+    except UserError as exc:
+        _fail(exc)
+    if changed:
+        click.echo(f"User {user.email} deactivated; an open session is refused from its next "
+                   "request on.")
+    else:
+        click.echo(f"User {user.email} was inactive already; nothing changed.")
+
+
+@click.command("activate-user")
+@click.argument("email")
+@with_appcontext
+def activate_user_command(email: str) -> None:
+    """Let EMAIL log in again, and lift a lock-out after wrong passwords."""
+    from sorregistry.extensions import db
+
+    try:
+        user, changed = set_active(db.session, email, True)
+        db.session.commit()
+    except UserError as exc:
+        _fail(exc)
+    if changed:
+        click.echo(f"User {user.email} is active, with no lock-out or failed logins.")
+    else:
+        click.echo(f"User {user.email} was active and not locked out already; nothing changed.")
+
+
+@click.command("set-password")
+@click.argument("email")
+@_PASSWORD_STDIN
+@with_appcontext
+def set_password_command(email: str, password_stdin: bool) -> None:
+    """Give EMAIL a new password, and lift a lock-out. The password is prompted for (or
+    read from stdin), never given on the command line; the rule is create-user's.
+
+    Sessions already open stay open: to shut someone out now, deactivate-user.
+    """
+    from sorregistry.extensions import db
+
+    try:
+        find_user(db.session, email)  # before the prompt: no typing for an unknown email
+    except UserError as exc:
+        _fail(exc)
+    password = _read_password(password_stdin, "New password")
+    try:
+        user = reset_password(db.session, email, password)
+        db.session.commit()
+    except UserError as exc:
+        _fail(exc)
+    click.echo(
+        f"New password set for {user.email}."
+        + ("" if user.active else " The account is inactive; activate-user lets them log in.")
     )

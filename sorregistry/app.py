@@ -101,10 +101,12 @@ def register_commands(app: Flask) -> None:
     from applications.cli import register as register_application_commands
     from hierarchy.cli import register as register_hierarchy_commands
     from notifications.cli import register as register_notification_commands
-    from sorregistry.cli import create_client, load_demo
+    from sorregistry.cli import create_client, list_clients, load_demo, revoke_client
 
     register_hierarchy_commands(app)
     register_application_commands(app)
     register_notification_commands(app)
     app.cli.add_command(load_demo)
     app.cli.add_command(create_client)
+    app.cli.add_command(list_clients)
+    app.cli.add_command(revoke_client)

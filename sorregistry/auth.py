@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from flask import g, request
 from flask_smorest import abort
-from sqlalchemy import String, select
+from sqlalchemy import String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from sorregistry.models import Base, BigIntKey, JsonDocument, UTCDateTime, utcnow
@@ -48,7 +48,7 @@ class ApiClient(Base):
 
 
 class ClientError(ValueError):
-    """A client cannot be made as asked; the message says why."""
+    """A client cannot be made or revoked as asked; the message says why."""
 
 
 def digest_token(token: str) -> str:
@@ -111,6 +111,39 @@ def check_roles(roles: list[str], municipality_code: str | None, *, who: str) ->
     if municipality_code:
         raise ClientError(f"--municipality-code is for municipality {who}s only")
     return None
+
+
+def list_clients(session: Session) -> list[ApiClient]:
+    """Every client, revoked ones too, oldest first; the caller decides what to show."""
+    return list(session.execute(select(ApiClient).order_by(ApiClient.id)).scalars())
+
+
+def revoke_client(session: Session, client_id: int, *, now: datetime | None = None) -> ApiClient:
+    """Mark a client revoked, so that :func:`client_for_token` refuses its token.
+
+    Revoking is for good (a client that should work again gets a new one, with a
+    new token), so an unknown or already revoked client is an error rather than
+    a silent success that could hide a typo in the id. Set in SQL on a row not
+    yet revoked, so two operators revoking at once cannot overwrite the first
+    time. Worker processes that saw the token in the last ``_IDENTITY_SECONDS``
+    keep accepting it until their cache entry runs out; this process's cache is
+    no help to them, so it is left alone. Flushes; the caller commits.
+    """
+    client = session.get(ApiClient, client_id)
+    if client is None:
+        raise ClientError(f"there is no API client with id {client_id}")
+    revoked = session.execute(
+        update(ApiClient)
+        .where(ApiClient.id == client_id, ApiClient.revoked_at.is_(None))
+        .values(revoked_at=now or utcnow())
+    ).rowcount
+    session.refresh(client)
+    if not revoked:
+        raise ClientError(
+            f"API client {client.id} '{client.name}' was revoked already"
+            + (f", at {client.revoked_at:%Y-%m-%d %H:%M} UTC" if client.revoked_at else "")
+        )
+    return client
 
 
 def client_for_token(session: Session, token: str) -> ApiClient | None:

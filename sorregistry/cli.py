@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from importlib import resources
 
 import click
@@ -17,6 +19,21 @@ def _create_app():  # FlaskGroup calls this without arguments
 @click.group(cls=FlaskGroup, create_app=_create_app)
 def main() -> None:
     """The SOR registry service."""
+
+
+def format_time(moment: datetime | None) -> str:
+    """A timestamp for a table: to the minute, in UTC like the database, ``-`` when unset."""
+    return "-" if moment is None else f"{moment:%Y-%m-%d %H:%M}"
+
+
+def echo_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """Print aligned columns of plain text: no borders or colour, so that a listing
+    reads the same in a terminal, a pasted ticket and a log."""
+    lines = [list(headers), *([str(cell) for cell in row] for row in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
+    for line in lines:
+        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
 
 
 @click.command("load-demo")
@@ -85,3 +102,61 @@ def create_client(name: str, cvr: str, roles: tuple[str, ...], municipality_code
         + "). Its token is shown this once; keep it secret:"
     )
     click.echo(token)
+
+
+@click.command("list-clients")
+@click.option("--all", "all_", is_flag=True, help="Show revoked clients too.")
+@with_appcontext
+def list_clients(all_: bool) -> None:
+    """List the API clients, revoked ones with --all (times in UTC). Tokens are never
+    shown: only their digests are stored, and those are not printed either."""
+    from sorregistry.auth import list_clients as all_clients
+    from sorregistry.extensions import db
+
+    clients = all_clients(db.session)
+    shown = clients if all_ else [client for client in clients if client.revoked_at is None]
+    if shown:
+        echo_table(
+            ["id", "name", "CVR", "roles", "kommunekode", "created", "revoked"],
+            [
+                [str(c.id), c.name, c.cvr, ",".join(c.roles), c.municipality_code or "-",
+                 format_time(c.created_at), format_time(c.revoked_at)]
+                for c in shown
+            ],
+        )
+    else:
+        click.echo("No API clients.")
+    hidden = len(clients) - len(shown)
+    if hidden:
+        click.echo(f"({hidden} revoked not shown; --all lists them.)")
+
+
+@click.command("revoke-client")
+@click.argument("client_id", metavar="ID", type=int)
+@with_appcontext
+def revoke_client(client_id: int) -> None:
+    """Revoke the API client ID (see list-clients): its token is refused from now on.
+
+    A running server's workers remember a token they have seen for up to a
+    minute, so a revoked token may still work that long; restart the server if
+    it must stop at once. Revoking cannot be undone: make a new client instead.
+    """
+    import sys
+
+    from sorregistry.auth import _IDENTITY_SECONDS, ClientError
+    from sorregistry.auth import revoke_client as revoke
+    from sorregistry.extensions import db
+
+    try:
+        client = revoke(db.session, client_id)
+        db.session.commit()
+    except ClientError as exc:
+        db.session.rollback()
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"Client {client.id} '{client.name}' (CVR {client.cvr}) revoked at "
+        f"{format_time(client.revoked_at)} UTC. A running server may still accept its "
+        f"token for up to {_IDENTITY_SECONDS:.0f} seconds (each worker caches a token's "
+        "identity that long); restart it if the token must stop at once."
+    )

@@ -51,7 +51,7 @@ add_english({
 
 
 def register(app: Flask) -> None:
-    """Login manager, CSRF, secure cookies, the page blueprints and ``create-user``."""
+    """Login manager, CSRF, secure cookies, the page blueprints and the commands for logins."""
     import sorregistry.accounts  # noqa: F401  (the users table in the metadata)
 
     _configure(app)
@@ -65,12 +65,15 @@ def register(app: Flask) -> None:
     from applications.views import municipality_bp, staff_bp
     from hierarchy.views import picker_bp, register_bp
     from notifications.views import bp as outbox_bp
-    from sorregistry.accounts import create_user_command
+    from sorregistry import accounts
     from sorregistry.login import bp as login_bp
 
     for blueprint in (login_bp, staff_bp, register_bp, municipality_bp, picker_bp, outbox_bp):
         app.register_blueprint(blueprint)
-    app.cli.add_command(create_user_command)
+    for command in (accounts.create_user_command, accounts.list_users_command,
+                    accounts.deactivate_user_command, accounts.activate_user_command,
+                    accounts.set_password_command):
+        app.cli.add_command(command)
 
 
 def _configure(app: Flask) -> None:

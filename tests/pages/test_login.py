@@ -1,14 +1,18 @@
-"""Logging in and out: roles' landing pages, lock-out, safe redirects, cookie settings."""
+"""Logging in and out: roles' landing pages, lock-out, safe redirects, cookie settings; and
+the commands that list, deactivate, activate and give new passwords to people's logins."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from sorregistry import create_app
 from sorregistry.accounts import MAX_FAILURES, User
 from sorregistry.models import utcnow
+from tests.applications.helpers import AARHUS, AARHUS_CVR, ODENSE, ODENSE_CVR
 from tests.pages.helpers import PASSWORD, csrf_token, login, post
 
 GENERIC = "Forkert e-mail eller adgangskode"
@@ -149,3 +153,163 @@ def test_the_api_ignores_the_session_cookie(client, people):
         assert response.status_code == 401, path
         assert "Set-Cookie" not in response.headers, path
     assert client.get("/staff/").status_code == 200  # the page session is untouched
+
+
+NEW_PASSWORD = "et helt nyt kodeord"
+
+
+def _rows(output: str) -> dict[str, list[str]]:
+    """The table's rows by email (cells are at least two spaces apart)."""
+    return {cells[0]: cells for cells in
+            (re.split(r"\s{2,}", line.strip()) for line in output.splitlines()[1:])
+            if not cells[0].startswith("(")}
+
+
+def _state(session) -> list[tuple]:
+    """Everything the commands could change, of every user, straight from the database."""
+    session.expire_all()
+    return session.execute(
+        select(User.email, User.active, User.password_hash, User.failed_logins,
+               User.locked_until).order_by(User.email)
+    ).all()
+
+
+def test_list_users_hides_inactive_ones(runner, session, people):
+    people["odense"].active = False
+    people["aarhus"].locked_until = utcnow() + timedelta(minutes=10)
+    people["aarhus"].last_login_at = utcnow() - timedelta(days=1)
+    people["reporter"].locked_until = utcnow() - timedelta(minutes=1)  # has run out
+    session.commit()
+
+    live = runner.invoke(args=["list-users"])
+    assert live.exit_code == 0, live.output
+    assert re.split(r"\s{2,}", live.output.splitlines()[0]) == [
+        "email", "name", "roles", "kommunekode", "CVR", "active", "locked until", "last login"]
+    rows = _rows(live.output)
+    assert set(rows) == {"sagsbehandler@sundhedsdata.dk", "sor@aarhus.dk",
+                         "indberetter@aarhus.dk"}
+    assert rows["sor@aarhus.dk"] == [
+        "sor@aarhus.dk", "Anne Aarhus", "municipality", AARHUS, AARHUS_CVR, "yes",
+        f"{people['aarhus'].locked_until:%Y-%m-%d %H:%M}",
+        f"{people['aarhus'].last_login_at:%Y-%m-%d %H:%M}"]
+    assert rows["indberetter@aarhus.dk"][3:] == ["-", AARHUS_CVR, "yes", "-", "-"]
+    assert "1 inactive not shown; --all lists them" in live.output
+
+    everything = runner.invoke(args=["list-users", "--all"])
+    rows = _rows(everything.output)
+    assert rows["sor@odense.dk"][:6] == [
+        "sor@odense.dk", "Ole Odense", "municipality", ODENSE, ODENSE_CVR, "no"]
+    assert "not shown" not in everything.output and "scrypt" not in everything.output
+
+
+def test_deactivation_ends_an_existing_session(client, runner, session, people):
+    login(client, people["sds"].email)
+    assert client.get("/staff/").status_code == 200
+    result = runner.invoke(args=["deactivate-user", " SagsBehandler@Sundhedsdata.DK "])
+    assert result.exit_code == 0, result.output
+    assert "User sagsbehandler@sundhedsdata.dk deactivated" in result.output
+    # The next page request finds the account inactive and sends them to log in.
+    response = client.get("/staff/")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+    assert login(client, people["sds"].email).status_code == 401
+    again = runner.invoke(args=["deactivate-user", people["sds"].email])
+    assert again.exit_code == 0 and "inactive already; nothing changed" in again.output
+
+
+def test_an_activated_person_can_log_in_again(app, runner, session, people):
+    people["sds"].active = False
+    session.commit()
+    result = runner.invoke(args=["activate-user", people["sds"].email])
+    assert result.exit_code == 0, result.output
+    browser = app.test_client()
+    assert login(browser, people["sds"].email).status_code == 303
+    assert browser.get("/staff/").status_code == 200
+
+
+def test_activation_clears_the_lock_out(client, runner, session, people):
+    user = people["aarhus"]
+    for _ in range(MAX_FAILURES):
+        login(client, user.email, "forkert adgangskode")
+    assert login(client, user.email, PASSWORD).status_code == 401  # locked
+    result = runner.invoke(args=["activate-user", user.email])
+    assert result.exit_code == 0, result.output
+    assert "is active, with no lock-out or failed logins" in result.output
+    session.refresh(user)
+    assert user.active and user.failed_logins == 0 and user.locked_until is None
+    assert login(client, user.email, PASSWORD).status_code == 303
+    unchanged = runner.invoke(args=["activate-user", user.email])
+    assert unchanged.exit_code == 0 and "nothing changed" in unchanged.output
+
+
+def test_set_password_from_stdin_then_only_the_new_one_works(client, runner, session, people):
+    user = people["aarhus"]
+    user.failed_logins, user.locked_until = 3, utcnow() + timedelta(minutes=10)
+    session.commit()
+    result = runner.invoke(args=["set-password", "SOR@aarhus.dk", "--password-stdin"],
+                           input=NEW_PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    assert result.output == "New password set for sor@aarhus.dk.\n"
+    session.refresh(user)
+    assert user.failed_logins == 0 and user.locked_until is None  # lock-out lifted too
+    assert user.password_hash.startswith("scrypt:") and NEW_PASSWORD not in user.password_hash
+    assert login(client, user.email, PASSWORD).status_code == 401
+    assert login(client, user.email, NEW_PASSWORD).status_code == 303
+
+
+def test_set_password_prompts_twice_with_hidden_input(client, runner, session, people):
+    result = runner.invoke(args=["set-password", people["reporter"].email],
+                           input=f"{NEW_PASSWORD}\n{NEW_PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    assert "New password: " in result.output and "Repeat for confirmation: " in result.output
+    assert NEW_PASSWORD not in result.output  # hidden
+    assert login(client, people["reporter"].email, NEW_PASSWORD).status_code == 303
+
+
+def test_set_password_on_an_inactive_account_says_it_stays_inactive(runner, session, people):
+    people["odense"].active = False
+    session.commit()
+    result = runner.invoke(args=["set-password", people["odense"].email, "--password-stdin"],
+                           input=NEW_PASSWORD + "\n")
+    assert result.exit_code == 0 and "activate-user lets them log in" in result.output
+    session.refresh(people["odense"])
+    assert not people["odense"].active
+
+
+@pytest.mark.parametrize(
+    "args, password, message",
+    [
+        (["deactivate-user", "ingen@example.dk"], None, "there is no user with email ingen@"),
+        (["activate-user", " INGEN@example.dk"], None, "there is no user with email ingen@"),
+        (["set-password", "ingen@example.dk", "--password-stdin"], NEW_PASSWORD,
+         "there is no user with email ingen@"),
+        (["set-password", "sor@aarhus.dk", "--password-stdin"], "kort",
+         "a password needs at least 10 characters"),
+        (["set-password", "sor@aarhus.dk", "--password-stdin"], " " + NEW_PASSWORD,
+         "a password may not begin or end with spaces"),
+    ],
+)
+def test_bad_input_exits_1_and_changes_nothing(runner, session, people, args, password,
+                                                message):
+    people["aarhus"].failed_logins, people["aarhus"].locked_until = 2, utcnow()
+    session.commit()
+    before = _state(session)
+    result = runner.invoke(args=args, input=None if password is None else password + "\n")
+    assert result.exit_code == 1
+    assert f"Error: {message}" in result.output
+    assert _state(session) == before
+
+
+def test_a_password_is_never_an_argument(runner, session, people):
+    result = runner.invoke(args=["set-password", "sor@aarhus.dk", "--password", NEW_PASSWORD])
+    assert result.exit_code == 2 and "No such option" in result.output
+
+
+def test_mistyped_confirmation_changes_nothing(runner, session, people):
+    session.commit()
+    before = _state(session)
+    result = runner.invoke(args=["set-password", "sor@aarhus.dk"],
+                           input=f"{NEW_PASSWORD}\n{NEW_PASSWORD}x\n")
+    assert result.exit_code == 1  # asked again, and input ran out: aborted
+    assert "do not match" in result.output
+    assert _state(session) == before
