@@ -50,6 +50,17 @@ class User(UserMixin, Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # In every session cookie beside the id; bumped by deactivation and by a new password,
+    # which thus end every session made before (a copied cookie included): the cookie is
+    # signed but holds no server state, so it cannot be revoked otherwise.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    def get_id(self) -> str:  # what Flask-Login puts in the session cookie
+        return f"{self.id}.{self.session_version or 0}"
+
+    def end_sessions(self) -> None:
+        """Make every session of this person invalid from its next request."""
+        self.session_version = (self.session_version or 0) + 1
 
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
@@ -166,6 +177,8 @@ def set_active(session: Session, email: str, active: bool) -> tuple[User, bool]:
     user = find_user(session, email)
     changed = bool(user.active) != active
     user.active = active
+    if changed and not active:
+        user.end_sessions()  # reactivating later must not revive them
     if active:
         changed = clear_lockout(user) or changed
     session.flush()
@@ -181,6 +194,7 @@ def reset_password(session: Session, email: str, password: str) -> User:
     user = find_user(session, email)
     check_password_strength(password)
     user.set_password(password)
+    user.end_sessions()  # whoever knew the old password is logged out everywhere
     clear_lockout(user)
     session.flush()
     return user
@@ -226,11 +240,15 @@ def authenticate(
 
 
 def load_user(session: Session, user_id: str) -> User | None:
-    """The logged-in person of a session, if the account still exists and is active."""
-    if not user_id.isdigit():
+    """The logged-in person of a session, if the account still exists, is active and the
+    session is of its current session version (``User.get_id``: "id.version")."""
+    number, _, version = user_id.partition(".")
+    if not number.isdigit() or not version.isdigit():
         return None
-    user = session.get(User, int(user_id))
-    return user if user is not None and user.active else None
+    user = session.get(User, int(number))
+    if user is None or not user.active or int(version) != (user.session_version or 0):
+        return None
+    return user
 
 
 _PASSWORD_STDIN = click.option(
@@ -338,13 +356,9 @@ def list_users_command(all_: bool) -> None:
 @click.argument("email")
 @with_appcontext
 def deactivate_user_command(email: str) -> None:
-    """Stop EMAIL from logging in. A session they have open is refused from its next
-    request on; the account and its history stay (activate-user undoes it).
-
-    Sessions are signed cookies that name the account, with nothing in the
-    database to bump: activating the account makes its old session cookies good
-    again, a stolen one included.
-    """
+    """Stop EMAIL from logging in. Every session they have open is refused from its next
+    request on, for good (activating the account later does not revive them); the
+    account and its history stay (activate-user undoes it)."""
     from sorregistry.extensions import db
 
     try:
@@ -385,7 +399,7 @@ def set_password_command(email: str, password_stdin: bool) -> None:
     """Give EMAIL a new password, and lift a lock-out. The password is prompted for (or
     read from stdin), never given on the command line; the rule is create-user's.
 
-    Sessions already open stay open: to shut someone out now, deactivate-user.
+    Every session made with the old password ends (they log in again with the new one).
     """
     from sorregistry.extensions import db
 
@@ -400,6 +414,6 @@ def set_password_command(email: str, password_stdin: bool) -> None:
     except UserError as exc:
         _fail(exc)
     click.echo(
-        f"New password set for {user.email}."
+        f"New password set for {user.email}; their open sessions are ended."
         + ("" if user.active else " The account is inactive; activate-user lets them log in.")
     )

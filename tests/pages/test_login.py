@@ -249,7 +249,7 @@ def test_set_password_from_stdin_then_only_the_new_one_works(client, runner, ses
     result = runner.invoke(args=["set-password", "SOR@aarhus.dk", "--password-stdin"],
                            input=NEW_PASSWORD + "\n")
     assert result.exit_code == 0, result.output
-    assert result.output == "New password set for sor@aarhus.dk.\n"
+    assert result.output == "New password set for sor@aarhus.dk; their open sessions are ended.\n"
     session.refresh(user)
     assert user.failed_logins == 0 and user.locked_until is None  # lock-out lifted too
     assert user.password_hash.startswith("scrypt:") and NEW_PASSWORD not in user.password_hash
@@ -313,3 +313,48 @@ def test_mistyped_confirmation_changes_nothing(runner, session, people):
     assert result.exit_code == 1  # asked again, and input ran out: aborted
     assert "do not match" in result.output
     assert _state(session) == before
+
+
+def _copy_of_session(app, client):
+    """Another browser holding a copy of *client*'s session cookie (a stolen one, say)."""
+    copy = app.test_client()
+    cookie = client.get_cookie("session")
+    copy.set_cookie("session", cookie.value)
+    return copy
+
+
+def test_reactivation_does_not_revive_old_sessions(app, client, runner, session, people):
+    login(client, people["sds"].email)
+    stolen = _copy_of_session(app, client)
+    assert stolen.get("/staff/").status_code == 200
+    assert runner.invoke(args=["deactivate-user", people["sds"].email]).exit_code == 0
+    assert runner.invoke(args=["activate-user", people["sds"].email]).exit_code == 0
+    for browser in (client, stolen):
+        response = browser.get("/staff/")
+        assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    assert login(client, people["sds"].email).status_code == 303  # a new login works
+    assert client.get("/staff/").status_code == 200
+
+
+def test_a_new_password_ends_every_open_session(app, client, runner, session, people):
+    user = people["aarhus"]
+    login(client, user.email)
+    stolen = _copy_of_session(app, client)
+    assert stolen.get("/municipality/").status_code == 200
+    result = runner.invoke(args=["set-password", user.email, "--password-stdin"],
+                           input=NEW_PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    assert stolen.get("/municipality/").status_code == 302
+    assert client.get("/municipality/").status_code == 302
+    assert login(client, user.email, NEW_PASSWORD).status_code == 303
+    assert client.get("/municipality/").status_code == 200
+
+
+def test_a_session_cookie_of_the_old_format_or_a_forged_version_is_refused(session, people):
+    from sorregistry.accounts import load_user
+
+    user = people["sds"]
+    assert load_user(session, user.get_id()) is user
+    assert user.get_id() == f"{user.id}.0"
+    for forged in (str(user.id), f"{user.id}.1", f"{user.id}.", f"{user.id}.x", "x.0", ""):
+        assert load_user(session, forged) is None, forged
