@@ -75,7 +75,7 @@ def _domain_errors() -> Iterator[None]:
 def _step(do: Callable[[], Any]) -> Any:
     """Run one workflow step in its own write transaction and commit it."""
     # Authentication may have read in this transaction; start the write afresh
-    # so that SQLite can take its write lock at once (see service._take_write_lock).
+    # so that SQLite can take its write lock at once (sorregistry.database.begin_write).
     db.session.commit()
     with _domain_errors():
         result = do()

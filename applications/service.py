@@ -49,9 +49,10 @@ from applications.models import (
 from hierarchy import identifiers as ids
 from hierarchy import service as register
 from hierarchy.codes import entity_type_name, entity_type_names, municipalities
-from hierarchy.models import Organisation, SorCodeCounter
+from hierarchy.models import Organisation
 from hierarchy.text import fold
 from notifications import service as notifications
+from sorregistry.database import begin_write
 from sorregistry.models import utcnow
 
 # SNOMED CT codes of the owner (IE) types an approval may create.
@@ -852,21 +853,6 @@ def reject_application(
     return application
 
 
-def _take_write_lock(session: Session) -> None:
-    """Begin with a write on SQLite, so that two approvals queue instead of failing.
-
-    SQLite's WAL mode cannot turn a read transaction into a write transaction
-    once another writer has committed; writing first makes the second approval
-    wait (busy_timeout) for the first. PostgreSQL locks the rows themselves.
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        counter = SorCodeCounter.__table__
-        session.execute(
-            counter.update().where(counter.c.name == "sor")
-            .values(last_item=counter.c.last_item)
-        )
-
-
 def approve_application(
     session: Session, actor: Actor, application_id: int, *, note: str | None = None
 ) -> Application:
@@ -875,7 +861,7 @@ def approve_application(
     One transaction: the code, the institution (and its owner when new), the
     version, the application's status and event, and the notifications.
     """
-    _take_write_lock(session)
+    begin_write(session)  # SQLite: concurrent approvals queue instead of failing
     application = get_application(session, actor, application_id, for_update=True)
     _check_reviewer(actor, application, "approve")
     if application.status != "submitted":

@@ -64,13 +64,18 @@ def resolve(session: Session, code: str, active_on: date | None = None) -> list[
     parameters: dict[str, Any] = {"day": day}
     parameters.update(normalised)
     found: dict[str, list[Any]] = {kind: [] for kind in kinds}
-    for row in reads(session).rows(_readings_statement(tuple(kinds)), parameters):
+    statements: list[tuple[Any, dict[str, Any]]] = [
+        (_readings_statement(tuple(kinds)), parameters)]
+    if "shak" in kinds:  # the SHAK record too, in the same round trip
+        statements.append((_SHAK_RECORD, {"code": normalised["shak"], "day": day}))
+    results = reads(session).batch(statements)
+    for row in results[0]:
         found[row.reading].append(row)
     interpretations = []
     for kind in kinds:
         interpretation = Interpretation(kind, normalised[kind], found[kind])
-        if kind == "shak":
-            interpretation.shak = shak_record(session, normalised[kind], day)
+        if kind == "shak" and results[1]:
+            interpretation.shak = results[1][0]
         interpretations.append(interpretation)
     return interpretations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, scoped_session
 
@@ -78,11 +78,17 @@ def begin_write(session: Session | scoped_session[Session]) -> None:
     ("database is locked", no busy wait) when another connection wrote in
     between; BEGIN IMMEDIATE takes the write lock first and waits for it
     (busy_timeout), so read-then-write units such as claiming outbox rows are
-    serialised. No effect on PostgreSQL, nor when the session's transaction
-    has already begun (its caller then owns the transaction).
+    serialised. No effect on PostgreSQL, which locks the rows themselves.
     """
     if isinstance(session, scoped_session):
         session = session()
     if session.in_transaction():
+        if session.get_bind().dialect.name == "sqlite":
+            # Begun already (by the caller, or the tests' savepoint): take the lock now
+            # with a write that changes nothing (SQLite takes it at any UPDATE, whatever
+            # its WHERE), so that the work that follows queues rather than fails. A
+            # transaction that has read before may still fail, if another writer
+            # committed in between; callers that can, begin it here (routes commit first).
+            session.execute(text("UPDATE sor_code_counter SET name = name WHERE 0"))
         return
     session.connection(execution_options={SQLITE_BEGIN_IMMEDIATE: True})

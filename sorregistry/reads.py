@@ -28,7 +28,7 @@ from __future__ import annotations
 import atexit
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -42,21 +42,39 @@ from sorregistry.database import prepare_postgresql_connection
 _FLAG = "sor_fast_reads"
 
 
-class SessionReads:
+Batch = Sequence[tuple[ClauseElement, Mapping[str, Any]]]
+
+
+class _Reads:
+    """What the lookups ask: rows, one value, or several statements' rows at once."""
+
+    def batch(self, statements: Batch) -> list[list[Any]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def rows(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+        return self.batch([(statement, params)])[0]
+
+    def scalar(self, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
+        rows = self.rows(statement, params)
+        return rows[0][0] if rows else None
+
+    def scalar_and_rows(self, first: ClauseElement, second: ClauseElement,
+                        params: Mapping[str, Any]) -> tuple[Any, list[Any]]:
+        """*first*'s value and *second*'s rows (a list's total and its page)."""
+        counted, rows = self.batch([(first, params), (second, params)])
+        return (counted[0][0] if counted else None), rows
+
+
+class SessionReads(_Reads):
     """The statements through the ORM session (its transaction, its connection)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def rows(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
-        return list(self.session.connection().execute(statement, dict(params)))
-
-    def scalar(self, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
-        return self.session.connection().execute(statement, dict(params)).scalar()
-
-    def scalar_and_rows(self, first: ClauseElement, second: ClauseElement,
-                        params: Mapping[str, Any]) -> tuple[Any, list[Any]]:
-        return self.scalar(first, params), self.rows(second, params)
+    def batch(self, statements: Batch) -> list[list[Any]]:
+        connection = self.session.connection()
+        return [list(connection.execute(statement, dict(params)))
+                for statement, params in statements]
 
 
 class _Compiled:
@@ -79,7 +97,7 @@ class _Compiled:
         return values
 
 
-class DirectReads:
+class DirectReads(_Reads):
     """The statements on the thread's own autocommit psycopg connection (PostgreSQL)."""
 
     def __init__(self, engine: Engine) -> None:
@@ -94,54 +112,32 @@ class DirectReads:
             compiled = _STATEMENTS.setdefault(key, _Compiled(statement, self.engine))
         return compiled
 
-    def _run(self, statement: ClauseElement, params: Mapping[str, Any], fetch: Any) -> Any:
+    def batch(self, statements: Batch) -> list[list[Any]]:
+        """Each statement's rows. Several go together in one round trip (libpq's pipeline
+        mode), each run as its own statement, in order, as one after the other would."""
         from psycopg.rows import namedtuple_row
 
-        compiled = self._compiled(statement)
-        values = compiled.parameters(params)
+        prepared = []
+        for statement, params in statements:
+            compiled = self._compiled(statement)
+            prepared.append((compiled.sql, compiled.parameters(params)))
         for attempt in (1, 2):
             connection = _connection(self.engine, fresh=attempt == 2)
             try:
-                with connection.cursor(row_factory=namedtuple_row) as cursor:
-                    cursor.execute(compiled.sql, values)
-                    return fetch(cursor)
+                cursors = [connection.cursor(row_factory=namedtuple_row) for _ in prepared]
+                try:
+                    if len(prepared) == 1:
+                        cursors[0].execute(*prepared[0])
+                    else:
+                        with connection.pipeline():
+                            for cursor, (sql, values) in zip(cursors, prepared, strict=True):
+                                cursor.execute(sql, values)
+                    return [cursor.fetchall() for cursor in cursors]
+                finally:
+                    for cursor in cursors:
+                        cursor.close()
             except _operational_errors(self.engine):
                 _forget(connection)  # broken (server restarted?): make it again, once
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def rows(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
-        return self._run(statement, params, lambda cursor: cursor.fetchall())
-
-    def scalar(self, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
-        def first_value(cursor: Any) -> Any:
-            row = cursor.fetchone()
-            return row[0] if row is not None else None
-
-        return self._run(statement, params, first_value)
-
-    def scalar_and_rows(self, first: ClauseElement, second: ClauseElement,
-                        params: Mapping[str, Any]) -> tuple[Any, list[Any]]:
-        """*first*'s value and *second*'s rows (a list's total and its page), sent together
-        in one round trip (libpq's pipeline mode); each runs as its own statement, as
-        one after the other would."""
-        from psycopg.rows import namedtuple_row
-
-        one, two = self._compiled(first), self._compiled(second)
-        values_one, values_two = one.parameters(params), two.parameters(params)
-        for attempt in (1, 2):
-            connection = _connection(self.engine, fresh=attempt == 2)
-            try:
-                with connection.cursor() as c1, \
-                        connection.cursor(row_factory=namedtuple_row) as c2:
-                    with connection.pipeline():
-                        c1.execute(one.sql, values_one)
-                        c2.execute(two.sql, values_two)
-                    row = c1.fetchone()
-                    return (row[0] if row is not None else None), c2.fetchall()
-            except _operational_errors(self.engine):
-                _forget(connection)
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
