@@ -222,6 +222,17 @@ _ROOT_PATH = select(Organisation.path).where(
 _SEARCH_STATEMENTS: dict[_Shape, tuple[Any, Any]] = {}
 
 
+# Shapes a client can ask for run into thousands (every subset of the filters); the forms
+# use a handful. The caches are bounded: full, they start again.
+_MAX_SHAPES = 1000
+
+
+def _remember(cache: dict[Any, Any], shape: Any, statements: Any) -> Any:
+    if len(cache) >= _MAX_SHAPES:
+        cache.clear()
+    return cache.setdefault(shape, statements)
+
+
 def _valid_on(table: Any) -> list[Any]:
     """*table*'s rows valid on the parameter ``day`` (closing date exclusive)."""
     day = bindparam("day", type_=Date)
@@ -296,7 +307,7 @@ def _search_statements(shape: _Shape) -> tuple[Any, Any]:
     if shape.cursor:
         page = page.where(_after(order, shape.sort))
     page = page.order_by(*order).limit(bindparam("page_limit", type_=Integer))
-    return _SEARCH_STATEMENTS.setdefault(shape, (count, page))
+    return _remember(_SEARCH_STATEMENTS, shape, (count, page))
 
 
 def _parameters(reads: Reads, filters: Filters, postgresql: bool, sort: Sort, limit: int,
@@ -467,7 +478,7 @@ def _narrow_statements(shape: _NarrowShape) -> tuple[Any, Any]:
         .join_from(keys, Organisation, Organisation.sor_code == keys.c.sor_code)
         .order_by(*outer)
     )
-    return _NARROW_STATEMENTS.setdefault(shape, (count, page))
+    return _remember(_NARROW_STATEMENTS, shape, (count, page))
 
 
 def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, limit: int,

@@ -58,9 +58,6 @@ class User(UserMixin, Base):
     def get_id(self) -> str:  # what Flask-Login puts in the session cookie
         return f"{self.id}.{self.session_version or 0}"
 
-    def end_sessions(self) -> None:
-        """Make every session of this person invalid from its next request."""
-        self.session_version = (self.session_version or 0) + 1
 
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
@@ -81,6 +78,18 @@ class User(UserMixin, Base):
 
 class UserError(ValueError):
     """A user cannot be made or changed as asked; the message says why."""
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """Make every session of *user* invalid from its next request. Incremented in SQL, so
+    that two operators at once both end the sessions made before either. Flushes."""
+    session.flush()
+    session.execute(
+        update(User).where(User.id == user.id)
+        .values(session_version=User.session_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(user, ["session_version"])
 
 
 def normalise_email(email: str) -> str:
@@ -178,7 +187,7 @@ def set_active(session: Session, email: str, active: bool) -> tuple[User, bool]:
     changed = bool(user.active) != active
     user.active = active
     if changed and not active:
-        user.end_sessions()  # reactivating later must not revive them
+        end_sessions(session, user)  # reactivating later must not revive them
     if active:
         changed = clear_lockout(user) or changed
     session.flush()
@@ -194,7 +203,7 @@ def reset_password(session: Session, email: str, password: str) -> User:
     user = find_user(session, email)
     check_password_strength(password)
     user.set_password(password)
-    user.end_sessions()  # whoever knew the old password is logged out everywhere
+    end_sessions(session, user)  # whoever knew the old password is logged out everywhere
     clear_lockout(user)
     session.flush()
     return user
@@ -243,7 +252,7 @@ def load_user(session: Session, user_id: str) -> User | None:
     """The logged-in person of a session, if the account still exists, is active and the
     session is of its current session version (``User.get_id``: "id.version")."""
     number, _, version = user_id.partition(".")
-    if not number.isdigit() or not version.isdigit():
+    if not (number.isascii() and number.isdigit() and version.isascii() and version.isdigit()):
         return None
     user = session.get(User, int(number))
     if user is None or not user.active or int(version) != (user.session_version or 0):
@@ -407,6 +416,8 @@ def set_password_command(email: str, password_stdin: bool) -> None:
         find_user(db.session, email)  # before the prompt: no typing for an unknown email
     except UserError as exc:
         _fail(exc)
+    finally:
+        db.session.rollback()  # no transaction held open while the operator types
     password = _read_password(password_stdin, "New password")
     try:
         user = reset_password(db.session, email, password)

@@ -38,23 +38,54 @@ def handle_http_exception(error: HTTPException) -> Response | tuple[str, int, li
     return html, error.code or 500, headers
 
 
-def handle_database_unavailable(error: Exception) -> Response | tuple[str, int, list]:
+# SQLSTATEs of a database out of reach: connection exceptions (class 08), the server
+# shutting down or restarting (57P01-57P03), too many connections (53300).
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file")
+
+
+def _unavailable(error: Exception) -> bool:
+    """Whether *error* says the database cannot be reached now (and a retry may work), not
+    that a statement was wrong (a missing table, a syntax error, a cancelled query)."""
+    if isinstance(error, OperationalError):
+        if error.connection_invalidated:
+            return True
+        error = error.orig if isinstance(error.orig, Exception) else error
+    state = getattr(error, "sqlstate", None)
+    if state is not None:
+        return str(state).startswith(_UNAVAILABLE_STATES)
+    connection = getattr(error, "pgconn", None)
+    if type(error).__module__.startswith("psycopg"):
+        # No SQLSTATE: libpq's own failure (refused, lost, timed out connecting).
+        return connection is None or connection.status != 0
+    return any(text in str(error) for text in _SQLITE_UNAVAILABLE)
+
+
+def handle_database_error(error: Exception) -> Response | tuple[str, int, list]:
     """The database cannot be reached (down, restarting, out of connections) or SQLite is
-    busy beyond its timeout: 503 with Retry-After, so clients and proxies retry, rather
-    than a 500 that says the request was wrong. Nothing was changed: the transaction did
-    not commit."""
+    busy beyond its timeout: 503, so clients and proxies know to come back, rather than
+    a 500 that says the service failed on the request. Any other database error is the
+    500 it is, with its traceback in the log."""
     from flask import current_app
 
+    if not _unavailable(error):
+        return handle_unexpected(error)
     current_app.logger.error("database unavailable on %s %s: %s", request.method,
-                             request.path, str(error).strip().splitlines()[0:1])
+                             request.path, (str(error).strip().splitlines() or [""])[0])
+    reading = request.method in ("GET", "HEAD", "OPTIONS")
     unavailable = ServiceUnavailable(
-        "the register's database is unavailable for a moment; try again shortly")
+        "the register's database is unavailable for a moment; try again shortly"
+        if reading else
+        "the register's database became unavailable; whether this request was carried "
+        "out is not known: look before you send it again")
     response = handle_http_exception(unavailable)
-    if isinstance(response, Response):
-        response.headers["Retry-After"] = "5"
-        return response
-    body, status, headers = response
-    return body, status, [*headers, ("Retry-After", "5")]
+    if reading:
+        if isinstance(response, Response):
+            response.headers["Retry-After"] = "5"
+        else:
+            body, status, headers = response
+            response = body, status, [*headers, ("Retry-After", "5")]
+    return response
 
 
 def handle_unexpected(error: Exception) -> Response | tuple[str, int, list]:
@@ -81,11 +112,11 @@ def refuse_nul_bytes() -> None:
 def register(app: Flask) -> None:
     app.before_request(refuse_nul_bytes)
     app.register_error_handler(HTTPException, handle_http_exception)
-    app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(OperationalError, handle_database_error)
     try:  # the lookups' direct reads raise the driver's own (sorregistry.reads)
         import psycopg
     except ImportError:  # pragma: no cover - psycopg is a dependency
         pass
     else:
-        app.register_error_handler(psycopg.OperationalError, handle_database_unavailable)
+        app.register_error_handler(psycopg.OperationalError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -32,9 +32,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from flask import current_app, g, has_request_context
+from flask import current_app, has_request_context, request
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.sql import ClauseElement
 
 from sorregistry.database import prepare_postgresql_connection
@@ -72,8 +72,9 @@ class SessionReads(_Reads):
         self.session = session
 
     def batch(self, statements: Batch) -> list[list[Any]]:
-        connection = self.session.connection()
-        return [list(connection.execute(statement, dict(params)))
+        # Session.execute, not its connection's: it flushes the session's pending
+        # changes first, so a lookup inside a transaction sees what it holds.
+        return [list(self.session.execute(statement, dict(params)))
                 for statement, params in statements]
 
 
@@ -114,7 +115,8 @@ class DirectReads(_Reads):
 
     def batch(self, statements: Batch) -> list[list[Any]]:
         """Each statement's rows. Several go together in one round trip (libpq's pipeline
-        mode), each run as its own statement, in order, as one after the other would."""
+        mode), run in order in one implicit transaction (an error in one aborts those
+        after it; the connection recovers); they read, so that changes nothing else."""
         from psycopg.rows import namedtuple_row
 
         prepared = []
@@ -137,9 +139,9 @@ class DirectReads(_Reads):
                     for cursor in cursors:
                         cursor.close()
             except _operational_errors(self.engine):
-                _forget(connection)  # broken (server restarted?): make it again, once
-                if attempt == 2:
-                    raise
+                if attempt == 2 or not (connection.closed or connection.broken):
+                    raise  # a statement that failed (timeout, deadlock...): not retried
+                _forget(connection)  # the connection broke (server restarted?): once more
         raise AssertionError("unreachable")
 
 
@@ -167,15 +169,22 @@ def allow(session: Session) -> bool:
     """Let this request's lookups read directly (see the module's text), if they can:
     *session* has not begun a transaction (so holds no change of its own). A route
     calls it before it computes an answer; returns whether they will."""
-    allowed = not session.in_transaction() and _direct_engine(session) is not None
-    setattr(g, _FLAG, allowed)
+    allowed = _untouched(session) and _direct_engine(session) is not None
+    request.environ[_FLAG] = allowed  # the request's own (g can outlive a request)
     return allowed
 
 
+def _untouched(session: Session | scoped_session[Session]) -> bool:
+    """No transaction begun and nothing pending: nothing of its own a direct read would miss."""
+    if isinstance(session, scoped_session):
+        session = session()
+    return not (session.in_transaction() or session.new or session.dirty or session.deleted)
+
+
 def reads(session: Session) -> Reads:
-    """How this request's lookups read: directly when :func:`allow` let them, else through
-    *session*."""
-    if has_request_context() and g.get(_FLAG):
+    """How this request's lookups read: directly when :func:`allow` let them and *session*
+    is still untouched, else through *session*."""
+    if has_request_context() and request.environ.get(_FLAG) and _untouched(session):
         engine = _direct_engine(session)
         if engine is not None:
             return DirectReads(engine)
@@ -194,7 +203,10 @@ def direct(session: Session) -> DirectReads | None:
 
 _local = threading.local()
 _keys: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
-_all: list[Any] = []  # every thread's, to close them at exit
+# Every thread's, to close them at exit. Weak: a thread that ends drops its connection
+# (in its threading.local) and the driver closes it when collected; a server that
+# makes a thread per request leaks nothing.
+_all: weakref.WeakSet[Any] = weakref.WeakSet()
 _all_lock = threading.Lock()
 
 
@@ -211,14 +223,14 @@ def _connection(engine: Engine, fresh: bool = False) -> Any:
         _forget(connection)
     from psycopg.types.json import set_json_loads
 
-    args, kwargs = engine.dialect.create_connect_args(engine.url)
-    connection = engine.dialect.loaded_dbapi.connect(*args, **kwargs)
+    # The engine's own way to connect: its URL, connect_args and do_connect hooks.
+    connection = engine.pool._creator()  # type: ignore[call-arg]
     connection.autocommit = True
     set_json_loads(orjson.loads, connection)
     prepare_postgresql_connection(connection)
     connections[key] = connection
     with _all_lock:
-        _all.append(connection)
+        _all.add(connection)
     return connection
 
 
@@ -228,8 +240,7 @@ def _forget(connection: Any) -> None:
         if value is connection:
             del connections[key]
     with _all_lock:
-        if connection in _all:
-            _all.remove(connection)
+        _all.discard(connection)
     try:
         connection.close()
     except Exception:  # noqa: BLE001 - closing a broken connection may fail; it is gone anyway

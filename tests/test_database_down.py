@@ -47,3 +47,23 @@ def test_api_says_503_when_the_database_is_unreachable(unreachable):
     finally:
         forget_identities()
         reads.close_connections()
+
+
+def test_a_post_with_the_database_down_does_not_invite_a_blind_retry(unreachable):
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": unreachable,
+                      "PROPAGATE_EXCEPTIONS": False})
+    response = app.test_client().post("/api/v1/applications", json={},
+                                      headers={"Authorization": "Bearer sor_whatever"})
+    assert response.status_code == 503
+    assert "Retry-After" not in response.headers
+    assert "is not known" in response.get_json()["message"]
+
+
+def test_a_database_error_that_is_no_outage_stays_a_500(tmp_path):
+    """An unmigrated database (no such table) is a fault to fix, not a moment to wait."""
+    app = create_app({"TESTING": True, "PROPAGATE_EXCEPTIONS": False,
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'empty.db'}"})
+    response = app.test_client().get("/api/v1/resolve?code=123451000016001",
+                                     headers={"Authorization": "Bearer sor_whatever"})
+    assert response.status_code == 500
+    assert "Retry-After" not in response.headers

@@ -155,6 +155,20 @@ def test_the_api_ignores_the_session_cookie(client, people):
     assert client.get("/staff/").status_code == 200  # the page session is untouched
 
 
+@pytest.mark.parametrize("path, has_session", [
+    ("/api/v1/resolve", False), ("/api", False), ("/api/docs", False),
+    ("/apiary", True), ("/staff/", True), ("/login", True),
+])
+def test_only_pages_open_the_session_cookie(app, path, has_session):
+    from sorregistry.pages import PageSessions
+
+    with app.test_request_context(path):
+        from flask import request
+
+        opened = PageSessions().open_session(app, request)
+    assert (opened is not None) == has_session
+
+
 NEW_PASSWORD = "et helt nyt kodeord"
 
 
@@ -258,6 +272,7 @@ def test_set_password_from_stdin_then_only_the_new_one_works(client, runner, ses
 
 
 def test_set_password_prompts_twice_with_hidden_input(client, runner, session, people):
+    session.commit()  # the command ends its transaction before it prompts
     result = runner.invoke(args=["set-password", people["reporter"].email],
                            input=f"{NEW_PASSWORD}\n{NEW_PASSWORD}\n")
     assert result.exit_code == 0, result.output
