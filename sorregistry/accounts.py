@@ -276,12 +276,9 @@ def _read_password(from_stdin: bool, prompt: str) -> str:
 
 
 def _fail(exc: Exception) -> NoReturn:
-    """Undo the command's changes, say why on stderr and exit 1, as create-user does."""
-    from sorregistry.extensions import db
+    from sorregistry.cli import fail
 
-    db.session.rollback()
-    click.echo(f"Error: {exc}", err=True)
-    sys.exit(1)
+    fail(exc)
 
 
 @click.command("create-user")
@@ -335,30 +332,22 @@ def create_user_command(
 @with_appcontext
 def list_users_command(all_: bool) -> None:
     """List the people who can log in (times in UTC); inactive ones with --all."""
-    from sorregistry.cli import echo_table, format_time
+    from sorregistry.cli import echo_listing, format_time
     from sorregistry.extensions import db
 
     now = utcnow()
-    users = list_users(db.session)
-    shown = users if all_ else [user for user in users if user.active]
-    if shown:
-        echo_table(
-            ["email", "name", "roles", "kommunekode", "CVR", "active", "locked until",
-             "last login"],
-            [
-                [u.email, u.name, ",".join(u.roles), u.municipality_code or "-", u.cvr or "-",
-                 "yes" if u.active else "no",
-                 # A lock-out that has run out is no lock-out; show only one in force.
-                 format_time(u.locked_until if u.locked_until and u.locked_until > now else None),
-                 format_time(u.last_login_at)]
-                for u in shown
-            ],
-        )
-    else:
-        click.echo("No users.")
-    hidden = len(users) - len(shown)
-    if hidden:
-        click.echo(f"({hidden} inactive not shown; --all lists them.)")
+    echo_listing(
+        list_users(db.session), show_all=all_, shown_by_default=lambda user: user.active,
+        headers=["email", "name", "roles", "kommunekode", "CVR", "active", "locked until",
+                 "last login"],
+        row=lambda u: [
+            u.email, u.name, ",".join(u.roles), u.municipality_code or "-", u.cvr or "-",
+            "yes" if u.active else "no",
+            # A lock-out that has run out is no lock-out; show only one in force.
+            format_time(u.locked_until if u.locked_until and u.locked_until > now else None),
+            format_time(u.last_login_at)],
+        nothing="No users.", hidden="inactive",
+    )
 
 
 @click.command("deactivate-user")
@@ -368,18 +357,7 @@ def deactivate_user_command(email: str) -> None:
     """Stop EMAIL from logging in. Every session they have open is refused from its next
     request on, for good (activating the account later does not revive them); the
     account and its history stay (activate-user undoes it)."""
-    from sorregistry.extensions import db
-
-    try:
-        user, changed = set_active(db.session, email, False)
-        db.session.commit()
-    except UserError as exc:
-        _fail(exc)
-    if changed:
-        click.echo(f"User {user.email} deactivated; an open session is refused from its next "
-                   "request on.")
-    else:
-        click.echo(f"User {user.email} was inactive already; nothing changed.")
+    _set_active(email, False)
 
 
 @click.command("activate-user")
@@ -387,17 +365,26 @@ def deactivate_user_command(email: str) -> None:
 @with_appcontext
 def activate_user_command(email: str) -> None:
     """Let EMAIL log in again, and lift a lock-out after wrong passwords."""
+    _set_active(email, True)
+
+
+def _set_active(email: str, active: bool) -> None:
     from sorregistry.extensions import db
 
     try:
-        user, changed = set_active(db.session, email, True)
+        user, changed = set_active(db.session, email, active)
         db.session.commit()
     except UserError as exc:
         _fail(exc)
-    if changed:
+    if not changed:
+        click.echo(f"User {user.email} was "
+                   + ("active and not locked out" if active else "inactive")
+                   + " already; nothing changed.")
+    elif active:
         click.echo(f"User {user.email} is active, with no lock-out or failed logins.")
     else:
-        click.echo(f"User {user.email} was active and not locked out already; nothing changed.")
+        click.echo(f"User {user.email} deactivated; an open session is refused from its next "
+                   "request on.")
 
 
 @click.command("set-password")

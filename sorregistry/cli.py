@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from importlib import resources
+from typing import NoReturn, TypeVar
 
 import click
 from flask.cli import FlaskGroup, with_appcontext
+
+T = TypeVar("T")
 
 
 def _create_app():  # FlaskGroup calls this without arguments
@@ -34,6 +38,30 @@ def echo_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     for line in lines:
         cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
         click.echo("  ".join(cells).rstrip())
+
+
+def fail(exc: Exception) -> NoReturn:
+    """Undo the command's changes, say why on stderr and exit 1."""
+    from sorregistry.extensions import db
+
+    db.session.rollback()
+    click.echo(f"Error: {exc}", err=True)
+    sys.exit(1)
+
+
+def echo_listing(items: Sequence[T], *, show_all: bool, shown_by_default: Callable[[T], bool],
+                 headers: Sequence[str], row: Callable[[T], Sequence[str]], nothing: str,
+                 hidden: str) -> None:
+    """A table of *items*, those not *shown_by_default* (revoked, inactive) only with
+    ``--all``, and a line saying how many were left out."""
+    shown = list(items) if show_all else [item for item in items if shown_by_default(item)]
+    if shown:
+        echo_table(headers, [row(item) for item in shown])
+    else:
+        click.echo(nothing)
+    left_out = len(items) - len(shown)
+    if left_out:
+        click.echo(f"({left_out} {hidden} not shown; --all lists them.)")
 
 
 @click.command("load-demo")
@@ -81,8 +109,6 @@ def load_demo(if_empty: bool) -> None:
 @with_appcontext
 def create_client(name: str, cvr: str, roles: tuple[str, ...], municipality_code: str | None):
     """Make an API client and print its bearer token once, alone on the last line."""
-    import sys
-
     from sorregistry.auth import ClientError
     from sorregistry.auth import create_client as make_client
     from sorregistry.extensions import db
@@ -93,9 +119,7 @@ def create_client(name: str, cvr: str, roles: tuple[str, ...], municipality_code
         )
         db.session.commit()
     except ClientError as exc:
-        db.session.rollback()
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+        fail(exc)
     click.echo(
         f"Client {client.id} '{client.name}' (CVR {client.cvr}, roles {', '.join(client.roles)}"
         + (f", kommunekode {client.municipality_code}" if client.municipality_code else "")
@@ -113,22 +137,14 @@ def list_clients(all_: bool) -> None:
     from sorregistry.auth import list_clients as all_clients
     from sorregistry.extensions import db
 
-    clients = all_clients(db.session)
-    shown = clients if all_ else [client for client in clients if client.revoked_at is None]
-    if shown:
-        echo_table(
-            ["id", "name", "CVR", "roles", "kommunekode", "created", "revoked"],
-            [
-                [str(c.id), c.name, c.cvr, ",".join(c.roles), c.municipality_code or "-",
-                 format_time(c.created_at), format_time(c.revoked_at)]
-                for c in shown
-            ],
-        )
-    else:
-        click.echo("No API clients.")
-    hidden = len(clients) - len(shown)
-    if hidden:
-        click.echo(f"({hidden} revoked not shown; --all lists them.)")
+    echo_listing(
+        all_clients(db.session), show_all=all_,
+        shown_by_default=lambda client: client.revoked_at is None,
+        headers=["id", "name", "CVR", "roles", "kommunekode", "created", "revoked"],
+        row=lambda c: [str(c.id), c.name, c.cvr, ",".join(c.roles), c.municipality_code or "-",
+                       format_time(c.created_at), format_time(c.revoked_at)],
+        nothing="No API clients.", hidden="revoked",
+    )
 
 
 @click.command("revoke-client")
@@ -141,8 +157,6 @@ def revoke_client(client_id: int) -> None:
     minute, so a revoked token may still work that long; restart the server if
     it must stop at once. Revoking cannot be undone: make a new client instead.
     """
-    import sys
-
     from sorregistry.auth import _IDENTITY_SECONDS, ClientError
     from sorregistry.auth import revoke_client as revoke
     from sorregistry.extensions import db
@@ -151,9 +165,7 @@ def revoke_client(client_id: int) -> None:
         client = revoke(db.session, client_id)
         db.session.commit()
     except ClientError as exc:
-        db.session.rollback()
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+        fail(exc)
     click.echo(
         f"Client {client.id} '{client.name}' (CVR {client.cvr}) revoked at "
         f"{format_time(client.revoked_at)} UTC. A running server may still accept its "

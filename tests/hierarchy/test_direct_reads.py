@@ -11,7 +11,6 @@ engine (the pool) for any of them.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -29,16 +28,14 @@ from sorregistry import auth, create_app, reads
 from sorregistry.auth import create_client, forget_identities
 from sorregistry.extensions import db
 from tests.conftest import fixture_path
+from tests.support.exports import generator
 
-GENERATOR = Path(__file__).parents[2] / "bench" / "generate_sor_export.py"
 NO_CACHE = {"Cache-Control": "no-cache"}
 
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory) -> Path:
-    spec = importlib.util.spec_from_file_location("generate_sor_export", GENERATOR)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = generator()
     path = tmp_path_factory.mktemp("direct") / "register.xml"
     module.generate(path, 2500, seed=5, municipalities=1, regions=1)
     return path

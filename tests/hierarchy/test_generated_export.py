@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -12,26 +11,17 @@ from hierarchy import service
 from hierarchy.models import Organisation, OrganisationVersion
 from hierarchy.sor_import import import_sor_file
 from hierarchy.sor_xml import SorFileError
-
-GENERATOR = Path(__file__).parents[2] / "bench" / "generate_sor_export.py"
-
-
-def _generator():
-    spec = importlib.util.spec_from_file_location("generate_sor_export", GENERATOR)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
+from tests.support.exports import generator
 
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("exports")
-    generator = _generator()
+    gen = generator()
     paths = {name: folder / f"{name}.xml" for name in ("base", "changed")}
-    generator.generate(paths["base"], 1500, seed=7, municipalities=1, regions=0)
-    generator.generate(paths["changed"], 1500, seed=7, municipalities=1, regions=0,
-                       mutate=0.05, drop=0.02)
+    gen.generate(paths["base"], 1500, seed=7, municipalities=1, regions=0)
+    gen.generate(paths["changed"], 1500, seed=7, municipalities=1, regions=0,
+                 mutate=0.05, drop=0.02)
     return paths
 
 

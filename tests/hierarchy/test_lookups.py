@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import date
 from pathlib import Path
 
@@ -13,15 +12,12 @@ from hierarchy.models import Organisation
 from hierarchy.sor_import import import_sor_file
 from hierarchy.text import fold
 from sorregistry.auth import create_client
-
-GENERATOR = Path(__file__).parents[2] / "bench" / "generate_sor_export.py"
+from tests.support.exports import generator
 
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory) -> Path:
-    spec = importlib.util.spec_from_file_location("generate_sor_export", GENERATOR)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = generator()
     path = tmp_path_factory.mktemp("lookups") / "municipality.xml"
     module.generate(path, 1500, seed=11, municipalities=1, regions=0)
     return path

@@ -10,7 +10,6 @@ in every spelling the folding makes equal.
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import re
 import time
@@ -25,15 +24,12 @@ from hierarchy.models import Organisation
 from hierarchy.sor_import import import_sor_file
 from hierarchy.text import fold
 from tests.conftest import fixture_path
-
-GENERATOR = Path(__file__).parents[2] / "bench" / "generate_sor_export.py"
+from tests.support.exports import generator
 
 
 @pytest.fixture(scope="module")
 def export(tmp_path_factory) -> Path:
-    spec = importlib.util.spec_from_file_location("generate_sor_export", GENERATOR)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = generator()
     path = tmp_path_factory.mktemp("name-index") / "register.xml"
     module.generate(path, 2500, seed=5, municipalities=2, regions=1)
     return path

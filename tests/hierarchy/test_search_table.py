@@ -9,7 +9,6 @@ that no cached answer outlives the state it was computed from.
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import date
 from pathlib import Path
 
@@ -22,21 +21,13 @@ from hierarchy.sor_import import import_sor_file
 from hierarchy.text import fold
 from sorregistry.auth import create_client
 from tests.conftest import fixture_path
-
-GENERATOR = Path(__file__).parents[2] / "bench" / "generate_sor_export.py"
-
-
-def _generator():
-    spec = importlib.util.spec_from_file_location("generate_sor_export", GENERATOR)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.support.exports import generator
 
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory) -> tuple[Path, Path]:
     """A municipality export and its changed variant (5 % changed, 1 % of subtrees gone)."""
-    gen = _generator()
+    gen = generator()
     base = tmp_path_factory.mktemp("names")
     plain, changed = base / "plain.xml", base / "changed.xml"
     gen.generate(plain, 1500, seed=11, municipalities=1, regions=0)
