@@ -72,6 +72,7 @@ def register_blueprints(app: Flask) -> None:
     from hierarchy.routes import blp as hierarchy_api
     from notifications.routes import blp as notifications_api
     from sorregistry.extensions import api
+    from sorregistry.health import blp as health_api
     from sorregistry.views import bp as site
 
     api.spec.components.security_scheme(
@@ -82,6 +83,7 @@ def register_blueprints(app: Flask) -> None:
     api.register_blueprint(lookups_api, url_prefix="/api/v1")
     api.register_blueprint(applications_api, url_prefix="/api/v1")
     api.register_blueprint(notifications_api, url_prefix="/api/v1")
+    api.register_blueprint(health_api, url_prefix="/api/v1")
     app.register_blueprint(site)
 
 

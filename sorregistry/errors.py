@@ -44,7 +44,7 @@ _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
 _SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file")
 
 
-def _unavailable(error: Exception) -> bool:
+def database_unavailable(error: Exception) -> bool:
     """Whether *error* says the database cannot be reached now (and a retry may work), not
     that a statement was wrong (a missing table, a syntax error, a cancelled query)."""
     if isinstance(error, OperationalError):
@@ -68,7 +68,7 @@ def handle_database_error(error: Exception) -> Response | tuple[str, int, list]:
     500 it is, with its traceback in the log."""
     from flask import current_app
 
-    if not _unavailable(error):
+    if not database_unavailable(error):
         return handle_unexpected(error)
     current_app.logger.error("database unavailable on %s %s: %s", request.method,
                              request.path, (str(error).strip().splitlines() or [""])[0])

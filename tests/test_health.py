@@ -1,0 +1,54 @@
+"""GET /api/v1/health: 200 when the instance can serve, 503 (with the reason) when not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from sorregistry import create_app
+from tests.test_database_down import unreachable  # noqa: F401 - the fixture
+
+MIGRATIONS = Path(__file__).parents[1] / "migrations" / "versions"
+
+
+def test_a_migrated_database_is_healthy_without_a_token(client, session):
+    response = client.get("/api/v1/health")
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["status"] == "ok" and body["database"] == "ok" and body["schema"] == "current"
+    assert body["schema_revision"] == body["expected_revision"]
+    newest = max(path.name[:4] for path in MIGRATIONS.glob("0*.py"))
+    assert body["expected_revision"] == newest
+    assert isinstance(body["register_version"], int)
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("revision, state", [("0008", "behind"), ("ffffffffffff", "ahead")])
+def test_a_schema_not_of_this_code_is_unavailable(client, session, revision, state):
+    session.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    response = client.get("/api/v1/health")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "unavailable" and body["schema"] == state
+    assert body["database"] == "ok" and body["schema_revision"] == revision
+
+
+def test_a_database_never_migrated_is_behind(tmp_path):
+    app = create_app({"TESTING": True,
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'empty.db'}"})
+    response = app.test_client().get("/api/v1/health")
+    assert response.status_code == 503
+    assert response.get_json()["schema"] == "behind"
+    assert response.get_json()["database"] == "ok"
+
+
+def test_an_unreachable_database_is_unavailable(unreachable):  # noqa: F811
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": unreachable,
+                      "PROPAGATE_EXCEPTIONS": False})
+    response = app.test_client().get("/api/v1/health")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "unavailable" and body["database"] == "unreachable"
+    assert body["schema"] == "unknown" and body["schema_revision"] is None
