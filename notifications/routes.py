@@ -78,6 +78,9 @@ class OutboxRetry(MethodView):
         """Put a failed mail back in the queue with a fresh count of attempts / Send igen."""
         _check_id(outbox_id)
         client = current_client()
+        # End the read transaction of the authentication first, so that SQLite can queue
+        # for its write lock (sorregistry.database.begin_write) instead of failing at once.
+        db.session.commit()
         try:
             message = service.retry(
                 db.session, outbox_id, actor=f"staff: {client.name} (client {client.id})"

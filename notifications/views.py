@@ -75,8 +75,10 @@ def retry(message_id: int) -> Response:
     """Put a failed mail back in the queue."""
     from sorregistry.extensions import db
 
+    actor = f"user:{current_user.id} {current_user.email}"
+    db.session.commit()  # end the login's read transaction first (see the API's retry)
     try:
-        service.retry(db.session, message_id, actor=f"user:{current_user.id} {current_user.email}")
+        service.retry(db.session, message_id, actor=actor)
     except service.NotFound:
         abort(404)
     except service.NotRetryable as exc:

@@ -25,6 +25,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         "sqlite:///" + os.path.join(app.instance_path, "sorregistry.db"),
     )
     _check_secret_key(app)
+    _limit_connect_time(app)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
     register_extensions(app)
@@ -33,6 +34,20 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     register_errorhandlers(app)
     register_commands(app)
     return app
+
+
+def _limit_connect_time(app: Flask) -> None:
+    """PostgreSQL: give up connecting after 10 s (libpq waits for the TCP timeout, often
+    minutes, when the server's host does not answer), so a request or the health check
+    answers 503 instead of holding a worker. A connect_timeout given in
+    SQLALCHEMY_ENGINE_OPTIONS wins."""
+    if not str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql"):
+        return
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    connect_args = dict(options.get("connect_args") or {})
+    connect_args.setdefault("connect_timeout", 10)
+    options["connect_args"] = connect_args
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
 def _check_secret_key(app: Flask) -> None:

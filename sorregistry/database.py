@@ -86,9 +86,10 @@ def begin_write(session: Session | scoped_session[Session]) -> None:
         if session.get_bind().dialect.name == "sqlite":
             # Begun already (by the caller, or the tests' savepoint): take the lock now
             # with a write that changes nothing (SQLite takes it at any UPDATE, whatever
-            # its WHERE), so that the work that follows queues rather than fails. A
-            # transaction that has read before may still fail, if another writer
-            # committed in between; callers that can, begin it here (routes commit first).
+            # its WHERE). A transaction that has not read yet then waits for the lock
+            # (busy_timeout); one that has read fails at once ("database is locked") while
+            # another writer holds it - SQLite does not wait to upgrade a read - so routes
+            # end their reading transaction (commit) before they call the service.
             session.execute(text("UPDATE sor_code_counter SET name = name WHERE 0"))
         return
     session.connection(execution_options={SQLITE_BEGIN_IMMEDIATE: True})

@@ -6,7 +6,8 @@ import re
 from urllib.parse import unquote_to_bytes
 
 from flask import Flask, Response, abort, jsonify, render_template, request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 
@@ -47,17 +48,19 @@ _SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file")
 def database_unavailable(error: Exception) -> bool:
     """Whether *error* says the database cannot be reached now (and a retry may work), not
     that a statement was wrong (a missing table, a syntax error, a cancelled query)."""
-    if isinstance(error, OperationalError):
+    if isinstance(error, PoolTimeout):
+        return True  # every connection of the pool busy: out of reach for now
+    if isinstance(error, DBAPIError):
         if error.connection_invalidated:
             return True
         error = error.orig if isinstance(error.orig, Exception) else error
     state = getattr(error, "sqlstate", None)
     if state is not None:
         return str(state).startswith(_UNAVAILABLE_STATES)
-    connection = getattr(error, "pgconn", None)
     if type(error).__module__.startswith("psycopg"):
-        # No SQLSTATE: libpq's own failure (refused, lost, timed out connecting).
-        return connection is None or connection.status != 0
+        # No SQLSTATE: libpq's own failure (refused, lost, timed out connecting) - except
+        # a pipeline aborted by an earlier statement's error, which is that error's.
+        return type(error).__name__ != "PipelineAborted"
     return any(text in str(error) for text in _SQLITE_UNAVAILABLE)
 
 
@@ -113,6 +116,7 @@ def register(app: Flask) -> None:
     app.before_request(refuse_nul_bytes)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(OperationalError, handle_database_error)
+    app.register_error_handler(PoolTimeout, handle_database_error)
     try:  # the lookups' direct reads raise the driver's own (sorregistry.reads)
         import psycopg
     except ImportError:  # pragma: no cover - psycopg is a dependency

@@ -3,8 +3,9 @@
 ``GET /api/v1/health`` needs no token and tells nothing about the register's content:
 whether the database answers, whether its schema is the one this code expects (the
 newest migration), and the register version the lookups' answers are filed under.
-200 when all is well, 503 otherwise - so a proxy sends no traffic to an instance whose
-database is gone or not yet migrated. Never cached.
+200 when the instance can serve (also when the database is a migration ahead of this
+code, as in a rolling deploy that migrates first), 503 otherwise - so a proxy sends no
+traffic to an instance whose database is gone or not yet migrated. Never cached.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import functools
 import time
 from typing import Any
 
+import orjson
 from alembic.script import ScriptDirectory
-from flask import current_app
+from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
@@ -23,7 +25,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from sorregistry.errors import database_unavailable
 from sorregistry.extensions import db
-from sorregistry.responses import json_response
 
 blp = Blueprint("health", __name__, description="Health of this instance / Tilstand")
 
@@ -41,8 +42,8 @@ class HealthSchema(Schema):
                                 "databaseskemaets tilstand"))
     schema_revision = fields.String(allow_none=True, **_d("The database's migration",
                                                           "Databasens migrering"))
-    expected_revision = fields.String(**_d("The newest migration of this code",
-                                           "Kodens nyeste migrering"))
+    expected_revision = fields.String(allow_none=True, **_d(
+        "The newest migration of this code", "Kodens nyeste migrering"))
     register_version = fields.Integer(allow_none=True, **_d(
         "Changes at every committed change of the register", "Registrets version"))
     checked_in_ms = fields.Float(**_d("How long the check took", "Kontrollens varighed"))
@@ -52,8 +53,9 @@ class HealthSchema(Schema):
 def _revisions(directory: str) -> tuple[str, frozenset[str]]:
     """The newest migration of the code, and every migration it knows."""
     scripts = ScriptDirectory(directory)
-    head = scripts.get_current_head()
-    assert head is not None
+    head = scripts.get_current_head()  # raises when there are several
+    if head is None:
+        raise LookupError(f"no migrations in {directory}")
     return head, frozenset(script.revision for script in scripts.walk_revisions())
 
 
@@ -61,34 +63,52 @@ def _revisions(directory: str) -> tuple[str, frozenset[str]]:
 class Health(MethodView):
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, schema=HealthSchema,
-                      description="The database is unreachable or its schema is not this "
-                                  "code's / databasen svarer ikke, eller skemaet passer ikke")
+                      description="The database is unreachable or its schema is behind this "
+                                  "code's / databasen svarer ikke, eller skemaet er bagud")
     def get(self) -> Any:
         """Whether this instance can serve: database, schema, register version."""
         started = time.perf_counter()
-        expected, known = _revisions(current_app.extensions["migrate"].directory)
         body: dict[str, Any] = {"status": "ok", "database": "ok", "schema": "current",
-                                "schema_revision": None, "expected_revision": expected,
+                                "schema_revision": None, "expected_revision": None,
                                 "register_version": None}
+        try:
+            expected, known = _revisions(current_app.extensions["migrate"].directory)
+            body["expected_revision"] = expected
+        except Exception:  # no migrations folder, several heads: say so, and log it
+            current_app.logger.exception("health: the code's migrations cannot be read")
+            expected, known, body["schema"] = None, frozenset(), "unknown"
         try:
             body["schema_revision"] = db.session.execute(
                 text("SELECT version_num FROM alembic_version")).scalar()
             body["register_version"] = db.session.execute(
                 text("SELECT version FROM register_version WHERE name = 'register'")).scalar()
         except SQLAlchemyError as exc:
-            db.session.rollback()
+            current_app.logger.warning("health: %s", exc, exc_info=exc)
             if database_unavailable(exc):
                 body["database"], body["schema"] = "unreachable", "unknown"
-            else:  # it answers, but its tables are missing: never (fully) migrated
+            elif _missing_table(exc):  # it answers, but was never (fully) migrated
                 body["schema"] = "behind"
+            else:  # a timeout, a permission: nothing to say of the schema
+                body["schema"] = "unknown"
         finally:
-            db.session.rollback()
+            try:
+                db.session.rollback()
+            except SQLAlchemyError:  # a connection that died meanwhile: it is discarded
+                pass
         revision = body["schema_revision"]
         if body["schema"] == "current" and revision != expected:
             body["schema"] = "behind" if revision in known or revision is None else "ahead"
-        if body["database"] != "ok" or body["schema"] != "current":
+        # An older code than the database (a rolling deploy migrates first) still serves:
+        # the migrations add, so the old instances stay in until they are replaced.
+        if body["database"] != "ok" or body["schema"] not in ("current", "ahead"):
             body["status"] = "unavailable"
         body["checked_in_ms"] = round((time.perf_counter() - started) * 1000, 2)
-        response = json_response(body, status=200 if body["status"] == "ok" else 503)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return Response(orjson.dumps(body), status=200 if body["status"] == "ok" else 503,
+                        mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+
+def _missing_table(error: SQLAlchemyError) -> bool:
+    """PostgreSQL's undefined_table (42P01), SQLite's "no such table"."""
+    original = getattr(error, "orig", None)
+    return (getattr(original, "sqlstate", None) == "42P01"
+            or "no such table" in str(original or error))

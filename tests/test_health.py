@@ -25,14 +25,21 @@ def test_a_migrated_database_is_healthy_without_a_token(client, session):
     assert response.headers["Cache-Control"] == "no-store"
 
 
-@pytest.mark.parametrize("revision, state", [("0008", "behind"), ("ffffffffffff", "ahead")])
-def test_a_schema_not_of_this_code_is_unavailable(client, session, revision, state):
-    session.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+def test_a_schema_behind_this_code_is_unavailable(client, session):
+    session.execute(text("UPDATE alembic_version SET version_num = '0008'"))
     response = client.get("/api/v1/health")
     assert response.status_code == 503
     body = response.get_json()
-    assert body["status"] == "unavailable" and body["schema"] == state
-    assert body["database"] == "ok" and body["schema_revision"] == revision
+    assert body["status"] == "unavailable" and body["schema"] == "behind"
+    assert body["database"] == "ok" and body["schema_revision"] == "0008"
+
+
+def test_a_schema_ahead_of_this_code_still_serves(client, session):
+    """A rolling deploy migrates first: the old instances must stay in until replaced."""
+    session.execute(text("UPDATE alembic_version SET version_num = 'ffffffffffff'"))
+    response = client.get("/api/v1/health")
+    assert response.status_code == 200
+    assert response.get_json()["schema"] == "ahead"
 
 
 def test_a_database_never_migrated_is_behind(tmp_path):
@@ -52,3 +59,22 @@ def test_an_unreachable_database_is_unavailable(unreachable):  # noqa: F811
     body = response.get_json()
     assert body["status"] == "unavailable" and body["database"] == "unreachable"
     assert body["schema"] == "unknown" and body["schema_revision"] is None
+
+
+def test_what_counts_as_the_database_out_of_reach():
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from sorregistry.errors import database_unavailable
+
+    assert database_unavailable(PoolTimeout("QueuePool limit of size 5 overflow 10 reached"))
+    assert database_unavailable(psycopg.OperationalError("connection refused"))
+    assert not database_unavailable(psycopg.errors.PipelineAborted("pipeline aborted"))
+    assert not database_unavailable(psycopg.errors.QueryCanceled("statement timeout"))
+    assert database_unavailable(psycopg.errors.AdminShutdown("terminating connection"))
+    import sqlite3
+
+    locked = OperationalError("SELECT 1", {}, sqlite3.OperationalError("database is locked"))
+    missing = OperationalError("SELECT 1", {}, sqlite3.OperationalError("no such table: x"))
+    assert database_unavailable(locked) and not database_unavailable(missing)
