@@ -365,7 +365,9 @@ def queue() -> str:
     )
 
 
-def _staff_application(application_id: int) -> Application:
+def _application(application_id: int) -> Application:
+    """The application as the person logged in may see it (service rules: staff any, a
+    municipality its own); 404 otherwise, so another's existence is not revealed."""
     from sorregistry.extensions import db
 
     try:
@@ -380,7 +382,7 @@ def review_application(application_id: int) -> str:
     """One application: its values, validation with duplicates side by side, steps, history."""
     from sorregistry.extensions import db
 
-    found = _staff_application(application_id)
+    found = _application(application_id)
     validation = None
     if found.status not in DECIDED_STATUSES:
         validation = service.validate_application(db.session, found)
@@ -539,22 +541,13 @@ def _after_save(application_id: int) -> Response | tuple[str, int]:
     return redirect(page, code=303)
 
 
-def _own_application(application_id: int) -> Application:
-    from sorregistry.extensions import db
-
-    try:
-        return service.get_application(db.session, actor_for(current_user), application_id)
-    except service.ApplicationNotFound:
-        abort(404)
-
-
 @municipality_bp.get("/applications/<int:application_id>", endpoint="application")
 @role_required("municipality")
 def own_application(application_id: int) -> tuple[str, int]:
     """An own application: the form while it is editable (with "Valider"), else its state."""
     from sorregistry.extensions import db
 
-    found = _own_application(application_id)
+    found = _application(application_id)
     validation = None
     if found.status in ("draft", "info_requested") and request.args.get("valider"):
         validation = service.validate_application(db.session, found)
@@ -569,7 +562,7 @@ def save(application_id: int) -> Response | tuple[str, int]:
     """Save the edited draft (or the answer to SDS's question); then validate or send it."""
     from sorregistry.extensions import db
 
-    found = _own_application(application_id)
+    found = _application(application_id)
     values = _form_values()
     values.pop("kind")  # fixed once the application is made
     try:
@@ -579,7 +572,7 @@ def save(application_id: int) -> Response | tuple[str, int]:
         db.session.commit()
     except service.InvalidInput as exc:
         db.session.rollback()
-        found = _own_application(application_id)
+        found = _application(application_id)
         return _render_form(found, {**_form_values(), "kind": found.kind},
                             input_errors=exc.errors, status=422)
     except (service.Forbidden, service.InvalidTransition) as exc:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import sys
 from datetime import datetime, timedelta
-from typing import NoReturn
 
 import click
 from flask.cli import with_appcontext
@@ -22,7 +21,9 @@ from sqlalchemy import Boolean, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from sorregistry.auth import ROLES, ClientError, check_roles
+from sorregistry.auth import ClientError, check_roles
+from sorregistry.cli import ROLE_OPTION
+from sorregistry.cli import fail as _fail
 from sorregistry.models import Base, BigIntKey, JsonDocument, UTCDateTime, utcnow
 
 MAX_FAILURES = 5
@@ -275,23 +276,10 @@ def _read_password(from_stdin: bool, prompt: str) -> str:
     return click.prompt(prompt, hide_input=True, confirmation_prompt=True)
 
 
-def _fail(exc: Exception) -> NoReturn:
-    from sorregistry.cli import fail
-
-    fail(exc)
-
-
 @click.command("create-user")
 @click.argument("email")
 @click.option("--name", required=True, help="The person's name, shown on the pages and in history.")
-@click.option(
-    "--role",
-    "roles",
-    multiple=True,
-    required=True,
-    type=click.Choice(list(ROLES)),
-    help="Repeatable: reporter, municipality, sds.",
-)
+@ROLE_OPTION
 @click.option("--municipality-code", default=None, help="Kommunekode of a municipality user.")
 @click.option("--cvr", default=None, help="The CVR the person acts for (the picker's Mit CVR).")
 @_PASSWORD_STDIN

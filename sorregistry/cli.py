@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from importlib import resources
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from flask.cli import FlaskGroup, with_appcontext
@@ -64,6 +64,18 @@ def echo_listing(items: Sequence[T], *, show_all: bool, shown_by_default: Callab
         click.echo(f"({left_out} {hidden} not shown; --all lists them.)")
 
 
+def _role_option() -> Callable[[Any], Any]:
+    from sorregistry.auth import ROLES
+
+    return click.option("--role", "roles", multiple=True, required=True,
+                        type=click.Choice(list(ROLES)),
+                        help="Repeatable: " + ", ".join(ROLES) + ".")
+
+
+# --role, the same for API clients (create-client) and people (create-user).
+ROLE_OPTION = _role_option()
+
+
 @click.command("load-demo")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the register holds data.")
 @with_appcontext
@@ -97,14 +109,7 @@ def load_demo(if_empty: bool) -> None:
 @click.command("create-client")
 @click.argument("name")
 @click.option("--cvr", required=True, help="The client's CVR number (used by the Mit CVR lookups).")
-@click.option(
-    "--role",
-    "roles",
-    multiple=True,
-    required=True,
-    type=click.Choice(["reporter", "municipality", "sds"]),
-    help="Repeatable: reporter, municipality, sds.",
-)
+@ROLE_OPTION
 @click.option("--municipality-code", default=None, help="Kommunekode of a municipality client.")
 @with_appcontext
 def create_client(name: str, cvr: str, roles: tuple[str, ...], municipality_code: str | None):

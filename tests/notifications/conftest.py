@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,6 +121,22 @@ def settings(database_url: str, port: int, **extra: Any) -> dict[str, Any]:
         "MAIL_SUPPRESS_SEND": False,
         "NOTIFY_SMTP_TIMEOUT_SECONDS": 10,
         **extra,
+    }
+
+
+# The installed ``sorregistry`` command, beside this Python, for tests that run it as a process.
+COMMAND = Path(sys.executable).with_name("sorregistry")
+
+
+def command_environment(database_url: str, smtp_port: int) -> dict[str, str]:
+    """The environment of a real ``sorregistry`` process: SOR_ settings only, as deployed."""
+    return {
+        **os.environ,
+        "SOR_DATABASE_URL": database_url,
+        "SOR_SECRET_KEY": "not-secret-test-key",
+        "SOR_MAIL_SERVER": "127.0.0.1",
+        "SOR_MAIL_PORT": str(smtp_port),
+        "SOR_MAIL_DEFAULT_SENDER": SENDER,
     }
 
 

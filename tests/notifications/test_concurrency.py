@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 from collections import Counter
-from pathlib import Path
 
 from sqlalchemy import select
 
@@ -15,7 +12,7 @@ from notifications.models import OutboxAttempt, OutboxMessage
 from notifications.sender import Mailer, send_due
 from notifications.service import Policy, enqueue
 from sorregistry.extensions import db
-from tests.notifications.conftest import SENDER, issued_context
+from tests.notifications.conftest import COMMAND, SENDER, command_environment, issued_context
 
 MAILS = 50
 
@@ -79,15 +76,8 @@ def test_two_worker_processes_send_each_mail_once(make_app, smtp, fresh_database
     smtp.handler.delay = 0.01
     app = make_app()
     ids = _enqueue_many(app)
-    command = Path(sys.executable).with_name("sorregistry")
-    environment = {
-        **os.environ,
-        "SOR_DATABASE_URL": fresh_database,
-        "SOR_SECRET_KEY": "not-secret-test-key",
-        "SOR_MAIL_SERVER": "127.0.0.1",
-        "SOR_MAIL_PORT": str(smtp.port),
-        "SOR_MAIL_DEFAULT_SENDER": SENDER,
-    }
+    command = COMMAND
+    environment = command_environment(fresh_database, smtp.port)
     workers = [
         subprocess.Popen(
             [str(command), "send-notifications", "--batch", "3", "--worker", f"process-{n}"],

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import select, update
 
@@ -18,7 +15,13 @@ from notifications.sender import Mailer, build_message
 from sorregistry.auth import create_client
 from sorregistry.extensions import db
 from sorregistry.models import utcnow
-from tests.notifications.conftest import INSTITUTION, SENDER, approve
+from tests.notifications.conftest import (
+    COMMAND,
+    INSTITUTION,
+    SENDER,
+    approve,
+    command_environment,
+)
 
 SOR_CODE = "900000011000016001"
 
@@ -98,15 +101,8 @@ def test_an_approval_mails_the_institution_and_the_municipality_once_each(make_a
 def test_the_installed_command_sends_with_sor_settings(make_app, smtp, fresh_database):
     app = make_app()
     ids = _enqueue_approval(app)
-    command = Path(sys.executable).with_name("sorregistry")
-    environment = {
-        **os.environ,
-        "SOR_DATABASE_URL": fresh_database,
-        "SOR_SECRET_KEY": "not-secret-test-key",
-        "SOR_MAIL_SERVER": "127.0.0.1",
-        "SOR_MAIL_PORT": str(smtp.port),
-        "SOR_MAIL_DEFAULT_SENDER": SENDER,
-    }
+    command = COMMAND
+    environment = command_environment(fresh_database, smtp.port)
     done = subprocess.run(
         [str(command), "send-notifications", "--worker", "cron-1"],
         env=environment, capture_output=True, text=True, timeout=120,
@@ -203,15 +199,8 @@ def test_giving_up_after_the_configured_attempts(make_app, smtp_down):
 
 def test_as_a_daemon_it_sends_what_arrives_and_stops_on_sigterm(make_app, smtp, fresh_database):
     app = make_app()
-    command = Path(sys.executable).with_name("sorregistry")
-    environment = {
-        **os.environ,
-        "SOR_DATABASE_URL": fresh_database,
-        "SOR_SECRET_KEY": "not-secret-test-key",
-        "SOR_MAIL_SERVER": "127.0.0.1",
-        "SOR_MAIL_PORT": str(smtp.port),
-        "SOR_MAIL_DEFAULT_SENDER": SENDER,
-    }
+    command = COMMAND
+    environment = command_environment(fresh_database, smtp.port)
     daemon = subprocess.Popen(
         [str(command), "send-notifications", "--loop", "--interval", "0.2"],
         env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
