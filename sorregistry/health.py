@@ -23,6 +23,7 @@ from marshmallow import Schema, fields
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from hierarchy.service import register_version
 from sorregistry.errors import database_unavailable
 from sorregistry.extensions import db
 
@@ -80,8 +81,8 @@ class Health(MethodView):
         try:
             body["schema_revision"] = db.session.execute(
                 text("SELECT version_num FROM alembic_version")).scalar()
-            body["register_version"] = db.session.execute(
-                text("SELECT version FROM register_version WHERE name = 'register'")).scalar()
+            version = register_version(db.session)
+            body["register_version"] = version[0] if version else None
         except SQLAlchemyError as exc:
             current_app.logger.warning("health: %s", exc, exc_info=exc)
             if database_unavailable(exc):
