@@ -1,1 +1,25 @@
-"""Applications for SOR codes: intake (web, API, mail), validation, review, code allocation."""
+"""Applications for SOR codes: intake (web, API, mail), validation, review, code allocation.
+
+``init_app(app)`` attaches the applications API, the staff's review and mail-intake
+pages, the municipalities' pages and the commands (``add-contact``, ``fetch-mail``).
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from applications import cli, routes, views
+from sorregistry.api import register_api
+from sorregistry.pages import MenuEntry, register_pages
+
+
+def init_app(app: Flask) -> None:
+    register_api(app, routes.blp, url_prefix="/api/v1")
+    register_pages(app, views.staff_bp, menu=[
+        MenuEntry("staff.queue", "Ansøgninger", ("sds",), order=10),
+        MenuEntry("staff.mail_queue", "Indbakke", ("sds",), order=30),
+    ])
+    register_pages(app, views.municipality_bp, menu=[
+        MenuEntry("municipality.applications", "Mine ansøgninger", ("municipality",), order=50),
+    ])
+    cli.register(app)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-
-def _fail(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(1)
+from applications.mail_intake import ImapSettings, MailIntakeError
+from applications.mail_intake import fetch_mail as fetch
+from applications.mail_service import ContactError
+from applications.mail_service import add_contact as add
+from hierarchy.codes import municipalities
+from sorregistry.commands import fail
+from sorregistry.extensions import db
 
 
 @click.command("add-contact")
@@ -21,17 +22,11 @@ def _fail(message: str) -> None:
 @with_appcontext
 def add_contact(municipality_code: str, email: str, name: str | None) -> None:
     """Let EMAIL send applications by mail for the municipality KOMMUNEKODE."""
-    from applications.mail_service import ContactError
-    from applications.mail_service import add_contact as add
-    from hierarchy.codes import municipalities
-    from sorregistry.extensions import db
-
     try:
         contact = add(db.session, municipality_code, email, name=name)
         db.session.commit()
     except ContactError as exc:
-        db.session.rollback()
-        _fail(str(exc))
+        fail(exc)
     click.echo(
         f"{contact.email} may now apply by mail for {contact.municipality_code} "
         f"{municipalities()[contact.municipality_code]}."
@@ -50,10 +45,6 @@ def fetch_mail(limit: int | None) -> None:
     Each message is recorded once (its Message-ID) and committed before it is
     flagged \\Seen, so a run that is stopped can simply be run again.
     """
-    from applications.mail_intake import ImapSettings, MailIntakeError
-    from applications.mail_intake import fetch_mail as fetch
-    from sorregistry.extensions import db
-
     config = current_app.config
     try:
         settings = ImapSettings.from_config(config)
@@ -64,7 +55,7 @@ def fetch_mail(limit: int | None) -> None:
     except MailIntakeError as exc:
         if exc.result is not None and exc.result.lines:
             click.echo(f"Before the error: {exc.result.summary()}")
-        _fail(str(exc))
+        fail(exc)
     click.echo(result.summary())
 
 

@@ -24,6 +24,7 @@ ledger's Message-ID is unique, and the loser's commit fails and is undone.
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import os
 import re
@@ -128,7 +129,6 @@ def imap_utf7(name: str) -> str:
 
     "Ansøgninger" -> "Ans&APg-gninger": imaplib sends names as they are given.
     """
-    import base64
 
     out: list[str] = []
     pending: list[str] = []

@@ -24,6 +24,9 @@ from applications.mail_template import (
     read_headers,
     sender_address,
 )
+from applications.service import create_from_mail
+from hierarchy import identifiers as ids
+from notifications.service import enqueue
 from sorregistry.models import utcnow
 
 __all__ = [
@@ -67,7 +70,6 @@ def add_contact(
     session: Session, municipality_code: str, email: str, *, name: str | None = None
 ) -> MunicipalityContact:
     """Register *email* as an address *municipality_code* may send applications from."""
-    from hierarchy import identifiers as ids
 
     try:
         code = ids.validate_kommunekode(municipality_code)
@@ -134,7 +136,6 @@ def _create_application(
     if valid, flushes, and returns it (``.id``, ``.reference``). The tests spy
     on this function to see exactly what was passed.
     """
-    from applications.service import create_from_mail
 
     return create_from_mail(
         session,
@@ -230,7 +231,6 @@ def _notify_sender(session: Session, mail: IncomingMail, reason: str) -> None:
     Only registered contacts are told: answering unknown senders would send mail
     to forged addresses (backscatter).
     """
-    from notifications.service import enqueue
 
     if not mail.sender or mail.municipality_code is None:
         return

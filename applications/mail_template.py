@@ -36,6 +36,7 @@ from functools import cache
 from html.parser import HTMLParser
 from typing import Any
 
+from hierarchy.codes import _rows
 from hierarchy.text import fold
 
 __all__ = [
@@ -166,7 +167,6 @@ def _labels() -> dict[str, str]:
 @cache
 def _institution_types_by_name() -> dict[str, str]:
     """Folded Danish name -> SNOMED CT code; institution names win over unit names."""
-    from hierarchy.codes import _rows
 
     names: dict[str, str] = {}
     for listing in (

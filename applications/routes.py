@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
 from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
 from applications import mail_service, service
+from applications.mail_models import IncomingMail
 from applications.schemas import (
     ApplicationInputSchema,
     ApplicationListArgsSchema,
@@ -24,8 +26,8 @@ from applications.schemas import (
     ResolveTriageSchema,
     TriageArgsSchema,
 )
-from sorregistry.auth import current_client, require
 from sorregistry.extensions import db
+from sorregistry.security import current_client, require
 
 blp = Blueprint(
     "applications",
@@ -227,8 +229,6 @@ class ApplicationAttachmentFile(MethodView):
 
 
 def _attachment_disposition(filename: str) -> str:
-    from urllib.parse import quote
-
     ascii_name = filename.encode("ascii", "replace").decode("ascii").replace('"', "")
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
 
@@ -241,8 +241,6 @@ MAIL_PARAMETER = {
 
 
 def _mail(mail_id: int) -> Any:
-    from applications.mail_models import IncomingMail
-
     mail = db.session.get(IncomingMail, mail_id) if 1 <= mail_id <= 2**53 else None
     if mail is None:
         abort(404, message=f"no mail {mail_id} in the ledger")

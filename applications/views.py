@@ -17,12 +17,15 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from applications import service
+from applications import mail_service, service
+from applications.mail_models import IncomingMail
+from applications.mail_template import parse_mail
 from applications.models import DECIDED_STATUSES, STATUSES, Application
 from hierarchy.codes import OWNERSHIP_BY_TYPE, entity_type_name, entity_type_names, municipalities
+from sorregistry.extensions import db
 from sorregistry.i18n import _, add_english, current_language
 from sorregistry.models import utcnow
-from sorregistry.pages import role_required
+from sorregistry.security import role_required
 
 staff_bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="templates")
 municipality_bp = Blueprint(
@@ -237,7 +240,6 @@ def actor_for(user: Any) -> service.Actor:
 @contextmanager
 def _refused(back: str) -> Iterator[None]:
     """A refused step: roll back, say why on the page, go back where the person was."""
-    from sorregistry.extensions import db
 
     try:
         yield
@@ -267,7 +269,6 @@ def _step(do: Callable[[service.Actor], Any], back: str) -> Any:
     user); the read transaction that loaded the user ends first, so SQLite can
     take its write lock at once (see applications.routes._step).
     """
-    from sorregistry.extensions import db
 
     actor = actor_for(current_user)
     db.session.commit()
@@ -339,7 +340,6 @@ def _template_names() -> dict[str, Any]:
 @role_required("sds")
 def queue() -> str:
     """The review queue: filter by status, municipality and age."""
-    from sorregistry.extensions import db
 
     statuses = [s for s in request.args.getlist("status") if s in STATUSES]
     if "status" not in request.args:
@@ -368,7 +368,6 @@ def queue() -> str:
 def _application(application_id: int) -> Application:
     """The application as the person logged in may see it (service rules: staff any, a
     municipality its own); 404 otherwise, so another's existence is not revealed."""
-    from sorregistry.extensions import db
 
     try:
         return service.get_application(db.session, actor_for(current_user), application_id)
@@ -380,7 +379,6 @@ def _application(application_id: int) -> Application:
 @role_required("sds")
 def review_application(application_id: int) -> str:
     """One application: its values, validation with duplicates side by side, steps, history."""
-    from sorregistry.extensions import db
 
     found = _application(application_id)
     validation = None
@@ -410,7 +408,6 @@ _STAFF_STEPS: dict[str, tuple[Callable[..., Any], str]] = {
 @role_required("sds")
 def decide(application_id: int, step: str) -> Response:
     """Approve, reject or request information, with the reason from the form."""
-    from sorregistry.extensions import db
 
     back = url_for("staff.application", application_id=application_id)
     do, done = _STAFF_STEPS[step]
@@ -433,7 +430,6 @@ def decide(application_id: int, step: str) -> Response:
 @role_required("municipality")
 def applications() -> str:
     """The municipality's own applications and their status, newest first."""
-    from sorregistry.extensions import db
 
     after = request.args.get("after", type=int)
     items, total = service.list_applications(
@@ -504,7 +500,6 @@ def new_application() -> tuple[str, int]:
 @role_required("municipality")
 def create() -> Response | tuple[str, int]:
     """Save a new draft; then validate or send it, as the button pressed asked."""
-    from sorregistry.extensions import db
 
     values = _form_values()
     actor = actor_for(current_user)
@@ -521,7 +516,6 @@ def create() -> Response | tuple[str, int]:
 
 def _after_save(application_id: int) -> Response | tuple[str, int]:
     """What the pressed button asks for once the draft is saved."""
-    from sorregistry.extensions import db
 
     action = request.form.get("action", "save")
     page = url_for("municipality.application", application_id=application_id)
@@ -545,7 +539,6 @@ def _after_save(application_id: int) -> Response | tuple[str, int]:
 @role_required("municipality")
 def own_application(application_id: int) -> tuple[str, int]:
     """An own application: the form while it is editable (with "Valider"), else its state."""
-    from sorregistry.extensions import db
 
     found = _application(application_id)
     validation = None
@@ -560,7 +553,6 @@ def own_application(application_id: int) -> tuple[str, int]:
 @role_required("municipality")
 def save(application_id: int) -> Response | tuple[str, int]:
     """Save the edited draft (or the answer to SDS's question); then validate or send it."""
-    from sorregistry.extensions import db
 
     found = _application(application_id)
     values = _form_values()
@@ -585,8 +577,6 @@ def save(application_id: int) -> Response | tuple[str, int]:
 @municipality_bp.post("/applications/<int:application_id>/withdraw")
 @role_required("municipality")
 def withdraw(application_id: int) -> Response:
-    from sorregistry.extensions import db
-
     page = url_for("municipality.application", application_id=application_id)
     _step(lambda actor: service.withdraw_application(
         db.session, actor, application_id, request.form.get("reason")), page)
@@ -631,9 +621,6 @@ add_english({
 
 
 def _mail_or_404(mail_id: int) -> Any:
-    from applications.mail_models import IncomingMail
-    from sorregistry.extensions import db
-
     mail = db.session.get(IncomingMail, mail_id)
     if mail is None or mail.outcome != "triage":
         abort(404)
@@ -644,8 +631,6 @@ def _mail_or_404(mail_id: int) -> Any:
 @role_required("sds")
 def mail_queue() -> str:
     """Emailed applications that need a person, oldest first."""
-    from applications import mail_service
-    from sorregistry.extensions import db
 
     status = "resolved" if request.args.get("status") == "resolved" else "open"
     reason = request.args.get("reason") if request.args.get("reason") in TRIAGE_REASONS else None
@@ -664,7 +649,6 @@ def mail_queue() -> str:
 @role_required("sds")
 def mail_item(mail_id: int) -> str:
     """One mail: who sent it, why it needs a person, its text, and resolving it."""
-    from applications.mail_template import parse_mail
 
     mail = _mail_or_404(mail_id)
     text = None
@@ -689,8 +673,6 @@ def mail_raw(mail_id: int) -> Response:
 @role_required("sds")
 def mail_resolve(mail_id: int) -> Response:
     """Close a triage item with a note saying what was done."""
-    from applications import mail_service
-    from sorregistry.extensions import db
 
     mail = _mail_or_404(mail_id)
     back = url_for("staff.mail", mail_id=mail.id)

@@ -655,7 +655,7 @@ def explain(url: str, statements: list[tuple[str, Any]]) -> None:
 
 def time_auth_query(url: str, token: str, n: int = 500) -> float:
     """p50 ms of the per-request client lookup (SELECT on api_clients by token digest)."""
-    from sorregistry.auth import digest_token
+    from sorregistry.accounts.clients import digest_token
 
     latencies = []
     with psycopg_connect(url) as conn:

@@ -1,1 +1,27 @@
-"""The register: organisations in their hierarchy, identifiers, imports and lookups."""
+"""The register: organisations in their hierarchy, identifiers, imports and lookups.
+
+``init_app(app)`` attaches the register to the app: its APIs (organisations,
+lookups), its pages (the start page, the staff register browser, the picker), its
+commands (imports, the demo) and the register version the health answer shows.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from hierarchy import cli, lookup_routes, routes, start, views
+from hierarchy.service import register_version
+from sorregistry import health
+from sorregistry.api import register_api
+from sorregistry.pages import MenuEntry, register_pages
+
+
+def init_app(app: Flask) -> None:
+    register_api(app, routes.blp, url_prefix="/api/v1")
+    register_api(app, lookup_routes.blp, url_prefix="/api/v1")
+    register_pages(app, start.bp)
+    register_pages(app, views.register_bp,
+                   menu=[MenuEntry("register_pages.browse", "Registret", ("sds",), order=20)])
+    register_pages(app, views.picker_bp, menu=[MenuEntry("picker.picker", "Opslag", order=60)])
+    health.report_register_version(app, register_version)
+    cli.register(app)

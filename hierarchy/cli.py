@@ -1,19 +1,22 @@
-"""Commands that load the register: ``import-sor`` and ``import-shak``."""
+"""Commands that load the register: ``import-sor``, ``import-shak`` and ``load-demo``."""
 
 from __future__ import annotations
 
 import os
 import sys
+from importlib import resources
 from pathlib import Path
 
 import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-
-def _fail(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(1)
+from hierarchy import service
+from hierarchy.shak_format import ShakFormatError
+from hierarchy.shak_import import import_shak_file
+from hierarchy.sor_import import SorFileError, import_sor_files
+from sorregistry.commands import fail
+from sorregistry.extensions import db
 
 
 @click.command("import-sor")
@@ -45,16 +48,13 @@ def import_sor(
     owner (IE) is in the file; owners missing altogether are left alone.
     Each file is one transaction: a file that cannot be read changes nothing.
     """
-    from hierarchy.sor_import import SorFileError, import_sor_files
-    from sorregistry.extensions import db
-
     if full and no_close:
-        _fail("--full and --no-close contradict each other")
+        fail("--full and --no-close contradict each other")
     for name in files:
         if not os.path.isfile(name):
-            _fail(f"{name}: no such file")
+            fail(f"{name}: no such file")
         if not os.access(name, os.R_OK):
-            _fail(f"{name}: not readable")
+            fail(f"{name}: not readable")
     scope = "full" if full else ("none" if no_close else "owners")
     actor = actor or f"import-sor by {os.environ.get('USER', 'unknown')}"
     groups = [list(files)] if full else [[name] for name in files]
@@ -72,11 +72,9 @@ def import_sor(
                 )
             db.session.commit()
         except SorFileError as exc:
-            db.session.rollback()
-            _fail(f"{label}: {exc} — nothing was imported from this file")
+            fail(f"{label}: {exc} — nothing was imported from this file")
         except OSError as exc:
-            db.session.rollback()
-            _fail(f"{label}: cannot read the file ({exc.strerror or exc}) — nothing was imported")
+            fail(f"{label}: cannot read the file ({exc.strerror or exc}) — nothing was imported")
         click.echo(result.summary())
 
 
@@ -90,26 +88,46 @@ def import_shak(file: str, actor: str | None) -> None:
     The file is the complete register with its history: it replaces what the
     service holds, in one transaction; a file that cannot be read changes nothing.
     """
-    from hierarchy.shak_format import ShakFormatError
-    from hierarchy.shak_import import import_shak_file
-    from sorregistry.extensions import db
-
     if not os.path.isfile(file):
-        _fail(f"{file}: no such file")
+        fail(f"{file}: no such file")
     actor = actor or f"import-shak by {os.environ.get('USER', 'unknown')}"
     try:
         result = import_shak_file(db.session, file, actor=actor)
         db.session.commit()
     except ShakFormatError as exc:
-        db.session.rollback()
-        _fail(f"{Path(file).name}: {exc} — nothing was imported")
+        fail(f"{Path(file).name}: {exc} — nothing was imported")
     except OSError as exc:
-        db.session.rollback()
-        _fail(f"{Path(file).name}: cannot read the file ({exc.strerror or exc}) — "
+        fail(f"{Path(file).name}: cannot read the file ({exc.strerror or exc}) — "
               "nothing was imported")
     click.echo(result.summary())
+
+
+@click.command("load-demo")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the register holds data.")
+@with_appcontext
+def load_demo(if_empty: bool) -> None:
+    """Load the demo register shipped with the project (real SOR and SHAK extracts)."""
+    if if_empty and not service.register_is_empty(db.session):
+        click.echo("The register holds data; demo data not loaded.")
+        return
+    demo = resources.files("hierarchy") / "demo"
+    sor_files = sorted(
+        (entry for entry in demo.iterdir() if entry.name.endswith(".xml")),
+        key=lambda entry: entry.name,
+    )
+    with resources.as_file(demo) as folder:
+        paths = [folder / entry.name for entry in sor_files]
+        result = import_sor_files(db.session, paths, actor="demo")
+        db.session.commit()
+        click.echo(result.summary())
+        shak = folder / "SHAK_DEMO.TXT"
+        if shak.exists():
+            shak_result = import_shak_file(db.session, shak, actor="demo")
+            db.session.commit()
+            click.echo(shak_result.summary())
 
 
 def register(app: Flask) -> None:
     app.cli.add_command(import_sor)
     app.cli.add_command(import_shak)
+    app.cli.add_command(load_demo)

@@ -23,6 +23,8 @@ from stdnum import ean, verhoeff
 from stdnum.dk import cvr as stdnum_cvr
 from stdnum.exceptions import ValidationError
 
+from hierarchy.codes import municipalities
+
 __all__ = [
     "DANISH_SOR_NAMESPACE",
     "REGION_CODES",
@@ -260,7 +262,6 @@ def validate_municipality_code(value: str) -> str:
 
 def validate_kommunekode(value: str) -> str:
     """Return the kommunekode of a Danish municipality: well formed and in the code list."""
-    from hierarchy.codes import municipalities
 
     code = validate_municipality_code(value)
     if code not in municipalities():

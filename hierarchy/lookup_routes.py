@@ -33,9 +33,9 @@ from hierarchy.service import (
     remember_register_version,
 )
 from sorregistry import reads
-from sorregistry.auth import authenticate, current_client, require
 from sorregistry.extensions import db
 from sorregistry.responses import AnswerCache, cached_json_response, json_response
+from sorregistry.security import authenticate, current_client, require
 
 blp = Blueprint(
     "lookups",

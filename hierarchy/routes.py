@@ -10,9 +10,9 @@ from flask_smorest import Blueprint, abort
 from hierarchy import identifiers as ids
 from hierarchy import service
 from hierarchy.schemas import HistorySchema, OrganisationSchema, organisation_item
-from sorregistry.auth import require
 from sorregistry.extensions import db
 from sorregistry.responses import json_response
+from sorregistry.security import require
 
 blp = Blueprint(
     "organisations",

@@ -17,7 +17,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from hierarchy.models import ImportRun, ShakCode
-from hierarchy.shak_format import ShakRecord, parse_shak
+from hierarchy.shak_format import ShakFormatError, ShakRecord, parse_shak
 from hierarchy.text import fold
 from sorregistry.models import utcnow
 
@@ -88,7 +88,6 @@ def _import_shak(session: Session, path: Path, actor: str) -> ShakImportResult:
     for row in rows:
         key = (row["code"], row["valid_from"])
         if key in seen_keys:
-            from hierarchy.shak_format import ShakFormatError
 
             raise ShakFormatError(
                 f"SHAK code {row['code']} has two records starting {row['valid_from']}", None

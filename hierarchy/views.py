@@ -23,9 +23,10 @@ from hierarchy import identifiers as ids
 from hierarchy import service as register
 from hierarchy.codes import OWNERSHIP_BY_TYPE, entity_type_name, entity_type_names
 from hierarchy.schemas import LookupArgsSchema, organisation_item
+from sorregistry.extensions import db
 from sorregistry.i18n import _, add_english, current_language
-from sorregistry.pages import json_login_required, role_required
 from sorregistry.responses import json_response
+from sorregistry.security import json_login_required, role_required
 
 register_bp = Blueprint(
     "register_pages", __name__, url_prefix="/staff/register", template_folder="templates"
@@ -147,7 +148,6 @@ def _address(value: Any) -> str:
 @role_required("sds")
 def browse_page() -> str:
     """The tree's first level, and search by name or SOR code."""
-    from sorregistry.extensions import db
 
     q = (request.args.get("q") or "").strip()[:100]
     results = None
@@ -171,7 +171,6 @@ def browse_page() -> str:
 @role_required("sds")
 def tree() -> str:
     """One level of the tree as an HTML fragment, loaded when a node is opened."""
-    from sorregistry.extensions import db
 
     parent = request.args.get("parent") or None
     ownership = request.args.get("ownership") or None
@@ -189,7 +188,6 @@ def tree() -> str:
 @role_required("sds")
 def organisation_page(sor_code: str) -> str:
     """An organisation: identifiers, own and effective values (inherited marked), history."""
-    from sorregistry.extensions import db
 
     try:
         found = register.get_organisation(db.session, sor_code)
@@ -282,7 +280,6 @@ def _error(status: int, message: str, errors: dict[str, Any] | None = None) -> R
 @json_login_required
 def picker_list(which: str) -> Response:
     """One page of a picker list; "Mit CVR" takes the CVR from the person's account."""
-    from sorregistry.extensions import db
 
     try:
         args = _list_args()
@@ -335,8 +332,6 @@ def _shak_items(rows: list[Any], total: int) -> Response:
 @picker_bp.get("/api/shak/hospitals")
 @json_login_required
 def picker_hospitals() -> Response:
-    from sorregistry.extensions import db
-
     q = (request.args.get("q") or "").strip()[:60] or None
     rows, total = reporting.shak_hospitals(db.session, q, limit=20)
     return _shak_items(rows, total)
@@ -345,8 +340,6 @@ def picker_hospitals() -> Response:
 @picker_bp.get("/api/shak/departments")
 @json_login_required
 def picker_departments() -> Response:
-    from sorregistry.extensions import db
-
     q = (request.args.get("q") or "").strip()[:60] or None
     try:
         rows, total = reporting.shak_departments(
@@ -373,7 +366,6 @@ def picker_validate() -> Response:
 
     A POST from the page's script: the CSRF token comes in the X-CSRFToken header.
     """
-    from sorregistry.extensions import db
 
     body = request.get_json(silent=True)
     if not isinstance(body, dict):

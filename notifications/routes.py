@@ -9,8 +9,8 @@ from flask_smorest import Blueprint, abort
 
 from notifications import service
 from notifications.schemas import OutboxArgsSchema, OutboxListSchema, OutboxMessageDetailSchema
-from sorregistry.auth import current_client, require
 from sorregistry.extensions import db
+from sorregistry.security import current_client, require
 
 blp = Blueprint(
     "notifications",

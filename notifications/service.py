@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from email.utils import make_msgid, parseaddr
 from typing import Any
 
+from flask import current_app, has_app_context
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -109,7 +110,6 @@ class Policy:
 
 def _message_id_domain() -> str:
     """The right-hand side of Message-IDs: the setting, else the sender's domain."""
-    from flask import current_app, has_app_context
 
     if not has_app_context():
         return "sor.localhost"

@@ -7,8 +7,9 @@ from flask_login import current_user
 
 from notifications import service
 from notifications.models import STATUSES
+from sorregistry.extensions import db
 from sorregistry.i18n import _, add_english
-from sorregistry.pages import role_required
+from sorregistry.security import role_required
 
 bp = Blueprint("notifications_pages", __name__, url_prefix="/staff/outbox",
                template_folder="templates")
@@ -44,7 +45,6 @@ add_english({
 @role_required("sds")
 def outbox() -> str:
     """The outbox, newest first, filtered by status."""
-    from sorregistry.extensions import db
 
     status = request.args.get("status") or None
     if status not in STATUSES:
@@ -59,7 +59,6 @@ def outbox() -> str:
 @role_required("sds")
 def message(message_id: int) -> str:
     """One mail: recipients, text, and every attempt to send it."""
-    from sorregistry.extensions import db
 
     try:
         found = service.get_message(db.session, message_id)
@@ -73,7 +72,6 @@ def message(message_id: int) -> str:
 @role_required("sds")
 def retry(message_id: int) -> Response:
     """Put a failed mail back in the queue."""
-    from sorregistry.extensions import db
 
     actor = f"user:{current_user.id} {current_user.email}"
     db.session.commit()  # end the login's read transaction first (see the API's retry)

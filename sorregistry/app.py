@@ -1,4 +1,10 @@
-"""The application factory."""
+"""The application factory: the composition root, the only module that names the features.
+
+``create_app`` is a short list of steps: configuration, extensions, the core every
+feature relies on, then each feature's ``init_app`` - which registers its own APIs,
+pages, commands and menu entries. A new feature is one line in
+:func:`register_features`; nothing else in the core changes.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,21 @@ from typing import Any
 
 from flask import Flask
 
+import applications
+import hierarchy
+import notifications
+from sorregistry import accounts, api, errors, health, pages
 from sorregistry import config as sor_config
+from sorregistry.database import configure_engine
+from sorregistry.extensions import db, mail, migrate
+
+# The Alembic scripts: the top-level migrations/ folder of the project.
+MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "migrations")
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    """Create the app: configuration, extensions, blueprints, error handlers, commands."""
+    """Create the app: configuration, extensions, the core, the features."""
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(sor_config.DEFAULTS)
     if test_config is None:
@@ -29,10 +45,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
     register_extensions(app)
-    register_blueprints(app)
-    register_pages(app)
-    register_errorhandlers(app)
-    register_commands(app)
+    register_core(app)
+    register_features(app)
     return app
 
 
@@ -63,67 +77,24 @@ def _check_secret_key(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    # Import every package's models so that the metadata is complete.
-    import applications.mail_models  # noqa: F401
-    import applications.models  # noqa: F401
-    import hierarchy.models  # noqa: F401
-    import notifications.models  # noqa: F401
-    import sorregistry.auth  # noqa: F401
-    from sorregistry.database import configure_engine
-    from sorregistry.extensions import api, db, mail, migrate
-
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
-    migrations = os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations")
-    migrate.init_app(app, db, directory=migrations, render_as_batch=True)
-    api.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
     mail.init_app(app)
 
 
-def register_blueprints(app: Flask) -> None:
-    from applications.routes import blp as applications_api
-    from hierarchy.lookup_routes import blp as lookups_api
-    from hierarchy.routes import blp as hierarchy_api
-    from notifications.routes import blp as notifications_api
-    from sorregistry.extensions import api
-    from sorregistry.health import blp as health_api
-    from sorregistry.views import bp as site
-
-    api.spec.components.security_scheme(
-        "bearerAuth",
-        {"type": "http", "scheme": "bearer", "description": "Token from create-client"},
-    )
-    api.register_blueprint(hierarchy_api, url_prefix="/api/v1")
-    api.register_blueprint(lookups_api, url_prefix="/api/v1")
-    api.register_blueprint(applications_api, url_prefix="/api/v1")
-    api.register_blueprint(notifications_api, url_prefix="/api/v1")
-    api.register_blueprint(health_api, url_prefix="/api/v1")
-    app.register_blueprint(site)
+def register_core(app: Flask) -> None:
+    """What every feature relies on: the OpenAPI document, errors, pages, health."""
+    api.init_app(app)
+    errors.init_app(app)
+    pages.init_app(app)
+    health.init_app(app)
 
 
-def register_pages(app: Flask) -> None:
-    from sorregistry.pages import register
-
-    register(app)
-
-
-def register_errorhandlers(app: Flask) -> None:
-    from sorregistry.errors import register
-
-    register(app)
-
-
-def register_commands(app: Flask) -> None:
-    from applications.cli import register as register_application_commands
-    from hierarchy.cli import register as register_hierarchy_commands
-    from notifications.cli import register as register_notification_commands
-    from sorregistry.cli import create_client, list_clients, load_demo, revoke_client
-
-    register_hierarchy_commands(app)
-    register_application_commands(app)
-    register_notification_commands(app)
-    app.cli.add_command(load_demo)
-    app.cli.add_command(create_client)
-    app.cli.add_command(list_clients)
-    app.cli.add_command(revoke_client)
+def register_features(app: Flask) -> None:
+    """Each feature attaches its APIs, pages, commands and menu entries itself."""
+    accounts.init_app(app)
+    hierarchy.init_app(app)
+    applications.init_app(app)
+    notifications.init_app(app)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event, text
@@ -93,3 +95,29 @@ def begin_write(session: Session | scoped_session[Session]) -> None:
             session.execute(text("UPDATE sor_code_counter SET name = name WHERE 0"))
         return
     session.connection(execution_options={SQLITE_BEGIN_IMMEDIATE: True})
+
+
+@contextmanager
+def write_step(session: Session | scoped_session[Session]) -> Iterator[Session]:
+    """One unit of work that writes: end the read, take the write lock, run, commit.
+
+    The request (or command) may have read in its transaction already - the
+    bearer token, the logged-in person; that transaction ends first, so SQLite can
+    take its write lock at once and concurrent writers queue for it (see
+    :func:`begin_write`) instead of failing with "database is locked". The block runs
+    in one transaction, committed when it ends; on any error it is rolled back and the
+    error raised again, so a refusal leaves nothing behind. Services flush; this is
+    where their caller commits::
+
+        with write_step(db.session) as session:
+            application = service.approve_application(session, actor, application_id)
+    """
+    plain = session() if isinstance(session, scoped_session) else session
+    plain.commit()
+    begin_write(plain)
+    try:
+        yield plain
+    except BaseException:
+        plain.rollback()
+        raise
+    plain.commit()

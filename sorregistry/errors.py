@@ -1,42 +1,96 @@
-"""One JSON error envelope under /api/, HTML error pages elsewhere."""
+"""Errors: one base for the domain's refusals, one handler per kind, one envelope per API.
+
+Flask's "Returning API Errors as JSON" pattern: a domain error carries its HTTP status,
+message and field errors (:class:`DomainError`), and one registered handler turns it
+into the answer - the JSON envelope ``{"code", "status", "message", "errors"}`` for a
+declared API (:mod:`sorregistry.api`; an API may render its own, as FHIR's
+OperationOutcome), an HTML error page for the pages. Routes raise; none maps errors by
+hand. Pages that want a friendlier answer (a flash message and a redirect) catch the
+errors they expect themselves.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
 from urllib.parse import unquote_to_bytes
 
-from flask import Flask, Response, abort, jsonify, render_template, request
+import psycopg
+from flask import Flask, Response, abort, current_app, jsonify, render_template, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+from werkzeug.http import HTTP_STATUS_CODES
+
+from sorregistry.api import current_api, is_api_request
+from sorregistry.extensions import db
+
+FieldErrors = Mapping[str, Any]
 
 
-def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+class DomainError(Exception):
+    """A request the domain refuses, with the HTTP status that says how.
+
+    Subclasses set ``status`` (404 unknown, 403 not allowed, 409 not now, 422 never
+    right); ``field_errors`` says which input was wrong and why, shaped as the API
+    shows it (``{field: [reasons]}``, or webargs' ``{"json": {field: [reasons]}}``
+    for a request body).
+    """
+
+    status: ClassVar[int] = 422
+
+    def __init__(self, message: str = "", *, field_errors: FieldErrors | None = None) -> None:
+        super().__init__(message)
+        self.field_errors: FieldErrors | None = field_errors
+
+    @property
+    def message(self) -> str:
+        return str(self)
 
 
-def handle_http_exception(error: HTTPException) -> Response | tuple[str, int, list]:
+def error_body(status: int, message: str, errors: Any = None) -> dict[str, Any]:
+    """The API's JSON error envelope."""
+    body: dict[str, Any] = {"code": status, "status": HTTP_STATUS_CODES.get(status, "Error"),
+                            "message": message}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def _answer(status: int, message: str, errors: Any, headers: list[tuple[str, str]],
+            error: HTTPException | None = None) -> Response | tuple[str, int, list[Any]]:
+    declaration = current_api()
+    if declaration is not None and declaration.render_error is not None:
+        return declaration.render_error(status, message, errors, headers)
+    if declaration is not None:
+        response = jsonify(error_body(status, message, errors))
+        response.status_code = status
+        for key, value in headers:
+            response.headers[key] = value
+        return response
+    shown = error if error is not None else HTTPException(message)
+    if error is None:
+        shown.code = status
+    html = render_template("error.html", error=shown, message=message)
+    return html, status, headers
+
+
+def handle_http_exception(error: HTTPException) -> Response | tuple[str, int, list[Any]]:
     # flask-smorest's abort() and webargs put the message, field errors and
     # extra headers (WWW-Authenticate, ...) in error.data.
     data = getattr(error, "data", None) or {}
     headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
     headers += list((data.get("headers") or {}).items())
-    if _wants_json():
-        body: dict = {
-            "code": error.code,
-            "status": error.name,
-            "message": data.get("message") or error.description,
-        }
-        errors = data.get("errors") or data.get("messages")
-        if errors:
-            body["errors"] = errors
-        response = jsonify(body)
-        response.status_code = error.code or 500
-        for key, value in headers:
-            response.headers[key] = value
-        return response
-    html = render_template("error.html", error=error, message=data.get("message"))
-    return html, error.code or 500, headers
+    message = data.get("message") or error.description or ""
+    errors = data.get("errors") or data.get("messages")
+    return _answer(error.code or 500, message, errors, headers, error)
+
+
+def handle_domain_error(error: DomainError) -> Response | tuple[str, int, list[Any]]:
+    """A domain refusal: nothing of the request is committed, and the caller is told why."""
+    db.session.rollback()
+    return _answer(error.status, error.message, error.field_errors, [])
 
 
 # SQLSTATEs of a database out of reach: connection exceptions (class 08), the server
@@ -45,7 +99,7 @@ _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
 _SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file")
 
 
-def database_unavailable(error: Exception) -> bool:
+def database_unavailable(error: BaseException) -> bool:
     """Whether *error* says the database cannot be reached now (and a retry may work), not
     that a statement was wrong (a missing table, a syntax error, a cancelled query)."""
     if isinstance(error, PoolTimeout):
@@ -64,13 +118,11 @@ def database_unavailable(error: Exception) -> bool:
     return any(text in str(error) for text in _SQLITE_UNAVAILABLE)
 
 
-def handle_database_error(error: Exception) -> Response | tuple[str, int, list]:
+def handle_database_error(error: Exception) -> Response | tuple[str, int, list[Any]]:
     """The database cannot be reached (down, restarting, out of connections) or SQLite is
     busy beyond its timeout: 503, so clients and proxies know to come back, rather than
     a 500 that says the service failed on the request. Any other database error is the
     500 it is, with its traceback in the log."""
-    from flask import current_app
-
     if not database_unavailable(error):
         return handle_unexpected(error)
     current_app.logger.error("database unavailable on %s %s: %s", request.method,
@@ -91,9 +143,7 @@ def handle_database_error(error: Exception) -> Response | tuple[str, int, list]:
     return response
 
 
-def handle_unexpected(error: Exception) -> Response | tuple[str, int, list]:
-    from flask import current_app
-
+def handle_unexpected(error: Exception) -> Response | tuple[str, int, list[Any]]:
     current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
     return handle_http_exception(InternalServerError())
 
@@ -104,7 +154,7 @@ _JSON_NUL = re.compile(rb"\\u0000", re.IGNORECASE)
 def refuse_nul_bytes() -> None:
     """Refuse input carrying NUL characters: no register field can hold one, and
     PostgreSQL rejects them in text (it would otherwise surface as a 500)."""
-    if not request.path.startswith("/api/"):
+    if not is_api_request():
         return
     query = unquote_to_bytes(request.query_string)
     body = request.get_data(cache=True) if request.content_length else b""
@@ -112,15 +162,12 @@ def refuse_nul_bytes() -> None:
         abort(400, description="the request contains a NUL character, which no field allows")
 
 
-def register(app: Flask) -> None:
+def init_app(app: Flask) -> None:
     app.before_request(refuse_nul_bytes)
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(OperationalError, handle_database_error)
     app.register_error_handler(PoolTimeout, handle_database_error)
-    try:  # the lookups' direct reads raise the driver's own (sorregistry.reads)
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        pass
-    else:
-        app.register_error_handler(psycopg.OperationalError, handle_database_error)
+    # The lookups' direct reads raise the driver's own (sorregistry.reads).
+    app.register_error_handler(psycopg.OperationalError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -12,22 +12,37 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from alembic.script import ScriptDirectory
-from flask import Response, current_app
+from flask import Flask, Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, scoped_session
 
-from hierarchy.service import register_version
+from sorregistry.api import register_api
 from sorregistry.errors import database_unavailable
 from sorregistry.extensions import db
 
 blp = Blueprint("health", __name__, description="Health of this instance / Tilstand")
+_REGISTER_VERSION = "sor.health.register_version"
+# Reads the register's version in a session: (number, stamp), or None when unknown.
+VersionReader = Callable[[Session | scoped_session[Session]], tuple[int, str] | None]
+
+
+def init_app(app: Flask) -> None:
+    register_api(app, blp, url_prefix="/api/v1")
+
+
+def report_register_version(app: Flask, read: VersionReader) -> None:
+    """Let the health answer show the register's version, as *read* tells it (the
+    register feature gives it; the core knows no register)."""
+    app.extensions[_REGISTER_VERSION] = read
 
 
 def _d(en: str, da: str) -> dict[str, Any]:
@@ -81,7 +96,8 @@ class Health(MethodView):
         try:
             body["schema_revision"] = db.session.execute(
                 text("SELECT version_num FROM alembic_version")).scalar()
-            version = register_version(db.session)
+            read_version: VersionReader | None = current_app.extensions.get(_REGISTER_VERSION)
+            version = read_version(db.session) if read_version is not None else None
             body["register_version"] = version[0] if version else None
         except SQLAlchemyError as exc:
             current_app.logger.warning("health: %s", exc, exc_info=exc)

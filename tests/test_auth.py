@@ -8,8 +8,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from sorregistry.auth import (
-    ApiClient,
+from sorregistry.accounts.clients import (
     ClientError,
     client_for_token,
     create_client,
@@ -17,6 +16,7 @@ from sorregistry.auth import (
     forget_identities,
     revoke_client,
 )
+from sorregistry.accounts.models import ApiClient
 
 LOOKUP = "/api/v1/lookups/my-cvr/si"
 

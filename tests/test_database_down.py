@@ -8,7 +8,12 @@ import time
 import pytest
 
 from sorregistry import create_app, reads
-from sorregistry.auth import _IDENTITIES, ClientIdentity, digest_token, forget_identities
+from sorregistry.accounts.clients import (
+    _IDENTITIES,
+    ClientIdentity,
+    digest_token,
+    forget_identities,
+)
 
 
 def _closed_port() -> int:

@@ -14,7 +14,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from hierarchy.shak_import import import_shak_file
 from hierarchy.sor_import import import_sor_files
-from sorregistry.auth import create_client
+from sorregistry.accounts.clients import create_client
 from tests.conftest import fixture_path
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from hierarchy import identifiers as ids
 from hierarchy import service as register
-from sorregistry.auth import create_client
+from sorregistry.accounts.clients import create_client
 
 AARHUS = "0751"
 AARHUS_CVR = "55133018"

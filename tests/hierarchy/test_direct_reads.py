@@ -24,8 +24,9 @@ from hierarchy import lookups
 from hierarchy.models import Organisation
 from hierarchy.shak_import import import_shak_file
 from hierarchy.sor_import import import_sor_file
-from sorregistry import auth, create_app, reads
-from sorregistry.auth import create_client, forget_identities
+from sorregistry import create_app, reads
+from sorregistry.accounts import clients as auth
+from sorregistry.accounts.clients import create_client, forget_identities
 from sorregistry.extensions import db
 from tests.conftest import fixture_path
 from tests.support.exports import generator
@@ -170,7 +171,7 @@ def test_direct_reads_answer_as_the_session_does(apps, monkeypatch, name_index):
     direct, session_only = apps
     facts = _facts(direct)
     headers = {"Authorization": f"Bearer {facts['token']}", **NO_CACHE}
-    monkeypatch.setattr(auth, "_IDENTITY_SECONDS", 3600.0)  # however slow the machine
+    monkeypatch.setattr(auth, "IDENTITY_SECONDS", 3600.0)  # however slow the machine
     monkeypatch.setattr(lookups.NAMES, "enabled", name_index)
     statements: list[str] = []
     with direct.app_context():

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from hierarchy.models import Organisation
 from hierarchy.sor_import import import_sor_file
 from hierarchy.text import fold
-from sorregistry.auth import create_client
+from sorregistry.accounts.clients import create_client
 from tests.support.exports import generator
 
 

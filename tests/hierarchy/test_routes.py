@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from hierarchy.sor_import import import_sor_file
-from sorregistry.auth import create_client
+from sorregistry.accounts.clients import create_client
 from tests.conftest import fixture_path
 
 

@@ -19,7 +19,7 @@ from hierarchy import lookups, service
 from hierarchy.models import NAME_COLUMNS, Organisation, OrganisationName
 from hierarchy.sor_import import import_sor_file
 from hierarchy.text import fold
-from sorregistry.auth import create_client
+from sorregistry.accounts.clients import create_client
 from tests.conftest import fixture_path
 from tests.support.exports import generator
 

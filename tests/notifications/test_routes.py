@@ -7,7 +7,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from notifications import service
-from sorregistry.auth import create_client
+from sorregistry.accounts.clients import create_client
 from tests.notifications.conftest import approve
 
 OPERATIONS = [
@@ -133,7 +133,7 @@ def test_retry_puts_a_failed_mail_back_in_the_queue(client, tokens, failed):
 
 
 def _client_id(tokens) -> int:
-    from sorregistry.auth import _identity
+    from sorregistry.accounts.clients import identity_for_token as _identity
 
     return _identity(tokens["sds"]).id
 

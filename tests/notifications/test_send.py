@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from notifications import service
 from notifications.models import OutboxAttempt, OutboxMessage
 from notifications.sender import Mailer, build_message
-from sorregistry.auth import create_client
+from sorregistry.accounts.clients import create_client
 from sorregistry.extensions import db
 from sorregistry.models import utcnow
 from tests.notifications.conftest import (

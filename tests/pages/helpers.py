@@ -8,7 +8,7 @@ from typing import Any
 
 from werkzeug.security import generate_password_hash
 
-from sorregistry.accounts import PASSWORD_METHOD, User
+from sorregistry.accounts.models import PASSWORD_METHOD, User
 from tests.applications.helpers import AARHUS, AARHUS_CVR, ODENSE, ODENSE_CVR
 
 PASSWORD = "korrekt hest batteri"

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
 
-from sorregistry.accounts import User
+from sorregistry.accounts.models import User
 
 SECRET = "en meget hemmelig sætning"
 

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from sorregistry import create_app
-from sorregistry.accounts import MAX_FAILURES, User
+from sorregistry.accounts.models import User
+from sorregistry.accounts.users import MAX_FAILURES
 from sorregistry.models import utcnow
 from tests.applications.helpers import AARHUS, AARHUS_CVR, ODENSE, ODENSE_CVR
 from tests.pages.helpers import PASSWORD, csrf_token, login, post
@@ -366,7 +367,7 @@ def test_a_new_password_ends_every_open_session(app, client, runner, session, pe
 
 
 def test_a_session_cookie_of_the_old_format_or_a_forged_version_is_refused(session, people):
-    from sorregistry.accounts import load_user
+    from sorregistry.accounts.users import load_user
 
     user = people["sds"]
     assert load_user(session, user.get_id()) is user

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, make_response, render_template, request
+from flask import Blueprint, Response, make_response, render_template, request
 from sqlalchemy import func, select
+
+from hierarchy import service
+from hierarchy.models import ImportRun, ShakCode
+from sorregistry.extensions import db
 
 bp = Blueprint("site", __name__)
 
@@ -44,21 +48,8 @@ def current_language() -> str:
     return chosen if chosen in TEXTS else "da"
 
 
-@bp.get("/api/docs/assets/<path:filename>")
-def swagger_assets(filename: str):
-    """The Swagger UI files for the interactive API documentation."""
-    import swagger_ui_bundle
-    from flask import send_from_directory
-
-    return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
-
-
 @bp.get("/")
-def index():
-    from hierarchy import service
-    from hierarchy.models import ImportRun, ShakCode
-    from sorregistry.extensions import db
-
+def index() -> Response:
     language = current_language()
     counts = service.count_by_level(db.session, active_on=date.today())
     shak_count = db.session.execute(select(func.count()).select_from(ShakCode)).scalar_one()

@@ -6,9 +6,11 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from sorregistry.accounts import LOCKOUT, MAX_FAILURES, authenticate
+from sorregistry.accounts.users import LOCKOUT, MAX_FAILURES, authenticate
+from sorregistry.extensions import db
 from sorregistry.i18n import _, add_english
-from sorregistry.pages import navigation, safe_next
+from sorregistry.pages import navigation
+from sorregistry.security import safe_next
 
 bp = Blueprint("login", __name__)
 
@@ -34,8 +36,6 @@ def home_for(user: object) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Response | tuple[str, int] | str:
-    from sorregistry.extensions import db
-
     target = safe_next(request.values.get("next"))
     rule = _("Efter {failures} forkerte forsøg i træk spærres kontoen i {minutes} minutter.",
              failures=MAX_FAILURES, minutes=int(LOCKOUT.total_seconds() // 60))

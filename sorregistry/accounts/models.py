@@ -1,0 +1,76 @@
+"""The tables of who may log in (people) and who may call the API (clients)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import Boolean, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.security import generate_password_hash
+
+from sorregistry.models import Base, BigIntKey, JsonDocument, UTCDateTime, utcnow
+
+PASSWORD_METHOD = "scrypt"
+
+
+class User(UserMixin, Base):
+    """A person who logs in to the pages: SDS staff, a municipality's case worker, a
+    reporter. Passwords are stored as werkzeug scrypt hashes only."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    roles: Mapped[list[str]] = mapped_column(JsonDocument)
+    municipality_code: Mapped[str | None] = mapped_column(String(4))
+    cvr: Mapped[str | None] = mapped_column(String(8))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # In every session cookie beside the id; bumped by deactivation and by a new password,
+    # which thus end every session made before (a copied cookie included): the cookie is
+    # signed but holds no server state, so it cannot be revoked otherwise.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    def get_id(self) -> str:  # what Flask-Login puts in the session cookie
+        return f"{self.id}.{self.session_version or 0}"
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return bool(self.active)
+
+    def has_role(self, *roles: str) -> bool:
+        return any(role in self.roles for role in roles)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password, method=PASSWORD_METHOD)
+
+    @property
+    def actor_id(self) -> int:
+        """The id a person acts under in the workflow: negative, so that it never
+        equals an API client's id ("whoever sent it may not approve it")."""
+        return -self.id
+
+
+class ApiClient(Base):
+    """A machine that calls the API (a reporting form, a municipality's system). Its
+    token is stored only as a SHA-256 digest: a database leak reveals no usable token."""
+
+    __tablename__ = "api_clients"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    cvr: Mapped[str] = mapped_column(String(8), index=True)
+    roles: Mapped[list[str]] = mapped_column(JsonDocument)
+    municipality_code: Mapped[str | None] = mapped_column(String(4))
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def has_role(self, *roles: str) -> bool:
+        return any(role in self.roles for role in roles)

@@ -1,0 +1,113 @@
+"""APIs are declared, not guessed from their URL.
+
+A feature registers each API blueprint with :func:`register_api`. Every request a
+declared API serves - and every request under a declared API's URL prefix that
+matches no route - is an API request: errors are JSON (or what the API's own
+``render_error`` makes of them, FHIR's OperationOutcome say), no cookie session is
+opened or saved, and no CSRF token is asked for (no cookie authenticates an API, so
+there is nothing to forge). Whatever the prefix: a blueprint under ``/fhir`` is as
+much an API as one under ``/api/v1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import swagger_ui_bundle
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    has_request_context,
+    request,
+    send_from_directory,
+)
+from flask_smorest import Blueprint as SmorestBlueprint
+
+from sorregistry.extensions import api as openapi
+
+_APIS = "sor.apis"
+
+# An API's own error body: (status, message, field errors or None, headers) -> response.
+ErrorRenderer = Callable[[int, str, Any, list[tuple[str, str]]], Response]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiDeclaration:
+    """One declared API: its blueprint's name, URL prefix and error renderer."""
+
+    name: str
+    url_prefix: str
+    render_error: ErrorRenderer | None = None
+
+
+def declare_api(app: Flask, name: str, url_prefix: str,
+                render_error: ErrorRenderer | None = None) -> None:
+    """Declare the blueprint *name*, served under *url_prefix*, as an API."""
+    declarations: dict[str, ApiDeclaration] = app.extensions.setdefault(_APIS, {})
+    declarations[name] = ApiDeclaration(name, url_prefix.rstrip("/"), render_error)
+
+
+def register_api(app: Flask, blueprint: Blueprint, *, url_prefix: str,
+                 render_error: ErrorRenderer | None = None) -> None:
+    """Register *blueprint* under *url_prefix* and declare it an API.
+
+    A flask-smorest blueprint goes into the OpenAPI document; a plain Flask
+    blueprint (FHIR, say, which documents itself) is registered as it is.
+    """
+    if isinstance(blueprint, SmorestBlueprint):
+        openapi.register_blueprint(blueprint, url_prefix=url_prefix)
+    else:
+        app.register_blueprint(blueprint, url_prefix=url_prefix)
+    declare_api(app, blueprint.name, url_prefix, render_error)
+
+
+def current_api() -> ApiDeclaration | None:
+    """The API the current request is for, or None for a page (or no request)."""
+    if not has_request_context():
+        return None
+    declarations: dict[str, ApiDeclaration] = current_app.extensions.get(_APIS, {})
+    for name in request.blueprints:
+        if name in declarations:
+            return declarations[name]
+    if request.url_rule is not None:
+        return None  # a route of a page blueprint, or of the app itself
+    # No route matched (a 404 or 405): the API whose prefix the path lies under.
+    path = request.path.rstrip("/")
+    matches = [declaration for declaration in declarations.values()
+               if path == declaration.url_prefix
+               or path.startswith(declaration.url_prefix + "/")]
+    return max(matches, key=lambda d: len(d.url_prefix), default=None)
+
+
+def is_api_request() -> bool:
+    return current_api() is not None
+
+
+# The OpenAPI document and its interactive documentation (flask-smorest's "api-docs"
+# blueprint, under OPENAPI_URL_PREFIX), with the Swagger UI files served from the
+# swagger-ui-bundle package: no CDN, so the documentation works on a closed network.
+docs_assets = Blueprint("api_docs_assets", __name__)
+
+
+@docs_assets.get("/assets/<path:filename>")
+def swagger_assets(filename: str) -> Response:
+    """The Swagger UI files for the interactive API documentation."""
+    return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
+
+
+def init_app(app: Flask) -> None:
+    """Bind the OpenAPI extension and declare its documentation an API."""
+    openapi.init_app(app)
+    openapi.spec.components.security_scheme(
+        "bearerAuth",
+        {"type": "http", "scheme": "bearer", "description": "Token from create-client"},
+    )
+    prefix = str(app.config.get("OPENAPI_URL_PREFIX") or "/api").rstrip("/")
+    declare_api(app, "api-docs", prefix)
+    docs_path = str(app.config.get("OPENAPI_SWAGGER_UI_PATH") or "docs").strip("/")
+    app.register_blueprint(docs_assets, url_prefix=f"{prefix}/{docs_path}")
+    declare_api(app, docs_assets.name, f"{prefix}/{docs_path}")

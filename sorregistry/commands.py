@@ -1,0 +1,62 @@
+"""Helpers every package's commands share: failing with one line, tables, the role option.
+
+A command that fails undoes its changes and says why in one line on stderr (exit 1),
+never with a traceback: the operator reads a sentence, a script reads the status.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from sorregistry.extensions import db
+from sorregistry.security import ROLES
+
+T = TypeVar("T")
+
+
+def fail(reason: str | BaseException) -> NoReturn:
+    """Undo the command's changes, say why on stderr and exit 1."""
+    db.session.rollback()
+    click.echo(f"Error: {reason}", err=True)
+    sys.exit(1)
+
+
+def format_time(moment: datetime | None) -> str:
+    """A timestamp for a table: to the minute, in UTC like the database, ``-`` when unset."""
+    return "-" if moment is None else f"{moment:%Y-%m-%d %H:%M}"
+
+
+def echo_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """Print aligned columns of plain text: no borders or colour, so that a listing
+    reads the same in a terminal, a pasted ticket and a log."""
+    lines = [list(headers), *([str(cell) for cell in row] for row in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
+    for line in lines:
+        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
+
+
+def echo_listing(items: Sequence[T], *, show_all: bool, shown_by_default: Callable[[T], bool],
+                 headers: Sequence[str], row: Callable[[T], Sequence[str]], nothing: str,
+                 hidden: str) -> None:
+    """A table of *items*, those not *shown_by_default* (revoked, inactive) only with
+    ``--all``, and a line saying how many were left out."""
+    shown = list(items) if show_all else [item for item in items if shown_by_default(item)]
+    if shown:
+        echo_table(headers, [row(item) for item in shown])
+    else:
+        click.echo(nothing)
+    left_out = len(items) - len(shown)
+    if left_out:
+        click.echo(f"({left_out} {hidden} not shown; --all lists them.)")
+
+
+# --role, the same for API clients (create-client) and people (create-user).
+ROLE_OPTION: Callable[[Any], Any] = click.option(
+    "--role", "roles", multiple=True, required=True, type=click.Choice(list(ROLES)),
+    help="Repeatable: " + ", ".join(ROLES) + ".")
