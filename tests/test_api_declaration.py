@@ -1,0 +1,68 @@
+"""A blueprint declared as an API is one, whatever its URL prefix."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, jsonify, session
+from flask.sessions import NullSession
+from flask.typing import ResponseReturnValue
+
+from sorregistry import create_app
+from sorregistry.api import register_api
+from sorregistry.errors import DomainError
+
+
+class _Refused(DomainError):
+    status = 409
+
+
+def _throwaway() -> Blueprint:
+    blueprint = Blueprint("throwaway", __name__)
+
+    @blueprint.post("/things")
+    def make_thing() -> ResponseReturnValue:
+        return jsonify({"cookie_session": not isinstance(session, NullSession)}), 201
+
+    @blueprint.get("/things/<int:number>")
+    def thing(number: int) -> ResponseReturnValue:
+        if number == 409:
+            raise _Refused("not now", field_errors={"number": ["taken"]})
+        return jsonify({"number": number})
+
+    return blueprint
+
+
+def _app(tmp_path: object) -> Flask:
+    # CSRF on, as in production: the tests' default switches it off.
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": True,
+                      "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    register_api(app, _throwaway(), url_prefix="/elsewhere/v9")
+    return app
+
+
+def test_an_api_under_another_prefix_gets_json_errors_no_cookie_and_no_csrf(tmp_path):
+    client = _app(tmp_path).test_client()
+
+    made = client.post("/elsewhere/v9/things", json={})
+    assert made.status_code == 201  # no CSRF token asked for
+    assert made.json == {"cookie_session": False}
+    assert "Set-Cookie" not in made.headers
+
+    missing = client.get("/elsewhere/v9/nothing-here")
+    assert missing.status_code == 404 and missing.is_json
+    assert missing.json["code"] == 404 and "Set-Cookie" not in missing.headers
+
+    wrong_method = client.delete("/elsewhere/v9/things")
+    assert wrong_method.status_code == 405 and wrong_method.is_json
+
+    refused = client.get("/elsewhere/v9/things/409")
+    assert refused.status_code == 409
+    assert refused.json == {"code": 409, "status": "Conflict", "message": "not now",
+                            "errors": {"number": ["taken"]}}
+
+
+def test_a_page_beside_it_keeps_html_errors_and_csrf(tmp_path):
+    client = _app(tmp_path).test_client()
+    page = client.get("/elsewhere/nothing-here")
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    refused = client.post("/login", data={"email": "a@b.dk", "password": "x"})
+    assert refused.status_code == 400  # the CSRF token is missing
