@@ -42,18 +42,23 @@ class ApiDeclaration:
     name: str
     url_prefix: str
     render_error: ErrorRenderer | None = None
+    # Media types of request bodies it reads besides JSON (FHIR's form-encoded _search).
+    accepts: tuple[str, ...] = ()
 
 
 def declare_api(app: Flask, name: str, url_prefix: str,
-                render_error: ErrorRenderer | None = None) -> None:
+                render_error: ErrorRenderer | None = None,
+                accepts: tuple[str, ...] = ()) -> None:
     """Declare the blueprint *name*, served under *url_prefix*, as an API."""
     declarations: dict[str, ApiDeclaration] = app.extensions.setdefault(_APIS, {})
-    declarations[name] = ApiDeclaration(name, url_prefix.rstrip("/"), render_error)
+    declarations[name] = ApiDeclaration(name, url_prefix.rstrip("/"), render_error, accepts)
 
 
 def register_api(app: Flask, blueprint: Blueprint, *, url_prefix: str,
-                 render_error: ErrorRenderer | None = None) -> None:
-    """Register *blueprint* under *url_prefix* and declare it an API.
+                 render_error: ErrorRenderer | None = None,
+                 accepts: tuple[str, ...] = ()) -> None:
+    """Register *blueprint* under *url_prefix* and declare it an API (reading JSON bodies,
+    and the media types in *accepts*).
 
     A flask-smorest blueprint goes into the OpenAPI document; a plain Flask
     blueprint (FHIR, say, which documents itself) is registered as it is.
@@ -62,7 +67,7 @@ def register_api(app: Flask, blueprint: Blueprint, *, url_prefix: str,
         openapi.register_blueprint(blueprint, url_prefix=url_prefix)
     else:
         app.register_blueprint(blueprint, url_prefix=url_prefix)
-    declare_api(app, blueprint.name, url_prefix, render_error)
+    declare_api(app, blueprint.name, url_prefix, render_error, accepts)
 
 
 def current_api() -> ApiDeclaration | None:

@@ -11,19 +11,17 @@ errors they expect themselves.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
-from urllib.parse import unquote_to_bytes
 
 import psycopg
-from flask import Flask, Response, abort, current_app, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 from werkzeug.http import HTTP_STATUS_CODES
 
-from sorregistry.api import current_api, is_api_request
+from sorregistry.api import current_api
 from sorregistry.extensions import db
 
 FieldErrors = Mapping[str, Any]
@@ -148,22 +146,7 @@ def handle_unexpected(error: Exception) -> Response | tuple[str, int, list[Any]]
     return handle_http_exception(InternalServerError())
 
 
-_JSON_NUL = re.compile(rb"\\u0000", re.IGNORECASE)
-
-
-def refuse_nul_bytes() -> None:
-    """Refuse input carrying NUL characters: no register field can hold one, and
-    PostgreSQL rejects them in text (it would otherwise surface as a 500)."""
-    if not is_api_request():
-        return
-    query = unquote_to_bytes(request.query_string)
-    body = request.get_data(cache=True) if request.content_length else b""
-    if b"\x00" in query or b"\x00" in body or _JSON_NUL.search(body):
-        abort(400, description="the request contains a NUL character, which no field allows")
-
-
 def init_app(app: Flask) -> None:
-    app.before_request(refuse_nul_bytes)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(OperationalError, handle_database_error)

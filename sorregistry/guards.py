@@ -1,0 +1,121 @@
+"""Request guards: what no view should have to think about, refused before any view runs.
+
+Each guard answers a clear 4xx and changes nothing:
+
+- **NUL characters** (400) in the query, a form field or a JSON body: no field of the
+  register can hold one, PostgreSQL refuses them in text, and SQLite would store them.
+  Uploaded files may hold any byte; only their names are checked.
+- **A body an API does not read** (415): a declared API reads JSON (``application/json``
+  or ``application/*+json``) unless it declares other media types; anything else would be
+  ignored silently by the argument parser, and the request carried out without it.
+- **JSON the service will not parse** (400): malformed, nested deeper than
+  ``MAX_JSON_DEPTH`` (the deepest body of the API is 3 levels; the standard library's
+  parser would raise RecursionError at about 1,000), a lone surrogate (no text column
+  can store it), or a number too large for a double (a 5,000-digit integer).
+- **Who before what** (401/403 before 422): an API view that requires roles
+  (``sorregistry.security.require``) authenticates before its arguments are parsed, so a
+  caller without a token, or without the role, learns nothing of the body's rules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import orjson
+from flask import Flask, abort, current_app, request
+from werkzeug.routing import IntegerConverter
+
+from sorregistry.api import current_api
+from sorregistry.security import check_required_roles
+
+MAX_JSON_DEPTH = 32
+_JSON_NUL = re.compile(rb"\\u0000", re.IGNORECASE)
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class BoundedIntConverter(IntegerConverter):
+    """``<int:…>`` in URLs, up to the largest 64-bit key: a larger number is no page or
+    record (404), not an overflow in the database (500)."""
+
+    def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = None,  # noqa: A002
+                 max: int | None = None, signed: bool = False) -> None:
+        super().__init__(map, fixed_digits, min, 2**63 - 1 if max is None else max, signed)
+
+
+def refuse_nul_bytes() -> None:
+    query = unquote_to_bytes(request.query_string)
+    if b"\x00" in query:
+        abort(400, description="the request contains a NUL character, which no field allows")
+    if not request.content_length:
+        return
+    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        texts = [*request.form.keys(), *request.form.values(),
+                 *(upload.filename or "" for upload in request.files.values())]
+        found = any("\x00" in text for text in texts)
+    else:
+        body = request.get_data(cache=True)
+        found = b"\x00" in body or bool(_JSON_NUL.search(body))
+    if found:
+        abort(400, description="the request contains a NUL character, which no field allows")
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether *value* nests deeper than *limit* (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children: Iterator[Any]
+        if isinstance(item, dict):
+            children = iter(item.values())
+        elif isinstance(item, list):
+            children = iter(item)
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def check_api_body() -> None:
+    declaration = current_api()
+    if declaration is None or not request.content_length or request.method not in _WRITES:
+        return
+    mimetype = request.mimetype
+    is_json = mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json"))
+    if not is_json:
+        if mimetype in declaration.accepts:
+            return
+        accepted = ", ".join(("application/json", *declaration.accepts))
+        abort(415, description=f"the body must be {accepted}, not {mimetype or 'untyped'}")
+    try:
+        parsed = orjson.loads(request.get_data(cache=True))
+    except orjson.JSONDecodeError as exc:
+        abort(400, description=f"the body is not JSON the service can read: {exc}")
+    if _depth_exceeds(parsed, MAX_JSON_DEPTH):
+        abort(400, description=f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")
+
+
+def authenticate_before_arguments() -> None:
+    """An API view's required roles are checked before its arguments are parsed."""
+    if current_api() is None or request.endpoint is None:
+        return
+    view = current_app.view_functions.get(request.endpoint)
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        view = getattr(view_class, request.method.lower(), None)
+        if view is None and request.method == "HEAD":
+            view = getattr(view_class, "get", None)
+    if view is not None:
+        check_required_roles(view)
+
+
+def init_app(app: Flask) -> None:
+    app.url_map.converters["int"] = BoundedIntConverter
+    app.before_request(refuse_nul_bytes)
+    app.before_request(check_api_body)
+    app.before_request(authenticate_before_arguments)

@@ -1,0 +1,123 @@
+"""Hostile requests an outside probe found answered with 500s or in the wrong order.
+
+Each gets a clear 4xx and changes nothing, on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from applications.models import Application
+from tests.applications.helpers import AARHUS, bearer, build_register, new_nursing_home
+from tests.pages.conftest import FreshGlobalsClient
+from tests.pages.helpers import csrf_token, login, make_users
+
+DEEP = b'{"kind": ' + b"[" * 2000 + b"]" * 2000 + b"}"
+LONE_SURROGATE = b'{"kind": "new", "institution_name": "Plejecenter \\ud800"}'
+HUGE_INTEGER = b'{"kind": "new", "phone": ' + b"9" * 5000 + b"}"
+
+
+@pytest.fixture
+def tokens(session):
+    build_register(session)
+    return {
+        "aarhus": bearer(session, "municipality", municipality=AARHUS, name="aarhus"),
+        "reporter": bearer(session, "reporter", name="reporter"),
+        "sds": bearer(session, "sds", name="sds"),
+    }
+
+
+def _count(session) -> int:
+    return session.query(Application).count()
+
+
+@pytest.mark.parametrize("body", [DEEP, LONE_SURROGATE, HUGE_INTEGER],
+                         ids=["nested-2000", "lone-surrogate", "5000-digits"])
+@pytest.mark.parametrize("path", ["/api/v1/applications", "/api/v1/reporting-unit/validate"])
+def test_json_the_service_cannot_store_is_a_400(client, session, tokens, path, body):
+    before = _count(session)
+    headers = {**tokens["aarhus" if path.endswith("applications") else "reporter"],
+               "Content-Type": "application/json"}
+    answer = client.post(path, data=body, headers=headers)
+    assert answer.status_code == 400, answer.get_data(as_text=True)
+    assert answer.json["code"] == 400 and answer.json["message"]
+    assert _count(session) == before
+
+
+def test_a_body_that_is_not_json_is_a_415(client, session, tokens):
+    before = _count(session)
+    answer = client.post("/api/v1/applications", data="kind=new",
+                         headers={**tokens["aarhus"], "Content-Type": "text/plain"})
+    assert answer.status_code == 415 and "application/json" in answer.json["message"]
+    assert _count(session) == before
+
+
+def test_authentication_comes_before_validation(client, session, tokens):
+    bad_body = {"kind": "neither", "ownership": 7}
+    assert client.post("/api/v1/applications", json=bad_body).status_code == 401
+    forged = client.post("/api/v1/applications", json=bad_body,
+                         headers={"Authorization": "Bearer sor_forged"})
+    assert forged.status_code == 401
+    # A reporter may not apply: 403, not the body's 422.
+    assert client.post("/api/v1/applications", json=bad_body,
+                       headers=tokens["reporter"]).status_code == 403
+    # A reporter may not decide: 403 before the reason's 422.
+    assert client.post("/api/v1/applications/1/reject", json={},
+                       headers=tokens["reporter"]).status_code == 403
+    # With the right role the body's rules apply.
+    assert client.post("/api/v1/applications", json=bad_body,
+                       headers=tokens["aarhus"]).status_code == 422
+
+
+def test_a_valid_body_still_works(client, session, tokens):
+    made = client.post("/api/v1/applications", json=new_nursing_home(),
+                       headers=tokens["aarhus"])
+    assert made.status_code == 201
+
+
+@pytest.fixture
+def pages(app, session):
+    build_register(session)
+    make_users(session)
+    app.test_client_class = FreshGlobalsClient
+    return app.test_client()
+
+
+@pytest.mark.parametrize("path", [
+    "/staff/applications/99999999999999999999",
+    "/staff/applications/9223372036854775808",
+    "/staff/mail/99999999999999999999",
+    "/staff/mail/99999999999999999999/raw",
+    "/staff/outbox/99999999999999999999",
+    "/municipality/applications/99999999999999999999",
+    "/api/v1/outbox/99999999999999999999",
+])
+def test_ids_beyond_64_bits_are_no_page(pages, path):
+    login(pages, "sagsbehandler@sundhedsdata.dk" if path.startswith(("/staff", "/api"))
+          else "sor@aarhus.dk")
+    assert pages.get(path).status_code == 404
+
+
+def test_nul_in_the_login_form_is_a_400_not_a_500(pages, session):
+    answer = login(pages, "sor@aarhus.dk\x00", password="x\x00y")
+    assert answer.status_code == 400
+
+
+@pytest.mark.parametrize("path", [
+    "/picker/api/lists/privat?name=a%00b",
+    "/picker/api/shak/hospitals?q=a%00b",
+    "/picker?name=a%00b",
+])
+def test_nul_in_a_page_query_is_a_400(pages, path):
+    login(pages, "indberetter@aarhus.dk")
+    assert pages.get(path).status_code == 400
+
+
+def test_nul_in_the_municipality_form_is_a_400_and_stores_nothing(pages, session):
+    login(pages, "sor@aarhus.dk")
+    before = _count(session)
+    form = pages.get("/municipality/applications/new").get_data(as_text=True)
+    answer = pages.post("/municipality/applications/new", data={
+        "csrf_token": csrf_token(form), "kind": "new", "institution_name": "Pleje\x00hjem"})
+    assert answer.status_code == 400
+    assert _count(session) == before
