@@ -17,7 +17,7 @@ from flask import Flask
 import applications
 import hierarchy
 import notifications
-from sorregistry import accounts, api, errors, guards, health, pages
+from sorregistry import accounts, api, audit_web, errors, guards, health, pages, request_id
 from sorregistry import config as sor_config
 from sorregistry.database import configure_engine
 from sorregistry.extensions import db, mail, migrate
@@ -86,11 +86,13 @@ def register_extensions(app: Flask) -> None:
 
 def register_core(app: Flask) -> None:
     """What every feature relies on: the OpenAPI document, errors, pages, health."""
+    request_id.init_app(app)
     api.init_app(app)
     guards.init_app(app)
     errors.init_app(app)
     pages.init_app(app)
     health.init_app(app)
+    audit_web.init_app(app)
 
 
 def register_features(app: Flask) -> None:

@@ -56,6 +56,8 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_MAX_CONTENT_LENGTH": ("MAX_CONTENT_LENGTH", _as_int),
     "SOR_FAST_READS": ("FAST_READS", _as_bool),
     "SOR_COOKIE_SECURE": ("SOR_COOKIE_SECURE", _as_bool),
+    "SOR_SESSION_IDLE_MINUTES": ("SESSION_IDLE_MINUTES", _as_int),
+    "SOR_SESSION_MAX_HOURS": ("SESSION_MAX_HOURS", _as_int),
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -90,6 +92,10 @@ DEFAULTS: dict[str, Any] = {
     "IMAP_TIMEOUT": 60,
     # Mails larger than this are kept raw but not parsed (they become triage items).
     "IMAP_MAX_MESSAGE_SIZE": 10 * 1024 * 1024,
+    # A login session ends after this long unused, and this long after the login
+    # whatever happens (OWASP ASVS 3.3 level 2: 30 minutes idle, 12 hours absolute).
+    "SESSION_IDLE_MINUTES": 30,
+    "SESSION_MAX_HOURS": 12,
     # Requests larger than this are refused with 413 before any view runs.
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "API_TITLE": "SOR registry",

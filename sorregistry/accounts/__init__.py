@@ -8,16 +8,45 @@ allow; this package tells it who a token or a login session belongs to.
 
 from __future__ import annotations
 
-from flask import Flask
+from datetime import timedelta
 
-from sorregistry import pages, security
+from flask import Flask, current_app, session
+
+from sorregistry import audit, pages, security
 from sorregistry.accounts import cli, clients, users, views
+from sorregistry.accounts import sessions as login_sessions
 from sorregistry.accounts.models import User
+from sorregistry.database import write_step
 from sorregistry.extensions import db, login_manager
+from sorregistry.models import utcnow
 
 
 def _load_user(user_id: str) -> User | None:
-    return users.load_user(db.session, user_id)
+    """The person of the session cookie, if the account and the login session are alive.
+
+    Ending a session that ran out, or recording use (at most once a minute), is a write:
+    it is done here, in a write step of its own before the view has done anything, so
+    the view's transaction is never made a writer by it."""
+    user = users.load_user(db.session, user_id)
+    if user is None:
+        return None
+    config = current_app.config
+    now = utcnow()
+    found = login_sessions.look_up(
+        db.session, session.get(login_sessions.SESSION_KEY), user.id, now=now,
+        idle=timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
+        lifetime=timedelta(hours=config["SESSION_MAX_HOURS"]))
+    if found.state == "alive" and not found.touch:
+        return user
+    if found.row_id is not None:
+        with write_step(db.session) as work:
+            if found.state == "alive":
+                login_sessions.touch(work, found.row_id, now)
+            else:
+                login_sessions.end_row(work, found.row_id, found.state, now)
+                audit.record(work, "session_ended", users.user_actor(user),
+                             details={"reason": found.state})
+    return users.load_user(db.session, user_id) if found.state == "alive" else None
 
 
 def init_app(app: Flask) -> None:

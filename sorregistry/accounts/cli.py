@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 from flask.cli import with_appcontext
 
+from sorregistry import audit
 from sorregistry.accounts import clients
 from sorregistry.accounts.users import (
     UserError,
@@ -34,6 +36,8 @@ def create_client_command(name: str, cvr: str, roles: tuple[str, ...],
         client, token = clients.create_client(
             db.session, name, cvr=cvr, roles=list(roles), municipality_code=municipality_code
         )
+        _audit("client_created", f"client {client.id}",
+               {"name": client.name, "cvr": client.cvr, "roles": client.roles})
         db.session.commit()
     except clients.ClientError as exc:
         fail(exc)
@@ -73,6 +77,7 @@ def revoke_client_command(client_id: int) -> None:
     """
     try:
         client = clients.revoke_client(db.session, client_id)
+        _audit("client_revoked", f"client {client.id}", {"name": client.name})
         db.session.commit()
     except clients.ClientError as exc:
         fail(exc)
@@ -123,6 +128,7 @@ def create_user_command(
             db.session, email, name=name, password=password, roles=list(roles),
             municipality_code=municipality_code, cvr=cvr,
         )
+        _audit("user_created", user.email, {"roles": user.roles})
         db.session.commit()
     except UserError as exc:
         fail(exc)
@@ -175,6 +181,8 @@ def activate_user_command(email: str) -> None:
 def _set_active(email: str, active: bool) -> None:
     try:
         user, changed = set_active(db.session, email, active)
+        if changed:
+            _audit("user_activated" if active else "user_deactivated", user.email)
         db.session.commit()
     except UserError as exc:
         fail(exc)
@@ -208,6 +216,7 @@ def set_password_command(email: str, password_stdin: bool) -> None:
     password = _read_password(password_stdin, "New password")
     try:
         user = reset_password(db.session, email, password)
+        _audit("password_set", user.email)
         db.session.commit()
     except UserError as exc:
         fail(exc)
@@ -215,6 +224,11 @@ def set_password_command(email: str, password_stdin: bool) -> None:
         f"New password set for {user.email}; their open sessions are ended."
         + ("" if user.active else " The account is inactive; activate-user lets them log in.")
     )
+
+
+def _audit(action: str, target: str, details: dict[str, Any] | None = None) -> None:
+    """What an operator did at the command line, in the audit log beside the pages'."""
+    audit.record(db.session, action, audit.Actor.system(), target=target, details=details)
 
 
 COMMANDS = (create_client_command, list_clients_command, revoke_client_command,

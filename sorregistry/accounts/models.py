@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import generate_password_hash
 
@@ -74,3 +74,22 @@ class ApiClient(Base):
 
     def has_role(self, *roles: str) -> bool:
         return any(role in self.roles for role in roles)
+
+
+class LoginSession(Base):
+    """One login of a person, known to the server: the session cookie carries a random
+    token whose digest is stored here, so that logging out (or a new password, or
+    deactivation) ends that session for good - a copy of the cookie included - and idle
+    and absolute lifetimes are enforced by the server, not by the browser."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # logout, idle, expired, password, deactivated
+    end_reason: Mapped[str | None] = mapped_column(String(20))
+    address: Mapped[str | None] = mapped_column(String(64))

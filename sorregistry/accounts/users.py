@@ -11,13 +11,16 @@ Passwords are stored as werkzeug scrypt hashes only. After
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from hierarchy import identifiers as ids
+from sorregistry import audit
+from sorregistry.accounts import sessions as login_sessions
 from sorregistry.accounts.clients import ClientError, check_roles
 from sorregistry.accounts.models import PASSWORD_METHOD, User
 from sorregistry.errors import DomainError
@@ -36,7 +39,7 @@ class UserError(DomainError, ValueError):
     """A user cannot be made or changed as asked; the message says why."""
 
 
-def end_sessions(session: Session, user: User) -> None:
+def end_sessions(session: Session, user: User, reason: str) -> None:
     """Make every session of *user* invalid from its next request. Incremented in SQL, so
     that two operators at once both end the sessions made before either. Flushes."""
     session.flush()
@@ -46,6 +49,12 @@ def end_sessions(session: Session, user: User) -> None:
         .execution_options(synchronize_session=False)
     )
     session.refresh(user, ["session_version"])
+    login_sessions.end_all(session, user.id, reason)
+
+
+def user_actor(user: User) -> audit.Actor:
+    """A person as the audit log names them."""
+    return audit.Actor("user", str(user.id), user.email)
 
 
 def normalise_email(email: str) -> str:
@@ -141,7 +150,7 @@ def set_active(session: Session, email: str, active: bool) -> tuple[User, bool]:
     changed = bool(user.active) != active
     user.active = active
     if changed and not active:
-        end_sessions(session, user)  # reactivating later must not revive them
+        end_sessions(session, user, "deactivated")  # reactivating must not revive them
     if active:
         changed = clear_lockout(user) or changed
     session.flush()
@@ -157,8 +166,71 @@ def reset_password(session: Session, email: str, password: str) -> User:
     user = find_user(session, email)
     check_password_strength(password)
     user.set_password(password)
-    end_sessions(session, user)  # whoever knew the old password is logged out everywhere
+    end_sessions(session, user, "password")  # whoever knew the old one is logged out
     clear_lockout(user)
+    session.flush()
+    return user
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a login form's email and password were found to be, before anything is
+    written: whose account (None: no such email) and whether the password is its."""
+
+    user_id: int | None
+    password_ok: bool
+
+
+def check_credentials(session: Session, email: str, password: str) -> Credentials:
+    """Read the account and check the password - one scrypt hash in every case (an
+    unknown email, a locked or inactive account alike), so the time taken tells nothing.
+
+    Reads only: the hash (about 0.15 s) runs outside the write that records the attempt,
+    so attempts do not queue behind each other's hashing.
+    """
+    user = session.execute(
+        select(User).where(User.email == normalise_email(email))
+    ).scalar_one_or_none()
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return Credentials(None, False)
+    return Credentials(user.id, check_password_hash(user.password_hash, password))
+
+
+def record_attempt(session: Session, credentials: Credentials, *,
+                   now: datetime | None = None) -> User | None:
+    """Count a failed attempt (locking the account after ``MAX_FAILURES``) or let the
+    person in; the user when the login succeeds.
+
+    Call it in the write transaction (``write_step``): the account is read again there,
+    so a lock set by a parallel attempt holds. A locked account refuses even the right
+    password and its lock is not extended. The count and the lock are one UPDATE, so
+    parallel guesses cannot slip past the limit. Flushes; the caller commits (a failure
+    must be committed too, or the counter would never grow).
+    """
+    if credentials.user_id is None:
+        return None
+    now = now or utcnow()
+    user = session.get(User, credentials.user_id, populate_existing=True)
+    if user is None:
+        return None
+    if user.locked_until is not None and user.locked_until > now:
+        return None
+    if not credentials.password_ok or not user.active:
+        reached = User.failed_logins + 1 >= MAX_FAILURES
+        session.execute(
+            update(User)
+            .where(User.id == user.id,
+                   User.locked_until.is_(None) | (User.locked_until <= now))
+            .values(failed_logins=case((reached, 0), else_=User.failed_logins + 1),
+                    locked_until=case((reached, now + LOCKOUT), else_=User.locked_until))
+            .execution_options(synchronize_session=False)
+        )
+        session.refresh(user)
+        return None
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
     session.flush()
     return user
 
@@ -167,39 +239,10 @@ def authenticate(
     session: Session, email: str, password: str, *, now: datetime | None = None
 ) -> User | None:
     """The user when *email* and *password* are right; count failures and lock the
-    account after ``MAX_FAILURES``.
-
-    Unknown email, wrong password, a locked or inactive account all fail alike,
-    so the caller can say nothing that tells them apart. Flushes; the caller commits
-    (a failure must be committed too, or the counter would never grow).
-    """
-    now = now or utcnow()
-    user = session.execute(
-        select(User).where(User.email == normalise_email(email))
-    ).scalar_one_or_none()
-    if user is None:
-        check_password_hash(_DUMMY_HASH, password)
-        return None
-    if user.locked_until is not None and user.locked_until > now:
-        # Locked: refuse even the right password, and do not extend the lock.
-        return None
-    if not check_password_hash(user.password_hash, password) or not user.active:
-        # Counted in SQL, so that parallel guesses cannot slip past the limit.
-        session.execute(
-            update(User).where(User.id == user.id)
-            .values(failed_logins=User.failed_logins + 1)
-        )
-        session.refresh(user)
-        if user.failed_logins >= MAX_FAILURES:
-            user.failed_logins = 0
-            user.locked_until = now + LOCKOUT
-        session.flush()
-        return None
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
-    session.flush()
-    return user
+    account after ``MAX_FAILURES``. Unknown email, wrong password, a locked or inactive
+    account all fail alike. The login page runs the two halves apart
+    (:func:`check_credentials`, then :func:`record_attempt` in a write step)."""
+    return record_attempt(session, check_credentials(session, email, password), now=now)
 
 
 def load_user(session: Session, user_id: str) -> User | None:

@@ -6,7 +6,17 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from sorregistry.accounts.users import LOCKOUT, MAX_FAILURES, authenticate
+from sorregistry import audit
+from sorregistry.accounts import sessions as login_sessions
+from sorregistry.accounts.users import (
+    LOCKOUT,
+    MAX_FAILURES,
+    check_credentials,
+    normalise_email,
+    record_attempt,
+    user_actor,
+)
+from sorregistry.database import write_step
 from sorregistry.extensions import db
 from sorregistry.i18n import _, add_english
 from sorregistry.pages import navigation
@@ -44,10 +54,20 @@ def login() -> Response | tuple[str, int] | str:
             return redirect(target or home_for(current_user))
         return render_template("pages/login.html", next=target, rule=rule, email="")
     email = request.form.get("email", "")
-    user = authenticate(db.session, email, request.form.get("password", ""))
-    # The failure counter is committed too: a refused login is still a write.
-    db.session.commit()
-    if user is None:
+    credentials = check_credentials(db.session, email, request.form.get("password", ""))
+    # A refused login is a write too (the failure counter, the audit log): every attempt
+    # waits its turn for the write lock and is counted before the answer.
+    with write_step(db.session) as work:
+        user = record_attempt(work, credentials)
+        token = None if user is None else login_sessions.start(work, user,
+                                                                address=request.remote_addr)
+        if user is None:
+            audit.record(work, "login_failed", audit.Actor(
+                "user", str(credentials.user_id) if credentials.user_id else None,
+                normalise_email(email)[:254]))
+        else:
+            audit.record(work, "login", user_actor(user))
+    if user is None or token is None:
         # One message for every failure: it must not tell whether the account exists.
         error = _("Forkert e-mail eller adgangskode — eller kontoen er midlertidigt spærret.")
         html = render_template("pages/login.html", next=target, rule=rule, email=email,
@@ -55,11 +75,18 @@ def login() -> Response | tuple[str, int] | str:
         return html, 401
     session.clear()  # nothing from before the login survives into it
     login_user(user)
+    session[login_sessions.SESSION_KEY] = token
     return redirect(target or home_for(user), code=303)
 
 
 @bp.post("/logout")
 def logout() -> Response:
+    """End the session on the server (a copy of the cookie is dead too), then here."""
+    if current_user.is_authenticated:
+        actor = user_actor(current_user)
+        with write_step(db.session) as work:
+            if login_sessions.end(work, session.get(login_sessions.SESSION_KEY)):
+                audit.record(work, "logout", actor)
     logout_user()
     session.clear()
     flash(_("Du er logget ud."), "info")

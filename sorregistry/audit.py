@@ -1,0 +1,106 @@
+"""The audit log: who did what, when, from where - append-only, kept for good.
+
+Every feature records its decisions here in the transaction that makes them (a login,
+an approval, a revoked client, staff reading another municipality's data), so an event
+is logged exactly when the thing it tells of happened. Rows are never changed or
+deleted by the service; on PostgreSQL a trigger refuses UPDATE and DELETE outright
+(migration 0010), like a ledger. Staff read and export it (``GET /api/v1/audit``, the
+``/staff/audit`` page, ``sorregistry export-audit``).
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import has_request_context, request
+from sqlalchemy import Index, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, scoped_session
+
+from sorregistry.models import Base, BigIntKey, JsonDocument, UTCDateTime, utcnow
+from sorregistry.request_id import current_request_id
+
+ACTIONS = (
+    "login", "login_failed", "logout", "session_ended",
+    "user_created", "user_deactivated", "user_activated", "password_set",
+    "client_created", "client_revoked",
+    "application_approved", "application_rejected", "information_requested",
+    "application_withdrawn", "application_submitted",
+    "register_changed", "register_imported", "other_municipality_read",
+    "mail_triage_resolved", "outbox_retried",
+)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_at", "at"), Index("ix_audit_events_action", "action"))
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(String(40))
+    # Who: "user" (a person logged in), "client" (an API client), "system" (a command).
+    actor_kind: Mapped[str] = mapped_column(String(10))
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    actor_name: Mapped[str | None] = mapped_column(String(254))
+    target: Mapped[str | None] = mapped_column(String(120))
+    municipality_code: Mapped[str | None] = mapped_column(String(4))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who an audit event is about: a person, an API client or the system."""
+
+    kind: str
+    id: str | None
+    name: str | None
+
+    @classmethod
+    def system(cls) -> Actor:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no name for this uid (a container)
+            user = "unknown"
+        return cls("system", None, f"command by {user}")
+
+
+def record(session: Session | scoped_session[Session], action: str, actor: Actor, *,
+           target: str | None = None, municipality_code: str | None = None,
+           details: Mapping[str, Any] | None = None) -> AuditEvent:
+    """Add an event to the log in the caller's transaction (flushed; the caller commits)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    event = AuditEvent(
+        at=utcnow(), action=action, actor_kind=actor.kind, actor_id=actor.id,
+        actor_name=(actor.name or "")[:254] or None, target=target,
+        municipality_code=municipality_code, request_id=current_request_id(),
+        address=(request.remote_addr or "")[:64] or None if has_request_context() else None,
+        details=dict(details) if details else None,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def list_events(session: Session | scoped_session[Session], *,
+                actions: Sequence[str] = (), actor: str | None = None,
+                since: datetime | None = None, until: datetime | None = None,
+                before_id: int | None = None, limit: int = 100) -> list[AuditEvent]:
+    """Events newest first, filtered; ``before_id`` pages backwards."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if actions:
+        query = query.where(AuditEvent.action.in_(list(actions)))
+    if actor:
+        query = query.where((AuditEvent.actor_name == actor) | (AuditEvent.actor_id == actor))
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.at < until)
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
+    return list(session.execute(query).scalars())

@@ -1,0 +1,84 @@
+"""The audit log: what is recorded, who may read it, the CSV export, and that it is
+append-only in the database itself."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DatabaseError
+
+from sorregistry import audit
+from tests.applications.helpers import bearer
+from tests.pages.helpers import login, post
+
+SDS = "sagsbehandler@sundhedsdata.dk"
+
+
+@pytest.fixture
+def tokens(session, people):
+    return {"sds": bearer(session, "sds", name="sds"),
+            "reporter": bearer(session, "reporter", name="reporter")}
+
+
+def test_logins_failures_and_logouts_are_recorded_with_the_request_id(client, session, people):
+    login(client, SDS, password="wrong password")
+    answer = login(client, SDS)
+    post(client, "/logout", page="/staff/")
+    events = audit.list_events(session)
+    assert [e.action for e in events] == ["logout", "login", "login_failed"]
+    assert {e.actor_name for e in events} == {SDS}
+    assert all(e.request_id and len(e.request_id) >= 8 for e in events)
+    assert answer.headers["X-Request-Id"] == events[1].request_id
+
+
+def test_a_sane_request_id_from_the_proxy_is_kept(client, people):
+    answer = client.get("/login", headers={"X-Request-Id": "edge-1234abcd"})
+    assert answer.headers["X-Request-Id"] == "edge-1234abcd"
+    forged = client.get("/login", headers={"X-Request-Id": "<script>alert(1)</script>"})
+    assert forged.headers["X-Request-Id"] != "<script>alert(1)</script>"
+
+
+def test_commands_are_recorded_as_the_system(runner, session):
+    session.commit()  # the command's own transaction follows the test's
+    result = runner.invoke(args=["create-client", "Form", "--cvr", "55133018",
+                                 "--role", "reporter"])
+    assert result.exit_code == 0, result.output
+    (event,) = audit.list_events(session, actions=["client_created"])
+    assert event.actor_kind == "system" and event.details["name"] == "Form"
+
+
+def test_staff_read_and_export_it_others_may_not(client, session, tokens):
+    audit.record(session, "login", audit.Actor("user", "7", "a@b.dk"), details={"x": "æø"})
+    assert client.get("/api/v1/audit", headers=tokens["reporter"]).status_code == 403
+    assert client.get("/api/v1/audit").status_code == 401
+    page = client.get("/api/v1/audit?action=login", headers=tokens["sds"]).json
+    assert page["items"][0]["actor_name"] == "a@b.dk"
+    assert page["items"][0]["details"] == {"x": "æø"}
+    exported = client.get("/api/v1/audit.csv", headers=tokens["sds"])
+    assert exported.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(exported.get_data(as_text=True).lstrip("\ufeff"))))
+    assert rows and set(rows[0]) >= {"id", "at", "action", "actor_name", "request_id"}
+    assert any(row["actor_name"] == "a@b.dk" and row["details"] == '{"x":"æø"}'
+               for row in rows)
+
+
+def test_the_staff_page_lists_and_exports(client, session, people):
+    login(client, SDS)
+    page = client.get("/staff/audit/?action=login").get_data(as_text=True)
+    assert "Revisionslog" in page and SDS in page
+    exported = client.get("/staff/audit/export.csv?action=login").get_data(as_text=True)
+    assert exported.startswith("\ufeffid,at,action") and SDS in exported
+    post(client, "/logout", page="/staff/")
+    login(client, "sor@aarhus.dk")
+    assert client.get("/staff/audit/").status_code == 403
+
+
+def test_the_database_refuses_to_change_or_delete_an_event(session):
+    audit.record(session, "login", audit.Actor.system())
+    for statement in ("UPDATE audit_events SET action = 'logout'", "DELETE FROM audit_events"):
+        with pytest.raises(DatabaseError, match="append-only"):
+            with session.begin_nested():
+                session.execute(text(statement))
