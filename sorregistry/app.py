@@ -17,7 +17,17 @@ from flask import Flask
 import applications
 import hierarchy
 import notifications
-from sorregistry import accounts, api, audit_web, errors, guards, health, pages, request_id
+from sorregistry import (
+    accounts,
+    api,
+    audit_web,
+    errors,
+    guards,
+    headers,
+    health,
+    pages,
+    request_id,
+)
 from sorregistry import config as sor_config
 from sorregistry.database import configure_engine
 from sorregistry.extensions import db, mail, migrate
@@ -91,6 +101,7 @@ def register_core(app: Flask) -> None:
     guards.init_app(app)
     errors.init_app(app)
     pages.init_app(app)
+    headers.init_app(app)
     health.init_app(app)
     audit_web.init_app(app)
 

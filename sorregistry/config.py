@@ -56,6 +56,7 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_MAX_CONTENT_LENGTH": ("MAX_CONTENT_LENGTH", _as_int),
     "SOR_FAST_READS": ("FAST_READS", _as_bool),
     "SOR_COOKIE_SECURE": ("SOR_COOKIE_SECURE", _as_bool),
+    "SOR_FORCE_HTTPS": ("FORCE_HTTPS", _as_bool),
     "SOR_SESSION_IDLE_MINUTES": ("SESSION_IDLE_MINUTES", _as_int),
     "SOR_SESSION_MAX_HOURS": ("SESSION_MAX_HOURS", _as_int),
 }

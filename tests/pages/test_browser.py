@@ -198,3 +198,50 @@ def test_picker_and_a_refused_page(browser, server, shot):
     expect(page.get_by_role("heading", level=1)).to_contain_text("403")
     shot(page, "refused")
     context.close()
+
+
+@pytest.fixture
+def other_site() -> Iterator[tuple[str, dict[str, str]]]:
+    """A page on another origin (another port of 127.0.0.1): whatever it is given to serve."""
+    from flask import Flask
+
+    pages: dict[str, str] = {}
+    site = Flask("other_site")
+
+    @site.get("/<name>")
+    def serve(name: str) -> str:
+        return pages[name]
+
+    http = make_server("127.0.0.1", 0, site, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{http.server_port}", pages
+    finally:
+        http.shutdown()
+        thread.join()
+
+
+def test_another_site_cannot_frame_a_staff_page(browser, server, other_site):
+    """The probe framed a staff application, approve button and all, from a sibling
+    origin; frame-ancestors 'none' (and X-Frame-Options) stop the browser showing it."""
+    from playwright.sync_api import expect
+
+    context, page = _new_page(browser, server)
+    page.goto("/login")
+    _log_in(page, "sagsbehandler@sundhedsdata.dk")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Ansøgninger til behandling")
+    origin, pages = other_site
+    pages["evil.html"] = (f'<!doctype html><h1>Win a prize</h1>'
+                          f'<iframe id="victim" src="{server}/staff/"></iframe>')
+    page.goto(f"{origin}/evil.html")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Win a prize")
+    page.wait_for_timeout(1000)
+    framed = [frame for frame in page.frames if frame != page.main_frame]
+    assert framed, "the iframe was not made at all"
+    for frame in framed:
+        # Blocked: the frame shows the browser's error page, never the staff page.
+        assert "/staff/" not in frame.url or frame.url.startswith("chrome-error")
+        assert "Ansøgninger til behandling" not in (frame.content() if not frame.is_detached()
+                                                     else "")
+    context.close()
