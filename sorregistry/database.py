@@ -6,9 +6,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import flask_sqlalchemy.session
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, scoped_session
+
+# What a service takes: a plain Session (a command, a test) or Flask-SQLAlchemy's scoped
+# session ``db.session`` (its Session subclass makes the scoped type a different one).
+DbSession = Session | scoped_session[flask_sqlalchemy.session.Session]
 
 # Execution option: open the SQLite transaction with BEGIN IMMEDIATE (see begin_write).
 SQLITE_BEGIN_IMMEDIATE = "sor_sqlite_begin_immediate"
