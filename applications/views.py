@@ -21,7 +21,7 @@ from applications import mail_service, service
 from applications.mail_models import IncomingMail
 from applications.mail_template import parse_mail
 from applications.models import DECIDED_STATUSES, STATUSES, Application
-from hierarchy.codes import OWNERSHIP_BY_TYPE, entity_type_name, entity_type_names, municipalities
+from hierarchy.codes import entity_type_choices, entity_type_name, municipalities
 from sorregistry.extensions import db
 from sorregistry.i18n import _, add_english, current_language
 from sorregistry.models import utcnow
@@ -439,16 +439,6 @@ def applications() -> str:
                            next_after=next_after)
 
 
-def _type_choices() -> list[tuple[str, str]]:
-    """Institution types for the form, by name; owner types are not institutions."""
-    language = current_language()
-    return sorted(
-        ((code, entity_type_name(code, language) or code) for code in entity_type_names()
-         if code not in OWNERSHIP_BY_TYPE),
-        key=lambda choice: choice[1].lower(),
-    )
-
-
 def _form_values() -> dict[str, Any]:
     """The application's fields as the form sent them (the service cleans them)."""
     values = {name: request.form.get(name, "") for name in service.EDITABLE_FIELDS}
@@ -476,7 +466,8 @@ def _render_form(
         "applications/municipality_form.html", application=application, values=values,
         validation=validation, shown=shown, input_errors=input_errors,
         duplicates=[w for w in (validation.warnings if validation else []) if w.candidates],
-        type_choices=_type_choices(), question=question, field_labels=FIELD_LABELS,
+        type_choices=entity_type_choices(current_language()), question=question,
+        field_labels=FIELD_LABELS,
     )
     return html, status
 
