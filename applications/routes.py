@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import quote
 
 from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
-from applications import mail_service, service
+from applications import downloads, mail_service, service
 from applications.mail_models import IncomingMail
 from applications.schemas import (
     ApplicationInputSchema,
@@ -211,7 +210,7 @@ class ApplicationAttachmentFile(MethodView):
                                                             "format": "binary"}}}}})
     @blp.alt_response(404, description="Unknown, or not the caller's")
     @require("municipality", "sds")
-    def get(self, application_id: int, attachment_id: int) -> Any:
+    def get(self, application_id: int, attachment_id: int) -> Response:
         """An attachment of an emailed application, as a download."""
         with _domain_errors():
             application = service.get_application(db.session, _actor(),
@@ -220,17 +219,7 @@ class ApplicationAttachmentFile(MethodView):
         if attachment is None:
             abort(404, message=f"application {application.reference} has no attachment "
                                f"{attachment_id}")
-        response = Response(attachment.data, mimetype="application/octet-stream")
-        # Served as a download, never rendered: the content came from outside.
-        response.headers["Content-Disposition"] = _attachment_disposition(attachment.filename)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Original-Content-Type"] = attachment.content_type
-        return response
-
-
-def _attachment_disposition(filename: str) -> str:
-    ascii_name = filename.encode("ascii", "replace").decode("ascii").replace('"', "")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+        return downloads.attachment(attachment)
 
 
 MAIL_PARAMETER = {
@@ -282,13 +271,9 @@ class MailRaw(MethodView):
         "content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}}}})
     @blp.alt_response(404, description="Not in the ledger")
     @require("sds")
-    def get(self, mail_id: int) -> Any:
+    def get(self, mail_id: int) -> Response:
         """The original message, attachments included, to open in a mail program."""
-        mail = _mail(mail_id)
-        response = Response(mail.raw, mimetype="message/rfc822")
-        response.headers["Content-Disposition"] = f'attachment; filename="mail-{mail.id}.eml"'
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+        return downloads.raw_mail(_mail(mail_id))
 
 
 @blp.route("/mail/<int:mail_id>/resolve", parameters=[MAIL_PARAMETER])

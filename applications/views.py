@@ -17,7 +17,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from applications import mail_service, service
+from applications import downloads, mail_service, service
 from applications.mail_models import IncomingMail
 from applications.mail_template import parse_mail
 from applications.models import DECIDED_STATUSES, STATUSES, Application
@@ -611,7 +611,7 @@ add_english({
 })
 
 
-def _mail_or_404(mail_id: int) -> Any:
+def _mail_or_404(mail_id: int) -> IncomingMail:
     mail = db.session.get(IncomingMail, mail_id)
     if mail is None or mail.outcome != "triage":
         abort(404)
@@ -653,11 +653,7 @@ def mail_item(mail_id: int) -> str:
 @role_required("sds")
 def mail_raw(mail_id: int) -> Response:
     """The original message, to open in a mail program."""
-    mail = _mail_or_404(mail_id)
-    response = Response(mail.raw, mimetype="message/rfc822")
-    response.headers["Content-Disposition"] = f'attachment; filename="mail-{mail.id}.eml"'
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return downloads.raw_mail(_mail_or_404(mail_id))
 
 
 @staff_bp.post("/mail/<int:mail_id>/resolve", endpoint="mail_resolve")
