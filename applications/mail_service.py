@@ -27,15 +27,19 @@ from applications.mail_template import (
 from applications.service import create_from_mail
 from hierarchy import identifiers as ids
 from notifications.service import enqueue
+from sorregistry.errors import DomainError
 from sorregistry.models import utcnow
 
 __all__ = [
     "ContactError",
+    "MailNotFound",
     "TriageError",
     "add_contact",
     "contact_for_sender",
+    "get_mail",
     "is_processed",
     "last_uid",
+    "list_triage",
     "mail_attachments",
     "open_triage",
     "record_mail",
@@ -43,12 +47,23 @@ __all__ = [
 ]
 
 
-class ContactError(ValueError):
+class ContactError(DomainError, ValueError):
     """A contact cannot be added as asked; the message says why."""
 
+    status = 422
 
-class TriageError(ValueError):
-    """A triage item cannot be changed as asked; the message says why."""
+
+class MailNotFound(DomainError, LookupError):
+    """No mail with that id in the ledger."""
+
+    status = 404
+
+
+class TriageError(DomainError, ValueError):
+    """A triage item cannot be changed as asked (not one, resolved already); the message
+    says why."""
+
+    status = 409
 
 
 # -- contacts ----------------------------------------------------------------------------
@@ -322,6 +337,14 @@ def _record_oversized(
 
 
 # -- triage ------------------------------------------------------------------------------
+
+
+def get_mail(session: Session, mail_id: int) -> IncomingMail:
+    """The mail with this ledger id; :class:`MailNotFound` if there is none."""
+    mail = session.get(IncomingMail, mail_id) if 1 <= mail_id <= 2**53 else None
+    if mail is None:
+        raise MailNotFound(f"no mail {mail_id} in the ledger")
+    return mail
 
 
 def open_triage(

@@ -1,17 +1,21 @@
-"""The applications API: parse, call one service function, commit, serialise."""
+"""The applications API: parse, call one service function, commit, serialise.
+
+The service's refusals are domain errors that the one registered handler answers
+(:mod:`sorregistry.errors`), so no route maps an error to a status by hand.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 
 from applications import downloads, mail_service, service
 from applications.mail_models import IncomingMail
+from applications.models import Application
 from applications.schemas import (
     ApplicationInputSchema,
     ApplicationListArgsSchema,
@@ -47,46 +51,19 @@ def _actor() -> service.Actor:
     return service.Actor.from_client(current_client())
 
 
-@contextmanager
-def _domain_errors() -> Iterator[None]:
-    """The workflow's errors as HTTP statuses; nothing is committed on error."""
-    try:
-        yield
-    except service.ApplicationNotFound as exc:
-        db.session.rollback()
-        abort(404, message=str(exc))
-    except service.Forbidden as exc:
-        db.session.rollback()
-        abort(403, message=str(exc))
-    except service.InvalidTransition as exc:
-        db.session.rollback()
-        abort(409, message=str(exc))
-    except service.InvalidInput as exc:
-        db.session.rollback()
-        # Same shape as webargs' errors for a request body: {"json": {field: [...]}}.
-        abort(422, message=str(exc), errors={"json": {k: [v] for k, v in exc.errors.items()}})
-    except service.NotValid as exc:
-        db.session.rollback()
-        errors: dict[str, list[str]] = {}
-        for finding in exc.validation.errors:
-            errors.setdefault(finding.field, []).append(finding.message)
-        abort(422, message="the application does not validate: " + str(exc), errors=errors)
-
-
 def _step(do: Callable[[], Any]) -> Any:
     """Run one workflow step in its own write transaction and commit it."""
     # Authentication may have read in this transaction; start the write afresh
     # so that SQLite can take its write lock at once (sorregistry.database.begin_write).
     db.session.commit()
-    with _domain_errors():
-        result = do()
+    result = do()
     db.session.commit()
     return result
 
 
 def _check_id(application_id: int) -> int:
     if not 1 <= application_id <= 2**53:
-        abort(404, message=f"no application {application_id}")
+        raise service.ApplicationNotFound(f"no application {application_id}")
     return application_id
 
 
@@ -99,12 +76,11 @@ class Applications(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """Applications: a municipality sees its own, SDS staff all, newest first."""
         cursor = args.get("cursor")
-        with _domain_errors():
-            items, total = service.list_applications(
-                db.session, _actor(), status=args.get("status") or (),
-                municipality_code=args.get("municipality_code"), limit=args["limit"],
-                after_id=int(cursor) if cursor else None,
-            )
+        items, total = service.list_applications(
+            db.session, _actor(), status=args.get("status") or (),
+            municipality_code=args.get("municipality_code"), limit=args["limit"],
+            after_id=int(cursor) if cursor else None,
+        )
         last = items[-1].id if len(items) == args["limit"] else None
         return {"items": items, "total": total, "next": str(last) if last else None}
 
@@ -124,10 +100,9 @@ class ApplicationItem(MethodView):
     @blp.response(200, ApplicationSchema)
     @blp.alt_response(404, description="Unknown, or another municipality's")
     @require("municipality", "sds")
-    def get(self, application_id: int) -> Any:
+    def get(self, application_id: int) -> Application:
         """One application with its events."""
-        with _domain_errors():
-            return service.get_application(db.session, _actor(), _check_id(application_id))
+        return service.get_application(db.session, _actor(), _check_id(application_id))
 
     @blp.doc(security=BEARER)
     @blp.arguments(ApplicationInputSchema)
@@ -190,12 +165,10 @@ class ApplicationValidate(MethodView):
     @blp.response(200, ApplicationValidationSchema)
     @blp.alt_response(404, description="Unknown, or not the caller's")
     @require("municipality", "sds")
-    def post(self, application_id: int) -> Any:
+    def post(self, application_id: int) -> dict[str, Any]:
         """Errors (block submission) and warnings, with possible duplicates and candidates."""
-        with _domain_errors():
-            application = service.get_application(db.session, _actor(),
-                                                  _check_id(application_id))
-            return service.validate_application(db.session, application).as_dict()
+        application = service.get_application(db.session, _actor(), _check_id(application_id))
+        return service.validate_application(db.session, application).as_dict()
 
 
 @blp.route("/applications/<int:application_id>/attachments/<int:attachment_id>",
@@ -212,13 +185,11 @@ class ApplicationAttachmentFile(MethodView):
     @require("municipality", "sds")
     def get(self, application_id: int, attachment_id: int) -> Response:
         """An attachment of an emailed application, as a download."""
-        with _domain_errors():
-            application = service.get_application(db.session, _actor(),
-                                                  _check_id(application_id))
+        application = service.get_application(db.session, _actor(), _check_id(application_id))
         attachment = next((a for a in application.attachments if a.id == attachment_id), None)
         if attachment is None:
-            abort(404, message=f"application {application.reference} has no attachment "
-                               f"{attachment_id}")
+            raise service.AttachmentNotFound(f"application {application.reference} has no "
+                                             f"attachment {attachment_id}")
         return downloads.attachment(attachment)
 
 
@@ -227,13 +198,6 @@ MAIL_PARAMETER = {
     "description": "Ledger id of the mail / Mailens løbenummer",
     "schema": {"type": "integer", "minimum": 1, "maximum": 2**53},
 }
-
-
-def _mail(mail_id: int) -> Any:
-    mail = db.session.get(IncomingMail, mail_id) if 1 <= mail_id <= 2**53 else None
-    if mail is None:
-        abort(404, message=f"no mail {mail_id} in the ledger")
-    return mail
 
 
 @blp.route("/mail/triage")
@@ -259,9 +223,9 @@ class MailItem(MethodView):
     @blp.response(200, IncomingMailSchema)
     @blp.alt_response(404, description="Not in the ledger")
     @require("sds")
-    def get(self, mail_id: int) -> Any:
+    def get(self, mail_id: int) -> IncomingMail:
         """One mail from the ledger: what was read from it and what became of it."""
-        return _mail(mail_id)
+        return mail_service.get_mail(db.session, mail_id)
 
 
 @blp.route("/mail/<int:mail_id>/raw", parameters=[MAIL_PARAMETER])
@@ -273,7 +237,7 @@ class MailRaw(MethodView):
     @require("sds")
     def get(self, mail_id: int) -> Response:
         """The original message, attachments included, to open in a mail program."""
-        return downloads.raw_mail(_mail(mail_id))
+        return downloads.raw_mail(mail_service.get_mail(db.session, mail_id))
 
 
 @blp.route("/mail/<int:mail_id>/resolve", parameters=[MAIL_PARAMETER])
@@ -286,16 +250,11 @@ class MailResolve(MethodView):
     @require("sds")
     def post(self, data: dict[str, Any], mail_id: int) -> Any:
         """Close a triage item with a note (and the application made by hand, if any)."""
-        mail = _mail(mail_id)
+        mail = mail_service.get_mail(db.session, mail_id)
         application_id = data.get("application_id")
         if application_id is not None:
-            with _domain_errors():
-                service.get_application(db.session, _actor(), application_id)
-        try:
-            mail_service.resolve_triage(db.session, mail.id, resolved_by=_actor().name,
-                                        note=data["note"], application_id=application_id)
-        except mail_service.TriageError as exc:
-            db.session.rollback()
-            abort(409, message=str(exc))
+            service.get_application(db.session, _actor(), application_id)
+        mail_service.resolve_triage(db.session, mail.id, resolved_by=_actor().name,
+                                    note=data["note"], application_id=application_id)
         db.session.commit()
         return mail

@@ -53,6 +53,7 @@ from hierarchy.models import Organisation
 from hierarchy.text import fold
 from notifications import service as notifications
 from sorregistry.database import begin_write
+from sorregistry.errors import DomainError
 from sorregistry.models import utcnow
 
 # SNOMED CT codes of the owner (IE) types an approval may create.
@@ -110,36 +111,67 @@ _POSTAL_CODE = re.compile(r"^[0-9]{4}$")
 # --- errors -----------------------------------------------------------------------------
 
 
-class ApplicationError(Exception):
-    """Base of the workflow's errors; routes map each to an HTTP status."""
+class ApplicationError(DomainError):
+    """Base of the workflow's errors; each carries its HTTP status (sorregistry.errors)."""
 
 
 class ApplicationNotFound(ApplicationError, LookupError):
     """No such application — or not one the actor may see (no hint which)."""
 
+    status = 404
+
+
+class AttachmentNotFound(ApplicationError, LookupError):
+    """The application (which the actor may see) has no such attachment."""
+
+    status = 404
+
 
 class Forbidden(ApplicationError, PermissionError):
     """The actor may see the application but not do this to it."""
+
+    status = 403
 
 
 class InvalidTransition(ApplicationError):
     """The application's status does not allow the step (e.g. approving a draft)."""
 
+    status = 409
+
 
 class InvalidInput(ApplicationError, ValueError):
-    """Values that can never be right (a bad CVR, a malformed postcode); nothing was stored."""
+    """Values that can never be right (a bad CVR, a malformed postcode); nothing was stored.
+
+    ``errors`` is ``{field: reason}``; the API shows them as webargs shows a request
+    body's errors, ``{"json": {field: [reason]}}``, so a client reads both the same way.
+    """
+
+    status = 422
 
     def __init__(self, errors: dict[str, str]) -> None:
         self.errors = errors
-        super().__init__("; ".join(f"{name}: {why}" for name, why in errors.items()))
+        super().__init__(
+            "; ".join(f"{name}: {why}" for name, why in errors.items()),
+            field_errors={"json": {name: [why] for name, why in errors.items()}},
+        )
 
 
 class NotValid(ApplicationError, ValueError):
-    """The application has validation errors, so it cannot be submitted or approved."""
+    """The application has validation errors, so it cannot be submitted or approved.
+
+    The field errors are the validation's errors, ``{field: [message, ...]}``.
+    """
+
+    status = 422
 
     def __init__(self, validation: Validation) -> None:
         self.validation = validation
-        super().__init__("; ".join(f"{f.field}: {f.message}" for f in validation.errors))
+        by_field: dict[str, list[str]] = {}
+        for finding in validation.errors:
+            by_field.setdefault(finding.field, []).append(finding.message)
+        summary = "; ".join(f"{f.field}: {f.message}" for f in validation.errors)
+        super().__init__(f"the application does not validate: {summary}",
+                         field_errors=by_field)
 
 
 # --- who acts ---------------------------------------------------------------------------
