@@ -1,6 +1,7 @@
 """The applications API: parse, call one service function, commit, serialise.
 
-The service's refusals are domain errors that the one registered handler answers
+A step that writes runs in one :func:`~sorregistry.database.write_step`; the
+service's refusals are domain errors that the one registered handler answers
 (:mod:`sorregistry.errors`), so no route maps an error to a status by hand.
 """
 
@@ -12,6 +13,8 @@ from typing import Any
 from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import Schema
+from sqlalchemy.orm import Session
 
 from applications import downloads, mail_service, service
 from applications.mail_models import IncomingMail
@@ -29,6 +32,7 @@ from applications.schemas import (
     ResolveTriageSchema,
     TriageArgsSchema,
 )
+from sorregistry.database import write_step
 from sorregistry.extensions import db
 from sorregistry.security import current_client, require
 
@@ -37,7 +41,7 @@ blp = Blueprint(
     __name__,
     description="Applications for SOR codes / Ansøgninger om SOR-koder",
 )
-BEARER = [{"bearerAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 ID_PARAMETER = {
     "in": "path",
     "name": "application_id",
@@ -49,16 +53,6 @@ ID_PARAMETER = {
 
 def _actor() -> service.Actor:
     return service.Actor.from_client(current_client())
-
-
-def _step(do: Callable[[], Any]) -> Any:
-    """Run one workflow step in its own write transaction and commit it."""
-    # Authentication may have read in this transaction; start the write afresh
-    # so that SQLite can take its write lock at once (sorregistry.database.begin_write).
-    db.session.commit()
-    result = do()
-    db.session.commit()
-    return result
 
 
 def _check_id(application_id: int) -> int:
@@ -73,7 +67,7 @@ class Applications(MethodView):
     @blp.arguments(ApplicationListArgsSchema, location="query")
     @blp.response(200, ApplicationListSchema)
     @require("municipality", "sds")
-    def get(self, args: dict[str, Any]) -> Any:
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Applications: a municipality sees its own, SDS staff all, newest first."""
         cursor = args.get("cursor")
         items, total = service.list_applications(
@@ -89,9 +83,10 @@ class Applications(MethodView):
     @blp.response(201, ApplicationSchema)
     @blp.alt_response(422, description="A field can never be right (bad CVR, postcode ...)")
     @require("municipality", "sds")
-    def post(self, data: dict[str, Any]) -> Any:
+    def post(self, data: dict[str, Any]) -> Application:
         """Create a draft application for the caller's municipality."""
-        return _step(lambda: service.create_application(db.session, _actor(), data))
+        with write_step(db.session) as session:
+            return service.create_application(session, _actor(), data)
 
 
 @blp.route("/applications/<int:application_id>", parameters=[ID_PARAMETER])
@@ -109,20 +104,26 @@ class ApplicationItem(MethodView):
     @blp.response(200, ApplicationSchema)
     @blp.alt_response(409, description="Not a draft (or sent back for information)")
     @require("municipality")
-    def patch(self, data: dict[str, Any], application_id: int) -> Any:
+    def patch(self, data: dict[str, Any], application_id: int) -> Application:
         """Edit a draft, or an application sent back for more information."""
-        return _step(lambda: service.update_application(
-            db.session, _actor(), _check_id(application_id), data))
+        with write_step(db.session) as session:
+            return service.update_application(session, _actor(), _check_id(application_id),
+                                              data)
 
 
-def _workflow_route(path: str, summary: str, roles: tuple[str, ...],
-                    do: Callable[..., Any], body: Any = None) -> None:
+# One step: (session, actor, application id, the request body) -> the application.
+Step = Callable[[Session, service.Actor, int, dict[str, Any]], Application]
+
+
+def _workflow_route(path: str, summary: str, roles: tuple[str, ...], do: Step,
+                    body: type[Schema] | None = None) -> None:
     """One POST step of the workflow: authenticate, run it, commit, return the application."""
 
-    def post(self: MethodView, *args: Any, **kwargs: Any) -> Any:
+    def post(self: MethodView, *args: dict[str, Any], **kwargs: int) -> Application:
         data = args[0] if args else {}
         application_id = _check_id(kwargs["application_id"])
-        return _step(lambda: do(db.session, _actor(), application_id, data or {}))
+        with write_step(db.session) as session:
+            return do(session, _actor(), application_id, data or {})
 
     post.__doc__ = summary
     view = require(*roles)(post)
@@ -206,7 +207,7 @@ class TriageItems(MethodView):
     @blp.arguments(TriageArgsSchema, location="query")
     @blp.response(200, IncomingMailListSchema)
     @require("sds")
-    def get(self, args: dict[str, Any]) -> Any:
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Emailed applications that need a person: unreadable, unknown sender, ..."""
         cursor = args.get("cursor")
         items, total = mail_service.list_triage(
@@ -248,13 +249,12 @@ class MailResolve(MethodView):
     @blp.alt_response(404, description="Not in the ledger")
     @blp.alt_response(409, description="Not an open triage item")
     @require("sds")
-    def post(self, data: dict[str, Any], mail_id: int) -> Any:
+    def post(self, data: dict[str, Any], mail_id: int) -> IncomingMail:
         """Close a triage item with a note (and the application made by hand, if any)."""
-        mail = mail_service.get_mail(db.session, mail_id)
+        mail_service.get_mail(db.session, mail_id)
         application_id = data.get("application_id")
-        if application_id is not None:
-            service.get_application(db.session, _actor(), application_id)
-        mail_service.resolve_triage(db.session, mail.id, resolved_by=_actor().name,
-                                    note=data["note"], application_id=application_id)
-        db.session.commit()
-        return mail
+        with write_step(db.session) as session:
+            if application_id is not None:
+                service.get_application(session, _actor(), application_id)
+            return mail_service.resolve_triage(session, mail_id, resolved_by=_actor().name,
+                                               note=data["note"], application_id=application_id)

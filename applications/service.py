@@ -893,7 +893,9 @@ def approve_application(
     One transaction: the code, the institution (and its owner when new), the
     version, the application's status and event, and the notifications.
     """
-    begin_write(session)  # SQLite: concurrent approvals queue instead of failing
+    # SQLite: concurrent approvals queue instead of failing. The routes' write_step has
+    # taken the lock already (then this changes nothing); a caller without one needs it.
+    begin_write(session)
     application = get_application(session, actor, application_id, for_update=True)
     _check_reviewer(actor, application, "approve")
     if application.status != "submitted":
