@@ -28,8 +28,8 @@ from sorregistry.models import Base, BigIntKey, JsonDocument, UTCDateTime, utcno
 OUTCOMES = ("application", "triage")
 # Why a mail was not made into an application:
 TRIAGE_REASONS = (
-    "unknown_sender",  # the From address is not a registered municipality contact
     "unreadable",  # does not follow the template (see ``problems``)
+    "unknown_sender",  # the From address is not a registered municipality contact
     "oversized",  # larger than IMAP_MAX_MESSAGE_SIZE: kept raw, not parsed
     "application_error",  # the applications service failed on it (see ``problems``)
 )

@@ -24,18 +24,24 @@ from applications.mail_template import (
     read_headers,
     sender_address,
 )
+from applications.models import Application
 from applications.service import create_from_mail
 from hierarchy import identifiers as ids
 from notifications.service import enqueue
+from sorregistry.database import DbSession
+from sorregistry.errors import DomainError
 from sorregistry.models import utcnow
 
 __all__ = [
     "ContactError",
+    "MailNotFound",
     "TriageError",
     "add_contact",
     "contact_for_sender",
+    "get_mail",
     "is_processed",
     "last_uid",
+    "list_triage",
     "mail_attachments",
     "open_triage",
     "record_mail",
@@ -43,12 +49,23 @@ __all__ = [
 ]
 
 
-class ContactError(ValueError):
+class ContactError(DomainError, ValueError):
     """A contact cannot be added as asked; the message says why."""
 
+    status = 422
 
-class TriageError(ValueError):
-    """A triage item cannot be changed as asked; the message says why."""
+
+class MailNotFound(DomainError, LookupError):
+    """No mail with that id in the ledger."""
+
+    status = 404
+
+
+class TriageError(DomainError, ValueError):
+    """A triage item cannot be changed as asked (not one, resolved already); the message
+    says why."""
+
+    status = 409
 
 
 # -- contacts ----------------------------------------------------------------------------
@@ -67,7 +84,7 @@ def _normalise_email(email: str) -> str:
 
 
 def add_contact(
-    session: Session, municipality_code: str, email: str, *, name: str | None = None
+    session: DbSession, municipality_code: str, email: str, *, name: str | None = None
 ) -> MunicipalityContact:
     """Register *email* as an address *municipality_code* may send applications from."""
 
@@ -91,7 +108,7 @@ def add_contact(
     return contact
 
 
-def contact_for_sender(session: Session, sender: str | None) -> MunicipalityContact | None:
+def contact_for_sender(session: DbSession, sender: str | None) -> MunicipalityContact | None:
     """The registered contact with this From address (compared lower-cased), if any."""
     if not sender:
         return None
@@ -103,7 +120,7 @@ def contact_for_sender(session: Session, sender: str | None) -> MunicipalityCont
 # -- the ledger --------------------------------------------------------------------------
 
 
-def is_processed(session: Session, message_id: str) -> bool:
+def is_processed(session: DbSession, message_id: str) -> bool:
     """True when the ledger holds the message with this key (Message-ID or digest)."""
     found = session.execute(
         select(IncomingMail.id).where(IncomingMail.message_id == message_id)
@@ -111,7 +128,7 @@ def is_processed(session: Session, message_id: str) -> bool:
     return found is not None
 
 
-def last_uid(session: Session, mailbox: str, uidvalidity: int) -> int | None:
+def last_uid(session: DbSession, mailbox: str, uidvalidity: int) -> int | None:
     """The highest UID processed in *mailbox* under *uidvalidity*; None if none was."""
     return session.execute(
         select(func.max(IncomingMail.uid)).where(
@@ -128,7 +145,7 @@ def _create_application(
     fields: dict[str, Any],
     attachments: list[tuple[str, str, bytes]],
     mail_reference: str,
-) -> Any:
+) -> Application:
     """The one call from the mail intake into the applications service.
 
     Everything the intake decides is in the arguments; the service validates,
@@ -279,7 +296,7 @@ def _make_application(
     mail.outcome = "application"
     mail.triage_status = None
     mail.application_id = application.id
-    mail.application_reference = getattr(application, "reference", None)
+    mail.application_reference = application.reference
 
 
 def _record_oversized(
@@ -324,8 +341,16 @@ def _record_oversized(
 # -- triage ------------------------------------------------------------------------------
 
 
+def get_mail(session: DbSession, mail_id: int) -> IncomingMail:
+    """The mail with this ledger id; :class:`MailNotFound` if there is none."""
+    mail = session.get(IncomingMail, mail_id) if 1 <= mail_id <= 2**53 else None
+    if mail is None:
+        raise MailNotFound(f"no mail {mail_id} in the ledger")
+    return mail
+
+
 def open_triage(
-    session: Session, *, reason: str | None = None, limit: int | None = None
+    session: DbSession, *, reason: str | None = None, limit: int | None = None
 ) -> list[IncomingMail]:
     """Open triage items, oldest first (optionally of one reason)."""
     query = select(IncomingMail).where(IncomingMail.triage_status == "open")
@@ -338,7 +363,7 @@ def open_triage(
 
 
 def list_triage(
-    session: Session,
+    session: DbSession,
     *,
     status: str | None = "open",
     reason: str | None = None,

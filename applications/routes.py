@@ -1,18 +1,24 @@
-"""The applications API: parse, call one service function, commit, serialise."""
+"""The applications API: parse, call one service function, commit, serialise.
+
+A step that writes runs in one :func:`~sorregistry.database.write_step`; the
+service's refusals are domain errors that the one registered handler answers
+(:mod:`sorregistry.errors`), so no route maps an error to a status by hand.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
+from marshmallow import Schema
+from sqlalchemy.orm import Session
 
-from applications import mail_service, service
+from applications import downloads, mail_service, service
 from applications.mail_models import IncomingMail
+from applications.models import Application
 from applications.schemas import (
     ApplicationInputSchema,
     ApplicationListArgsSchema,
@@ -26,6 +32,7 @@ from applications.schemas import (
     ResolveTriageSchema,
     TriageArgsSchema,
 )
+from sorregistry.database import write_step
 from sorregistry.extensions import db
 from sorregistry.security import current_client, require
 
@@ -34,7 +41,7 @@ blp = Blueprint(
     __name__,
     description="Applications for SOR codes / Ansøgninger om SOR-koder",
 )
-BEARER = [{"bearerAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 ID_PARAMETER = {
     "in": "path",
     "name": "application_id",
@@ -48,46 +55,9 @@ def _actor() -> service.Actor:
     return service.Actor.from_client(current_client())
 
 
-@contextmanager
-def _domain_errors() -> Iterator[None]:
-    """The workflow's errors as HTTP statuses; nothing is committed on error."""
-    try:
-        yield
-    except service.ApplicationNotFound as exc:
-        db.session.rollback()
-        abort(404, message=str(exc))
-    except service.Forbidden as exc:
-        db.session.rollback()
-        abort(403, message=str(exc))
-    except service.InvalidTransition as exc:
-        db.session.rollback()
-        abort(409, message=str(exc))
-    except service.InvalidInput as exc:
-        db.session.rollback()
-        # Same shape as webargs' errors for a request body: {"json": {field: [...]}}.
-        abort(422, message=str(exc), errors={"json": {k: [v] for k, v in exc.errors.items()}})
-    except service.NotValid as exc:
-        db.session.rollback()
-        errors: dict[str, list[str]] = {}
-        for finding in exc.validation.errors:
-            errors.setdefault(finding.field, []).append(finding.message)
-        abort(422, message="the application does not validate: " + str(exc), errors=errors)
-
-
-def _step(do: Callable[[], Any]) -> Any:
-    """Run one workflow step in its own write transaction and commit it."""
-    # Authentication may have read in this transaction; start the write afresh
-    # so that SQLite can take its write lock at once (sorregistry.database.begin_write).
-    db.session.commit()
-    with _domain_errors():
-        result = do()
-    db.session.commit()
-    return result
-
-
 def _check_id(application_id: int) -> int:
     if not 1 <= application_id <= 2**53:
-        abort(404, message=f"no application {application_id}")
+        raise service.ApplicationNotFound(f"no application {application_id}")
     return application_id
 
 
@@ -97,15 +67,14 @@ class Applications(MethodView):
     @blp.arguments(ApplicationListArgsSchema, location="query")
     @blp.response(200, ApplicationListSchema)
     @require("municipality", "sds")
-    def get(self, args: dict[str, Any]) -> Any:
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Applications: a municipality sees its own, SDS staff all, newest first."""
         cursor = args.get("cursor")
-        with _domain_errors():
-            items, total = service.list_applications(
-                db.session, _actor(), status=args.get("status") or (),
-                municipality_code=args.get("municipality_code"), limit=args["limit"],
-                after_id=int(cursor) if cursor else None,
-            )
+        items, total = service.list_applications(
+            db.session, _actor(), status=args.get("status") or (),
+            municipality_code=args.get("municipality_code"), limit=args["limit"],
+            after_id=int(cursor) if cursor else None,
+        )
         last = items[-1].id if len(items) == args["limit"] else None
         return {"items": items, "total": total, "next": str(last) if last else None}
 
@@ -114,9 +83,10 @@ class Applications(MethodView):
     @blp.response(201, ApplicationSchema)
     @blp.alt_response(422, description="A field can never be right (bad CVR, postcode ...)")
     @require("municipality", "sds")
-    def post(self, data: dict[str, Any]) -> Any:
+    def post(self, data: dict[str, Any]) -> Application:
         """Create a draft application for the caller's municipality."""
-        return _step(lambda: service.create_application(db.session, _actor(), data))
+        with write_step(db.session) as session:
+            return service.create_application(session, _actor(), data)
 
 
 @blp.route("/applications/<int:application_id>", parameters=[ID_PARAMETER])
@@ -125,30 +95,35 @@ class ApplicationItem(MethodView):
     @blp.response(200, ApplicationSchema)
     @blp.alt_response(404, description="Unknown, or another municipality's")
     @require("municipality", "sds")
-    def get(self, application_id: int) -> Any:
+    def get(self, application_id: int) -> Application:
         """One application with its events."""
-        with _domain_errors():
-            return service.get_application(db.session, _actor(), _check_id(application_id))
+        return service.get_application(db.session, _actor(), _check_id(application_id))
 
     @blp.doc(security=BEARER)
     @blp.arguments(ApplicationInputSchema)
     @blp.response(200, ApplicationSchema)
     @blp.alt_response(409, description="Not a draft (or sent back for information)")
     @require("municipality")
-    def patch(self, data: dict[str, Any], application_id: int) -> Any:
+    def patch(self, data: dict[str, Any], application_id: int) -> Application:
         """Edit a draft, or an application sent back for more information."""
-        return _step(lambda: service.update_application(
-            db.session, _actor(), _check_id(application_id), data))
+        with write_step(db.session) as session:
+            return service.update_application(session, _actor(), _check_id(application_id),
+                                              data)
 
 
-def _workflow_route(path: str, summary: str, roles: tuple[str, ...],
-                    do: Callable[..., Any], body: Any = None) -> None:
+# One step: (session, actor, application id, the request body) -> the application.
+Step = Callable[[Session, service.Actor, int, dict[str, Any]], Application]
+
+
+def _workflow_route(path: str, summary: str, roles: tuple[str, ...], do: Step,
+                    body: type[Schema] | None = None) -> None:
     """One POST step of the workflow: authenticate, run it, commit, return the application."""
 
-    def post(self: MethodView, *args: Any, **kwargs: Any) -> Any:
+    def post(self: MethodView, *args: dict[str, Any], **kwargs: int) -> Application:
         data = args[0] if args else {}
         application_id = _check_id(kwargs["application_id"])
-        return _step(lambda: do(db.session, _actor(), application_id, data or {}))
+        with write_step(db.session) as session:
+            return do(session, _actor(), application_id, data or {})
 
     post.__doc__ = summary
     view = require(*roles)(post)
@@ -191,12 +166,10 @@ class ApplicationValidate(MethodView):
     @blp.response(200, ApplicationValidationSchema)
     @blp.alt_response(404, description="Unknown, or not the caller's")
     @require("municipality", "sds")
-    def post(self, application_id: int) -> Any:
+    def post(self, application_id: int) -> dict[str, Any]:
         """Errors (block submission) and warnings, with possible duplicates and candidates."""
-        with _domain_errors():
-            application = service.get_application(db.session, _actor(),
-                                                  _check_id(application_id))
-            return service.validate_application(db.session, application).as_dict()
+        application = service.get_application(db.session, _actor(), _check_id(application_id))
+        return service.validate_application(db.session, application).as_dict()
 
 
 @blp.route("/applications/<int:application_id>/attachments/<int:attachment_id>",
@@ -211,26 +184,14 @@ class ApplicationAttachmentFile(MethodView):
                                                             "format": "binary"}}}}})
     @blp.alt_response(404, description="Unknown, or not the caller's")
     @require("municipality", "sds")
-    def get(self, application_id: int, attachment_id: int) -> Any:
+    def get(self, application_id: int, attachment_id: int) -> Response:
         """An attachment of an emailed application, as a download."""
-        with _domain_errors():
-            application = service.get_application(db.session, _actor(),
-                                                  _check_id(application_id))
+        application = service.get_application(db.session, _actor(), _check_id(application_id))
         attachment = next((a for a in application.attachments if a.id == attachment_id), None)
         if attachment is None:
-            abort(404, message=f"application {application.reference} has no attachment "
-                               f"{attachment_id}")
-        response = Response(attachment.data, mimetype="application/octet-stream")
-        # Served as a download, never rendered: the content came from outside.
-        response.headers["Content-Disposition"] = _attachment_disposition(attachment.filename)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Original-Content-Type"] = attachment.content_type
-        return response
-
-
-def _attachment_disposition(filename: str) -> str:
-    ascii_name = filename.encode("ascii", "replace").decode("ascii").replace('"', "")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+            raise service.AttachmentNotFound(f"application {application.reference} has no "
+                                             f"attachment {attachment_id}")
+        return downloads.attachment(attachment)
 
 
 MAIL_PARAMETER = {
@@ -240,20 +201,13 @@ MAIL_PARAMETER = {
 }
 
 
-def _mail(mail_id: int) -> Any:
-    mail = db.session.get(IncomingMail, mail_id) if 1 <= mail_id <= 2**53 else None
-    if mail is None:
-        abort(404, message=f"no mail {mail_id} in the ledger")
-    return mail
-
-
 @blp.route("/mail/triage")
 class TriageItems(MethodView):
     @blp.doc(security=BEARER)
     @blp.arguments(TriageArgsSchema, location="query")
     @blp.response(200, IncomingMailListSchema)
     @require("sds")
-    def get(self, args: dict[str, Any]) -> Any:
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Emailed applications that need a person: unreadable, unknown sender, ..."""
         cursor = args.get("cursor")
         items, total = mail_service.list_triage(
@@ -270,9 +224,9 @@ class MailItem(MethodView):
     @blp.response(200, IncomingMailSchema)
     @blp.alt_response(404, description="Not in the ledger")
     @require("sds")
-    def get(self, mail_id: int) -> Any:
+    def get(self, mail_id: int) -> IncomingMail:
         """One mail from the ledger: what was read from it and what became of it."""
-        return _mail(mail_id)
+        return mail_service.get_mail(db.session, mail_id)
 
 
 @blp.route("/mail/<int:mail_id>/raw", parameters=[MAIL_PARAMETER])
@@ -282,13 +236,9 @@ class MailRaw(MethodView):
         "content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}}}})
     @blp.alt_response(404, description="Not in the ledger")
     @require("sds")
-    def get(self, mail_id: int) -> Any:
+    def get(self, mail_id: int) -> Response:
         """The original message, attachments included, to open in a mail program."""
-        mail = _mail(mail_id)
-        response = Response(mail.raw, mimetype="message/rfc822")
-        response.headers["Content-Disposition"] = f'attachment; filename="mail-{mail.id}.eml"'
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        return response
+        return downloads.raw_mail(mail_service.get_mail(db.session, mail_id))
 
 
 @blp.route("/mail/<int:mail_id>/resolve", parameters=[MAIL_PARAMETER])
@@ -299,18 +249,12 @@ class MailResolve(MethodView):
     @blp.alt_response(404, description="Not in the ledger")
     @blp.alt_response(409, description="Not an open triage item")
     @require("sds")
-    def post(self, data: dict[str, Any], mail_id: int) -> Any:
+    def post(self, data: dict[str, Any], mail_id: int) -> IncomingMail:
         """Close a triage item with a note (and the application made by hand, if any)."""
-        mail = _mail(mail_id)
+        mail_service.get_mail(db.session, mail_id)
         application_id = data.get("application_id")
-        if application_id is not None:
-            with _domain_errors():
-                service.get_application(db.session, _actor(), application_id)
-        try:
-            mail_service.resolve_triage(db.session, mail.id, resolved_by=_actor().name,
-                                        note=data["note"], application_id=application_id)
-        except mail_service.TriageError as exc:
-            db.session.rollback()
-            abort(409, message=str(exc))
-        db.session.commit()
-        return mail
+        with write_step(db.session) as session:
+            if application_id is not None:
+                service.get_application(session, _actor(), application_id)
+            return mail_service.resolve_triage(session, mail_id, resolved_by=_actor().name,
+                                               note=data["note"], application_id=application_id)

@@ -1,4 +1,9 @@
-"""Marshmallow schemas of the applications API (English / Danish descriptions)."""
+"""Marshmallow schemas of the applications API (English / Danish descriptions).
+
+The limits of the fields are the service's (:mod:`applications.service.cleaning`),
+which checks them again for the pages and the mail intake; an identifier's length is
+the longest its rule allows (:mod:`hierarchy.identifiers` checks the rest).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +11,33 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from applications.mail_models import TRIAGE_REASONS, TRIAGE_STATUSES
 from applications.models import APPLICATION_OWNERSHIPS, KINDS, STATUSES, Application
+from applications.service.cleaning import MAX_NAME, MAX_REASON, SHORT_TEXT, TEXT_LIMITS
 from hierarchy.codes import entity_type_name, municipalities
+from hierarchy.identifiers import YDERNUMMER_MAX_LENGTH
+
+# A page's cursor: the id of the last item of the previous page.
+CURSOR = r"^[0-9]{1,18}$"
 
 
 def _d(en: str, da: str) -> dict[str, Any]:
     return {"metadata": {"description": f"{en} / {da}"}}
 
 
-def _text(en: str, da: str, length: int = 200) -> fields.String:
+def _text(en: str, da: str, length: int) -> fields.String:
     return fields.String(allow_none=True, validate=validate.Length(max=length), **_d(en, da))
 
 
+def _field(name: str, en: str, da: str) -> fields.String:
+    """An application's text field, with the service's limit for it."""
+    return _text(en, da, TEXT_LIMITS.get(name, SHORT_TEXT))
+
+
 class ApplicationAddressSchema(Schema):
-    street = _text("Street and number", "Vej og husnummer")
+    street = _field("street", "Street and number", "Vej og husnummer")
     postal_code = _text("Postcode (4 digits)", "Postnummer (4 cifre)", 10)
-    city = _text("Town", "By", 100)
+    city = _field("city", "Town", "By")
 
 
 class ApplicationInputSchema(Schema):
@@ -32,16 +48,18 @@ class ApplicationInputSchema(Schema):
                               "new: ny SOR-kode; change: ændring af en eksisterende"))
     municipality_code = _text("Applying municipality (SDS staff only; a municipality client "
                               "applies for itself)", "Ansøgende kommune (kun SDS)", 4)
-    contact_email = _text("The municipality's contact email", "Kommunens kontakt-e-mail", 254)
-    institution_name = _text("Institution name (at most 60 characters)",
-                             "Institutionens navn (højst 60 tegn)", 60)
+    contact_email = _field("contact_email", "The municipality's contact email",
+                           "Kommunens kontakt-e-mail")
+    institution_name = _field("institution_name",
+                              f"Institution name (at most {MAX_NAME} characters)",
+                              f"Institutionens navn (højst {MAX_NAME} tegn)")
     address = fields.Nested(ApplicationAddressSchema, allow_none=True,
                             **_d("The institution's address", "Institutionens adresse"))
-    phone = _text("Telephone", "Telefon", 40)
-    fax = _text("Fax, if any", "Fax, hvis den findes", 40)
-    email = _text("The institution's email, if any", "Institutionens e-mail, hvis den findes",
-                  254)
-    website = _text("Web address, if any", "Web-adresse, hvis den findes", 300)
+    phone = _field("phone", "Telephone", "Telefon")
+    fax = _field("fax", "Fax, if any", "Fax, hvis den findes")
+    email = _field("email", "The institution's email, if any",
+                   "Institutionens e-mail, hvis den findes")
+    website = _field("website", "Web address, if any", "Web-adresse, hvis den findes")
     institution_type = _text("Institution type: SNOMED CT code from the SOR code list "
                              "(42665001 plejehjem, 547011000005103 fysioterapiklinik, ...)",
                              "Institutionstype: SNOMED CT-kode fra SOR-kodelisten", 20)
@@ -50,16 +68,17 @@ class ApplicationInputSchema(Schema):
                               **_d("Municipally or privately owned",
                                    "Kommunalt eller privat ejet"))
     owner_cvr = _text("The private owner's CVR number", "Den private ejers CVR-nummer", 8)
-    owner_name = _text("The private owner's name (when new to the register)",
-                       "Den private ejers navn (hvis ny i registret)")
-    ydernummer = _text("Ydernummer (provider number), if any", "Ydernummer, hvis det findes", 9)
+    owner_name = _field("owner_name", "The private owner's name (when new to the register)",
+                        "Den private ejers navn (hvis ny i registret)")
+    ydernummer = _text("Ydernummer (provider number), if any", "Ydernummer, hvis det findes",
+                       YDERNUMMER_MAX_LENGTH)
     gln = _text("GLN location number, if any", "GLN-lokationsnummer, hvis det findes", 13)
     shak = _text("SHAK code, if any", "SHAK-kode, hvis den findes", 7)
     target_sor_code = _text("For a change: the SOR code to change",
                             "Ved ændring: SOR-koden der ændres", 18)
     closing_date = fields.Date(allow_none=True, **_d("For a change: the closing date",
                                                      "Ved ændring: lukkedato"))
-    remarks = _text("Remarks", "Bemærkninger", 5000)
+    remarks = _field("remarks", "Remarks", "Bemærkninger")
 
 
 class EventSchema(Schema):
@@ -150,7 +169,7 @@ class ApplicationListArgsSchema(Schema):
                                            "Kun denne kommune (SDS)"))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200),
                            **_d("Page size", "Sidestørrelse"))
-    cursor = fields.String(validate=validate.Regexp(r"^[0-9]{1,18}$"),
+    cursor = fields.String(validate=validate.Regexp(CURSOR),
                            **_d("From the previous page's next", "Fra forrige sides next"))
 
 
@@ -185,17 +204,14 @@ class ApplicationValidationSchema(Schema):
 
 
 class ReasonSchema(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000),
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=MAX_REASON),
                            **_d("Reason, sent to the municipality",
                                 "Begrundelse, sendes til kommunen"))
 
 
 class OptionalReasonSchema(Schema):
-    reason = fields.String(allow_none=True, validate=validate.Length(max=2000),
+    reason = fields.String(allow_none=True, validate=validate.Length(max=MAX_REASON),
                            **_d("Reason or note", "Begrundelse eller note"))
-
-
-TRIAGE_REASONS = ("unreadable", "unknown_sender", "oversized", "application_error")
 
 
 class IncomingMailSchema(Schema):
@@ -238,13 +254,13 @@ class IncomingMailListSchema(Schema):
 
 
 class TriageArgsSchema(Schema):
-    status = fields.String(load_default="open", validate=validate.OneOf(["open", "resolved"]),
+    status = fields.String(load_default="open", validate=validate.OneOf(TRIAGE_STATUSES),
                            **_d("open (default) or resolved", "åben (standard) eller løst"))
     reason = fields.String(validate=validate.OneOf(TRIAGE_REASONS),
                            **_d("Only this reason", "Kun denne årsag"))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200),
                            **_d("Page size", "Sidestørrelse"))
-    cursor = fields.String(validate=validate.Regexp(r"^[0-9]{1,18}$"),
+    cursor = fields.String(validate=validate.Regexp(CURSOR),
                            **_d("From the previous page's next", "Fra forrige sides next"))
 
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from applications import mail_service, service
+from applications import downloads, mail_service, service
 from applications.mail_models import IncomingMail
 from applications.mail_template import parse_mail
 from applications.models import DECIDED_STATUSES, STATUSES, Application
-from hierarchy.codes import OWNERSHIP_BY_TYPE, entity_type_name, entity_type_names, municipalities
+from hierarchy.codes import entity_type_choices, entity_type_name, municipalities
+from sorregistry.database import write_step
 from sorregistry.extensions import db
 from sorregistry.i18n import _, add_english, current_language
 from sorregistry.models import utcnow
@@ -239,43 +241,42 @@ def actor_for(user: Any) -> service.Actor:
 
 @contextmanager
 def _refused(back: str) -> Iterator[None]:
-    """A refused step: roll back, say why on the page, go back where the person was."""
+    """A refused step, rolled back already (write_step): say why on the page and go back
+    where the person was; an application they may not see is not found."""
 
     try:
         yield
     except service.ApplicationNotFound:
-        db.session.rollback()
         abort(404)
     except (service.Forbidden, service.InvalidTransition) as exc:
-        db.session.rollback()
         flash(_("Kan ikke: {why}", why=str(exc)), "error")
         raise _Redirect(back) from None
     except service.InvalidInput as exc:
-        db.session.rollback()
         for name, why in exc.errors.items():
             flash(f"{_(FIELD_LABELS.get(name, name))}: {why}", "error")
         raise _Redirect(back) from None
 
 
 class _Redirect(Exception):
+    """Answer with a redirect to *target* (See Other), from wherever in the view."""
+
     def __init__(self, target: str) -> None:
         self.target = target
 
 
-def _step(do: Callable[[service.Actor], Any], back: str) -> Any:
-    """Run one workflow step in its own write transaction and commit it.
+T = TypeVar("T")
 
-    The actor is made before the first commit (which expires the logged-in
-    user); the read transaction that loaded the user ends first, so SQLite can
-    take its write lock at once (see applications.routes._step).
+
+def _step(do: Callable[[Session, service.Actor], T], back: str) -> T:
+    """Run one workflow step in its own write transaction (write_step) and commit it.
+
+    The actor is made before write_step's first commit, which expires the
+    logged-in user; refusals come back to *back* with a message (:func:`_refused`).
     """
 
     actor = actor_for(current_user)
-    db.session.commit()
-    with _refused(back):
-        result = do(actor)
-    db.session.commit()
-    return result
+    with _refused(back), write_step(db.session) as session:
+        return do(session, actor)
 
 
 @staff_bp.errorhandler(_Redirect)
@@ -413,9 +414,8 @@ def decide(application_id: int, step: str) -> Response:
     do, done = _STAFF_STEPS[step]
     reason = request.form.get("reason", "")
     try:
-        result = _step(lambda actor: do(db.session, actor, application_id, reason), back)
+        result = _step(lambda session, actor: do(session, actor, application_id, reason), back)
     except service.NotValid as exc:
-        db.session.rollback()
         for finding in exc.validation.errors:
             flash(finding_text(finding), "error")
         return redirect(back, code=303)
@@ -437,16 +437,6 @@ def applications() -> str:
     next_after = items[-1].id if len(items) == PAGE_SIZE else None
     return render_template("applications/municipality_list.html", items=items, total=total,
                            next_after=next_after)
-
-
-def _type_choices() -> list[tuple[str, str]]:
-    """Institution types for the form, by name; owner types are not institutions."""
-    language = current_language()
-    return sorted(
-        ((code, entity_type_name(code, language) or code) for code in entity_type_names()
-         if code not in OWNERSHIP_BY_TYPE),
-        key=lambda choice: choice[1].lower(),
-    )
 
 
 def _form_values() -> dict[str, Any]:
@@ -476,7 +466,8 @@ def _render_form(
         "applications/municipality_form.html", application=application, values=values,
         validation=validation, shown=shown, input_errors=input_errors,
         duplicates=[w for w in (validation.warnings if validation else []) if w.candidates],
-        type_choices=_type_choices(), question=question, field_labels=FIELD_LABELS,
+        type_choices=entity_type_choices(current_language()), question=question,
+        field_labels=FIELD_LABELS,
     )
     return html, status
 
@@ -503,13 +494,11 @@ def create() -> Response | tuple[str, int]:
 
     values = _form_values()
     actor = actor_for(current_user)
-    db.session.commit()
     try:
-        made = service.create_application(db.session, actor, values, source="web")
-        db.session.commit()
+        with write_step(db.session) as session:
+            made = service.create_application(session, actor, values, source="web")
     except service.InvalidInput as exc:
         # Values that can never be right: nothing is stored; show them again, marked.
-        db.session.rollback()
         return _render_form(None, values, input_errors=exc.errors, status=422)
     return _after_save(made.id)
 
@@ -523,10 +512,9 @@ def _after_save(application_id: int) -> Response | tuple[str, int]:
         return redirect(page + "?valider=1#validering", code=303)
     if action == "submit":
         try:
-            _step(lambda actor: service.submit_application(db.session, actor, application_id),
-                  page)
+            _step(lambda session, actor: service.submit_application(session, actor,
+                                                                    application_id), page)
         except service.NotValid:
-            db.session.rollback()
             flash(_("Ansøgningen kan ikke sendes: ret fejlene nedenfor."), "error")
             return redirect(page + "?valider=1#validering", code=303)
         flash(_("Ansøgningen er sendt til SDS."), "success")
@@ -557,20 +545,17 @@ def save(application_id: int) -> Response | tuple[str, int]:
     found = _application(application_id)
     values = _form_values()
     values.pop("kind")  # fixed once the application is made
-    try:
-        actor = actor_for(current_user)
-        db.session.commit()
-        service.update_application(db.session, actor, application_id, values)
-        db.session.commit()
-    except service.InvalidInput as exc:
-        db.session.rollback()
-        found = _application(application_id)
-        return _render_form(found, {**_form_values(), "kind": found.kind},
-                            input_errors=exc.errors, status=422)
-    except (service.Forbidden, service.InvalidTransition) as exc:
-        db.session.rollback()
-        flash(_("Kan ikke: {why}", why=str(exc)), "error")
-        return redirect(url_for("municipality.application", application_id=found.id), code=303)
+    page = url_for("municipality.application", application_id=found.id)
+    actor = actor_for(current_user)
+    with _refused(page):
+        try:
+            with write_step(db.session) as session:
+                service.update_application(session, actor, application_id, values)
+        except service.InvalidInput as exc:
+            # Shown on the form again, marked, rather than as a message (_refused).
+            found = _application(application_id)
+            return _render_form(found, {**_form_values(), "kind": found.kind},
+                                input_errors=exc.errors, status=422)
     return _after_save(application_id)
 
 
@@ -578,8 +563,8 @@ def save(application_id: int) -> Response | tuple[str, int]:
 @role_required("municipality")
 def withdraw(application_id: int) -> Response:
     page = url_for("municipality.application", application_id=application_id)
-    _step(lambda actor: service.withdraw_application(
-        db.session, actor, application_id, request.form.get("reason")), page)
+    _step(lambda session, actor: service.withdraw_application(
+        session, actor, application_id, request.form.get("reason")), page)
     flash(_("Ansøgningen er trukket tilbage."), "success")
     return redirect(page, code=303)
 
@@ -620,7 +605,7 @@ add_english({
 })
 
 
-def _mail_or_404(mail_id: int) -> Any:
+def _mail_or_404(mail_id: int) -> IncomingMail:
     mail = db.session.get(IncomingMail, mail_id)
     if mail is None or mail.outcome != "triage":
         abort(404)
@@ -662,11 +647,7 @@ def mail_item(mail_id: int) -> str:
 @role_required("sds")
 def mail_raw(mail_id: int) -> Response:
     """The original message, to open in a mail program."""
-    mail = _mail_or_404(mail_id)
-    response = Response(mail.raw, mimetype="message/rfc822")
-    response.headers["Content-Disposition"] = f'attachment; filename="mail-{mail.id}.eml"'
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return downloads.raw_mail(_mail_or_404(mail_id))
 
 
 @staff_bp.post("/mail/<int:mail_id>/resolve", endpoint="mail_resolve")
@@ -677,16 +658,16 @@ def mail_resolve(mail_id: int) -> Response:
     mail = _mail_or_404(mail_id)
     back = url_for("staff.mail", mail_id=mail.id)
     application_id = request.form.get("application_id", type=int)
+    actor = actor_for(current_user)
     try:
-        if application_id is not None:
-            service.get_application(db.session, actor_for(current_user), application_id)
-        mail_service.resolve_triage(
-            db.session, mail.id, resolved_by=actor_for(current_user).name,
-            note=request.form.get("note", ""), application_id=application_id)
+        with write_step(db.session) as session:
+            if application_id is not None:
+                service.get_application(session, actor, application_id)
+            mail_service.resolve_triage(session, mail_id, resolved_by=actor.name,
+                                        note=request.form.get("note", ""),
+                                        application_id=application_id)
     except (mail_service.TriageError, service.ApplicationNotFound) as exc:
-        db.session.rollback()
         flash(str(exc), "error")
         return redirect(back, code=303)
-    db.session.commit()
     flash(_("Markeret som løst."), "success")
     return redirect(back, code=303)

@@ -54,6 +54,19 @@ def entity_type_name(code: str | None, language: str = "da") -> str | None:
 
 
 @cache
+def entity_type_choices(language: str = "da") -> tuple[tuple[str, str], ...]:
+    """(code, name) of the institution and unit types, by name, for a form's choice list.
+
+    The owner (IE) types are left out: nobody picks them for an institution or a unit.
+    """
+    return tuple(sorted(
+        ((code, entity_type_name(code, language) or code) for code in entity_type_names()
+         if code not in OWNERSHIP_BY_TYPE),
+        key=lambda choice: choice[1].lower(),
+    ))
+
+
+@cache
 def municipalities() -> dict[str, str]:
     """Kommunekode -> municipality name."""
     return {row["kommunekode"]: row["name"] for row in _rows("dk_municipality_codes_dkcore.csv")}

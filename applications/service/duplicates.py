@@ -1,0 +1,149 @@
+"""Possible duplicates of an application, in the register and in other open applications.
+
+Three signs, each its own warning with its candidates: the same ydernummer; the
+same owner CVR at the same address; a similar name in the same postcode. Names
+and streets are compared folded (:func:`hierarchy.text.fold`), so "Åbo" and
+"Aabo" are the same.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from difflib import SequenceMatcher
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+
+from applications.models import OPEN_STATUSES, Application
+from applications.service.findings import Finding
+from hierarchy import service as register
+from hierarchy.models import Organisation
+from hierarchy.text import fold
+from sorregistry.database import DbSession
+
+SIMILAR_NAME = 0.85
+_CANDIDATES = 200  # at most this many of each kind, per sign
+
+
+def _organisation_candidate(organisation: Organisation, reason: str) -> dict[str, Any]:
+    address = (organisation.effective or {}).get("postal_address") or {}
+    return {
+        "type": "organisation",
+        "sor_code": organisation.sor_code,
+        "name": organisation.name,
+        "level": organisation.level,
+        "ydernummer": organisation.ydernummer,
+        "address": {key: address.get(key) for key in ("street", "postal_code", "city")},
+        "reason": reason,
+    }
+
+
+def _application_candidate(other: Application, reason: str) -> dict[str, Any]:
+    return {
+        "type": "application",
+        "id": other.id,
+        "reference": other.reference,
+        "institution_name": other.institution_name,
+        "status": other.status,
+        "municipality_code": other.municipality_code,
+        "address": other.address,
+        "reason": reason,
+    }
+
+
+def similar_names(a: str | None, b: str | None) -> bool:
+    """Folded names that one contains or that differ by a few letters."""
+    a, b = fold(a), fold(b)
+    if not a or not b:
+        return False
+    if a == b or (len(a) >= 6 and a in b) or (len(b) >= 6 and b in a):
+        return True
+    return SequenceMatcher(None, a, b).ratio() >= SIMILAR_NAME
+
+
+def _same_street(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and fold(a).replace(".", "") == fold(b).replace(".", "")
+
+
+def _street(organisation: Organisation) -> str | None:
+    street: str | None = ((organisation.effective or {}).get("postal_address") or {}).get(
+        "street")
+    return street
+
+
+def find_duplicates(session: DbSession, application: Application) -> list[Finding]:
+    """Possible duplicates in the register and in other open applications, as warnings.
+
+    A change application's own target is not its duplicate.
+    """
+    findings: list[Finding] = []
+    today = date.today()
+    active = register.active_on_clause(today)
+    others = [Application.id != application.id, Application.status.in_(OPEN_STATUSES)]
+    exclude = application.target_sor_code
+
+    def org_rows(*conditions: ColumnElement[bool]) -> list[Organisation]:
+        query = select(Organisation).where(*conditions, *active,
+                                           Organisation.level.in_(("SI", "OE")))
+        if exclude:
+            query = query.where(Organisation.sor_code != exclude)
+        return list(session.execute(
+            query.order_by(Organisation.sor_code).limit(_CANDIDATES)).scalars())
+
+    def app_rows(*conditions: ColumnElement[bool]) -> list[Application]:
+        return list(session.execute(
+            select(Application).where(*others, *conditions)
+            .order_by(Application.id).limit(_CANDIDATES)
+        ).scalars())
+
+    if application.ydernummer:
+        candidates = [
+            _organisation_candidate(o, "same ydernummer")
+            for o in org_rows(Organisation.ydernummer == application.ydernummer)
+        ] + [
+            _application_candidate(a, "same ydernummer")
+            for a in app_rows(Application.ydernummer == application.ydernummer)
+        ]
+        if candidates:
+            findings.append(Finding(
+                "ydernummer", "duplicate_ydernummer",
+                f"ydernummer {application.ydernummer} is already registered or applied for",
+                candidates,
+            ))
+    owner_cvr = application.owner_cvr if application.ownership == "privat" else (
+        application.municipality_cvr
+    )
+    if owner_cvr and application.postal_code and application.street:
+        candidates = [
+            _organisation_candidate(o, "same owner CVR and address")
+            for o in org_rows(Organisation.owner_cvr == owner_cvr,
+                              Organisation.eff_postal_code == application.postal_code)
+            if _same_street(_street(o), application.street)
+        ] + [
+            _application_candidate(a, "same owner CVR and address")
+            for a in app_rows(Application.owner_cvr == owner_cvr,
+                              Application.postal_code == application.postal_code)
+            if _same_street(a.street, application.street)
+        ]
+        if candidates:
+            findings.append(Finding(
+                "address", "duplicate_address",
+                "the same owner already has an institution at this address", candidates,
+            ))
+    if application.institution_name and application.postal_code:
+        candidates = [
+            _organisation_candidate(o, "similar name in the same postcode")
+            for o in org_rows(Organisation.eff_postal_code == application.postal_code)
+            if similar_names(o.name, application.institution_name)
+        ] + [
+            _application_candidate(a, "similar name in the same postcode")
+            for a in app_rows(Application.postal_code == application.postal_code)
+            if similar_names(a.institution_name, application.institution_name)
+        ]
+        if candidates:
+            findings.append(Finding(
+                "institution_name", "similar_name",
+                f"an institution with a similar name exists in {application.postal_code}",
+                candidates,
+            ))
+    return findings
