@@ -23,6 +23,7 @@ from notifications.service import (
     claim,
     record_failure,
     record_sent,
+    release_claims,
     renew_claims,
 )
 
@@ -37,6 +38,7 @@ class RunResult:
     retrying: int = 0
     failed: int = 0
     lost_claims: int = 0
+    released: int = 0  # claimed, then handed back unsent because the worker was stopped
     unavailable: str | None = None
     next_attempt_at: datetime | None = None
     errors: list[str] = field(default_factory=list)
@@ -181,7 +183,9 @@ def send_due(
 
     Every claim, outcome and failure is committed as it happens. When the SMTP
     server cannot be reached, the failure is recorded on the claimed mails
-    (they go back to the queue with their backoff) and the run stops.
+    (they go back to the queue with their backoff) and the run stops. When
+    *should_stop* says so (asked after each mail), the rest of the batch is
+    handed back unsent and the run stops: no claim is left to time out.
     """
     result = RunResult()
     tried = 0
@@ -215,7 +219,12 @@ def send_due(
                         result.lost_claims += 1
                         report(f"mail {outgoing.id} was sent, but its claim had expired and "
                                "another worker may have sent it too (same Message-ID)")
-                renew_claims(session, claimed[position + 1:], worker=worker)
+                rest = claimed[position + 1:]
+                if should_stop():  # told to stop: this mail is done, the rest go back
+                    result.released += release_claims(session, rest, worker=worker)
+                    session.commit()
+                    return result
+                renew_claims(session, rest, worker=worker)
                 session.commit()
     finally:
         mailer.close()
