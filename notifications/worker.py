@@ -132,7 +132,7 @@ class Worker:
 
         def handle(signum: int, _frame: FrameType | None) -> None:
             if self.stop.is_set():  # the second signal: stop now, as if never caught
-                signal.signal(signum, previous[signum])
+                signal.signal(signum, previous[signal.Signals(signum)])
                 signal.raise_signal(signum)
                 return
             self.stop.set()

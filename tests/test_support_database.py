@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 
 from applications.mail_models import MunicipalityContact
 from applications.mail_service import add_contact
@@ -27,8 +28,9 @@ def plain_app(database_url: str) -> Iterator[Flask]:
         db.engine.dispose()
 
 
-def _contacts(connection) -> int:
-    return connection.execute(select(func.count()).select_from(MunicipalityContact)).scalar()
+def _contacts(connection: Connection) -> int:
+    return connection.execute(
+        select(func.count()).select_from(MunicipalityContact)).scalar_one()
 
 
 def test_the_installed_flask_sqlalchemy_has_what_the_helper_uses(plain_app: Flask) -> None:

@@ -24,8 +24,9 @@ from importlib.metadata import version
 from typing import Any
 
 from flask import Flask
+from flask_sqlalchemy.session import Session
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.orm import scoped_session
 
 from sorregistry.extensions import db
 
