@@ -15,7 +15,6 @@ from email.mime.text import MIMEText
 from typing import Any
 
 import flask_mail
-from sqlalchemy.orm import Session
 
 from notifications.service import (
     Outgoing,
@@ -26,6 +25,7 @@ from notifications.service import (
     release_claims,
     renew_claims,
 )
+from sorregistry.database import DbSession
 
 
 class SmtpUnavailable(Exception):
@@ -62,8 +62,11 @@ class _Message(flask_mail.Message):
         return MIMEText(text or "", _subtype=subtype, _charset=charset)  # type: ignore[arg-type]
 
 
-def build_message(outgoing: Outgoing, sender: Any) -> flask_mail.Message:
+def build_message(outgoing: Outgoing, sender: str | tuple[str, str]) -> flask_mail.Message:
     """The mail exactly as enqueued, with its stored Message-ID and the enqueue time as Date."""
+    headers = {"Auto-Submitted": "auto-generated"}  # RFC 3834: no auto-replies
+    if outgoing.reference and outgoing.reference.isascii():
+        headers["X-SOR-Reference"] = outgoing.reference
     message = _Message(
         subject=outgoing.subject,
         recipients=list(outgoing.recipients),
@@ -72,11 +75,9 @@ def build_message(outgoing: Outgoing, sender: Any) -> flask_mail.Message:
         sender=sender,
         date=outgoing.created_at.timestamp(),
         charset="utf-8",
-        extra_headers={"Auto-Submitted": "auto-generated"},  # RFC 3834: no auto-replies
+        extra_headers=headers,
     )
     message.msgId = outgoing.message_id
-    if outgoing.reference and outgoing.reference.isascii():
-        message.extra_headers["X-SOR-Reference"] = outgoing.reference
     return message
 
 
@@ -168,12 +169,12 @@ class Mailer:
 
 
 def send_due(
-    session: Session,
+    session: DbSession,
     *,
     worker: str,
     policy: Policy,
     mailer: Mailer,
-    sender: Any,
+    sender: str | tuple[str, str],
     limit: int | None = None,
     batch: int = 10,
     should_stop: Callable[[], bool] = lambda: False,
@@ -219,12 +220,12 @@ def send_due(
                         result.lost_claims += 1
                         report(f"mail {outgoing.id} was sent, but its claim had expired and "
                                "another worker may have sent it too (same Message-ID)")
-                rest = claimed[position + 1:]
+                remaining = claimed[position + 1:]
                 if should_stop():  # told to stop: this mail is done, the rest go back
-                    result.released += release_claims(session, rest, worker=worker)
+                    result.released += release_claims(session, remaining, worker=worker)
                     session.commit()
                     return result
-                renew_claims(session, rest, worker=worker)
+                renew_claims(session, remaining, worker=worker)
                 session.commit()
     finally:
         mailer.close()
@@ -232,7 +233,7 @@ def send_due(
 
 
 def _failed(
-    session: Session,
+    session: DbSession,
     outgoing: Outgoing,
     error: str,
     permanent: bool,

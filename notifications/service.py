@@ -45,7 +45,7 @@ from notifications.mails import (
     render,
 )
 from notifications.models import STATUSES, OutboxAttempt, OutboxMessage
-from sorregistry.database import begin_write
+from sorregistry.database import DbSession, begin_write
 from sorregistry.models import utcnow
 
 __all__ = [
@@ -303,7 +303,7 @@ def renew_claims(
     return result.rowcount
 
 
-def release_claims(session: Session, outgoing: list[Outgoing], *, worker: str) -> int:
+def release_claims(session: DbSession, outgoing: list[Outgoing], *, worker: str) -> int:
     """Hand this worker's claims on *outgoing* back, unsent: a worker told to stop
     gives back the rest of its batch rather than leave it for the claim timeout.
     As if never claimed: queued and due as before, the attempt not counted and its

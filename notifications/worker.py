@@ -22,10 +22,10 @@ from types import FrameType
 
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, scoped_session
 
 from notifications.sender import Mailer, RunResult, send_due
 from notifications.service import Policy
+from sorregistry.database import DbSession
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -47,7 +47,7 @@ def _ignore(_line: str) -> None:
 class Worker:
     """Sends what the outbox holds, *batch* claims at a time, as *name*."""
 
-    session: Session | scoped_session[Session]
+    session: DbSession
     mailer: Mailer
     sender: str | tuple[str, str]
     policy: Policy
@@ -61,7 +61,7 @@ class Worker:
     def from_app(
         cls,
         app: Flask,
-        session: Session | scoped_session[Session],
+        session: DbSession,
         *,
         name: str | None = None,
         batch: int = 10,
