@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import imaplib
-import os
 import re
 import ssl
 import time
@@ -35,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesParser
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -44,7 +43,8 @@ from applications import mail_service
 from applications.mail_template import message_key
 
 __all__ = [
-    "CRASH_VARIABLE",
+    "Checkpoint",
+    "CheckpointName",
     "FetchResult",
     "ImapSettings",
     "MailIntakeError",
@@ -52,12 +52,13 @@ __all__ = [
     "imap_utf7",
 ]
 
-# TEST-ONLY: "before-commit:N" or "before-flag:N" makes the process die
-# (os._exit, no clean-up, as a kill would) at that point of the Nth new message.
-# The crash-recovery test sets it; nothing else should.
-CRASH_VARIABLE = "SOR_TEST_MAIL_CRASH"
-_CRASH_EXIT_STATUS = 86
 _FETCH_CHUNK = 100
+
+# Called with the point and the number of the new message (1, 2, ...) just before
+# its commit ("before-commit") and before flagging it \Seen ("before-flag"): the
+# crash-recovery test passes one that kills the process there.
+CheckpointName = Literal["before-commit", "before-flag"]
+Checkpoint = Callable[[CheckpointName, int], None]
 
 
 class MailIntakeError(RuntimeError):
@@ -304,14 +305,6 @@ def _text(value: Any) -> str:
 # -- the run -----------------------------------------------------------------------------
 
 
-def _crash_point() -> tuple[str, int] | None:
-    value = os.environ.get(CRASH_VARIABLE, "")
-    point, _, count = value.partition(":")
-    if point in ("before-commit", "before-flag") and count.isdigit():
-        return point, int(count)
-    return None
-
-
 def fetch_mail(
     session: Session,
     settings: ImapSettings,
@@ -319,6 +312,7 @@ def fetch_mail(
     max_size: int,
     limit: int | None = None,
     echo: Callable[[str], None] = lambda line: None,
+    checkpoint: Checkpoint | None = None,
 ) -> FetchResult:
     """Read the mailbox's new messages into the ledger; returns what was done.
 
@@ -326,9 +320,9 @@ def fetch_mail(
     flagged \\Seen on the server (see the module's docstring). *limit* caps the
     new messages recorded in this run. Raises :class:`MailIntakeError` when the
     server cannot be reached or read (with ``result``: what was done before).
+    *checkpoint* (see :data:`Checkpoint`) lets a test stop the run between steps.
     """
     result = FetchResult()
-    crash = _crash_point()
     mailbox = _Mailbox(settings)
     try:
         uidvalidity = mailbox.select()
@@ -361,8 +355,8 @@ def fetch_mail(
                         uid=header.uid, received_at=header.received_at, max_size=max_size,
                     )
                     line, outcome = _describe(mail), mail.outcome
-                    if crash == ("before-commit", recorded):
-                        os._exit(_CRASH_EXIT_STATUS)
+                    if checkpoint is not None:
+                        checkpoint("before-commit", recorded)
                     session.commit()
                 except ImportError as exc:
                     raise MailIntakeError(
@@ -377,8 +371,8 @@ def fetch_mail(
                     recorded -= 1
                     _already(mailbox, header, result, echo)
                     continue
-                if crash == ("before-flag", recorded):
-                    os._exit(_CRASH_EXIT_STATUS)
+                if checkpoint is not None:
+                    checkpoint("before-flag", recorded)
                 mailbox.mark_seen(header.uid)
                 if outcome == "application":
                     result.applications += 1

@@ -1,17 +1,21 @@
-"""The notifications commands: ``send-notifications``."""
+"""The notifications commands: ``send-notifications``, a thin wrapper around the worker."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import sys
-import threading
-from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+
+from notifications.sender import RunResult
+from notifications.worker import Worker, WorkerError
+from sorregistry.commands import fail
+from sorregistry.extensions import db
+
+
+def _warn(line: str) -> None:
+    click.echo(line, err=True)
 
 
 @click.command("send-notifications")
@@ -19,7 +23,7 @@ from flask.cli import with_appcontext
               help="Try at most this many mails in this run (default: all that are due).")
 @click.option("--batch", type=click.IntRange(min=1, max=500), default=10, show_default=True,
               help="Mails claimed at a time (their claims are renewed after each mail).")
-@click.option("--worker", default=None,
+@click.option("--worker", "name", default=None,
               help="This worker's name in the outbox (default: host:pid).")
 @click.option("--loop", is_flag=True,
               help="Run as a daemon: send what is due every --interval seconds until stopped.")
@@ -27,71 +31,46 @@ from flask.cli import with_appcontext
               help="Seconds between rounds with --loop.")
 @with_appcontext
 def send_notifications(
-    limit: int | None, batch: int, worker: str | None, loop: bool, interval: float
+    limit: int | None, batch: int, name: str | None, loop: bool, interval: float
 ) -> None:
     """Send the mails that are due in the outbox.
 
     Safe from cron and as several workers at once: each mail is claimed before
     it is sent and recorded when sent; a failed mail is retried with an
     exponential backoff and given up after SOR_NOTIFY_MAX_ATTEMPTS attempts.
+    SIGTERM or SIGINT finishes the mail being sent, puts the rest back and stops.
     Exits 1 when the SMTP server cannot be reached or a mail failed (nothing is
     lost: it stays queued); 0 otherwise.
     """
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from notifications.sender import Mailer, send_due
-    from notifications.service import Policy
-    from sorregistry.extensions import db
-
-    config = current_app.config
-    state = current_app.extensions["mail"]
-    sender = config.get("MAIL_DEFAULT_SENDER")
-    if not sender:
-        _fail("no sender address: set SOR_MAIL_DEFAULT_SENDER")
-    worker = (worker or f"{socket.gethostname()}:{os.getpid()}")[:200]
-    policy = Policy.from_config(config)
-    mailer = Mailer(state, timeout=float(config.get("NOTIFY_SMTP_TIMEOUT_SECONDS") or 30))
-    if state.suppress:
-        click.echo("Note: MAIL_SUPPRESS_SEND is on (testing): mails are recorded as sent "
-                   "but not sent.", err=True)
-
-    stop = threading.Event()
-    restore = _stop_on_signals(stop)
-    failed_round = False
     try:
-        while True:
-            try:
-                result = send_due(
-                    db.session, worker=worker, policy=policy, mailer=mailer, sender=sender,
-                    limit=limit, batch=batch, should_stop=stop.is_set,
-                    report=lambda line: click.echo(line, err=True),
-                )
-            except SQLAlchemyError as exc:
-                db.session.rollback()
-                # Claimed mails stay claimed until the claim expires: none is lost.
-                cause = getattr(exc, "orig", None) or exc
-                message = f"the database failed: {str(cause).strip().splitlines()[0]}"
-                if not loop:
-                    _fail(message)
-                click.echo(f"Error: {message}", err=True)
-                failed_round = True
-            else:
-                failed_round = not result.ok
-                if not loop or result.sent or result.retrying or result.failed:
-                    _summarise(result)
-                if result.unavailable and not loop:
-                    sys.exit(1)
-            finally:
-                db.session.remove()
-            if not loop or stop.wait(interval):
-                break
-    finally:
-        restore()
-    if failed_round and not loop:
+        worker = Worker.from_app(current_app, db.session, name=name, batch=batch, limit=limit,
+                                 report=_warn)
+    except WorkerError as exc:
+        fail(exc)
+    if worker.mailer.state.suppress:
+        _warn("Note: MAIL_SUPPRESS_SEND is on (testing): mails are recorded as sent "
+              "but not sent.")
+    with worker.stopping_on_signals():
+        if loop:
+            worker.serve(interval, on_result=_summarise_busy_round,
+                         on_error=lambda exc: _warn(f"Error: {exc}"))
+            return
+        try:
+            result = worker.run_once()
+        except WorkerError as exc:
+            fail(exc)
+    _summarise(result)
+    if not result.ok:
         sys.exit(1)
 
 
-def _summarise(result: Any) -> None:
+def _summarise_busy_round(result: RunResult) -> None:
+    """A daemon's round: a summary when it did something, silence when idle."""
+    if result.sent or result.retrying or result.failed or result.released:
+        _summarise(result)
+
+
+def _summarise(result: RunResult) -> None:
     line = f"Sent {result.sent} mail{'s' if result.sent != 1 else ''}"
     if result.retrying:
         line += f"; {result.retrying} to retry later"
@@ -99,43 +78,16 @@ def _summarise(result: Any) -> None:
         line += f"; {result.failed} given up (status failed)"
     if result.lost_claims:
         line += f"; {result.lost_claims} whose claim had expired"
+    if result.released:
+        line += f"; {result.released} put back in the queue (stopped)"
     click.echo(line + ".")
     if result.unavailable:
         when = (
             f"; the next attempt is due after {result.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC"
             if result.next_attempt_at else ""
         )
-        click.echo(f"Error: {result.unavailable}. Nothing was lost: the mails stay in the "
-                   f"outbox{when}.", err=True)
-
-
-def _fail(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(1)
-
-
-def _stop_on_signals(stop: threading.Event) -> Any:
-    """SIGTERM and SIGINT let the claimed batch be sent and recorded, then stop: a
-    daemon stopped by its supervisor leaves no mail claimed (a second signal stops
-    at once; its claims then wait for the claim timeout)."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    def handle(signum: int, _frame: Any) -> None:
-        if stop.is_set():  # a second signal: stop now
-            signal.signal(signum, previous[signum])
-            signal.raise_signal(signum)
-        stop.set()
-
-    for sig in previous:
-        signal.signal(sig, handle)
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    return restore
+        _warn(f"Error: {result.unavailable}. Nothing was lost: the mails stay in the "
+              f"outbox{when}.")
 
 
 def register(app: Flask) -> None:

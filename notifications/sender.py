@@ -15,7 +15,6 @@ from email.mime.text import MIMEText
 from typing import Any
 
 import flask_mail
-from sqlalchemy.orm import Session
 
 from notifications.service import (
     Outgoing,
@@ -23,8 +22,10 @@ from notifications.service import (
     claim,
     record_failure,
     record_sent,
+    release_claims,
     renew_claims,
 )
+from sorregistry.database import DbSession
 
 
 class SmtpUnavailable(Exception):
@@ -37,6 +38,7 @@ class RunResult:
     retrying: int = 0
     failed: int = 0
     lost_claims: int = 0
+    released: int = 0  # claimed, then handed back unsent because the worker was stopped
     unavailable: str | None = None
     next_attempt_at: datetime | None = None
     errors: list[str] = field(default_factory=list)
@@ -60,8 +62,11 @@ class _Message(flask_mail.Message):
         return MIMEText(text or "", _subtype=subtype, _charset=charset)  # type: ignore[arg-type]
 
 
-def build_message(outgoing: Outgoing, sender: Any) -> flask_mail.Message:
+def build_message(outgoing: Outgoing, sender: str | tuple[str, str]) -> flask_mail.Message:
     """The mail exactly as enqueued, with its stored Message-ID and the enqueue time as Date."""
+    headers = {"Auto-Submitted": "auto-generated"}  # RFC 3834: no auto-replies
+    if outgoing.reference and outgoing.reference.isascii():
+        headers["X-SOR-Reference"] = outgoing.reference
     message = _Message(
         subject=outgoing.subject,
         recipients=list(outgoing.recipients),
@@ -70,11 +75,9 @@ def build_message(outgoing: Outgoing, sender: Any) -> flask_mail.Message:
         sender=sender,
         date=outgoing.created_at.timestamp(),
         charset="utf-8",
-        extra_headers={"Auto-Submitted": "auto-generated"},  # RFC 3834: no auto-replies
+        extra_headers=headers,
     )
     message.msgId = outgoing.message_id
-    if outgoing.reference and outgoing.reference.isascii():
-        message.extra_headers["X-SOR-Reference"] = outgoing.reference
     return message
 
 
@@ -166,12 +169,12 @@ class Mailer:
 
 
 def send_due(
-    session: Session,
+    session: DbSession,
     *,
     worker: str,
     policy: Policy,
     mailer: Mailer,
-    sender: Any,
+    sender: str | tuple[str, str],
     limit: int | None = None,
     batch: int = 10,
     should_stop: Callable[[], bool] = lambda: False,
@@ -181,7 +184,9 @@ def send_due(
 
     Every claim, outcome and failure is committed as it happens. When the SMTP
     server cannot be reached, the failure is recorded on the claimed mails
-    (they go back to the queue with their backoff) and the run stops.
+    (they go back to the queue with their backoff) and the run stops. When
+    *should_stop* says so (asked after each mail), the rest of the batch is
+    handed back unsent and the run stops: no claim is left to time out.
     """
     result = RunResult()
     tried = 0
@@ -215,7 +220,12 @@ def send_due(
                         result.lost_claims += 1
                         report(f"mail {outgoing.id} was sent, but its claim had expired and "
                                "another worker may have sent it too (same Message-ID)")
-                renew_claims(session, claimed[position + 1:], worker=worker)
+                remaining = claimed[position + 1:]
+                if should_stop():  # told to stop: this mail is done, the rest go back
+                    result.released += release_claims(session, remaining, worker=worker)
+                    session.commit()
+                    return result
+                renew_claims(session, remaining, worker=worker)
                 session.commit()
     finally:
         mailer.close()
@@ -223,7 +233,7 @@ def send_due(
 
 
 def _failed(
-    session: Session,
+    session: DbSession,
     outgoing: Outgoing,
     error: str,
     permanent: bool,

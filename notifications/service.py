@@ -35,7 +35,7 @@ from email.utils import make_msgid, parseaddr
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from notifications.mails import (
@@ -45,7 +45,7 @@ from notifications.mails import (
     render,
 )
 from notifications.models import STATUSES, OutboxAttempt, OutboxMessage
-from sorregistry.database import begin_write
+from sorregistry.database import DbSession, begin_write
 from sorregistry.models import utcnow
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "list_messages",
     "record_failure",
     "record_sent",
+    "release_claims",
     "renew_claims",
     "retry",
 ]
@@ -300,6 +301,31 @@ def renew_claims(
         .execution_options(synchronize_session=False)
     )
     return result.rowcount
+
+
+def release_claims(session: DbSession, outgoing: list[Outgoing], *, worker: str) -> int:
+    """Hand this worker's claims on *outgoing* back, unsent: a worker told to stop
+    gives back the rest of its batch rather than leave it for the claim timeout.
+    As if never claimed: queued and due as before, the attempt not counted and its
+    log row gone (nothing was tried). Returns how many it released. Flushes; the
+    caller commits."""
+    if not outgoing:
+        return 0
+    begin_write(session)
+    released = 0
+    for item in outgoing:
+        result = session.execute(
+            update(OutboxMessage)
+            .where(_still_claimed(item, worker))
+            .values(status="queued", attempts=OutboxMessage.attempts - 1,
+                    claimed_by=None, claimed_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            session.execute(delete(OutboxAttempt).where(OutboxAttempt.id == item.attempt_id))
+            released += 1
+    session.flush()
+    return released
 
 
 def _still_claimed(outgoing: Outgoing, worker: str) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from importlib.resources import files
 from typing import Any
 
 from flask import Flask
@@ -32,9 +33,10 @@ from sorregistry import config as sor_config
 from sorregistry.database import configure_engine
 from sorregistry.extensions import db, mail, migrate
 
-# The Alembic scripts: the top-level migrations/ folder of the project.
-MIGRATIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          "migrations")
+# The Alembic scripts: the repository's top-level migrations/, installed as the package
+# sorregistry.migrations (setup.py), so an editable install and a wheel both find them.
+# pip installs packages unzipped, so this is a real folder.
+MIGRATIONS = str(files("sorregistry.migrations"))
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:

@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from flask_migrate import upgrade
 
 from sorregistry import create_app
 from sorregistry.extensions import db
 from tests.support import postgres
+from tests.support.database import bind_session_to
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BACKENDS = [b for b in os.environ.get("SOR_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
@@ -43,8 +45,6 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[postgr
 
 
 def _migrate(url: str) -> None:
-    from flask_migrate import upgrade
-
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
         upgrade()
@@ -73,28 +73,18 @@ def backend(database_url: str) -> str:
 
 @pytest.fixture
 def app(database_url: str) -> Iterator[Flask]:
-    """The app on one connection whose transaction is rolled back after the test.
-
-    Flask-SQLAlchemy's sessions take their bind from ``db.engines``, not from
-    a ``bind`` option, so the test's connection stands in for the engine;
-    with ``create_savepoint`` a commit in the code under test only releases a
-    savepoint, and the test's rollback undoes everything.
-    """
+    """The app on one connection whose transaction is rolled back after the test: a
+    commit in the code under test only releases a savepoint (see
+    tests/support/database.py)."""
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
     with app.app_context():
         engine = db.engine
-        engines = db._app_engines[app]
         connection = engine.connect()
         transaction = connection.begin()
-        engines[None] = connection
-        original = db.session
-        db.session = db._make_scoped_session({"join_transaction_mode": "create_savepoint"})
         try:
-            yield app
+            with bind_session_to(app, connection):
+                yield app
         finally:
-            db.session.remove()
-            db.session = original
-            engines[None] = engine
             if transaction.is_active:
                 transaction.rollback()
             connection.close()

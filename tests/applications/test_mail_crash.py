@@ -1,4 +1,8 @@
-"""Killing fetch-mail mid-batch loses and duplicates nothing (real process, real servers)."""
+"""Killing fetch-mail mid-batch loses and duplicates nothing (real process, real servers).
+
+The runs that die are tests/support/mail_crash.py: the intake as the command runs it,
+in a process of its own, ended with os._exit at a checkpoint of fetch_mail.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +13,20 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, select
 
-from applications.mail_intake import CRASH_VARIABLE
+from applications.mail_intake import ImapSettings, fetch_mail
 from applications.mail_models import IncomingMail
 from applications.models import Application
 from tests.applications.messages import AARHUS, FREE_FORM, mail, template_text
+from tests.support import mail_crash
+from tests.support.dovecot import Account, _free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SORREGISTRY = str(Path(sys.executable).with_name("sorregistry"))
 
 
 def _env(url: str, account, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != CRASH_VARIABLE}
     return {
-        **env,
+        **os.environ,
         "SOR_DATABASE_URL": url,
         "SOR_ENV": "development",
         "SOR_IMAP_HOST": account.host,
@@ -34,10 +39,11 @@ def _env(url: str, account, **extra: str) -> dict[str, str]:
 
 
 def _fetch(url: str, account, crash: str | None = None) -> subprocess.CompletedProcess[str]:
-    extra = {CRASH_VARIABLE: crash} if crash else {}
+    """``sorregistry fetch-mail``; with *crash* ("before-flag:3"), the same intake dying there."""
+    command = ([sys.executable, "-m", mail_crash.__name__, crash] if crash
+               else [SORREGISTRY, "fetch-mail"])
     return subprocess.run(
-        [SORREGISTRY, "fetch-mail"],
-        env=_env(url, account, **extra), cwd=ROOT, capture_output=True, text=True, timeout=120,
+        command, env=_env(url, account), cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
 
 
@@ -76,7 +82,7 @@ def test_killed_mid_batch_then_rerun_loses_and_duplicates_nothing(fresh_database
 
     # Dies after committing the 3rd message, before flagging it.
     first = _fetch(fresh_database, imap_account, crash="before-flag:3")
-    assert first.returncode == 86, first.stderr
+    assert first.returncode == mail_crash.EXIT_STATUS == 86, first.stderr
     ledger, calls = _state(fresh_database)
     assert [row.uid for row in ledger] == uids[:3]
     seen = {uid for uid, flags in imap_account.messages().items() if "\\Seen" in flags}
@@ -84,7 +90,7 @@ def test_killed_mid_batch_then_rerun_loses_and_duplicates_nothing(fresh_database
 
     # Dies with the 2nd new message (the 5th) recorded but not committed.
     second = _fetch(fresh_database, imap_account, crash="before-commit:2")
-    assert second.returncode == 86, second.stderr
+    assert second.returncode == mail_crash.EXIT_STATUS, second.stderr
     assert "already processed" in second.stdout  # the 3rd, only flagged
     ledger, calls = _state(fresh_database)
     assert [row.uid for row in ledger] == uids[:4]
@@ -115,9 +121,33 @@ def test_killed_mid_batch_then_rerun_loses_and_duplicates_nothing(fresh_database
     assert len(_state(fresh_database)[0]) == len(raws)
 
 
-def test_unreachable_server_is_a_clean_error(fresh_database, dovecot_server):
-    from tests.support.dovecot import Account, _free_port
+def test_the_checkpoints_come_before_each_commit_and_each_flag(
+    mail_app, session, imap_account, aarhus_contact
+):
+    """The seam the crash test kills at: per new message, before its commit, then before
+    its \\Seen flag; a message already in the ledger passes no checkpoint."""
+    first = imap_account.append(mail(template_text(Institutionens_navn="Center 1")))
+    fetch_mail(session, ImapSettings.from_config(mail_app.config), max_size=10**6)
+    uids = [imap_account.append(mail(template_text(Institutionens_navn=f"Center {n}")))
+            for n in (2, 3)]
+    connection = imap_account.connect()  # the first one again unseen: only flagged
+    connection.select("INBOX")
+    connection.uid("STORE", str(first), "-FLAGS", "(\\Seen)")
+    connection.logout()
+    calls: list[tuple[str, int, bool]] = []
 
+    def checkpoint(point: str, number: int) -> None:
+        seen = "\\Seen" in imap_account.messages()[uids[number - 1]]
+        calls.append((point, number, seen))
+
+    result = fetch_mail(session, ImapSettings.from_config(mail_app.config), max_size=10**6,
+                        checkpoint=checkpoint)
+    assert (result.applications, result.already) == (2, 1)
+    assert calls == [("before-commit", 1, False), ("before-flag", 1, False),
+                     ("before-commit", 2, False), ("before-flag", 2, False)]
+
+
+def test_unreachable_server_is_a_clean_error(fresh_database, dovecot_server):
     nowhere = Account(host="127.0.0.1", port=_free_port(), user="sor", password="x")
     result = subprocess.run(
         [SORREGISTRY, "fetch-mail"], env=_env(fresh_database, nowhere),

@@ -20,6 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
 
+from notifications.service import enqueue
 from sorregistry import create_app
 from sorregistry.extensions import db
 
@@ -46,11 +47,13 @@ class Received:
 
 @dataclass
 class Handler:
-    """Stores every message; refuses the recipients in *refuse* with 550."""
+    """Stores every message; refuses the recipients in *refuse* with 550; calls
+    *on_received* (in the server's thread) after storing one."""
 
     received: list[Received] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
     delay: float = 0.0
+    on_received: Callable[[Received], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
@@ -62,10 +65,11 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         if self.delay:
             time.sleep(self.delay)  # a slow server: workers overlap
+        received = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
         with self.lock:
-            self.received.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
-            )
+            self.received.append(received)
+        if self.on_received is not None:
+            self.on_received(received)
         return "250 Message accepted for delivery"
 
 
@@ -171,8 +175,6 @@ def issued_context(recipient_role: str, reference: str = "A-2026-0042") -> dict[
 def approve(session: Any, reference: str = "A-2026-0042", application_id: int = 42) -> list:
     """What approving a new-code application enqueues: one mail each to the
     institution and to the municipality."""
-    from notifications.service import enqueue
-
     return [
         enqueue(session, kind="sor_code_issued", to="leder@plejehjem-aeroe.dk",
                 context=issued_context("institution", reference), application_id=application_id),

@@ -7,7 +7,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from notifications import service
-from sorregistry.accounts.clients import create_client
+from sorregistry.accounts.clients import create_client, identity_for_token
 from tests.notifications.conftest import approve
 
 OPERATIONS = [
@@ -133,9 +133,7 @@ def test_retry_puts_a_failed_mail_back_in_the_queue(client, tokens, failed):
 
 
 def _client_id(tokens) -> int:
-    from sorregistry.accounts.clients import identity_for_token as _identity
-
-    return _identity(tokens["sds"]).id
+    return identity_for_token(tokens["sds"]).id
 
 
 def test_the_outbox_operations_conform_to_their_schema(app, tokens, failed):
