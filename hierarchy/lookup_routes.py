@@ -12,7 +12,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from sqlalchemy.orm import Session
 
-from hierarchy import lookups, reporting
+from hierarchy import reporting, search
 from hierarchy.schemas import (
     LookupArgsSchema,
     OrganisationListSchema,
@@ -147,10 +147,10 @@ def cached_answer(per_client: bool = False) -> Callable[[Any], Any]:
 
 def _page(args: dict[str, Any], **fixed: Any) -> Response:
     options = {key: args.pop(key) for key in PAGE_KEYS if key in args}
-    filters = lookups.Filters(**{**args, **fixed})
+    filters = search.Filters(**{**args, **fixed})
     try:
-        page = lookups.search(db.session, filters, **options)
-    except lookups.LookupError_ as exc:
+        page = search.search(db.session, filters, **options)
+    except search.InvalidSearch as exc:
         abort(422, message=str(exc), errors=exc.errors)
     return json_response(
         {

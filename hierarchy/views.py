@@ -2,7 +2,7 @@
 
 The picker's table and type-ahead call small JSON endpoints under
 ``/picker/api/`` that the login session authenticates. They call the same
-services as the bearer-token API (``hierarchy.lookups.search``,
+services as the bearer-token API (``hierarchy.search.search``,
 ``hierarchy.reporting``), so a list looks the same in both; the API itself is
 left to bearer tokens, so a cookie never authenticates it and it needs no CSRF
 protection.
@@ -18,7 +18,7 @@ from flask_login import current_user
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
-from hierarchy import browse, lookups, reporting
+from hierarchy import browse, reporting, search
 from hierarchy import identifiers as ids
 from hierarchy import service as register
 from hierarchy.codes import OWNERSHIP_BY_TYPE, entity_type_name, entity_type_names
@@ -154,12 +154,12 @@ def browse_page() -> str:
     error = None
     if q:
         digits = q.isdigit()
-        filters = lookups.Filters(sor_code=q) if digits else lookups.Filters(name=q)
+        filters = search.Filters(sor_code=q) if digits else search.Filters(name=q)
         try:
-            results = lookups.search(db.session, filters, limit=SEARCH_PAGE,
-                                     cursor=request.args.get("cursor") or None,
-                                     sort="code" if digits else "name")
-        except lookups.LookupError_ as exc:
+            results = search.search(db.session, filters, limit=SEARCH_PAGE,
+                                    cursor=request.args.get("cursor") or None,
+                                    sort="code" if digits else "name")
+        except search.InvalidSearch as exc:
             error = "; ".join(exc.errors.values())
     return render_template(
         "hierarchy/browse.html", q=q, results=results, error=error,
@@ -177,7 +177,7 @@ def tree() -> str:
     try:
         page = browse.children(db.session, parent_sor_code=parent, ownership=ownership,
                                limit=TREE_PAGE, cursor=request.args.get("cursor") or None)
-    except lookups.LookupError_:
+    except search.InvalidSearch:
         abort(400)
     counts = browse.child_counts(db.session, [row.sor_code for row in page.items])
     return render_template("hierarchy/_tree_level.html", page=page, counts=counts,
@@ -296,8 +296,8 @@ def picker_list(which: str) -> Response:
     else:
         fixed = {"ownership": which, "level": levels}
     try:
-        page = lookups.search(db.session, lookups.Filters(**{**args, **fixed}), **options)
-    except lookups.LookupError_ as exc:
+        page = search.search(db.session, search.Filters(**{**args, **fixed}), **options)
+    except search.InvalidSearch as exc:
         return _error(422, _("Ugyldigt filter"), exc.errors)
     return json_response({
         "items": [_picker_item(row) for row in page.items],

@@ -9,7 +9,7 @@ own in autocommit mode (every statement sees the latest committed register, as i
 a READ COMMITTED transaction) and runs the lookups' statements on it:
 
 * the statements are the same SQLAlchemy statements the session would run, built
-  once per shape with named parameters (``hierarchy.lookups``, ``hierarchy.reporting``)
+  once per shape with named parameters (``hierarchy.search``, ``hierarchy.reporting``)
   and compiled once per process here; only their parameters vary per request;
 * rows come back as named tuples (attribute access like SQLAlchemy's rows), JSON
   decoded by orjson;
