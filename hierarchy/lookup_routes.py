@@ -1,4 +1,8 @@
-"""The lookups the reporting forms use: search, Mit CVR – SI / Alle, ownership lists."""
+"""The lookups the reporting forms use: search, Mit CVR – SI / Alle, ownership lists,
+resolve, the SHAK type-ahead and the reporting unit's validation.
+
+The lists' rules are in :mod:`hierarchy.search.lists`.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from hierarchy.schemas import (
     ValidationSchema,
     organisation_item,
 )
+from hierarchy.search import lists
 from hierarchy.service import (
     _VERSION_QUERY,
     register_changed_in,
@@ -71,7 +76,6 @@ CACHED_ANSWER_HEADERS = {
     },
 }
 NOT_MODIFIED = "Not Modified: the ETag sent in If-None-Match is current / uændret"
-PAGE_KEYS = ("sort", "limit", "cursor")
 
 # Answers of the lookups, per worker, under the register version they were computed
 # in (hierarchy.service.register_version: it changes at every committed change of the
@@ -145,9 +149,8 @@ def cached_answer(per_client: bool = False) -> Callable[[Any], Any]:
     return decorate
 
 
-def _page(args: dict[str, Any], **fixed: Any) -> Response:
-    options = {key: args.pop(key) for key in PAGE_KEYS if key in args}
-    filters = search.Filters(**{**args, **fixed})
+def _page(filters: search.Filters, options: lists.PageOptions) -> Response:
+    """One page of a list, as the API shows it."""
     try:
         page = search.search(db.session, filters, **options)
     except search.InvalidSearch as exc:
@@ -161,19 +164,9 @@ def _page(args: dict[str, Any], **fixed: Any) -> Response:
     )
 
 
-def _unit_levels(args: dict[str, Any]) -> list[str]:
-    """The levels a form's list shows: SI and OE (or the one asked for), never owners."""
-    levels = [level for level in args.pop("level", None) or [] if level != "IE"]
-    return levels or ["SI", "OE"]
-
-
 def _refuse_cvr_parameter() -> None:
     if "cvr" in request.args:
-        abort(
-            422,
-            message="Mit CVR uses the CVR of your client, never a parameter",
-            errors={"cvr": ["not allowed here: the CVR comes from your login"]},
-        )
+        raise lists.CvrGiven()
 
 
 @blp.route("/organisations")
@@ -186,7 +179,8 @@ class OrganisationSearch(MethodView):
     @require()
     def get(self, args: dict[str, Any]) -> Response:
         """Search the register with column filters / Søg i registret."""
-        return _page(args)
+        columns, options = lists.split_options(args)
+        return _page(search.Filters(**columns), options)
 
 
 @blp.route("/lookups/my-cvr/si")
@@ -200,8 +194,9 @@ class MyCvrInstitutions(MethodView):
     def get(self, args: dict[str, Any]) -> Response:
         """Mit CVR – SI: the health institutions owned by the caller's CVR."""
         _refuse_cvr_parameter()
-        args.pop("level", None)
-        return _page(args, level=["SI"], cvr=current_client().cvr)
+        columns, options = lists.split_options(args)
+        return _page(lists.my_cvr_filters(current_client().cvr, columns, institutions_only=True),
+                     options)
 
 
 @blp.route("/lookups/my-cvr/all")
@@ -215,7 +210,9 @@ class MyCvrAll(MethodView):
     def get(self, args: dict[str, Any]) -> Response:
         """Mit CVR – Alle: institutions and units under the caller's CVR; level tells which."""
         _refuse_cvr_parameter()
-        return _page(args, level=_unit_levels(args), cvr=current_client().cvr)
+        columns, options = lists.split_options(args)
+        return _page(lists.my_cvr_filters(current_client().cvr, columns, institutions_only=False),
+                     options)
 
 
 @blp.route("/lookups/ownership/<any(statslig, regional, kommunal, privat):ownership>")
@@ -228,7 +225,8 @@ class OwnershipList(MethodView):
     @require()
     def get(self, args: dict[str, Any], ownership: str) -> Response:
         """Statslig / Regional / Kommunal / Privat: institutions and units of that ownership."""
-        return _page(args, level=_unit_levels(args), ownership=ownership)
+        columns, options = lists.split_options(args)
+        return _page(lists.ownership_filters(ownership, columns), options)
 
 
 @blp.after_request

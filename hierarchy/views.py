@@ -2,10 +2,10 @@
 
 The picker's table and type-ahead call small JSON endpoints under
 ``/picker/api/`` that the login session authenticates. They call the same
-services as the bearer-token API (``hierarchy.search.search``,
-``hierarchy.reporting``), so a list looks the same in both; the API itself is
-left to bearer tokens, so a cookie never authenticates it and it needs no CSRF
-protection.
+services as the bearer-token API (``hierarchy.search`` with the lists' rules of
+``hierarchy.search.lists``, and ``hierarchy.reporting``), so a list looks the same
+in both; the API itself is left to bearer tokens, so a cookie never authenticates it
+and it needs no CSRF protection.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from hierarchy import identifiers as ids
 from hierarchy import service as register
 from hierarchy.codes import OWNERSHIP_BY_TYPE, entity_type_name, entity_type_names
 from hierarchy.schemas import LookupArgsSchema, organisation_item
+from hierarchy.search import lists
 from sorregistry.extensions import db
 from sorregistry.i18n import _, add_english, current_language
 from sorregistry.responses import json_response
@@ -254,7 +255,8 @@ def _list_args() -> dict[str, Any]:
             if not values:
                 continue
             raw[name] = values if schema_field.__class__.__name__ == "List" else values[0]
-    return _LIST_ARGS.load(raw)
+    loaded: dict[str, Any] = _LIST_ARGS.load(raw)
+    return loaded
 
 
 def _flat(messages: Any) -> dict[str, list[str]]:
@@ -285,18 +287,17 @@ def picker_list(which: str) -> Response:
         args = _list_args()
     except ValidationError as exc:
         return _error(422, _("Ugyldigt filter"), _flat(exc.messages))
-    options = {key: args.pop(key) for key in ("sort", "limit", "cursor") if key in args}
+    columns, options = lists.split_options(args)
     options["limit"] = min(options.get("limit", PICKER_PAGE), PICKER_PAGE)
-    levels = [level for level in args.pop("level", None) or [] if level != "IE"] or ["SI", "OE"]
-    if which.startswith("my-cvr"):
-        if not current_user.cvr:
-            return _error(403, _("Din konto har intet CVR-nummer; Mit CVR kan ikke bruges."))
-        fixed: dict[str, Any] = {"cvr": current_user.cvr,
-                                 "level": ["SI"] if which == "my-cvr-si" else levels}
-    else:
-        fixed = {"ownership": which, "level": levels}
     try:
-        page = search.search(db.session, search.Filters(**{**args, **fixed}), **options)
+        if which.startswith("my-cvr"):
+            filters = lists.my_cvr_filters(current_user.cvr, columns,
+                                           institutions_only=which == "my-cvr-si")
+        else:
+            filters = lists.ownership_filters(which, columns)
+        page = search.search(db.session, filters, **options)
+    except lists.NoCvr:
+        return _error(403, _("Din konto har intet CVR-nummer; Mit CVR kan ikke bruges."))
     except search.InvalidSearch as exc:
         return _error(422, _("Ugyldigt filter"), exc.errors)
     return json_response({

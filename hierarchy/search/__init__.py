@@ -1,10 +1,10 @@
 """Searching the register: the column filters and lists the reporting forms use.
 
 One query builder serves the general search, "Mit CVR – SI", "Mit CVR – Alle"
-and the ownership lists, so they filter, sort and page alike. Pages are
-keyset-paginated (a cursor names the last row seen, :mod:`~hierarchy.search.cursor`),
-so walking a list returns every row exactly once however deep it goes, and each page
-carries the true total of the filtered list.
+and the ownership lists (their rules: :mod:`hierarchy.search.lists`), so they filter,
+sort and page alike. Pages are keyset-paginated (a cursor names the last row seen,
+:mod:`~hierarchy.search.cursor`), so walking a list returns every row exactly once
+however deep it goes, and each page carries the true total of the filtered list.
 
 A search takes one of three paths, each giving the same answers:
 
