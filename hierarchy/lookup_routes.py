@@ -6,15 +6,12 @@ The lists' rules are in :mod:`hierarchy.search.lists`.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from sqlalchemy.orm import Session
 
 from hierarchy import reporting, search
 from hierarchy.schemas import (
@@ -31,16 +28,10 @@ from hierarchy.schemas import (
     organisation_item,
 )
 from hierarchy.search import lists
-from hierarchy.service import (
-    _VERSION_QUERY,
-    register_changed_in,
-    register_version,
-    remember_register_version,
-)
-from sorregistry import reads
+from hierarchy.search.versions import REGISTER
 from sorregistry.extensions import db
-from sorregistry.responses import AnswerCache, cached_json_response, json_response
-from sorregistry.security import authenticate, current_client, require
+from sorregistry.responses import AnswerCache, cached_answer, json_response
+from sorregistry.security import current_client, require
 
 blp = Blueprint(
     "lookups",
@@ -78,75 +69,9 @@ CACHED_ANSWER_HEADERS = {
 NOT_MODIFIED = "Not Modified: the ETag sent in If-None-Match is current / uændret"
 
 # Answers of the lookups, per worker, under the register version they were computed
-# in (hierarchy.service.register_version: it changes at every committed change of the
-# register - import, SHAK import, approved application, staff change). A type-ahead
-# asks the same few fragments all day, and a form resolves the same codes.
+# in (hierarchy.search.versions). A type-ahead asks the same few fragments all day,
+# and a form resolves the same codes.
 ANSWERS = AnswerCache()
-
-
-def _current_version(session: Session) -> tuple[int, str] | None:
-    """The register version, read before anything the answer is made of.
-
-    On PostgreSQL through the worker thread's own connection (``sorregistry.reads``):
-    one round trip, and a cached answer then needs nothing of the pool or the session.
-    Elsewhere (SQLite, a session bound to a connection, as in the tests) through the
-    session.
-    """
-    direct = reads.direct(session)
-    if direct is None:
-        return register_version(session)
-    rows = direct.rows(_VERSION_QUERY, {})
-    return (rows[0][0], rows[0][1]) if rows else None
-
-
-def _no_cache() -> bool:
-    directives = request.headers.get("Cache-Control", "").lower()
-    return "no-cache" in directives or "no-store" in directives
-
-
-def cached_answer(per_client: bool = False) -> Callable[[Any], Any]:
-    """Serve a GET from ANSWERS when this worker answered it (200) in this register version.
-
-    The key is the path, the query string exactly as sent, the day (what
-    ``active_on`` defaults to) and, for *per_client* lists (Mit CVR), the client's
-    CVR. The client is authenticated first, as on every request. Nothing is
-    cached or served inside a transaction that holds uncommitted register changes.
-    A request with ``Cache-Control: no-cache`` (HTTP's way to ask for an answer not
-    taken from a cache) is computed, and its answer stored; the benchmark measures
-    computed answers so. ``X-Cache: hit`` / ``miss`` says which it was (for monitoring
-    and the benchmark).
-    """
-
-    def decorate(view: Any) -> Any:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            session = db.session()
-            client = authenticate()
-            if request.method != "GET":
-                return view(*args, **kwargs)
-            version = _current_version(session)
-            if version is None or register_changed_in(session):
-                return view(*args, **kwargs)
-            key = (request.path, request.query_string, date.today(),
-                   client.cvr if per_client else None)
-            hit = None if _no_cache() else ANSWERS.get(version, key)
-            if hit is not None:
-                response = cached_json_response(*hit)
-                response.headers["X-Cache"] = "hit"
-                return response
-            remember_register_version(session, version)  # no second read in the lookup
-            reads.allow(session)
-            response = view(*args, **kwargs)
-            if isinstance(response, Response) and response.status_code == 200:
-                etag, _ = response.get_etag()
-                if etag:
-                    ANSWERS.put(version, key, response.get_data(), etag)
-                response.headers["X-Cache"] = "miss"
-            return response
-
-        return wrapper
-
-    return decorate
 
 
 def _page(filters: search.Filters, options: lists.PageOptions) -> Response:
@@ -171,7 +96,7 @@ def _refuse_cvr_parameter() -> None:
 
 @blp.route("/organisations")
 class OrganisationSearch(MethodView):
-    @cached_answer()
+    @cached_answer(ANSWERS, REGISTER)
     @blp.doc(security=BEARER)
     @blp.arguments(SearchArgsSchema(), location="query", as_kwargs=False)
     @blp.response(200, OrganisationListSchema, headers=CACHED_ANSWER_HEADERS)
@@ -185,7 +110,7 @@ class OrganisationSearch(MethodView):
 
 @blp.route("/lookups/my-cvr/si")
 class MyCvrInstitutions(MethodView):
-    @cached_answer(per_client=True)
+    @cached_answer(ANSWERS, REGISTER, per_client=True)
     @blp.doc(security=BEARER)
     @blp.arguments(LookupArgsSchema(), location="query")
     @blp.response(200, OrganisationListSchema, headers=CACHED_ANSWER_HEADERS)
@@ -201,7 +126,7 @@ class MyCvrInstitutions(MethodView):
 
 @blp.route("/lookups/my-cvr/all")
 class MyCvrAll(MethodView):
-    @cached_answer(per_client=True)
+    @cached_answer(ANSWERS, REGISTER, per_client=True)
     @blp.doc(security=BEARER)
     @blp.arguments(LookupArgsSchema(), location="query")
     @blp.response(200, OrganisationListSchema, headers=CACHED_ANSWER_HEADERS)
@@ -217,7 +142,7 @@ class MyCvrAll(MethodView):
 
 @blp.route("/lookups/ownership/<any(statslig, regional, kommunal, privat):ownership>")
 class OwnershipList(MethodView):
-    @cached_answer()
+    @cached_answer(ANSWERS, REGISTER)
     @blp.doc(security=BEARER)
     @blp.arguments(LookupArgsSchema(), location="query")
     @blp.response(200, OrganisationListSchema, headers=CACHED_ANSWER_HEADERS)
@@ -241,7 +166,7 @@ def _cache_headers(response: Any) -> Any:
 
 @blp.route("/resolve")
 class Resolve(MethodView):
-    @cached_answer()
+    @cached_answer(ANSWERS, REGISTER)
     @blp.doc(security=BEARER)
     @blp.arguments(ResolveArgsSchema(), location="query")
     @blp.response(200, ResolveSchema, headers=CACHED_ANSWER_HEADERS)
