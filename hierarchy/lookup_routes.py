@@ -1,7 +1,8 @@
 """The lookups the reporting forms use: search, Mit CVR – SI / Alle, ownership lists,
 resolve, the SHAK type-ahead and the reporting unit's validation.
 
-The lists' rules are in :mod:`hierarchy.search.lists`.
+The lists' rules are in :mod:`hierarchy.search.lists`; the refusals are domain errors
+(``sorregistry.errors``) raised where they arise, answered by the one handler.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 
 from hierarchy import reporting, search
+from hierarchy.models import ShakCode
 from hierarchy.schemas import (
     LookupArgsSchema,
     OrganisationListSchema,
@@ -38,7 +40,7 @@ blp = Blueprint(
     __name__,
     description="Lookups for reporting forms / Opslag til indberetningsskemaer",
 )
-BEARER = [{"bearerAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 # The caching headers of a lookup's answer, for the OpenAPI document.
 _STRING = {"type": "string"}
@@ -76,10 +78,7 @@ ANSWERS = AnswerCache()
 
 def _page(filters: search.Filters, options: lists.PageOptions) -> Response:
     """One page of a list, as the API shows it."""
-    try:
-        page = search.search(db.session, filters, **options)
-    except search.InvalidSearch as exc:
-        abort(422, message=str(exc), errors=exc.errors)
+    page = search.search(db.session, filters, **options)
     return json_response(
         {
             "items": [organisation_item(row) for row in page.items],
@@ -155,7 +154,7 @@ class OwnershipList(MethodView):
 
 
 @blp.after_request
-def _cache_headers(response: Any) -> Any:
+def _cache_headers(response: Response) -> Response:
     """The register changes nightly: clients may reuse an answer for five minutes,
     then revalidate with the ETag (a 304 costs no body)."""
     if request.method == "GET" and response.status_code in (200, 304):
@@ -177,20 +176,12 @@ class Resolve(MethodView):
     def get(self, args: dict[str, Any]) -> Response:
         """Say whether a code is a SOR code, SHAK code or ydernummer, with every match."""
         day = args.get("active_on") or date.today()
-        try:
-            interpretations = reporting.resolve(db.session, args["code"], day)
-        except reporting.Malformed as exc:
-            abort(422, message=str(exc), errors={"code": [str(exc)]})
+        interpretations = reporting.resolve(db.session, args["code"], day)
+        found = reporting.first_found(interpretations, day)
         carriers = {
             i.normalised: [o.sor_code for o in i.organisations]
             for i in interpretations if i.kind == "shak"
         }
-        found = next((i for i in interpretations if i.organisations), None)
-        if found is None:
-            readings = " or ".join(
-                f"{reporting.KIND_NAMES[i.kind]} {i.normalised}" for i in interpretations
-            )
-            abort(404, message=f"no organisation active on {day.isoformat()} has {readings}")
         return json_response({
             "code": args["code"].strip(),
             "kind": found.kind,
@@ -207,7 +198,7 @@ class Resolve(MethodView):
         })
 
 
-def _shak_item(record: Any, sor_codes: list[str]) -> dict[str, Any]:
+def _shak_item(record: reporting.ShakRecord, sor_codes: list[str]) -> dict[str, Any]:
     return {
         "code": record.code,
         "name": record.text,
@@ -219,7 +210,7 @@ def _shak_item(record: Any, sor_codes: list[str]) -> dict[str, Any]:
     }
 
 
-def _shak_list(rows: list[Any], total: int, day: date) -> Response:
+def _shak_list(rows: list[ShakCode], total: int, day: date) -> Response:
     carriers = reporting.organisations_by_shak(db.session, [r.code for r in rows], day)
     return json_response(
         {"items": [_shak_item(r, carriers[r.code]) for r in rows], "total": total}
@@ -250,12 +241,9 @@ class ShakDepartments(MethodView):
     def get(self, args: dict[str, Any]) -> Response:
         """SHAK type-ahead: departments and sections of one hospital only."""
         day = args.get("active_on") or date.today()
-        try:
-            rows, total = reporting.shak_departments(
-                db.session, args["hospital"].strip(), args.get("q"), day, args["limit"]
-            )
-        except reporting.Malformed as exc:
-            abort(422, message=str(exc), errors={"hospital": [str(exc)]})
+        rows, total = reporting.shak_departments(
+            db.session, args["hospital"].strip(), args.get("q"), day, args["limit"]
+        )
         return _shak_list(rows, total, day)
 
 

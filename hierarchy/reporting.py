@@ -29,13 +29,26 @@ from hierarchy.search.filters import escape_like
 from hierarchy.search.statements import ITEM_COLUMNS, ItemRow, valid_on
 from hierarchy.service import active_on_clause
 from hierarchy.text import fold
+from sorregistry.errors import DomainError
 from sorregistry.reads import reads
 
 KIND_NAMES = {"sor": "SOR code", "shak": "SHAK code", "ydernummer": "ydernummer"}
 
 
-class Malformed(ValueError):
-    """The code is none of the kinds the register knows; the message says why."""
+class Malformed(DomainError, ValueError):
+    """The code is none of the kinds the register knows (422); the message says why, and
+    the field errors name the argument that held it (``code``, ``hospital``)."""
+
+    status = 422
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message, field_errors={field: [message]})
+
+
+class NothingFound(DomainError, LookupError):
+    """A well-formed code that names no organisation on the day (404)."""
+
+    status = 404
 
 
 class ShakRecord(Protocol):
@@ -88,7 +101,7 @@ def resolve(session: Session | scoped_session[Session], code: str,
     code = (code or "").strip()
     kinds = ids.classify_code(code)
     if not kinds:
-        raise Malformed(_why_malformed(code))
+        raise Malformed(_why_malformed(code), field="code")
     day = active_on or date.today()
     normalised = {kind: _NORMALISE[kind](code) for kind in kinds}
     parameters: dict[str, Any] = {"day": day}
@@ -108,6 +121,16 @@ def resolve(session: Session | scoped_session[Session], code: str,
             interpretation.shak = results[1][0]
         interpretations.append(interpretation)
     return interpretations
+
+
+def first_found(interpretations: list[Interpretation], day: date) -> Interpretation:
+    """The first reading of a code that names organisations; NothingFound names every
+    reading when none does."""
+    found = next((i for i in interpretations if i.organisations), None)
+    if found is None:
+        readings = " or ".join(f"{KIND_NAMES[i.kind]} {i.normalised}" for i in interpretations)
+        raise NothingFound(f"no organisation active on {day.isoformat()} has {readings}")
+    return found
 
 
 _NORMALISE = {
@@ -196,7 +219,7 @@ def shak_departments(
 ) -> tuple[list[ShakCode], int]:
     """Departments and sections of *hospital* only, matched like the hospitals."""
     if ids.shak_kind(hospital or "") != "hospital":
-        raise Malformed(f"{hospital!r} is not a SHAK hospital code (4 digits)")
+        raise Malformed(f"{hospital!r} is not a SHAK hospital code (4 digits)", field="hospital")
     conditions = [
         ShakCode.hospital == hospital,
         ShakCode.kind != "hospital",

@@ -346,7 +346,7 @@ def picker_departments() -> Response:
         rows, total = reporting.shak_departments(
             db.session, (request.args.get("hospital") or "").strip(), q, limit=20)
     except reporting.Malformed as exc:
-        return _error(422, str(exc), {"hospital": [str(exc)]})
+        return _error(422, exc.message, dict(exc.field_errors or {}))
     return _shak_items(rows, total)
 
 
