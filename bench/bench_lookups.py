@@ -23,7 +23,7 @@ status 200 and a JSON body checked on every answer), then the throughput of
 ``--concurrency`` clients (threads, one keep-alive connection each) running a mix of the
 four. Finally it replays the exact SQL the service runs for each request straight through
 psycopg (captured from SQLAlchemy's ``before_cursor_execute`` while calling the functions
-the routes call, ``lookups.search`` and ``reporting.resolve``) and compares.
+the routes call, ``search.search`` and ``reporting.resolve``) and compares.
 
 Targets: type-ahead p95 <= 15 ms, resolve p95 <= 5 ms, Mit CVR - Alle (500 rows) p95 <= 60 ms,
 no errors under load, service p50 / raw SQL p50 <= 3 for every scenario.
@@ -548,7 +548,7 @@ def load_run(port: int, token: str, plan: dict[str, Scenario], clients: int,
 def capture_sql(url: str, inputs: Inputs) -> dict[str, list[list[tuple[str, Any]]]]:
     """For every request of every scenario, the statements the service runs for it.
 
-    Calls what the routes call (``lookups.search`` with the route's filters,
+    Calls what the routes call (``search.search`` with the route's filters,
     ``reporting.resolve``) in an app of our own on the same database and records each
     statement and its parameters from SQLAlchemy's ``before_cursor_execute`` event, with
     the read of the register version that every computed answer begins with. The
@@ -557,7 +557,8 @@ def capture_sql(url: str, inputs: Inputs) -> dict[str, list[list[tuple[str, Any]
     """
     from sqlalchemy import event
 
-    from hierarchy import lookups, reporting
+    from hierarchy import reporting, search
+    from hierarchy.search.names import NAMES
     from sorregistry.app import create_app
     from sorregistry.extensions import db
 
@@ -581,7 +582,7 @@ def capture_sql(url: str, inputs: Inputs) -> dict[str, list[list[tuple[str, Any]
             statements.insert(0, version[0])
         return statements
 
-    lookups.NAMES.enabled = False  # the SQL path's statements: exact count and page
+    NAMES.enabled = False  # the SQL path's statements: exact count and page
     with app.app_context():
         event.listen(db.engine, "before_cursor_execute", listener)
         try:
@@ -593,14 +594,14 @@ def capture_sql(url: str, inputs: Inputs) -> dict[str, list[list[tuple[str, Any]
             session.rollback()
             session.info.clear()
             for fragment in inputs.fragments:
-                lookups.search(session, lookups.Filters(name=fragment), sort="name", limit=20)
+                search.search(session, search.Filters(name=fragment), sort="name", limit=20)
                 out[TYPEAHEAD].append(take())
-            lookups.search(session, lookups.Filters(level=["SI", "OE"],
+            search.search(session, search.Filters(level=["SI", "OE"],
                                                     cvr=inputs.municipality_cvr),
                            sort="name", limit=500)
             out[MY_CVR].append(take())
             for ydernummer in inputs.ydernumre:
-                lookups.search(session, lookups.Filters(level=["SI", "OE"], ownership="privat",
+                search.search(session, search.Filters(level=["SI", "OE"], ownership="privat",
                                                         ydernummer=ydernummer),
                                sort="name", limit=50)
                 out[PRIVAT].append(take())
@@ -609,7 +610,7 @@ def capture_sql(url: str, inputs: Inputs) -> dict[str, list[list[tuple[str, Any]
                 out[RESOLVE].append(take())
             session.rollback()
         finally:
-            lookups.NAMES.enabled = True
+            NAMES.enabled = True
             event.remove(db.engine, "before_cursor_execute", listener)
             db.session.remove()
             db.engine.dispose()
@@ -700,19 +701,19 @@ def name_index_figures(url: str) -> str:
 
     from sqlalchemy import create_engine
 
-    from hierarchy import lookups
+    from hierarchy.search.names import NameIndex, read_names
 
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
             t0 = time.perf_counter()
-            index = lookups.NameIndex(None, date.today(),
-                                      lookups._read_names(connection, date.today()))
+            index = NameIndex(None, date.today(),
+                                      read_names(connection, date.today()))
             seconds = time.perf_counter() - t0
             connection.rollback()
             tracemalloc.start()
-            index = lookups.NameIndex(None, date.today(),
-                                      lookups._read_names(connection, date.today()))
+            index = NameIndex(None, date.today(),
+                                      read_names(connection, date.today()))
             size = tracemalloc.get_traced_memory()[0]
             tracemalloc.stop()
             connection.rollback()

@@ -9,17 +9,26 @@ lookups, and says for each entity whether it has children to open.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Row, func, select
+from sqlalchemy.orm import Session, scoped_session
 
-from hierarchy.lookups import ITEM_COLUMNS, LookupError_, Page, decode_cursor, encode_cursor
 from hierarchy.models import OWNERSHIPS, Organisation
+from hierarchy.search import (
+    ITEM_COLUMNS,
+    InvalidSearch,
+    ItemRow,
+    Page,
+    decode_cursor,
+    page_of,
+)
+from hierarchy.search.statements import after_key
 from hierarchy.service import active_on_clause
 
 
-def owners_by_ownership(session: Session, day: date | None = None) -> dict[str, int]:
+def owners_by_ownership(session: Session | scoped_session[Session],
+                        day: date | None = None) -> dict[str, int]:
     """How many active owners (IE) each ownership has: the tree's first level."""
     day = day or date.today()
     counts = dict(
@@ -33,7 +42,7 @@ def owners_by_ownership(session: Session, day: date | None = None) -> dict[str, 
 
 
 def children(
-    session: Session,
+    session: Session | scoped_session[Session],
     *,
     parent_sor_code: str | None = None,
     ownership: str | None = None,
@@ -43,10 +52,10 @@ def children(
 ) -> Page:
     """One page of an entity's active children (or of one ownership's owners), by name."""
     if (parent_sor_code is None) == (ownership is None):
-        raise LookupError_({"parent": "give either a parent SOR code or an ownership"})
+        raise InvalidSearch({"parent": "give either a parent SOR code or an ownership"})
     if ownership is not None and ownership not in OWNERSHIPS:
-        raise LookupError_({"ownership": f"one of {', '.join(OWNERSHIPS)}"})
-    conditions: list[Any] = list(active_on_clause(day or date.today()))
+        raise InvalidSearch({"ownership": f"one of {', '.join(OWNERSHIPS)}"})
+    conditions: list[ColumnElement[bool]] = list(active_on_clause(day or date.today()))
     if parent_sor_code is not None:
         conditions.append(Organisation.parent_sor_code == parent_sor_code)
     else:
@@ -54,24 +63,19 @@ def children(
     total = session.execute(
         select(func.count()).select_from(Organisation).where(*conditions)
     ).scalar_one()
+    order = [Organisation.name_search, Organisation.sor_code]
     query = select(*ITEM_COLUMNS).where(*conditions)
+    params: dict[str, Any] = {}
     if cursor:
-        name, code = decode_cursor(cursor, "name")
-        query = query.where(or_(Organisation.name_search > name,
-                                and_(Organisation.name_search == name,
-                                     Organisation.sor_code > code)))
-    rows = list(session.execute(
-        query.order_by(Organisation.name_search, Organisation.sor_code).limit(limit + 1)
-    ))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = (
-        encode_cursor([rows[-1].name_search, rows[-1].sor_code], "name") if more else None
-    )
-    return Page(items=rows, total=total, next=next_cursor)
+        query = query.where(after_key(order, "name"))
+        params["after_first"], params["after_second"] = decode_cursor(cursor, "name")
+    rows = cast(list[ItemRow], list(session.execute(query.order_by(*order).limit(limit + 1),
+                                                     params)))
+    return page_of(rows, total, limit, "name")
 
 
-def child_counts(session: Session, sor_codes: list[str], day: date | None = None) -> dict[str, int]:
+def child_counts(session: Session | scoped_session[Session], sor_codes: list[str],
+                 day: date | None = None) -> dict[str, int]:
     """How many active children each of *sor_codes* has (0 for a leaf)."""
     counts = {code: 0 for code in sor_codes}
     if not sor_codes:
@@ -81,11 +85,13 @@ def child_counts(session: Session, sor_codes: list[str], day: date | None = None
         .where(Organisation.parent_sor_code.in_(sor_codes), *active_on_clause(day or date.today()))
         .group_by(Organisation.parent_sor_code)
     ):
-        counts[parent] = count
+        if parent is not None:  # always: only children of sor_codes are counted
+            counts[parent] = count
     return counts
 
 
-def ancestors(session: Session, organisation: Organisation) -> list[Any]:
+def ancestors(session: Session | scoped_session[Session],
+              organisation: Organisation) -> list[Row[str, str, str]]:
     """The entity's owner, institution ... down to its parent, from the top."""
     codes = [code for code in organisation.path.strip("/").split("/") if code][:-1]
     if not codes:

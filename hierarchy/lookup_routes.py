@@ -1,18 +1,21 @@
-"""The lookups the reporting forms use: search, Mit CVR – SI / Alle, ownership lists."""
+"""The lookups the reporting forms use: search, Mit CVR – SI / Alle, ownership lists,
+resolve, the SHAK type-ahead and the reporting unit's validation.
+
+The lists' rules are in :mod:`hierarchy.search.lists`; the refusals are domain errors
+(``sorregistry.errors``) raised where they arise, answered by the one handler.
+"""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
-from sqlalchemy.orm import Session
+from flask_smorest import Blueprint
 
-from hierarchy import lookups, reporting
+from hierarchy import reporting, search
+from hierarchy.models import ShakCode
 from hierarchy.schemas import (
     LookupArgsSchema,
     OrganisationListSchema,
@@ -26,23 +29,18 @@ from hierarchy.schemas import (
     ValidationSchema,
     organisation_item,
 )
-from hierarchy.service import (
-    _VERSION_QUERY,
-    register_changed_in,
-    register_version,
-    remember_register_version,
-)
-from sorregistry import reads
+from hierarchy.search import lists
+from hierarchy.search.versions import REGISTER
 from sorregistry.extensions import db
-from sorregistry.responses import AnswerCache, cached_json_response, json_response
-from sorregistry.security import authenticate, current_client, require
+from sorregistry.responses import AnswerCache, cached_answer, json_response
+from sorregistry.security import current_client, require
 
 blp = Blueprint(
     "lookups",
     __name__,
     description="Lookups for reporting forms / Opslag til indberetningsskemaer",
 )
-BEARER = [{"bearerAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 # The caching headers of a lookup's answer, for the OpenAPI document.
 _STRING = {"type": "string"}
@@ -71,87 +69,16 @@ CACHED_ANSWER_HEADERS = {
     },
 }
 NOT_MODIFIED = "Not Modified: the ETag sent in If-None-Match is current / uændret"
-PAGE_KEYS = ("sort", "limit", "cursor")
 
 # Answers of the lookups, per worker, under the register version they were computed
-# in (hierarchy.service.register_version: it changes at every committed change of the
-# register - import, SHAK import, approved application, staff change). A type-ahead
-# asks the same few fragments all day, and a form resolves the same codes.
+# in (hierarchy.search.versions). A type-ahead asks the same few fragments all day,
+# and a form resolves the same codes.
 ANSWERS = AnswerCache()
 
 
-def _current_version(session: Session) -> tuple[int, str] | None:
-    """The register version, read before anything the answer is made of.
-
-    On PostgreSQL through the worker thread's own connection (``sorregistry.reads``):
-    one round trip, and a cached answer then needs nothing of the pool or the session.
-    Elsewhere (SQLite, a session bound to a connection, as in the tests) through the
-    session.
-    """
-    direct = reads.direct(session)
-    if direct is None:
-        return register_version(session)
-    rows = direct.rows(_VERSION_QUERY, {})
-    return (rows[0][0], rows[0][1]) if rows else None
-
-
-def _no_cache() -> bool:
-    directives = request.headers.get("Cache-Control", "").lower()
-    return "no-cache" in directives or "no-store" in directives
-
-
-def cached_answer(per_client: bool = False) -> Callable[[Any], Any]:
-    """Serve a GET from ANSWERS when this worker answered it (200) in this register version.
-
-    The key is the path, the query string exactly as sent, the day (what
-    ``active_on`` defaults to) and, for *per_client* lists (Mit CVR), the client's
-    CVR. The client is authenticated first, as on every request. Nothing is
-    cached or served inside a transaction that holds uncommitted register changes.
-    A request with ``Cache-Control: no-cache`` (HTTP's way to ask for an answer not
-    taken from a cache) is computed, and its answer stored; the benchmark measures
-    computed answers so. ``X-Cache: hit`` / ``miss`` says which it was (for monitoring
-    and the benchmark).
-    """
-
-    def decorate(view: Any) -> Any:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            session = db.session()
-            client = authenticate()
-            if request.method != "GET":
-                return view(*args, **kwargs)
-            version = _current_version(session)
-            if version is None or register_changed_in(session):
-                return view(*args, **kwargs)
-            key = (request.path, request.query_string, date.today(),
-                   client.cvr if per_client else None)
-            hit = None if _no_cache() else ANSWERS.get(version, key)
-            if hit is not None:
-                response = cached_json_response(*hit)
-                response.headers["X-Cache"] = "hit"
-                return response
-            remember_register_version(session, version)  # no second read in the lookup
-            reads.allow(session)
-            response = view(*args, **kwargs)
-            if isinstance(response, Response) and response.status_code == 200:
-                etag, _ = response.get_etag()
-                if etag:
-                    ANSWERS.put(version, key, response.get_data(), etag)
-                response.headers["X-Cache"] = "miss"
-            return response
-
-        return wrapper
-
-    return decorate
-
-
-def _page(args: dict[str, Any], **fixed: Any) -> Response:
-    options = {key: args.pop(key) for key in PAGE_KEYS if key in args}
-    filters = lookups.Filters(**{**args, **fixed})
-    try:
-        page = lookups.search(db.session, filters, **options)
-    except lookups.LookupError_ as exc:
-        abort(422, message=str(exc), errors=exc.errors)
+def _page(filters: search.Filters, options: lists.PageOptions) -> Response:
+    """One page of a list, as the API shows it."""
+    page = search.search(db.session, filters, **options)
     return json_response(
         {
             "items": [organisation_item(row) for row in page.items],
@@ -161,24 +88,14 @@ def _page(args: dict[str, Any], **fixed: Any) -> Response:
     )
 
 
-def _unit_levels(args: dict[str, Any]) -> list[str]:
-    """The levels a form's list shows: SI and OE (or the one asked for), never owners."""
-    levels = [level for level in args.pop("level", None) or [] if level != "IE"]
-    return levels or ["SI", "OE"]
-
-
 def _refuse_cvr_parameter() -> None:
     if "cvr" in request.args:
-        abort(
-            422,
-            message="Mit CVR uses the CVR of your client, never a parameter",
-            errors={"cvr": ["not allowed here: the CVR comes from your login"]},
-        )
+        raise lists.CvrGiven()
 
 
 @blp.route("/organisations")
 class OrganisationSearch(MethodView):
-    @cached_answer()
+    @cached_answer(ANSWERS, REGISTER)
     @blp.doc(security=BEARER)
     @blp.arguments(SearchArgsSchema(), location="query", as_kwargs=False)
     @blp.response(200, OrganisationListSchema, headers=CACHED_ANSWER_HEADERS)
@@ -186,12 +103,13 @@ class OrganisationSearch(MethodView):
     @require()
     def get(self, args: dict[str, Any]) -> Response:
         """Search the register with column filters / Søg i registret."""
-        return _page(args)
+        columns, options = lists.split_options(args)
+        return _page(search.Filters(**columns), options)
 
 
 @blp.route("/lookups/my-cvr/si")
 class MyCvrInstitutions(MethodView):
-    @cached_answer(per_client=True)
+    @cached_answer(ANSWERS, REGISTER, per_client=True)
     @blp.doc(security=BEARER)
     @blp.arguments(LookupArgsSchema(), location="query")
     @blp.response(200, OrganisationListSchema, headers=CACHED_ANSWER_HEADERS)
@@ -200,13 +118,14 @@ class MyCvrInstitutions(MethodView):
     def get(self, args: dict[str, Any]) -> Response:
         """Mit CVR – SI: the health institutions owned by the caller's CVR."""
         _refuse_cvr_parameter()
-        args.pop("level", None)
-        return _page(args, level=["SI"], cvr=current_client().cvr)
+        columns, options = lists.split_options(args)
+        return _page(lists.my_cvr_filters(current_client().cvr, columns, institutions_only=True),
+                     options)
 
 
 @blp.route("/lookups/my-cvr/all")
 class MyCvrAll(MethodView):
-    @cached_answer(per_client=True)
+    @cached_answer(ANSWERS, REGISTER, per_client=True)
     @blp.doc(security=BEARER)
     @blp.arguments(LookupArgsSchema(), location="query")
     @blp.response(200, OrganisationListSchema, headers=CACHED_ANSWER_HEADERS)
@@ -215,12 +134,14 @@ class MyCvrAll(MethodView):
     def get(self, args: dict[str, Any]) -> Response:
         """Mit CVR – Alle: institutions and units under the caller's CVR; level tells which."""
         _refuse_cvr_parameter()
-        return _page(args, level=_unit_levels(args), cvr=current_client().cvr)
+        columns, options = lists.split_options(args)
+        return _page(lists.my_cvr_filters(current_client().cvr, columns, institutions_only=False),
+                     options)
 
 
 @blp.route("/lookups/ownership/<any(statslig, regional, kommunal, privat):ownership>")
 class OwnershipList(MethodView):
-    @cached_answer()
+    @cached_answer(ANSWERS, REGISTER)
     @blp.doc(security=BEARER)
     @blp.arguments(LookupArgsSchema(), location="query")
     @blp.response(200, OrganisationListSchema, headers=CACHED_ANSWER_HEADERS)
@@ -228,11 +149,12 @@ class OwnershipList(MethodView):
     @require()
     def get(self, args: dict[str, Any], ownership: str) -> Response:
         """Statslig / Regional / Kommunal / Privat: institutions and units of that ownership."""
-        return _page(args, level=_unit_levels(args), ownership=ownership)
+        columns, options = lists.split_options(args)
+        return _page(lists.ownership_filters(ownership, columns), options)
 
 
 @blp.after_request
-def _cache_headers(response: Any) -> Any:
+def _cache_headers(response: Response) -> Response:
     """The register changes nightly: clients may reuse an answer for five minutes,
     then revalidate with the ETag (a 304 costs no body)."""
     if request.method == "GET" and response.status_code in (200, 304):
@@ -243,7 +165,7 @@ def _cache_headers(response: Any) -> Any:
 
 @blp.route("/resolve")
 class Resolve(MethodView):
-    @cached_answer()
+    @cached_answer(ANSWERS, REGISTER)
     @blp.doc(security=BEARER)
     @blp.arguments(ResolveArgsSchema(), location="query")
     @blp.response(200, ResolveSchema, headers=CACHED_ANSWER_HEADERS)
@@ -254,20 +176,12 @@ class Resolve(MethodView):
     def get(self, args: dict[str, Any]) -> Response:
         """Say whether a code is a SOR code, SHAK code or ydernummer, with every match."""
         day = args.get("active_on") or date.today()
-        try:
-            interpretations = reporting.resolve(db.session, args["code"], day)
-        except reporting.Malformed as exc:
-            abort(422, message=str(exc), errors={"code": [str(exc)]})
+        interpretations = reporting.resolve(db.session, args["code"], day)
+        found = reporting.first_found(interpretations, day)
         carriers = {
             i.normalised: [o.sor_code for o in i.organisations]
             for i in interpretations if i.kind == "shak"
         }
-        found = next((i for i in interpretations if i.organisations), None)
-        if found is None:
-            readings = " or ".join(
-                f"{reporting.KIND_NAMES[i.kind]} {i.normalised}" for i in interpretations
-            )
-            abort(404, message=f"no organisation active on {day.isoformat()} has {readings}")
         return json_response({
             "code": args["code"].strip(),
             "kind": found.kind,
@@ -284,7 +198,7 @@ class Resolve(MethodView):
         })
 
 
-def _shak_item(record: Any, sor_codes: list[str]) -> dict[str, Any]:
+def _shak_item(record: reporting.ShakRecord, sor_codes: list[str]) -> dict[str, Any]:
     return {
         "code": record.code,
         "name": record.text,
@@ -296,7 +210,7 @@ def _shak_item(record: Any, sor_codes: list[str]) -> dict[str, Any]:
     }
 
 
-def _shak_list(rows: list[Any], total: int, day: date) -> Response:
+def _shak_list(rows: list[ShakCode], total: int, day: date) -> Response:
     carriers = reporting.organisations_by_shak(db.session, [r.code for r in rows], day)
     return json_response(
         {"items": [_shak_item(r, carriers[r.code]) for r in rows], "total": total}
@@ -327,12 +241,9 @@ class ShakDepartments(MethodView):
     def get(self, args: dict[str, Any]) -> Response:
         """SHAK type-ahead: departments and sections of one hospital only."""
         day = args.get("active_on") or date.today()
-        try:
-            rows, total = reporting.shak_departments(
-                db.session, args["hospital"].strip(), args.get("q"), day, args["limit"]
-            )
-        except reporting.Malformed as exc:
-            abort(422, message=str(exc), errors={"hospital": [str(exc)]})
+        rows, total = reporting.shak_departments(
+            db.session, args["hospital"].strip(), args.get("q"), day, args["limit"]
+        )
         return _shak_list(rows, total, day)
 
 

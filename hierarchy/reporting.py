@@ -7,31 +7,73 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Date, String, bindparam, func, literal, or_, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Select,
+    String,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.orm import Session, scoped_session
 
 from hierarchy import identifiers as ids
-from hierarchy.lookups import ITEM_COLUMNS
 from hierarchy.models import Organisation, ShakCode
+from hierarchy.search.filters import escape_like
+from hierarchy.search.statements import ITEM_COLUMNS, ItemRow, valid_on
 from hierarchy.service import active_on_clause
 from hierarchy.text import fold
+from sorregistry.errors import DomainError
 from sorregistry.reads import reads
 
 KIND_NAMES = {"sor": "SOR code", "shak": "SHAK code", "ydernummer": "ydernummer"}
 
 
-class Malformed(ValueError):
-    """The code is none of the kinds the register knows; the message says why."""
+class Malformed(DomainError, ValueError):
+    """The code is none of the kinds the register knows (422); the message says why, and
+    the field errors name the argument that held it (``code``, ``hospital``)."""
+
+    status = 422
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message, field_errors={field: [message]})
+
+
+class NothingFound(DomainError, LookupError):
+    """A well-formed code that names no organisation on the day (404)."""
+
+    status = 404
+
+
+class ShakRecord(Protocol):
+    """A record of the SHAK register: a ShakCode, or a row of ``shak_codes``."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def hospital(self) -> str: ...
+    @property
+    def valid_from(self) -> date: ...
+    @property
+    def valid_to(self) -> date | None: ...
 
 
 @dataclass
 class Interpretation:
     kind: str
     normalised: str
-    organisations: list[Any] = field(default_factory=list)  # rows with ITEM_COLUMNS
-    shak: Any = None  # the SHAK register's record (a shak_codes row), for a SHAK reading
+    organisations: list[ItemRow] = field(default_factory=list)
+    shak: ShakRecord | None = None  # the SHAK register's record, for a SHAK reading
 
 
 def _why_malformed(code: str) -> str:
@@ -48,7 +90,8 @@ def _why_malformed(code: str) -> str:
     )
 
 
-def resolve(session: Session, code: str, active_on: date | None = None) -> list[Interpretation]:
+def resolve(session: Session | scoped_session[Session], code: str,
+            active_on: date | None = None) -> list[Interpretation]:
     """Every reading of *code* with the organisations it names on *active_on*.
 
     Raises Malformed when the code fits no shape. A ydernummer is not unique:
@@ -58,13 +101,13 @@ def resolve(session: Session, code: str, active_on: date | None = None) -> list[
     code = (code or "").strip()
     kinds = ids.classify_code(code)
     if not kinds:
-        raise Malformed(_why_malformed(code))
+        raise Malformed(_why_malformed(code), field="code")
     day = active_on or date.today()
     normalised = {kind: _NORMALISE[kind](code) for kind in kinds}
     parameters: dict[str, Any] = {"day": day}
     parameters.update(normalised)
-    found: dict[str, list[Any]] = {kind: [] for kind in kinds}
-    statements: list[tuple[Any, dict[str, Any]]] = [
+    found: dict[str, list[ItemRow]] = {kind: [] for kind in kinds}
+    statements: list[tuple[Select[Any], dict[str, Any]]] = [
         (_readings_statement(tuple(kinds)), parameters)]
     if "shak" in kinds:  # the SHAK record too, in the same round trip
         statements.append((_SHAK_RECORD, {"code": normalised["shak"], "day": day}))
@@ -80,6 +123,16 @@ def resolve(session: Session, code: str, active_on: date | None = None) -> list[
     return interpretations
 
 
+def first_found(interpretations: list[Interpretation], day: date) -> Interpretation:
+    """The first reading of a code that names organisations; NothingFound names every
+    reading when none does."""
+    found = next((i for i in interpretations if i.organisations), None)
+    if found is None:
+        readings = " or ".join(f"{KIND_NAMES[i.kind]} {i.normalised}" for i in interpretations)
+        raise NothingFound(f"no organisation active on {day.isoformat()} has {readings}")
+    return found
+
+
 _NORMALISE = {
     "sor": ids.validate_sor_code,
     "shak": ids.validate_shak,
@@ -89,12 +142,11 @@ _READING_COLUMNS = {"sor": "sor_code", "shak": "shak", "ydernummer": "ydernummer
 
 
 @functools.cache
-def _readings_statement(kinds: tuple[str, ...]) -> Any:
+def _readings_statement(kinds: tuple[str, ...]) -> Select[Any]:
     """One UNION ALL of the organisations each reading names, active on :day (built once
     per combination of readings; at most 500 per reading, in name order)."""
     table = Organisation.__table__
     columns = [table.c[column.key] for column in ITEM_COLUMNS]
-    day = bindparam("day", type_=Date)
     parts = []
     for position, kind in enumerate(kinds):
         inner = (
@@ -102,8 +154,7 @@ def _readings_statement(kinds: tuple[str, ...]) -> Any:
                    *columns)
             .where(
                 table.c[_READING_COLUMNS[kind]] == bindparam(kind, type_=String),
-                (table.c.valid_from.is_(None)) | (table.c.valid_from <= day),
-                (table.c.valid_to.is_(None)) | (table.c.valid_to > day),
+                *valid_on(table),
             )
             .order_by(table.c.name_search, table.c.sor_code)
             .limit(500)
@@ -116,7 +167,8 @@ def _readings_statement(kinds: tuple[str, ...]) -> Any:
     )
 
 
-def shak_record(session: Session, code: str, day: date) -> Any:
+def shak_record(session: Session | scoped_session[Session], code: str,
+                day: date) -> ShakRecord | None:
     """The SHAK register's record of *code* in force on *day* (a row), or None."""
     rows = reads(session).rows(_SHAK_RECORD, {"code": code, "day": day})
     return rows[0] if rows else None
@@ -135,14 +187,14 @@ _SHAK_RECORD = (
 )
 
 
-def _shak_query(q: str | None, day: date) -> list[Any]:
+def _shak_query(q: str | None, day: date) -> list[ColumnElement[bool]]:
     conditions = [
         ShakCode.valid_from <= day,
         (ShakCode.valid_to.is_(None)) | (ShakCode.valid_to >= day),
     ]
     if q:
         typed = q.strip()
-        folded = fold(typed).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        folded = escape_like(fold(typed))
         conditions.append(
             or_(
                 ShakCode.code.like(typed.upper().replace("%", "").replace("_", "") + "%"),
@@ -153,7 +205,8 @@ def _shak_query(q: str | None, day: date) -> list[Any]:
 
 
 def shak_hospitals(
-    session: Session, q: str | None, day: date | None = None, limit: int = 20
+    session: Session | scoped_session[Session], q: str | None, day: date | None = None,
+    limit: int = 20,
 ) -> tuple[list[ShakCode], int]:
     """Hospitals whose code starts with, or whose name contains, what was typed."""
     conditions = [ShakCode.kind == "hospital", *_shak_query(q, day or date.today())]
@@ -161,11 +214,12 @@ def shak_hospitals(
 
 
 def shak_departments(
-    session: Session, hospital: str, q: str | None, day: date | None = None, limit: int = 20
+    session: Session | scoped_session[Session], hospital: str, q: str | None,
+    day: date | None = None, limit: int = 20,
 ) -> tuple[list[ShakCode], int]:
     """Departments and sections of *hospital* only, matched like the hospitals."""
     if ids.shak_kind(hospital or "") != "hospital":
-        raise Malformed(f"{hospital!r} is not a SHAK hospital code (4 digits)")
+        raise Malformed(f"{hospital!r} is not a SHAK hospital code (4 digits)", field="hospital")
     conditions = [
         ShakCode.hospital == hospital,
         ShakCode.kind != "hospital",
@@ -174,7 +228,8 @@ def shak_departments(
     return _shak_page(session, conditions, limit)
 
 
-def _shak_page(session: Session, conditions: list[Any], limit: int) -> tuple[list[ShakCode], int]:
+def _shak_page(session: Session | scoped_session[Session], conditions: list[ColumnElement[bool]],
+               limit: int) -> tuple[list[ShakCode], int]:
     total = session.execute(
         select(func.count()).select_from(ShakCode).where(*conditions)
     ).scalar_one()
@@ -186,7 +241,8 @@ def _shak_page(session: Session, conditions: list[Any], limit: int) -> tuple[lis
     return rows, total
 
 
-def organisations_by_shak(session: Session, codes: list[str], day: date) -> dict[str, list[str]]:
+def organisations_by_shak(session: Session | scoped_session[Session], codes: list[str],
+                          day: date) -> dict[str, list[str]]:
     """SOR codes of the organisations carrying each SHAK code (one code, several entities)."""
     carriers: dict[str, list[str]] = {code: [] for code in codes}
     if not codes:
@@ -196,7 +252,8 @@ def organisations_by_shak(session: Session, codes: list[str], day: date) -> dict
         .where(Organisation.shak.in_(codes), *active_on_clause(day))
         .order_by(Organisation.sor_code)
     ):
-        carriers[shak].append(sor_code)
+        if shak is not None:  # always: only carriers of codes are read
+            carriers[shak].append(sor_code)
     return carriers
 
 
@@ -234,7 +291,7 @@ def _period_findings(
 
 
 def validate_reporting_unit(
-    session: Session,
+    session: Session | scoped_session[Session],
     sor_code: str | None,
     shak_code: str | None,
     period_start: date | None,

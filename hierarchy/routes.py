@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 
 from hierarchy import identifiers as ids
 from hierarchy import service
 from hierarchy.schemas import HistorySchema, OrganisationSchema, organisation_item
+from sorregistry.errors import DomainError
 from sorregistry.extensions import db
 from sorregistry.responses import json_response
 from sorregistry.security import require
@@ -22,13 +26,27 @@ blp = Blueprint(
 )
 
 
-def _get(sor_code: str) -> Any:
+class MalformedSorCode(DomainError):
+    """The path's SOR code does not have a SOR code's shape (422, on ``sor_code``)."""
+
+    status = 422
+
+
+class UnknownSorCode(DomainError):
+    """No organisation has the path's SOR code (404)."""
+
+    status = 404
+
+
+@contextmanager
+def _sor_code_refusals() -> Iterator[None]:
+    """The register's refusals of a SOR code in the path, as the API answers them."""
     try:
-        return service.get_organisation(db.session, sor_code)
+        yield
     except ids.IdentifierError as exc:
-        abort(422, message=str(exc), errors={"sor_code": [str(exc)]})
+        raise MalformedSorCode(str(exc), field_errors={"sor_code": [str(exc)]}) from exc
     except service.NotFound as exc:
-        abort(404, message=str(exc))
+        raise UnknownSorCode(str(exc)) from exc
 
 
 SOR_CODE_PARAMETER = {
@@ -47,9 +65,11 @@ class OrganisationItem(MethodView):
     @blp.alt_response(404, description="Unknown SOR code")
     @blp.alt_response(422, description="Malformed SOR code")
     @require()
-    def get(self, sor_code: str) -> Any:
+    def get(self, sor_code: str) -> Response:
         """One organisation with its effective (inherited) values."""
-        return json_response(organisation_item(_get(sor_code)))
+        with _sor_code_refusals():
+            organisation = service.get_organisation(db.session, sor_code)
+        return json_response(organisation_item(organisation))
 
 
 @blp.route("/organisations/<sor_code>/history", parameters=[SOR_CODE_PARAMETER])
@@ -58,14 +78,10 @@ class OrganisationHistory(MethodView):
     @blp.response(200, HistorySchema)
     @blp.alt_response(404, description="Unknown SOR code")
     @require()
-    def get(self, sor_code: str) -> Any:
+    def get(self, sor_code: str) -> dict[str, Any]:
         """Every version of the organisation, oldest first, with what each changed."""
-        try:
+        with _sor_code_refusals():
             entries = service.organisation_history(db.session, sor_code)
-        except ids.IdentifierError as exc:
-            abort(422, message=str(exc), errors={"sor_code": [str(exc)]})
-        except service.NotFound as exc:
-            abort(404, message=str(exc))
         versions = [
             {
                 "version": e.version,

@@ -12,6 +12,7 @@ from marshmallow import Schema, fields, pre_dump, validate
 
 from hierarchy.codes import entity_type_name
 from hierarchy.models import LEVELS, OWNERSHIPS, Organisation
+from hierarchy.search.statements import ItemRow
 
 
 def _d(en: str, da: str) -> dict[str, Any]:
@@ -92,7 +93,7 @@ def _address(address: dict[str, Any] | None) -> dict[str, Any] | None:
     return {key: address.get(key) for key in _ADDRESS_KEYS}
 
 
-def organisation_item(organisation: Any) -> dict[str, Any]:
+def organisation_item(organisation: ItemRow) -> dict[str, Any]:
     """An organisation as the API shows it, from a model or a row with ITEM_COLUMNS."""
     effective = organisation.effective or {}
     return {

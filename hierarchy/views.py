@@ -2,10 +2,10 @@
 
 The picker's table and type-ahead call small JSON endpoints under
 ``/picker/api/`` that the login session authenticates. They call the same
-services as the bearer-token API (``hierarchy.lookups.search``,
-``hierarchy.reporting``), so a list looks the same in both; the API itself is
-left to bearer tokens, so a cookie never authenticates it and it needs no CSRF
-protection.
+services as the bearer-token API (``hierarchy.search`` with the lists' rules of
+``hierarchy.search.lists``, and ``hierarchy.reporting``), so a list looks the same
+in both; the API itself is left to bearer tokens, so a cookie never authenticates it
+and it needs no CSRF protection.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from flask_login import current_user
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
-from hierarchy import browse, lookups, reporting
+from hierarchy import browse, reporting, search
 from hierarchy import identifiers as ids
 from hierarchy import service as register
 from hierarchy.codes import OWNERSHIP_BY_TYPE, entity_type_name, entity_type_names
 from hierarchy.schemas import LookupArgsSchema, organisation_item
+from hierarchy.search import lists
 from sorregistry.extensions import db
 from sorregistry.i18n import _, add_english, current_language
 from sorregistry.responses import json_response
@@ -154,12 +155,12 @@ def browse_page() -> str:
     error = None
     if q:
         digits = q.isdigit()
-        filters = lookups.Filters(sor_code=q) if digits else lookups.Filters(name=q)
+        filters = search.Filters(sor_code=q) if digits else search.Filters(name=q)
         try:
-            results = lookups.search(db.session, filters, limit=SEARCH_PAGE,
-                                     cursor=request.args.get("cursor") or None,
-                                     sort="code" if digits else "name")
-        except lookups.LookupError_ as exc:
+            results = search.search(db.session, filters, limit=SEARCH_PAGE,
+                                    cursor=request.args.get("cursor") or None,
+                                    sort="code" if digits else "name")
+        except search.InvalidSearch as exc:
             error = "; ".join(exc.errors.values())
     return render_template(
         "hierarchy/browse.html", q=q, results=results, error=error,
@@ -177,7 +178,7 @@ def tree() -> str:
     try:
         page = browse.children(db.session, parent_sor_code=parent, ownership=ownership,
                                limit=TREE_PAGE, cursor=request.args.get("cursor") or None)
-    except lookups.LookupError_:
+    except search.InvalidSearch:
         abort(400)
     counts = browse.child_counts(db.session, [row.sor_code for row in page.items])
     return render_template("hierarchy/_tree_level.html", page=page, counts=counts,
@@ -254,7 +255,8 @@ def _list_args() -> dict[str, Any]:
             if not values:
                 continue
             raw[name] = values if schema_field.__class__.__name__ == "List" else values[0]
-    return _LIST_ARGS.load(raw)
+    loaded: dict[str, Any] = _LIST_ARGS.load(raw)
+    return loaded
 
 
 def _flat(messages: Any) -> dict[str, list[str]]:
@@ -285,19 +287,18 @@ def picker_list(which: str) -> Response:
         args = _list_args()
     except ValidationError as exc:
         return _error(422, _("Ugyldigt filter"), _flat(exc.messages))
-    options = {key: args.pop(key) for key in ("sort", "limit", "cursor") if key in args}
+    columns, options = lists.split_options(args)
     options["limit"] = min(options.get("limit", PICKER_PAGE), PICKER_PAGE)
-    levels = [level for level in args.pop("level", None) or [] if level != "IE"] or ["SI", "OE"]
-    if which.startswith("my-cvr"):
-        if not current_user.cvr:
-            return _error(403, _("Din konto har intet CVR-nummer; Mit CVR kan ikke bruges."))
-        fixed: dict[str, Any] = {"cvr": current_user.cvr,
-                                 "level": ["SI"] if which == "my-cvr-si" else levels}
-    else:
-        fixed = {"ownership": which, "level": levels}
     try:
-        page = lookups.search(db.session, lookups.Filters(**{**args, **fixed}), **options)
-    except lookups.LookupError_ as exc:
+        if which.startswith("my-cvr"):
+            filters = lists.my_cvr_filters(current_user.cvr, columns,
+                                           institutions_only=which == "my-cvr-si")
+        else:
+            filters = lists.ownership_filters(which, columns)
+        page = search.search(db.session, filters, **options)
+    except lists.NoCvr:
+        return _error(403, _("Din konto har intet CVR-nummer; Mit CVR kan ikke bruges."))
+    except search.InvalidSearch as exc:
         return _error(422, _("Ugyldigt filter"), exc.errors)
     return json_response({
         "items": [_picker_item(row) for row in page.items],
@@ -345,7 +346,7 @@ def picker_departments() -> Response:
         rows, total = reporting.shak_departments(
             db.session, (request.args.get("hospital") or "").strip(), q, limit=20)
     except reporting.Malformed as exc:
-        return _error(422, str(exc), {"hospital": [str(exc)]})
+        return _error(422, exc.message, dict(exc.field_errors or {}))
     return _shak_items(rows, total)
 
 

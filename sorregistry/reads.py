@@ -9,7 +9,7 @@ own in autocommit mode (every statement sees the latest committed register, as i
 a READ COMMITTED transaction) and runs the lookups' statements on it:
 
 * the statements are the same SQLAlchemy statements the session would run, built
-  once per shape with named parameters (``hierarchy.lookups``, ``hierarchy.reporting``)
+  once per shape with named parameters (``hierarchy.search``, ``hierarchy.reporting``)
   and compiled once per process here; only their parameters vary per request;
 * rows come back as named tuples (attribute access like SQLAlchemy's rows), JSON
   decoded by orjson;
@@ -28,21 +28,27 @@ from __future__ import annotations
 import atexit
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from typing import Any, cast
 
 import orjson
+import psycopg
 from flask import current_app, has_request_context, request
+from psycopg.rows import namedtuple_row
+from psycopg.types.json import set_json_loads
+from sqlalchemy import Select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, scoped_session
-from sqlalchemy.sql import ClauseElement
 
 from sorregistry.database import prepare_postgresql_connection
 
 _FLAG = "sor_fast_reads"
 
 
-Batch = Sequence[tuple[ClauseElement, Mapping[str, Any]]]
+# The reads' statements: SELECTs (a statement and its parameters).
+Statement = Select[Any]
+Batch = Sequence[tuple[Statement, Mapping[str, Any]]]
+Connection = psycopg.Connection[Any]
 
 
 class _Reads:
@@ -51,14 +57,14 @@ class _Reads:
     def batch(self, statements: Batch) -> list[list[Any]]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def rows(self, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+    def rows(self, statement: Statement, params: Mapping[str, Any]) -> list[Any]:
         return self.batch([(statement, params)])[0]
 
-    def scalar(self, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
+    def scalar(self, statement: Statement, params: Mapping[str, Any]) -> Any:
         rows = self.rows(statement, params)
         return rows[0][0] if rows else None
 
-    def scalar_and_rows(self, first: ClauseElement, second: ClauseElement,
+    def scalar_and_rows(self, first: Statement, second: Statement,
                         params: Mapping[str, Any]) -> tuple[Any, list[Any]]:
         """*first*'s value and *second*'s rows (a list's total and its page)."""
         counted, rows = self.batch([(first, params), (second, params)])
@@ -68,7 +74,7 @@ class _Reads:
 class SessionReads(_Reads):
     """The statements through the ORM session (its transaction, its connection)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session | scoped_session[Session]) -> None:
         self.session = session
 
     def batch(self, statements: Batch) -> list[list[Any]]:
@@ -81,7 +87,7 @@ class SessionReads(_Reads):
 class _Compiled:
     __slots__ = ("statement", "sql", "compiled", "processors")
 
-    def __init__(self, statement: ClauseElement, engine: Engine) -> None:
+    def __init__(self, statement: Statement, engine: Engine) -> None:
         compiled = statement.compile(dialect=engine.dialect)
         if compiled.has_out_parameters or "POSTCOMPILE" in compiled.string:
             raise ValueError("a statement for the fast reads has no expanding parameters")
@@ -90,7 +96,7 @@ class _Compiled:
         self.sql = compiled.string
         self.processors = compiled._bind_processors
 
-    def parameters(self, params: Mapping[str, Any]) -> dict[str, Any]:
+    def parameters(self, params: Mapping[str, Any]) -> MutableMapping[str, Any]:
         values = self.compiled.construct_params(dict(params), _check=True)
         for name, process in self.processors.items():
             if name in values and values[name] is not None:
@@ -104,7 +110,7 @@ class DirectReads(_Reads):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _compiled(self, statement: ClauseElement) -> _Compiled:
+    def _compiled(self, statement: Statement) -> _Compiled:
         key = (id(self.engine.dialect), id(statement))
         compiled = _STATEMENTS.get(key)
         if compiled is None:
@@ -117,8 +123,6 @@ class DirectReads(_Reads):
         """Each statement's rows. Several go together in one round trip (libpq's pipeline
         mode), run in order in one implicit transaction (an error in one aborts those
         after it; the connection recovers); they read, so that changes nothing else."""
-        from psycopg.rows import namedtuple_row
-
         prepared = []
         for statement, params in statements:
             compiled = self._compiled(statement)
@@ -151,10 +155,10 @@ _MAX_STATEMENTS = 5000
 
 
 def _operational_errors(engine: Engine) -> type[Exception]:
-    return engine.dialect.loaded_dbapi.OperationalError  # type: ignore[no-any-return]
+    return engine.dialect.loaded_dbapi.OperationalError
 
 
-def _direct_engine(session: Session) -> Engine | None:
+def _direct_engine(session: Session | scoped_session[Session]) -> Engine | None:
     """The engine of *session* when the fast reads can serve it: PostgreSQL, bound to an
     engine (not to one connection), switched on."""
     bind = session.get_bind()
@@ -165,7 +169,7 @@ def _direct_engine(session: Session) -> Engine | None:
     return bind
 
 
-def allow(session: Session) -> bool:
+def allow(session: Session | scoped_session[Session]) -> bool:
     """Let this request's lookups read directly (see the module's text), if they can:
     *session* has not begun a transaction (so holds no change of its own). A route
     calls it before it computes an answer; returns whether they will."""
@@ -181,7 +185,7 @@ def _untouched(session: Session | scoped_session[Session]) -> bool:
     return not (session.in_transaction() or session.new or session.dirty or session.deleted)
 
 
-def reads(session: Session) -> Reads:
+def reads(session: Session | scoped_session[Session]) -> Reads:
     """How this request's lookups read: directly when :func:`allow` let them and *session*
     is still untouched, else through *session*."""
     if has_request_context() and request.environ.get(_FLAG) and _untouched(session):
@@ -191,7 +195,7 @@ def reads(session: Session) -> Reads:
     return SessionReads(session)
 
 
-def direct(session: Session) -> DirectReads | None:
+def direct(session: Session | scoped_session[Session]) -> DirectReads | None:
     """Reads on the thread's own connection for *session*'s database, when it is
     PostgreSQL bound to an engine; None otherwise. For reads that want no transaction
     whatever the request's state (the register version, read before any answer)."""
@@ -206,13 +210,13 @@ _keys: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
 # Every thread's, to close them at exit. Weak: a thread that ends drops its connection
 # (in its threading.local) and the driver closes it when collected; a server that
 # makes a thread per request leaks nothing.
-_all: weakref.WeakSet[Any] = weakref.WeakSet()
+_all: weakref.WeakSet[Connection] = weakref.WeakSet()
 _all_lock = threading.Lock()
 
 
-def _connection(engine: Engine, fresh: bool = False) -> Any:
+def _connection(engine: Engine, fresh: bool = False) -> Connection:
     """The calling thread's connection to *engine*'s database (made on first use)."""
-    connections: dict[Any, Any] = _local.__dict__.setdefault("connections", {})
+    connections: dict[str, Connection] = _local.__dict__.setdefault("connections", {})
     key = _keys.get(engine)
     if key is None:  # the database's URL (rendering it costs more than the lookup's Python)
         key = _keys.setdefault(engine, engine.url.render_as_string(hide_password=False))
@@ -221,10 +225,9 @@ def _connection(engine: Engine, fresh: bool = False) -> Any:
         return connection
     if connection is not None:
         _forget(connection)
-    from psycopg.types.json import set_json_loads
-
     # The engine's own way to connect: its URL, connect_args and do_connect hooks.
-    connection = engine.pool._creator()  # type: ignore[call-arg]
+    creator = cast(Callable[[], Connection], engine.pool._creator)
+    connection = creator()
     connection.autocommit = True
     set_json_loads(orjson.loads, connection)
     prepare_postgresql_connection(connection)
@@ -234,8 +237,8 @@ def _connection(engine: Engine, fresh: bool = False) -> Any:
     return connection
 
 
-def _forget(connection: Any) -> None:
-    connections: dict[Any, Any] = _local.__dict__.get("connections", {})
+def _forget(connection: Connection) -> None:
+    connections: dict[str, Connection] = _local.__dict__.get("connections", {})
     for key, value in list(connections.items()):
         if value is connection:
             del connections[key]

@@ -1,21 +1,33 @@
-"""Fast JSON responses for the lookups, with ETags from the body.
+"""Fast JSON responses for the APIs, with ETags from the body, and a cache of answers.
 
 Marshmallow documents the API (the OpenAPI document is made from the
 schemas), but dumping hundreds of nested items through it costs more than the
 database does; lists are therefore built as plain dicts and encoded with
 orjson. The ETag is a digest of the exact bytes sent, so If-None-Match gives
 a 304 whenever the answer would be the same.
+
+:func:`cached_answer` keeps a worker's answers (:class:`AnswerCache`) under the version
+of the data they were made of; the data's owner says what its version is
+(:class:`DataVersion`: the register's, say), the core knows no data of its own.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable, Hashable
+from datetime import date
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import orjson
 from flask import Response, request
+from sqlalchemy.orm import Session
+
+from sorregistry import reads
+from sorregistry.extensions import db
+from sorregistry.security import authenticate
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
@@ -46,12 +58,12 @@ class AnswerCache:
     def __init__(self, budget: int = 64 * 1024 * 1024, largest: int = 2 * 1024 * 1024) -> None:
         self.budget = budget
         self.largest = largest
-        self.version: Any = None
-        self.entries: OrderedDict[Any, tuple[bytes, str]] = OrderedDict()
+        self.version: Hashable = None
+        self.entries: OrderedDict[Hashable, tuple[bytes, str]] = OrderedDict()
         self.size = 0
         self.lock = threading.Lock()
 
-    def get(self, version: Any, key: Any) -> tuple[bytes, str] | None:
+    def get(self, version: Hashable, key: Hashable) -> tuple[bytes, str] | None:
         with self.lock:
             if version != self.version:
                 return None
@@ -60,7 +72,7 @@ class AnswerCache:
                 self.entries.move_to_end(key)
             return entry
 
-    def put(self, version: Any, key: Any, body: bytes, etag: str) -> None:
+    def put(self, version: Hashable, key: Hashable, body: bytes, etag: str) -> None:
         if len(body) > self.largest:
             return
         with self.lock:
@@ -78,6 +90,82 @@ class AnswerCache:
     def clear(self) -> None:
         with self.lock:
             self.version, self.entries, self.size = None, OrderedDict(), 0
+
+
+V = TypeVar("V", bound=Hashable)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class DataVersion(Protocol[V]):
+    """What :func:`cached_answer` needs of the data an API's answers are made of."""
+
+    def current(self, session: Session) -> V | None:
+        """The data's version, read before anything an answer is made of, in no transaction
+        of *session*'s if it can be (None: unknown, do not cache)."""
+        ...
+
+    def changed_in(self, session: Session) -> bool:
+        """Whether *session* holds changes of the data not yet committed."""
+        ...
+
+    def remember(self, session: Session, version: V) -> None:
+        """Let the answer's own reads in *session* take *version* as read, not read it again."""
+        ...
+
+
+def _no_cache() -> bool:
+    directives = request.headers.get("Cache-Control", "").lower()
+    return "no-cache" in directives or "no-store" in directives
+
+
+def cached_answer(
+    answers: AnswerCache, data: DataVersion[V], *, per_client: bool = False
+) -> Callable[[Callable[P, R]], Callable[P, R | Response]]:
+    """Serve a GET from *answers* when this worker answered it (200) in this version of *data*.
+
+    The key is the path, the query string exactly as sent, the day (what a date filter
+    defaults to) and, for *per_client* answers (Mit CVR), the client's CVR. The client
+    is authenticated first, as on every request. Nothing is cached or served inside a
+    transaction that holds uncommitted changes of *data*. A request with
+    ``Cache-Control: no-cache`` (HTTP's way to ask for an answer not taken from a
+    cache) is computed, and its answer stored; the benchmark measures computed answers
+    so. ``X-Cache: hit`` / ``miss`` says which it was (for monitoring and the benchmark).
+
+    A computed answer may read directly (``sorregistry.reads.allow``): it runs in no
+    transaction of its own, on the version read first.
+    """
+
+    def decorate(view: Callable[P, R]) -> Callable[P, R | Response]:
+        @functools.wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | Response:
+            session = db.session()
+            client = authenticate()
+            if request.method != "GET":
+                return view(*args, **kwargs)
+            version = data.current(session)
+            if version is None or data.changed_in(session):
+                return view(*args, **kwargs)
+            key = (request.path, request.query_string, date.today(),
+                   client.cvr if per_client else None)
+            hit = None if _no_cache() else answers.get(version, key)
+            if hit is not None:
+                response = cached_json_response(*hit)
+                response.headers["X-Cache"] = "hit"
+                return response
+            data.remember(session, version)  # no second read in the answer
+            reads.allow(session)
+            answer = view(*args, **kwargs)
+            if isinstance(answer, Response) and answer.status_code == 200:
+                etag, _ = answer.get_etag()
+                if etag:
+                    answers.put(version, key, answer.get_data(), etag)
+                answer.headers["X-Cache"] = "miss"
+            return answer
+
+        return wrapper
+
+    return decorate
 
 
 def dumps_text(value: Any) -> str:

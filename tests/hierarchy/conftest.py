@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hierarchy import lookups
+from hierarchy.search.names import NAMES
 
 
 @pytest.fixture
@@ -15,5 +15,5 @@ def fresh_database(fresh_database: str) -> Iterator[str]:
     worker thread (PostgreSQL, an app on an engine) ends before the database is dropped,
     and no index of it is left for the next test."""
     yield fresh_database
-    lookups.NAMES.wait()
-    lookups.NAMES.clear()
+    NAMES.wait()
+    NAMES.clear()

@@ -20,8 +20,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import event, select
 
-from hierarchy import lookups
 from hierarchy.models import Organisation
+from hierarchy.search.names import NAMES, read_names
+from hierarchy.search.totals import TOTALS
 from hierarchy.shak_import import import_shak_file
 from hierarchy.sor_import import import_sor_file
 from sorregistry import create_app, reads
@@ -162,7 +163,7 @@ def _name_index_read() -> str:
             statement = query
             return iter(())
 
-    list(lookups._read_names(Capture(), date.today()))
+    list(read_names(Capture(), date.today()))
     return str(statement.compile(dialect=postgresql.psycopg.dialect()))
 
 
@@ -172,7 +173,7 @@ def test_direct_reads_answer_as_the_session_does(apps, monkeypatch, name_index):
     facts = _facts(direct)
     headers = {"Authorization": f"Bearer {facts['token']}", **NO_CACHE}
     monkeypatch.setattr(auth, "IDENTITY_SECONDS", 3600.0)  # however slow the machine
-    monkeypatch.setattr(lookups.NAMES, "enabled", name_index)
+    monkeypatch.setattr(NAMES, "enabled", name_index)
     statements: list[str] = []
     with direct.app_context():
         engine = db.engine
@@ -185,9 +186,9 @@ def test_direct_reads_answer_as_the_session_does(apps, monkeypatch, name_index):
     urls = _urls(facts)
     pages = 0
     for url in urls:
-        lookups.TOTALS.clear()  # each app counts for itself (the totals are per worker)
+        TOTALS.clear()  # each app counts for itself (the totals are per worker)
         expected = _walk(slow, url, headers)
-        lookups.TOTALS.clear()
+        TOTALS.clear()
         got = _walk(fast, url, headers)
         assert got == expected, url
         pages += sum(page.startswith(b"200 ") for page in expected)

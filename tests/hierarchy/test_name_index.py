@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from hierarchy import lookups, service
+from hierarchy import search, service
 from hierarchy.models import Organisation
+from hierarchy.search.names import NAMES, NameIndex, indexable
+from hierarchy.search.totals import TOTALS
 from hierarchy.sor_import import import_sor_file
 from hierarchy.text import fold
 from tests.conftest import fixture_path
@@ -49,11 +51,11 @@ def register(session, export):
         service.change_organisation(session, sor_code, {"name": name}, source="staff",
                                     actor="test")
     session.commit()
-    lookups.NAMES.clear()
-    lookups.TOTALS.clear()
+    NAMES.clear()
+    TOTALS.clear()
     yield session
-    lookups.NAMES.clear()
-    lookups.TOTALS.clear()
+    NAMES.clear()
+    TOTALS.clear()
 
 
 def _fragments(session, count: int, seed: int) -> list[str]:
@@ -83,15 +85,15 @@ def _fragments(session, count: int, seed: int) -> list[str]:
 
 def _walk(session, filters: dict, limit: int, use_index: bool) -> list[tuple]:
     """Every page of a search: (items' codes, total, next) of each page."""
-    lookups.NAMES.enabled = use_index
+    NAMES.enabled = use_index
     if not use_index:
-        lookups.NAMES.index = None
-    lookups.TOTALS.clear()
+        NAMES.index = None
+    TOTALS.clear()
     pages = []
     cursor = None
     try:
         for _ in range(2000):
-            page = lookups.search(session, lookups.Filters(**filters), limit=limit,
+            page = search.search(session, search.Filters(**filters), limit=limit,
                                   cursor=cursor)
             pages.append(([row.sor_code for row in page.items], page.total, page.next))
             cursor = page.next
@@ -100,13 +102,13 @@ def _walk(session, filters: dict, limit: int, use_index: bool) -> list[tuple]:
         else:
             raise AssertionError("the walk did not end")
     finally:
-        lookups.NAMES.enabled = True
+        NAMES.enabled = True
     return pages
 
 
 def _index_answers(session, filters: dict, limit: int) -> list[tuple]:
     pages = _walk(session, filters, limit, use_index=True)
-    assert lookups.NAMES.index is not None  # the index answered (built here if needed)
+    assert NAMES.index is not None  # the index answered (built here if needed)
     return pages
 
 
@@ -147,32 +149,32 @@ def test_folded_spellings_find_the_same_rows(register):
 def test_index_follows_the_register_version(register):
     before = _index_answers(register, {"name": "qzxjv"}, 20)
     assert before[0][1] == 0
-    index = lookups.NAMES.index
+    index = NAMES.index
     code = register.execute(select(Organisation.sor_code).where(Organisation.level == "SI")
                             .limit(1)).scalar_one()
     service.change_organisation(register, code, {"name": "Qzxjv Klinik"}, source="staff",
                                 actor="test")
     # Uncommitted changes of this transaction: the SQL path answers, the index is not used.
-    assert lookups.search(register, lookups.Filters(name="qzxjv")).total == 1
+    assert search.search(register, search.Filters(name="qzxjv")).total == 1
     register.commit()
     after = _index_answers(register, {"name": "qzxjv"}, 20)
-    assert after[0][1] == 1 and lookups.NAMES.index is not index
+    assert after[0][1] == 1 and NAMES.index is not index
     assert after == _walk(register, {"name": "qzxjv"}, 20, use_index=False)
 
 
 def test_other_days_and_filters_take_the_sql_path(register):
     _index_answers(register, {"name": "sen"}, 20)
-    index = lookups.NAMES.index
+    index = NAMES.index
     yesterday = date.today() - timedelta(days=1)
-    assert lookups._indexable(lookups.Filters(name="sen", active_on=yesterday), "name")
-    page = lookups.search(register, lookups.Filters(name="sen", active_on=yesterday))
-    assert lookups.NAMES.index is index  # not rebuilt for another day
-    lookups.NAMES.index = None
-    assert page.total == lookups.search(register, lookups.Filters(name="sen",
+    assert indexable(search.Filters(name="sen", active_on=yesterday), "name")
+    page = search.search(register, search.Filters(name="sen", active_on=yesterday))
+    assert NAMES.index is index  # not rebuilt for another day
+    NAMES.index = None
+    assert page.total == search.search(register, search.Filters(name="sen",
                                                                   active_on=yesterday)).total
-    assert not lookups._indexable(lookups.Filters(name="sen", postal_code="2100"), "name")
-    assert not lookups._indexable(lookups.Filters(name="sen"), "code")
-    assert not lookups._indexable(lookups.Filters(name="sen", cvr="29190623"), "name")
+    assert not indexable(search.Filters(name="sen", postal_code="2100"), "name")
+    assert not indexable(search.Filters(name="sen"), "code")
+    assert not indexable(search.Filters(name="sen", cvr="29190623"), "name")
 
 
 def test_index_unit_matches_brute_force():
@@ -183,7 +185,7 @@ def test_index_unit_matches_brute_force():
     rows = sorted((name, f"{n:06d}", rng.choice(["IE", "SI", "OE"]),
                    rng.choice(["privat", "kommunal", None]))
                   for n, name in enumerate(names * 3))
-    index = lookups.NameIndex((1, "x"), date.today(), iter(rows))
+    index = NameIndex((1, "x"), date.today(), iter(rows))
     for fragment in ["a", "ab", "abc", "ae", "oe", " ", "%", "_a", "e-", "aaaa", "zz"]:
         for mode in ("contains", "prefix"):
             for levels, ownership in (([], None), (["OE"], None), ([], "privat"),
@@ -204,7 +206,7 @@ def test_index_unit_matches_brute_force():
                     after = list(keys[-1])
                 assert seen == expected, (fragment, mode, levels, ownership)
     with pytest.raises(ValueError):
-        lookups.NameIndex(1, date.today(), iter([("b", "1", "OE", None), ("a", "2", "OE", None)]))
+        NameIndex(1, date.today(), iter([("b", "1", "OE", None), ("a", "2", "OE", None)]))
 
 
 def test_index_is_built_off_the_request_path_on_postgresql(fresh_database, backend):
@@ -216,27 +218,27 @@ def test_index_is_built_off_the_request_path_on_postgresql(fresh_database, backe
     from sorregistry.extensions import db
 
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": fresh_database})
-    lookups.NAMES.clear()
+    NAMES.clear()
     try:
         with app.app_context():
             import_sor_file(db.session, fixture_path("ONE_SYGEHUS.xml"), actor="test")
             db.session.commit()
         with app.app_context():
-            first = lookups.search(db.session, lookups.Filters(name="afs"), limit=3)
+            first = search.search(db.session, search.Filters(name="afs"), limit=3)
             db.session.rollback()
         deadline = time.monotonic() + 30
-        while lookups.NAMES.lock.locked() and time.monotonic() < deadline:
+        while NAMES.lock.locked() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert lookups.NAMES.index is not None and lookups.NAMES.last_build_seconds is not None
+        assert NAMES.index is not None and NAMES.last_build_seconds is not None
         with app.app_context():
             version = service.register_version(db.session)
-            assert lookups.NAMES.index.version == version
-            again = lookups.search(db.session, lookups.Filters(name="afs"), limit=3)
+            assert NAMES.index.version == version
+            again = search.search(db.session, search.Filters(name="afs"), limit=3)
             db.session.rollback()
         assert ([r.sor_code for r in again.items], again.total, again.next) == (
             [r.sor_code for r in first.items], first.total, first.next)
         assert first.total > 0
     finally:
-        lookups.NAMES.clear()
+        NAMES.clear()
         with app.app_context():
             db.engine.dispose()

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from hierarchy import lookups, service
+from hierarchy import service
 from hierarchy.models import NAME_COLUMNS, Organisation, OrganisationName
+from hierarchy.search.totals import TotalCache
 from hierarchy.sor_import import import_sor_file
 from hierarchy.text import fold
 from sorregistry.accounts.clients import create_client
@@ -237,7 +238,7 @@ def test_cached_totals_follow_service_changes_and_imports(client, session, expor
 
 
 def test_total_cache_never_answers_for_another_version():
-    cache = lookups._TotalCache(size=2)
+    cache = TotalCache(size=2)
     cache.put((1, "a"), "k", 5)
     assert cache.get((1, "a"), "k") == 5
     assert cache.get((1, "b"), "k") is None  # a rolled-back bump took 1 before

@@ -1,0 +1,209 @@
+"""Searching the register: the column filters and lists the reporting forms use.
+
+One query builder serves the general search, "Mit CVR – SI", "Mit CVR – Alle"
+and the ownership lists (their rules: :mod:`hierarchy.search.lists`), so they filter,
+sort and page alike. Pages are keyset-paginated (a cursor names the last row seen,
+:mod:`~hierarchy.search.cursor`), so walking a list returns every row exactly once
+however deep it goes, and each page carries the true total of the filtered list.
+
+A search takes one of three paths, each giving the same answers:
+
+* a plain name search (a name, sorted by name, at most level and ownership filters,
+  for today) from each worker's in-memory name index (:mod:`~hierarchy.search.names`)
+  when it is built for the current register version: the exact total and the page's
+  keys from memory, the page's rows from ``organisations`` by key;
+* any other name search with at most level, ownership and CVR filters, on PostgreSQL,
+  from the narrow table ``organisation_names`` (see ``hierarchy.models.OrganisationName``):
+  the page's keys and the exact total from it, the page's items from ``organisations``
+  by primary key; its totals cached per worker under the register's version
+  (:mod:`~hierarchy.search.totals`);
+* everything else: one count and one page over ``organisations``.
+
+The statements are built once per shape (:mod:`~hierarchy.search.statements`) and run
+through ``sorregistry.reads``: on PostgreSQL, during a request that allows it, on the
+worker thread's own connection; otherwise through the session. Both run the same
+statements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy.orm import Session, scoped_session
+
+from hierarchy.search.cursor import decode_cursor, encode_cursor, key_of
+from hierarchy.search.filters import (
+    FILTER_NAMES,
+    MAX_LIMIT,
+    Filters,
+    InvalidSearch,
+    Sort,
+    normalise,
+)
+from hierarchy.search.names import NAMES, indexable
+from hierarchy.search.statements import (
+    ITEM_COLUMNS,
+    ITEMS_BY_CODE,
+    ItemRow,
+    NarrowShape,
+    Order,
+    Parameters,
+    name_pattern,
+    narrow_statements,
+    search_parameters,
+    search_statements,
+)
+from hierarchy.search.totals import TOTALS
+from hierarchy.service import register_changed_in, register_version
+from sorregistry.reads import Reads
+from sorregistry.reads import reads as reads_for
+
+__all__ = [
+    "ITEM_COLUMNS",
+    "MAX_LIMIT",
+    "Filters",
+    "InvalidSearch",
+    "ItemRow",
+    "Page",
+    "Sort",
+    "decode_cursor",
+    "encode_cursor",
+    "normalise",
+    "page_of",
+    "search",
+]
+
+@dataclass
+class Page:
+    """One page of a list: its rows, the whole list's total, the next page's cursor."""
+
+    items: list[ItemRow]
+    total: int
+    next: str | None
+
+
+def search(
+    session: Session | scoped_session[Session],
+    filters: Filters,
+    *,
+    sort: Sort = "name",
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page:
+    """One page of the organisations matching *filters*, with the list's total.
+
+    Raises InvalidSearch (422) for a filter, cursor or page size it cannot use.
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidSearch({"limit": f"between 1 and {MAX_LIMIT}"})
+    if isinstance(session, scoped_session):
+        session = session()  # the request's own, once (each call through the proxy looks it up)
+    filters = normalise(filters)
+    if cursor:
+        decode_cursor(cursor, sort)  # a bad cursor is refused before any query
+    reads = reads_for(session)
+    postgresql = _is_postgresql(session)
+    if indexable(filters, sort):
+        page = _search_index(session, reads, filters, limit, cursor)
+        if page is not None:
+            return page
+    if postgresql and _narrow(filters):
+        return _search_names(session, reads, filters, sort, limit, cursor)
+    shape, params = search_parameters(reads, filters, postgresql, sort, limit, cursor)
+    count, page_statement = search_statements(shape)
+    total, rows = reads.scalar_and_rows(count, page_statement, params)
+    return page_of(rows, total, limit, sort)
+
+
+def page_of(rows: list[ItemRow], total: int, limit: int, sort: Sort) -> Page:
+    """The page of *rows*, read one beyond *limit* (whether more follow), in *sort*'s order."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(key_of(rows[-1], sort), sort) if more and rows else None
+    return Page(items=rows, total=total, next=next_cursor)
+
+
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# Filters the narrow table holds; a name search with no others reads it alone.
+_NARROW_FILTERS = frozenset({"level", "ownership", "cvr", "name", "name_match", "active_on"})
+# Below this many matches a page is the matches sorted (cost grows with the matches);
+# above it, a walk of the name index in order, filtering (cost shrinks as they grow).
+SORT_MATCHES_BELOW = 20000
+
+
+def _narrow(filters: Filters) -> bool:
+    return bool(filters.name) and all(
+        getattr(filters, name) in (None, [], "contains") or name in _NARROW_FILTERS
+        for name in FILTER_NAMES
+    )
+
+
+def _search_index(session: Session, reads: Reads, filters: Filters, limit: int,
+                  cursor: str | None) -> Page | None:
+    """A name search from the worker's name index; None when the index cannot answer it."""
+    day = filters.active_on or date.today()
+    if register_changed_in(session):
+        return None  # this transaction's own changes are not in any index
+    version = register_version(session)
+    if version is None:
+        return None
+    index = NAMES.get(session, version, day)
+    if index is None:
+        return None
+    assert filters.name is not None
+    after = decode_cursor(cursor, "name") if cursor else None
+    keys, total, more = index.search(filters.name, filters.name_match, filters.level,
+                                     filters.ownership, limit, after)
+    if not keys:
+        return Page(items=[], total=total, next=None)
+    statement = ITEMS_BY_CODE[_is_postgresql(session)]
+    found = {row.sor_code: row
+             for row in reads.rows(statement, {"codes": [code for _, code in keys]})}
+    items = [found[code] for _, code in keys if code in found]
+    if len(items) != len(keys):
+        return None  # changed under us (a commit since the version was read): ask SQL
+    next_cursor = encode_cursor(list(keys[-1]), "name") if more else None
+    return Page(items=items, total=total, next=next_cursor)
+
+
+def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, limit: int,
+                  cursor: str | None) -> Page:
+    """A name search from the narrow table (PostgreSQL): keys, exact total, then items."""
+    day = filters.active_on or date.today()
+    assert filters.name is not None
+    levels = list(dict.fromkeys(filters.level or []))
+    params: Parameters = {
+        "name_pattern": name_pattern(filters.name, filters.name_match),
+        "day": day, "page_limit": limit + 1, "ownership": filters.ownership,
+        "cvr": filters.cvr,
+    }
+    for i, level in enumerate(levels):
+        params[f"level_{i}"] = level
+    if cursor:
+        params["after_first"], params["after_second"] = decode_cursor(cursor, sort)
+
+    def shape(order: Order) -> NarrowShape:
+        return NarrowShape(len(levels), bool(filters.ownership), bool(filters.cvr), sort,
+                           order, bool(cursor))
+
+    # Read the version before anything else: a total counted after a concurrent
+    # commit is then filed under the older version, never a stale one under the newer.
+    version = register_version(session)
+    cacheable = version is not None and not register_changed_in(session)
+    key = (day, tuple(sorted(filters.level)), filters.ownership, filters.cvr, filters.name,
+           filters.name_match)
+    total = TOTALS.get(version, key) if cacheable else None
+    if total is None:
+        total = reads.scalar(narrow_statements(shape("index"))[0], params)
+        if cacheable:
+            TOTALS.put(version, key, total)
+    if total == 0:
+        return Page(items=[], total=0, next=None)
+    order: Order = ("code" if sort == "code" else "sorted" if total < SORT_MATCHES_BELOW
+                    else "index")
+    rows = reads.rows(narrow_statements(shape(order))[1], params)
+    return page_of(rows, total, limit, sort)
