@@ -23,7 +23,6 @@ from webargs.flaskparser import parser
 from sorregistry import audit
 from sorregistry.api import register_api
 from sorregistry.extensions import db
-from sorregistry.i18n import add_english
 from sorregistry.pages import MenuEntry, register_pages
 from sorregistry.security import require, role_required
 
@@ -32,22 +31,6 @@ page = Blueprint("audit_pages", __name__, url_prefix="/staff/audit")
 PAGE_SIZE = 100
 COLUMNS = ("id", "at", "action", "actor_kind", "actor_id", "actor_name", "target",
            "municipality_code", "request_id", "address", "details")
-
-add_english({
-    "Revisionslog": "Audit log",
-    "Hændelse": "Event",
-    "Hvem": "Who",
-    "Hvad": "What",
-    "Hvornår": "When",
-    "Kommune": "Municipality",
-    "Forespørgsel": "Request",
-    "Detaljer": "Details",
-    "Hent som CSV": "Download as CSV",
-    "Ingen hændelser.": "No events.",
-    "Ældre hændelser": "Older events",
-    "Alle hændelser": "All events",
-    "Filtrér": "Filter",
-})
 
 
 def _d(en: str, da: str) -> dict[str, Any]:
