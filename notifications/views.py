@@ -8,37 +8,18 @@ from flask_login import current_user
 from notifications import service
 from notifications.models import STATUSES
 from sorregistry.extensions import db
-from sorregistry.i18n import _, add_english
+from sorregistry.i18n import _, lazy_gettext
 from sorregistry.security import role_required
 
 bp = Blueprint("notifications_pages", __name__, url_prefix="/staff/outbox",
                template_folder="templates")
 PAGE_SIZE = 50
-STATUS_NAMES = {"queued": "I kø", "sending": "Sendes", "sent": "Sendt", "failed": "Fejlet"}
-
-add_english({
-    "Udbakke": "Outbox",
-    "I kø": "Queued",
-    "Sendes": "Sending",
-    "Sendt": "Sent",
-    "Fejlet": "Failed",
-    "Alle": "All",
-    "Modtager": "Recipient",
-    "Emne": "Subject",
-    "Forsøg": "Attempts",
-    "Sidste fejl": "Last error",
-    "Oprettet": "Created",
-    "Næste forsøg": "Next attempt",
-    "Send igen": "Send again",
-    "{total} mails": "{total} mails",
-    "Ingen mails.": "No mails.",
-    "Mailen er sat i kø igen.": "The mail is queued again.",
-    "Forsøgslog": "Attempt log",
-    "Afsender": "Worker",
-    "Udfald": "Outcome",
-    "Tekst": "Text",
-    "Næste side": "Next page",
-})
+STATUS_NAMES = {
+    "queued": lazy_gettext("I kø"),
+    "sending": lazy_gettext("Sendes"),
+    "sent": lazy_gettext("Sendt"),
+    "failed": lazy_gettext("Fejlet"),
+}
 
 
 @bp.get("/")

@@ -26,6 +26,7 @@ from sorregistry import (
     guards,
     headers,
     health,
+    i18n,
     pages,
     request_id,
 )
@@ -102,6 +103,7 @@ def register_core(app: Flask) -> None:
     api.init_app(app)
     guards.init_app(app)
     errors.init_app(app)
+    i18n.init_app(app)
     pages.init_app(app)
     headers.init_app(app)
     health.init_app(app)
