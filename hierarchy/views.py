@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response
 from hierarchy import browse, reporting, search
 from hierarchy import identifiers as ids
 from hierarchy import service as register
-from hierarchy.codes import OWNERSHIP_BY_TYPE, entity_type_name, entity_type_names
+from hierarchy.codes import entity_type_choices, entity_type_name
 from hierarchy.schemas import LookupArgsSchema, organisation_item
 from hierarchy.search import lists
 from sorregistry.extensions import db
@@ -175,20 +175,12 @@ def organisation_page(sor_code: str) -> str:
 # --- the picker (any logged-in person) --------------------------------------------------
 
 
-def _entity_types() -> list[tuple[str, str]]:
-    language = current_language()
-    return sorted(
-        ((code, entity_type_name(code, language) or code) for code in entity_type_names()
-         if code not in OWNERSHIP_BY_TYPE),
-        key=lambda choice: choice[1].lower(),
-    )
-
-
 @picker_bp.get("")
 @role_required()
 def picker() -> str:
     """The reporting form's picker: lists, column filters, SHAK type-ahead, Valider."""
-    return render_template("hierarchy/picker.html", entity_types=_entity_types(),
+    return render_template("hierarchy/picker.html",
+                           entity_types=entity_type_choices(current_language()),
                            has_cvr=bool(current_user.cvr), lists=PICKER_LISTS,
                            texts=_script_texts())
 
