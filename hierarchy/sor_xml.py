@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
-from typing import IO, Any
+from typing import Any, Protocol
 
 from lxml import etree
 
@@ -213,7 +213,9 @@ def _set_address(attribute: str) -> Callable[[etree._Element, SorEntity, dict[st
     return handle
 
 
-def _read_ean_option(element: etree._Element, entity: SorEntity, attributes: dict) -> None:
+def _read_ean_option(
+    element: etree._Element, entity: SorEntity, attributes: dict[str, Any]
+) -> None:
     for sub in element:
         sub_name = _local(sub.tag)
         if sub_name in ("EntityInheritedIndicator", "EntityInheritanceIndicator"):
@@ -373,12 +375,12 @@ def _check(entity: SorEntity) -> None:
         address = getattr(entity, attribute)
         if not address:
             continue
-        for key, validate, label in (
+        for key, check, label in (
             ("municipality_code", _municipality_code, "MunicipalityCode"),
             ("region_code", _region_code, "RegionCode"),
         ):
             if key in address:
-                valid, value = validate(address[key])
+                valid, value = check(address[key])
                 if valid:
                     address[key] = value
                 else:
@@ -402,8 +404,14 @@ def _region_code(value: str) -> tuple[bool, str]:
         return False, str(exc)
 
 
+class Readable(Protocol):
+    """What the parser reads from: a binary file, or anything with its ``read``."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 def read_sor_export(
-    handle: IO[bytes], header_out: list[SorHeader] | None = None
+    handle: Readable, header_out: list[SorHeader] | None = None
 ) -> Iterator[SorEntity]:
     """Yield every entity of the export in *handle*, parents before children.
 
