@@ -50,7 +50,18 @@ from datetime import datetime
 from itertools import chain
 from typing import Any, TypedDict
 
-from sqlalchemy import Column, MetaData, Table, delete, event, insert, select, update
+from sqlalchemy import (
+    Column,
+    MetaData,
+    Table,
+    delete,
+    event,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, scoped_session
 from sqlalchemy.types import NullType
@@ -262,21 +273,34 @@ def supersede(target: AnySession | Connection, codes: Iterable[str], now: dateti
 def sync_names(target: AnySession | Connection, codes: Iterable[str]) -> None:
     """Make the narrow search rows of *codes* equal to their organisations, set-based.
 
-    Called after the organisations are written (flushed), in the same transaction. A
-    writer that inserts new organisations may send their narrow rows with them instead:
-    the organisation row's ``NAME_COLUMNS`` are exactly what this would copy.
+    Called after the organisations are written (flushed), in the same transaction.
+    Writes only the rows that differ, and adds those missing: most changes that reach
+    many units (an inherited phone number) change none of the columns searched, and
+    rewriting such a row would still maintain every index on it (the trigram index on
+    PostgreSQL). A writer that inserts new organisations may send their narrow rows with
+    them instead: the organisation row's ``NAME_COLUMNS`` are what this would copy.
     """
     names = table_of(OrganisationName)
     organisations = table_of(Organisation)
+    copied = [name for name in NAME_COLUMNS if name != "sor_code"]
     ordered = sorted(set(codes))
     for start in range(0, len(ordered), _CHUNK):
         chunk = ordered[start : start + _CHUNK]
-        target.execute(delete(names).where(names.c.sor_code.in_(chunk)))
+        target.execute(
+            update(names)
+            .where(
+                names.c.sor_code == organisations.c.sor_code,
+                names.c.sor_code.in_(chunk),
+                or_(*[names.c[name].is_distinct_from(organisations.c[name]) for name in copied]),
+            )
+            .values({name: organisations.c[name] for name in copied})
+        )
         target.execute(
             insert(names).from_select(
                 list(NAME_COLUMNS),
                 select(*[organisations.c[name] for name in NAME_COLUMNS]).where(
-                    organisations.c.sor_code.in_(chunk)
+                    organisations.c.sor_code.in_(chunk),
+                    ~exists().where(names.c.sor_code == organisations.c.sor_code),
                 ),
             )
         )
