@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -77,6 +77,7 @@ from hierarchy.models import (
     table_of,
 )
 from hierarchy.records import snapshot_json
+from sorregistry.database import DbSession
 
 __all__ = [
     "CHANGE_POSITION",
@@ -106,8 +107,7 @@ _RECORDING = "sor.recording"
 _REGISTER_TABLES = frozenset({"organisations", "organisation_names", "shak_codes"})
 _REGISTER_MODELS = (Organisation, OrganisationName, ShakCode)
 _CHUNK = 1000  # codes per statement: well inside SQLite's limit on bound parameters
-
-AnySession = Session | scoped_session[Session]
+_S = TypeVar("_S", bound=Session)
 
 
 class VersionRow(TypedDict):
@@ -188,7 +188,7 @@ class Recording:
         )
 
 
-def recording(session: AnySession) -> Recording:
+def recording(session: DbSession) -> Recording:
     """This transaction's recording; the first call makes its ``register_commits`` row.
 
     Refuses a session without the hooks (:func:`install`): its changes would never get
@@ -210,7 +210,7 @@ def recording(session: AnySession) -> Recording:
 
 
 def record_change(
-    session: AnySession,
+    session: DbSession,
     organisation: Organisation,
     own: Mapping[str, Any],
     now: datetime,
@@ -244,7 +244,7 @@ def record_change(
     mark_register_changed(plain)
 
 
-def supersede(target: AnySession | Connection, codes: Iterable[str], now: datetime) -> None:
+def supersede(target: DbSession | Connection, codes: Iterable[str], now: datetime) -> None:
     """End, as of *now*, the open versions of *codes* that their organisation has moved past.
 
     One rule for both writers: a version is current while its number is the
@@ -270,7 +270,7 @@ def supersede(target: AnySession | Connection, codes: Iterable[str], now: dateti
         )
 
 
-def sync_names(target: AnySession | Connection, codes: Iterable[str]) -> None:
+def sync_names(target: DbSession | Connection, codes: Iterable[str]) -> None:
     """Make the narrow search rows of *codes* equal to their organisations, set-based.
 
     Called after the organisations are written (flushed), in the same transaction.
@@ -309,12 +309,12 @@ def sync_names(target: AnySession | Connection, codes: Iterable[str]) -> None:
 # --- the register version -----------------------------------------------------------------
 
 
-def mark_register_changed(session: AnySession) -> None:
+def mark_register_changed(session: DbSession) -> None:
     """Note that this transaction changed what lookups read (bumped at commit)."""
     _plain(session).info[REGISTER_CHANGED] = True
 
 
-def register_changed_in(session: AnySession) -> bool:
+def register_changed_in(session: DbSession) -> bool:
     """Whether this session's transaction holds register changes not yet committed
     (flushed, or still pending in the session)."""
     plain = _plain(session)
@@ -326,7 +326,7 @@ REGISTER_VERSION_QUERY = select(_REGISTER.c.version, _REGISTER.c.stamp).where(
 )
 
 
-def register_version(session: AnySession) -> tuple[int, str] | None:
+def register_version(session: DbSession) -> tuple[int, str] | None:
     """The register's version when this transaction first asked (None: unknown, do not cache).
 
     Read once per transaction: what the transaction reads afterwards is of that
@@ -342,7 +342,7 @@ def register_version(session: AnySession) -> tuple[int, str] | None:
     return version
 
 
-def remember_register_version(session: AnySession, version: tuple[int, str] | None) -> None:
+def remember_register_version(session: DbSession, version: tuple[int, str] | None) -> None:
     """Let this session's next transaction use a version read just before it began
     (read elsewhere, e.g. on the routes' own connection, before any of its data)."""
     plain = _plain(session)
@@ -350,7 +350,7 @@ def remember_register_version(session: AnySession, version: tuple[int, str] | No
         plain.info[_VERSION_READ] = version
 
 
-def bump_register_version(session: AnySession, positions: int = 0) -> int:
+def bump_register_version(session: DbSession, positions: int = 0) -> int:
     """Move the register version on and take *positions* feed positions; the last one.
 
     Locks the version row until COMMIT (PostgreSQL), so call it last.
@@ -396,7 +396,7 @@ def _finish(session: Session, recorded: Recording | None) -> None:
 # --- the hooks ------------------------------------------------------------------------------
 
 
-def install(sessions: scoped_session[Session]) -> None:
+def install(sessions: scoped_session[_S]) -> None:
     """Record register changes in the sessions *sessions* makes (the app's ``db.session``).
 
     The hooks go on the class those sessions are made of, Flask-SQLAlchemy's Session:
@@ -464,5 +464,5 @@ def _holds_register_objects(session: Session) -> bool:
     )
 
 
-def _plain(session: AnySession) -> Session:
+def _plain(session: DbSession) -> Session:
     return session() if isinstance(session, scoped_session) else session

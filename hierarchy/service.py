@@ -11,7 +11,6 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from hierarchy import identifiers as ids
 from hierarchy.changes import REGISTER_VERSION_QUERY, record_change
@@ -39,6 +38,7 @@ from hierarchy.records import (
     derived_fingerprint,
     placement_from_row,
 )
+from sorregistry.database import DbSession
 from sorregistry.models import utcnow
 
 _VERSION_QUERY = REGISTER_VERSION_QUERY  # the name hierarchy.lookups imports
@@ -75,11 +75,11 @@ class VersionEntry:
     changes: dict[str, tuple[Any, Any]]
 
 
-def register_is_empty(session: Session) -> bool:
+def register_is_empty(session: DbSession) -> bool:
     return session.execute(select(Organisation.sor_code).limit(1)).first() is None
 
 
-def count_by_level(session: Session, active_on: date | None = None) -> dict[str, int]:
+def count_by_level(session: DbSession, active_on: date | None = None) -> dict[str, int]:
     query = select(Organisation.level, func.count()).group_by(Organisation.level)
     if active_on is not None:
         query = query.where(*active_on_clause(active_on))
@@ -94,7 +94,7 @@ def active_on_clause(day: date) -> list[Any]:
     ]
 
 
-def get_organisation(session: Session, sor_code: str) -> Organisation:
+def get_organisation(session: DbSession, sor_code: str) -> Organisation:
     """The organisation with *sor_code* as it stands now; raises NotFound or IdentifierError."""
     sor_code = ids.validate_sor_code(sor_code)
     organisation = session.get(Organisation, sor_code)
@@ -111,7 +111,7 @@ def _in_force_at(moment: datetime) -> list[Any]:
     ]
 
 
-def get_version_as_of(session: Session, sor_code: str, moment: datetime) -> OrganisationVersion:
+def get_version_as_of(session: DbSession, sor_code: str, moment: datetime) -> OrganisationVersion:
     """The version of *sor_code* that the register held at *moment* (system time)."""
     sor_code = ids.validate_sor_code(sor_code)
     version = session.execute(
@@ -125,7 +125,7 @@ def get_version_as_of(session: Session, sor_code: str, moment: datetime) -> Orga
     return version
 
 
-def register_as_of(session: Session, moment: datetime) -> list[OrganisationVersion]:
+def register_as_of(session: DbSession, moment: datetime) -> list[OrganisationVersion]:
     """Every organisation's version as the register held it at *moment*."""
     return list(
         session.execute(
@@ -136,7 +136,7 @@ def register_as_of(session: Session, moment: datetime) -> list[OrganisationVersi
     )
 
 
-def organisation_history(session: Session, sor_code: str) -> list[VersionEntry]:
+def organisation_history(session: DbSession, sor_code: str) -> list[VersionEntry]:
     """Every version of *sor_code*, oldest first, each with its changes from the previous."""
     sor_code = ids.validate_sor_code(sor_code)
     rows = session.execute(
@@ -171,7 +171,7 @@ def organisation_history(session: Session, sor_code: str) -> list[VersionEntry]:
 
 
 def create_organisation(
-    session: Session,
+    session: DbSession,
     sor_code: str,
     values: dict[str, Any],
     *,
@@ -215,7 +215,7 @@ def create_organisation(
 
 
 def change_organisation(
-    session: Session,
+    session: DbSession,
     sor_code: str,
     changes: dict[str, Any],
     *,
@@ -260,7 +260,7 @@ def change_organisation(
 
 
 def close_organisation(
-    session: Session,
+    session: DbSession,
     sor_code: str,
     closing_date: date,
     *,
@@ -294,7 +294,7 @@ def _check_source(source: str) -> None:
 
 
 def _parent_placement(
-    session: Session, own: dict[str, Any], moving: Organisation | None = None
+    session: DbSession, own: dict[str, Any], moving: Organisation | None = None
 ) -> Placement | None:
     level = own["level"]
     parent_code = own.get("parent_sor_code")
@@ -317,7 +317,7 @@ def _parent_placement(
 
 
 def _refresh_subtree(
-    session: Session, root: Organisation, old_path: str, now: datetime
+    session: DbSession, root: Organisation, old_path: str, now: datetime
 ) -> list[str]:
     """Recompute what the units under *root* inherit, top down; the codes that changed."""
     changed: list[str] = []
@@ -343,7 +343,7 @@ def _refresh_subtree(
     return changed
 
 
-def allocate_sor_code(session: Session) -> str:
+def allocate_sor_code(session: DbSession) -> str:
     """A new SOR code: namespace 1000016, partition 00, Verhoeff check digit, never used before.
 
     Safe under concurrent transactions: the counter row is updated first, which

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.orm import Session
 
 from hierarchy.models import ImportRun, ShakCode
 from hierarchy.shak_format import ShakFormatError, ShakRecord, parse_shak
 from hierarchy.text import fold
+from sorregistry.database import DbSession
 from sorregistry.models import utcnow
 
 _COMPARED = ("record_type", "valid_to", "changed", "text", "agrp", "bgrp", "cgrp", "dgrp",
@@ -86,7 +86,7 @@ def _unique_rows(records: Iterable[ShakRecord]) -> list[dict[str, Any]]:
 
 
 def import_shak_file(
-    session: Session, path: str | os.PathLike[str], *, actor: str
+    session: DbSession, path: str | os.PathLike[str], *, actor: str
 ) -> ShakImportResult:
     """Replace the SHAK register with the content of *path*, in the caller's transaction.
 
@@ -96,7 +96,7 @@ def import_shak_file(
         return _import_shak(session, Path(path), actor)
 
 
-def _import_shak(session: Session, path: Path, actor: str) -> ShakImportResult:
+def _import_shak(session: DbSession, path: Path, actor: str) -> ShakImportResult:
     started = utcnow()
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

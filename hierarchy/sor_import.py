@@ -34,14 +34,13 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy.orm import Session
-
 from hierarchy import changes
 from hierarchy.import_classify import Known, Problem, classify, load_known, register_rows
 from hierarchy.import_close import Scope, close_missing, missing_codes
 from hierarchy.import_writer import ImportWriter, process_wide_switch_interval
 from hierarchy.models import LEVELS, ImportRun
 from hierarchy.sor_xml import SorFileError, SorHeader, read_sor_export
+from sorregistry.database import DbSession
 from sorregistry.models import utcnow
 
 MAX_REPORTED_PROBLEMS = 1000
@@ -119,7 +118,7 @@ class _HashingReader:
 
 
 def import_sor_files(
-    session: Session,
+    session: DbSession,
     paths: Iterable[str | os.PathLike[str]],
     *,
     actor: str,
@@ -149,13 +148,13 @@ def import_sor_files(
 
 
 def import_sor_file(
-    session: Session, path: str | os.PathLike[str], *, actor: str, **options: Any
+    session: DbSession, path: str | os.PathLike[str], *, actor: str, **options: Any
 ) -> ImportResult:
     return import_sor_files(session, [path], actor=actor, **options)
 
 
 def _import(
-    session: Session,
+    session: DbSession,
     paths: list[Path],
     actor: str,
     scope: Scope,
