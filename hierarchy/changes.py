@@ -107,6 +107,7 @@ _RECORDING = "sor.recording"
 _REGISTER_TABLES = frozenset({"organisations", "organisation_names", "shak_codes"})
 _REGISTER_MODELS = (Organisation, OrganisationName, ShakCode)
 _CHUNK = 1000  # codes per statement: well inside SQLite's limit on bound parameters
+_SUPERSEDE_CHUNK = 5000  # an import supersedes thousands: fewer, larger statements
 _S = TypeVar("_S", bound=Session)
 
 
@@ -252,19 +253,15 @@ def supersede(target: DbSession | Connection, codes: Iterable[str], now: datetim
     """
     versions = VERSION_TABLE
     organisations = table_of(Organisation)
-    current = (
-        select(organisations.c.version)
-        .where(organisations.c.sor_code == versions.c.sor_code)
-        .scalar_subquery()
-    )
     ordered = sorted(set(codes))
-    for start in range(0, len(ordered), _CHUNK):
+    for start in range(0, len(ordered), _SUPERSEDE_CHUNK):
         target.execute(
             update(versions)
             .where(
-                versions.c.sor_code.in_(ordered[start : start + _CHUNK]),
+                versions.c.sor_code == organisations.c.sor_code,  # UPDATE ... FROM
+                versions.c.sor_code.in_(ordered[start : start + _SUPERSEDE_CHUNK]),
                 versions.c.superseded_at.is_(None),
-                versions.c.version < current,
+                versions.c.version < organisations.c.version,
             )
             .values(superseded_at=now)
         )

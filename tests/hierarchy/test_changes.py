@@ -25,6 +25,7 @@ from sorregistry import create_app
 from sorregistry.database import write_step
 from sorregistry.extensions import db
 from tests.conftest import fixture_path
+from tests.support.exports import generator
 
 SYGEHUS = fixture_path("ONE_SYGEHUS.xml")
 DEPARTMENT = "347821000016008"
@@ -112,6 +113,30 @@ def test_every_recorded_change_gets_the_next_position_at_commit(session):
     ).all()
     assert commits[-3:] == [(last + 1, imported), (last + imported + 1, 2),
                             (last + imported + 3, 1)]
+
+
+def test_each_organisation_has_one_open_version_its_current_one(session, tmp_path):
+    gen = generator()
+    plain, changed = tmp_path / "plain.xml", tmp_path / "changed.xml"
+    gen.generate(plain, 600, seed=5, municipalities=1, regions=0)
+    gen.generate(changed, 600, seed=5, municipalities=1, regions=0, mutate=0.1, drop=0.02)
+    import_sor_file(session, plain, actor="test")
+    session.commit()
+    result = import_sor_file(session, changed, actor="test")  # changes and closes
+    assert sum(result.count(level, "changed") + result.count(level, "closed")
+               for level in ("IE", "SI", "OE")) > 20
+    session.commit()
+    open_versions = dict(session.execute(
+        select(OrganisationVersion.sor_code, OrganisationVersion.version)
+        .where(OrganisationVersion.superseded_at.is_(None))
+    ).all())
+    current = dict(session.execute(select(Organisation.sor_code, Organisation.version)).all())
+    assert open_versions == current
+    superseded = session.execute(
+        select(func.count()).select_from(OrganisationVersion)
+        .where(OrganisationVersion.superseded_at.is_not(None))
+    ).scalar_one()
+    assert superseded == sum(version - 1 for version in current.values())
 
 
 def test_a_transaction_that_records_nothing_leaves_no_commit_row(session):
