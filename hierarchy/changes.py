@@ -238,7 +238,7 @@ def record_change(
         actor=actor,
         reference=reference,
     )
-    plain.flush()  # the organisation's new version first: supersede compares with it
+    plain.flush()  # the organisation row first: the version refers to it
     plain.execute(insert(VERSION_TABLE), [row])
     supersede(plain, [organisation.sor_code], now)
     sync_names(plain, [organisation.sor_code, *inherited_by])
@@ -246,22 +246,25 @@ def record_change(
 
 
 def supersede(target: DbSession | Connection, codes: Iterable[str], now: datetime) -> None:
-    """End, as of *now*, the open versions of *codes* that their organisation has moved past.
+    """End, as of *now*, the open versions of *codes* that a newer version follows.
 
-    One rule for both writers: a version is current while its number is the
-    organisation's; written after the organisations hold their new version numbers.
+    One rule for both writers, called after the new versions are written: a version
+    stays open until a higher version of its organisation is recorded. The newer row
+    is found in the (sor_code, version) index, no clock is compared.
     """
     versions = VERSION_TABLE
-    organisations = table_of(Organisation)
+    newer = VERSION_TABLE.alias("newer")
     ordered = sorted(set(codes))
     for start in range(0, len(ordered), _SUPERSEDE_CHUNK):
         target.execute(
             update(versions)
             .where(
-                versions.c.sor_code == organisations.c.sor_code,  # UPDATE ... FROM
                 versions.c.sor_code.in_(ordered[start : start + _SUPERSEDE_CHUNK]),
                 versions.c.superseded_at.is_(None),
-                versions.c.version < organisations.c.version,
+                exists().where(
+                    newer.c.sor_code == versions.c.sor_code,
+                    newer.c.version > versions.c.version,
+                ),
             )
             .values(superseded_at=now)
         )
