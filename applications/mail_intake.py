@@ -37,10 +37,10 @@ from email.parser import BytesParser
 from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from applications import mail_service
 from applications.mail_template import message_key
+from sorregistry.database import DbSession
 
 __all__ = [
     "Checkpoint",
@@ -306,7 +306,7 @@ def _text(value: Any) -> str:
 
 
 def fetch_mail(
-    session: Session,
+    session: DbSession,
     settings: ImapSettings,
     *,
     max_size: int,
