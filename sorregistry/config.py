@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from limits import parse_many
 
 from sorregistry.responses import dumps_text
 
@@ -25,6 +26,12 @@ def _as_bool(value: str) -> bool:
 
 def _as_int(value: str) -> int:
     return int(value.strip())
+
+
+def _as_rate_limit(value: str) -> str:
+    """A rate limit in Flask-Limiter's notation ("1200 per minute", "10/second;100/hour")."""
+    parse_many(value)  # raises ValueError on anything else
+    return value.strip()
 
 
 ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
@@ -59,6 +66,15 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_FORCE_HTTPS": ("FORCE_HTTPS", _as_bool),
     "SOR_SESSION_IDLE_MINUTES": ("SESSION_IDLE_MINUTES", _as_int),
     "SOR_SESSION_MAX_HOURS": ("SESSION_MAX_HOURS", _as_int),
+    "SOR_RATELIMIT_ENABLED": ("RATELIMIT_ENABLED", _as_bool),
+    "SOR_RATELIMIT_STORAGE_URL": ("RATELIMIT_STORAGE_URL", str),
+    "SOR_RATELIMIT_API": ("RATELIMIT_API", _as_rate_limit),
+    "SOR_RATELIMIT_ANONYMOUS": ("RATELIMIT_ANONYMOUS", _as_rate_limit),
+    "SOR_RATELIMIT_LOGIN_ACCOUNT": ("RATELIMIT_LOGIN_ACCOUNT", _as_rate_limit),
+    "SOR_RATELIMIT_LOGIN_ADDRESS": ("RATELIMIT_LOGIN_ADDRESS", _as_rate_limit),
+    "SOR_RATELIMIT_MAIL_SENDER": ("RATELIMIT_MAIL_SENDER", _as_rate_limit),
+    "SOR_RATELIMIT_SYNC_HITS": ("RATELIMIT_SYNC_HITS", _as_int),
+    "SOR_RATELIMIT_SYNC_SECONDS": ("RATELIMIT_SYNC_SECONDS", _as_int),
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -97,6 +113,18 @@ DEFAULTS: dict[str, Any] = {
     # whatever happens (OWASP ASVS 3.3 level 2: 30 minutes idle, 12 hours absolute).
     "SESSION_IDLE_MINUTES": 30,
     "SESSION_MAX_HOURS": 12,
+    # Rate limits (sorregistry/ratelimit.py): None = on, except under TESTING. Counted in
+    # the database (sordb://) unless a Redis URL (redis://host:6379) or memory:// is given;
+    # each worker writes a bucket's count after SYNC_HITS hits or SYNC_SECONDS seconds.
+    "RATELIMIT_ENABLED": None,
+    "RATELIMIT_STORAGE_URL": "sordb://",
+    "RATELIMIT_API": "1200 per minute",
+    "RATELIMIT_ANONYMOUS": "120 per minute",
+    "RATELIMIT_LOGIN_ACCOUNT": "10 per minute",
+    "RATELIMIT_LOGIN_ADDRESS": "30 per minute",
+    "RATELIMIT_MAIL_SENDER": "30 per hour",
+    "RATELIMIT_SYNC_HITS": 50,
+    "RATELIMIT_SYNC_SECONDS": 1,
     # Requests larger than this are refused with 413 before any view runs.
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "API_TITLE": "SOR registry",
