@@ -124,7 +124,7 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_LOGIN_ADDRESS": "30 per minute",
     "RATELIMIT_MAIL_SENDER": "30 per hour",
     "RATELIMIT_SYNC_HITS": 50,
-    "RATELIMIT_SYNC_SECONDS": 1,
+    "RATELIMIT_SYNC_SECONDS": 5,
     # Requests larger than this are refused with 413 before any view runs.
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "API_TITLE": "SOR registry",

@@ -166,7 +166,7 @@ class DatabaseStorage(Storage, SlidingWindowCounterSupport):
             raise ValueError("the sordb:// storage needs the database's URL (option url)")
         self.url = url
         self.sync_hits = max(1, int(options.get("sync_hits", 50)))
-        self.sync_seconds = float(options.get("sync_seconds", 1.0))
+        self.sync_seconds = float(options.get("sync_seconds", 5.0))
         self._engine: Engine | None = None
         self._engine_pid = 0
         self._windows: dict[str, _Window] = {}

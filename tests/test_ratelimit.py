@@ -90,6 +90,20 @@ def test_a_client_over_its_limit_gets_429_with_retry_after_in_the_envelope(limit
     assert client.get(LOOKUP, headers=polite).status_code == 200
 
 
+def test_a_refused_client_is_refused_until_its_retry_after_then_served(limited_app):
+    app = limited_app(RATELIMIT_API="2 per second")
+    headers = _token(app)
+    client = app.test_client()
+    assert [client.get(LOOKUP, headers=headers).status_code for _ in range(2)] == [200, 200]
+    first = client.get(LOOKUP, headers=headers)
+    again = client.get(LOOKUP, headers=headers)  # refused at once, from the worker's memory
+    assert first.status_code == again.status_code == 429
+    wait = int(first.headers["Retry-After"])
+    assert 1 <= int(again.headers["Retry-After"]) <= wait <= 2
+    time.sleep(wait + 0.05)
+    assert client.get(LOOKUP, headers=headers).status_code == 200
+
+
 def test_invalid_tokens_count_for_the_address(limited_app):
     app = limited_app(RATELIMIT_ANONYMOUS="3 per hour")
     client = app.test_client()
