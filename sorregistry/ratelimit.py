@@ -55,12 +55,12 @@ from flask.typing import ResponseReturnValue
 from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
 from limits import parse_many
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, scoped_session
 from werkzeug.exceptions import HTTPException, TooManyRequests
 from werkzeug.routing import Rule
 
 from sorregistry import ratelimit_storage
 from sorregistry.api import current_api, is_api_request
+from sorregistry.database import DbSession
 from sorregistry.errors import handle_http_exception
 from sorregistry.extensions import api as openapi
 from sorregistry.i18n import _
@@ -78,6 +78,7 @@ _EXEMPT = "_sor_ratelimit_exempt"
 _LOGIN = "_sor_ratelimit_login"
 KEY_PREFIX = "sor"
 RATE_LIMITED = "RATE_LIMITED"  # the OpenAPI document's response component
+
 
 @dataclass(frozen=True, slots=True)
 class LoginForm:
@@ -108,13 +109,20 @@ def login_attempts(*, account_field: str,
     return mark
 
 
-def _marked(view: object | None, mark: str) -> Any:
-    """The *mark* on *view*, or on its MethodView class; None without one."""
-    if view is None:
-        return None
-    found = getattr(view, mark, None)
-    return found if found is not None else getattr(getattr(view, "view_class", None), mark,
+def _mark(view: object | None, name: str) -> object | None:
+    """The mark *name* on *view*, or on its MethodView class; None without one."""
+    found = getattr(view, name, None)
+    return found if found is not None else getattr(getattr(view, "view_class", None), name,
                                                    None)
+
+
+def _is_exempt(view: object | None) -> bool:
+    return _mark(view, _EXEMPT) is True
+
+
+def _login_form(view: object | None) -> LoginForm | None:
+    found = _mark(view, _LOGIN)
+    return found if isinstance(found, LoginForm) else None
 
 
 def _view() -> object | None:
@@ -149,8 +157,9 @@ def _identify() -> str:
 
 
 def _account_key() -> str:
-    form: LoginForm = _marked(_view(), _LOGIN)
-    return "account:" + form.normalise(request.form.get(form.account_field, ""))[:254]
+    form = _login_form(_view())
+    account = form.normalise(request.form.get(form.account_field, "")) if form else ""
+    return "account:" + account[:254]
 
 
 def _address_key() -> str:
@@ -162,9 +171,9 @@ def _counted_as() -> str:
     known = request.environ.get(_KIND)
     if known is None:
         view = _view()
-        if is_api_request() and not _marked(view, _EXEMPT):
+        if is_api_request() and not _is_exempt(view):
             known = "api"
-        elif request.method == "POST" and _marked(view, _LOGIN) is not None:
+        elif request.method == "POST" and _login_form(view) is not None:
             known = "login"
         else:
             known = ""
@@ -219,7 +228,7 @@ def init_app(app: Flask) -> None:
     if in_database:
         options = {"url": str(config["SQLALCHEMY_DATABASE_URI"]),
                    "sync_hits": int(config["RATELIMIT_SYNC_HITS"]),
-                   "sync_seconds": config["RATELIMIT_SYNC_SECONDS"]}
+                   "sync_seconds": int(config["RATELIMIT_SYNC_SECONDS"])}
     extension = Limiter(
         caller_key, application_limits=list(_limits(config)),
         strategy="sliding-window-counter", storage_uri=storage, storage_options=options,
@@ -322,7 +331,7 @@ class _RateLimitDoc(BasePlugin):
                          operations: dict[str, Any] | None = None, **kwargs: Any) -> None:
         rule = kwargs.get("rule")
         view = self.app.view_functions.get(rule.endpoint) if isinstance(rule, Rule) else None
-        if _marked(view, _EXEMPT):
+        if _is_exempt(view):
             self.exempt_paths.append(path or "")
             return
         for operation in (operations or {}).values():
@@ -363,7 +372,7 @@ def _document(app: Flask, on: bool) -> None:
 # --- the mail intake ------------------------------------------------------------------------
 
 
-def sender_allowed(session: Session | scoped_session[Session], sender: str,
+def sender_allowed(session: DbSession, sender: str,
                    now: datetime) -> bool:
     """Count a mail from *sender* and tell whether it is within the per-sender limit
     (``SOR_RATELIMIT_MAIL_SENDER``, fixed windows).

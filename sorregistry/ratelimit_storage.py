@@ -49,10 +49,10 @@ from sqlalchemy import BigInteger, Index, String, create_engine, delete, event, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, scoped_session
+from sqlalchemy.orm import Mapped, aliased, mapped_column
 from sqlalchemy.sql.dml import ReturningInsert
 
-from sorregistry.database import configure_engine
+from sorregistry.database import DbSession, configure_engine
 from sorregistry.models import Base
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def add_hits_statement(dialect: str, key: str, window_start: int, expiry: int,
     return returning
 
 
-def add_hits(session: Session | scoped_session[Session], key: str, window_start: int,
+def add_hits(session: DbSession, key: str, window_start: int,
              expiry: int, amount: int = 1) -> int:
     """Add *amount* hits to *key*'s window in *session*'s transaction; the window's total.
 

@@ -21,6 +21,8 @@ from typing import Any
 import psycopg
 import pytest
 from flask import Flask
+from limits import parse
+from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
@@ -283,6 +285,19 @@ def test_storages_of_two_workers_share_the_count(fresh_database):
     assert workers[0].reset() == 1
     for storage in workers:
         storage.close()
+
+
+def test_the_storage_answers_the_fixed_window_strategy_too(fresh_database):
+    storage = DatabaseStorage("sordb://", url=fresh_database)
+    strategy = FixedWindowRateLimiter(storage)
+    item = parse("3 per hour")
+    assert [strategy.hit(item, "k") for _ in range(5)] == [True, True, True, False, False]
+    assert strategy.test(item, "k") is False
+    stats = strategy.get_window_stats(item, "k")
+    assert stats.remaining == 0 and time.time() < stats.reset_time <= time.time() + 3600
+    assert strategy.test(item, "other") is True
+    storage.reset()
+    storage.close()
 
 
 def test_a_database_out_of_reach_fails_open_to_per_worker_counts(caplog, monkeypatch):
