@@ -278,7 +278,7 @@ def review_application(application_id: int) -> str:
     found = _application(application_id)
     validation = None
     if found.status not in DECIDED_STATUSES:
-        validation = service.validate_application(db.session, found)
+        validation = service.validate_application(db.session, found, actor_for(current_user))
     return render_template(
         "applications/staff_application.html", application=found, validation=validation,
         duplicates=[w for w in (validation.warnings if validation else []) if w.candidates],
