@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from applications import downloads, mail_service, service
+from applications.mail_message import parse_mail
 from applications.mail_models import IncomingMail
-from applications.mail_template import parse_mail
 from applications.models import DECIDED_STATUSES, STATUSES, Application
 from hierarchy.codes import entity_type_choices, entity_type_name, municipalities
 from sorregistry.database import write_step
