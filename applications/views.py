@@ -471,6 +471,11 @@ TRIAGE_REASONS = {
     "unknown_sender": lazy_gettext("Ukendt afsender"),
     "oversized": lazy_gettext("For stor"),
     "application_error": lazy_gettext("Oplysninger kunne ikke bruges"),
+    "unauthenticated": lazy_gettext("Afsenderen kunne ikke bekræftes"),
+    "rate_limited": lazy_gettext("For mange mails fra afsenderen"),
+    "message_id_reused": lazy_gettext("Message-ID brugt af en anden mail"),
+    "unparseable": lazy_gettext("Kan ikke læses"),
+    "failed": lazy_gettext("Behandlingen fejlede"),
 }
 
 

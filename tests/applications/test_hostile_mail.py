@@ -21,6 +21,8 @@ from notifications.models import OutboxMessage
 from tests.applications import hostile
 from tests.applications.helpers import bearer, build_register, new_nursing_home
 from tests.applications.messages import AARHUS, FREE_FORM, mail, template_text
+from tests.pages.conftest import FreshGlobalsClient
+from tests.pages.helpers import login, make_users
 
 ROOT = Path(__file__).resolve().parents[2]
 SORREGISTRY = str(Path(sys.executable).with_name("sorregistry"))
@@ -343,3 +345,21 @@ def test_a_mail_of_no_bytes_at_all_is_recorded(app, session):
     assert (recorded.triage_reason, recorded.raw, recorded.sender) == (
         "unknown_sender", b"", None)
     assert recorded.message_id.startswith("sha256:")
+
+
+def test_staff_can_open_every_hostile_mail(app, session, aarhus_contact):
+    """The triage pages read the stored bytes again: none of them may fail on them."""
+    people = make_users(session)
+    recorded = [mail_service.record_mail(session, build(), mailbox="INBOX", uidvalidity=1,
+                                         uid=uid, received_at=None, max_size=10**7)
+                for uid, build in enumerate(hostile.CORPUS.values(), start=1)]
+    session.commit()
+    app.test_client_class = FreshGlobalsClient
+    staff = app.test_client()
+    login(staff, people["sds"].email)
+    queue = staff.get("/staff/mail/").get_data(as_text=True)
+    assert "Kan ikke læses" in queue and "Ukendt afsender" in queue
+    for mail_row in recorded:
+        if mail_row.outcome == "triage":
+            page = staff.get(f"/staff/mail/{mail_row.id}")
+            assert page.status_code == 200, (mail_row.triage_reason, mail_row.subject)

@@ -27,6 +27,8 @@ from sorregistry.config import DEFAULTS, from_environment
 from tests.applications import hostile
 from tests.applications.helpers import bearer, build_register
 from tests.applications.messages import AARHUS, mail, template_text
+from tests.pages.conftest import FreshGlobalsClient
+from tests.pages.helpers import login, make_users
 from tests.support.dkim_signing import KeyServer, SigningDomain
 
 ATTACKER = "attacker@evil.example"
@@ -96,6 +98,11 @@ def test_forged_mails_from_a_contact_become_triage_and_nobody_is_written_to(
     assert ledger[0].fields["contact_email"] == ATTACKER  # kept as data, for staff
     assert created == []
     assert _recipients(session) == []  # no receipt, no notice: to nobody at all
+    trusting_the_mx.test_client_class = FreshGlobalsClient
+    staff = trusting_the_mx.test_client()
+    login(staff, make_users(session)["sds"].email)
+    queue = staff.get("/staff/mail/?reason=unauthenticated").get_data(as_text=True)
+    assert "Afsenderen kunne ikke bekræftes" in queue and f"{len(forged)} mails" in queue
 
 
 def test_an_authenticated_mail_is_answered_at_the_registered_address_only(
