@@ -141,7 +141,7 @@ def record_mail(
     sent = (mails_in_the_hour_before(session, contact.email, received_at or utcnow())
             if contact and check and check.authenticated else 0)
     mail = _new_row(raw, key, parsed, place, contact)
-    mail.authentication = check.how[:500] if check else None
+    mail.authentication = clean_text(check.how)[:500] if check else None
     session.add(mail)
     if holder is not None:
         _triage(mail, "message_id_reused",
