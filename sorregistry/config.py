@@ -60,6 +60,9 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_IMAP_STARTTLS": ("IMAP_STARTTLS", _as_bool),
     "SOR_IMAP_TIMEOUT": ("IMAP_TIMEOUT", _as_int),
     "SOR_IMAP_MAX_MESSAGE_SIZE": ("IMAP_MAX_MESSAGE_SIZE", _as_int),
+    "SOR_MAIL_SENDER_AUTH": ("MAIL_SENDER_AUTH", str),
+    "SOR_MAIL_TRUSTED_AUTHSERV_ID": ("MAIL_TRUSTED_AUTHSERV_ID", str),
+    "SOR_MAIL_MAX_PER_SENDER_HOUR": ("MAIL_MAX_PER_SENDER_HOUR", _as_int),
     "SOR_MAX_CONTENT_LENGTH": ("MAX_CONTENT_LENGTH", _as_int),
     "SOR_FAST_READS": ("FAST_READS", _as_bool),
     "SOR_COOKIE_SECURE": ("SOR_COOKIE_SECURE", _as_bool),
@@ -109,6 +112,14 @@ DEFAULTS: dict[str, Any] = {
     "IMAP_TIMEOUT": 60,
     # Mails larger than this are kept raw but not parsed (they become triage items).
     "IMAP_MAX_MESSAGE_SIZE": 10 * 1024 * 1024,
+    # How the intake authenticates a mail's sender (applications/mail_trust.py): None
+    # is "authentication-results" when the receiving server's authserv-id is given,
+    # else "dkim"; "none" (development only) believes any From address.
+    "MAIL_SENDER_AUTH": None,
+    "MAIL_TRUSTED_AUTHSERV_ID": None,
+    # More mails than this from one sender in an hour become triage items, not
+    # applications. A municipality sends a few a week; 30 leaves room for a batch.
+    "MAIL_MAX_PER_SENDER_HOUR": 30,
     # A login session ends after this long unused, and this long after the login
     # whatever happens (OWASP ASVS 3.3 level 2: 30 minutes idle, 12 hours absolute).
     "SESSION_IDLE_MINUTES": 30,
