@@ -1,9 +1,10 @@
 """The register: organisations in their hierarchy, identifiers, imports and lookups.
 
 ``init_app(app)`` attaches the register to the app: its APIs (organisations,
-lookups), its pages (the start page, the staff register browser, the picker), its
-commands (imports, the demo), the register version the health answer shows, and
-the hooks that record register changes in the app's sessions (``hierarchy.changes``).
+lookups, the change feed), its pages (the start page, the staff register
+browser, the picker), its commands (imports, the demo, the tick), the register
+version the health answer shows, and the hooks that record register changes in the
+app's sessions (``hierarchy.changes``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from flask import Flask
 
 from hierarchy import changes, cli, lookup_routes, routes, start, views
+from hierarchy.feed import cli as feed_cli
+from hierarchy.feed import routes as feed_routes
 from hierarchy.service import register_version
 from sorregistry import health
 from sorregistry.api import register_api
@@ -22,9 +25,11 @@ def init_app(app: Flask) -> None:
     changes.install(db.session)  # records register changes, bumps its version at commit
     register_api(app, routes.blp, url_prefix="/api/v1")
     register_api(app, lookup_routes.blp, url_prefix="/api/v1")
+    register_api(app, feed_routes.blp, url_prefix="/api/v1")
     register_pages(app, start.bp)
     register_pages(app, views.register_bp,
                    menu=[MenuEntry("register_pages.browse", "Registret", ("sds",), order=20)])
     register_pages(app, views.picker_bp, menu=[MenuEntry("picker.picker", "Opslag", order=60)])
     health.report_register_version(app, register_version)
     cli.register(app)
+    feed_cli.register(app)

@@ -55,7 +55,8 @@ def decode_cursor(cursor: str, key: bytes) -> int:
                             f"a cursor has {CURSOR_LENGTH}); pass the 'next' of a page "
                             "or the cursor an export names, whole")
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_",
+                               validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidCursor("not a cursor of this feed: not base64url text") from exc
     if len(raw) != _RAW_BYTES or raw[0] != _VERSION:

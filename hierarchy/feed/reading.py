@@ -1,12 +1,18 @@
 """Reading the feed: a page of entries after a position, as the API shows them.
 
-A page is one statement: the commits from the one holding the position after *after*
-on (``register_commits`` by ``first_position``, its unique index), each commit's
-entries by number (``feed_entries``' unique index on ``commit_id, commit_seq``),
-``first_position + commit_seq - 1 > after``, in that order, *limit* + 1 rows (the
-extra one says whether more follow). It reads committed rows only, and what it sees
-is a prefix of the positions: a commit takes its positions under the lock the next
-committer waits for (``hierarchy.changes``), so none can appear below one already seen.
+A page is one statement over a window of positions, (after, after + limit + 1]: the
+commits whose first position lies in it or holds its start (``register_commits`` by
+``first_position``, its unique index), and of each the entries numbered within the
+window - a range of ``feed_entries``' unique index on ``commit_id, commit_seq`` - in
+position order. However large a commit (an import's 200,000 entries), a page reads at
+most limit + 1 rows: the extra one says that more follow. Positions that hold no entry
+(a change rolled back to a savepoint; a register's history from before the feed) make a
+window short; the next one is read then, a few at most.
+
+It reads committed rows only, and what it sees is a prefix of the positions: a commit
+takes its positions under the lock the next committer waits for (``hierarchy.changes``),
+so none can appear below one already seen. The register's last position is read first
+(positions up to it are committed, so visible to the page's read that follows).
 
 On PostgreSQL the statements run on the worker thread's own connection
 (``sorregistry.reads``), rows as named tuples with JSON decoded by orjson; elsewhere
@@ -20,7 +26,7 @@ from datetime import UTC
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import BigInteger, Integer, bindparam, func, select
+from sqlalchemy import BigInteger, bindparam, func, select
 
 from hierarchy.feed.entries import ENTRIES, STATE_COLUMNS
 from hierarchy.models import FeedState, RegisterCommit, RegisterVersion, table_of
@@ -31,12 +37,14 @@ _COMMITS = table_of(RegisterCommit)
 _REGISTER = table_of(RegisterVersion)
 _STATE = table_of(FeedState)
 _KEY = "sor.feed_cursor_key"
+_MAX_WINDOWS = 50  # windows of positions one page reads, at most
 
 
 def _page_statement() -> Any:
     commits = _COMMITS.alias("c")
     before = _COMMITS.alias("before")
     after = bindparam("after", type_=BigInteger)
+    through = bindparam("through", type_=BigInteger)
     position = (commits.c.first_position + ENTRIES.c.commit_seq - 1).label("position")
     # The commit holding position after + 1 (0: before the first).
     start = (
@@ -58,9 +66,14 @@ def _page_statement() -> Any:
             *[ENTRIES.c[name] for name in STATE_COLUMNS],
         )
         .select_from(commits.join(ENTRIES, ENTRIES.c.commit_id == commits.c.id))
-        .where(commits.c.first_position >= start, position > after)
+        .where(
+            commits.c.first_position >= start,
+            commits.c.first_position <= through,
+            # Both bounds on commit_seq, so each commit's entries are a range of its index.
+            ENTRIES.c.commit_seq > after - commits.c.first_position + 1,
+            ENTRIES.c.commit_seq <= through - commits.c.first_position + 1,
+        )
         .order_by(commits.c.first_position, ENTRIES.c.commit_seq)
-        .limit(bindparam("limit", type_=Integer))
     )
 
 
@@ -113,11 +126,22 @@ def entry_item(row: Any) -> dict[str, Any]:
 
 def read_page(reads: Reads, after: int, limit: int) -> Page:
     """The entries after position *after*, at most *limit*."""
-    rows, last_rows = reads.batch([
-        (PAGE, {"after": after, "limit": limit + 1}),
+    through = after + limit + 1
+    last_rows, rows = reads.batch([
         (LAST_POSITION, {}),
+        (PAGE, {"after": after, "through": through}),
     ])
-    register_last = last_rows[0][0] if last_rows else 0
+    register_last = max(last_rows[0][0] if last_rows else 0, rows[-1].position if rows else 0)
+    windows = 1
+    # Positions without an entry (a change rolled back to a savepoint, history from before
+    # the feed): read the next window, while the page is short and positions remain.
+    while len(rows) <= limit and through < register_last and windows < _MAX_WINDOWS:
+        start, through = through, through + limit + 1 - len(rows)
+        rows = [*rows, *reads.rows(PAGE, {"after": start, "through": through})]
+        windows += 1
     items = [entry_item(row) for row in rows[:limit]]
-    last = items[-1]["position"] if items else after
-    return Page(items, last, len(rows) > limit, register_last)
+    if items:
+        last = items[-1]["position"]
+    else:  # nothing but empty positions (committed: at most register_last): past them
+        last = min(through, register_last) if windows == _MAX_WINDOWS else after
+    return Page(items, last, len(rows) > limit or last < register_last, register_last)

@@ -6,7 +6,7 @@ showing it as it stands, at the position of its current version: a consumer read
 feed from the start sees the whole register once, then every change after it.
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0013
 Create Date: 2026-11-24 09:00:00
 
 """
@@ -21,7 +21,7 @@ import sorregistry.models
 
 # revision identifiers, used by Alembic.
 revision = '0014'
-down_revision = '0011'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
