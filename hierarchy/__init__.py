@@ -1,8 +1,8 @@
 """The register: organisations in their hierarchy, identifiers, imports and lookups.
 
 ``init_app(app)`` attaches the register to the app: its APIs (organisations,
-lookups, the change feed), its pages (the start page, the staff register
-browser, the picker), its commands (imports, the demo, the tick), the register
+lookups, the change feed, the exports), its pages (the start page, the staff register
+browser, the picker), its commands (imports, the demo, the tick, export), the register
 version the health answer shows, and the hooks that record register changes in the
 app's sessions (``hierarchy.changes``).
 """
@@ -12,6 +12,8 @@ from __future__ import annotations
 from flask import Flask
 
 from hierarchy import changes, cli, lookup_routes, routes, start, views
+from hierarchy.export import cli as export_cli
+from hierarchy.export import routes as export_routes
 from hierarchy.feed import cli as feed_cli
 from hierarchy.feed import routes as feed_routes
 from hierarchy.service import register_version
@@ -26,6 +28,7 @@ def init_app(app: Flask) -> None:
     register_api(app, routes.blp, url_prefix="/api/v1")
     register_api(app, lookup_routes.blp, url_prefix="/api/v1")
     register_api(app, feed_routes.blp, url_prefix="/api/v1")
+    register_api(app, export_routes.blp, url_prefix="/api/v1")
     register_pages(app, start.bp)
     register_pages(app, views.register_bp,
                    menu=[MenuEntry("register_pages.browse", "Registret", ("sds",), order=20)])
@@ -33,3 +36,4 @@ def init_app(app: Flask) -> None:
     health.report_register_version(app, register_version)
     cli.register(app)
     feed_cli.register(app)
+    export_cli.register(app)
