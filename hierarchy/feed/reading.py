@@ -125,13 +125,21 @@ def entry_item(row: Any) -> dict[str, Any]:
 
 
 def read_page(reads: Reads, after: int, limit: int) -> Page:
-    """The entries after position *after*, at most *limit*."""
+    """The entries after position *after*, at most *limit*.
+
+    A page that is not full has read every entry up to the register's last position as
+    read first (all committed, so all visible): its cursor moves past positions left
+    empty there (a change rolled back to a savepoint), and ``more`` is false - a client
+    that reads "while more" stops. An empty page keeps the cursor it was given, unless
+    only empty positions lay in all the windows it read (then it moves past them).
+    """
     through = after + limit + 1
     last_rows, rows = reads.batch([
         (LAST_POSITION, {}),
         (PAGE, {"after": after, "through": through}),
     ])
-    register_last = max(last_rows[0][0] if last_rows else 0, rows[-1].position if rows else 0)
+    committed = int(last_rows[0][0]) if last_rows else 0  # positions up to it: committed
+    register_last = max(committed, rows[-1].position if rows else 0)
     windows = 1
     # Positions without an entry (a change rolled back to a savepoint, history from before
     # the feed): read the next window, while the page is short and positions remain.
@@ -140,8 +148,13 @@ def read_page(reads: Reads, after: int, limit: int) -> Page:
         rows = [*rows, *reads.rows(PAGE, {"after": start, "through": through})]
         windows += 1
     items = [entry_item(row) for row in rows[:limit]]
-    if items:
+    full = len(rows) > limit
+    if full:
         last = items[-1]["position"]
-    else:  # nothing but empty positions (committed: at most register_last): past them
-        last = min(through, register_last) if windows == _MAX_WINDOWS else after
-    return Page(items, last, len(rows) > limit or last < register_last, register_last)
+    elif items:  # every entry through min(through, committed) is on this page
+        last = max(items[-1]["position"], min(through, committed))
+    elif through < register_last:  # _MAX_WINDOWS of empty positions: past them
+        last = min(through, committed)
+    else:
+        last = after
+    return Page(items, last, full or through < register_last, register_last)

@@ -11,12 +11,14 @@ from sqlalchemy import select, text
 from hierarchy import changes, service
 from hierarchy import identifiers as ids
 from hierarchy.feed.entries import ADDRESS_KEYS, STATE_COLUMNS
+from hierarchy.feed.reading import read_page
 from hierarchy.models import FeedState, OrganisationVersion, RegisterCommit, RegisterVersion
 from hierarchy.schemas import AddressSchema
 from hierarchy.search import ITEM_COLUMNS
 from hierarchy.sor_import import import_sor_file
 from sorregistry import create_app
 from sorregistry.extensions import db
+from sorregistry.reads import SessionReads
 from tests.conftest import fixture_path
 from tests.support.exports import generator
 from tests.support.feed import feed, latest_items, register_items
@@ -131,6 +133,30 @@ def test_a_change_rolled_back_leaves_no_entry(session):
     session.commit()
     assert _shape(feed(session, mark)) == [(codes["si"], "changed", ["name"], False)]
 
+
+
+def test_positions_left_empty_at_the_end_end_the_page(session):
+    # A change rolled back after one kept: its position, the last, holds no entry. A
+    # reader must not be told "more" for ever (a client reading while more would spin).
+    codes = _tree(session)
+    session.commit()
+    mark = _last(session)
+    service.change_organisation(session, codes["si"], {"name": "Beholdt"}, source="staff",
+                                actor="t")
+    savepoint = session.begin_nested()
+    service.change_organisation(session, codes["ie"], {"phone": "79999999"}, source="staff",
+                                actor="t")
+    savepoint.rollback()
+    session.commit()
+    end = _last(session)  # the phone's change and its units' took positions, now empty
+    assert end > mark + 1
+    page = read_page(SessionReads(session), mark, 10)
+    assert [item["sor_code"] for item in page.items] == [codes["si"]]
+    assert (page.last, page.more) == (end, False)
+    # A cursor a page cut at the entry: nothing after it but the empty positions.
+    cut = read_page(SessionReads(session), mark + 1, 10)
+    assert (cut.items, cut.last, cut.more) == ([], mark + 1, False)
+    assert read_page(SessionReads(session), end, 10).items == []
 
 def test_the_import_records_what_the_service_would(session, tmp_path):
     before = _last(session)
