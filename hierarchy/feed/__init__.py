@@ -1,6 +1,6 @@
 """The change feed: every change of every organisation, in commit order, never missed.
 
-(The design is written out in full in README.md, "Mirroring the register"; this is the
+(The design is written out in README.md, "Publishing the register"; this is the
 map of the package.)
 
 - ``entries``: what an entry is made of (the organisation's row copied, the kind of
