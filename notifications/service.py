@@ -28,11 +28,10 @@ receiving side can recognise it as the same mail.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.utils import make_msgid, parseaddr
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import current_app, has_app_context
 from sqlalchemy import and_, delete, func, or_, select, update
@@ -47,6 +46,7 @@ from notifications.models import STATUSES, OutboxAttempt, OutboxMessage
 from sorregistry.database import DbSession, begin_write, rowcount
 from sorregistry.errors import DomainError
 from sorregistry.models import utcnow
+from sorregistry.queue import RetryPolicy, due
 
 __all__ = [
     "NotificationError",
@@ -80,34 +80,10 @@ class NotRetryable(DomainError, ValueError):
 
 
 @dataclass(frozen=True)
-class Policy:
+class Policy(RetryPolicy):
     """How sending retries and gives up; from the app's NOTIFY_* settings."""
 
-    max_attempts: int = 10
-    retry_base_seconds: int = 60
-    retry_max_seconds: int = 6 * 3600
-    claim_timeout_seconds: int = 600
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Policy:
-        return cls(
-            max_attempts=max(1, int(config.get("NOTIFY_MAX_ATTEMPTS", cls.max_attempts))),
-            retry_base_seconds=max(
-                0, int(config.get("NOTIFY_RETRY_BASE_SECONDS", cls.retry_base_seconds))
-            ),
-            retry_max_seconds=max(
-                0, int(config.get("NOTIFY_RETRY_MAX_SECONDS", cls.retry_max_seconds))
-            ),
-            claim_timeout_seconds=max(
-                1, int(config.get("NOTIFY_CLAIM_TIMEOUT_SECONDS", cls.claim_timeout_seconds))
-            ),
-        )
-
-    def delay(self, attempts: int) -> timedelta:
-        """Exponential backoff: base, 2 x base, 4 x base … after attempt 1, 2, 3 …, capped."""
-        exponent = min(max(attempts - 1, 0), 30)  # 2**30 x base is past any cap
-        return timedelta(seconds=min(self.retry_base_seconds * 2**exponent,
-                                     self.retry_max_seconds))
+    prefix: ClassVar[str] = "NOTIFY_"
 
 
 # --- enqueue --------------------------------------------------------------------
@@ -206,12 +182,7 @@ class Outgoing:
 
 
 def _due(now: datetime, policy: Policy) -> Any:
-    stale = now - timedelta(seconds=policy.claim_timeout_seconds)
-    return or_(
-        and_(OutboxMessage.status == "queued", OutboxMessage.next_attempt_at <= now),
-        # A claim this old belongs to a worker that died mid-send.
-        and_(OutboxMessage.status == "sending", OutboxMessage.claimed_at <= stale),
-    )
+    return due(OutboxMessage, now, policy)
 
 
 def _close_open_attempts(

@@ -12,13 +12,10 @@ the process); the mail being sent then waits for the claim timeout.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType
 
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,11 +23,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from notifications.sender import Mailer, RunResult, send_due
 from notifications.service import Policy
 from sorregistry.database import DbSession
+from sorregistry.queue import RoundFailed, StoppableLoop
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-
-class WorkerError(RuntimeError):
+class WorkerError(RoundFailed):
     """The worker cannot start, or a round failed on the database; says why in a line."""
 
 
@@ -44,7 +40,7 @@ def _ignore(_line: str) -> None:
 
 
 @dataclass
-class Worker:
+class Worker(StoppableLoop):
     """Sends what the outbox holds, *batch* claims at a time, as *name*."""
 
     session: DbSession
@@ -98,49 +94,3 @@ class Worker:
                 f"the database failed: {str(cause).strip().splitlines()[0]}") from exc
         finally:
             self.session.close()  # no connection held between rounds
-
-    def serve(
-        self,
-        interval: float,
-        *,
-        on_result: Callable[[RunResult], None] = lambda result: None,
-        on_error: Callable[[WorkerError], None] = lambda error: None,
-    ) -> None:
-        """Run a round every *interval* seconds until :attr:`stop` is set. A failed
-        round is reported to *on_error* and the next one tried: a daemon outlives a
-        database restart."""
-        while not self.stop.is_set():
-            try:
-                result = self.run_once()
-            except WorkerError as exc:
-                on_error(exc)
-            else:
-                on_result(result)
-            if self.stop.wait(interval):
-                break
-
-    @contextmanager
-    def stopping_on_signals(self) -> Iterator[None]:
-        """While in the block, SIGTERM and SIGINT set :attr:`stop` (a second one runs
-        the signal's previous handler). Does nothing outside the main thread, where
-        Python allows no signal handlers."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        # None: a handler not set from Python; the default is the nearest we can restore.
-        previous = {sig: signal.getsignal(sig) or signal.SIG_DFL for sig in STOP_SIGNALS}
-
-        def handle(signum: int, _frame: FrameType | None) -> None:
-            if self.stop.is_set():  # the second signal: stop now, as if never caught
-                signal.signal(signum, previous[signal.Signals(signum)])
-                signal.raise_signal(signum)
-                return
-            self.stop.set()
-
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, handle)
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
