@@ -32,6 +32,7 @@ ACTIONS = (
     "application_withdrawn", "application_submitted",
     "register_changed", "register_imported", "other_municipality_read",
     "mail_triage_resolved", "outbox_retried",
+    "webhook_subscribed", "webhook_unsubscribed", "webhook_retried",
 )
 
 

@@ -51,6 +51,12 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_NOTIFY_CLAIM_TIMEOUT_SECONDS": ("NOTIFY_CLAIM_TIMEOUT_SECONDS", _as_int),
     "SOR_NOTIFY_SMTP_TIMEOUT_SECONDS": ("NOTIFY_SMTP_TIMEOUT_SECONDS", _as_int),
     "SOR_NOTIFY_MESSAGE_ID_DOMAIN": ("NOTIFY_MESSAGE_ID_DOMAIN", str),
+    "SOR_WEBHOOK_MAX_ATTEMPTS": ("WEBHOOK_MAX_ATTEMPTS", _as_int),
+    "SOR_WEBHOOK_RETRY_BASE_SECONDS": ("WEBHOOK_RETRY_BASE_SECONDS", _as_int),
+    "SOR_WEBHOOK_RETRY_MAX_SECONDS": ("WEBHOOK_RETRY_MAX_SECONDS", _as_int),
+    "SOR_WEBHOOK_CLAIM_TIMEOUT_SECONDS": ("WEBHOOK_CLAIM_TIMEOUT_SECONDS", _as_int),
+    "SOR_WEBHOOK_TIMEOUT_SECONDS": ("WEBHOOK_TIMEOUT_SECONDS", _as_int),
+    "SOR_WEBHOOK_ALLOW_PRIVATE": ("WEBHOOK_ALLOW_PRIVATE", _as_bool),
     "SOR_IMAP_HOST": ("IMAP_HOST", str),
     "SOR_IMAP_PORT": ("IMAP_PORT", _as_int),
     "SOR_IMAP_USER": ("IMAP_USER", str),
@@ -105,6 +111,16 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFY_SMTP_TIMEOUT_SECONDS": 30,
     # The right-hand side of Message-IDs; by default the sender address's domain.
     "NOTIFY_MESSAGE_ID_DOMAIN": None,
+    # Webhook deliveries (hierarchy/webhooks/): retried after base, 2 x base ... seconds
+    # (at most max), given up after max attempts (about 4 hours with these values; the
+    # subscription is then paused). A receiver gets TIMEOUT seconds to answer; private
+    # and loopback addresses are refused unless ALLOW_PRIVATE (development, tests).
+    "WEBHOOK_MAX_ATTEMPTS": 10,
+    "WEBHOOK_RETRY_BASE_SECONDS": 30,
+    "WEBHOOK_RETRY_MAX_SECONDS": 3600,
+    "WEBHOOK_CLAIM_TIMEOUT_SECONDS": 120,
+    "WEBHOOK_TIMEOUT_SECONDS": 10,
+    "WEBHOOK_ALLOW_PRIVATE": False,
     "IMAP_PORT": 993,
     "IMAP_MAILBOX": "INBOX",
     "IMAP_SSL": None,  # None: SSL on port 993, plain (or STARTTLS) on any other
