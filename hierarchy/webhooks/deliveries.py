@@ -41,7 +41,7 @@ from sqlalchemy.orm import aliased
 from hierarchy.feed.reading import read_page
 from hierarchy.models import Organisation
 from hierarchy.webhooks.models import WebhookDelivery, WebhookSubscription
-from hierarchy.webhooks.subscriptions import allow_private, development, matches
+from hierarchy.webhooks.subscriptions import allow_private, client_table, development, matches
 from hierarchy.webhooks.transport import UnsafeUrl, post, resolve, sign
 from sorregistry.database import DbSession, begin_write, rowcount
 from sorregistry.errors import DomainError
@@ -86,7 +86,8 @@ def dispatch(session: DbSession, *, limit: int = 500) -> Dispatched:
     Flushes; the caller commits (then calls again while ``more``)."""
     begin_write(session)
     subscriptions = list(session.scalars(
-        select(WebhookSubscription).where(WebhookSubscription.status == "active")
+        select(WebhookSubscription).where(WebhookSubscription.status == "active",
+                                          _client_active())
         .order_by(WebhookSubscription.id)
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
@@ -146,6 +147,14 @@ def _head_of_line() -> Any:
     )
 
 
+def _client_active() -> Any:
+    """The subscription's API client is not revoked: a revoked client's subscriptions
+    rest (nothing queued, nothing sent) until deleted."""
+    clients = client_table()
+    return exists().where(clients.c.id == WebhookSubscription.client_id,
+                          clients.c.revoked_at.is_(None))
+
+
 def _pause(session: DbSession, subscription_id: int, reason: str) -> None:
     session.execute(
         update(WebhookSubscription).where(WebhookSubscription.id == subscription_id)
@@ -165,7 +174,7 @@ def claim(
         select(WebhookDelivery, WebhookSubscription)
         .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
         .where(due(WebhookDelivery, now, policy), WebhookSubscription.status == "active",
-               _head_of_line())
+               _client_active(), _head_of_line())
         .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
         .limit(limit)
         .with_for_update(of=WebhookDelivery, skip_locked=True)

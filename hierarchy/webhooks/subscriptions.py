@@ -101,7 +101,7 @@ def matches(wanted: Mapping[str, str], entry: Mapping[str, Any], path: str | Non
     return True
 
 
-def _clients() -> Table:
+def client_table() -> Table:
     # The API clients' table, by name: the register imports nothing of accounts.
     return Base.metadata.tables["api_clients"]
 
@@ -113,7 +113,7 @@ def create(
     """A subscription for API client *client_id*; returns it and its secret (shown once).
     The URL is checked (and resolved) now and again at every delivery. Flushes."""
     resolve(url, development=development(app), allow_private=allow_private(app))
-    clients = _clients()
+    clients = client_table()
     found = session.execute(
         select(clients.c.id, clients.c.revoked_at).where(clients.c.id == client_id)
     ).first()

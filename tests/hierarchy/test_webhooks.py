@@ -18,7 +18,7 @@ from hierarchy.webhooks import deliveries, subscriptions
 from hierarchy.webhooks.models import WebhookDelivery, WebhookSubscription
 from hierarchy.webhooks.transport import UnsafeUrl, resolve, sign
 from hierarchy.webhooks.worker import WebhookWorker
-from sorregistry.accounts.clients import create_client
+from sorregistry.accounts.clients import create_client, revoke_client
 from tests.applications.helpers import (
     AARHUS,
     AARHUS_CVR,
@@ -359,3 +359,35 @@ def test_matches_judges_the_entry_as_shown():
     assert not subscriptions.matches({"municipality": "0461"}, entry, None)
     assert not subscriptions.matches({"ownership": "privat"}, entry, None)
     assert not subscriptions.matches({"cvr": PRIVATE_CVR}, entry, None)
+
+
+def test_a_worker_told_to_stop_finishes_the_delivery_in_hand_and_puts_the_rest_back(
+        dev, client, session, sds, subscriber, receiver):
+    for _ in range(3):  # three subscriptions: three deliveries claimed in one batch
+        receiver.secret = _subscribe(client, sds, subscriber, receiver.url,
+                                     level="SI", under=PRIVATE_IE)["secret"]
+    # One secret for all three: the receiver checks with the last; give them all that.
+    secret = receiver.secret
+    session.query(WebhookSubscription).update({"secret": secret})
+    build_register(session)
+    session.commit()
+    worker = _worker(dev, session)
+    receiver.on_request = worker.stop.set  # SIGTERM's effect, as the first one arrives
+    stopped = worker.run_once()
+    assert (stopped.delivered, stopped.released) == (1, 2)
+    assert session.scalar(select(func.count()).select_from(WebhookDelivery).where(
+        WebhookDelivery.status == "queued", WebhookDelivery.attempts == 0)) == 2
+    receiver.on_request = lambda: None
+    worker.stop.clear()
+    assert worker.run_once().delivered == 2
+    assert len(receiver.accepted()) == 3
+
+
+def test_a_revoked_clients_subscriptions_rest(dev, client, session, sds, subscriber,
+                                              receiver):
+    _subscribe(client, sds, subscriber, receiver.url)
+    revoke_client(session, subscriber)
+    build_register(session)
+    session.commit()
+    result = _worker(dev, session).run_once()
+    assert (result.queued, result.delivered) == (0, 0) and receiver.requests == []

@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -62,6 +63,7 @@ class Receiver:
         self.secret = ""
         self.failing = False
         self.requests: list[Request] = []
+        self.on_request: Callable[[], None] = lambda: None  # called as each one arrives
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -80,6 +82,7 @@ class Receiver:
                 status = 400 if not ok else 500 if receiver.failing else 200
                 with receiver._lock:
                     receiver.requests.append(Request(dict(self.headers), body, status, ok))
+                receiver.on_request()
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
