@@ -34,6 +34,7 @@ def verify(secret: str, header: str, body: bytes, now: float | None = None) -> b
 
 @dataclass
 class Request:
+    path: str
     headers: dict[str, str]
     body: bytes
     answered: int
@@ -81,7 +82,8 @@ class Receiver:
                 ok = verify(receiver.secret, self.headers.get("X-SOR-Signature", ""), body)
                 status = 400 if not ok else 500 if receiver.failing else 200
                 with receiver._lock:
-                    receiver.requests.append(Request(dict(self.headers), body, status, ok))
+                    receiver.requests.append(
+                        Request(self.path, dict(self.headers), body, status, ok))
                 receiver.on_request()
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
