@@ -30,6 +30,7 @@ when the URL has become unsafe) the delivery is ``failed`` and its subscription
 
 from __future__ import annotations
 
+import http.client
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -296,9 +297,8 @@ def send(app: Flask, outgoing: Outgoing) -> Outcome:
     timeout = float(app.config.get("WEBHOOK_TIMEOUT_SECONDS") or 10)
     try:
         answer = post(target, body, headers, timeout)
-    except (OSError, ValueError) as exc:
-        return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500])
-    except Exception as exc:  # noqa: BLE001 - http.client's protocol errors, any receiver's
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        # Refused, timed out, TLS, or not HTTP: the receiver's trouble, retried.
         return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500])
     if 200 <= answer.status < 300:
         return Outcome(True, answer.status, None)
