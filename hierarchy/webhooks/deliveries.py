@@ -36,7 +36,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, func, insert, select, update
 from sqlalchemy.orm import aliased
 
 from hierarchy.feed.reading import read_page
@@ -101,8 +101,8 @@ def dispatch(session: DbSession, *, limit: int = 500) -> Dispatched:
     paths: dict[str, str] = {row.sor_code: row.path for row in session.execute(
         select(Organisation.sor_code, Organisation.path).where(Organisation.sor_code.in_(codes))
     )} if codes else {}
-    queued = 0
     now = utcnow()
+    rows: list[dict[str, Any]] = []
     for item in page.items:
         body: str | None = None
         for subscription in subscriptions:
@@ -111,15 +111,16 @@ def dispatch(session: DbSession, *, limit: int = 500) -> Dispatched:
             if not matches(subscription.filter, item, paths.get(item["sor_code"])):
                 continue
             body = body or dumps_text(item)
-            session.add(WebhookDelivery(
-                subscription_id=subscription.id, position=item["position"],
-                sor_code=item["sor_code"], body=body, status="queued", attempts=0,
-                next_attempt_at=now, created_at=now))
-            queued += 1
+            rows.append({
+                "subscription_id": subscription.id, "position": item["position"],
+                "sor_code": item["sor_code"], "body": body, "status": "queued",
+                "attempts": 0, "next_attempt_at": now, "created_at": now})
+    if rows:  # one executemany, not an ORM object per delivery
+        session.execute(insert(WebhookDelivery), rows)
     for subscription in subscriptions:
         subscription.last_position = max(subscription.last_position, page.last)
     session.flush()
-    return Dispatched(queued, page.more)
+    return Dispatched(len(rows), page.more)
 
 
 # --- claim, send, record ------------------------------------------------------------
@@ -138,13 +139,15 @@ class Outgoing:
     body: str
 
 
-def _head_of_line() -> Any:
-    """No earlier delivery of the same subscription is still to be delivered."""
-    earlier = aliased(WebhookDelivery)
-    return ~exists().where(
-        earlier.subscription_id == WebhookDelivery.subscription_id,
-        earlier.status.in_(PENDING),
-        earlier.position < WebhookDelivery.position,
+def _head() -> Any:
+    """The subscription's earliest delivery still to be delivered (its position): one
+    probe per status of the (subscription, status, position) index, however many rows
+    it has delivered."""
+    pending = aliased(WebhookDelivery)
+    return (
+        select(func.min(pending.position))
+        .where(pending.subscription_id == WebhookSubscription.id, pending.status.in_(PENDING))
+        .scalar_subquery()
     )
 
 
@@ -173,9 +176,12 @@ def claim(
     now = now or utcnow()
     rows = session.execute(
         select(WebhookDelivery, WebhookSubscription)
-        .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
-        .where(due(WebhookDelivery, now, policy), WebhookSubscription.status == "active",
-               _client_active(), _head_of_line())
+        .select_from(WebhookSubscription)
+        # Driven from the subscriptions: each one's head of line, if it is due.
+        .join(WebhookDelivery, and_(WebhookDelivery.subscription_id == WebhookSubscription.id,
+                                    WebhookDelivery.position == _head()))
+        .where(WebhookSubscription.status == "active", _client_active(),
+               due(WebhookDelivery, now, policy))
         .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
         .limit(limit)
         .with_for_update(of=WebhookDelivery, skip_locked=True)

@@ -56,8 +56,8 @@ class WebhookDelivery(Base):
         # One entry, one delivery per subscription: what makes an enqueue happen once.
         Index("ux_webhook_deliveries_subscription_position", "subscription_id", "position",
               unique=True),
-        # The workers' query: what is due, oldest first.
-        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        # The workers' query: each subscription's earliest delivery not yet delivered.
+        Index("ix_webhook_deliveries_pending", "subscription_id", "status", "position"),
     )
 
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)

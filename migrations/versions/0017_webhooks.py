@@ -60,12 +60,12 @@ def upgrade():
     )
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
         batch_op.create_index('ux_webhook_deliveries_subscription_position', ['subscription_id', 'position'], unique=True)
-        batch_op.create_index('ix_webhook_deliveries_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_webhook_deliveries_pending', ['subscription_id', 'status', 'position'], unique=False)
 
 
 def downgrade():
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
-        batch_op.drop_index('ix_webhook_deliveries_due')
+        batch_op.drop_index('ix_webhook_deliveries_pending')
         batch_op.drop_index('ux_webhook_deliveries_subscription_position')
     op.drop_table('webhook_deliveries')
     with op.batch_alter_table('webhook_subscriptions', schema=None) as batch_op:
