@@ -54,6 +54,9 @@ ACTION_NAMES = {
     "other_municipality_read": lazy_gettext("En anden kommunes data læst"),
     "mail_triage_resolved": lazy_gettext("Mail til manuel behandling løst"),
     "outbox_retried": lazy_gettext("Mail sat i kø igen"),
+    "webhook_subscribed": lazy_gettext("Webhook-abonnement oprettet"),
+    "webhook_unsubscribed": lazy_gettext("Webhook-abonnement slettet"),
+    "webhook_retried": lazy_gettext("Webhook-levering sat i kø igen"),
 }
 
 
