@@ -57,6 +57,7 @@ translations: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: install system-packages lint
 	$(BIN)/pytest

@@ -51,6 +51,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import psycopg
 from common import (
     ROOT,
     find_command,
@@ -68,6 +70,16 @@ from common import (
     stop_stray_postgres,
     terminate_on_signal,
 )
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import make_url
+
+from hierarchy import reporting, search
+from hierarchy.search.names import NAMES, NameIndex, read_names
+from hierarchy.service import register_version
+from sorregistry.accounts.clients import digest_token
+from sorregistry.app import create_app
+from sorregistry.extensions import db
+from tests.support.postgres import Server
 
 SHAK_FILES = (Path("/work/shared/data/sor/shak/SHAKCOMPLETE.TXT"),
               ROOT / "hierarchy" / "demo" / "SHAK_DEMO.TXT")
@@ -237,8 +249,6 @@ class Gunicorn:
 
 
 def psycopg_connect(url: str, **kwargs: Any):
-    import psycopg
-    from sqlalchemy.engine import make_url
 
     u = make_url(url)
     return psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password,
@@ -555,12 +565,7 @@ def capture_sql(url: str, inputs: Inputs) -> dict[str, list[list[tuple[str, Any]
     authentication query (one SELECT on api_clients per request) is left out: it is the
     service's own overhead, not the lookup, and a worker makes it once a minute per client.
     """
-    from sqlalchemy import event
 
-    from hierarchy import reporting, search
-    from hierarchy.search.names import NAMES
-    from sorregistry.app import create_app
-    from sorregistry.extensions import db
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench",
                       "SOR_ENV": "production"})
@@ -587,7 +592,6 @@ def capture_sql(url: str, inputs: Inputs) -> dict[str, list[list[tuple[str, Any]
         event.listen(db.engine, "before_cursor_execute", listener)
         try:
             session = db.session
-            from hierarchy.service import register_version
 
             register_version(session)
             version.extend(take())
@@ -656,7 +660,6 @@ def explain(url: str, statements: list[tuple[str, Any]]) -> None:
 
 def time_auth_query(url: str, token: str, n: int = 500) -> float:
     """p50 ms of the per-request client lookup (SELECT on api_clients by token digest)."""
-    from sorregistry.accounts.clients import digest_token
 
     latencies = []
     with psycopg_connect(url) as conn:
@@ -697,11 +700,8 @@ def report_latency(all_stats: dict[str, Stats], title: str) -> None:
 
 def name_index_figures(url: str) -> str:
     """Build the service's name index here, as a worker does: rows, seconds, memory."""
-    import tracemalloc
 
-    from sqlalchemy import create_engine
 
-    from hierarchy.search.names import NameIndex, read_names
 
     engine = create_engine(url)
     try:
@@ -771,7 +771,6 @@ def temp_dir(keep: bool, prefix: str) -> Iterator[Path]:
 
 
 def bench(a: argparse.Namespace, workdir: Path) -> int:
-    from tests.support.postgres import Server
 
     cli = required_command("sorregistry")
     required_command("gunicorn")
