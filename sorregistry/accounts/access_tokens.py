@@ -246,7 +246,7 @@ def _claims_problem(error: JoseError) -> str:
     if isinstance(error, ExpiredTokenError):
         return "the token has expired"
     if isinstance(error, MissingClaimError):
-        return f"the token lacks the claim {error.description}"
+        return f"the token lacks the claim {getattr(error, 'claim', error.description)}"
     if isinstance(error, InvalidClaimError):
         claim = str(getattr(error, "claim", ""))
         return {"aud": "the token is not for this service (aud)",
