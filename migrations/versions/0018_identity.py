@@ -8,7 +8,7 @@ api_clients: oidc_issuer, oidc_subject (unique together); token_digest and cvr m
 empty (a system calling with access tokens has no token of ours, its CVR is per token).
 
 Revision ID: 0018
-Revises: 0011
+Revises: 0013
 Create Date: 2026-12-05 08:00:00
 
 """
@@ -20,7 +20,7 @@ import sorregistry.models
 
 # revision identifiers, used by Alembic.
 revision = '0018'
-down_revision = '0011'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 

@@ -16,6 +16,7 @@ import json
 import time
 
 import pytest
+
 from sorregistry.accounts import access_tokens
 from sorregistry.accounts.clients import create_client
 from sorregistry.accounts.models import ApiClient
