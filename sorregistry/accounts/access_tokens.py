@@ -28,12 +28,16 @@ make the service hammer the provider. A failed fetch keeps the keys in hand: wit
 provider down, tokens it signed before keep working until they expire. Symmetric keys in
 a JWKS are ignored (a published secret is no secret).
 
-**The client**: each (issuer, subject) is recorded once as an API client
-(``models.ApiClient``, no token of ours), so that it has an id - nobody approves an
-application they sent in - a name in the audit log, and can be revoked with
-``sorregistry revoke-client``. What a system may do is cached per worker for
-``IDENTITY_SECONDS`` like the service's own tokens: a revoked client is refused within
-that time.
+**The client**: a system is the OAuth client the token was issued to - RFC 9068's
+``client_id`` claim, else ``sub`` (which, for the client-credentials grant, is the client
+itself) - so that all the tokens a client gets are one caller: one budget of the rate
+limits (``sorregistry.ratelimit`` counts per ``Identity.id``), one sender of applications.
+Each (issuer, client) is recorded once as an API client (``models.ApiClient``, no token of
+ours; ``oidc_subject`` holds the client's identifier), so that it has an id - nobody
+approves an application they sent in - a name in the audit log, and can be revoked with
+``sorregistry revoke-client``; grants to a system name that identifier. What a system
+may do is cached per worker for ``IDENTITY_SECONDS`` like the service's own tokens: a
+revoked client is refused within that time.
 """
 
 from __future__ import annotations
@@ -330,6 +334,13 @@ def client_for_subject(session: DbSession, issuer: str, subject: str,
     return session.execute(query).scalar_one()
 
 
+def client_of(claims: dict[str, Any]) -> str:
+    """The client a verified token was issued to: ``client_id`` (RFC 9068 section 2.2),
+    else ``sub``."""
+    client_id = claims.get("client_id")
+    return client_id if isinstance(client_id, str) and client_id else str(claims["sub"])
+
+
 def identity_for_access_token(token: str) -> Identity | None:
     """The identity of a system's access token; None for a token that is not a JWT (the
     service's own tokens); InvalidToken, with the reason, for a JWT refused."""
@@ -338,7 +349,7 @@ def identity_for_access_token(token: str) -> Identity | None:
         return None
     issuer, claims = verified
     config = current_app.config
-    subject = str(claims["sub"])
+    subject = client_of(claims)
     cvr = _cvr(claims, config["API_CVR_CLAIM"])
     scope_roles = frozenset(_scope_roles(claims))
     municipality_claim = config.get("API_MUNICIPALITY_CLAIM")
@@ -362,8 +373,7 @@ def identity_for_access_token(token: str) -> Identity | None:
 
 def _identity(issuer: str, subject: str, claims: dict[str, Any], cvr: str | None,
               scope_roles: frozenset[str], claimed_code: str | None) -> Identity | None:
-    name = str(claims.get("client_id") or subject)
-    client = client_for_subject(db.session, issuer, subject, name)
+    client = client_for_subject(db.session, issuer, subject, subject)
     if client.revoked_at is not None:
         return None
     standing = roles.system_standing(db.session, issuer=issuer, subject=subject, cvr=cvr,

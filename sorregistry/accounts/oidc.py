@@ -63,6 +63,7 @@ from sorregistry.database import DbSession, write_step
 from sorregistry.extensions import db
 from sorregistry.i18n import _
 from sorregistry.models import utcnow
+from sorregistry.ratelimit import login_callback
 from sorregistry.security import safe_next
 
 bp = Blueprint("oidc", __name__)
@@ -244,6 +245,7 @@ def _refused(refusal: LoginRefused) -> tuple[str, int]:
 
 
 @bp.get("/login/oidc/callback")
+@login_callback
 def callback() -> Response | tuple[str, int]:
     """End the flow: check everything (see the docstring), then log the person in."""
     provider = oidc_client.state()
