@@ -189,6 +189,16 @@ def _down() -> str:
     return _("Identitetsudbyderen kan ikke nås lige nu; prøv igen om lidt.")
 
 
+def id_token_claims(issuer: str, client_id: str) -> dict[str, dict[str, Any]]:
+    """What the ID token's claims must be (Authlib's ``claims_options``): ``iss`` the
+    issuer, ``aud`` containing this client - Authlib itself only asks that ``azp``, when
+    ``aud`` names others, be this client (OpenID Connect Core 3.1.3.7, step 3, wants
+    ``aud`` to contain it) -, and ``exp`` and ``sub`` present."""
+    return {"iss": {"essential": True, "values": [issuer]},
+            "aud": {"essential": True, "values": [client_id]},
+            "exp": {"essential": True}, "sub": {"essential": True}}
+
+
 def _exchange() -> dict[str, Any]:
     """Check the callback and exchange its code: the token response, its ``userinfo``
     the checked ID token's claims. Raises LoginRefused with what the person should read."""
@@ -200,9 +210,8 @@ def _exchange() -> dict[str, Any]:
     leeway = int(current_app.config["OIDC_LEEWAY_SECONDS"])
     try:
         token: dict[str, Any] = provider.client.authorize_access_token(
-            leeway=leeway, claims_options={
-                "iss": {"essential": True, "values": [provider.issuer]},
-                "exp": {"essential": True}, "sub": {"essential": True}})
+            leeway=leeway, claims_options=id_token_claims(provider.issuer,
+                                                          str(provider.client.client_id)))
         return {**token, "claims": _claims(token)}
     except MismatchingStateError:
         raise LoginRefused(_("Svaret fra identitetsudbyderen hører ikke til et login, der er "

@@ -8,14 +8,17 @@ would post there. Local login is off (``SOR_LOCAL_LOGIN=0``) unless a test says 
 from __future__ import annotations
 
 import json
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from authlib.oidc.core import CodeIDToken
+from joserfc.errors import InvalidClaimError, MissingClaimError
 from joserfc.jwk import RSAKey
 from sqlalchemy import select
 
-from sorregistry.accounts import roles
+from sorregistry.accounts import oidc, roles
 from sorregistry.accounts.models import LoginSession, User
 from sorregistry.audit import AuditEvent
 from tests.applications.helpers import AARHUS, AARHUS_CVR, EXISTING_SI
@@ -174,6 +177,25 @@ def test_a_wrong_nonce(client, provider):
         cookie[key] = kept
     callback = log_in_at_provider(requests.Session(), authorization, "anne")
     _refusal(client.get(_path(callback)), 400, "ID-tokenet fra identitetsudbyderen blev afvist")
+
+
+def test_an_id_token_for_another_client_is_refused():
+    """``aud`` must contain this client. Authlib alone accepts an ID token for another
+    audience when its ``azp`` names this client; the service's claims options do not."""
+    now = int(time.time())
+    issued = {"iss": "https://op.example", "sub": "anne", "iat": now, "exp": now + 60,
+              "nonce": "n"}
+    params = {"nonce": "n", "client_id": "sor"}
+    options = oidc.id_token_claims("https://op.example", "sor")
+    CodeIDToken({**issued, "aud": "sor"}, {}, options, params).validate()
+    CodeIDToken({**issued, "aud": ["sor", "other"], "azp": "sor"}, {}, options,
+                params).validate()
+    elsewhere = {**issued, "aud": ["other"], "azp": "sor"}
+    CodeIDToken(elsewhere, {}, {}, params).validate()  # Authlib's own checks pass it
+    with pytest.raises(InvalidClaimError, match="aud"):
+        CodeIDToken(elsewhere, {}, options, params).validate()
+    with pytest.raises(MissingClaimError, match="aud"):
+        CodeIDToken({**issued, "azp": "sor"}, {}, options, params).validate()
 
 
 def test_the_provider_says_no(client, provider):
