@@ -120,7 +120,11 @@ def init_app(app: Flask) -> None:
     openapi.init_app(app)
     openapi.spec.components.security_scheme(
         "bearerAuth",
-        {"type": "http", "scheme": "bearer", "description": "Token from create-client"},
+        {"type": "http", "scheme": "bearer",
+         "description": "The service's own token (sorregistry create-client), or an "
+                        "identity provider's JWT access token (RFC 9068) for this API's "
+                        "audience, whose scopes sor:lookup, sor:apply, sor:staff give the "
+                        "roles reporter, municipality, sds"},
     )
     prefix = str(app.config.get("OPENAPI_URL_PREFIX") or "/api").rstrip("/")
     declare_api(app, "api-docs", prefix)
