@@ -34,17 +34,23 @@ from sqlalchemy.orm import Session, scoped_session
 
 from hierarchy.search.cursor import decode_cursor, encode_cursor, key_of
 from hierarchy.search.filters import (
+    ALTERNATIVE_KINDS,
     FILTER_NAMES,
+    MAX_ALTERNATIVES,
     MAX_LIMIT,
+    AlternativeKind,
+    Alternatives,
     Filters,
     InvalidSearch,
     Sort,
+    Validity,
     normalise,
 )
 from hierarchy.search.names import NAMES, indexable
 from hierarchy.search.statements import (
     ITEM_COLUMNS,
     ITEMS_BY_CODE,
+    PAGE_COLUMNS,
     ItemRow,
     NarrowShape,
     Order,
@@ -60,13 +66,20 @@ from sorregistry.reads import Reads
 from sorregistry.reads import reads as reads_for
 
 __all__ = [
+    "ALTERNATIVE_KINDS",
+    "ITEMS_BY_CODE",
     "ITEM_COLUMNS",
+    "PAGE_COLUMNS",
+    "MAX_ALTERNATIVES",
     "MAX_LIMIT",
+    "AlternativeKind",
+    "Alternatives",
     "Filters",
     "InvalidSearch",
     "ItemRow",
     "Page",
     "Sort",
+    "Validity",
     "decode_cursor",
     "encode_cursor",
     "normalise",
@@ -108,7 +121,7 @@ def search(
         page = _search_index(session, reads, filters, limit, cursor)
         if page is not None:
             return page
-    if postgresql and _narrow(filters):
+    if postgresql and _narrow(filters, sort):
         return _search_names(session, reads, filters, sort, limit, cursor)
     shape, params = search_parameters(reads, filters, postgresql, sort, limit, cursor)
     count, page_statement = search_statements(shape)
@@ -135,8 +148,8 @@ _NARROW_FILTERS = frozenset({"level", "ownership", "cvr", "name", "name_match", 
 SORT_MATCHES_BELOW = 20000
 
 
-def _narrow(filters: Filters) -> bool:
-    return bool(filters.name) and all(
+def _narrow(filters: Filters, sort: Sort) -> bool:
+    return bool(filters.name) and sort != "updated" and all(
         getattr(filters, name) in (None, [], "contains") or name in _NARROW_FILTERS
         for name in FILTER_NAMES
     )

@@ -10,13 +10,17 @@ Two families: the general search over ``organisations`` (:func:`search_statement
 and on PostgreSQL the name search over the narrow table ``organisation_names``
 (:func:`narrow_statements`: the page's keys and the exact total from it, the items
 from ``organisations`` by primary key).
+
+Lists of values (alternatives' codes, ancestors, postal codes) are one array parameter on
+PostgreSQL (``= ANY(:codes)``) and an expanding ``IN`` on SQLite, as ``ITEMS_BY_CODE``:
+a statement's shape never depends on how many values a request sends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal, Protocol, TypeVar
 
 from sqlalchemy import (
@@ -26,11 +30,14 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Text,
     and_,
     any_,
     bindparam,
+    cast,
     func,
     literal_column,
+    not_,
     or_,
     select,
     text,
@@ -43,13 +50,29 @@ from hierarchy.models import Organisation, OrganisationName
 from hierarchy.search.cursor import decode_cursor
 from hierarchy.search.filters import (
     FILTER_NAMES,
+    AlternativeKind,
     Filters,
     InvalidSearch,
     NameMatch,
     Sort,
+    Validity,
     escape_like,
 )
+from sorregistry.models import UTCDateTime
 from sorregistry.reads import Reads
+
+
+def _present(column: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
+    """A JSON column holding a value: neither SQL NULL nor JSON null (the ORM writes None
+    as JSON null, the import's COPY as NULL)."""
+    return and_(column.is_not(None), cast(column, Text) != "null")
+
+
+# Whether a unit's visiting address is its own - it has a visiting or a postal address of
+# its own (a missing visiting address is the unit's own postal address) - rather than one
+# it inherits: the units FHIR gives a Location of their own (hierarchy.fhir).
+OWN_ADDRESS = or_(_present(Organisation.visiting_address),
+                  _present(Organisation.postal_address)).label("own_address")
 
 # What a list item shows (hierarchy.schemas.organisation_item), read as plain
 # rows: no ORM identity map for hundreds of rows a page.
@@ -76,7 +99,12 @@ ITEM_COLUMNS: list[InstrumentedAttribute[Any]] = [
     Organisation.valid_from,
     Organisation.valid_to,
     Organisation.version,
+    Organisation.updated_at,
 ]
+# What a search's page reads: the item's columns and whether the unit's address is its own
+# (FHIR's resources read updated_at and own_address besides what the API shows).
+PAGE_COLUMNS: list[InstrumentedAttribute[Any] | ColumnElement[Any]] = [
+    *ITEM_COLUMNS, OWN_ADDRESS]
 
 
 class ItemRow(Protocol):
@@ -126,6 +154,8 @@ class ItemRow(Protocol):
     def valid_to(self) -> date | None: ...
     @property
     def version(self) -> int: ...
+    @property
+    def updated_at(self) -> datetime: ...
 
 
 # A list's count and its page (rows with ITEM_COLUMNS).
@@ -149,6 +179,8 @@ class Shape:
     fts: bool  # SQLite: the name through the FTS5 trigram table too
     sort: Sort
     cursor: bool
+    validity: Validity | None = None
+    any_of: tuple[tuple[AlternativeKind, ...], ...] = ()  # each group's kinds
 
 
 @dataclass(frozen=True)
@@ -173,7 +205,7 @@ _SIMPLE_FILTERS: dict[str, InstrumentedAttribute[Any]] = {
     "postal_code": Organisation.eff_postal_code,
 }
 # Filters that are not a column's condition of their own.
-_NOT_CONDITIONS = ("level", "name_match", "active_on")
+_NOT_CONDITIONS = ("level", "name_match", "active_on", "validity")
 _ROOT_PATH = select(Organisation.path).where(
     Organisation.sor_code == bindparam("under", type_=String))
 
@@ -191,13 +223,83 @@ def _remember(cache: dict[K, Statements], shape: K, statements: Statements) -> S
     return cache.setdefault(shape, statements)
 
 
-def valid_on(table: FromClause) -> list[Condition]:
-    """*table*'s rows valid on the parameter ``day`` (closing date exclusive)."""
+def valid_on(table: FromClause, validity: Validity | None = None) -> list[Condition]:
+    """*table*'s rows valid on the parameter ``day`` (closing date exclusive); with
+    *validity* "inactive" those not valid then, with "any" every row."""
+    if validity == "any":
+        return []
     day = bindparam("day", type_=Date)
-    return [
+    conditions = [
         (table.c.valid_from.is_(None)) | (table.c.valid_from <= day),
         (table.c.valid_to.is_(None)) | (table.c.valid_to > day),
     ]
+    return [not_(and_(*conditions))] if validity == "inactive" else conditions
+
+
+def _one_of(column: SQLCoreOperations[Any], name: str, postgresql: bool) -> Condition:
+    """*column* equal to one of the list parameter *name* (see the module's docstring)."""
+    if postgresql:
+        return column == any_(bindparam(name, type_=ARRAY(String)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _owner_identifier(column: InstrumentedAttribute[Any], ownership: str | None,
+                      value: Any) -> Condition:
+    """An owner (IE) whose *column* is *value* (and of *ownership*, when given)."""
+    o = Organisation
+    conditions = [o.level == "IE", column == value]
+    if ownership is not None:
+        conditions.append(o.ownership == ownership)
+    return and_(*conditions)
+
+
+def _alternative(kind: AlternativeKind, value: Any) -> Condition:
+    """One alternative: the column (or owner's identifier) of *kind* equal to *value*."""
+    o = Organisation
+    simple: dict[str, InstrumentedAttribute[Any]] = {
+        "sor_code": o.sor_code, "ydernummer": o.ydernummer, "shak": o.shak, "gln": o.gln,
+        "p_number": o.p_number, "entity_type": o.entity_type, "level": o.level,
+    }
+    if kind in simple:
+        return simple[kind] == value
+    if kind == "owner_cvr":
+        return _owner_identifier(o.owner_cvr, None, value)
+    if kind == "municipality":
+        return _owner_identifier(o.eff_municipality_code, "kommunal", value)
+    return _owner_identifier(o.eff_region_code, "regional", value)
+
+
+# The postal code of the unit's (effective) visiting address, from its JSON.
+VISITING_POSTAL_CODE = Organisation.effective[("visiting_address", "postal_code")].as_string()
+
+
+def _fhir_conditions(shape: Shape) -> list[Condition]:
+    """The conditions of the filters FHIR sets (hierarchy.search.filters)."""
+    o = Organisation
+    present = shape.present
+    conditions: list[Condition] = []
+    if "parent" in present:
+        conditions.append(o.parent_sor_code == bindparam("parent", type_=String))
+    if "below" in present:
+        conditions.append(o.path.like(bindparam("below_prefix", type_=String), escape="\\"))
+        conditions.append(o.sor_code != bindparam("below", type_=String))
+    if "above" in present:
+        conditions.append(_one_of(o.sor_code, "above_codes", shape.postgresql))
+    for i, kinds in enumerate(shape.any_of):
+        conditions.append(or_(*[
+            _alternative(kind, bindparam(f"any_{i}_{j}", type_=String))
+            for j, kind in enumerate(kinds)]))
+    if "updated_from" in present:
+        conditions.append(o.updated_at >= bindparam("updated_from", type_=UTCDateTime))
+    if "updated_until" in present:
+        conditions.append(o.updated_at < bindparam("updated_until", type_=UTCDateTime))
+    if "location" in present:
+        conditions.append(or_(o.level == "SI", and_(o.level == "OE", OWN_ADDRESS)))
+    if "address_postal_codes" in present:
+        conditions.append(or_(
+            _one_of(o.eff_postal_code, "address_postal_codes", shape.postgresql),
+            _one_of(VISITING_POSTAL_CODE, "address_postal_codes", shape.postgresql)))
+    return conditions
 
 
 def _name_like(column: InstrumentedAttribute[str]) -> Condition:
@@ -233,7 +335,8 @@ def _name_condition(shape: Shape) -> Condition:
 def after_key(order: Sequence[Column], sort: Sort) -> Condition:
     """Rows after the cursor's key in *order* (parameters ``after_first``, ``after_second``:
     the key ``hierarchy.search.cursor.decode_cursor`` gives)."""
-    first = bindparam("after_first", type_=Integer if sort == "code" else String)
+    first_type = {"code": Integer(), "updated": UTCDateTime()}.get(sort, String())
+    first = bindparam("after_first", type_=first_type)
     second = bindparam("after_second", type_=String)
     return or_(order[0] > first, and_(order[0] == first, order[1] > second))
 
@@ -243,6 +346,8 @@ def _sort_key(sor_code: SQLCoreOperations[str], name_search: SQLCoreOperations[s
     """The order of a list by *sort* (what cursor.key_of reads back from a row)."""
     if sort == "code":
         return [func.length(sor_code), sor_code]
+    if sort == "updated":
+        return [Organisation.updated_at, sor_code]
     return [name_search, sor_code]
 
 
@@ -267,10 +372,11 @@ def search_statements(shape: Shape) -> Statements:
         conditions.append(o.path.like(bindparam("under_prefix", type_=String), escape="\\"))
     if "name" in shape.present:
         conditions.append(_name_condition(shape))
-    conditions.extend(valid_on(o.__table__))
+    conditions.extend(_fhir_conditions(shape))
+    conditions.extend(valid_on(o.__table__, shape.validity))
     count = select(func.count()).select_from(o).where(*conditions)
     order = _sort_key(o.sor_code, o.name_search, shape.sort)
-    page = select(*ITEM_COLUMNS).where(*conditions)
+    page = select(*PAGE_COLUMNS).where(*conditions)
     if shape.cursor:
         page = page.where(after_key(order, shape.sort))
     page = page.order_by(*order).limit(bindparam("page_limit", type_=Integer))
@@ -286,7 +392,8 @@ def search_parameters(reads: Reads, filters: Filters, postgresql: bool, sort: So
     """
     params: Parameters = {"day": filters.active_on or date.today(), "page_limit": limit + 1}
     present = tuple(name for name in FILTER_NAMES
-                    if name not in _NOT_CONDITIONS and getattr(filters, name) not in (None, ""))
+                    if name not in _NOT_CONDITIONS
+                    and getattr(filters, name) not in (None, "", [], False))
     levels = list(dict.fromkeys(filters.level or []))
     for i, level in enumerate(levels):
         params[f"level_{i}"] = level
@@ -302,6 +409,7 @@ def search_parameters(reads: Reads, filters: Filters, postgresql: bool, sort: So
         if path is None:
             raise InvalidSearch({"under": f"no organisation has SOR code {filters.under}"})
         params["under_prefix"] = escape_like(path) + "%"
+    _fhir_parameters(reads, filters, params)
     fts = False
     if filters.name:
         params["name_pattern"] = name_pattern(filters.name, filters.name_match)
@@ -309,9 +417,53 @@ def search_parameters(reads: Reads, filters: Filters, postgresql: bool, sort: So
             fts = True
             params["phrase"] = '"' + filters.name.replace('"', '""') + '"'
     if cursor:
-        params["after_first"], params["after_second"] = decode_cursor(cursor, sort)
-    shape = Shape(postgresql, present, len(levels), fts, sort, bool(cursor))
+        params["after_first"], params["after_second"] = _cursor_key(cursor, sort)
+    any_of = tuple(tuple(kind for kind, _ in group) for group in filters.any_of)
+    shape = Shape(postgresql, present, len(levels), fts, sort, bool(cursor), filters.validity,
+                  any_of)
     return shape, params
+
+
+def _cursor_key(cursor: str, sort: Sort) -> tuple[Any, str]:
+    """The cursor's key as the statement's parameters take it (a moment, by the last change)."""
+    first, second = decode_cursor(cursor, sort)
+    if sort != "updated":
+        return first, str(second)
+    try:
+        moment = datetime.fromisoformat(str(first))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidSearch({"cursor": "not a cursor of this list (it was altered)"})
+    return moment, str(second)
+
+
+# A path no organisation has: the subtree (and ancestors) of a code that names none is empty.
+_NO_PATH = "(none)"
+
+
+def _fhir_parameters(reads: Reads, filters: Filters, params: Parameters) -> None:
+    """The parameters of the filters FHIR sets. A unit named by ``below`` or ``above`` that
+    is not in the register has nothing below or above it (FHIR's answer: no match)."""
+    if filters.parent:
+        params["parent"] = filters.parent
+    if filters.below:
+        path = reads.scalar(_ROOT_PATH, {"under": filters.below}) or _NO_PATH
+        params["below_prefix"] = escape_like(path) + "%"
+        params["below"] = filters.below
+    if filters.above:
+        path = reads.scalar(_ROOT_PATH, {"under": filters.above}) or _NO_PATH
+        # A path is "/<IE>/<SI>/.../<the unit>/": the codes before the unit's own.
+        params["above_codes"] = path.strip("/").split("/")[:-1]
+    for i, group in enumerate(filters.any_of):
+        for j, (_, value) in enumerate(group):
+            params[f"any_{i}_{j}"] = value
+    if filters.updated_from:
+        params["updated_from"] = filters.updated_from
+    if filters.updated_until:
+        params["updated_until"] = filters.updated_until
+    if filters.address_postal_codes:
+        params["address_postal_codes"] = list(filters.address_postal_codes)
 
 
 def narrow_statements(shape: NarrowShape) -> Statements:
@@ -347,7 +499,7 @@ def narrow_statements(shape: NarrowShape) -> Statements:
         .limit(bindparam("page_limit", type_=Integer))
     ).subquery("page")
     page = (
-        select(*ITEM_COLUMNS)
+        select(*PAGE_COLUMNS)
         .join_from(keys, Organisation, Organisation.sor_code == keys.c.sor_code)
         .order_by(*_sort_key(keys.c.sor_code, keys.c.name_search, shape.sort))
     )
@@ -357,8 +509,8 @@ def narrow_statements(shape: NarrowShape) -> Statements:
 # A page's items by their keys (the name index's pages). PostgreSQL: one array parameter,
 # so the statement is the same for any page size.
 ITEMS_BY_CODE: dict[bool, Select[Any]] = {
-    True: select(*ITEM_COLUMNS).where(
+    True: select(*PAGE_COLUMNS).where(
         Organisation.sor_code == any_(bindparam("codes", type_=ARRAY(String)))),
-    False: select(*ITEM_COLUMNS).where(
+    False: select(*PAGE_COLUMNS).where(
         Organisation.sor_code.in_(bindparam("codes", expanding=True))),
 }
