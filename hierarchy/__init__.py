@@ -1,8 +1,9 @@
 """The register: organisations in their hierarchy, identifiers, imports and lookups.
 
 ``init_app(app)`` attaches the register to the app: its APIs (organisations,
-lookups), its pages (the start page, the staff register browser, the picker), its
-commands (imports, the demo) and the register version the health answer shows.
+lookups, the FHIR directory), its pages (the start page, the staff register browser,
+the picker), its commands (imports, the demo) and the register version the health
+answer shows.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from flask import Flask
 
 from hierarchy import cli, lookup_routes, routes, start, views
+from hierarchy.fhir import outcome as fhir_outcome
+from hierarchy.fhir import routes as fhir_routes
 from hierarchy.service import register_version
 from sorregistry import health
 from sorregistry.api import register_api
@@ -19,6 +22,8 @@ from sorregistry.pages import MenuEntry, register_pages
 def init_app(app: Flask) -> None:
     register_api(app, routes.blp, url_prefix="/api/v1")
     register_api(app, lookup_routes.blp, url_prefix="/api/v1")
+    register_api(app, fhir_routes.bp, url_prefix="/fhir", render_error=fhir_outcome.render_error,
+                 accepts=("application/x-www-form-urlencoded",))
     register_pages(app, start.bp)
     register_pages(app, views.register_bp,
                    menu=[MenuEntry("register_pages.browse", "Registret", ("sds",), order=20)])

@@ -44,6 +44,7 @@ from hierarchy.search.filters import (
     InvalidSearch,
     Sort,
     Validity,
+    name_words,
     normalise,
 )
 from hierarchy.search.names import NAMES, indexable
@@ -59,6 +60,7 @@ from hierarchy.search.statements import (
     narrow_statements,
     search_parameters,
     search_statements,
+    word_parameters,
 )
 from hierarchy.search.totals import TOTALS
 from hierarchy.service import register_changed_in, register_version
@@ -194,6 +196,10 @@ def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, 
         "day": day, "page_limit": limit + 1, "ownership": filters.ownership,
         "cvr": filters.cvr,
     }
+    words = 0
+    if filters.name_match == "words":
+        params.update(word_parameters(filters.name))
+        words = len(name_words(filters.name))
     for i, level in enumerate(levels):
         params[f"level_{i}"] = level
     if cursor:
@@ -201,7 +207,7 @@ def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, 
 
     def shape(order: Order) -> NarrowShape:
         return NarrowShape(len(levels), bool(filters.ownership), bool(filters.cvr), sort,
-                           order, bool(cursor))
+                           order, bool(cursor), words)
 
     # Read the version before anything else: a total counted after a concurrent
     # commit is then filed under the older version, never a stale one under the newer.

@@ -21,7 +21,12 @@ from sorregistry.errors import DomainError
 MAX_LIMIT = 500
 # "updated": by the time of the last change (updated_at), then code: FHIR's _lastUpdated.
 Sort = Literal["name", "code", "updated"]
-NameMatch = Literal["contains", "prefix"]
+# contains: the folded name holds the text; prefix: begins with it; words: every word of
+# the text begins a word of the name (FHIR's string search, hierarchy.fhir), in any order.
+NameMatch = Literal["contains", "prefix", "words"]
+# In "words", a word begins the name or follows one of these.
+WORD_SEPARATORS = (" ", "-", "(", "/")
+MAX_WORDS = 10
 # Which units, by their validity on ``active_on``: None, those valid then (the API's
 # lists); "inactive", those not (closed, or not yet open); "any", all of them.
 Validity = Literal["inactive", "any"]
@@ -29,13 +34,14 @@ Validity = Literal["inactive", "any"]
 # column, or the identifier of an owner (IE) - its CVR, a municipality's kommunekode, a
 # region's code.
 AlternativeKind = Literal["sor_code", "ydernummer", "shak", "gln", "p_number", "entity_type",
-                          "level", "owner_cvr", "municipality", "region"]
+                          "level", "institution", "owner_cvr", "municipality", "region"]
 ALTERNATIVE_KINDS: tuple[AlternativeKind, ...] = (
-    "sor_code", "ydernummer", "shak", "gln", "p_number", "entity_type", "level", "owner_cvr",
-    "municipality", "region")
+    "sor_code", "ydernummer", "shak", "gln", "p_number", "entity_type", "level", "institution",
+    "owner_cvr", "municipality", "region")
 # One group of alternatives: one of them must hold (kind, value: compared for equality).
 Alternatives = tuple[tuple[AlternativeKind, str], ...]
 MAX_ALTERNATIVES = 50
+MAX_POSTAL_CODES = 2000  # more than Denmark has
 
 
 class InvalidSearch(DomainError, ValueError):
@@ -77,9 +83,17 @@ class Filters:
     validity: Validity | None = None
     location: bool | None = None  # True: the units FHIR gives a Location (hierarchy.fhir)
     address_postal_codes: list[str] = field(default_factory=list)  # postal or visiting
+    visiting_postal_codes: list[str] = field(default_factory=list)  # visiting address's
+    exact_name: str | None = None  # the name exactly so (case and accents too)
 
 
 FILTER_NAMES = tuple(Filters.__dataclass_fields__)
+
+
+def name_words(folded: str) -> list[str]:
+    """The words of a (folded) name text, longest first: the first is what the text index
+    looks up, the others only narrow its matches."""
+    return sorted(dict.fromkeys(folded.split()), key=len, reverse=True)
 
 
 def escape_like(value: str) -> str:
@@ -137,6 +151,8 @@ def normalise(filters: Filters) -> Filters:
             filters.name = None
         elif len(filters.name) > 100:
             errors["name"] = "at most 100 characters"
+        elif filters.name_match == "words" and len(name_words(filters.name)) > MAX_WORDS:
+            errors["name"] = f"at most {MAX_WORDS} words"
     if errors:
         raise InvalidSearch(errors)
     return filters
@@ -154,5 +170,6 @@ def _check_fhir_filters(filters: Filters, errors: dict[str, str]) -> None:
         moment = getattr(filters, name)
         if moment is not None and moment.tzinfo is None:
             errors[name] = "a moment with its time zone"
-    if len(filters.address_postal_codes) > MAX_ALTERNATIVES:
-        errors["address_postal_codes"] = f"at most {MAX_ALTERNATIVES} postal codes"
+    for name in ("address_postal_codes", "visiting_postal_codes"):
+        if len(getattr(filters, name)) > MAX_POSTAL_CODES:
+            errors[name] = f"at most {MAX_POSTAL_CODES} postal codes"

@@ -43,13 +43,14 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.sql.elements import SQLCoreOperations
+from sqlalchemy.sql.elements import BindParameter, SQLCoreOperations
 from sqlalchemy.sql.selectable import FromClause
 
 from hierarchy.models import Organisation, OrganisationName
 from hierarchy.search.cursor import decode_cursor
 from hierarchy.search.filters import (
     FILTER_NAMES,
+    WORD_SEPARATORS,
     AlternativeKind,
     Filters,
     InvalidSearch,
@@ -57,6 +58,7 @@ from hierarchy.search.filters import (
     Sort,
     Validity,
     escape_like,
+    name_words,
 )
 from sorregistry.models import UTCDateTime
 from sorregistry.reads import Reads
@@ -181,6 +183,7 @@ class Shape:
     cursor: bool
     validity: Validity | None = None
     any_of: tuple[tuple[AlternativeKind, ...], ...] = ()  # each group's kinds
+    words: int = 0  # "words" mode: how many words the name has
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,7 @@ class NarrowShape:
     sort: Sort
     order: Order
     cursor: bool
+    words: int = 0  # "words" mode: how many words the name has
 
 
 _SIMPLE_FILTERS: dict[str, InstrumentedAttribute[Any]] = {
@@ -229,7 +233,7 @@ def valid_on(table: FromClause, validity: Validity | None = None) -> list[Condit
     if validity == "any":
         return []
     day = bindparam("day", type_=Date)
-    conditions = [
+    conditions: list[Condition] = [
         (table.c.valid_from.is_(None)) | (table.c.valid_from <= day),
         (table.c.valid_to.is_(None)) | (table.c.valid_to > day),
     ]
@@ -259,9 +263,11 @@ def _alternative(kind: AlternativeKind, value: Any) -> Condition:
     simple: dict[str, InstrumentedAttribute[Any]] = {
         "sor_code": o.sor_code, "ydernummer": o.ydernummer, "shak": o.shak, "gln": o.gln,
         "p_number": o.p_number, "entity_type": o.entity_type, "level": o.level,
+        "institution": o.institution_sor_code,
     }
     if kind in simple:
-        return simple[kind] == value
+        condition: Condition = simple[kind] == value
+        return condition
     if kind == "owner_cvr":
         return _owner_identifier(o.owner_cvr, None, value)
     if kind == "municipality":
@@ -299,17 +305,45 @@ def _fhir_conditions(shape: Shape) -> list[Condition]:
         conditions.append(or_(
             _one_of(o.eff_postal_code, "address_postal_codes", shape.postgresql),
             _one_of(VISITING_POSTAL_CODE, "address_postal_codes", shape.postgresql)))
+    if "exact_name" in present:
+        conditions.append(o.name == bindparam("exact_name", type_=String))
+    if "visiting_postal_codes" in present:
+        conditions.append(
+            _one_of(VISITING_POSTAL_CODE, "visiting_postal_codes", shape.postgresql))
     return conditions
 
 
-def _name_like(column: InstrumentedAttribute[str]) -> Condition:
-    return column.like(bindparam("name_pattern", type_=String), escape="\\")
+def _name_like(column: InstrumentedAttribute[str], words: int = 0) -> Condition:
+    """The name matched: the pattern (the text index's), and in "words" mode each word at
+    the start of a word of the name (parameters of :func:`word_parameters`)."""
+    condition = column.like(bindparam("name_pattern", type_=String), escape="\\")
+    if not words:
+        return condition
+    starts = range(len(WORD_SEPARATORS) + 1)
+    return and_(condition, *[
+        or_(*[column.like(bindparam(f"word_{k}_{i}", type_=String), escape="\\")
+              for i in starts])
+        for k in range(words)])
 
 
 def name_pattern(folded: str, mode: NameMatch) -> str:
-    """The LIKE pattern of a (folded) name searched by *mode*."""
+    """The LIKE pattern of a (folded) name searched by *mode* (in "words" mode, the longest
+    word anywhere: what the text index finds; :func:`word_parameters` narrow it)."""
+    if mode == "words":
+        return "%" + escape_like(name_words(folded)[0]) + "%"
     pattern = escape_like(folded)
     return pattern + "%" if mode == "prefix" else "%" + pattern + "%"
+
+
+def word_parameters(folded: str) -> Parameters:
+    """The patterns of "words" mode: each word begins the name or follows a separator."""
+    params: Parameters = {}
+    for k, word in enumerate(name_words(folded)):
+        escaped = escape_like(word)
+        params[f"word_{k}_0"] = escaped + "%"
+        for i, separator in enumerate(WORD_SEPARATORS, start=1):
+            params[f"word_{k}_{i}"] = "%" + separator + escaped + "%"
+    return params
 
 
 def _name_condition(shape: Shape) -> Condition:
@@ -321,9 +355,9 @@ def _name_condition(shape: Shape) -> Condition:
     """
     if shape.postgresql:
         names = OrganisationName
-        matching = select(names.sor_code).where(_name_like(names.name_search))
+        matching = select(names.sor_code).where(_name_like(names.name_search, shape.words))
         return Organisation.sor_code.in_(matching)
-    condition = _name_like(Organisation.name_search)
+    condition = _name_like(Organisation.name_search, shape.words)
     if shape.fts:
         fts = text(
             "SELECT rowid FROM organisations_search WHERE organisations_search MATCH :phrase"
@@ -335,8 +369,13 @@ def _name_condition(shape: Shape) -> Condition:
 def after_key(order: Sequence[Column], sort: Sort) -> Condition:
     """Rows after the cursor's key in *order* (parameters ``after_first``, ``after_second``:
     the key ``hierarchy.search.cursor.decode_cursor`` gives)."""
-    first_type = {"code": Integer(), "updated": UTCDateTime()}.get(sort, String())
-    first = bindparam("after_first", type_=first_type)
+    first: BindParameter[Any]
+    if sort == "code":
+        first = bindparam("after_first", type_=Integer)
+    elif sort == "updated":
+        first = bindparam("after_first", type_=UTCDateTime)
+    else:
+        first = bindparam("after_first", type_=String)
     second = bindparam("after_second", type_=String)
     return or_(order[0] > first, and_(order[0] == first, order[1] > second))
 
@@ -411,16 +450,22 @@ def search_parameters(reads: Reads, filters: Filters, postgresql: bool, sort: So
         params["under_prefix"] = escape_like(path) + "%"
     _fhir_parameters(reads, filters, params)
     fts = False
+    words = 0
     if filters.name:
         params["name_pattern"] = name_pattern(filters.name, filters.name_match)
-        if not postgresql and filters.name_match != "prefix" and len(filters.name) >= 3:
+        phrase = filters.name
+        if filters.name_match == "words":
+            params.update(word_parameters(filters.name))
+            words = len(name_words(filters.name))
+            phrase = name_words(filters.name)[0]
+        if not postgresql and filters.name_match != "prefix" and len(phrase) >= 3:
             fts = True
-            params["phrase"] = '"' + filters.name.replace('"', '""') + '"'
+            params["phrase"] = '"' + phrase.replace('"', '""') + '"'
     if cursor:
         params["after_first"], params["after_second"] = _cursor_key(cursor, sort)
     any_of = tuple(tuple(kind for kind, _ in group) for group in filters.any_of)
     shape = Shape(postgresql, present, len(levels), fts, sort, bool(cursor), filters.validity,
-                  any_of)
+                  any_of, words)
     return shape, params
 
 
@@ -464,6 +509,10 @@ def _fhir_parameters(reads: Reads, filters: Filters, params: Parameters) -> None
         params["updated_until"] = filters.updated_until
     if filters.address_postal_codes:
         params["address_postal_codes"] = list(filters.address_postal_codes)
+    if filters.exact_name:
+        params["exact_name"] = filters.exact_name
+    if filters.visiting_postal_codes:
+        params["visiting_postal_codes"] = list(filters.visiting_postal_codes)
 
 
 def narrow_statements(shape: NarrowShape) -> Statements:
@@ -472,7 +521,7 @@ def narrow_statements(shape: NarrowShape) -> Statements:
     if statements is not None:
         return statements
     n = OrganisationName
-    conditions: list[Condition] = [_name_like(n.name_search)]
+    conditions: list[Condition] = [_name_like(n.name_search, shape.words)]
     if shape.levels:
         conditions.append(n.level.in_(
             [bindparam(f"level_{i}", type_=String) for i in range(shape.levels)]))
