@@ -46,19 +46,19 @@ class NotAcceptable(FhirError):
 
 
 def outcome(status: int, message: str, details: Any = None) -> dict[str, Any]:
-    """An OperationOutcome with one issue, and one more for each field in *details*."""
+    """An OperationOutcome with one issue naming the parameter *details* names (one more
+    for each, when it names several)."""
     code = ISSUE_TYPES.get(status, "exception" if status >= 500 else "processing")
     issues: list[dict[str, Any]] = [{"severity": "error" if status >= 400 else "information",
                                      "code": code, "diagnostics": message or str(status)}]
-    if isinstance(details, dict):
-        for field, reasons in details.items():
-            for reason in reasons if isinstance(reasons, list) else [reasons]:
-                issue = {"severity": "error", "code": code,
-                         "diagnostics": f"{field}: {reason}", "expression": [str(field)]}
-                if issue["diagnostics"] == message:
-                    issues[0] = issue  # the message says just this: once, with its field
-                else:
-                    issues.append(issue)
+    fields = [(str(field), reason) for field, reasons in
+              (details.items() if isinstance(details, dict) else [])
+              for reason in (reasons if isinstance(reasons, list) else [reasons])]
+    if len(fields) == 1:  # the message is about this one parameter: say which
+        issues[0]["expression"] = [fields[0][0]]
+    else:
+        issues += [{"severity": "error", "code": code, "diagnostics": f"{field}: {reason}",
+                    "expression": [field]} for field, reason in fields]
     return {"resourceType": "OperationOutcome", "issue": issues}
 
 
