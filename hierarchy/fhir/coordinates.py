@@ -10,7 +10,7 @@ decimals are about a centimetre.
 from __future__ import annotations
 
 import math
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from pyproj import Transformer
@@ -29,10 +29,17 @@ def wgs84_position(address: dict[str, Any] | None) -> dict[str, float] | None:
     """FHIR's position of *address* from its UTM32 coordinates; None without (usable) ones."""
     if not address:
         return None
+    easting, northing = address.get("etrs89_easting"), address.get("etrs89_northing")
+    if easting is None or northing is None:
+        return None
+    return _position(str(easting), str(northing))
+
+
+@lru_cache(maxsize=65536)  # units at one address share it; an export meets each once
+def _position(easting_text: str, northing_text: str) -> dict[str, float] | None:
     try:
-        easting = float(address["etrs89_easting"])
-        northing = float(address["etrs89_northing"])
-    except (KeyError, TypeError, ValueError):
+        easting, northing = float(easting_text), float(northing_text)
+    except ValueError:
         return None
     longitude, latitude = _transformer().transform(easting, northing)
     if not (math.isfinite(longitude) and math.isfinite(latitude)
