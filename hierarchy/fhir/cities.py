@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from hierarchy.fhir.parameters import Query
 from hierarchy.models import Organisation
-from hierarchy.search.statements import VISITING_POSTAL_CODE
+from hierarchy.search.directory import VISITING_POSTAL_CODE
 from hierarchy.service import register_changed_in, register_version
 from hierarchy.text import fold
 from sorregistry.reads import reads

@@ -11,9 +11,8 @@ and on PostgreSQL the name search over the narrow table ``organisation_names``
 (:func:`narrow_statements`: the page's keys and the exact total from it, the items
 from ``organisations`` by primary key).
 
-Lists of values (alternatives' codes, ancestors, postal codes) are one array parameter on
-PostgreSQL (``= ANY(:codes)``) and an expanding ``IN`` on SQLite, as ``ITEMS_BY_CODE``:
-a statement's shape never depends on how many values a request sends.
+The conditions of the filters only the FHIR directory sets are made in
+:mod:`~hierarchy.search.directory`.
 """
 
 from __future__ import annotations
@@ -30,11 +29,9 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
-    Text,
     and_,
     any_,
     bindparam,
-    cast,
     func,
     literal_column,
     not_,
@@ -47,6 +44,7 @@ from sqlalchemy.sql.elements import BindParameter, SQLCoreOperations
 from sqlalchemy.sql.selectable import FromClause
 
 from hierarchy.models import Organisation, OrganisationName
+from hierarchy.search import directory
 from hierarchy.search.cursor import decode_cursor
 from hierarchy.search.filters import (
     FILTER_NAMES,
@@ -62,19 +60,6 @@ from hierarchy.search.filters import (
 )
 from sorregistry.models import UTCDateTime
 from sorregistry.reads import Reads
-
-
-def _present(column: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
-    """A JSON column holding a value: neither SQL NULL nor JSON null (the ORM writes None
-    as JSON null, the import's COPY as NULL)."""
-    return and_(column.is_not(None), cast(column, Text) != "null")
-
-
-# Whether a unit's visiting address is its own - it has a visiting or a postal address of
-# its own (a missing visiting address is the unit's own postal address) - rather than one
-# it inherits: the units FHIR gives a Location of their own (hierarchy.fhir).
-OWN_ADDRESS = or_(_present(Organisation.visiting_address),
-                  _present(Organisation.postal_address)).label("own_address")
 
 # What a list item shows (hierarchy.schemas.organisation_item), read as plain
 # rows: no ORM identity map for hundreds of rows a page.
@@ -106,7 +91,7 @@ ITEM_COLUMNS: list[InstrumentedAttribute[Any]] = [
 # What a search's page reads: the item's columns and whether the unit's address is its own
 # (FHIR's resources read updated_at and own_address besides what the API shows).
 PAGE_COLUMNS: list[InstrumentedAttribute[Any] | ColumnElement[Any]] = [
-    *ITEM_COLUMNS, OWN_ADDRESS]
+    *ITEM_COLUMNS, directory.OWN_ADDRESS]
 
 
 class ItemRow(Protocol):
@@ -240,79 +225,6 @@ def valid_on(table: FromClause, validity: Validity | None = None) -> list[Condit
     return [not_(and_(*conditions))] if validity == "inactive" else conditions
 
 
-def _one_of(column: SQLCoreOperations[Any], name: str, postgresql: bool) -> Condition:
-    """*column* equal to one of the list parameter *name* (see the module's docstring)."""
-    if postgresql:
-        return column == any_(bindparam(name, type_=ARRAY(String)))
-    return column.in_(bindparam(name, expanding=True))
-
-
-def _owner_identifier(column: InstrumentedAttribute[Any], ownership: str | None,
-                      value: Any) -> Condition:
-    """An owner (IE) whose *column* is *value* (and of *ownership*, when given)."""
-    o = Organisation
-    conditions = [o.level == "IE", column == value]
-    if ownership is not None:
-        conditions.append(o.ownership == ownership)
-    return and_(*conditions)
-
-
-def _alternative(kind: AlternativeKind, value: Any) -> Condition:
-    """One alternative: the column (or owner's identifier) of *kind* equal to *value*."""
-    o = Organisation
-    simple: dict[str, InstrumentedAttribute[Any]] = {
-        "sor_code": o.sor_code, "ydernummer": o.ydernummer, "shak": o.shak, "gln": o.gln,
-        "p_number": o.p_number, "entity_type": o.entity_type, "level": o.level,
-        "institution": o.institution_sor_code,
-    }
-    if kind in simple:
-        condition: Condition = simple[kind] == value
-        return condition
-    if kind == "owner_cvr":
-        return _owner_identifier(o.owner_cvr, None, value)
-    if kind == "municipality":
-        return _owner_identifier(o.eff_municipality_code, "kommunal", value)
-    return _owner_identifier(o.eff_region_code, "regional", value)
-
-
-# The postal code of the unit's (effective) visiting address, from its JSON.
-VISITING_POSTAL_CODE = Organisation.effective[("visiting_address", "postal_code")].as_string()
-
-
-def _fhir_conditions(shape: Shape) -> list[Condition]:
-    """The conditions of the filters FHIR sets (hierarchy.search.filters)."""
-    o = Organisation
-    present = shape.present
-    conditions: list[Condition] = []
-    if "parent" in present:
-        conditions.append(o.parent_sor_code == bindparam("parent", type_=String))
-    if "below" in present:
-        conditions.append(o.path.like(bindparam("below_prefix", type_=String), escape="\\"))
-        conditions.append(o.sor_code != bindparam("below", type_=String))
-    if "above" in present:
-        conditions.append(_one_of(o.sor_code, "above_codes", shape.postgresql))
-    for i, kinds in enumerate(shape.any_of):
-        conditions.append(or_(*[
-            _alternative(kind, bindparam(f"any_{i}_{j}", type_=String))
-            for j, kind in enumerate(kinds)]))
-    if "updated_from" in present:
-        conditions.append(o.updated_at >= bindparam("updated_from", type_=UTCDateTime))
-    if "updated_until" in present:
-        conditions.append(o.updated_at < bindparam("updated_until", type_=UTCDateTime))
-    if "location" in present:
-        conditions.append(or_(o.level == "SI", and_(o.level == "OE", OWN_ADDRESS)))
-    if "address_postal_codes" in present:
-        conditions.append(or_(
-            _one_of(o.eff_postal_code, "address_postal_codes", shape.postgresql),
-            _one_of(VISITING_POSTAL_CODE, "address_postal_codes", shape.postgresql)))
-    if "exact_name" in present:
-        conditions.append(o.name == bindparam("exact_name", type_=String))
-    if "visiting_postal_codes" in present:
-        conditions.append(
-            _one_of(VISITING_POSTAL_CODE, "visiting_postal_codes", shape.postgresql))
-    return conditions
-
-
 def _name_like(column: InstrumentedAttribute[str], words: int = 0) -> Condition:
     """The name matched: the pattern (the text index's), and in "words" mode each word at
     the start of a word of the name (parameters of :func:`word_parameters`)."""
@@ -411,7 +323,7 @@ def search_statements(shape: Shape) -> Statements:
         conditions.append(o.path.like(bindparam("under_prefix", type_=String), escape="\\"))
     if "name" in shape.present:
         conditions.append(_name_condition(shape))
-    conditions.extend(_fhir_conditions(shape))
+    conditions.extend(directory.conditions(shape.present, shape.any_of, shape.postgresql))
     conditions.extend(valid_on(o.__table__, shape.validity))
     count = select(func.count()).select_from(o).where(*conditions)
     order = _sort_key(o.sor_code, o.name_search, shape.sort)
@@ -448,7 +360,7 @@ def search_parameters(reads: Reads, filters: Filters, postgresql: bool, sort: So
         if path is None:
             raise InvalidSearch({"under": f"no organisation has SOR code {filters.under}"})
         params["under_prefix"] = escape_like(path) + "%"
-    _fhir_parameters(reads, filters, params)
+    directory.parameters(reads, filters, params)
     fts = False
     words = 0
     if filters.name:
@@ -481,38 +393,6 @@ def _cursor_key(cursor: str, sort: Sort) -> tuple[Any, str]:
     if moment is None or moment.tzinfo is None:
         raise InvalidSearch({"cursor": "not a cursor of this list (it was altered)"})
     return moment, str(second)
-
-
-# A path no organisation has: the subtree (and ancestors) of a code that names none is empty.
-_NO_PATH = "(none)"
-
-
-def _fhir_parameters(reads: Reads, filters: Filters, params: Parameters) -> None:
-    """The parameters of the filters FHIR sets. A unit named by ``below`` or ``above`` that
-    is not in the register has nothing below or above it (FHIR's answer: no match)."""
-    if filters.parent:
-        params["parent"] = filters.parent
-    if filters.below:
-        path = reads.scalar(_ROOT_PATH, {"under": filters.below}) or _NO_PATH
-        params["below_prefix"] = escape_like(path) + "%"
-        params["below"] = filters.below
-    if filters.above:
-        path = reads.scalar(_ROOT_PATH, {"under": filters.above}) or _NO_PATH
-        # A path is "/<IE>/<SI>/.../<the unit>/": the codes before the unit's own.
-        params["above_codes"] = path.strip("/").split("/")[:-1]
-    for i, group in enumerate(filters.any_of):
-        for j, (_, value) in enumerate(group):
-            params[f"any_{i}_{j}"] = value
-    if filters.updated_from:
-        params["updated_from"] = filters.updated_from
-    if filters.updated_until:
-        params["updated_until"] = filters.updated_until
-    if filters.address_postal_codes:
-        params["address_postal_codes"] = list(filters.address_postal_codes)
-    if filters.exact_name:
-        params["exact_name"] = filters.exact_name
-    if filters.visiting_postal_codes:
-        params["visiting_postal_codes"] = list(filters.visiting_postal_codes)
 
 
 def narrow_statements(shape: NarrowShape) -> Statements:
