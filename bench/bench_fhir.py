@@ -93,6 +93,40 @@ def _pairs(inputs, municipality: str, codes: list[str]) -> dict[str, list[tuple[
     }
 
 
+def _others(municipality: str, code: str, before_import: str) -> dict[str, str]:
+    return {
+        "name (FHIR's default: a word starts, all units)": "/fhir/Organization?name=plejec",
+        "partof:above": f"/fhir/Organization?partof:above={code}",
+        "_lastUpdated=gt<before the import>&_count=50":
+            f"/fhir/Organization?_lastUpdated=gt{before_import}&_count=50",
+        "address-postalcode=8000&_count=50": "/fhir/Organization?address-postalcode=8000"
+                                             "&_count=50",
+        "address-city=Aarhus&_count=50": "/fhir/Organization?address-city=Aarhus&_count=50",
+        "type=plejehjem&active=true&_count=50": "/fhir/Organization?type=42665001"
+                                                "&active=true&_count=50",
+        "below + _revinclude=Location, _count=100": f"/fhir/Organization?partof:below="
+            f"{municipality}&_revinclude=Location:organization&_count=100",
+        "Location?organization=<a unit>": f"/fhir/Location?organization={code}",
+        "_summary=count of the subtree": f"/fhir/Organization?partof:below={municipality}"
+                                         "&_summary=count",
+    }
+
+
+def fhir_run(port: int, token: str, path: str, requests: int) -> Stats:
+    client = Client(port, token, cold=True)
+    stats = Stats(path)
+    try:
+        for n in range(WARMUP // 5 + requests):
+            status, body, ms = client.get(path)
+            if n >= WARMUP // 5:
+                stats.latencies_ms.append(ms)
+                if status != 200:
+                    stats.error(f"HTTP {status}: {body[:200]!r}")
+    finally:
+        client.close()
+    return stats
+
+
 def _problem(body: bytes, fhir: bool) -> str | None:
     try:
         parsed = json.loads(body)
@@ -273,6 +307,15 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
             targets.append((f"{name}: FHIR p95 / API p95 = {ratio:.2f} <= {TARGET_RATIO}",
                             ratio <= TARGET_RATIO))
 
+        say(f"\n== other FHIR searches, no API twin (no target): {a.other_requests} requests "
+            "each, one client")
+        for name, path in _others(municipality, codes[0], before_import).items():
+            stats = fhir_run(gunicorn.port, token, path, a.other_requests)
+            say(f"   {name:<46} p50 {stats.p(50):7.1f}  p95 {stats.p(95):7.1f} ms  "
+                f"errors {stats.errors}")
+            for text in stats.first_errors:
+                say(f"      ! {text}")
+
         read, seconds, pages = history_run(gunicorn.port, token, before_import,
                                            a.history_entries)
         say(f"\n== ITI-91 catch-up: _history?_since=<before the import>&_count=500, {pages} "
@@ -309,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--file", type=Path, help="import this export instead of generating one")
     p.add_argument("--requests", type=int, default=500, help="timed pairs per scenario")
+    p.add_argument("--other-requests", type=int, default=50,
+                   help="requests per FHIR-only search (no target)")
     p.add_argument("--history-entries", type=int, default=20_000,
                    help="history entries to catch up in the ITI-91 run")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
