@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export SOR_ENV
 
-.PHONY: run test install system-packages lint bench clean
+.PHONY: run test install system-packages lint bench clean translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,22 @@ run: install
 	$(BIN)/sorregistry db upgrade
 	$(BIN)/sorregistry load-demo --if-empty
 	$(BIN)/sorregistry run --host $(HOST) --port $(PORT)
+
+# The pages' texts (sorregistry/i18n.py): each package's Danish texts are extracted
+# (babel.cfg; lazy_gettext and a MenuEntry's label too), merged into its English
+# catalogue <package>/translations/en/LC_MESSAGES/messages.po (new texts arrive
+# untranslated, to be filled in; gone ones are dropped), and compiled to the
+# messages.mo the app reads. Commit both: running the app needs no build step.
+I18N_PACKAGES := sorregistry hierarchy applications notifications
+translations: install
+	@set -e; pot=$$(mktemp); trap 'rm -f "$$pot"' EXIT; \
+	for package in $(I18N_PACKAGES); do \
+		$(BIN)/pybabel -q extract -F babel.cfg \
+			--no-wrap --no-location --sort-output --omit-header -o "$$pot" $$package; \
+		$(BIN)/pybabel -q update --init-missing --ignore-obsolete --ignore-pot-creation-date -N \
+			--no-wrap -i "$$pot" -d $$package/translations -l en; \
+		$(BIN)/pybabel compile --statistics -d $$package/translations -l en; \
+	done
 
 lint: install
 	$(BIN)/ruff check .

@@ -19,13 +19,13 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from applications import downloads, mail_service, service
+from applications.mail_message import parse_mail
 from applications.mail_models import IncomingMail
-from applications.mail_template import parse_mail
 from applications.models import DECIDED_STATUSES, STATUSES, Application
 from hierarchy.codes import entity_type_choices, entity_type_name, municipalities
 from sorregistry.database import write_step
 from sorregistry.extensions import db
-from sorregistry.i18n import _, add_english, current_language
+from sorregistry.i18n import LazyString, _, current_language, lazy_gettext
 from sorregistry.models import utcnow
 from sorregistry.security import role_required
 
@@ -38,186 +38,81 @@ QUEUE_STATUSES = ("submitted", "info_requested")
 AGES = (7, 14, 30, 60)
 
 STATUS_NAMES = {
-    "draft": "Kladde",
-    "submitted": "Indsendt",
-    "info_requested": "Afventer oplysninger",
-    "approved": "Godkendt",
-    "rejected": "Afvist",
-    "withdrawn": "Trukket tilbage",
+    "draft": lazy_gettext("Kladde"),
+    "submitted": lazy_gettext("Indsendt"),
+    "info_requested": lazy_gettext("Afventer oplysninger"),
+    "approved": lazy_gettext("Godkendt"),
+    "rejected": lazy_gettext("Afvist"),
+    "withdrawn": lazy_gettext("Trukket tilbage"),
 }
 ACTION_NAMES = {
-    "created": "Oprettet",
-    "edited": "Rettet",
-    "submitted": "Indsendt",
-    "info_requested": "Oplysninger anmodet",
-    "approved": "Godkendt",
-    "rejected": "Afvist",
-    "withdrawn": "Trukket tilbage",
+    "created": lazy_gettext("Oprettet"),
+    "edited": lazy_gettext("Rettet"),
+    "submitted": lazy_gettext("Indsendt"),
+    "info_requested": lazy_gettext("Oplysninger anmodet"),
+    "approved": lazy_gettext("Godkendt"),
+    "rejected": lazy_gettext("Afvist"),
+    "withdrawn": lazy_gettext("Trukket tilbage"),
 }
-KIND_NAMES = {"new": "Ny SOR-kode", "change": "Ændring"}
-OWNERSHIP_NAMES = {"kommunal": "Kommunal", "privat": "Privat"}
-# The form's fields in order, with their Danish labels (also used for findings).
+KIND_NAMES = {"new": lazy_gettext("Ny SOR-kode"), "change": lazy_gettext("Ændring")}
+OWNERSHIP_NAMES = {"kommunal": lazy_gettext("Kommunal"), "privat": lazy_gettext("Privat")}
+# The form's fields in order, with their labels (also used for findings).
 FIELD_LABELS = {
-    "kind": "Ansøgningstype",
-    "target_sor_code": "SOR-kode der ændres",
-    "contact_email": "Kommunens kontakt-e-mail",
-    "institution_name": "Institutionens navn",
-    "street": "Adresse (gade og nummer)",
-    "postal_code": "Postnummer",
-    "city": "By",
-    "phone": "Telefon",
-    "fax": "Fax",
-    "email": "Institutionens e-mail",
-    "website": "Hjemmeside",
-    "institution_type": "Institutionstype",
-    "ownership": "Ejerforhold",
-    "owner_cvr": "Ejerens CVR-nummer",
-    "owner_name": "Ejerens navn",
-    "ydernummer": "Ydernummer",
-    "gln": "GLN (EAN-lokationsnummer)",
-    "shak": "SHAK-kode",
-    "closing_date": "Lukkedato",
-    "remarks": "Bemærkninger",
-    "address": "Adresse",
-    "reason": "Begrundelse",
+    "kind": lazy_gettext("Ansøgningstype"),
+    "target_sor_code": lazy_gettext("SOR-kode der ændres"),
+    "contact_email": lazy_gettext("Kommunens kontakt-e-mail"),
+    "institution_name": lazy_gettext("Institutionens navn"),
+    "street": lazy_gettext("Adresse (gade og nummer)"),
+    "postal_code": lazy_gettext("Postnummer"),
+    "city": lazy_gettext("By"),
+    "phone": lazy_gettext("Telefon"),
+    "fax": lazy_gettext("Fax"),
+    "email": lazy_gettext("Institutionens e-mail"),
+    "website": lazy_gettext("Hjemmeside"),
+    "institution_type": lazy_gettext("Institutionstype"),
+    "ownership": lazy_gettext("Ejerforhold"),
+    "owner_cvr": lazy_gettext("Ejerens CVR-nummer"),
+    "owner_name": lazy_gettext("Ejerens navn"),
+    "ydernummer": lazy_gettext("Ydernummer"),
+    "gln": lazy_gettext("GLN (EAN-lokationsnummer)"),
+    "shak": lazy_gettext("SHAK-kode"),
+    "closing_date": lazy_gettext("Lukkedato"),
+    "remarks": lazy_gettext("Bemærkninger"),
+    "address": lazy_gettext("Adresse"),
+    "reason": lazy_gettext("Begrundelse"),
 }
-# Danish for the findings the service reports (by code); others keep its English message.
+# The findings the service reports (by code) in the page's language; a finding not named
+# here keeps the service's own (English) message. ``%(label)s`` is the field's label.
 FINDING_TEXTS = {
-    "required": "{label} skal udfyldes.",
-    "similar_name": "Der findes allerede en institution med et lignende navn i samme postnummer.",
-    "duplicate_ydernummer": "Ydernummeret er allerede registreret eller søgt om.",
-    "duplicate_address": "Samme ejer har allerede en institution på denne adresse.",
-    "has_ydernummer": "En institution med ydernummer kan indberette med det og behøver måske "
-    "ikke en SOR-kode.",
-    "has_shak": "En institution med SHAK-kode kan indberette med den og behøver måske ikke en "
-    "SOR-kode.",
-    "ignored": "En kommunal institution hører under kommunen; det angivne CVR-nummer bruges "
-    "ikke.",
-    "change_fields": "SOR-kode og lukkedato bruges kun ved ændringsansøgninger.",
-    "no_change": "Angiv hvad der skal ændres.",
-    "owner_level": "En institutionsejer (IE) ændres ikke ved ansøgning.",
-    "ownership_change": "Skift af ejer kræver en ny SOR-kode: søg om en ny.",
-    "unknown": "Ingen enhed har denne SOR-kode.",
-    "closed": "Enheden er lukket.",
-    "other_municipality": "Enheden ligger i en anden kommune end ansøgerens.",
-    "too_long": "Højst 60 tegn.",
-    "before_start": "Lukkedatoen ligger før enhedens startdato.",
+    "required": lazy_gettext("%(label)s skal udfyldes."),
+    "similar_name": lazy_gettext("Der findes allerede en institution med et lignende navn i "
+                                 "samme postnummer."),
+    "duplicate_ydernummer": lazy_gettext("Ydernummeret er allerede registreret eller søgt "
+                                         "om."),
+    "duplicate_address": lazy_gettext("Samme ejer har allerede en institution på denne "
+                                      "adresse."),
+    "has_ydernummer": lazy_gettext("En institution med ydernummer kan indberette med det og "
+                                   "behøver måske ikke en SOR-kode."),
+    "has_shak": lazy_gettext("En institution med SHAK-kode kan indberette med den og behøver "
+                             "måske ikke en SOR-kode."),
+    "ignored": lazy_gettext("En kommunal institution hører under kommunen; det angivne "
+                            "CVR-nummer bruges ikke."),
+    "change_fields": lazy_gettext("SOR-kode og lukkedato bruges kun ved ændringsansøgninger."),
+    "no_change": lazy_gettext("Angiv hvad der skal ændres."),
+    "owner_level": lazy_gettext("En institutionsejer (IE) ændres ikke ved ansøgning."),
+    "ownership_change": lazy_gettext("Skift af ejer kræver en ny SOR-kode: søg om en ny."),
+    "unknown": lazy_gettext("Ingen enhed har denne SOR-kode."),
+    "closed": lazy_gettext("Enheden er lukket."),
+    "other_municipality": lazy_gettext("Enheden ligger i en anden kommune end ansøgerens."),
+    "too_long": lazy_gettext("Højst 60 tegn."),
+    "before_start": lazy_gettext("Lukkedatoen ligger før enhedens startdato."),
 }
-# Why a duplicate candidate was found (service.find_duplicates), in Danish.
+# Why a duplicate candidate was found (the service's reason), in the page's language.
 CANDIDATE_REASONS = {
-    "same ydernummer": "samme ydernummer",
-    "same owner CVR and address": "samme ejer (CVR) og adresse",
-    "similar name in the same postcode": "lignende navn i samme postnummer",
+    "same ydernummer": lazy_gettext("samme ydernummer"),
+    "same owner CVR and address": lazy_gettext("samme ejer (CVR) og adresse"),
+    "similar name in the same postcode": lazy_gettext("lignende navn i samme postnummer"),
 }
-
-add_english({
-    "Kladde": "Draft",
-    "Indsendt": "Submitted",
-    "Afventer oplysninger": "Information requested",
-    "Godkendt": "Approved",
-    "Afvist": "Rejected",
-    "Trukket tilbage": "Withdrawn",
-    "Oprettet": "Created",
-    "Rettet": "Edited",
-    "Oplysninger anmodet": "Information requested",
-    "Ny SOR-kode": "New SOR code",
-    "Ændring": "Change",
-    "Kommunal": "Municipal",
-    "Privat": "Private",
-    "Ansøgningstype": "Kind of application",
-    "SOR-kode der ændres": "SOR code to change",
-    "Kommunens kontakt-e-mail": "The municipality’s contact email",
-    "Institutionens navn": "Name of the institution",
-    "Adresse (gade og nummer)": "Address (street and number)",
-    "Postnummer": "Postcode",
-    "By": "Town",
-    "Telefon": "Phone",
-    "Institutionens e-mail": "The institution’s email",
-    "Hjemmeside": "Website",
-    "Institutionstype": "Institution type",
-    "Ejerforhold": "Ownership",
-    "Ejerens CVR-nummer": "The owner’s CVR number",
-    "Ejerens navn": "The owner’s name",
-    "GLN (EAN-lokationsnummer)": "GLN (EAN location number)",
-    "Lukkedato": "Closing date",
-    "Bemærkninger": "Remarks",
-    "Adresse": "Address",
-    "Begrundelse": "Reason",
-    "Ansøgninger": "Applications",
-    "Mine ansøgninger": "My applications",
-    "Registret": "The register",
-    "Opslag": "Lookup",
-    "Udbakke": "Outbox",
-    "Ansøgninger til behandling": "Applications for review",
-    "Status": "Status",
-    "Kommune": "Municipality",
-    "Alle kommuner": "All municipalities",
-    "Alder": "Age",
-    "Alle": "All",
-    "Ældre end {days} dage": "Older than {days} days",
-    "Filtrér": "Filter",
-    "Reference": "Reference",
-    "Institution": "Institution",
-    "Type": "Kind",
-    "Indsendt dato": "Submitted on",
-    "Dage": "Days",
-    "Version": "Version",
-    "Ingen ansøgninger.": "No applications.",
-    "{total} ansøgninger": "{total} applications",
-    "Næste side": "Next page",
-    "Fejl": "Errors",
-    "Advarsler": "Warnings",
-    "Ingen fejl eller advarsler.": "No errors or warnings.",
-    "Mulige dubletter": "Possible duplicates",
-    "Ansøgningen": "The application",
-    "SOR-kode": "SOR code",
-    "Niveau": "Level",
-    "Årsag": "Why",
-    "Godkend": "Approve",
-    "Afvis": "Reject",
-    "Anmod om oplysninger": "Request information",
-    "Bemærkning (valgfri)": "Note (optional)",
-    "Begrundelse (sendes til kommunen)": "Reason (sent to the municipality)",
-    "Historik": "History",
-    "Tidspunkt": "When",
-    "Hvem": "Who",
-    "Handling": "Action",
-    "Detaljer": "Details",
-    "Behandling": "Decision",
-    "Ansøgningen er godkendt med SOR-koden": "The application is approved with SOR code",
-    "Godkendt: SOR-kode {code}.": "Approved: SOR code {code}.",
-    "Afvist.": "Rejected.",
-    "Sendt tilbage til kommunen med en anmodning om oplysninger.":
-        "Sent back to the municipality with a request for information.",
-    "Ny ansøgning": "New application",
-    "Ny ansøgning om SOR-kode": "New application for a SOR code",
-    "Gem kladde": "Save draft",
-    "Valider": "Validate",
-    "Send ansøgning": "Send application",
-    "Kladden er gemt.": "The draft is saved.",
-    "Ansøgningen er sendt til SDS.": "The application is sent to SDS.",
-    "Ansøgningen kan ikke sendes: ret fejlene nedenfor.":
-        "The application cannot be sent: correct the errors below.",
-    "Træk ansøgningen tilbage": "Withdraw the application",
-    "Ansøgningen er trukket tilbage.": "The application is withdrawn.",
-    "Vælg…": "Choose…",
-    "Kommunalt ejet": "Municipally owned",
-    "Privat ejet": "Privately owned",
-    "Ansøg om ny SOR-kode": "Apply for a new SOR code",
-    "Ansøg om ændring af en SOR-kode": "Apply for a change to a SOR code",
-    "SDS spørger:": "SDS asks:",
-    "Nogle felter kan ikke være rigtige: ret dem og prøv igen. Intet er gemt.":
-        "Some fields cannot be right: correct them and try again. Nothing was saved.",
-    "Kun ved ændring": "For a change only",
-    "Kun når institutionen er privat ejet": "Only when the institution is privately owned",
-    "Valideret: ingen fejl. Ansøgningen kan sendes.":
-        "Validated: no errors. The application can be sent.",
-    "Se i registret": "See in the register",
-    "Ansøgning": "Application",
-    "Oplysninger": "Details",
-    "Send igen": "Send again",
-    "Kan ikke: {why}": "Not possible: {why}",
-})
 
 
 # --- who acts ---------------------------------------------------------------------------
@@ -249,11 +144,11 @@ def _refused(back: str) -> Iterator[None]:
     except service.ApplicationNotFound:
         abort(404)
     except (service.Forbidden, service.InvalidTransition) as exc:
-        flash(_("Kan ikke: {why}", why=str(exc)), "error")
+        flash(_("Kan ikke: %(why)s", why=str(exc)), "error")
         raise _Redirect(back) from None
     except service.InvalidInput as exc:
         for name, why in exc.errors.items():
-            flash(f"{_(FIELD_LABELS.get(name, name))}: {why}", "error")
+            flash(f"{FIELD_LABELS.get(name, name)}: {why}", "error")
         raise _Redirect(back) from None
 
 
@@ -290,10 +185,10 @@ def _go_back(redirect_to: _Redirect) -> Response:
 
 def finding_text(finding: service.Finding) -> str:
     """A validation finding in the page's language."""
-    if current_language() == "en" or finding.code not in FINDING_TEXTS:
+    if finding.code not in FINDING_TEXTS:
         return finding.message
-    return _(FINDING_TEXTS[finding.code], label=_(FIELD_LABELS.get(finding.field,
-                                                                   finding.field)))
+    label = FIELD_LABELS.get(finding.field, finding.field)
+    return str(FINDING_TEXTS[finding.code] % {"label": label})
 
 
 def _findings_by_field(validation: service.Validation | None) -> dict[str, dict[str, list[str]]]:
@@ -312,16 +207,15 @@ def _findings_by_field(validation: service.Validation | None) -> dict[str, dict[
 def _names() -> dict[str, Any]:
     """Lookups the templates use to show codes as words."""
     return {
-        "status_name": lambda status: _(STATUS_NAMES.get(status, status)),
-        "action_name": lambda action: _(ACTION_NAMES.get(action, action)),
-        "kind_name": lambda kind: _(KIND_NAMES.get(kind, kind or "")),
-        "ownership_name": lambda value: _(OWNERSHIP_NAMES.get(value, value or "")),
+        "status_name": lambda status: str(STATUS_NAMES.get(status, status)),
+        "action_name": lambda action: str(ACTION_NAMES.get(action, action)),
+        "kind_name": lambda kind: str(KIND_NAMES.get(kind, kind or "")),
+        "ownership_name": lambda value: str(OWNERSHIP_NAMES.get(value, value or "")),
         "municipality_name": lambda code: municipalities().get(code, code),
         "type_name": lambda code: entity_type_name(code, current_language()) or code,
-        "label": lambda name: _(FIELD_LABELS.get(name, name)),
+        "label": lambda name: str(FIELD_LABELS.get(name, name)),
         "finding_text": finding_text,
-        "candidate_reason": lambda reason: reason if current_language() == "en"
-        else CANDIDATE_REASONS.get(reason, reason),
+        "candidate_reason": lambda reason: str(CANDIDATE_REASONS.get(reason, reason)),
         "age_days": lambda application: (
             (utcnow() - application.submitted_at).days if application.submitted_at else None
         ),
@@ -384,7 +278,7 @@ def review_application(application_id: int) -> str:
     found = _application(application_id)
     validation = None
     if found.status not in DECIDED_STATUSES:
-        validation = service.validate_application(db.session, found)
+        validation = service.validate_application(db.session, found, actor_for(current_user))
     return render_template(
         "applications/staff_application.html", application=found, validation=validation,
         duplicates=[w for w in (validation.warnings if validation else []) if w.candidates],
@@ -392,15 +286,16 @@ def review_application(application_id: int) -> str:
     )
 
 
-_STAFF_STEPS: dict[str, tuple[Callable[..., Any], str]] = {
+_STAFF_STEPS: dict[str, tuple[Callable[..., Any], LazyString]] = {
     "approve": (
         lambda s, a, i, reason: service.approve_application(s, a, i, note=reason),
-        "Godkendt: SOR-kode {code}.",
+        lazy_gettext("Godkendt: SOR-kode %(code)s."),
     ),
-    "reject": (lambda s, a, i, reason: service.reject_application(s, a, i, reason), "Afvist."),
+    "reject": (lambda s, a, i, reason: service.reject_application(s, a, i, reason),
+               lazy_gettext("Afvist.")),
     "request-info": (
         lambda s, a, i, reason: service.request_information(s, a, i, reason),
-        "Sendt tilbage til kommunen med en anmodning om oplysninger.",
+        lazy_gettext("Sendt tilbage til kommunen med en anmodning om oplysninger."),
     ),
 }
 
@@ -419,7 +314,7 @@ def decide(application_id: int, step: str) -> Response:
         for finding in exc.validation.errors:
             flash(finding_text(finding), "error")
         return redirect(back, code=303)
-    flash(_(done, code=result.sor_code), "success")
+    flash(done % {"code": result.sor_code}, "success")
     return redirect(back, code=303)
 
 
@@ -572,37 +467,16 @@ def withdraw(application_id: int) -> Response:
 # --- the mail intake's triage queue (staff) ---------------------------------------------
 
 TRIAGE_REASONS = {
-    "unreadable": "Følger ikke skabelonen",
-    "unknown_sender": "Ukendt afsender",
-    "oversized": "For stor",
-    "application_error": "Oplysninger kunne ikke bruges",
+    "unreadable": lazy_gettext("Følger ikke skabelonen"),
+    "unknown_sender": lazy_gettext("Ukendt afsender"),
+    "oversized": lazy_gettext("For stor"),
+    "application_error": lazy_gettext("Oplysninger kunne ikke bruges"),
+    "unauthenticated": lazy_gettext("Afsenderen kunne ikke bekræftes"),
+    "rate_limited": lazy_gettext("For mange mails fra afsenderen"),
+    "message_id_reused": lazy_gettext("Message-ID brugt af en anden mail"),
+    "unparseable": lazy_gettext("Kan ikke læses"),
+    "failed": lazy_gettext("Behandlingen fejlede"),
 }
-add_english({
-    "Indbakke": "Mail intake",
-    "Mails til manuel behandling": "Mails for manual handling",
-    "Følger ikke skabelonen": "Does not follow the template",
-    "Ukendt afsender": "Unknown sender",
-    "For stor": "Too large",
-    "Oplysninger kunne ikke bruges": "Values could not be used",
-    "Åbne": "Open",
-    "Løste": "Resolved",
-    "Årsag": "Reason",
-    "Afsender": "Sender",
-    "Emne": "Subject",
-    "Modtaget": "Received",
-    "{total} mails": "{total} mails",
-    "Ingen mails.": "No mails.",
-    "Hent den oprindelige mail": "Download the original mail",
-    "Problemer": "Problems",
-    "Læst fra skabelonen": "Read from the template",
-    "Mailens tekst": "The mail's text",
-    "Vedhæftede filer": "Attachments",
-    "Løs": "Resolve",
-    "Hvad blev der gjort?": "What was done?",
-    "Ansøgning oprettet i hånden (id, valgfri)": "Application made by hand (id, optional)",
-    "Løst af {who} {when}: {note}": "Resolved by {who} {when}: {note}",
-    "Markeret som løst.": "Marked as resolved.",
-})
 
 
 def _mail_or_404(mail_id: int) -> IncomingMail:

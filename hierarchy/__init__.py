@@ -2,24 +2,27 @@
 
 ``init_app(app)`` attaches the register to the app: its APIs (organisations,
 lookups, the FHIR directory), its pages (the start page, the staff register browser,
-the picker), its commands (imports, the demo) and the register version the health
-answer shows.
+the picker), its commands (imports, the demo), the register version the health answer
+shows, and the hooks that record register changes in the app's sessions
+(``hierarchy.changes``).
 """
 
 from __future__ import annotations
 
 from flask import Flask
 
-from hierarchy import cli, lookup_routes, routes, start, views
+from hierarchy import changes, cli, lookup_routes, routes, start, views
 from hierarchy.fhir import outcome as fhir_outcome
 from hierarchy.fhir import routes as fhir_routes
 from hierarchy.service import register_version
 from sorregistry import health
 from sorregistry.api import register_api
+from sorregistry.extensions import db
 from sorregistry.pages import MenuEntry, register_pages
 
 
 def init_app(app: Flask) -> None:
+    changes.install(db.session)  # records register changes, bumps its version at commit
     register_api(app, routes.blp, url_prefix="/api/v1")
     register_api(app, lookup_routes.blp, url_prefix="/api/v1")
     register_api(app, fhir_routes.bp, url_prefix="/fhir", render_error=fhir_outcome.render_error,

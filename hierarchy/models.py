@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -30,6 +31,15 @@ from sorregistry.models import Base, BigIntKey, CodeString, JsonDocument, UTCDat
 LEVELS = ("IE", "SI", "OE")
 OWNERSHIPS = ("statslig", "regional", "kommunal", "privat")
 VERSION_SOURCES = ("import", "application", "staff")
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Table of a mapped class, for Core statements (bulk writes, set-based rules).
+
+    ``Model.__table__`` is typed as any FromClause; the metadata's entry is the same
+    object, typed as the Table it is.
+    """
+    return Base.metadata.tables[model.__tablename__]
 
 
 class Organisation(Base):
@@ -118,11 +128,11 @@ class OrganisationName(Base):
     A substring search over ``organisations`` (about 1.3 kB a row) visits every
     match in the wide heap, for the page and again for the exact total; the
     same visits in this table cost a tenth (issue 3). It repeats columns of
-    ``organisations`` exactly and is written with them, in the same transaction:
-    by the SOR import (``hierarchy.sor_import``) and by the service's changes
-    (``hierarchy.service.sync_names``). On PostgreSQL a trigram index on
-    ``name_search`` answers ``LIKE '%x%'`` (migration 0004); SQLite searches
-    names through its FTS5 table on ``organisations`` instead.
+    ``organisations`` exactly and is written with them, in the same transaction,
+    by the rules of ``hierarchy.changes`` (``sync_names``), for the service's changes
+    and the SOR import alike. On PostgreSQL a trigram index on ``name_search``
+    answers ``LIKE '%x%'`` (migration 0004); SQLite searches names through its FTS5
+    table on ``organisations`` instead.
     """
 
     __tablename__ = "organisation_names"
@@ -155,9 +165,11 @@ class RegisterVersion(Base):
     """Changes whenever a transaction that changed the register commits.
 
     Lookups cache answers per worker under this value (``hierarchy.lookups``).
-    ``version`` counts the changes; ``stamp`` is random per change, so that a
-    version number taken by a transaction that was rolled back, and then taken
-    again, never names two states of the register.
+    ``version`` counts the commits that changed the register; ``stamp`` is random
+    per change, so that a version number taken by a transaction that was rolled
+    back, and then taken again, never names two states of the register.
+    ``last_position`` is the last feed position handed out to a recorded change
+    (``hierarchy.changes``), taken in the same statement, so in commit order.
     """
 
     __tablename__ = "register_version"
@@ -165,11 +177,36 @@ class RegisterVersion(Base):
     name: Mapped[str] = mapped_column(String(20), primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger)
     stamp: Mapped[str] = mapped_column(String(32))
+    last_position: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RegisterCommit(Base):
+    """One committed transaction that recorded changes, and the feed positions they took.
+
+    ``hierarchy.changes`` makes the row when a transaction records its first change
+    and fills it in as the transaction commits: its ``changes`` recorded changes hold
+    the positions ``first_position`` .. ``first_position + changes - 1``, in the
+    order they were recorded (``OrganisationVersion.commit_seq``). ``first_position``
+    is NULL only inside the transaction that is recording; nobody else sees it so.
+    """
+
+    __tablename__ = "register_commits"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    # Unique: positions never repeat; the index also finds the commit holding a position.
+    first_position: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    changes: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class OrganisationVersion(Base):
     """One state of an organisation, valid in the register from ``recorded_at``
-    until ``superseded_at`` (open while it is the current state)."""
+    until ``superseded_at`` (open while it is the current state).
+
+    Written only by ``hierarchy.changes``. ``commit_id`` and ``commit_seq`` place it
+    in the change feed (see :class:`RegisterCommit`); ``commit_id`` has no foreign key:
+    the check would run for each of the 200,000 rows an import COPYs, for what the
+    one writer guarantees by construction.
+    """
 
     __tablename__ = "organisation_versions"
 
@@ -183,6 +220,8 @@ class OrganisationVersion(Base):
     reference: Mapped[str | None] = mapped_column(String(255))
     import_run_id: Mapped[int | None] = mapped_column(ForeignKey("import_runs.id"))
     snapshot: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    commit_id: Mapped[int] = mapped_column(BigInteger)
+    commit_seq: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (
         # Serves every per-organisation read: history, the version as of a moment.

@@ -21,7 +21,6 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.orm import Session, scoped_session
 
 from hierarchy import identifiers as ids
 from hierarchy.models import Organisation, ShakCode
@@ -29,6 +28,7 @@ from hierarchy.search.filters import escape_like
 from hierarchy.search.statements import ITEM_COLUMNS, ItemRow, valid_on
 from hierarchy.service import active_on_clause
 from hierarchy.text import fold
+from sorregistry.database import DbSession
 from sorregistry.errors import DomainError
 from sorregistry.reads import reads
 
@@ -90,7 +90,7 @@ def _why_malformed(code: str) -> str:
     )
 
 
-def resolve(session: Session | scoped_session[Session], code: str,
+def resolve(session: DbSession, code: str,
             active_on: date | None = None) -> list[Interpretation]:
     """Every reading of *code* with the organisations it names on *active_on*.
 
@@ -167,7 +167,7 @@ def _readings_statement(kinds: tuple[str, ...]) -> Select[Any]:
     )
 
 
-def shak_record(session: Session | scoped_session[Session], code: str,
+def shak_record(session: DbSession, code: str,
                 day: date) -> ShakRecord | None:
     """The SHAK register's record of *code* in force on *day* (a row), or None."""
     rows = reads(session).rows(_SHAK_RECORD, {"code": code, "day": day})
@@ -205,7 +205,7 @@ def _shak_query(q: str | None, day: date) -> list[ColumnElement[bool]]:
 
 
 def shak_hospitals(
-    session: Session | scoped_session[Session], q: str | None, day: date | None = None,
+    session: DbSession, q: str | None, day: date | None = None,
     limit: int = 20,
 ) -> tuple[list[ShakCode], int]:
     """Hospitals whose code starts with, or whose name contains, what was typed."""
@@ -214,7 +214,7 @@ def shak_hospitals(
 
 
 def shak_departments(
-    session: Session | scoped_session[Session], hospital: str, q: str | None,
+    session: DbSession, hospital: str, q: str | None,
     day: date | None = None, limit: int = 20,
 ) -> tuple[list[ShakCode], int]:
     """Departments and sections of *hospital* only, matched like the hospitals."""
@@ -228,7 +228,7 @@ def shak_departments(
     return _shak_page(session, conditions, limit)
 
 
-def _shak_page(session: Session | scoped_session[Session], conditions: list[ColumnElement[bool]],
+def _shak_page(session: DbSession, conditions: list[ColumnElement[bool]],
                limit: int) -> tuple[list[ShakCode], int]:
     total = session.execute(
         select(func.count()).select_from(ShakCode).where(*conditions)
@@ -241,7 +241,7 @@ def _shak_page(session: Session | scoped_session[Session], conditions: list[Colu
     return rows, total
 
 
-def organisations_by_shak(session: Session | scoped_session[Session], codes: list[str],
+def organisations_by_shak(session: DbSession, codes: list[str],
                           day: date) -> dict[str, list[str]]:
     """SOR codes of the organisations carrying each SHAK code (one code, several entities)."""
     carriers: dict[str, list[str]] = {code: [] for code in codes}
@@ -291,7 +291,7 @@ def _period_findings(
 
 
 def validate_reporting_unit(
-    session: Session | scoped_session[Session],
+    session: DbSession,
     sor_code: str | None,
     shak_code: str | None,
     period_start: date | None,

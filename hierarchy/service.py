@@ -6,27 +6,29 @@ owns the transaction).
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from itertools import chain
 from typing import Any
 
-from sqlalchemy import delete, event, func, insert, select, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy import func, select
 
 from hierarchy import identifiers as ids
+from hierarchy.changes import REGISTER_VERSION_QUERY, record_change
+
+# The register version and the narrow search rows are hierarchy.changes'; these names
+# stay importable from here, where the lookups and the health answer read them.
+from hierarchy.changes import bump_register_version as bump_register_version
+from hierarchy.changes import mark_register_changed as mark_register_changed
+from hierarchy.changes import register_changed_in as register_changed_in
+from hierarchy.changes import register_version as register_version
+from hierarchy.changes import remember_register_version as remember_register_version
+from hierarchy.changes import sync_names as sync_names
 from hierarchy.models import (
-    NAME_COLUMNS,
     VERSION_SOURCES,
     Organisation,
-    OrganisationName,
     OrganisationVersion,
-    RegisterVersion,
-    ShakCode,
     SorCodeCounter,
+    table_of,
 )
 from hierarchy.records import (
     OWN_FIELDS,
@@ -35,9 +37,11 @@ from hierarchy.records import (
     derive,
     derived_fingerprint,
     placement_from_row,
-    snapshot_of,
 )
+from sorregistry.database import DbSession
 from sorregistry.models import utcnow
+
+_VERSION_QUERY = REGISTER_VERSION_QUERY  # the name hierarchy.lookups imports
 
 
 class NotFound(LookupError):
@@ -71,136 +75,11 @@ class VersionEntry:
     changes: dict[str, tuple[Any, Any]]
 
 
-# --- the register version -----------------------------------------------------------------
-#
-# Lookups cache answers per worker under the register's version (hierarchy.lookups), so
-# the version must change with every committed change of what lookups read: the
-# organisations (and their narrow copy) and the SHAK register. A session that writes
-# one of these tables is marked; the mark bumps the version as the last statement
-# before COMMIT, in the same transaction. Bumping at commit rather than at each write
-# holds the version row's lock only for the commit: a long import does not block
-# approvals, and a transaction never waits for other rows while holding it, so the
-# bump cannot deadlock. Writes through the session are noticed by the events below;
-# writes that bypass it (the SOR import's COPY) call mark_register_changed().
-
-REGISTER_CHANGED = "sor.register_changed"
-_REGISTER_TABLES = frozenset({"organisations", "organisation_names", "shak_codes"})
-_REGISTER_MODELS = (Organisation, OrganisationName, ShakCode)
-
-
-def mark_register_changed(session: Session) -> None:
-    """Note that this transaction changed what lookups read (bumped at commit)."""
-    session.info[REGISTER_CHANGED] = True
-
-
-def register_changed_in(session: Session) -> bool:
-    """Whether this session's transaction holds register changes not yet committed
-    (flushed, or still pending in the session)."""
-    return bool(session.info.get(REGISTER_CHANGED)) or any(
-        isinstance(obj, _REGISTER_MODELS)
-        for obj in chain(session.new, session.dirty, session.deleted)
-    )
-
-
-_VERSION_READ = "sor.register_version"
-
-
-def register_version(session: Session) -> tuple[int, str] | None:
-    """The register's version when this transaction first asked (None: unknown, do not cache).
-
-    Read once per transaction: what the transaction reads afterwards is of that
-    version or newer, so answers filed under it are never staler than it.
-    """
-    if _VERSION_READ in session.info:
-        return session.info[_VERSION_READ]
-    row = session.connection().execute(_VERSION_QUERY).first()
-    version = (row[0], row[1]) if row is not None else None
-    session.info[_VERSION_READ] = version
-    return version
-
-
-def remember_register_version(session: Session, version: tuple[int, str] | None) -> None:
-    """Let this session's next transaction use a version read just before it began
-    (read elsewhere, e.g. on the routes' own connection, before any of its data)."""
-    if not session.in_transaction():
-        session.info[_VERSION_READ] = version
-
-
-_VERSION_QUERY = select(
-    RegisterVersion.__table__.c.version, RegisterVersion.__table__.c.stamp
-).where(RegisterVersion.__table__.c.name == "register")
-
-
-def bump_register_version(session: Session) -> None:
-    table = RegisterVersion.__table__
-    session.execute(
-        update(table)
-        .where(table.c.name == "register")
-        .values(version=table.c.version + 1, stamp=secrets.token_hex(16))
-    )
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _note_register_statement(state: ORMExecuteState) -> None:
-    if state.is_insert or state.is_update or state.is_delete:
-        table = getattr(state.statement, "table", None)
-        if getattr(table, "name", None) in _REGISTER_TABLES:
-            mark_register_changed(state.session)
-
-
-@event.listens_for(Session, "before_flush")
-def _note_register_flush(session: Session, _context: Any, _instances: Any) -> None:
-    if not session.info.get(REGISTER_CHANGED) and any(
-        isinstance(obj, _REGISTER_MODELS)
-        for obj in chain(session.new, session.dirty, session.deleted)
-    ):
-        mark_register_changed(session)
-
-
-@event.listens_for(Session, "before_commit")
-def _bump_on_commit(session: Session) -> None:
-    session.flush()
-    if session.info.pop(REGISTER_CHANGED, False):
-        bump_register_version(session)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_changes(session: Session) -> None:
-    session.info.pop(REGISTER_CHANGED, None)
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_version(session: Session, transaction: Any) -> None:
-    if transaction.parent is None:
-        session.info.pop(_VERSION_READ, None)
-
-
-def sync_names(target: Session | Connection, codes: Iterable[str]) -> None:
-    """Make the narrow search rows of *codes* equal to their organisations, set-based.
-
-    Called after the organisations are written (flushed), in the same transaction.
-    """
-    names = OrganisationName.__table__
-    organisations = Organisation.__table__
-    ordered = sorted(set(codes))
-    for start in range(0, len(ordered), 1000):
-        chunk = ordered[start : start + 1000]
-        target.execute(delete(names).where(names.c.sor_code.in_(chunk)))
-        target.execute(
-            insert(names).from_select(
-                list(NAME_COLUMNS),
-                select(*[organisations.c[name] for name in NAME_COLUMNS]).where(
-                    organisations.c.sor_code.in_(chunk)
-                ),
-            )
-        )
-
-
-def register_is_empty(session: Session) -> bool:
+def register_is_empty(session: DbSession) -> bool:
     return session.execute(select(Organisation.sor_code).limit(1)).first() is None
 
 
-def count_by_level(session: Session, active_on: date | None = None) -> dict[str, int]:
+def count_by_level(session: DbSession, active_on: date | None = None) -> dict[str, int]:
     query = select(Organisation.level, func.count()).group_by(Organisation.level)
     if active_on is not None:
         query = query.where(*active_on_clause(active_on))
@@ -215,7 +94,7 @@ def active_on_clause(day: date) -> list[Any]:
     ]
 
 
-def get_organisation(session: Session, sor_code: str) -> Organisation:
+def get_organisation(session: DbSession, sor_code: str) -> Organisation:
     """The organisation with *sor_code* as it stands now; raises NotFound or IdentifierError."""
     sor_code = ids.validate_sor_code(sor_code)
     organisation = session.get(Organisation, sor_code)
@@ -232,7 +111,7 @@ def _in_force_at(moment: datetime) -> list[Any]:
     ]
 
 
-def get_version_as_of(session: Session, sor_code: str, moment: datetime) -> OrganisationVersion:
+def get_version_as_of(session: DbSession, sor_code: str, moment: datetime) -> OrganisationVersion:
     """The version of *sor_code* that the register held at *moment* (system time)."""
     sor_code = ids.validate_sor_code(sor_code)
     version = session.execute(
@@ -246,7 +125,7 @@ def get_version_as_of(session: Session, sor_code: str, moment: datetime) -> Orga
     return version
 
 
-def register_as_of(session: Session, moment: datetime) -> list[OrganisationVersion]:
+def register_as_of(session: DbSession, moment: datetime) -> list[OrganisationVersion]:
     """Every organisation's version as the register held it at *moment*."""
     return list(
         session.execute(
@@ -257,7 +136,7 @@ def register_as_of(session: Session, moment: datetime) -> list[OrganisationVersi
     )
 
 
-def organisation_history(session: Session, sor_code: str) -> list[VersionEntry]:
+def organisation_history(session: DbSession, sor_code: str) -> list[VersionEntry]:
     """Every version of *sor_code*, oldest first, each with its changes from the previous."""
     sor_code = ids.validate_sor_code(sor_code)
     rows = session.execute(
@@ -292,7 +171,7 @@ def organisation_history(session: Session, sor_code: str) -> list[VersionEntry]:
 
 
 def create_organisation(
-    session: Session,
+    session: DbSession,
     sor_code: str,
     values: dict[str, Any],
     *,
@@ -330,14 +209,13 @@ def create_organisation(
         updated_at=now,
     )
     session.add(organisation)
-    session.flush()
-    sync_names(session, [sor_code])
-    _record_version(session, organisation, own, now, source, actor, reference)
+    record_change(session, organisation, own, now, source=source, actor=actor,
+                  reference=reference)
     return organisation
 
 
 def change_organisation(
-    session: Session,
+    session: DbSession,
     sor_code: str,
     changes: dict[str, Any],
     *,
@@ -375,22 +253,14 @@ def change_organisation(
     organisation.content_hash = content_hash
     organisation.derived_hash = derived_fingerprint(derived)
     organisation.updated_at = now
-    session.execute(
-        OrganisationVersion.__table__.update()
-        .where(
-            OrganisationVersion.sor_code == organisation.sor_code,
-            OrganisationVersion.superseded_at.is_(None),
-        )
-        .values(superseded_at=now)
-    )
-    _record_version(session, organisation, own, now, source, actor, reference)
     refreshed = _refresh_subtree(session, organisation, old_path, now)
-    sync_names(session, [organisation.sor_code, *refreshed])
+    record_change(session, organisation, own, now, source=source, actor=actor,
+                  reference=reference, inherited_by=refreshed)
     return organisation
 
 
 def close_organisation(
-    session: Session,
+    session: DbSession,
     sor_code: str,
     closing_date: date,
     *,
@@ -424,7 +294,7 @@ def _check_source(source: str) -> None:
 
 
 def _parent_placement(
-    session: Session, own: dict[str, Any], moving: Organisation | None = None
+    session: DbSession, own: dict[str, Any], moving: Organisation | None = None
 ) -> Placement | None:
     level = own["level"]
     parent_code = own.get("parent_sor_code")
@@ -446,31 +316,8 @@ def _parent_placement(
     return placement_from_row(parent)
 
 
-def _record_version(
-    session: Session,
-    organisation: Organisation,
-    own: dict[str, Any],
-    now: datetime,
-    source: str,
-    actor: str,
-    reference: str | None,
-) -> None:
-    session.add(
-        OrganisationVersion(
-            sor_code=organisation.sor_code,
-            version=organisation.version,
-            recorded_at=now,
-            source=source,
-            actor=actor,
-            reference=reference,
-            snapshot=snapshot_of(own),
-        )
-    )
-    session.flush()
-
-
 def _refresh_subtree(
-    session: Session, root: Organisation, old_path: str, now: datetime
+    session: DbSession, root: Organisation, old_path: str, now: datetime
 ) -> list[str]:
     """Recompute what the units under *root* inherit, top down; the codes that changed."""
     changed: list[str] = []
@@ -481,6 +328,7 @@ def _refresh_subtree(
         .order_by(Organisation.depth)
     ).scalars()
     for unit in units:
+        assert unit.parent_sor_code is not None  # a unit under root has a parent
         own = {name: getattr(unit, name) for name in OWN_FIELDS}
         derived = derive(own, unit.sor_code, placements[unit.parent_sor_code])
         fingerprint = derived_fingerprint(derived)
@@ -495,14 +343,14 @@ def _refresh_subtree(
     return changed
 
 
-def allocate_sor_code(session: Session) -> str:
+def allocate_sor_code(session: DbSession) -> str:
     """A new SOR code: namespace 1000016, partition 00, Verhoeff check digit, never used before.
 
     Safe under concurrent transactions: the counter row is updated first, which
     serialises allocators until each commits (or rolls back: a rolled-back
     allocation gives its number back, and no code was handed out with it).
     """
-    counter = SorCodeCounter.__table__
+    counter = table_of(SorCodeCounter)
     while True:
         item = session.execute(
             counter.update()

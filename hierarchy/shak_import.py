@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.orm import Session
 
 from hierarchy.models import ImportRun, ShakCode
 from hierarchy.shak_format import ShakFormatError, ShakRecord, parse_shak
 from hierarchy.text import fold
+from sorregistry.database import DbSession
 from sorregistry.models import utcnow
 
 _COMPARED = ("record_type", "valid_to", "changed", "text", "agrp", "bgrp", "cgrp", "dgrp",
@@ -45,7 +48,7 @@ class ShakImportResult:
         )
 
 
-def _row(record: ShakRecord) -> dict:
+def _row(record: ShakRecord) -> dict[str, Any]:
     return {
         "code": record.code,
         "kind": record.kind,
@@ -65,8 +68,25 @@ def _row(record: ShakRecord) -> dict:
     }
 
 
+def _unique_rows(records: Iterable[ShakRecord]) -> list[dict[str, Any]]:
+    """The rows of *records*; a code has at most one record per start date."""
+    first_lines: dict[tuple[str, date], int] = {}
+    rows = []
+    for record in records:
+        key = (record.code, record.valid_from)
+        first = first_lines.setdefault(key, record.line)
+        if first != record.line:
+            raise ShakFormatError(
+                record.line,
+                f"SHAK code {record.code} has a second record starting "
+                f"{record.valid_from.isoformat()} (the first is on line {first})",
+            )
+        rows.append(_row(record))
+    return rows
+
+
 def import_shak_file(
-    session: Session, path: str | os.PathLike[str], *, actor: str
+    session: DbSession, path: str | os.PathLike[str], *, actor: str
 ) -> ShakImportResult:
     """Replace the SHAK register with the content of *path*, in the caller's transaction.
 
@@ -76,23 +96,15 @@ def import_shak_file(
         return _import_shak(session, Path(path), actor)
 
 
-def _import_shak(session: Session, path: Path, actor: str) -> ShakImportResult:
+def _import_shak(session: DbSession, path: Path, actor: str) -> ShakImportResult:
     started = utcnow()
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         digest.update(handle.read())
         handle.seek(0)
-        rows = [_row(record) for record in parse_shak(handle)]
+        rows = _unique_rows(parse_shak(handle))
     result = ShakImportResult(file_name=path.name, records=len(rows))
-    seen_keys: set[tuple] = set()
     for row in rows:
-        key = (row["code"], row["valid_from"])
-        if key in seen_keys:
-
-            raise ShakFormatError(
-                f"SHAK code {row['code']} has two records starting {row['valid_from']}", None
-            )
-        seen_keys.add(key)
         result.counts[row["kind"]] = result.counts.get(row["kind"], 0) + 1
 
     existing = {

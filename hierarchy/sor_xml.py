@@ -20,11 +20,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
 from hierarchy import identifiers as ids
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRead  # a binary file, or anything with its read()
 
 NAMESPACE_V1 = "urn:oio:sundhedsstyrelsen:organisation:1.0.0"
 NAMESPACE_V2 = "urn:oio:nsi:2.0.0"
@@ -213,13 +216,13 @@ def _set_address(attribute: str) -> Callable[[etree._Element, SorEntity, dict[st
     return handle
 
 
-def _read_ean_option(element: etree._Element, entity: SorEntity, attributes: dict) -> None:
+def _read_ean_option(element: etree._Element, entity: SorEntity, attrs: dict[str, Any]) -> None:
     for sub in element:
         sub_name = _local(sub.tag)
         if sub_name in ("EntityInheritedIndicator", "EntityInheritanceIndicator"):
             entity.gln_inherited = bool(_flag(_text(sub)))
         elif sub_name == "EanLocationCodeEntity":
-            _read_ean(sub, entity, attributes)
+            _read_ean(sub, entity, attrs)
 
 
 def _read_contacts(element: etree._Element, entity: SorEntity, _: dict[str, Any]) -> None:
@@ -373,12 +376,12 @@ def _check(entity: SorEntity) -> None:
         address = getattr(entity, attribute)
         if not address:
             continue
-        for key, validate, label in (
+        for key, check, label in (
             ("municipality_code", _municipality_code, "MunicipalityCode"),
             ("region_code", _region_code, "RegionCode"),
         ):
             if key in address:
-                valid, value = validate(address[key])
+                valid, value = check(address[key])
                 if valid:
                     address[key] = value
                 else:
@@ -403,7 +406,7 @@ def _region_code(value: str) -> tuple[bool, str]:
 
 
 def read_sor_export(
-    handle: IO[bytes], header_out: list[SorHeader] | None = None
+    handle: SupportsRead[bytes], header_out: list[SorHeader] | None = None
 ) -> Iterator[SorEntity]:
     """Yield every entity of the export in *handle*, parents before children.
 
@@ -430,7 +433,7 @@ def read_sor_export(
             name = _local(element.tag)
             if event == "start":
                 if header is None:
-                    namespace = element.tag.partition("}")[0].lstrip("{")
+                    namespace = etree.QName(element).namespace or ""
                     if name != "SorTree" or namespace not in FORMATS:
                         raise SorFileError(
                             f"not a SOR XML export: root element {name!r} in namespace "
@@ -445,12 +448,9 @@ def read_sor_export(
                     level = ENTITY_CONTAINERS[name]
                     expected = _expected_level(stack)
                     if level not in expected:
-                        raise SorFileError(
-                            f"{name} found inside "
-                            f"{stack[-1][0] if stack else 'SorTree'}; expected "
-                            + " or ".join(expected),
-                            element.sourceline,
-                        )
+                        inside = stack[-1][0] if stack else "SorTree"
+                        raise SorFileError(f"{name} found inside {inside}; expected "
+                                           + " or ".join(expected), element.sourceline)
                     stack.append((level, None))
                 continue
             if name in ENTITY_ELEMENTS:

@@ -21,11 +21,11 @@ from werkzeug.wrappers import Response
 from hierarchy import browse, reporting, search
 from hierarchy import identifiers as ids
 from hierarchy import service as register
-from hierarchy.codes import OWNERSHIP_BY_TYPE, entity_type_name, entity_type_names
+from hierarchy.codes import entity_type_choices, entity_type_name
 from hierarchy.schemas import LookupArgsSchema, organisation_item
 from hierarchy.search import lists
 from sorregistry.extensions import db
-from sorregistry.i18n import _, add_english, current_language
+from sorregistry.i18n import _, current_language, lazy_gettext
 from sorregistry.responses import json_response
 from sorregistry.security import json_login_required, role_required
 
@@ -36,96 +36,55 @@ picker_bp = Blueprint("picker", __name__, url_prefix="/picker", template_folder=
 TREE_PAGE = 100
 SEARCH_PAGE = 50
 PICKER_PAGE = 100
-LEVEL_NAMES = {"IE": "Institutionsejer", "SI": "Sundhedsinstitution", "OE": "Organisatorisk enhed"}
-OWNERSHIP_NAMES = {"statslig": "Statslig", "regional": "Regional", "kommunal": "Kommunal",
-                   "privat": "Privat"}
+LEVEL_NAMES = {
+    "IE": lazy_gettext("Institutionsejer"),
+    "SI": lazy_gettext("Sundhedsinstitution"),
+    "OE": lazy_gettext("Organisatorisk enhed"),
+}
+OWNERSHIP_NAMES = {
+    "statslig": lazy_gettext("Statslig"),
+    "regional": lazy_gettext("Regional"),
+    "kommunal": lazy_gettext("Kommunal"),
+    "privat": lazy_gettext("Privat"),
+}
 # Labels of the organisation's values (own and effective), in page order.
 VALUE_LABELS = {
-    "postal_address": "Postadresse",
-    "visiting_address": "Besøgsadresse",
-    "phone": "Telefon",
-    "fax": "Fax",
-    "email": "E-mail",
-    "website": "Hjemmeside",
-    "gln": "GLN",
+    "postal_address": lazy_gettext("Postadresse"),
+    "visiting_address": lazy_gettext("Besøgsadresse"),
+    "phone": lazy_gettext("Telefon"),
+    "fax": lazy_gettext("Fax"),
+    "email": lazy_gettext("E-mail"),
+    "website": lazy_gettext("Hjemmeside"),
+    "gln": lazy_gettext("GLN"),
 }
-# Danish for the reporting-unit validation's findings (by code).
+# The reporting-unit validation's findings (by code) in the page's language; a finding
+# not named here keeps the service's own (English) message.
 REPORTING_TEXTS = {
-    "both_codes": "Angiv enten en SOR-kode eller en SHAK-kode, ikke begge.",
-    "no_code": "Angiv en SOR-kode eller en SHAK-kode.",
-    "period": "Perioden slutter før den begynder.",
-    "malformed": "Koden har ikke den rigtige form.",
-    "unknown": "Koden findes ikke i registret.",
-    "closed": "Koden blev lukket før indberetningsperioden.",
-    "closes_in_period": "Koden lukker inden for indberetningsperioden.",
-    "not_yet_valid": "Koden gælder først efter indberetningsperioden.",
-    "starts_in_period": "Koden gælder først fra en dato inden for perioden.",
-    "owner_level": "Dette er en institutionsejer (IE); angiv den institution eller enhed, hvor "
-    "behandlingen fandt sted.",
-    "not_in_shak_register": "SHAK-koden står på en SOR-enhed, men ikke i SHAK-registret.",
+    "both_codes": lazy_gettext("Angiv enten en SOR-kode eller en SHAK-kode, ikke begge."),
+    "no_code": lazy_gettext("Angiv en SOR-kode eller en SHAK-kode."),
+    "period": lazy_gettext("Perioden slutter før den begynder."),
+    "malformed": lazy_gettext("Koden har ikke den rigtige form."),
+    "unknown": lazy_gettext("Koden findes ikke i registret."),
+    "closed": lazy_gettext("Koden blev lukket før indberetningsperioden."),
+    "closes_in_period": lazy_gettext("Koden lukker inden for indberetningsperioden."),
+    "not_yet_valid": lazy_gettext("Koden gælder først efter indberetningsperioden."),
+    "starts_in_period": lazy_gettext("Koden gælder først fra en dato inden for perioden."),
+    "owner_level": lazy_gettext("Dette er en institutionsejer (IE); angiv den institution "
+                                "eller enhed, hvor behandlingen fandt sted."),
+    "not_in_shak_register": lazy_gettext("SHAK-koden står på en SOR-enhed, men ikke i "
+                                         "SHAK-registret."),
 }
 # The picker's lists: what each button shows.
 PICKER_LISTS = ("my-cvr-si", "my-cvr-all", "statslig", "regional", "kommunal", "privat")
-
-add_english({
-    "Institutionsejer": "Institution owner", "Sundhedsinstitution": "Health institution",
-    "Organisatorisk enhed": "Organisational unit", "Statslig": "State", "Regional": "Regional",
-    "Postadresse": "Postal address", "Besøgsadresse": "Visiting address", "GLN": "GLN",
-    "Registret": "The register", "Søg i registret": "Search the register",
-    "Navn eller SOR-kode": "Name or SOR code", "Søg": "Search",
-    "{total} fundet": "{total} found", "Ingen fundet.": "None found.",
-    "Træet": "The tree", "Vis underliggende": "Show children", "Vis flere": "Show more",
-    "Identifikatorer": "Identifiers", "CVR (ejer)": "CVR (owner)", "P-nummer": "P-number",
-    "Værdier": "Values", "Egen værdi": "Own value", "Gældende værdi": "Effective value",
-    "arvet": "inherited", "Arvet fra en overordnet enhed": "Inherited from a parent",
-    "Gyldig fra": "Valid from", "Gyldig til": "Valid to", "Første gyldighed": "First valid",
-    "Underliggende enheder": "Units below", "Versioner": "Versions",
-    "Registreret": "Recorded", "Kilde": "Source", "Ændringer": "Changes",
-    "Enhedstype": "Entity type", "Placering": "Place in the tree",
-    "Hele registret": "The whole register", "Lukket": "Closed",
-    "Opslag: vælg enhed": "Lookup: choose the unit",
-    "SOR-kode eller SHAK-kode, ikke begge.": "SOR code or SHAK code, not both.",
-    "Mit CVR – SI": "My CVR – SI", "Mit CVR – Alle": "My CVR – All",
-    "Din konto har intet CVR-nummer; Mit CVR kan ikke bruges.":
-        "Your account has no CVR number; My CVR cannot be used.",
-    "Liste": "List", "Vælg": "Choose", "By": "Town", "Postnr.": "Postcode",
-    "Filtrér kolonnen {column}": "Filter the column {column}",
-    "Vælg en liste ovenfor.": "Choose a list above.",
-    "{shown} af {total} vist": "{shown} of {total} shown",
-    "Indberetningsenhed": "Reporting unit", "Forslag": "Suggestions",
-    "SHAK-sygehus": "SHAK hospital",
-    "SHAK-afdeling": "SHAK department", "Sygehusets navn": "The hospital's name",
-    "Afdelingens navn": "The department's name",
-    "Skriv kode eller navn": "Type a code or name",
-    "Periode fra": "Period from", "Periode til": "Period to", "Ryd": "Clear",
-    "Koden er gyldig.": "The code is valid.", "Valgt: {name}": "Chosen: {name}",
-    "Ugyldigt filter": "Invalid filter", "Henter…": "Loading…",
-    "Angiv enten en SOR-kode eller en SHAK-kode, ikke begge.":
-        "Give either a SOR code or a SHAK code, not both.",
-    "Angiv en SOR-kode eller en SHAK-kode.": "Give a SOR code or a SHAK code.",
-    "Perioden slutter før den begynder.": "The period ends before it starts.",
-    "Koden har ikke den rigtige form.": "The code does not have the right form.",
-    "Koden findes ikke i registret.": "The code is not in the register.",
-    "Koden blev lukket før indberetningsperioden.": "The code was closed before the period.",
-    "Koden lukker inden for indberetningsperioden.": "The code closes inside the period.",
-    "Koden gælder først efter indberetningsperioden.": "The code is valid only after the period.",
-    "Koden gælder først fra en dato inden for perioden.":
-        "The code is valid only from a date inside the period.",
-    "Dette er en institutionsejer (IE); angiv den institution eller enhed, hvor behandlingen "
-    "fandt sted.": "This is an institution owner (IE); give the institution or unit where "
-    "the treatment took place.",
-    "SHAK-koden står på en SOR-enhed, men ikke i SHAK-registret.":
-        "The SHAK code is on a SOR unit but not in the SHAK register.",
-})
 
 
 def _names() -> dict[str, Any]:
     language = current_language()
     return {
-        "level_name": lambda level: _(LEVEL_NAMES.get(level, level or "")),
-        "ownership_name": lambda value: _(OWNERSHIP_NAMES.get(value, value or "")),
+        "level_name": lambda level: str(LEVEL_NAMES.get(level, level or "")),
+        "ownership_name": lambda value: str(OWNERSHIP_NAMES.get(value, value or "")),
         "type_name": lambda code: entity_type_name(code, language) or code or "",
-        "value_label": lambda name: _(VALUE_LABELS.get(name, name)),
+        "value_label": lambda name: str(VALUE_LABELS.get(name, name)),
     }
 
 
@@ -216,31 +175,34 @@ def organisation_page(sor_code: str) -> str:
 # --- the picker (any logged-in person) --------------------------------------------------
 
 
-def _entity_types() -> list[tuple[str, str]]:
-    language = current_language()
-    return sorted(
-        ((code, entity_type_name(code, language) or code) for code in entity_type_names()
-         if code not in OWNERSHIP_BY_TYPE),
-        key=lambda choice: choice[1].lower(),
-    )
-
-
 @picker_bp.get("")
 @role_required()
 def picker() -> str:
     """The reporting form's picker: lists, column filters, SHAK type-ahead, Valider."""
-    return render_template("hierarchy/picker.html", entity_types=_entity_types(),
+    return render_template("hierarchy/picker.html",
+                           entity_types=entity_type_choices(current_language()),
                            has_cvr=bool(current_user.cvr), lists=PICKER_LISTS,
                            texts=_script_texts())
 
 
 def _script_texts() -> dict[str, str]:
-    """The words the picker's script shows, in the page's language."""
-    words = ["Vælg", "Henter…", "Ugyldigt filter", "Vis flere", "Ingen fundet.",
-             "{shown} af {total} vist", "Koden er gyldig.", "Valgt: {name}",
-             "SOR-kode eller SHAK-kode, ikke begge.", "Fejl", "Advarsler",
-             "Sundhedsinstitution", "Organisatorisk enhed"]
-    return {word: _(word) for word in words}
+    """The words the picker's script shows, in the page's language (``picker.js`` looks
+    them up by their Danish and fills the ``{name}`` placeholders itself)."""
+    return {
+        "Vælg": _("Vælg"),
+        "Henter…": _("Henter…"),
+        "Ugyldigt filter": _("Ugyldigt filter"),
+        "Vis flere": _("Vis flere"),
+        "Ingen fundet.": _("Ingen fundet."),
+        "{shown} af {total} vist": _("{shown} af {total} vist"),
+        "Koden er gyldig.": _("Koden er gyldig."),
+        "Valgt: {name}": _("Valgt: {name}"),
+        "SOR-kode eller SHAK-kode, ikke begge.": _("SOR-kode eller SHAK-kode, ikke begge."),
+        "Fejl": _("Fejl"),
+        "Advarsler": _("Advarsler"),
+        "Sundhedsinstitution": _("Sundhedsinstitution"),
+        "Organisatorisk enhed": _("Organisatorisk enhed"),
+    }
 
 
 _LIST_ARGS = LookupArgsSchema()
@@ -380,9 +342,7 @@ def picker_validate() -> Response:
         db.session, _text(body.get("sor_code")), _text(body.get("shak_code")), start, end)
 
     def shown(finding: Any) -> dict[str, str]:
-        text = finding.message
-        if current_language() == "da" and finding.code in REPORTING_TEXTS:
-            text = REPORTING_TEXTS[finding.code]
+        text = str(REPORTING_TEXTS.get(finding.code, finding.message))
         return {"field": finding.field, "code": finding.code, "message": text}
 
     organisation = result.organisation

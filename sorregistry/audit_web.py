@@ -23,7 +23,7 @@ from webargs.flaskparser import parser
 from sorregistry import audit
 from sorregistry.api import register_api
 from sorregistry.extensions import db
-from sorregistry.i18n import add_english
+from sorregistry.i18n import lazy_gettext
 from sorregistry.pages import MenuEntry, register_pages
 from sorregistry.security import require, role_required
 
@@ -32,22 +32,29 @@ page = Blueprint("audit_pages", __name__, url_prefix="/staff/audit")
 PAGE_SIZE = 100
 COLUMNS = ("id", "at", "action", "actor_kind", "actor_id", "actor_name", "target",
            "municipality_code", "request_id", "address", "details")
-
-add_english({
-    "Revisionslog": "Audit log",
-    "Hændelse": "Event",
-    "Hvem": "Who",
-    "Hvad": "What",
-    "Hvornår": "When",
-    "Kommune": "Municipality",
-    "Forespørgsel": "Request",
-    "Detaljer": "Details",
-    "Hent som CSV": "Download as CSV",
-    "Ingen hændelser.": "No events.",
-    "Ældre hændelser": "Older events",
-    "Alle hændelser": "All events",
-    "Filtrér": "Filter",
-})
+# The events' names on the page, in its language (the API and the CSV keep the codes).
+ACTION_NAMES = {
+    "login": lazy_gettext("Logget ind"),
+    "login_failed": lazy_gettext("Mislykket login"),
+    "logout": lazy_gettext("Logget ud"),
+    "session_ended": lazy_gettext("Session afsluttet"),
+    "user_created": lazy_gettext("Bruger oprettet"),
+    "user_deactivated": lazy_gettext("Bruger deaktiveret"),
+    "user_activated": lazy_gettext("Bruger aktiveret"),
+    "password_set": lazy_gettext("Adgangskode sat"),
+    "client_created": lazy_gettext("API-klient oprettet"),
+    "client_revoked": lazy_gettext("API-klient tilbagekaldt"),
+    "application_approved": lazy_gettext("Ansøgning godkendt"),
+    "application_rejected": lazy_gettext("Ansøgning afvist"),
+    "information_requested": lazy_gettext("Oplysninger anmodet"),
+    "application_withdrawn": lazy_gettext("Ansøgning trukket tilbage"),
+    "application_submitted": lazy_gettext("Ansøgning indsendt"),
+    "register_changed": lazy_gettext("Registret ændret"),
+    "register_imported": lazy_gettext("Registret indlæst"),
+    "other_municipality_read": lazy_gettext("En anden kommunes data læst"),
+    "mail_triage_resolved": lazy_gettext("Mail til manuel behandling løst"),
+    "outbox_retried": lazy_gettext("Mail sat i kø igen"),
+}
 
 
 def _d(en: str, da: str) -> dict[str, Any]:
@@ -168,7 +175,8 @@ def audit_page() -> str:
     items = _events(args, PAGE_SIZE)
     older = items[-1].id if len(items) == PAGE_SIZE else None
     return render_template("pages/audit.html", items=items, older=older,
-                           actions=audit.ACTIONS, chosen=args.get("action") or [])
+                           actions=audit.ACTIONS, action_names=ACTION_NAMES,
+                           chosen=args.get("action") or [])
 
 
 @page.get("/export.csv")

@@ -19,22 +19,18 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from sorregistry.api import is_api_request
 from sorregistry.extensions import csrf, login_manager
-from sorregistry.i18n import LANGUAGES, add_english, current_language, gettext
+from sorregistry.i18n import COOKIE, LANGUAGES, current_language, gettext, lazy_gettext
 
 _PAGES = "sor.page_blueprints"
 _NAVIGATION = "sor.navigation"
-
-add_english({
-    "Hovedmenu": "Main menu",
-    "Log ind for at se siden.": "Log in to see this page.",
-    "Din session er udløbet; log ind igen.": "Your session has expired; log in again.",
-})
 
 
 @dataclass(frozen=True, slots=True)
 class MenuEntry:
     """One entry of the pages' menu: shown to people with one of *roles* (everyone
-    logged in when empty), in the order of *order*, when its endpoint exists."""
+    logged in when empty), in the order of *order*, when its endpoint exists. The
+    *label* is Danish, translated when shown (``make translations`` extracts it from
+    the second argument of ``MenuEntry(...)``)."""
 
     endpoint: str
     label: str
@@ -50,6 +46,11 @@ def register_pages(app: Flask, blueprint: Blueprint, *, menu: Iterable[MenuEntry
     entries: list[MenuEntry] = app.extensions.setdefault(_NAVIGATION, [])
     entries.extend(menu)
     entries.sort(key=lambda entry: entry.order)
+
+
+def page_blueprints(app: Flask) -> frozenset[str]:
+    """The names of the blueprints registered as pages."""
+    return frozenset(app.extensions.get(_PAGES, ()))
 
 
 def init_app(app: Flask) -> None:
@@ -82,10 +83,11 @@ def _configure(app: Flask) -> None:
     config.setdefault("WTF_CSRF_TIME_LIMIT", None)
 
     login_manager.login_view = "login.login"
-    login_manager.login_message = "Log ind for at se siden."
-    login_manager.needs_refresh_message = "Din session er udløbet; log ind igen."
+    # Translated when flashed, in the language of the request that needs the login.
+    login_manager.login_message = lazy_gettext("Log ind for at se siden.")
+    login_manager.needs_refresh_message = lazy_gettext("Din session er udløbet; log ind igen.")
     login_manager.login_message_category = "info"
-    login_manager.localize_callback = gettext
+    login_manager.localize_callback = str
     # A session cookie replayed from another browser (address or user agent)
     # is thrown away rather than trusted.
     login_manager.session_protection = "strong"
@@ -112,11 +114,11 @@ def _check_csrf() -> None:
 
 
 def _remember_language(response: Response) -> Response:
-    if request.blueprint not in current_app.extensions.get(_PAGES, ()):
+    if request.blueprint not in page_blueprints(current_app):
         return response
     chosen = request.args.get("lang")
     if chosen in LANGUAGES:
-        response.set_cookie("lang", chosen, samesite="Lax", max_age=365 * 24 * 3600)
+        response.set_cookie(COOKIE, chosen, samesite="Lax", max_age=365 * 24 * 3600)
     return response
 
 
@@ -142,7 +144,6 @@ def navigation(user: Any) -> list[tuple[str, str]]:
 def _template_helpers() -> dict[str, Any]:
     language = current_language()
     return {
-        "_": gettext,
         "lang": language,
         "other_lang": "en" if language == "da" else "da",
         "language_url": language_url,

@@ -18,24 +18,12 @@ from sorregistry.accounts.users import (
 )
 from sorregistry.database import write_step
 from sorregistry.extensions import db
-from sorregistry.i18n import _, add_english
+from sorregistry.i18n import _
 from sorregistry.pages import navigation
+from sorregistry.ratelimit import login_attempts
 from sorregistry.security import safe_next
 
 bp = Blueprint("login", __name__)
-
-add_english({
-    "Log ind": "Log in",
-    "Log ud": "Log out",
-    "E-mail": "Email",
-    "Adgangskode": "Password",
-    "Du er logget ud.": "You are logged out.",
-    "Forkert e-mail eller adgangskode — eller kontoen er midlertidigt spærret.":
-        "Wrong email or password — or the account is temporarily locked.",
-    "Efter {failures} forkerte forsøg i træk spærres kontoen i {minutes} minutter.":
-        "After {failures} wrong attempts in a row the account is locked for {minutes} minutes.",
-    "Log ind på SOR": "Log in to SOR",
-})
 
 
 def home_for(user: object) -> str:
@@ -45,9 +33,10 @@ def home_for(user: object) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@login_attempts(account_field="email", normalise=normalise_email)
 def login() -> Response | tuple[str, int] | str:
     target = safe_next(request.values.get("next"))
-    rule = _("Efter {failures} forkerte forsøg i træk spærres kontoen i {minutes} minutter.",
+    rule = _("Efter %(failures)s forkerte forsøg i træk spærres kontoen i %(minutes)s minutter.",
              failures=MAX_FAILURES, minutes=int(LOCKOUT.total_seconds() // 60))
     if request.method == "GET":
         if current_user.is_authenticated:

@@ -38,7 +38,9 @@ def test_twelve_concurrent_approvals_get_twelve_distinct_codes(fresh_database):
 
     def approve(number: int) -> None:
         try:
-            with Session(engine) as session:
+            # The app's session, as a request has it: it records register changes.
+            with app.app_context():
+                session = db.session()
                 start.wait()
                 code = service.allocate_sor_code(session)
                 service.create_organisation(

@@ -53,6 +53,22 @@ def test_bad_file_changes_nothing(session, tmp_path):
     assert _count(session) == 58
 
 
+def test_two_records_for_one_code_and_start_name_both(session, tmp_path):
+    lines = SAMPLE.read_bytes().splitlines(keepends=True)
+    twice = tmp_path / "twice.TXT"
+    twice.write_bytes(b"".join(lines[:6]) + lines[2] + b"".join(lines[6:]))
+    record = lines[2].decode("iso-8859-1")
+    code, start = record[3:23].strip(), record[23:31]
+    with pytest.raises(ShakFormatError) as caught:
+        import_shak_file(session, twice, actor="test")
+    assert caught.value.line == 7
+    assert str(caught.value) == (
+        f"SHAK file line 7: SHAK code {code} has a second record starting "
+        f"{start[:4]}-{start[4:6]}-{start[6:]} (the first is on line 3)"
+    )
+    assert _count(session) == 0
+
+
 @pytest.mark.skipif(not FULL_REGISTER.exists(), reason="the shared data folder is not beside")
 def test_the_real_register_imports(session):
     result = import_shak_file(session, FULL_REGISTER, actor="test")

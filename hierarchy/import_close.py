@@ -1,0 +1,99 @@
+"""Closing what an import's files no longer contain: a closing date and a version, never a delete.
+
+Which entities are missing depends on the import's scope: ``owners`` (the default)
+closes what is missing under the owners the files contain, ``full`` everything the
+files do not contain, ``none`` nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from hierarchy import changes
+from hierarchy.import_classify import Known
+from hierarchy.models import Organisation, OrganisationVersion, table_of
+from hierarchy.records import digest, own_values_from_snapshot, snapshot_json
+
+Scope = Literal["owners", "full", "none"]
+_CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """One entity closed: its new version and the canonical JSON of its own values."""
+
+    sor_code: str
+    version: int
+    snapshot: str
+
+
+def missing_codes(
+    known: Mapping[str, Known],
+    seen: set[str],
+    skipped: set[str],
+    owners_in_files: set[str],
+    scope: Scope,
+) -> list[str]:
+    """The open entities the register holds that the files leave out, within *scope*."""
+    if scope == "none":
+        return []
+    return [
+        code
+        for code, entry in known.items()
+        if entry.is_open
+        and code not in seen
+        and code not in skipped
+        and (scope == "full" or entry.owner_sor_code in owners_in_files)
+    ]
+
+
+def close_missing(
+    connection: Connection,
+    known: Mapping[str, Known],
+    missing: list[str],
+    close_date: date,
+    now: datetime,
+) -> Iterator[Closed]:
+    """Close the *missing* entities as of *close_date* (or their start, if later).
+
+    Updates each organisation and its narrow search row; yields what the caller records
+    as the new version of each (``hierarchy.changes``).
+    """
+    versions = table_of(OrganisationVersion)
+    organisations = table_of(Organisation)
+    for start in range(0, len(missing), _CHUNK):
+        chunk = missing[start : start + _CHUNK]
+        current = connection.execute(
+            select(versions.c.sor_code, versions.c.snapshot).where(
+                versions.c.sor_code.in_(chunk), versions.c.superseded_at.is_(None)
+            )
+        ).all()
+        closed: list[Closed] = []
+        for sor_code, snapshot in current:
+            own = own_values_from_snapshot(snapshot)
+            closing_day = close_date
+            valid_from = own["valid_from"]
+            if valid_from and valid_from > closing_day:
+                closing_day = valid_from
+            new_json = snapshot_json(dict(own, valid_to=closing_day))
+            version = known[sor_code].version + 1
+            connection.execute(
+                update(organisations)
+                .where(organisations.c.sor_code == sor_code)
+                .values(
+                    valid_to=closing_day,
+                    version=version,
+                    content_hash=digest(new_json),
+                    updated_at=now,
+                )
+            )
+            closed.append(Closed(sor_code, version, new_json.decode()))
+        changes.sync_names(connection, [entry.sor_code for entry in closed])
+        yield from closed
+
