@@ -11,12 +11,17 @@ is a version like any other, with ``active=false`` once the closing date has com
 register deletes nothing, so there are no DELETEs.
 
 **The type-level history** (``GET /fhir/Organization/_history?_since=``) pages through
-the versions recorded since the instant, oldest first (so that a ``next`` link also
-reaches what is written while the client pages), with an opaque token of the last entry
-shown. It reads the versions in the order they were written (``organisation_versions.id``)
-until the change feed lands (issue 13): that order is not commit order - a transaction that
-commits after a later one's versions were paged past is missed - which the feed's
-positions close (README, "FHIR", what is left).
+the versions recorded since the instant in commit order - by their feed positions
+(``hierarchy.changes``: a version's position is its commit's first position plus its
+number within the commit) - so that a ``next`` link also reaches what is committed while
+the client pages, a transaction that committed late included: positions are taken at
+commit, under the lock the next committer waits for, so none appears below one a page
+has shown. The opaque token holds the position of the last entry shown; the change
+feed (issue 13) gives its entries the same positions. A page reads windows of positions,
+(after, after + n]: the commits whose first position lies in the window or holds its
+start (``register_commits``' unique index), and of each the versions numbered within the
+window (a range of the unique index on ``commit_id, commit_seq``, migration 0015) - however
+large a commit (an import's 200,000 versions), a window reads at most n rows.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, bindparam, func, select
+from sqlalchemy.orm import Session, aliased
 
 from hierarchy import service
+from hierarchy.changes import CHANGE_POSITION
 from hierarchy.fhir import bundles
 from hierarchy.fhir.outcome import NotFound
 from hierarchy.fhir.parameters import ResourceType
@@ -42,7 +48,7 @@ from hierarchy.fhir.resources import (
     organization,
 )
 from hierarchy.fhir.searching import units_by_code
-from hierarchy.models import OrganisationVersion
+from hierarchy.models import OrganisationVersion, RegisterCommit, RegisterVersion
 from hierarchy.records import Placement, derive, own_values_from_snapshot, placement_of
 from hierarchy.text import fold
 
@@ -190,26 +196,68 @@ def instance_history(session: Session, kind: ResourceType, code: str, since: dat
                           len(entries))
 
 
-def _recorded_since(session: Session, since: datetime | None, after: int,
-                    batch: int) -> list[OrganisationVersion]:
-    statement = select(OrganisationVersion).where(OrganisationVersion.id > after)
-    if since is not None:
-        statement = statement.where(OrganisationVersion.recorded_at >= since)
-    return list(session.execute(
-        statement.order_by(OrganisationVersion.id).limit(batch)).scalars())
+def _window_statement() -> Any:
+    commits = aliased(RegisterCommit, name="c")
+    before = aliased(RegisterCommit, name="before")
+    after = bindparam("after", type_=BigInteger)
+    through = bindparam("through", type_=BigInteger)
+    position = (commits.first_position + OrganisationVersion.commit_seq - 1).label("position")
+    # The commit holding position after + 1 (0: before the first).
+    start = (select(func.coalesce(func.max(before.first_position), 0))
+             .where(before.first_position <= after + 1).scalar_subquery())
+    return (
+        select(OrganisationVersion, position)
+        .join(commits, commits.id == OrganisationVersion.commit_id)
+        .where(commits.first_position >= start, commits.first_position <= through,
+               # Both bounds on commit_seq: each commit's versions are a range of its index.
+               OrganisationVersion.commit_seq > after - commits.first_position + 1,
+               OrganisationVersion.commit_seq <= through - commits.first_position + 1)
+        .order_by(commits.first_position, OrganisationVersion.commit_seq)
+    )
+
+
+_WINDOW = _window_statement()
+_LAST_POSITION = select(RegisterVersion.last_position).where(RegisterVersion.name == "register")
+
+
+def _first_since(session: Session, since: datetime) -> int:
+    """The position before the first version recorded at or after *since*."""
+    first = session.execute(
+        select(func.min(CHANGE_POSITION))
+        .select_from(OrganisationVersion)
+        .join(RegisterCommit, RegisterCommit.id == OrganisationVersion.commit_id)
+        .where(OrganisationVersion.recorded_at >= since)).scalar()
+    return int(first) - 1 if first is not None else int(session.execute(_LAST_POSITION)
+                                                          .scalar() or 0)
+
+
+def _recorded_after(session: Session, since: datetime | None, after: int,
+                    batch: int) -> list[tuple[OrganisationVersion, int]]:
+    """Up to *batch* versions after position *after* (and recorded since *since*), in
+    position order; fewer only when no more are committed."""
+    last = int(session.execute(_LAST_POSITION).scalar() or 0)
+    found: list[tuple[OrganisationVersion, int]] = []
+    while len(found) < batch and after < last:
+        through = after + batch - len(found)
+        for version, position in session.execute(_WINDOW, {"after": after,
+                                                           "through": through}):
+            if since is None or version.recorded_at >= since:
+                found.append((version, int(position)))
+        after = through
+    return found
 
 
 def _type_entries(session: Session, kind: ResourceType, since: datetime | None, after: int,
                   day: date) -> Iterator[tuple[int, Resource, bool]]:
     """(position, resource, created) of every version since *since* after position *after*."""
     while True:
-        versions = _recorded_since(session, since, after, MAX_HISTORY_COUNT)
-        now = units_by_code(session, sorted({v.sor_code for v in versions}))
-        for version in versions:
+        versions = _recorded_after(session, since, after, MAX_HISTORY_COUNT)
+        now = units_by_code(session, sorted({v.sor_code for v, _ in versions}))
+        for version, position in versions:
             resource = resource_of(kind, _unit_of(session, version, now), day)
             if resource is not None:
-                yield version.id, resource, version.version == 1
-            after = version.id
+                yield position, resource, version.version == 1
+            after = position
         if len(versions) < MAX_HISTORY_COUNT:
             return
 
@@ -219,9 +267,12 @@ def type_history(session: Session, kind: ResourceType, since: datetime | None, c
                  day: date) -> dict[str, Any]:
     """``GET /fhir/{kind}/_history``: the versions since *since*, oldest first, paged."""
     digest = bundles.search_digest(f"{kind}/_history", used)
-    after = bundles.read_page_token(page, digest) if page else 0
-    if not isinstance(after, int) or isinstance(after, bool):
-        raise bundles.BadPageToken()
+    if page:
+        after = bundles.read_page_token(page, digest)
+        if not isinstance(after, int) or isinstance(after, bool):
+            raise bundles.BadPageToken()
+    else:
+        after = _first_since(session, since) if since is not None else 0
     entries: list[dict[str, Any]] = []
     last = after
     more = False

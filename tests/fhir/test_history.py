@@ -5,10 +5,16 @@ from __future__ import annotations
 import time
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
 from hierarchy import identifiers as ids
 from hierarchy import service
-from tests.applications.helpers import AARHUS_IE
+from sorregistry import create_app
+from sorregistry.accounts.clients import create_client
+from sorregistry.extensions import db
+from tests.applications.helpers import AARHUS_IE, build_register
 from tests.fhir.conftest import FOOT_CLINIC, FOOT_THERAPIST
+from tests.support.fhir import ValidatingClient
 
 
 def _get(client, headers, path, status=200):
@@ -144,3 +150,39 @@ def test_type_history_pages_reach_what_is_written_meanwhile(client, register, re
     register.commit()
     rest, _ = _walk(client, reader, following)
     assert [e["resource"]["id"] for e in rest] == [second, third]
+
+
+def test_type_history_pages_in_commit_order_not_insert_order(fresh_database, backend):
+    """A transaction that commits after a page was read is reached by its next link, even
+    when its version was inserted before the ones the page showed (positions, not ids)."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no two write transactions in flight")
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": fresh_database})
+    app.test_client_class = ValidatingClient
+    with app.app_context():
+        build_register(db.session)
+        _, token = create_client(db.session, "FHIR reader", cvr="35095748", roles=["reporter"])
+        db.session.commit()
+        reader = {"Authorization": f"Bearer {token}"}
+        moment = datetime.now(UTC)
+        time.sleep(0.01)
+        early_session, late_session = db.session.session_factory(), db.session.session_factory()
+        early, late, last = (ids.make_sor_code(n) for n in (245, 246, 247))
+        for session, code, name in ((early_session, early, "Indsat først"),
+                                    (late_session, late, "Indsat sidst"),
+                                    (late_session, last, "Indsat til sidst")):
+            service.create_organisation(session, code, {"level": "IE", "name": name},
+                                        source="staff", actor="test")
+        late_session.commit()  # the later inserts commit first ...
+        client = app.test_client()
+        page = _get(client, reader,
+                    f"/fhir/Organization/_history?_since={_stamp(moment)}&_count=1").get_json()
+        assert [e["resource"]["id"] for e in page["entry"]] == [late]
+        following = next(link["url"] for link in page["link"] if link["relation"] == "next")
+        early_session.commit()  # ... the earlier insert while the client pages
+        rest, _ = _walk(client, reader, following)
+        assert [e["resource"]["id"] for e in rest] == [last, early]
+        early_session.close()
+        late_session.close()
+        db.session.remove()
+        db.engine.dispose()
