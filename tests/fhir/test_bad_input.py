@@ -13,7 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hierarchy.fhir.parameters import PARAMETERS, RESULT_PARAMETERS
+from sorregistry import create_app
+from sorregistry.accounts.clients import create_client
+from sorregistry.extensions import db
+from sorregistry.ratelimit import limiter
+from sorregistry.ratelimit_storage import DatabaseStorage
 from tests.fhir.conftest import EYE_OWNER, FOOT_CLINIC
+from tests.support.fhir import ValidatingClient
 
 
 def _refused(response, status=400):
@@ -128,3 +134,31 @@ def test_any_parameters_get_an_answer_or_a_400_never_a_500(client, register, rea
     assert response.status_code in (200, 400), (query, response.get_data(as_text=True)[:300])
     if response.status_code == 400:
         _refused(response)
+
+
+def test_a_client_over_its_rate_limit_gets_a_429_operation_outcome(fresh_database):
+    """/fhir is a declared API: one budget per client with /api/v1 (sorregistry.ratelimit),
+    its refusal an OperationOutcome (throttled) with Retry-After."""
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": fresh_database,
+                      "RATELIMIT_ENABLED": True, "RATELIMIT_API": "3 per hour"})
+    app.test_client_class = ValidatingClient
+    try:
+        with app.app_context():
+            _, token = create_client(db.session, "greedy", cvr="35095748", roles=["reporter"])
+            db.session.commit()
+        headers = {"Authorization": f"Bearer {token}"}
+        client = app.test_client()
+        assert [client.get("/fhir/Organization?name=x", headers=headers).status_code
+                for _ in range(3)] == [200] * 3
+        refused = client.get("/fhir/Organization?name=x", headers=headers)
+        body = _refused(refused, 429)
+        assert body["issue"][0]["code"] == "throttled"
+        assert 1 <= int(refused.headers["Retry-After"]) <= 3600
+        assert client.get("/api/v1/shak/hospitals?q=a", headers=headers).status_code == 429
+    finally:
+        storage = limiter(app).storage
+        if isinstance(storage, DatabaseStorage):
+            storage.close()
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
