@@ -6,9 +6,13 @@ from __future__ import annotations
 import io
 import json
 from datetime import date, timedelta
+from types import SimpleNamespace
+
+from sqlalchemy import select
 
 from hierarchy import service
-from hierarchy.fhir.export import write_ndjson
+from hierarchy.fhir.export import fhir_ndjson_writer, write_ndjson
+from hierarchy.models import Organisation, table_of
 from tests.applications.helpers import EXISTING_SI
 from tests.support.fhir import check_resource
 
@@ -35,3 +39,21 @@ def test_only_the_types_asked_for(register):
     assert write_ndjson(register, {"Location": locations}) == {"Location": 6}
     assert {json.loads(line)["resourceType"] for line in locations.getvalue().splitlines()} \
         == {"Location"}
+
+
+def test_the_registry_writer_on_rows_of_every_column_writes_the_same(register):
+    """fhir_ndjson_writer takes the export snapshot's rows (every column of organisations,
+    no search row's own_address) and writes what write_ndjson writes, in one stream."""
+    organizations, locations = io.BytesIO(), io.BytesIO()
+    write_ndjson(register, {"Organization": organizations, "Location": locations})
+    expected = sorted(organizations.getvalue().splitlines() + locations.getvalue().splitlines())
+    rows = register.execute(select(table_of(Organisation)).order_by(Organisation.sor_code))
+    written = io.BytesIO()
+    fhir_ndjson_writer(rows, written.write, SimpleNamespace(on=date.today()))
+    lines = written.getvalue().splitlines()
+    assert sorted(lines) == expected and len(lines) == 23
+    for line in lines:
+        check_resource(json.loads(line))
+    kinds = [json.loads(line)["resourceType"] for line in lines]
+    assert kinds[0] == "Organization"  # each unit's Organization, then its Location
+    assert all(kinds[n - 1] == "Organization" for n, kind in enumerate(kinds) if kind == "Location")
