@@ -14,7 +14,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, String, Text, and_, any_, bindparam, cast, or_, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    String,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import SQLCoreOperations
 
@@ -79,6 +91,14 @@ def _alternative(kind: AlternativeKind, value: Any) -> Condition:
 
 # The postal code of the unit's (effective) visiting address, from its JSON.
 VISITING_POSTAL_CODE = Organisation.effective[("visiting_address", "postal_code")].as_string()
+# The same on PostgreSQL as the expression index ix_organisations_visiting_postal_code_expr
+# (migration 0015) has it - the path a literal, not a parameter - so the planner uses it.
+_PG_VISITING_POSTAL_CODE: ColumnElement[str] = literal_column(
+    "(organisations.effective #>> '{visiting_address,postal_code}')", String)
+
+
+def _visiting_postal_code(postgresql: bool) -> ColumnElement[str]:
+    return _PG_VISITING_POSTAL_CODE if postgresql else VISITING_POSTAL_CODE
 
 
 def conditions(present: tuple[str, ...], any_of: tuple[tuple[AlternativeKind, ...], ...],
@@ -107,12 +127,12 @@ def conditions(present: tuple[str, ...], any_of: tuple[tuple[AlternativeKind, ..
     if "address_postal_codes" in present:
         conditions.append(or_(
             _one_of(o.eff_postal_code, "address_postal_codes", postgresql),
-            _one_of(VISITING_POSTAL_CODE, "address_postal_codes", postgresql)))
+            _one_of(_visiting_postal_code(postgresql), "address_postal_codes", postgresql)))
     if "exact_name" in present:
         conditions.append(o.name == bindparam("exact_name", type_=String))
     if "visiting_postal_codes" in present:
         conditions.append(
-            _one_of(VISITING_POSTAL_CODE, "visiting_postal_codes", postgresql))
+            _one_of(_visiting_postal_code(postgresql), "visiting_postal_codes", postgresql))
     return conditions
 
 
