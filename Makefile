@@ -39,6 +39,7 @@ system-packages:
 run: install
 	$(BIN)/sorregistry db upgrade
 	$(BIN)/sorregistry load-demo --if-empty
+	$(BIN)/sorregistry tick
 	$(BIN)/sorregistry run --host $(HOST) --port $(PORT)
 
 # The pages' texts (sorregistry/i18n.py): each package's Danish texts are extracted

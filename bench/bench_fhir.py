@@ -60,7 +60,12 @@ from bench_lookups import (
     run_command,
     temp_dir,
 )
-from common import ROOT, load_generator, say, stop_stray_postgres, terminate_on_signal
+from common import load_generator, say, stop_stray_postgres, terminate_on_signal
+
+from hierarchy.fhir.export import write_ndjson
+from sorregistry import create_app
+from sorregistry.extensions import db
+from tests.support.postgres import Server
 
 WARMUP = 50
 COLD_WARMUP_SECONDS = 8.0  # each worker builds its name index in a thread at first
@@ -215,10 +220,7 @@ def http_ndjson(port: int, token: str) -> tuple[int, float, int]:
 
 def export_run(url: str, workdir: Path) -> tuple[dict[str, int], float, int]:
     """The fhir-ndjson export's writer, in this process: (counts, seconds, bytes)."""
-    sys.path.insert(0, str(ROOT))
-    from hierarchy.fhir.export import write_ndjson
-    from sorregistry import create_app
-    from sorregistry.extensions import db
+
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench"})
     organizations, locations = workdir / "Organization.ndjson", workdir / "Location.ndjson"
@@ -239,7 +241,6 @@ def _row(name: str, api: Stats, fhir: Stats) -> tuple[str, float]:
 
 
 def bench(a: argparse.Namespace, workdir: Path) -> int:
-    from tests.support.postgres import Server
 
     cli = required_command("sorregistry")
     log = workdir / "commands.log"

@@ -39,6 +39,15 @@ UPDATE per transaction and two integers per version row, nothing per row at comm
 numbering 200,000 COPYed versions at commit would write each of them twice. Positions
 are unique and increase in commit order; a change rolled back with a savepoint leaves
 its number unused, so they need not be dense.
+
+**The feed's entries** (``feed_entries``, see ``hierarchy.feed``) are numbered the same
+way, here, by the same writers: a recorded version's entry shares its number; a unit
+whose effective values changed with an ancestor's (:func:`record_inherited`) and an
+organisation whose dates took effect (:func:`record_took_effect`) get entries, numbered
+next, without a version. What an entry holds is ``hierarchy.feed.entries``'; every
+statement that writes one runs here. On PostgreSQL the commit that takes positions also
+sends ``NOTIFY sor_feed`` with the last one (delivered at COMMIT), which wakes the
+feed's long-polling readers.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from itertools import chain
 from typing import Any, TypedDict, TypeVar
 
@@ -57,6 +66,7 @@ from sqlalchemy import (
     delete,
     event,
     exists,
+    func,
     insert,
     or_,
     select,
@@ -64,8 +74,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, scoped_session
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import NullType
 
+from hierarchy.feed import entries as feed_entries
 from hierarchy.models import (
     NAME_COLUMNS,
     Organisation,
@@ -81,6 +93,7 @@ from sorregistry.database import DbSession
 
 __all__ = [
     "CHANGE_POSITION",
+    "FEED_CHANNEL",
     "REGISTER_VERSION_QUERY",
     "VERSION_COLUMNS",
     "VERSION_TABLE",
@@ -91,6 +104,9 @@ __all__ = [
     "is_installed",
     "mark_register_changed",
     "record_change",
+    "record_import_entries",
+    "record_inherited",
+    "record_took_effect",
     "recording",
     "register_changed_in",
     "register_version",
@@ -109,6 +125,8 @@ _REGISTER_MODELS = (Organisation, OrganisationName, ShakCode)
 _CHUNK = 1000  # codes per statement: well inside SQLite's limit on bound parameters
 _SUPERSEDE_CHUNK = 5000  # an import supersedes thousands: fewer, larger statements
 _S = TypeVar("_S", bound=Session)
+# The PostgreSQL channel a commit that took feed positions notifies, with the last one.
+FEED_CHANNEL = "sor_feed"
 
 
 class VersionRow(TypedDict):
@@ -240,9 +258,79 @@ def record_change(
     )
     plain.flush()  # the organisation row first: the version refers to it
     plain.execute(insert(VERSION_TABLE), [row])
+    plain.execute(feed_entries.versioned_entries(
+        row["commit_id"], sor_code=row["sor_code"], commit_seq=row["commit_seq"]))
     supersede(plain, [organisation.sor_code], now)
-    sync_names(plain, [organisation.sor_code, *inherited_by])
+    inherited = list(inherited_by)
+    sync_names(plain, [organisation.sor_code, *inherited])
+    record_inherited(plain, inherited, now, source=source, reference=reference)
     mark_register_changed(plain)
+
+
+def record_inherited(
+    target: DbSession | Connection,
+    codes: Iterable[str],
+    now: datetime,
+    *,
+    source: str,
+    reference: str | None,
+    recorded: Recording | None = None,
+) -> int:
+    """Feed entries for the units *codes* whose effective values changed with an
+    ancestor's (their rows written already); those whose item shows no change get none.
+    Returns how many were recorded. *recorded* is the transaction's recording (found from
+    the session when *target* is one)."""
+    current = recorded if recorded is not None else recording(_session_of(target))
+    ordered = sorted(set(codes))
+    count = 0
+    for start in range(0, len(ordered), _CHUNK):
+        count += _numbered(target, current, feed_entries.inherited_entries(
+            current.commit_id, current.recorded, ordered[start : start + _CHUNK],
+            recorded_at=now, source=source, reference=reference))
+    return count
+
+
+def record_import_entries(
+    connection: Connection,
+    recorded: Recording,
+    import_run_id: int,
+    inherited: Iterable[str],
+    now: datetime,
+    reference: str,
+) -> None:
+    """The import's feed entries: one per version the run recorded, made in one statement
+    from the rows the import wrote, then the units *inherited* changed (``derived``)."""
+    connection.execute(
+        feed_entries.versioned_entries(recorded.commit_id, import_run_id=import_run_id))
+    record_inherited(connection, inherited, now, source="import", reference=reference,
+                     recorded=recorded)
+
+
+def record_took_effect(session: DbSession, after: date, through: date, now: datetime) -> int:
+    """``took_effect`` entries for the organisations whose ``valid_from`` or ``valid_to``
+    falls in (*after*, *through*]; how many."""
+    current = recording(session)
+    return _numbered(session, current, feed_entries.took_effect_entries(
+        current.commit_id, current.recorded, after, through, recorded_at=now,
+        reference=f"tick:{through.isoformat()}"))
+
+
+def _numbered(target: DbSession | Connection, recorded: Recording, statement: Insert) -> int:
+    """Run an entry statement that numbers its rows on from what *recorded* has recorded
+    (built with ``recorded.recorded`` as its base); count them in."""
+    # Without preserve_rowcount an INSERT's count is not kept (psycopg reports -1).
+    result = target.execute(statement.execution_options(preserve_rowcount=True))
+    count = int(result.rowcount)  # type: ignore[attr-defined]
+    if count < 0:
+        raise RuntimeError("the database did not say how many feed entries it wrote")
+    recorded.recorded += count
+    return count
+
+
+def _session_of(target: DbSession | Connection) -> DbSession:
+    if isinstance(target, Connection):
+        raise TypeError("pass the transaction's recording with a connection")
+    return target
 
 
 def supersede(target: DbSession | Connection, codes: Iterable[str], now: datetime) -> None:
@@ -379,6 +467,9 @@ def _finish(session: Session, recorded: Recording | None) -> None:
         return
     count = recorded.recorded
     last = bump_register_version(session, count)
+    if session.connection().dialect.name == "postgresql":
+        # Sent at COMMIT, after the positions are visible; the feed's watchers wake.
+        session.execute(select(func.pg_notify(FEED_CHANNEL, str(last))))
     values = {"first_position": last - count + 1, "changes": count}
     updated = session.execute(
         update(_COMMITS)

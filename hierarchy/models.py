@@ -300,3 +300,80 @@ class SorCodeCounter(Base):
 
     name: Mapped[str] = mapped_column(String(20), primary_key=True)
     last_item: Mapped[int] = mapped_column(BigInteger)
+
+
+class FeedEntry(Base):
+    """One entry of the change feed: a change of an organisation, with its state after it.
+
+    Written only by ``hierarchy.changes`` (see ``hierarchy.feed``). Placed in the feed as
+    the versions are: ``commit_id`` and ``commit_seq`` under a :class:`RegisterCommit`,
+    position ``first_position + commit_seq - 1``; an entry for a recorded version shares
+    the version's number. ``change`` is ``created``, ``changed``, ``moved``, ``closed``,
+    ``reopened``, ``replaced`` or ``took_effect``; ``by_inheritance`` marks a unit whose
+    effective values changed with an ancestor's (no version of its own).
+    ``changed_fields`` names the API item's fields that differ from the organisation's
+    previous entry, each followed by a comma. The remaining columns copy the
+    organisation's row as it stood (``organisations``' columns of the same names): what
+    the API's item is rendered from (``hierarchy.schemas.organisation_item``), so an
+    entry shows the organisation as it was at that change, whatever came after.
+    """
+
+    __tablename__ = "feed_entries"
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    commit_id: Mapped[int] = mapped_column(BigInteger)
+    commit_seq: Mapped[int] = mapped_column(Integer)
+    sor_code: Mapped[str] = mapped_column(CodeString(18))
+    change: Mapped[str] = mapped_column(String(12))
+    changed_fields: Mapped[str | None] = mapped_column(String(400))
+    by_inheritance: Mapped[bool] = mapped_column(Boolean, default=False)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(String(20))
+    reference: Mapped[str | None] = mapped_column(String(255))
+    took_effect_on: Mapped[date | None] = mapped_column(Date)
+    # The organisation's row as it stood after the change.
+    name: Mapped[str] = mapped_column(String(255))
+    level: Mapped[str] = mapped_column(String(2))
+    entity_type: Mapped[str | None] = mapped_column(String(20))
+    ownership: Mapped[str | None] = mapped_column(String(10))
+    owner_cvr: Mapped[str | None] = mapped_column(String(8))
+    ydernummer: Mapped[str | None] = mapped_column(String(9))
+    shak: Mapped[str | None] = mapped_column(CodeString(7))
+    p_number: Mapped[str | None] = mapped_column(String(10))
+    parent_sor_code: Mapped[str | None] = mapped_column(CodeString(18))
+    institution_sor_code: Mapped[str | None] = mapped_column(CodeString(18))
+    owner_sor_code: Mapped[str] = mapped_column(CodeString(18))
+    effective: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    inherited: Mapped[list[str]] = mapped_column(JsonDocument)
+    clinical_specialities: Mapped[list[dict[str, str]] | None] = mapped_column(JsonDocument)
+    replaces: Mapped[list[str] | None] = mapped_column(JsonDocument)
+    replaced_by: Mapped[list[str] | None] = mapped_column(JsonDocument)
+    first_valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    version: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        # The feed is read in this order (a commit's entries by their number), and each
+        # number is used once.
+        UniqueConstraint("commit_id", "commit_seq"),
+        # An organisation's latest entry: what the next one is compared with.
+        Index("ix_feed_entries_sor_code_id", "sor_code", "id"),
+    )
+
+
+class FeedState(Base):
+    """The feed's own settings, one row (``name = 'feed'``).
+
+    ``cursor_key`` signs the feed's cursors (``hierarchy.feed.cursor``): made at random
+    by the migration and kept with the register, so a cursor never expires - not when
+    ``SOR_SECRET_KEY`` is rotated, not when the service moves host - and one of another
+    register is refused. ``ticked_through`` is the last day whose dates taking effect
+    are in the feed (``sorregistry tick``).
+    """
+
+    __tablename__ = "feed_state"
+
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    cursor_key: Mapped[str] = mapped_column(String(64))
+    ticked_through: Mapped[date] = mapped_column(Date)

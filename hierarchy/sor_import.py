@@ -218,6 +218,8 @@ def _import(
                        note=" (absent from the export: closed)")
         result.add(stream.known[closed.sor_code].level, "closed")
     stream.writer.finish()
+    changes.record_import_entries(connection, stream.recording, run.id, stream.derived, now,
+                                  stream.reference)
 
     digests = stream.digests
     run.file_sha256 = (
@@ -257,6 +259,7 @@ class _Stream:
     seen: set[str] = field(default_factory=set)
     skipped: set[str] = field(default_factory=set)
     owners_in_file: set[str] = field(default_factory=set)
+    derived: list[str] = field(default_factory=list)  # only what they inherit changed
     problems: list[Problem] = field(default_factory=list)
     headers: list[SorHeader] = field(default_factory=list)
     digests: list[str] = field(default_factory=list)
@@ -306,5 +309,6 @@ class _Stream:
                     row["version"] = before.version  # only inherited values moved
                     row["updated_at"] = now
                     writer.update(row)
+                    self.derived.append(sor_code)
                 self.result.add(level, action)
             self.digests.append(reader.sha256.hexdigest())

@@ -5,7 +5,7 @@ large their commit; and address-postalcode finds the postal code of a unit's vis
 address, kept only in its effective JSON - an index on that expression (PostgreSQL).
 
 Revision ID: 0015
-Revises: 0013 (the change feed's 0014 is merged separately: this follows it then)
+Revises: 0014
 Create Date: 2026-12-05 08:30:00
 
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0015'
-down_revision = '0018'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 

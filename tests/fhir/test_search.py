@@ -8,6 +8,7 @@ import json
 import pytest
 
 from hierarchy.fhir import systems
+from sorregistry.accounts.clients import create_client
 from tests.applications.helpers import (
     AARHUS_CVR,
     AARHUS_IE,
@@ -229,7 +230,6 @@ def test_formats_and_tokens(client, register, reader):
 
 
 def test_a_municipality_token_is_refused(client, register, session):
-    from sorregistry.accounts.clients import create_client
     _, token = create_client(session, "kommune", cvr=AARHUS_CVR, roles=["municipality"],
                              municipality_code="0751")
     response = client.get("/fhir/Organization", headers={"Authorization": f"Bearer {token}"})

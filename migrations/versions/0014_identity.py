@@ -7,7 +7,7 @@ password_hash may be empty (a person from the identity provider has no password)
 api_clients: oidc_issuer, oidc_subject (unique together); token_digest and cvr may be
 empty (a system calling with access tokens has no token of ours, its CVR is per token).
 
-Revision ID: 0018
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-05 08:00:00
 
@@ -19,7 +19,7 @@ import sorregistry.models
 
 
 # revision identifiers, used by Alembic.
-revision = '0018'
+revision = '0014'
 down_revision = '0013'
 branch_labels = None
 depends_on = None

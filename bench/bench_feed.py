@@ -1,0 +1,413 @@
+#!/usr/bin/env python3
+"""Benchmark the change feed on PostgreSQL: catch-up, long-poll latency, its cost on the
+write paths, and the NDJSON export.
+
+    .venv/bin/python bench/bench_feed.py [--entities 200000] [--approvals 200]
+                                         [--base REV] [--out FILE] [--keep]
+
+Generates a SOR export of ``--entities`` (bench/generate_sor_export.py) and its changed
+variant (5 % changed, 1 % of subtrees gone), starts a throwaway PostgreSQL server, and
+runs two code bases side by side on it, each on a database of its own:
+
+* **base**: the code without the feed (``--base``, default the merge base with ``main``),
+  unpacked with ``git archive`` and run with this venv (``PYTHONPATH``): its import and
+  approvals record no feed entries. It migrates with this tree's migrations (the editable
+  install maps ``sorregistry.migrations`` here), so its schema has the feed's tables,
+  left empty.
+* **feed**: this working tree.
+
+For each: ``sorregistry import-sor`` of the export (wall time, peak RSS), then of the
+changed export; ``--approvals`` applications submitted and approved one at a time over
+HTTP through ``gunicorn -w 2 -k gthread --threads 4`` (p50 / p95 of the approval). With the
+feed a client long-polls ``/api/v1/changes?wait=2`` meanwhile, and the time from an
+approval's commit (the arrival of the ``NOTIFY sor_feed`` it sends at COMMIT at a listener
+of the bench's own, on the poller's clock) to the poller holding the new organisation is
+the **latency** (p50 / p95; target p95 <= 100 ms). Then, on the feed's database: the
+**catch-up** - one client reading the whole feed from the start, 1,000 a page (entries/s;
+target >= 20,000/s) - and ``sorregistry export --format ndjson`` (wall time, peak RSS) and
+the same over HTTP. The write-path targets: import time and approval p95 with the feed
+within 10 % of the base.
+
+Output: the figures, ratios feed / base, and ``uptime`` before and after (the machine is
+shared: say its load beside the figures); written to ``--out`` as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import orjson
+from bench_import import Run, run_measured
+from common import ROOT, find_command, free_port, load_generator, postgres_server, say
+
+from hierarchy.changes import FEED_CHANNEL
+
+SETUP = r"""
+import json, sys
+from applications import service as A
+from sorregistry import create_app
+from sorregistry.extensions import db
+from tests.applications.helpers import bearer, build_register, new_nursing_home
+
+app = create_app()
+with app.app_context():
+    build_register(db.session)
+    sds = bearer(db.session, "sds", cvr="29190909", name="SDS")
+    reporter = bearer(db.session, "reporter", name="Bench mirror")
+    actor = A.Actor(name="Aarhus", roles=("municipality",), municipality_code="0751",
+                    cvr="55133018")
+    ids = []
+    for n in range(int(sys.argv[1])):
+        application = A.create_application(db.session, actor, new_nursing_home(
+            institution_name=f"Bench plejehjem {n}",
+            address={"street": f"Benchvej {n}", "postal_code": "8000", "city": "Aarhus C"}))
+        A.submit_application(db.session, actor, application.id)
+        ids.append(application.id)
+    db.session.commit()
+print(json.dumps({"sds": sds["Authorization"], "reporter": reporter["Authorization"],
+                  "applications": ids}))
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered), max(1, math.ceil(q / 100 * len(ordered)))) - 1]
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+class Service:
+    """gunicorn serving *tree*'s code on *url*'s database, in its own process group."""
+
+    def __init__(self, tree: Path, env: dict[str, str], log: Path) -> None:
+        self.tree, self.env, self.log = tree, env, log
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        gunicorn = find_command("gunicorn")
+        assert gunicorn, "gunicorn is not installed"
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [gunicorn, "-w", "2", "-k", "gthread", "--threads", "4", "--timeout", "120",
+                 "-b", f"127.0.0.1:{self.port}", "sorregistry:create_app()"],
+                env=self.env, cwd=self.tree, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"gunicorn exited; see {self.log}"
+            try:
+                status, _, _ = self.request("GET", "/api/v1/health")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"gunicorn did not answer; see {self.log}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            self.proc.wait(timeout=30)
+
+    def connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+
+    def request(self, method: str, path: str, token: str | None = None,
+                body: bytes | None = None,
+                connection: http.client.HTTPConnection | None = None
+                ) -> tuple[int, bytes, dict[str, str]]:
+        own = connection is None
+        conn = connection or self.connection()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if token:
+            headers["Authorization"] = token
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        if own:
+            conn.close()
+        return response.status, data, dict(response.getheaders())
+
+
+class Commits(threading.Thread):
+    """LISTENs on the feed's channel as the service's watcher does: the NOTIFY each commit
+    sends is delivered at COMMIT, so its arrival here is when the commit happened (within a
+    loopback round trip), on the same clock as the poller's."""
+
+    def __init__(self, server: Any, database: str) -> None:
+        super().__init__(daemon=True)
+        self.connection = server.connect(database, autocommit=True)
+        self.connection.execute(f"LISTEN {FEED_CHANNEL}")
+        self.seen: list[tuple[int, float]] = []  # (last position, arrival)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for note in self.connection.notifies(timeout=0.5):
+                self.seen.append((int(note.payload), time.perf_counter()))
+        self.connection.close()
+
+    def committed(self, position: int, timeout: float = 5.0) -> float | None:
+        """When the commit that took *position* was notified (the poller may hold the
+        entry before this thread has noted the notification: wait for it a while)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = next((at for last, at in list(self.seen) if last >= position), None)
+            if found is not None or time.monotonic() > deadline:
+                return found
+            time.sleep(0.001)
+
+
+class Poller(threading.Thread):
+    """Long-polls the feed; notes when each organisation's entries arrived."""
+
+    def __init__(self, service: Service, token: str, cursor: str) -> None:
+        super().__init__(daemon=True)
+        self.service, self.token, self.cursor = service, token, cursor
+        self.arrived: dict[str, tuple[float, int]] = {}  # code: (arrival, position)
+        self.condition = threading.Condition()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        conn = self.service.connection()
+        while not self.stop.is_set():
+            query = urllib.parse.urlencode({"after": self.cursor, "limit": 1000, "wait": 2})
+            status, body, _ = self.service.request("GET", f"/api/v1/changes?{query}",
+                                                   self.token, connection=conn)
+            now = time.perf_counter()
+            assert status == 200, body[:300]
+            page = orjson.loads(body)
+            with self.condition:
+                for item in page["items"]:
+                    self.arrived.setdefault(item["sor_code"], (now, item["position"]))
+                self.condition.notify_all()
+            self.cursor = page["next"]
+
+    def wait_for(self, code: str, timeout: float = 10.0) -> tuple[float, int] | None:
+        with self.condition:
+            self.condition.wait_for(lambda: code in self.arrived, timeout)
+            return self.arrived.get(code)
+
+
+def catch_up(service: Service, token: str) -> tuple[int, float, str]:
+    """Read the whole feed from the start, one client, 1,000 a page: entries, seconds,
+    the last cursor."""
+    conn = service.connection()
+    cursor: str | None = None
+    entries = 0
+    started = time.perf_counter()
+    while True:
+        query = urllib.parse.urlencode({"limit": 1000, **({"after": cursor} if cursor else {})})
+        status, body, _ = service.request("GET", f"/api/v1/changes?{query}", token,
+                                          connection=conn)
+        assert status == 200, body[:300]
+        page = orjson.loads(body)
+        entries += len(page["items"])
+        cursor = page["next"]
+        if not page["more"]:
+            break
+    seconds = time.perf_counter() - started
+    conn.close()
+    assert cursor is not None
+    return entries, seconds, cursor
+
+
+def variant(name: str, tree: Path, server: Any, files: tuple[Path, Path], approvals: int,
+            workdir: Path, feed: bool) -> dict[str, Any]:
+    say(f"== {name}: code in {tree}")
+    url = server.create_database(f"bench_{name}")
+    env = dict(os.environ)
+    env.pop("FLASK_APP", None)
+    env.update(SOR_DATABASE_URL=url, SOR_SECRET_KEY="bench", SOR_ENV="production",
+               SOR_RATELIMIT_ENABLED="false", PYTHONPATH=str(tree))
+    log = workdir / f"{name}.log"
+    cli = str(ROOT / ".venv" / "bin" / "sorregistry")
+    python = str(ROOT / ".venv" / "bin" / "python")
+    result: dict[str, Any] = {}
+
+    def measured(label: str, command: list[str]) -> Run:
+        run = Run(name, label, command)
+        # run_measured runs in ROOT: the tree's code comes first on PYTHONPATH.
+        run_measured(run, env, log, timeout=3600)
+        if not run.ok:
+            raise RuntimeError(f"{name} {label} failed: {run.output_tail}")
+        say(f"   {label}: {run.seconds:.1f} s, peak RSS {run.peak_rss_mb:.0f} MB")
+        return run
+
+    measured("db upgrade", [cli, "db", "upgrade"])
+    result["import"] = measured("import", [cli, "import-sor", "--quiet", str(files[0])]).seconds
+    result["reimport"] = measured("changed re-import",
+                                  [cli, "import-sor", "--quiet", str(files[1])]).seconds
+    setup = subprocess.run([python, "-c", SETUP, str(approvals)], env=env, cwd=tree,
+                           capture_output=True, text=True, check=False)
+    if setup.returncode != 0:
+        raise RuntimeError(f"{name}: setting up applications failed: {setup.stderr[-2000:]}")
+    made = json.loads(setup.stdout.strip().splitlines()[-1])
+    service = Service(tree, env, workdir / f"{name}-gunicorn.log")
+    service.start()
+    try:
+        poller = commits = None
+        if feed:
+            entries, seconds, cursor = catch_up(service, made["reporter"])
+            result["catch_up"] = (entries, seconds)
+            say(f"   catch-up from zero: {entries} entries in {seconds:.1f} s = "
+                f"{entries / seconds:,.0f} entries/s")
+            commits = Commits(server, f"bench_{name}")
+            commits.start()
+            poller = Poller(service, made["reporter"], cursor)
+            poller.start()
+            time.sleep(0.5)
+        times: list[float] = []
+        latencies: list[float] = []
+        conn = service.connection()
+        for application_id in made["applications"]:
+            started = time.perf_counter()
+            status, body, _ = service.request(
+                "POST", f"/api/v1/applications/{application_id}/approve", made["sds"],
+                b"{}", connection=conn)
+            answered = time.perf_counter()
+            assert status == 200, body[:500]
+            times.append((answered - started) * 1000)
+            if poller is not None and commits is not None:
+                code = orjson.loads(body)["sor_code"]
+                seen = poller.wait_for(code)
+                assert seen is not None, f"the poller never saw {code}"
+                arrived, position = seen
+                committed = commits.committed(position)
+                assert committed is not None, f"no NOTIFY for position {position}"
+                latencies.append((arrived - committed) * 1000)
+            time.sleep(0.02)
+        conn.close()
+        result["approval"] = times
+        say(f"   approval: p50 {percentile(times, 50):.1f} ms, p95 "
+            f"{percentile(times, 95):.1f} ms ({len(times)})")
+        if poller is not None and commits is not None:
+            poller.stop.set()
+            commits.stop.set()
+            poller.join(timeout=10)
+            commits.join(timeout=10)
+            result["latency"] = latencies
+            say(f"   approval -> long poll: p50 {percentile(latencies, 50):.1f} ms, p95 "
+                f"{percentile(latencies, 95):.1f} ms, max {max(latencies):.1f} ms")
+            out = workdir / "register.ndjson"
+            run = measured("export ndjson", [cli, "export", "--format", "ndjson", str(out)])
+            result["export"] = (run.seconds, run.peak_rss_mb, out.stat().st_size)
+            started = time.perf_counter()
+            http_conn = service.connection()
+            http_conn.request("GET", "/api/v1/export/register.ndjson",
+                              headers={"Authorization": made["reporter"]})
+            response = http_conn.getresponse()
+            size = 0
+            while chunk := response.read(1 << 20):
+                size += len(chunk)
+            http_conn.close()
+            result["export_http"] = (time.perf_counter() - started, size)
+            say(f"   export over HTTP: {result['export_http'][0]:.1f} s, {size / 1e6:.0f} MB, "
+                f"X-Feed-Position {response.getheader('X-Feed-Position')}")
+    finally:
+        service.stop()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entities", type=int, default=200_000)
+    parser.add_argument("--approvals", type=int, default=200)
+    parser.add_argument("--base", default=None, help="the code without the feed (git rev)")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    out = args.out or ROOT / "bench" / f"results-feed-{args.entities // 1000}k.txt"
+    base_rev = args.base or subprocess.run(
+        ["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True, text=True,
+        check=True).stdout.strip()
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-feed-"))
+    lines: list[str] = []
+    load_before = uptime()
+    try:
+        base = workdir / "base"
+        base.mkdir()
+        archive = subprocess.run(["git", "archive", base_rev], cwd=ROOT, capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        generator = load_generator()
+        plain, changed = workdir / "plain.xml", workdir / "changed.xml"
+        started = time.perf_counter()
+        generator.generate(plain, args.entities, seed=1)
+        generator.generate(changed, args.entities, seed=1, mutate=0.05, drop=0.01)
+        say(f"== generated {args.entities} entities (and the changed variant) in "
+            f"{time.perf_counter() - started:.0f} s")
+        with postgres_server(workdir / "pg") as server:
+            results = {
+                "base": variant("base", base, server, (plain, changed), args.approvals,
+                                workdir, feed=False),
+                "feed": variant("feed", ROOT, server, (plain, changed), args.approvals,
+                                workdir, feed=True),
+            }
+        load_after = uptime()
+        b, f = results["base"], results["feed"]
+        entries, seconds = f["catch_up"]
+        export_s, export_rss, export_size = f["export"]
+
+        def row(label: str, base_v: float, feed_v: float, unit: str, target: str) -> str:
+            return (f"| {label} | {base_v:.1f} {unit} | {feed_v:.1f} {unit} | "
+                    f"{feed_v / base_v:.2f} | {target} |")
+
+        lines = [
+            f"bench_feed.py: {args.entities:,} entities, {args.approvals} approvals, "
+            f"PostgreSQL; feed = {head} (+ working tree), base = {base_rev[:7]}",
+            f"load before: {load_before}",
+            f"load after:  {load_after}",
+            "",
+            "| write path | base (no feed) | feed | feed / base | target |",
+            "|---|---|---|---|---|",
+            row("import", b["import"], f["import"], "s", "within 10 %"),
+            row("changed re-import", b["reimport"], f["reimport"], "s", "within 10 %"),
+            row("approval p50", percentile(b["approval"], 50), percentile(f["approval"], 50),
+                "ms", ""),
+            row("approval p95", percentile(b["approval"], 95), percentile(f["approval"], 95),
+                "ms", "within 10 %"),
+            "",
+            f"catch-up from zero, one client, 1,000 a page: {entries:,} entries in "
+            f"{seconds:.1f} s = {entries / seconds:,.0f} entries/s (target >= 20,000/s)",
+            f"approval's commit (its NOTIFY) -> long-polling client holding it: p50 "
+            f"{percentile(f['latency'], 50):.1f} ms, p95 {percentile(f['latency'], 95):.1f} ms,"
+            f" max {max(f['latency']):.1f} ms over {len(f['latency'])} (target p95 <= 100 ms)",
+            f"export --format ndjson: {export_s:.1f} s, peak RSS {export_rss:.0f} MB, "
+            f"{export_size / 1e6:.0f} MB; over HTTP: {f['export_http'][0]:.1f} s",
+        ]
+        say("")
+        for line in lines:
+            say(line)
+        out.write_text("\n".join(lines) + "\n")
+        say(f"\n(written to {out})")
+        return 0
+    finally:
+        if args.keep:
+            say(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Exports of the register: each format a writer, every export one consistent snapshot
+that names the feed position it was taken at.
+
+``sorregistry export --format NAME [--on DATE] [--all-history] OUT`` (``hierarchy.export.cli``)
+and ``GET /api/v1/export/register.<extension>`` (``hierarchy.export.routes``) read the
+register in one snapshot (``hierarchy.export.snapshot``) and hand its rows to the
+format's writer. A format is registered here, once, with :func:`register_format`:
+
+- *name*: what ``--format`` and the API's ``format`` parameter take (``ndjson``);
+- *media_type* and *extension* of the file (``register.<extension>`` over HTTP; formats
+  sharing an extension are told apart by ``?format=``, the first registered by default);
+- *writer*: ``(rows, write, info) -> None``, a pure function of the rows
+  (:data:`~hierarchy.export.snapshot.ExportRow`), writing bytes through ``write`` and
+  naming ``info.position`` / ``info.cursor`` (:class:`~hierarchy.export.snapshot.ExportInfo`)
+  in the file;
+- *order*: the rows' order, ``code`` (SOR code) or ``path`` (depth first, parents before
+  their units: what nested formats need);
+- *history*: whether it can carry history (``--all-history``); formats that cannot
+  refuse the option.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hierarchy.export import ndjson
+from hierarchy.export.snapshot import ExportInfo, ExportRow, Order, Write, Writer
+
+__all__ = [
+    "FORMATS",
+    "ExportFormat",
+    "ExportInfo",
+    "ExportRow",
+    "UnknownFormat",
+    "Write",
+    "Writer",
+    "format_for",
+    "register_format",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportFormat:
+    """A registered export format (see the module's text)."""
+
+    name: str
+    media_type: str
+    extension: str
+    writer: Writer
+    order: Order = "path"
+    history: bool = False
+
+
+FORMATS: dict[str, ExportFormat] = {}
+
+
+class UnknownFormat(LookupError):
+    """No export format of that name or extension."""
+
+
+def register_format(name: str, media_type: str, extension: str, writer: Writer, *,
+                    order: Order = "path", history: bool = False) -> None:
+    """Make *name* an export format (the command's ``--format``, the API's files)."""
+    FORMATS[name] = ExportFormat(name, media_type, extension, writer, order, history)
+
+
+def format_for(*, name: str | None = None, extension: str | None = None) -> ExportFormat:
+    """The format named *name* (and of *extension*, when given), or the first of
+    *extension*; :class:`UnknownFormat` saying what there is."""
+    candidates = [f for f in FORMATS.values() if extension is None or f.extension == extension]
+    if name is not None:
+        candidates = [f for f in candidates if f.name == name]
+    if not candidates:
+        known = ", ".join(f"{f.name} (.{f.extension})" for f in FORMATS.values())
+        asked = " ".join(part for part in (name and f"format {name}",
+                                           extension and f"extension .{extension}") if part)
+        raise UnknownFormat(f"no export in {asked}; there are: {known}")
+    return candidates[0]
+
+
+register_format("ndjson", ndjson.MEDIA_TYPE, "ndjson", ndjson.write_ndjson, order="code")

@@ -1,0 +1,160 @@
+"""Reading the feed: a page of entries after a position, as the API shows them.
+
+A page is one statement over a window of positions, (after, after + limit + 1]: the
+commits whose first position lies in it or holds its start (``register_commits`` by
+``first_position``, its unique index), and of each the entries numbered within the
+window - a range of ``feed_entries``' unique index on ``commit_id, commit_seq`` - in
+position order. However large a commit (an import's 200,000 entries), a page reads at
+most limit + 1 rows: the extra one says that more follow. Positions that hold no entry
+(a change rolled back to a savepoint; a register's history from before the feed) make a
+window short; the next one is read then, a few at most.
+
+It reads committed rows only, and what it sees is a prefix of the positions: a commit
+takes its positions under the lock the next committer waits for (``hierarchy.changes``),
+so none can appear below one already seen. The register's last position is read first
+(positions up to it are committed, so visible to the page's read that follows).
+
+On PostgreSQL the statements run on the worker thread's own connection
+(``sorregistry.reads``), rows as named tuples with JSON decoded by orjson; elsewhere
+through the session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import BigInteger, bindparam, func, select
+
+from hierarchy.feed.entries import ENTRIES, STATE_COLUMNS
+from hierarchy.models import FeedState, RegisterCommit, RegisterVersion, table_of
+from hierarchy.schemas import organisation_item
+from sorregistry.reads import Reads
+
+_COMMITS = table_of(RegisterCommit)
+_REGISTER = table_of(RegisterVersion)
+_STATE = table_of(FeedState)
+_KEY = "sor.feed_cursor_key"
+_MAX_WINDOWS = 50  # windows of positions one page reads, at most
+
+
+def _page_statement() -> Any:
+    commits = _COMMITS.alias("c")
+    before = _COMMITS.alias("before")
+    after = bindparam("after", type_=BigInteger)
+    through = bindparam("through", type_=BigInteger)
+    position = (commits.c.first_position + ENTRIES.c.commit_seq - 1).label("position")
+    # The commit holding position after + 1 (0: before the first).
+    start = (
+        select(func.coalesce(func.max(before.c.first_position), 0))
+        .where(before.c.first_position <= after + 1)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            position,
+            ENTRIES.c.sor_code,
+            ENTRIES.c.change,
+            ENTRIES.c.changed_fields,
+            ENTRIES.c.by_inheritance,
+            ENTRIES.c.recorded_at,
+            ENTRIES.c.source,
+            ENTRIES.c.reference,
+            ENTRIES.c.took_effect_on,
+            *[ENTRIES.c[name] for name in STATE_COLUMNS],
+        )
+        .select_from(commits.join(ENTRIES, ENTRIES.c.commit_id == commits.c.id))
+        .where(
+            commits.c.first_position >= start,
+            commits.c.first_position <= through,
+            # Both bounds on commit_seq, so each commit's entries are a range of its index.
+            ENTRIES.c.commit_seq > after - commits.c.first_position + 1,
+            ENTRIES.c.commit_seq <= through - commits.c.first_position + 1,
+        )
+        .order_by(commits.c.first_position, ENTRIES.c.commit_seq)
+    )
+
+
+PAGE = _page_statement()
+LAST_POSITION = select(_REGISTER.c.last_position).where(_REGISTER.c.name == "register")
+CURSOR_KEY = select(_STATE.c.cursor_key).where(_STATE.c.name == "feed")
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Entries after a position; *last* is the last entry's position (or the one asked
+    after, when none); *more* whether more entries followed these; *register_last* the
+    last position handed out, read with the page."""
+
+    items: list[dict[str, Any]]
+    last: int
+    more: bool
+    register_last: int
+
+
+def cursor_key(app: Flask, reads: Reads) -> bytes:
+    """The register's cursor key, read once per app (it never changes)."""
+    key: bytes | None = app.extensions.get(_KEY)
+    if key is None:
+        found = reads.scalar(CURSOR_KEY, {})
+        if found is None:
+            raise RuntimeError("the feed has no cursor key: run `sorregistry db upgrade`")
+        key = app.extensions[_KEY] = bytes.fromhex(found)
+    return key
+
+
+def entry_item(row: Any) -> dict[str, Any]:
+    """One entry as the API shows it, from a row of :data:`PAGE`."""
+    return {
+        "position": row.position,
+        "sor_code": row.sor_code,
+        "change": row.change,
+        "changed_fields": row.changed_fields.rstrip(",").split(",")
+        if row.changed_fields else [],
+        "inherited": row.by_inheritance,
+        "recorded_at": row.recorded_at.astimezone(UTC),
+        "source": row.source,
+        "reference": row.reference,
+        "valid_from": row.valid_from,
+        "valid_to": row.valid_to,
+        "took_effect_on": row.took_effect_on,
+        "organisation": organisation_item(row),
+    }
+
+
+def read_page(reads: Reads, after: int, limit: int) -> Page:
+    """The entries after position *after*, at most *limit*.
+
+    A page that is not full has read every entry up to the register's last position as
+    read first (all committed, so all visible): its cursor moves past positions left
+    empty there (a change rolled back to a savepoint), and ``more`` is false - a client
+    that reads "while more" stops. An empty page keeps the cursor it was given, unless
+    only empty positions lay in all the windows it read (then it moves past them).
+    """
+    through = after + limit + 1
+    last_rows, rows = reads.batch([
+        (LAST_POSITION, {}),
+        (PAGE, {"after": after, "through": through}),
+    ])
+    committed = int(last_rows[0][0]) if last_rows else 0  # positions up to it: committed
+    register_last = max(committed, rows[-1].position if rows else 0)
+    windows = 1
+    # Positions without an entry (a change rolled back to a savepoint, history from before
+    # the feed): read the next window, while the page is short and positions remain.
+    while len(rows) <= limit and through < register_last and windows < _MAX_WINDOWS:
+        start, through = through, through + limit + 1 - len(rows)
+        rows = [*rows, *reads.rows(PAGE, {"after": start, "through": through})]
+        windows += 1
+    items = [entry_item(row) for row in rows[:limit]]
+    full = len(rows) > limit
+    if full:
+        last = items[-1]["position"]
+    elif items:  # every entry through min(through, committed) is on this page
+        last = max(items[-1]["position"], min(through, committed))
+    elif through < register_last:  # _MAX_WINDOWS of empty positions: past them
+        last = min(through, committed)
+    else:
+        last = after
+    return Page(items, last, full or through < register_last, register_last)

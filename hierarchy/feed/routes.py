@@ -1,0 +1,125 @@
+"""``GET /api/v1/changes``: the change feed, with long polling."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Response, current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+from sqlalchemy.engine import Engine
+
+from hierarchy.feed.cursor import InvalidCursor, decode_cursor, encode_cursor
+from hierarchy.feed.reading import Page, cursor_key, read_page
+from hierarchy.feed.watcher import watcher_for
+from hierarchy.schemas import OrganisationSchema
+from sorregistry import reads
+from sorregistry.extensions import db
+from sorregistry.responses import json_response
+from sorregistry.security import require
+
+blp = Blueprint("feed", __name__, description="The change feed / Ændringsfeedet")
+MAX_LIMIT = 1000
+MAX_WAIT = 30
+
+
+def _d(en: str, da: str) -> dict[str, Any]:
+    return {"metadata": {"description": f"{en} / {da}"}}
+
+
+class ChangesArgsSchema(Schema):
+    after = fields.String(**_d(
+        "Cursor: a page's next, or the cursor an export names; none: from the start",
+        "Markør: en sides next eller eksportens markør; ingen: fra begyndelsen"))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_LIMIT),
+                           **_d("Entries per page, at most 1000", "Poster pr. side"))
+    wait = fields.Float(load_default=0.0, validate=validate.Range(min=0, max=MAX_WAIT),
+                        **_d("Seconds to hold the request while nothing is new (at most "
+                             "30)", "Sekunder at vente, når intet er nyt"))
+
+
+class FeedEntrySchema(Schema):
+    position = fields.Integer(**_d("Place in the feed, in commit order", "Plads i feedet"))
+    sor_code = fields.String(**_d("SOR code", "SOR-kode"))
+    change = fields.String(
+        validate=validate.OneOf(["created", "changed", "moved", "closed", "reopened",
+                                 "replaced", "took_effect"]),
+        **_d("Kind of change", "Ændringens art"))
+    changed_fields = fields.List(fields.String(), **_d(
+        "The organisation item's fields that changed", "Ændrede felter"))
+    inherited = fields.Boolean(**_d(
+        "Only values inherited from an ancestor changed", "Kun arvede værdier ændret"))
+    recorded_at = fields.DateTime(**_d("Recorded", "Registreret"))
+    source = fields.String(**_d("import, application, staff or tick", "Kilde"))
+    reference = fields.String(allow_none=True, **_d(
+        "Import run, application, or the tick's day", "Reference"))
+    valid_from = fields.Date(allow_none=True, **_d("Valid from", "Gyldig fra"))
+    valid_to = fields.Date(allow_none=True, **_d("Closing date", "Lukkedato"))
+    took_effect_on = fields.Date(allow_none=True, **_d(
+        "The day a date took effect (took_effect)", "Dagen en dato trådte i kraft"))
+    organisation = fields.Nested(OrganisationSchema, **_d(
+        "The organisation after the change, as GET /organisations/{code} shows it",
+        "Enheden efter ændringen"))
+
+
+class FeedPageSchema(Schema):
+    items = fields.List(fields.Nested(FeedEntrySchema), **_d("In commit order", "Poster"))
+    next = fields.String(**_d("Cursor to pass as after; unchanged when nothing was new",
+                              "Markør til næste kald"))
+    more = fields.Boolean(**_d("More entries follow now (read on without wait)",
+                               "Flere poster venter"))
+
+
+class CursorAhead(InvalidCursor):
+    """A cursor past the register's last position (the register restored from a backup)."""
+
+
+@blp.route("/changes")
+class Changes(MethodView):
+    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.arguments(ChangesArgsSchema, location="query")
+    @blp.response(200, FeedPageSchema)
+    @blp.alt_response(400, description="A cursor this register did not issue, or not whole")
+    @require("reporter", "sds")
+    def get(self, args: dict[str, Any]) -> Response:
+        """Every change of every organisation in commit order, after a cursor.
+
+        Each entry shows the organisation after the change. A page that is empty returns
+        the cursor it was given; with ``wait`` the request is held until something is new
+        (or the seconds pass).
+        """
+        session = db.session()
+        direct = reads.direct(session)
+        readable: reads.Reads = direct if direct is not None else reads.SessionReads(session)
+        key = cursor_key(current_app, readable)
+        after = decode_cursor(args["after"], key) if "after" in args else 0
+        deadline = time.monotonic() + args["wait"]
+        page = read_page(readable, after, args["limit"])
+        if after > page.register_last:
+            raise CursorAhead(
+                f"the cursor is at position {after}, past this register's last "
+                f"({page.register_last}): was the register restored from an older backup? "
+                "Seed again from an export")
+        while not page.items and _wait(page, deadline):
+            page = read_page(readable, after, args["limit"])
+        return json_response({"items": page.items, "next": encode_cursor(page.last, key),
+                              "more": page.more})
+
+
+def _wait(page: Page, deadline: float) -> bool:
+    """Wait for a position past *page*'s register position, until *deadline*; whether
+    the page is worth reading again. The request's transaction ends first: nothing of
+    the database is held while it waits."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return False
+    session = db.session()
+    bind = session.get_bind()
+    session.commit()
+    if not isinstance(bind, Engine):
+        # A session bound to one connection (the tests' rolled-back transaction): no one
+        # else commits on it while this request holds it, so nothing can arrive.
+        return False
+    return watcher_for(bind).wait_beyond(page.register_last, remaining)

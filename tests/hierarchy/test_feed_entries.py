@@ -1,0 +1,258 @@
+"""The feed's entries: one for every change of every organisation, in commit order, each
+showing the organisation as it stood after the change (hierarchy.changes, hierarchy.feed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from flask_migrate import upgrade
+from sqlalchemy import select, text
+
+from hierarchy import changes, service
+from hierarchy import identifiers as ids
+from hierarchy.feed.entries import ADDRESS_KEYS, STATE_COLUMNS
+from hierarchy.feed.reading import read_page
+from hierarchy.models import FeedState, OrganisationVersion, RegisterCommit, RegisterVersion
+from hierarchy.schemas import AddressSchema
+from hierarchy.search import ITEM_COLUMNS
+from hierarchy.sor_import import import_sor_file
+from sorregistry import create_app
+from sorregistry.extensions import db
+from sorregistry.reads import SessionReads
+from tests.conftest import fixture_path
+from tests.support.exports import generator
+from tests.support.feed import feed, latest_items, register_items
+
+SYGEHUS = fixture_path("ONE_SYGEHUS.xml")
+OWNER = "347801000016001"  # Roskilde Øjenklinik (IE), phone 46361266, inherited below it
+UNITS = ["347811000016004", "347821000016008", "347831000016005"]
+
+
+def _last(session) -> int:
+    return session.execute(select(RegisterVersion.last_position)).scalar_one()
+
+
+def _shape(entries) -> list[tuple[str, str, list[str], bool]]:
+    return [(e["sor_code"], e["change"], e["changed_fields"], e["inherited"]) for e in entries]
+
+
+def _tree(session) -> dict[str, str]:
+    """An owner with a phone, an institution and a unit below it, which inherit it."""
+    codes = {name: ids.make_sor_code(item) for name, item in
+             (("ie", 91_000_001), ("si", 91_000_002), ("oe", 91_000_003), ("si2", 91_000_004))}
+    service.create_organisation(session, codes["ie"], {
+        "level": "IE", "name": "Ejer", "entity_type": "550891000005100", "cvr": "25313763",
+        "phone": "70000000", "postal_address": {"street": "Vej 1", "postal_code": "8000",
+                                                "city": "Aarhus C"},
+    }, source="staff", actor="test")
+    for name, parent, level in (("si", "ie", "SI"), ("oe", "si", "OE"), ("si2", "ie", "SI")):
+        service.create_organisation(session, codes[name], {
+            "level": level, "parent_sor_code": codes[parent], "name": name.upper(),
+            "entity_type": "547011000005103"}, source="staff", actor="test")
+    session.commit()
+    return codes
+
+
+def test_every_change_is_an_entry_with_its_kind_and_fields(session):
+    before = _last(session)
+    codes = _tree(session)
+    created = feed(session, before)
+    assert _shape(created) == [(codes[n], "created", [], False)
+                               for n in ("ie", "si", "oe", "si2")]
+    # A version's entry takes the version's own position.
+    versions = dict(session.execute(
+        select(OrganisationVersion.sor_code, changes.CHANGE_POSITION)
+        .join(RegisterCommit, RegisterCommit.id == OrganisationVersion.commit_id)
+        .where(OrganisationVersion.sor_code.in_(codes.values()))).all())
+    assert {e["sor_code"]: e["position"] for e in created} == versions
+    assert created[2]["organisation"]["phone"] == "70000000"  # inherited, shown effective
+    assert created[2]["organisation"]["inherited"] == ["postal_address", "phone"]
+
+    def step(change) -> list:
+        mark = _last(session)
+        change()
+        session.commit()
+        return feed(session, mark)
+
+    # The owner's phone: its own entry, then one for each unit that inherits it.
+    phone = step(lambda: service.change_organisation(
+        session, codes["ie"], {"phone": "71111111"}, source="application", actor="kommune",
+        reference="ANS-000001"))
+    assert _shape(phone) == [(codes["ie"], "changed", ["phone"], False),
+                             (codes["si"], "changed", ["phone"], True),
+                             (codes["oe"], "changed", ["phone"], True),
+                             (codes["si2"], "changed", ["phone"], True)]
+    assert {e["reference"] for e in phone} == {"ANS-000001"}
+    assert {e["source"] for e in phone} == {"application"}
+    assert [e["organisation"]["phone"] for e in phone] == ["71111111"] * 4
+    assert [e["position"] for e in phone] == list(range(phone[0]["position"],
+                                                        phone[0]["position"] + 4))
+
+    moved = step(lambda: service.change_organisation(
+        session, codes["oe"], {"parent_sor_code": codes["si2"]}, source="staff", actor="t"))
+    assert _shape(moved) == [(codes["oe"], "moved",
+                              ["parent_sor_code", "institution_sor_code"], False)]
+
+    closed = step(lambda: service.close_organisation(
+        session, codes["si2"], date(2030, 1, 1), source="staff", actor="t"))
+    assert _shape(closed) == [(codes["oe"], "closed", ["valid_to"], False),
+                              (codes["si2"], "closed", ["valid_to"], False)]
+    assert closed[0]["valid_to"] == closed[0]["organisation"]["valid_to"] == date(2030, 1, 1)
+
+    reopened = step(lambda: service.change_organisation(
+        session, codes["si2"], {"valid_to": None}, source="staff", actor="t"))
+    assert _shape(reopened) == [(codes["si2"], "reopened", ["valid_to"], False)]
+
+    replaced = step(lambda: service.change_organisation(
+        session, codes["si"], {"valid_to": date(2030, 1, 1), "replaced_by": [codes["si2"]]},
+        source="staff", actor="t"))
+    assert _shape(replaced) == [(codes["si"], "replaced", ["replaced_by", "valid_to"], False)]
+
+    # Own values the item does not show (attributes): an entry, no field named.
+    quiet = step(lambda: service.change_organisation(
+        session, codes["si"], {"attributes": {"local_code": "X1"}}, source="staff",
+        actor="t"))
+    assert _shape(quiet) == [(codes["si"], "changed", [], False)]
+
+    # The feed's last word on each organisation is the organisation as it stands.
+    everything = latest_items(feed(session, before))
+    current = register_items(session)
+    assert {code: current[code] for code in codes.values()} == \
+        {code: everything[code] for code in codes.values()}
+
+
+def test_a_change_rolled_back_leaves_no_entry(session):
+    codes = _tree(session)
+    mark = _last(session)
+    savepoint = session.begin_nested()
+    service.change_organisation(session, codes["ie"], {"phone": "79999999"}, source="staff",
+                                actor="t")
+    savepoint.rollback()
+    service.change_organisation(session, codes["si"], {"name": "Beholdt"}, source="staff",
+                                actor="t")
+    session.commit()
+    assert _shape(feed(session, mark)) == [(codes["si"], "changed", ["name"], False)]
+
+
+
+def test_positions_left_empty_at_the_end_end_the_page(session):
+    # A change rolled back after one kept: its position, the last, holds no entry. A
+    # reader must not be told "more" for ever (a client reading while more would spin).
+    codes = _tree(session)
+    session.commit()
+    mark = _last(session)
+    service.change_organisation(session, codes["si"], {"name": "Beholdt"}, source="staff",
+                                actor="t")
+    savepoint = session.begin_nested()
+    service.change_organisation(session, codes["ie"], {"phone": "79999999"}, source="staff",
+                                actor="t")
+    savepoint.rollback()
+    session.commit()
+    end = _last(session)  # the phone's change and its units' took positions, now empty
+    assert end > mark + 1
+    page = read_page(SessionReads(session), mark, 10)
+    assert [item["sor_code"] for item in page.items] == [codes["si"]]
+    assert (page.last, page.more) == (end, False)
+    # A cursor a page cut at the entry: nothing after it but the empty positions.
+    cut = read_page(SessionReads(session), mark + 1, 10)
+    assert (cut.items, cut.last, cut.more) == ([], mark + 1, False)
+    assert read_page(SessionReads(session), end, 10).items == []
+
+def test_the_import_records_what_the_service_would(session, tmp_path):
+    before = _last(session)
+    import_sor_file(session, SYGEHUS, actor="test")
+    session.commit()
+    first = feed(session, before)
+    assert _shape(first) == [(code, "created", [], False) for code in [OWNER, *UNITS]]
+    assert {e["source"] for e in first} == {"import"}
+    assert first[0]["reference"].startswith("import-run:")
+
+    changed = tmp_path / "changed.xml"
+    changed.write_bytes(SYGEHUS.read_bytes().replace(b"46361266", b"46360000"))
+    mark = _last(session)
+    import_sor_file(session, changed, actor="test")
+    session.commit()
+    by_import = feed(session, mark)
+    expected = [(OWNER, "changed", ["phone"], False),
+                *[(unit, "changed", ["phone"], True) for unit in UNITS]]
+    assert _shape(by_import) == expected
+    assert [e["organisation"]["phone"] for e in by_import] == ["46360000"] * 4
+
+    mark = _last(session)
+    service.change_organisation(session, OWNER, {"phone": "46361266"}, source="staff",
+                                actor="t")
+    session.commit()
+    assert _shape(feed(session, mark)) == expected  # the same rule, the other writer
+
+
+def test_after_imports_and_changes_the_feed_ends_where_the_register_stands(session,
+                                                                           tmp_path):
+    gen = generator()
+    plain, changed = tmp_path / "plain.xml", tmp_path / "changed.xml"
+    gen.generate(plain, 800, seed=7, municipalities=1, regions=1)
+    gen.generate(changed, 800, seed=7, municipalities=1, regions=1, mutate=0.1, drop=0.02)
+    before = _last(session)
+    import_sor_file(session, plain, actor="test")
+    session.commit()
+    mark = _last(session)
+    result = import_sor_file(session, changed, actor="test")
+    session.commit()
+    entries = feed(session, mark)
+    kinds = {e["change"] for e in entries}
+    assert {"changed", "closed"} <= kinds
+    inherited = [e for e in entries if e["inherited"]]
+    derived = sum(result.count(level, "derived") for level in ("IE", "SI", "OE"))
+    assert derived and 0 < len(inherited) <= derived
+    closed = sum(result.count(level, "closed") for level in ("IE", "SI", "OE"))
+    assert len([e for e in entries if e["change"] == "closed"]) == closed
+    positions = [e["position"] for e in feed(session, before)]
+    assert positions == sorted(set(positions))
+    assert latest_items(feed(session, before)) == register_items(session)
+
+
+def test_an_entry_copies_what_the_item_shows():
+    assert set(STATE_COLUMNS) == {c.key for c in ITEM_COLUMNS} - {"name_search", "sor_code"}
+    assert ADDRESS_KEYS == tuple(AddressSchema._declared_fields)
+
+
+def test_the_migration_puts_the_register_in_the_feed(database_url, request, tmp_path):
+    if database_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'backfill.db'}"
+    else:
+        server = request.getfixturevalue("postgres_server")
+        url = server.create_database("sor_feed_backfill")
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url})
+    try:
+        with app.app_context():
+            upgrade(revision="0010")
+            code = ids.make_sor_code(91_000_100)
+            now = datetime(2024, 1, 1, tzinfo=UTC)
+            with db.engine.begin() as connection:
+                connection.execute(text(
+                    "INSERT INTO organisations (sor_code, level, name, gln_inherited, path, "
+                    "depth, owner_sor_code, name_search, effective, inherited, version, "
+                    "content_hash, derived_hash, created_at, updated_at) VALUES (:code, 'IE', "
+                    "'Ejer', false, :path, 0, :code, 'ejer', '{\"phone\": \"1\"}', '[]', 2, "
+                    "'', '', :now, :now)"
+                ), {"code": code, "path": f"/{code}/", "now": now.isoformat(sep=" ")})
+                for version in (1, 2):
+                    connection.execute(text(
+                        "INSERT INTO organisation_versions (sor_code, version, recorded_at, "
+                        "source, actor, reference, snapshot) VALUES (:code, :version, :at, "
+                        "'import', 'test', 'import-run:1', '{}')"
+                    ), {"code": code, "version": version,
+                        "at": (now + timedelta(seconds=version)).isoformat(sep=" ")})
+            upgrade()
+            entries = feed(db.session)
+            assert _shape(entries) == [(code, "created", [], False)]
+            assert entries[0]["position"] == 2  # its current version's
+            assert entries[0]["organisation"]["phone"] == "1"
+            assert entries[0]["reference"] == "import-run:1"
+            state = db.session.execute(select(FeedState)).scalar_one()
+            assert len(bytes.fromhex(state.cursor_key)) == 32
+            assert state.ticked_through == date.today()
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        if not database_url.startswith("sqlite"):
+            server.drop_database(url)
