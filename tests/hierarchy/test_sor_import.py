@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from hierarchy import service
 from hierarchy.models import ImportRun, Organisation, OrganisationVersion
-from hierarchy.sor_import import import_sor_file, import_sor_files
+from hierarchy.sor_import import MassWithdrawalError, import_sor_file, import_sor_files
 from hierarchy.sor_xml import SorFileError
 from tests.conftest import fixture_path
 
@@ -211,6 +211,46 @@ def test_full_import_closes_owners_missing_from_the_file(session):
     reopened = import_sor_files(session, [SYGEHUS, PRAKSIS], actor="test")
     assert reopened.count("OE", "changed") == 1
     assert session.get(Organisation, "8341000016002").valid_to is None
+
+
+def _open_count(session) -> int:
+    return session.execute(
+        select(func.count()).select_from(Organisation).where(Organisation.valid_to.is_(None))
+    ).scalar_one()
+
+
+def test_full_import_closing_more_than_the_share_is_refused(session):
+    import_sor_files(session, [SYGEHUS, PRAKSIS], actor="test")
+    before = _state(session)
+    held = _open_count(session)
+    with pytest.raises(MassWithdrawalError) as refused:
+        import_sor_file(session, SYGEHUS, actor="test", scope="full", max_withdrawal_share=0.10)
+    assert f"3 of the {held} open entities" in str(refused.value)
+    assert _state(session) == before
+    # A share that allows it, and the override (None), both close.
+    allowed = import_sor_file(session, SYGEHUS, actor="test", scope="full",
+                              max_withdrawal_share=0.5)
+    assert sum(c["closed"] for c in allowed.counts.values()) == 3
+
+
+def test_full_import_of_a_file_without_entities_is_refused(session, tmp_path):
+    import_sor_files(session, [SYGEHUS, PRAKSIS], actor="test")
+    before = _state(session)
+    text = PRAKSIS.read_text(encoding="utf-8-sig")
+    start = text.index("<InstitutionOwnerEntity>")
+    end = text.rindex("</InstitutionOwnerEntity>") + len("</InstitutionOwnerEntity>")
+    empty = tmp_path / "empty.xml"
+    empty.write_text(text[:start] + text[end:], encoding="utf-8")
+    with pytest.raises(MassWithdrawalError, match="no open entities at all"):
+        import_sor_file(session, empty, actor="test", scope="full", max_withdrawal_share=1.0)
+    assert _state(session) == before
+    # Without --full, an empty export closes nothing and is harmless.
+    import_sor_file(session, empty, actor="test", max_withdrawal_share=0.10)
+    assert _open_count(session) == _open_in(before)
+
+
+def _open_in(state: list[tuple]) -> int:
+    return sum(1 for row in state if len(row) == 5 and row[4] is None)
 
 
 def test_no_close_scope_only_adds_and_updates(session, tmp_path):
