@@ -278,6 +278,53 @@ def test_truncated_file_is_refused_and_changes_nothing(session, tmp_path, cut, m
     assert _state(session) == before
 
 
+_LAUGHS = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+
+
+@pytest.mark.parametrize(
+    "doctype, name",
+    [
+        ("<!DOCTYPE SorTree>", "Roskilde Øjenklinik"),
+        ('<!DOCTYPE SorTree [<!ENTITY navn "Ny klinik">]>', "&navn; Roskilde"),
+        ('<!DOCTYPE SorTree [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>', "&xxe;"),
+        ('<!DOCTYPE SorTree SYSTEM "http://127.0.0.1:9/sor.dtd">', "Roskilde Øjenklinik"),
+        (f'<!DOCTYPE SorTree [<!ENTITY l0 "ha">{_LAUGHS}]>', "&l9;"),
+    ],
+    ids=["bare", "internal-entity", "external-entity", "external-dtd", "billion-laughs"],
+)
+def test_a_doctype_is_refused_outright_and_changes_nothing(session, tmp_path, doctype, name):
+    import_sor_file(session, SYGEHUS, actor="test")
+    before = _state(session)
+    text = SYGEHUS.read_text(encoding="utf-8-sig")
+    declaration, rest = text.split("\n", 1)
+    hostile = tmp_path / "doctype.xml"
+    hostile.write_text(
+        f"{declaration}\n{doctype}\n"
+        + rest.replace("<EntityName>Roskilde Øjenklinik<", f"<EntityName>{name}<", 1),
+        encoding="utf-8",
+    )
+    with pytest.raises(SorFileError) as caught:
+        import_sor_file(session, hostile, actor="test", scope="full")
+    if "l9" in doctype:
+        # libxml2 stops the flood itself, while it reads the DTD, before any element.
+        assert "entity amplification" in str(caught.value)
+    else:
+        assert "DOCTYPE" in str(caught.value) and "is not allowed" in str(caught.value)
+        assert caught.value.line == 7  # where reading stopped: the root start tag's end
+    assert _state(session) == before
+
+
+def test_an_undeclared_entity_is_refused_not_cut(session, tmp_path):
+    before = _state(session)
+    text = SYGEHUS.read_text(encoding="utf-8-sig")
+    hostile = tmp_path / "entity.xml"
+    hostile.write_text(text.replace("Roskilde Øjenklinik<", "Roskilde &navn; Øjenklinik<", 1),
+                       encoding="utf-8")
+    with pytest.raises(SorFileError, match="not well-formed XML"):
+        import_sor_file(session, hostile, actor="test")
+    assert _state(session) == before
+
+
 def test_truncated_after_valid_entities_changes_nothing(session, tmp_path):
     data = SMALL_V2.read_bytes()
     cut = data.index(b"</HealthInstitutionEntity>")
