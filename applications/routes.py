@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from applications import downloads, mail_service, service
 from applications.mail_models import IncomingMail
 from applications.models import Application
+from applications.read_audit import note_read
 from applications.schemas import (
     ApplicationInputSchema,
     ApplicationListArgsSchema,
@@ -61,6 +62,15 @@ def _check_id(application_id: int) -> int:
     return application_id
 
 
+def _read(application_id: int) -> Application:
+    """The application the caller may see (404 otherwise); another municipality's read by
+    staff is noted for the audit log."""
+    actor = _actor()
+    application = service.get_application(db.session, actor, _check_id(application_id))
+    note_read(actor, [application])
+    return application
+
+
 @blp.route("/applications")
 class Applications(MethodView):
     @blp.doc(security=BEARER)
@@ -70,11 +80,13 @@ class Applications(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Applications: a municipality sees its own, SDS staff all, newest first."""
         cursor = args.get("cursor")
+        actor = _actor()
         items, total = service.list_applications(
-            db.session, _actor(), status=args.get("status") or (),
+            db.session, actor, status=args.get("status") or (),
             municipality_code=args.get("municipality_code"), limit=args["limit"],
             after_id=int(cursor) if cursor else None,
         )
+        note_read(actor, items)
         last = items[-1].id if len(items) == args["limit"] else None
         return {"items": items, "total": total, "next": str(last) if last else None}
 
@@ -97,7 +109,7 @@ class ApplicationItem(MethodView):
     @require("municipality", "sds")
     def get(self, application_id: int) -> Application:
         """One application with its events."""
-        return service.get_application(db.session, _actor(), _check_id(application_id))
+        return _read(application_id)
 
     @blp.doc(security=BEARER)
     @blp.arguments(ApplicationInputSchema)
@@ -168,9 +180,8 @@ class ApplicationValidate(MethodView):
     @require("municipality", "sds")
     def post(self, application_id: int) -> dict[str, Any]:
         """Errors (block submission) and warnings, with possible duplicates and candidates."""
-        actor = _actor()
-        application = service.get_application(db.session, actor, _check_id(application_id))
-        return service.validate_application(db.session, application, actor).as_dict()
+        application = _read(application_id)
+        return service.validate_application(db.session, application, _actor()).as_dict()
 
 
 @blp.route("/applications/<int:application_id>/attachments/<int:attachment_id>",
@@ -187,7 +198,7 @@ class ApplicationAttachmentFile(MethodView):
     @require("municipality", "sds")
     def get(self, application_id: int, attachment_id: int) -> Response:
         """An attachment of an emailed application, as a download."""
-        application = service.get_application(db.session, _actor(), _check_id(application_id))
+        application = _read(application_id)
         attachment = next((a for a in application.attachments if a.id == attachment_id), None)
         if attachment is None:
             raise service.AttachmentNotFound(f"application {application.reference} has no "

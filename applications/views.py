@@ -22,6 +22,7 @@ from applications import downloads, mail_service, service
 from applications.mail_message import parse_mail
 from applications.mail_models import IncomingMail
 from applications.models import DECIDED_STATUSES, STATUSES, Application
+from applications.read_audit import note_read
 from hierarchy.codes import entity_type_choices, entity_type_name, municipalities
 from sorregistry.database import write_step
 from sorregistry.extensions import db
@@ -245,11 +246,13 @@ def queue() -> str:
     age = request.args.get("age", type=int)
     age = age if age in AGES else None
     after = request.args.get("after", type=int)
+    actor = actor_for(current_user)
     items, total = service.list_applications(
-        db.session, actor_for(current_user), status=statuses, municipality_code=municipality,
+        db.session, actor, status=statuses, municipality_code=municipality,
         limit=PAGE_SIZE, after_id=after,
         submitted_before=utcnow() - timedelta(days=age) if age else None,
     )
+    note_read(actor, items)
     next_args = None
     if len(items) == PAGE_SIZE:
         next_args = {**request.args.to_dict(flat=False), "after": str(items[-1].id)}
@@ -264,10 +267,13 @@ def _application(application_id: int) -> Application:
     """The application as the person logged in may see it (service rules: staff any, a
     municipality its own); 404 otherwise, so another's existence is not revealed."""
 
+    actor = actor_for(current_user)
     try:
-        return service.get_application(db.session, actor_for(current_user), application_id)
+        application = service.get_application(db.session, actor, application_id)
     except service.ApplicationNotFound:
         abort(404)
+    note_read(actor, [application])
+    return application
 
 
 @staff_bp.get("/applications/<int:application_id>", endpoint="application")
