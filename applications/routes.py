@@ -52,6 +52,24 @@ ID_PARAMETER = {
 }
 
 
+# What a client may do next with an application it was given (OpenAPI links): the
+# document says so, and schemathesis' stateful phase follows them.
+_NEXT = {
+    "GetApplication": "getApplication", "EditApplication": "editApplication",
+    "ValidateApplication": "validateApplication", "SubmitApplication": "submitApplication",
+    "WithdrawApplication": "withdrawApplication", "ApproveApplication": "approveApplication",
+    "RejectApplication": "rejectApplication", "RequestInformation": "requestInformation",
+}
+
+
+def _links(status: int, pointer: str = "/id") -> dict[str, Any]:
+    """The links of a response whose body holds an application's id at *pointer*."""
+    return {"responses": {status: {"links": {  # int, as flask-smorest keys its own
+        name: {"operationId": operation,
+               "parameters": {"application_id": f"$response.body#{pointer}"}}
+        for name, operation in _NEXT.items()}}}}
+
+
 def _actor() -> service.Actor:
     return service.Actor.from_client(current_client())
 
@@ -73,7 +91,7 @@ def _read(application_id: int) -> Application:
 
 @blp.route("/applications")
 class Applications(MethodView):
-    @blp.doc(security=BEARER)
+    @blp.doc(security=BEARER, **_links(200, "/items/0/id"))
     @blp.arguments(ApplicationListArgsSchema, location="query")
     @blp.response(200, ApplicationListSchema)
     @require("municipality", "sds")
@@ -90,7 +108,7 @@ class Applications(MethodView):
         last = items[-1].id if len(items) == args["limit"] else None
         return {"items": items, "total": total, "next": str(last) if last else None}
 
-    @blp.doc(security=BEARER)
+    @blp.doc(security=BEARER, **_links(201))
     @blp.arguments(ApplicationInputSchema)
     @blp.response(201, ApplicationSchema)
     @blp.alt_response(422, description="A field can never be right (bad CVR, postcode ...)")
@@ -103,7 +121,7 @@ class Applications(MethodView):
 
 @blp.route("/applications/<int:application_id>", parameters=[ID_PARAMETER])
 class ApplicationItem(MethodView):
-    @blp.doc(security=BEARER)
+    @blp.doc(security=BEARER, operationId="getApplication", **_links(200))
     @blp.response(200, ApplicationSchema)
     @blp.alt_response(404, description="Unknown, or another municipality's")
     @require("municipality", "sds")
@@ -111,7 +129,7 @@ class ApplicationItem(MethodView):
         """One application with its events."""
         return _read(application_id)
 
-    @blp.doc(security=BEARER)
+    @blp.doc(security=BEARER, operationId="editApplication", **_links(200))
     @blp.arguments(ApplicationInputSchema)
     @blp.response(200, ApplicationSchema)
     @blp.alt_response(409, description="Not a draft (or sent back for information)")
@@ -127,8 +145,8 @@ class ApplicationItem(MethodView):
 Step = Callable[[Session, service.Actor, int, dict[str, Any]], Application]
 
 
-def _workflow_route(path: str, summary: str, roles: tuple[str, ...], do: Step,
-                    body: type[Schema] | None = None) -> None:
+def _workflow_route(path: str, operation_id: str, summary: str, roles: tuple[str, ...],
+                    do: Step, body: type[Schema] | None = None) -> None:
     """One POST step of the workflow: authenticate, run it, commit, return the application."""
 
     def post(self: MethodView, *args: dict[str, Any], **kwargs: int) -> Application:
@@ -144,29 +162,32 @@ def _workflow_route(path: str, summary: str, roles: tuple[str, ...], do: Step,
     view = blp.response(200, ApplicationSchema)(view)
     if body is not None:
         view = blp.arguments(body)(view)
-    view = blp.doc(security=BEARER)(view)
+    view = blp.doc(security=BEARER, operationId=operation_id, **_links(200))(view)
     name = "".join(part.title() for part in path.split("-")) + "Step"
     blp.route(f"/applications/<int:application_id>/{path}",
               parameters=[ID_PARAMETER])(type(name, (MethodView,), {"post": view}))
 
 
 _workflow_route(
-    "submit", "Submit: draft → submitted; 422 with the errors if it does not validate.",
+    "submit", "submitApplication",
+    "Submit: draft → submitted; 422 with the errors if it does not validate.",
     ("municipality",), lambda s, a, i, d: service.submit_application(s, a, i))
 _workflow_route(
-    "approve", "Approve (SDS): allocate the SOR code and create or change the organisation.",
+    "approve", "approveApplication",
+    "Approve (SDS): allocate the SOR code and create or change the organisation.",
     ("sds",), lambda s, a, i, d: service.approve_application(s, a, i, note=d.get("reason")),
     OptionalReasonSchema)
 _workflow_route(
-    "reject", "Reject (SDS), with the reason sent to the municipality.",
+    "reject", "rejectApplication", "Reject (SDS), with the reason sent to the municipality.",
     ("sds",), lambda s, a, i, d: service.reject_application(s, a, i, d["reason"]),
     ReasonSchema)
 _workflow_route(
-    "request-info", "Request information (SDS): back to the municipality with a question.",
+    "request-info", "requestInformation",
+    "Request information (SDS): back to the municipality with a question.",
     ("sds",), lambda s, a, i, d: service.request_information(s, a, i, d["reason"]),
     ReasonSchema)
 _workflow_route(
-    "withdraw", "Withdraw (the municipality), before a decision.",
+    "withdraw", "withdrawApplication", "Withdraw (the municipality), before a decision.",
     ("municipality",),
     lambda s, a, i, d: service.withdraw_application(s, a, i, d.get("reason")),
     OptionalReasonSchema)
@@ -174,7 +195,7 @@ _workflow_route(
 
 @blp.route("/applications/<int:application_id>/validate", parameters=[ID_PARAMETER])
 class ApplicationValidate(MethodView):
-    @blp.doc(security=BEARER)
+    @blp.doc(security=BEARER, operationId="validateApplication")
     @blp.response(200, ApplicationValidationSchema)
     @blp.alt_response(404, description="Unknown, or not the caller's")
     @require("municipality", "sds")
