@@ -162,3 +162,51 @@ def test_staff_pages_record_the_person(client, session, people, applications):
     assert client.get("/staff/").status_code == 200
     assert _reads(session)[0].details["municipalities"] == sorted([AARHUS, ODENSE])
     assert len(_reads(session)) == 2
+
+
+def _decisions(session) -> list[audit.AuditEvent]:
+    return audit.list_events(session, actions=[
+        "application_submitted", "information_requested", "application_rejected",
+        "application_withdrawn", "application_approved"])
+
+
+def test_the_workflow_s_decisions_are_audit_events_with_who_and_why(client, session, tokens,
+                                                                    applications):
+    # The fixture submitted both (a service actor with no client id: the system).
+    submitted = _decisions(session)
+    assert {e.action for e in submitted} == {"application_submitted"}
+    assert {e.actor_kind for e in submitted} == {"system"}
+    assert {e.municipality_code for e in submitted} == {AARHUS, ODENSE}
+    aarhus, odense = applications["aarhus"], applications["odense"]
+    asked = client.post(f"/api/v1/applications/{aarhus}/request-info",
+                        json={"reason": "Mangler CVR"}, headers=tokens["sds"])
+    assert asked.status_code == 200
+    rejected = client.post(f"/api/v1/applications/{odense}/reject",
+                           json={"reason": "Findes allerede"}, headers=tokens["sds"])
+    assert rejected.status_code == 200
+    newest = _decisions(session)[:2]
+    assert [e.action for e in newest] == ["application_rejected", "information_requested"]
+    for event, answer, municipality in ((newest[0], rejected, ODENSE),
+                                        (newest[1], asked, AARHUS)):
+        assert event.actor_kind == "client" and event.actor_name.endswith(" sds")
+        assert event.target == f"application {answer.json['reference']}"
+        assert event.municipality_code == municipality
+        assert event.request_id == answer.headers["X-Request-Id"]
+    assert newest[0].details == {"from": "submitted", "to": "rejected",
+                                 "reason": "Findes allerede"}
+    # A refused step (rejecting what is already rejected) records nothing.
+    again = client.post(f"/api/v1/applications/{odense}/reject",
+                        json={"reason": "igen"}, headers=tokens["sds"])
+    assert again.status_code == 409
+    assert len(_decisions(session)) == 4
+
+
+def test_a_person_deciding_on_a_page_is_the_audit_event_s_user(client, session, people,
+                                                               applications):
+    login(client, SDS)
+    page = f"/staff/applications/{applications['aarhus']}"
+    answer = post(client, page + "/reject", {"reason": "Ikke et sundhedstilbud"}, page=page)
+    assert answer.status_code == 303
+    (event,) = audit.list_events(session, actions=["application_rejected"])
+    assert event.actor_kind == "user" and SDS in event.actor_name
+    assert event.actor_id is not None and int(event.actor_id) > 0
