@@ -16,6 +16,7 @@ from hierarchy.import_close import MassWithdrawalError
 from hierarchy.shak_format import ShakFormatError
 from hierarchy.shak_import import import_shak_file
 from hierarchy.sor_import import Scope, SorFileError, import_sor_files
+from sorregistry import audit
 from sorregistry.commands import fail
 from sorregistry.extensions import db
 
@@ -81,6 +82,7 @@ def import_sor(
                     db.session, group, actor=actor, scope=scope, strict=strict,
                     progress=bar.update, max_withdrawal_share=share,
                 )
+            _audit_import(label, result.summary(), allow_mass_withdrawal)
             db.session.commit()
         except MassWithdrawalError as exc:
             fail(f"{label}: {exc}; nothing was imported")
@@ -116,6 +118,7 @@ def import_shak(file: str, actor: str | None, allow_mass_withdrawal: bool) -> No
     try:
         result = import_shak_file(db.session, file, actor=actor,
                                   max_withdrawal_share=_withdrawal_share(allow_mass_withdrawal))
+        _audit_import(Path(file).name, result.summary(), allow_mass_withdrawal)
         db.session.commit()
     except MassWithdrawalError as exc:
         fail(f"{Path(file).name}: {exc}; nothing was imported")
@@ -125,6 +128,13 @@ def import_shak(file: str, actor: str | None, allow_mass_withdrawal: bool) -> No
         fail(f"{Path(file).name}: cannot read the file ({exc.strerror or exc}) — "
               "nothing was imported")
     click.echo(result.summary())
+
+
+def _audit_import(label: str, summary: str, allowed: bool) -> None:
+    """The import in the audit log, in its own transaction: who ran it (the system user),
+    which files, what it did, and whether a mass withdrawal was allowed."""
+    audit.record(db.session, "register_imported", audit.Actor.system(), target=label[:120],
+                 details={"summary": summary[:4000], "allow_mass_withdrawal": allowed})
 
 
 def _withdrawal_share(allowed: bool) -> float | None:

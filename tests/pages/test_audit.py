@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -210,3 +211,20 @@ def test_a_person_deciding_on_a_page_is_the_audit_event_s_user(client, session, 
     (event,) = audit.list_events(session, actions=["application_rejected"])
     assert event.actor_kind == "user" and SDS in event.actor_name
     assert event.actor_id is not None and int(event.actor_id) > 0
+
+
+def test_imports_are_recorded_as_the_system_and_a_refused_one_is_not(runner, session,
+                                                                      tmp_path):
+    session.commit()
+    shak = Path(__file__).parents[2] / "hierarchy" / "demo" / "SHAK_DEMO.TXT"
+    result = runner.invoke(args=["import-shak", str(shak)])
+    assert result.exit_code == 0, result.output
+    (event,) = audit.list_events(session, actions=["register_imported"])
+    assert event.actor_kind == "system" and event.target == "SHAK_DEMO.TXT"
+    assert event.details["summary"] in result.output
+    assert event.details["allow_mass_withdrawal"] is False
+    empty = tmp_path / "SHAKCOMPLETE.TXT"
+    empty.write_bytes(b"")
+    refused = runner.invoke(args=["import-shak", str(empty)])
+    assert refused.exit_code == 1
+    assert len(audit.list_events(session, actions=["register_imported"])) == 1
