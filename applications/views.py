@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 
 from applications import page_texts, service
 from applications.models import DECIDED_STATUSES, STATUSES, Application
+from applications.read_audit import note_read
 from hierarchy.codes import entity_type_choices, municipalities
 from sorregistry.database import write_step
 from sorregistry.extensions import db
@@ -126,11 +127,13 @@ def queue() -> str:
     age = request.args.get("age", type=int)
     age = age if age in AGES else None
     after = request.args.get("after", type=int)
+    actor = actor_for(current_user)
     items, total = service.list_applications(
-        db.session, actor_for(current_user), status=statuses, municipality_code=municipality,
+        db.session, actor, status=statuses, municipality_code=municipality,
         limit=PAGE_SIZE, after_id=after,
         submitted_before=utcnow() - timedelta(days=age) if age else None,
     )
+    note_read(actor, items)
     next_args = None
     if len(items) == PAGE_SIZE:
         next_args = {**request.args.to_dict(flat=False), "after": str(items[-1].id)}
@@ -145,10 +148,13 @@ def _application(application_id: int) -> Application:
     """The application as the person logged in may see it (service rules: staff any, a
     municipality its own); 404 otherwise, so another's existence is not revealed."""
 
+    actor = actor_for(current_user)
     try:
-        return service.get_application(db.session, actor_for(current_user), application_id)
+        application = service.get_application(db.session, actor, application_id)
     except service.ApplicationNotFound:
         abort(404)
+    note_read(actor, [application])
+    return application
 
 
 @staff_bp.get("/applications/<int:application_id>", endpoint="application")

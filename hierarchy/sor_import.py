@@ -36,7 +36,13 @@ from typing import IO, Any
 
 from hierarchy import changes
 from hierarchy.import_classify import Known, Problem, classify, load_known, register_rows
-from hierarchy.import_close import Scope, close_missing, missing_codes
+from hierarchy.import_close import (
+    MassWithdrawalError,
+    Scope,
+    close_missing,
+    missing_codes,
+    refuse_mass_withdrawal,
+)
 from hierarchy.import_writer import ImportWriter, process_wide_switch_interval
 from hierarchy.models import LEVELS, ImportRun
 from hierarchy.sor_xml import SorFileError, SorHeader, read_sor_export
@@ -45,7 +51,8 @@ from sorregistry.models import utcnow
 
 MAX_REPORTED_PROBLEMS = 1000
 
-__all__ = ["ImportResult", "Scope", "SorFileError", "import_sor_file", "import_sor_files"]
+__all__ = ["ImportResult", "MassWithdrawalError", "Scope", "SorFileError", "import_sor_file",
+           "import_sor_files"]
 
 
 @dataclass
@@ -125,6 +132,7 @@ def import_sor_files(
     scope: Scope = "owners",
     strict: bool = False,
     progress: Callable[[int], None] | None = None,
+    max_withdrawal_share: float | None = None,
 ) -> ImportResult:
     """Import several export files as one export, within the caller's transaction.
 
@@ -132,14 +140,16 @@ def import_sor_files(
     (the default) closes what is missing under the owners the files contain,
     ``full`` closes everything the files do not contain (the files are the
     whole register), ``none`` closes nothing. All or nothing: on any error the
-    register is left as it was.
+    register is left as it was. With *max_withdrawal_share*, a ``full`` import whose
+    files hold no entity, or that would close more than that share of the open
+    entities, is refused (:class:`MassWithdrawalError`).
     """
     files = [Path(p) for p in paths]
     if not files:
         raise SorFileError("no file given")
     savepoint = session.begin_nested()
     try:
-        result = _import(session, files, actor, scope, strict, progress)
+        result = _import(session, files, actor, scope, strict, progress, max_withdrawal_share)
     except BaseException:
         savepoint.rollback()
         raise
@@ -160,6 +170,7 @@ def _import(
     scope: Scope,
     strict: bool,
     progress: Callable[[int], None] | None,
+    max_withdrawal_share: float | None,
 ) -> ImportResult:
     now = utcnow()
     connection = session.connection()
@@ -212,6 +223,14 @@ def _import(
 
     missing = missing_codes(stream.known, stream.seen, stream.skipped, stream.owners_in_file,
                             scope)
+    if scope == "full":
+        refuse_mass_withdrawal(
+            withdrawn=len(missing),
+            held=sum(1 for entry in stream.known.values() if entry.is_open),
+            received=len(stream.seen) + len(stream.skipped),
+            share=max_withdrawal_share,
+            what="open entities",
+        )
     close_date = result.snapshot_date or now.date()
     for closed in close_missing(connection, stream.known, missing, close_date, now):
         stream.version(closed.sor_code, closed.version, closed.snapshot,

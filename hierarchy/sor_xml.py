@@ -7,7 +7,7 @@ entity once read, so memory stays flat whatever the file's size. It yields
 :class:`SorEntity` records in document order: a parent always before its
 children.
 
-Problems that make the *file* unreadable (not XML, truncated, not a SOR
+Problems that make the *file* unreadable (not XML, truncated, a DOCTYPE, not a SOR
 export) raise :class:`SorFileError` naming the line. Problems with one
 *entity* (a malformed SOR code, an invalid CVR) are reported on the record
 (``problems``) so that the importer can decide what to do with it.
@@ -75,6 +75,8 @@ STATUS_PARTS = {
     "UpdatedAt": "source_updated_at",
 }
 P_NUMBER_ELEMENTS = {"PNumberIdentifier", "ProductionUnitIdentifier", "PNumber"}
+EAN_DETAILS = {f"{name}{suffix}" for suffix in ("", "Identifier") for name in (
+    "SystemSupplier", "SystemType", "CommunicationSupplier", "EdiAdministrator")}
 FLAG_ELEMENTS = {
     "AmbulantActivityIndicator": "ambulant_activity",
     "PatientsAdmittedIndicator": "patients_admitted",
@@ -327,16 +329,7 @@ def _read_ean(element: etree._Element, entity: SorEntity, attributes: dict[str, 
             entity.gln = value
         elif sub_name in ("OnlyInternalIndicator", "NonActiveIndicator"):
             details[sub_name[0].lower() + sub_name[1:]] = _flag(value)
-        elif sub_name in (
-            "SystemSupplier",
-            "SystemSupplierIdentifier",
-            "SystemType",
-            "SystemTypeIdentifier",
-            "CommunicationSupplier",
-            "CommunicationSupplierIdentifier",
-            "EdiAdministrator",
-            "EdiAdministratorIdentifier",
-        ):
+        elif sub_name in EAN_DETAILS:
             details[sub_name.removesuffix("Identifier")] = value
     if details:
         attributes["ean"] = details
@@ -377,11 +370,11 @@ def _check(entity: SorEntity) -> None:
         if not address:
             continue
         for key, check, label in (
-            ("municipality_code", _municipality_code, "MunicipalityCode"),
-            ("region_code", _region_code, "RegionCode"),
+            ("municipality_code", ids.validate_municipality_code, "MunicipalityCode"),
+            ("region_code", ids.validate_region_code, "RegionCode"),
         ):
             if key in address:
-                valid, value = check(address[key])
+                valid, value = _valid_code(check, address[key])
                 if valid:
                     address[key] = value
                 else:
@@ -390,17 +383,9 @@ def _check(entity: SorEntity) -> None:
 
 # Municipality and region codes repeat on nearly every entity: validate each once.
 @lru_cache(maxsize=4096)
-def _municipality_code(value: str) -> tuple[bool, str]:
+def _valid_code(validate: Callable[[str], str], value: str) -> tuple[bool, str]:
     try:
-        return True, ids.validate_municipality_code(value)
-    except ids.IdentifierError as exc:
-        return False, str(exc)
-
-
-@lru_cache(maxsize=64)
-def _region_code(value: str) -> tuple[bool, str]:
-    try:
-        return True, ids.validate_region_code(value)
+        return True, validate(value)
     except ids.IdentifierError as exc:
         return False, str(exc)
 
@@ -433,15 +418,7 @@ def read_sor_export(
             name = _local(element.tag)
             if event == "start":
                 if header is None:
-                    namespace = etree.QName(element).namespace or ""
-                    if name != "SorTree" or namespace not in FORMATS:
-                        raise SorFileError(
-                            f"not a SOR XML export: root element {name!r} in namespace "
-                            f"{namespace!r}; expected SorTree in {NAMESPACE_V1} (v1.0.0) "
-                            f"or {NAMESPACE_V2} (v2.0.0)",
-                            element.sourceline,
-                        )
-                    header = SorHeader(format=FORMATS[namespace])
+                    header = _read_root(element, name)
                     if header_out is not None:
                         header_out.append(header)
                 elif name in ENTITY_CONTAINERS:
@@ -488,6 +465,27 @@ def read_sor_export(
         raise SorFileError(
             "not a SOR XML export: the root element is not SorTree (SOR XML v1.0.0 or v2.0.0)"
         )
+
+
+def _read_root(element: Any, name: str) -> SorHeader:
+    """The header of the export whose root *element* just started; refuse a DTD.
+
+    The export has no DTD. One in the file can only declare entities, which are not
+    resolved (text after an unresolved entity would be silently cut) or could be
+    expanded into a flood: refused outright, before any entity is read.
+    """
+    doctype = element.getroottree().docinfo.doctype
+    if doctype or element.getroottree().docinfo.internalDTD is not None:
+        raise SorFileError(f"a DOCTYPE ({doctype[:80]}) is not allowed in a SOR XML export; "
+                           "refused without reading it", element.sourceline)
+    namespace = etree.QName(element).namespace or ""
+    if name != "SorTree" or namespace not in FORMATS:
+        raise SorFileError(
+            f"not a SOR XML export: root element {name!r} in namespace {namespace!r}; "
+            f"expected SorTree in {NAMESPACE_V1} (v1.0.0) or {NAMESPACE_V2} (v2.0.0)",
+            element.sourceline,
+        )
+    return SorHeader(format=FORMATS[namespace])
 
 
 def _expected_level(stack: list[tuple[str, str | None]]) -> tuple[str, ...]:

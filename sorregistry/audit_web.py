@@ -190,6 +190,7 @@ def audit_export() -> Response:
 
 
 def init_app(app: Flask) -> None:
+    app.after_request(audit.record_noted_reads)
     register_api(app, api, url_prefix="/api/v1")
     register_pages(app, page,
                    menu=[MenuEntry("audit_pages.audit_page", "Revisionslog", ("sds",), order=45)])

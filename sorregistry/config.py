@@ -28,6 +28,14 @@ def _as_int(value: str) -> int:
     return int(value.strip())
 
 
+def _as_share(value: str) -> float:
+    """A share between 0 and 1 ("0.10")."""
+    share = float(value.strip())
+    if not 0.0 <= share <= 1.0:
+        raise ValueError("must be a share between 0 and 1, e.g. 0.10")
+    return share
+
+
 def _as_words(value: str) -> tuple[str, ...]:
     """Space-separated words (issuer URLs, scopes, algorithms), in the order given."""
     return tuple(value.split())
@@ -147,6 +155,7 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_RATELIMIT_MAIL_SENDER": ("RATELIMIT_MAIL_SENDER", _as_rate_limit),
     "SOR_RATELIMIT_SYNC_HITS": ("RATELIMIT_SYNC_HITS", _as_int),
     "SOR_RATELIMIT_SYNC_SECONDS": ("RATELIMIT_SYNC_SECONDS", _as_int),
+    "SOR_MAX_WITHDRAWAL_SHARE": ("MAX_WITHDRAWAL_SHARE", _as_share),
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -233,6 +242,12 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_MAIL_SENDER": "30 per hour",
     "RATELIMIT_SYNC_HITS": 50,
     "RATELIMIT_SYNC_SECONDS": 5,
+    # import-shak and import-sor --full refuse a file that would withdraw (close) more
+    # than this share of what the register holds, and an empty file, unless given
+    # --allow-mass-withdrawal. A complete SHAK file withdraws nothing (codes end with a
+    # date, they stay in the file) and a monthly SOR export closes a few per cent; an
+    # excerpt or a truncated download withdraws nearly everything.
+    "MAX_WITHDRAWAL_SHARE": 0.10,
     # Requests larger than this are refused with 413 before any view runs.
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "API_TITLE": "SOR registry",
