@@ -59,6 +59,7 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_FORCE_HTTPS": ("FORCE_HTTPS", _as_bool),
     "SOR_SESSION_IDLE_MINUTES": ("SESSION_IDLE_MINUTES", _as_int),
     "SOR_SESSION_MAX_HOURS": ("SESSION_MAX_HOURS", _as_int),
+    "SOR_SUCCESSOR_WARNING_DAYS": ("SUCCESSOR_WARNING_DAYS", _as_int),
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -97,6 +98,9 @@ DEFAULTS: dict[str, Any] = {
     # whatever happens (OWASP ASVS 3.3 level 2: 30 minutes idle, 12 hours absolute).
     "SESSION_IDLE_MINUTES": 30,
     "SESSION_MAX_HOURS": 12,
+    # A SOR code closed and replaced by another only warns (resolve, reporting-unit
+    # validation) for this many days after its closing; 0: never.
+    "SUCCESSOR_WARNING_DAYS": 365,
     # Requests larger than this are refused with 413 before any view runs.
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "API_TITLE": "SOR registry",
