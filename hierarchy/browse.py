@@ -12,7 +12,6 @@ from datetime import date
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Row, func, select
-from sqlalchemy.orm import Session, scoped_session
 
 from hierarchy.models import OWNERSHIPS, Organisation
 from hierarchy.search import (
@@ -25,9 +24,10 @@ from hierarchy.search import (
 )
 from hierarchy.search.statements import after_key
 from hierarchy.service import active_on_clause
+from sorregistry.database import DbSession
 
 
-def owners_by_ownership(session: Session | scoped_session[Session],
+def owners_by_ownership(session: DbSession,
                         day: date | None = None) -> dict[str, int]:
     """How many active owners (IE) each ownership has: the tree's first level."""
     day = day or date.today()
@@ -42,7 +42,7 @@ def owners_by_ownership(session: Session | scoped_session[Session],
 
 
 def children(
-    session: Session | scoped_session[Session],
+    session: DbSession,
     *,
     parent_sor_code: str | None = None,
     ownership: str | None = None,
@@ -74,7 +74,7 @@ def children(
     return page_of(rows, total, limit, "name")
 
 
-def child_counts(session: Session | scoped_session[Session], sor_codes: list[str],
+def child_counts(session: DbSession, sor_codes: list[str],
                  day: date | None = None) -> dict[str, int]:
     """How many active children each of *sor_codes* has (0 for a leaf)."""
     counts = {code: 0 for code in sor_codes}
@@ -90,7 +90,7 @@ def child_counts(session: Session | scoped_session[Session], sor_codes: list[str
     return counts
 
 
-def ancestors(session: Session | scoped_session[Session],
+def ancestors(session: DbSession,
               organisation: Organisation) -> list[Row[str, str, str]]:
     """The entity's owner, institution ... down to its parent, from the top."""
     codes = [code for code in organisation.path.strip("/").split("/") if code][:-1]

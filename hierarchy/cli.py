@@ -14,7 +14,7 @@ from flask.cli import with_appcontext
 from hierarchy import service
 from hierarchy.shak_format import ShakFormatError
 from hierarchy.shak_import import import_shak_file
-from hierarchy.sor_import import SorFileError, import_sor_files
+from hierarchy.sor_import import Scope, SorFileError, import_sor_files
 from sorregistry.commands import fail
 from sorregistry.extensions import db
 
@@ -55,7 +55,7 @@ def import_sor(
             fail(f"{name}: no such file")
         if not os.access(name, os.R_OK):
             fail(f"{name}: not readable")
-    scope = "full" if full else ("none" if no_close else "owners")
+    scope: Scope = "full" if full else ("none" if no_close else "owners")
     actor = actor or f"import-sor by {os.environ.get('USER', 'unknown')}"
     groups = [list(files)] if full else [[name] for name in files]
     for group in groups:

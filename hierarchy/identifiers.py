@@ -157,7 +157,7 @@ def validate_cvr(value: str) -> str:
 # -- SHAK ---------------------------------------------------------------------------------
 
 
-def shak_kind(value: str) -> str | None:
+def shak_kind(value: object) -> str | None:
     """Return "hospital", "department" or "section" by the code's shape, else None."""
     if not isinstance(value, str):
         return None
@@ -280,7 +280,7 @@ def validate_region_code(value: str) -> str:
 # -- free-typed codes ---------------------------------------------------------------------
 
 
-def classify_code(value: str) -> list[str]:
+def classify_code(value: object) -> list[str]:
     """Return the kinds ("sor", "shak", "ydernummer") a free-typed code could be, likeliest first.
 
     The shapes overlap only between SHAK and ydernummer (a SOR code has 11+ digits, the

@@ -26,7 +26,6 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.orm import Session, scoped_session
 
 from hierarchy import identifiers as ids
 from hierarchy.models import Organisation, ShakCode
@@ -35,6 +34,7 @@ from hierarchy.search.statements import ITEM_COLUMNS, ItemRow, valid_on
 from hierarchy.service import active_on_clause
 from hierarchy.successors import ChainEnd, Successors, find_successors, warning_days
 from hierarchy.text import fold
+from sorregistry.database import DbSession
 from sorregistry.errors import DomainError
 from sorregistry.reads import reads
 
@@ -96,7 +96,7 @@ def _why_malformed(code: str) -> str:
     )
 
 
-def resolve(session: Session | scoped_session[Session], code: str,
+def resolve(session: DbSession, code: str,
             active_on: date | None = None) -> list[Interpretation]:
     """Every reading of *code* with the organisations it names on *active_on*.
 
@@ -147,7 +147,7 @@ class Replacement:
         return f"{text}; none of its successors is in force"
 
 
-def replacement(session: Session | scoped_session[Any], sor_code: str, day: date,
+def replacement(session: DbSession, sor_code: str, day: date,
                 window_days: int | None = None) -> Replacement | None:
     """What replaced *sor_code* if it was closed by *day* and names a successor.
 
@@ -164,7 +164,7 @@ def replacement(session: Session | scoped_session[Any], sor_code: str, day: date
     return Replacement(organisation, found, within)
 
 
-def found_or_replaced(session: Session | scoped_session[Any],
+def found_or_replaced(session: DbSession,
                       interpretations: list[Interpretation],
                       day: date) -> tuple[Interpretation, Replacement | None]:
     """The first reading of a code that names organisations; else, for a SOR code closed
@@ -220,7 +220,7 @@ def _readings_statement(kinds: tuple[str, ...]) -> Select[Any]:
     )
 
 
-def shak_record(session: Session | scoped_session[Session], code: str,
+def shak_record(session: DbSession, code: str,
                 day: date) -> ShakRecord | None:
     """The SHAK register's record of *code* in force on *day* (a row), or None."""
     rows = reads(session).rows(_SHAK_RECORD, {"code": code, "day": day})
@@ -258,7 +258,7 @@ def _shak_query(q: str | None, day: date) -> list[ColumnElement[bool]]:
 
 
 def shak_hospitals(
-    session: Session | scoped_session[Session], q: str | None, day: date | None = None,
+    session: DbSession, q: str | None, day: date | None = None,
     limit: int = 20,
 ) -> tuple[list[ShakCode], int]:
     """Hospitals whose code starts with, or whose name contains, what was typed."""
@@ -267,7 +267,7 @@ def shak_hospitals(
 
 
 def shak_departments(
-    session: Session | scoped_session[Session], hospital: str, q: str | None,
+    session: DbSession, hospital: str, q: str | None,
     day: date | None = None, limit: int = 20,
 ) -> tuple[list[ShakCode], int]:
     """Departments and sections of *hospital* only, matched like the hospitals."""
@@ -281,7 +281,7 @@ def shak_departments(
     return _shak_page(session, conditions, limit)
 
 
-def _shak_page(session: Session | scoped_session[Session], conditions: list[ColumnElement[bool]],
+def _shak_page(session: DbSession, conditions: list[ColumnElement[bool]],
                limit: int) -> tuple[list[ShakCode], int]:
     total = session.execute(
         select(func.count()).select_from(ShakCode).where(*conditions)
@@ -294,7 +294,7 @@ def _shak_page(session: Session | scoped_session[Session], conditions: list[Colu
     return rows, total
 
 
-def organisations_by_shak(session: Session | scoped_session[Session], codes: list[str],
+def organisations_by_shak(session: DbSession, codes: list[str],
                           day: date) -> dict[str, list[str]]:
     """SOR codes of the organisations carrying each SHAK code (one code, several entities)."""
     carriers: dict[str, list[str]] = {code: [] for code in codes}
@@ -344,7 +344,7 @@ def _period_findings(
                                        f"from {valid_from.isoformat()}, inside the period"))
 
 
-def _replacement_findings(session: Session | scoped_session[Session], result: Validation,
+def _replacement_findings(session: DbSession, result: Validation,
                           organisation: Organisation, end: date,
                           window_days: int | None) -> None:
     """Name the successors of a SOR code closed by the period's end; a code closed before
@@ -369,7 +369,7 @@ def _replacement_findings(session: Session | scoped_session[Session], result: Va
 
 
 def validate_reporting_unit(
-    session: Session | scoped_session[Session],
+    session: DbSession,
     sor_code: str | None,
     shak_code: str | None,
     period_start: date | None,

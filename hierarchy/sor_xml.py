@@ -433,7 +433,7 @@ def read_sor_export(
             name = _local(element.tag)
             if event == "start":
                 if header is None:
-                    namespace = element.tag.partition("}")[0].lstrip("{")
+                    namespace = etree.QName(element).namespace or ""
                     if name != "SorTree" or namespace not in FORMATS:
                         raise SorFileError(
                             f"not a SOR XML export: root element {name!r} in namespace "

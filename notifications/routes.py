@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 
 from notifications import service
+from notifications.models import OutboxMessage
 from notifications.schemas import OutboxArgsSchema, OutboxListSchema, OutboxMessageDetailSchema
+from sorregistry import audit
+from sorregistry.database import write_step
 from sorregistry.extensions import db
 from sorregistry.security import current_client, require
 
@@ -17,7 +20,7 @@ blp = Blueprint(
     __name__,
     description="The outbox of notification mails (staff) / Udbakken med notifikationsmails",
 )
-BEARER = [{"bearerAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 # Ids are 64-bit: a larger number names no mail (and must not reach the database).
 MAX_ID = 2**63 - 1
 OUTBOX_ID = {
@@ -31,15 +34,12 @@ OUTBOX_ID = {
 
 def _check_id(outbox_id: int) -> None:
     if not 1 <= outbox_id <= MAX_ID:
-        abort(404, message=f"no outbox message {outbox_id}")
+        raise service.NotFound(f"no outbox message {outbox_id}")
 
 
-def _get(outbox_id: int) -> Any:
+def _get(outbox_id: int) -> OutboxMessage:
     _check_id(outbox_id)
-    try:
-        return service.get_message(db.session, outbox_id)
-    except service.NotFound as exc:
-        abort(404, message=str(exc))
+    return service.get_message(db.session, outbox_id)
 
 
 @blp.route("/outbox")
@@ -78,16 +78,10 @@ class OutboxRetry(MethodView):
         """Put a failed mail back in the queue with a fresh count of attempts / Send igen."""
         _check_id(outbox_id)
         client = current_client()
-        # End the read transaction of the authentication first, so that SQLite can queue
-        # for its write lock (sorregistry.database.begin_write) instead of failing at once.
-        db.session.commit()
-        try:
+        with write_step(db.session) as session:
             message = service.retry(
-                db.session, outbox_id, actor=f"staff: {client.name} (client {client.id})"
-            )
-        except service.NotFound as exc:
-            abort(404, message=str(exc))
-        except service.NotRetryable as exc:
-            abort(409, message=str(exc))
-        db.session.commit()
+                session, outbox_id, actor=f"staff: {client.name} (client {client.id})")
+            audit.record(session, "outbox_retried", audit.Actor("client", str(client.id),
+                                                               client.name),
+                         target=f"outbox {outbox_id}")
         return message

@@ -36,7 +36,6 @@ from typing import Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.orm import Session
 
 from notifications.mails import (
     InvalidContext,
@@ -45,7 +44,8 @@ from notifications.mails import (
     render,
 )
 from notifications.models import STATUSES, OutboxAttempt, OutboxMessage
-from sorregistry.database import DbSession, begin_write
+from sorregistry.database import DbSession, begin_write, rowcount
+from sorregistry.errors import DomainError
 from sorregistry.models import utcnow
 
 __all__ = [
@@ -67,12 +67,16 @@ __all__ = [
 ]
 
 
-class NotFound(LookupError):
+class NotFound(DomainError, LookupError):
     """No outbox message with that id."""
 
+    status = 404
 
-class NotRetryable(ValueError):
+
+class NotRetryable(DomainError, ValueError):
     """Only a failed mail can be put back in the queue."""
+
+    status = 409
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ def _message_id_domain() -> str:
 
 
 def enqueue(
-    session: Session,
+    session: DbSession,
     *,
     kind: str,
     to: str | list[str],
@@ -211,7 +215,7 @@ def _due(now: datetime, policy: Policy) -> Any:
 
 
 def _close_open_attempts(
-    session: Session, message_id: int, now: datetime, outcome: str, error: str | None
+    session: DbSession, message_id: int, now: datetime, outcome: str, error: str | None
 ) -> None:
     session.execute(
         update(OutboxAttempt)
@@ -222,7 +226,7 @@ def _close_open_attempts(
 
 
 def claim(
-    session: Session,
+    session: DbSession,
     *,
     worker: str,
     limit: int,
@@ -288,7 +292,7 @@ def claim(
 
 
 def renew_claims(
-    session: Session, outgoing: list[Outgoing], *, worker: str, now: datetime | None = None
+    session: DbSession, outgoing: list[Outgoing], *, worker: str, now: datetime | None = None
 ) -> int:
     """Renew this worker's claims on *outgoing* (the rest of a batch, after each mail),
     so the claim timeout need only cover one mail, not a batch. Flushes; the caller commits."""
@@ -300,7 +304,7 @@ def renew_claims(
         .values(claimed_at=now or utcnow())
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount
+    return rowcount(result)
 
 
 def release_claims(session: DbSession, outgoing: list[Outgoing], *, worker: str) -> int:
@@ -321,7 +325,7 @@ def release_claims(session: DbSession, outgoing: list[Outgoing], *, worker: str)
                     claimed_by=None, claimed_at=None)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:
+        if rowcount(result) == 1:
             session.execute(delete(OutboxAttempt).where(OutboxAttempt.id == item.attempt_id))
             released += 1
     session.flush()
@@ -338,7 +342,7 @@ def _still_claimed(outgoing: Outgoing, worker: str) -> Any:
 
 
 def _finish_attempt(
-    session: Session, outgoing: Outgoing, now: datetime, outcome: str, error: str | None
+    session: DbSession, outgoing: Outgoing, now: datetime, outcome: str, error: str | None
 ) -> None:
     # By id, whatever it says: a worker that outlived its claim still knows best
     # what became of its own attempt.
@@ -351,7 +355,7 @@ def _finish_attempt(
 
 
 def record_sent(
-    session: Session, outgoing: Outgoing, *, worker: str, now: datetime | None = None
+    session: DbSession, outgoing: Outgoing, *, worker: str, now: datetime | None = None
 ) -> bool:
     """Mark a claimed mail sent; False when the claim was no longer this worker's
     (it expired and another worker took the mail over). Flushes; the caller commits."""
@@ -365,11 +369,11 @@ def record_sent(
     )
     _finish_attempt(session, outgoing, now, "sent", None)
     session.flush()
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def record_failure(
-    session: Session,
+    session: DbSession,
     outgoing: Outgoing,
     error: str,
     *,
@@ -405,7 +409,7 @@ def record_failure(
     return message
 
 
-def retry(session: Session, message_id: int, *, actor: str) -> OutboxMessage:
+def retry(session: DbSession, message_id: int, *, actor: str) -> OutboxMessage:
     """Put a failed mail back in the queue, due now, with a fresh count of attempts.
 
     The attempt log keeps what went before, plus a ``retried`` entry naming
@@ -448,7 +452,7 @@ class Page:
 
 
 def list_messages(
-    session: Session,
+    session: DbSession,
     *,
     status: str | None = None,
     limit: int = 50,
@@ -470,7 +474,7 @@ def list_messages(
     return Page(items=items, total=total, next=str(items[-1].id) if more and items else None)
 
 
-def get_message(session: Session, message_id: int) -> OutboxMessage:
+def get_message(session: DbSession, message_id: int) -> OutboxMessage:
     message = session.get(OutboxMessage, message_id)
     if message is None:
         raise NotFound(f"no outbox message {message_id}")

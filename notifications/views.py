@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from notifications import service
 from notifications.models import STATUSES
+from sorregistry import audit
+from sorregistry.database import write_step
 from sorregistry.extensions import db
 from sorregistry.i18n import _, lazy_gettext
 from sorregistry.security import role_required
@@ -40,30 +43,24 @@ def outbox() -> str:
 @role_required("sds")
 def message(message_id: int) -> str:
     """One mail: recipients, text, and every attempt to send it."""
-
-    try:
-        found = service.get_message(db.session, message_id)
-    except service.NotFound:
-        abort(404)
+    found = service.get_message(db.session, message_id)  # NotFound: the 404 page
     return render_template("notifications/pages/message.html", message=found,
                            status_names=STATUS_NAMES)
 
 
 @bp.post("/<int:message_id>/retry")
 @role_required("sds")
-def retry(message_id: int) -> Response:
+def retry(message_id: int) -> WerkzeugResponse:
     """Put a failed mail back in the queue."""
 
     actor = f"user:{current_user.id} {current_user.email}"
-    db.session.commit()  # end the login's read transaction first (see the API's retry)
+    who = audit.Actor("user", str(current_user.id), current_user.email)
     try:
-        service.retry(db.session, message_id, actor=actor)
-    except service.NotFound:
-        abort(404)
+        with write_step(db.session) as session:
+            service.retry(session, message_id, actor=actor)
+            audit.record(session, "outbox_retried", who, target=f"outbox {message_id}")
     except service.NotRetryable as exc:
-        db.session.rollback()
         flash(str(exc), "error")
     else:
-        db.session.commit()
         flash(_("Mailen er sat i kø igen."), "success")
     return redirect(url_for("notifications_pages.message", message_id=message_id), code=303)

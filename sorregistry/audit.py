@@ -18,8 +18,9 @@ from typing import Any
 
 from flask import has_request_context, request
 from sqlalchemy import Index, String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, scoped_session
+from sqlalchemy.orm import Mapped, mapped_column
 
+from sorregistry.database import DbSession
 from sorregistry.models import Base, BigIntKey, JsonDocument, UTCDateTime, utcnow
 from sorregistry.request_id import current_request_id
 
@@ -69,7 +70,7 @@ class Actor:
         return cls("system", None, f"command by {user}")
 
 
-def record(session: Session | scoped_session[Session], action: str, actor: Actor, *,
+def record(session: DbSession, action: str, actor: Actor, *,
            target: str | None = None, municipality_code: str | None = None,
            details: Mapping[str, Any] | None = None) -> AuditEvent:
     """Add an event to the log in the caller's transaction (flushed; the caller commits)."""
@@ -87,7 +88,7 @@ def record(session: Session | scoped_session[Session], action: str, actor: Actor
     return event
 
 
-def list_events(session: Session | scoped_session[Session], *,
+def list_events(session: DbSession, *,
                 actions: Sequence[str] = (), actor: str | None = None,
                 since: datetime | None = None, until: datetime | None = None,
                 before_id: int | None = None, limit: int = 100) -> list[AuditEvent]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import flask_sqlalchemy.session
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import Session, scoped_session
 
 # What a service takes: a plain Session (a command, a test) or Flask-SQLAlchemy's scoped
@@ -78,7 +78,7 @@ def _configure_sqlite(engine: Engine) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
-def begin_write(session: Session | scoped_session[Session]) -> None:
+def begin_write(session: DbSession) -> None:
     """Start *session*'s transaction as the database's one writer on SQLite.
 
     A deferred SQLite transaction that reads and then writes fails at once
@@ -103,7 +103,7 @@ def begin_write(session: Session | scoped_session[Session]) -> None:
 
 
 @contextmanager
-def write_step(session: Session | scoped_session[Session]) -> Iterator[Session]:
+def write_step(session: DbSession) -> Iterator[Session]:
     """One unit of work that writes: end the read, take the write lock, run, commit.
 
     The request (or command) may have read in its transaction already - the
@@ -126,3 +126,9 @@ def write_step(session: Session | scoped_session[Session]) -> Iterator[Session]:
         plain.rollback()
         raise
     plain.commit()
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE touched. ``Session.execute`` is typed to return
+    a plain ``Result``; for a DML statement it is the ``CursorResult`` that counts."""
+    return cast("CursorResult[Any]", result).rowcount

@@ -23,16 +23,17 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, scoped_session
 
 from sorregistry.api import register_api
+from sorregistry.database import DbSession
 from sorregistry.errors import database_unavailable
 from sorregistry.extensions import db
+from sorregistry.ratelimit import exempt
 
 blp = Blueprint("health", __name__, description="Health of this instance / Tilstand")
 _REGISTER_VERSION = "sor.health.register_version"
 # Reads the register's version in a session: (number, stamp), or None when unknown.
-VersionReader = Callable[[Session | scoped_session[Session]], tuple[int, str] | None]
+VersionReader = Callable[[DbSession], tuple[int, str] | None]
 
 
 def init_app(app: Flask) -> None:
@@ -76,6 +77,7 @@ def _revisions(directory: str) -> tuple[str, frozenset[str]]:
 
 
 @blp.route("/health")
+@exempt  # load balancers ask often; it must answer whoever asks
 class Health(MethodView):
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, schema=HealthSchema,

@@ -38,9 +38,9 @@ from psycopg.rows import namedtuple_row
 from psycopg.types.json import set_json_loads
 from sqlalchemy import Select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.orm import scoped_session
 
-from sorregistry.database import prepare_postgresql_connection
+from sorregistry.database import DbSession, prepare_postgresql_connection
 
 _FLAG = "sor_fast_reads"
 
@@ -74,7 +74,7 @@ class _Reads:
 class SessionReads(_Reads):
     """The statements through the ORM session (its transaction, its connection)."""
 
-    def __init__(self, session: Session | scoped_session[Session]) -> None:
+    def __init__(self, session: DbSession) -> None:
         self.session = session
 
     def batch(self, statements: Batch) -> list[list[Any]]:
@@ -158,7 +158,7 @@ def _operational_errors(engine: Engine) -> type[Exception]:
     return engine.dialect.loaded_dbapi.OperationalError
 
 
-def _direct_engine(session: Session | scoped_session[Session]) -> Engine | None:
+def _direct_engine(session: DbSession) -> Engine | None:
     """The engine of *session* when the fast reads can serve it: PostgreSQL, bound to an
     engine (not to one connection), switched on."""
     bind = session.get_bind()
@@ -169,7 +169,7 @@ def _direct_engine(session: Session | scoped_session[Session]) -> Engine | None:
     return bind
 
 
-def allow(session: Session | scoped_session[Session]) -> bool:
+def allow(session: DbSession) -> bool:
     """Let this request's lookups read directly (see the module's text), if they can:
     *session* has not begun a transaction (so holds no change of its own). A route
     calls it before it computes an answer; returns whether they will."""
@@ -178,14 +178,14 @@ def allow(session: Session | scoped_session[Session]) -> bool:
     return allowed
 
 
-def _untouched(session: Session | scoped_session[Session]) -> bool:
+def _untouched(session: DbSession) -> bool:
     """No transaction begun and nothing pending: nothing of its own a direct read would miss."""
     if isinstance(session, scoped_session):
         session = session()
     return not (session.in_transaction() or session.new or session.dirty or session.deleted)
 
 
-def reads(session: Session | scoped_session[Session]) -> Reads:
+def reads(session: DbSession) -> Reads:
     """How this request's lookups read: directly when :func:`allow` let them and *session*
     is still untouched, else through *session*."""
     if has_request_context() and request.environ.get(_FLAG) and _untouched(session):
@@ -195,7 +195,7 @@ def reads(session: Session | scoped_session[Session]) -> Reads:
     return SessionReads(session)
 
 
-def direct(session: Session | scoped_session[Session]) -> DirectReads | None:
+def direct(session: DbSession) -> DirectReads | None:
     """Reads on the thread's own connection for *session*'s database, when it is
     PostgreSQL bound to an engine; None otherwise. For reads that want no transaction
     whatever the request's state (the register version, read before any answer)."""

@@ -14,12 +14,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Flask, abort, current_app, g, jsonify, request
 from flask_login import current_user
-from flask_smorest import abort as api_abort
+from werkzeug.exceptions import HTTPException, default_exceptions
 
 from sorregistry.extensions import login_manager
 
@@ -54,22 +54,23 @@ def add_token_resolver(app: Flask, resolver: TokenResolver) -> None:
 
 def authenticate() -> Identity:
     """The caller of the request's bearer token; 401 without a valid one."""
-    known = request.environ.get(_REQUEST_IDENTITY)
+    known: Identity | None = request.environ.get(_REQUEST_IDENTITY)
     if known is not None:  # authenticated already in this request (g can outlive it)
         g.api_client = known
-        return known  # type: ignore[no-any-return]
+        return known
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        api_abort(401, message="a bearer token is required (Authorization: Bearer <token>)",
+        refuse(401, message="a bearer token is required (Authorization: Bearer <token>)",
                   headers={"WWW-Authenticate": 'Bearer realm="sor"'})
-    identity = None
-    for resolver in current_app.extensions.get(_RESOLVERS, []):
+    identity: Identity | None = None
+    resolvers: list[TokenResolver] = current_app.extensions.get(_RESOLVERS, [])
+    for resolver in resolvers:
         identity = resolver(token.strip())
         if identity is not None:
             break
     if identity is None:
-        api_abort(401, message="the bearer token is not valid",
+        refuse(401, message="the bearer token is not valid",
                   headers={"WWW-Authenticate": 'Bearer realm="sor", error="invalid_token"'})
     g.api_client = identity
     request.environ[_REQUEST_IDENTITY] = identity
@@ -84,10 +85,21 @@ def current_client() -> Identity:
 _REQUIRED_ROLES = "_sor_required_roles"
 
 
+def refuse(status: int, *, message: str, headers: dict[str, str] | None = None) -> NoReturn:
+    """Answer *status* with *message* in the API's envelope (``sorregistry.errors``
+    renders it; ``headers`` such as WWW-Authenticate go with it)."""
+    error: HTTPException = default_exceptions[status]()
+    # flask-smorest's convention, which sorregistry.errors reads: werkzeug declares no
+    # ``data`` on its exceptions.
+    error.data = {  # type: ignore[attr-defined]
+        "message": message, **({"headers": headers} if headers else {})}
+    raise error
+
+
 def _check(roles: tuple[str, ...]) -> Identity:
     client = authenticate()
     if roles and not client.has_role(*roles):
-        api_abort(403, message=f"this needs the role {' or '.join(roles)}")
+        refuse(403, message=f"this needs the role {' or '.join(roles)}")
     return client
 
 

@@ -56,6 +56,7 @@ from hierarchy.search.statements import (
 )
 from hierarchy.search.totals import TOTALS
 from hierarchy.service import register_changed_in, register_version
+from sorregistry.database import DbSession
 from sorregistry.reads import Reads
 from sorregistry.reads import reads as reads_for
 
@@ -84,7 +85,7 @@ class Page:
 
 
 def search(
-    session: Session | scoped_session[Session],
+    session: DbSession,
     filters: Filters,
     *,
     sort: Sort = "name",

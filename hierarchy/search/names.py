@@ -29,12 +29,12 @@ from datetime import date
 
 from sqlalchemy import Connection, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, scoped_session
 
 from hierarchy.models import OrganisationName
 from hierarchy.search.cursor import Key
 from hierarchy.search.filters import FILTER_NAMES, Filters, NameMatch, Sort
 from hierarchy.service import _VERSION_QUERY
+from sorregistry.database import DbSession
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class NameIndexes:
         if self.lock.acquire(timeout=timeout):
             self.lock.release()
 
-    def get(self, session: Session | scoped_session[Session], version: Hashable,
+    def get(self, session: DbSession, version: Hashable,
             day: date) -> NameIndex | None:
         """The index of *version* and *day*, or None (then search with SQL): being built."""
         index = self.index

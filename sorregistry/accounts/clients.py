@@ -14,10 +14,10 @@ import time
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 from hierarchy import identifiers as ids
 from sorregistry.accounts.models import ApiClient
+from sorregistry.database import DbSession, rowcount
 from sorregistry.errors import DomainError
 from sorregistry.extensions import db
 from sorregistry.models import utcnow
@@ -37,7 +37,7 @@ def digest_token(token: str) -> str:
 
 
 def create_client(
-    session: Session,
+    session: DbSession,
     name: str,
     *,
     cvr: str,
@@ -90,12 +90,12 @@ def check_roles(roles: list[str], municipality_code: str | None, *, who: str) ->
     return None
 
 
-def list_clients(session: Session) -> list[ApiClient]:
+def list_clients(session: DbSession) -> list[ApiClient]:
     """Every client, revoked ones too, oldest first; the caller decides what to show."""
     return list(session.execute(select(ApiClient).order_by(ApiClient.id)).scalars())
 
 
-def revoke_client(session: Session, client_id: int, *, now: datetime | None = None) -> ApiClient:
+def revoke_client(session: DbSession, client_id: int, *, now: datetime | None = None) -> ApiClient:
     """Mark a client revoked, so that :func:`client_for_token` refuses its token.
 
     Revoking is for good (a client that should work again gets a new one, with a
@@ -109,11 +109,11 @@ def revoke_client(session: Session, client_id: int, *, now: datetime | None = No
     client = session.get(ApiClient, client_id)
     if client is None:
         raise ClientError(f"there is no API client with id {client_id}")
-    revoked = session.execute(
+    revoked = rowcount(session.execute(
         update(ApiClient)
         .where(ApiClient.id == client_id, ApiClient.revoked_at.is_(None))
         .values(revoked_at=now or utcnow())
-    ).rowcount
+    ))
     session.refresh(client)
     if not revoked:
         raise ClientError(
@@ -123,7 +123,7 @@ def revoke_client(session: Session, client_id: int, *, now: datetime | None = No
     return client
 
 
-def client_for_token(session: Session, token: str) -> ApiClient | None:
+def client_for_token(session: DbSession, token: str) -> ApiClient | None:
     client = session.execute(
         select(ApiClient).where(ApiClient.token_digest == digest_token(token))
     ).scalar_one_or_none()

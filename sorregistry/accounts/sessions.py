@@ -16,21 +16,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, scoped_session
 
 from sorregistry.accounts.models import LoginSession, User
+from sorregistry.database import DbSession, rowcount
 from sorregistry.models import utcnow
 
 SESSION_KEY = "sid"
 TOUCH_EVERY = timedelta(minutes=1)
-AnySession = Session | scoped_session[Session]
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def start(session: AnySession, user: User, *, address: str | None = None) -> str:
+def start(session: DbSession, user: User, *, address: str | None = None) -> str:
     """A new login session for *user*; returns the token for the cookie. Flushes."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
@@ -51,7 +50,7 @@ class Found:
     touch: bool = False
 
 
-def look_up(session: AnySession, token: str | None, user_id: int, *, idle: timedelta,
+def look_up(session: DbSession, token: str | None, user_id: int, *, idle: timedelta,
             lifetime: timedelta, now: datetime | None = None) -> Found:
     """The state of the login session of *token* for *user_id*. Reads only."""
     if not token:
@@ -69,35 +68,35 @@ def look_up(session: AnySession, token: str | None, user_id: int, *, idle: timed
     return Found("alive", row.id, touch=now - row.last_seen_at >= TOUCH_EVERY)
 
 
-def touch(session: AnySession, session_id: int, now: datetime | None = None) -> None:
+def touch(session: DbSession, session_id: int, now: datetime | None = None) -> None:
     """Record that the session was used now (flushes)."""
     session.execute(update(LoginSession).where(LoginSession.id == session_id,
                                                LoginSession.ended_at.is_(None))
                     .values(last_seen_at=now or utcnow()))
 
 
-def end(session: AnySession, token: str | None, reason: str = "logout") -> bool:
+def end(session: DbSession, token: str | None, reason: str = "logout") -> bool:
     """End the session of *token*; whether there was one alive to end. Flushes."""
     if not token:
         return False
-    ended = session.execute(
+    ended = rowcount(session.execute(
         update(LoginSession)
         .where(LoginSession.token_digest == _digest(token), LoginSession.ended_at.is_(None))
         .values(ended_at=utcnow(), end_reason=reason)
-    ).rowcount
+    ))
     return bool(ended)
 
 
-def end_all(session: AnySession, user_id: int, reason: str) -> int:
+def end_all(session: DbSession, user_id: int, reason: str) -> int:
     """End every open session of a person (a new password, deactivation). Flushes."""
-    return session.execute(
+    return rowcount(session.execute(
         update(LoginSession)
         .where(LoginSession.user_id == user_id, LoginSession.ended_at.is_(None))
         .values(ended_at=utcnow(), end_reason=reason)
-    ).rowcount or 0
+    )) or 0
 
 
-def end_row(session: AnySession, row_id: int, reason: str, now: datetime) -> None:
+def end_row(session: DbSession, row_id: int, reason: str, now: datetime) -> None:
     """End one session that ran out, saying why (``idle``, ``expired``). Flushes."""
     session.execute(update(LoginSession).where(LoginSession.id == row_id,
                                                LoginSession.ended_at.is_(None))

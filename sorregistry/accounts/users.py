@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, select, update
-from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from hierarchy import identifiers as ids
@@ -23,6 +22,7 @@ from sorregistry import audit
 from sorregistry.accounts import sessions as login_sessions
 from sorregistry.accounts.clients import ClientError, check_roles
 from sorregistry.accounts.models import PASSWORD_METHOD, User
+from sorregistry.database import DbSession
 from sorregistry.errors import DomainError
 from sorregistry.models import utcnow
 
@@ -39,7 +39,7 @@ class UserError(DomainError, ValueError):
     """A user cannot be made or changed as asked; the message says why."""
 
 
-def end_sessions(session: Session, user: User, reason: str) -> None:
+def end_sessions(session: DbSession, user: User, reason: str) -> None:
     """Make every session of *user* invalid from its next request. Incremented in SQL, so
     that two operators at once both end the sessions made before either. Flushes."""
     session.flush()
@@ -69,7 +69,7 @@ def check_password_strength(password: str) -> None:
 
 
 def create_user(
-    session: Session,
+    session: DbSession,
     email: str,
     *,
     name: str,
@@ -111,7 +111,7 @@ def create_user(
     return user
 
 
-def find_user(session: Session, email: str) -> User:
+def find_user(session: DbSession, email: str) -> User:
     """The user with *email*, matched as the login page matches it (trimmed, any
     case), so that an operator can paste the address as the person typed it."""
     wanted = normalise_email(email)
@@ -121,7 +121,7 @@ def find_user(session: Session, email: str) -> User:
     return user
 
 
-def list_users(session: Session) -> list[User]:
+def list_users(session: DbSession) -> list[User]:
     """Every user, inactive ones too, by email; the caller decides what to show."""
     return list(session.execute(select(User).order_by(User.email)).scalars())
 
@@ -138,7 +138,7 @@ def clear_lockout(user: User) -> bool:
     return had
 
 
-def set_active(session: Session, email: str, active: bool) -> tuple[User, bool]:
+def set_active(session: DbSession, email: str, active: bool) -> tuple[User, bool]:
     """Let a person log in again, or stop them; returns the user and whether anything changed.
 
     Deactivating keeps the account and its history (their name stays on what
@@ -157,7 +157,7 @@ def set_active(session: Session, email: str, active: bool) -> tuple[User, bool]:
     return user, changed
 
 
-def reset_password(session: Session, email: str, password: str) -> User:
+def reset_password(session: DbSession, email: str, password: str) -> User:
     """Give a person a new password (create-user's strength rule) and clear a lock-out.
 
     Does not activate an inactive account: that is a decision of its own
@@ -181,7 +181,7 @@ class Credentials:
     password_ok: bool
 
 
-def check_credentials(session: Session, email: str, password: str) -> Credentials:
+def check_credentials(session: DbSession, email: str, password: str) -> Credentials:
     """Read the account and check the password - one scrypt hash in every case (an
     unknown email, a locked or inactive account alike), so the time taken tells nothing.
 
@@ -197,7 +197,7 @@ def check_credentials(session: Session, email: str, password: str) -> Credential
     return Credentials(user.id, check_password_hash(user.password_hash, password))
 
 
-def record_attempt(session: Session, credentials: Credentials, *,
+def record_attempt(session: DbSession, credentials: Credentials, *,
                    now: datetime | None = None) -> User | None:
     """Count a failed attempt (locking the account after ``MAX_FAILURES``) or let the
     person in; the user when the login succeeds.
@@ -236,7 +236,7 @@ def record_attempt(session: Session, credentials: Credentials, *,
 
 
 def authenticate(
-    session: Session, email: str, password: str, *, now: datetime | None = None
+    session: DbSession, email: str, password: str, *, now: datetime | None = None
 ) -> User | None:
     """The user when *email* and *password* are right; count failures and lock the
     account after ``MAX_FAILURES``. Unknown email, wrong password, a locked or inactive
@@ -245,7 +245,7 @@ def authenticate(
     return record_attempt(session, check_credentials(session, email, password), now=now)
 
 
-def load_user(session: Session, user_id: str) -> User | None:
+def load_user(session: DbSession, user_id: str) -> User | None:
     """The logged-in person of a session, if the account still exists, is active and the
     session is of its current session version (``User.get_id``: "id.version")."""
     number, _, version = user_id.partition(".")
