@@ -133,7 +133,7 @@ def resolve(session: DbSession, code: str,
 class Replacement:
     """A SOR code closed by the day asked about that names a successor."""
 
-    organisation: Organisation
+    organisation: ItemRow
     successors: Successors
     within_window: bool  # closed less than SOR_SUCCESSOR_WARNING_DAYS ago, a successor in force
 
@@ -147,14 +147,24 @@ class Replacement:
         return f"{text}; none of its successors is in force"
 
 
+# The organisation of one SOR code whatever its validity (built once: the fast reads).
+_ORGANISATION = select(*ITEM_COLUMNS).where(Organisation.sor_code == bindparam("code"))
+
+
 def replacement(session: DbSession, sor_code: str, day: date,
-                window_days: int | None = None) -> Replacement | None:
-    """What replaced *sor_code* if it was closed by *day* and names a successor.
+                window_days: int | None = None,
+                organisation: ItemRow | None = None) -> Replacement | None:
+    """What replaced *sor_code* (*organisation*, when the caller has read it) if it was
+    closed by *day* and names a successor.
 
     Within the window when *day* is less than *window_days* (default:
     ``SOR_SUCCESSOR_WARNING_DAYS``) after the closing and a successor is in force on *day*.
+    The organisation is read as the lookups read (``sorregistry.reads``); the walk to the
+    successors, only for a code that names one, through the session.
     """
-    organisation = session.get(Organisation, sor_code)
+    if organisation is None:
+        rows = reads(session).rows(_ORGANISATION, {"code": sor_code})
+        organisation = rows[0] if rows else None
     if organisation is None or not organisation.replaced_by or organisation.valid_to is None \
             or organisation.valid_to > day:
         return None
@@ -349,7 +359,7 @@ def _replacement_findings(session: DbSession, result: Validation,
                           window_days: int | None) -> None:
     """Name the successors of a SOR code closed by the period's end; a code closed before
     the period only warns while its period ends within the window after the closing."""
-    replaced = replacement(session, organisation.sor_code, end, window_days)
+    replaced = replacement(session, organisation.sor_code, end, window_days, organisation)
     if replaced is None or not replaced.successors.active:
         return
     result.successors = replaced.successors.active
