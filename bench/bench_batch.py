@@ -52,7 +52,10 @@ from bench_lookups import (
     temp_dir,
 )
 from common import load_generator, say, terminate_on_signal
+from sqlalchemy import event
 
+from sorregistry.app import create_app
+from sorregistry.extensions import db
 from tests.support.postgres import Server
 
 BATCH = 500
@@ -129,11 +132,6 @@ def count_statements(url: str, token: str,
                      plan: dict[str, tuple[list[str], dict[str, str]]]) -> dict[str, int]:
     """The SQL statements one batch runs, per scenario (after a first request, so that
     the worker knows the token: authentication is not counted)."""
-    from sqlalchemy import event
-
-    from sorregistry.app import create_app
-    from sorregistry.extensions import db
-
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench",
                       "SOR_ENV": "production", "RATELIMIT_ENABLED": False})
     counted: list[str] = []

@@ -27,7 +27,7 @@ from sorregistry.request_id import current_request_id
 ACTIONS = (
     "login", "login_failed", "logout", "session_ended",
     "user_created", "user_deactivated", "user_activated", "password_set",
-    "client_created", "client_revoked",
+    "client_created", "client_revoked", "role_granted", "role_revoked",
     "application_approved", "application_rejected", "information_requested",
     "application_withdrawn", "application_submitted",
     "register_changed", "register_imported", "other_municipality_read",

@@ -44,6 +44,8 @@ ACTION_NAMES = {
     "password_set": lazy_gettext("Adgangskode sat"),
     "client_created": lazy_gettext("API-klient oprettet"),
     "client_revoked": lazy_gettext("API-klient tilbagekaldt"),
+    "role_granted": lazy_gettext("Rolle tildelt"),
+    "role_revoked": lazy_gettext("Rolle tilbagekaldt"),
     "application_approved": lazy_gettext("Ansøgning godkendt"),
     "application_rejected": lazy_gettext("Ansøgning afvist"),
     "information_requested": lazy_gettext("Oplysninger anmodet"),

@@ -5,7 +5,7 @@ the unit; approval names them on the unit (replaced_by) and the unit on them
 (replaces). A JSON list of SOR codes, NULL when none.
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0018
 Create Date: 2026-12-05 10:00:00
 
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0016'
-down_revision = '0013'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
