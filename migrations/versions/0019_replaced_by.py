@@ -4,7 +4,7 @@ A change application's closing date may come with the SOR codes that take over f
 the unit; approval names them on the unit (replaced_by) and the unit on them
 (replaces). A JSON list of SOR codes, NULL when none.
 
-Revision ID: 0016
+Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-05 10:00:00
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0016'
+revision = '0019'
 down_revision = '0018'
 branch_labels = None
 depends_on = None
