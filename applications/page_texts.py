@@ -54,6 +54,7 @@ FIELD_LABELS = {
     "gln": lazy_gettext("GLN (EAN-lokationsnummer)"),
     "shak": lazy_gettext("SHAK-kode"),
     "closing_date": lazy_gettext("Lukkedato"),
+    "replaced_by": lazy_gettext("Erstattet af (SOR-koder)"),
     "remarks": lazy_gettext("Bemærkninger"),
     "address": lazy_gettext("Adresse"),
     "reason": lazy_gettext("Begrundelse"),
@@ -74,7 +75,8 @@ FINDING_TEXTS = {
                              "måske ikke en SOR-kode."),
     "ignored": lazy_gettext("En kommunal institution hører under kommunen; det angivne "
                             "CVR-nummer bruges ikke."),
-    "change_fields": lazy_gettext("SOR-kode og lukkedato bruges kun ved ændringsansøgninger."),
+    "change_fields": lazy_gettext("SOR-kode, lukkedato og efterfølgere bruges kun ved "
+                                  "ændringsansøgninger."),
     "no_change": lazy_gettext("Angiv hvad der skal ændres."),
     "owner_level": lazy_gettext("En institutionsejer (IE) ændres ikke ved ansøgning."),
     "ownership_change": lazy_gettext("Skift af ejer kræver en ny SOR-kode: søg om en ny."),
@@ -83,6 +85,8 @@ FINDING_TEXTS = {
     "other_municipality": lazy_gettext("Enheden ligger i en anden kommune end ansøgerens."),
     "too_long": lazy_gettext("Højst 60 tegn."),
     "before_start": lazy_gettext("Lukkedatoen ligger før enhedens startdato."),
+    "itself": lazy_gettext("En enhed kan ikke erstatte sig selv."),
+    "successor_not_in_force": lazy_gettext("Efterfølgeren er ikke i kraft på lukkedatoen."),
 }
 # Why a duplicate candidate was found (the service's reason), in the page's language.
 CANDIDATE_REASONS = {

@@ -256,7 +256,8 @@ def _render_form(
 
 def _values_of(application: Application) -> dict[str, Any]:
     values = {name: getattr(application, name) for name in service.EDITABLE_FIELDS}
-    return {name: ("" if value is None else str(value)) for name, value in values.items()}
+    return {name: ("" if value is None else ", ".join(value) if isinstance(value, list)
+                   else str(value)) for name, value in values.items()}
 
 
 @municipality_bp.get("/applications/new")

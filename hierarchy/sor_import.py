@@ -12,13 +12,18 @@ bytes per entity):
 - **unchanged**: nothing is written at all, so re-importing an unchanged
   export is cheaper than the first import.
 
+A replacement link the files give on one side only is filled in on the other
+(``import_links``): rows are completed as they stream, and the sides that only the
+whole files settle are written as versions at the end.
+
 Entities the register holds but the export does not are then closed (never
 deleted). Everything happens inside one savepoint: a file that cannot be read
 to its end raises :class:`SorFileError` and leaves the register as it was.
 
 This module is the public API and the order of the steps; each step is a module of
 its own: ``import_classify`` (rows and their classification), ``import_writer`` (how
-rows reach the database), ``import_close`` (what the files leave out), and
+rows reach the database), ``import_close`` (what the files leave out), ``import_links``
+(both sides of replacement links), and
 ``hierarchy.changes`` for what every recorded change is made of (versions, the narrow
 search rows, feed positions, the register version).
 """
@@ -43,6 +48,7 @@ from hierarchy.import_close import (
     missing_codes,
     refuse_mass_withdrawal,
 )
+from hierarchy.import_links import Links, fill_in, load_links
 from hierarchy.import_writer import ImportWriter, process_wide_switch_interval
 from hierarchy.models import LEVELS, ImportRun
 from hierarchy.sor_xml import SorFileError, SorHeader, read_sor_export
@@ -96,6 +102,10 @@ class ImportResult:
                 f"{level:<6}{total:>9}{c['new']:>9}{c['changed']:>9}{c['derived']:>10}"
                 f"{c['unchanged']:>10}{c['closed']:>9}{c['skipped']:>9}"
             )
+        linked = sum(c["linked"] for c in self.counts.values())
+        if linked:
+            lines.append(f"{linked} organisations had the other side of a replacement "
+                         "filled in or taken away")
         if self.problem_count:
             lines.append(f"{self.problem_count} entities skipped:")
             for problem in self.problems[:20]:
@@ -189,8 +199,12 @@ def _import(
     session.add(run)
     session.flush()
     result.run_ids.append(run.id)
+    seen: set[str] = set()
+    links = Links(load_links(connection), seen)
     stream = _Stream(
         writer=ImportWriter(connection, now),
+        links=links,
+        seen=seen,
         recording=changes.recording(session),  # before the writer's thread uses the connection
         known=load_known(connection),
         result=result,
@@ -237,6 +251,9 @@ def _import(
                        note=" (absent from the export: closed)")
         result.add(stream.known[closed.sor_code].level, "closed")
     stream.writer.finish()
+    for filled in fill_in(connection, links.corrections(stream.known), now, stream.version_row):
+        result.add(filled.level, "linked")
+    # After fill_in: its versions are the run's too (same commit), so they get entries.
     changes.record_import_entries(connection, stream.recording, run.id, stream.derived, now,
                                   stream.reference)
 
@@ -253,7 +270,7 @@ def _import(
     if any(
         counter[action]
         for counter in result.counts.values()
-        for action in ("new", "changed", "derived", "closed")
+        for action in ("new", "changed", "derived", "closed", "linked")
     ):
         # Written through the connection (COPY), unseen by the session's hooks.
         changes.mark_register_changed(session)
@@ -268,6 +285,7 @@ class _Stream:
     """The state of one import while the files stream through it."""
 
     writer: ImportWriter
+    links: Links
     recording: changes.Recording
     known: dict[str, Known]
     result: ImportResult
@@ -285,17 +303,20 @@ class _Stream:
 
     def version(self, sor_code: str, version: int, snapshot: str, note: str = "") -> None:
         """Record a new version of *sor_code* (its own values' canonical JSON *snapshot*)."""
-        self.writer.version(
-            self.recording.version_row(
-                sor_code,
-                version,
-                snapshot,
-                recorded_at=self.now,
-                source="import",
-                actor=self.actor,
-                reference=self.reference + note,
-                import_run_id=self.run_id,
-            )
+        self.writer.version(self.version_row(sor_code, version, snapshot, note))
+
+    def version_row(self, sor_code: str, version: int, snapshot: str,
+                    note: str = " (replacement filled in)") -> changes.VersionRow:
+        """The version row of a change this import records."""
+        return self.recording.version_row(
+            sor_code,
+            version,
+            snapshot,
+            recorded_at=self.now,
+            source="import",
+            actor=self.actor,
+            reference=self.reference + note,
+            import_run_id=self.run_id,
         )
 
     def read(self, path: Path, strict: bool, progress: Callable[[int], None] | None) -> None:
@@ -305,7 +326,8 @@ class _Stream:
             entities = read_sor_export(reader, self.headers)
             rows = register_rows(entities, path.name, self.seen, self.skipped, self.problems,
                                  strict)
-            for row, snapshot in rows:
+            for read, read_snapshot in rows:
+                row, snapshot = self.links.complete(read, read_snapshot)
                 sor_code = row["sor_code"]
                 level = row["level"]
                 if level == "IE":

@@ -156,6 +156,7 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_RATELIMIT_SYNC_HITS": ("RATELIMIT_SYNC_HITS", _as_int),
     "SOR_RATELIMIT_SYNC_SECONDS": ("RATELIMIT_SYNC_SECONDS", _as_int),
     "SOR_MAX_WITHDRAWAL_SHARE": ("MAX_WITHDRAWAL_SHARE", _as_share),
+    "SOR_SUCCESSOR_WARNING_DAYS": ("SUCCESSOR_WARNING_DAYS", _as_int),
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -248,6 +249,9 @@ DEFAULTS: dict[str, Any] = {
     # date, they stay in the file) and a monthly SOR export closes a few per cent; an
     # excerpt or a truncated download withdraws nearly everything.
     "MAX_WITHDRAWAL_SHARE": 0.10,
+    # A SOR code closed and replaced by another only warns (resolve, reporting-unit
+    # validation) for this many days after its closing; 0: never.
+    "SUCCESSOR_WARNING_DAYS": 365,
     # Requests larger than this are refused with 413 before any view runs.
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "API_TITLE": "SOR registry",
