@@ -178,13 +178,16 @@ def _address(element: etree._Element) -> dict[str, str] | None:
             parts[key] = value
     if not parts:
         return None
-    street = " ".join(
-        part for part in (parts.get("street_name"), parts.get("building")) if part
-    )
-    extra = ", ".join(part for part in (parts.get("floor"), parts.get("suite")) if part)
-    if street:
-        parts["street"] = f"{street}, {extra}" if extra else street
+    if street := street_line(parts):
+        parts["street"] = street
     return parts
+
+
+def street_line(parts: dict[str, str]) -> str:
+    """The one-line street of an address's parts: "Vej 12, 2. tv" (the address's ``street``)."""
+    street = " ".join(part for part in (parts.get("street_name"), parts.get("building")) if part)
+    extra = ", ".join(part for part in (parts.get("floor"), parts.get("suite")) if part)
+    return f"{street}, {extra}" if street and extra else street
 
 
 def _sor_codes(element: etree._Element) -> list[str]:
@@ -494,4 +497,4 @@ def _expected_level(stack: list[tuple[str, str | None]]) -> tuple[str, ...]:
     return {"IE": ("SI",), "SI": ("OE",), "OE": ("OE",)}[parent]
 
 
-__all__ = ["SorEntity", "SorFileError", "SorHeader", "read_sor_export"]
+__all__ = ["SorEntity", "SorFileError", "SorHeader", "read_sor_export", "street_line"]
