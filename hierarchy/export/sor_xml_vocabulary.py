@@ -123,17 +123,15 @@ class Vocabulary:
     ean_details: tuple[tuple[str, Name], ...]  # key in attributes["ean"], element
     address_codes: bool
     fields: dict[str, tuple[str, ...]]  # the writer's field methods, per level, in order
-    root: str = ""
-    containers: dict[str, str] = field(default_factory=dict)  # level -> "{ns}...Entity"
+    containers: dict[str, Name] = field(default_factory=dict)  # level -> the ...Entity
     entities: dict[str, Name] = field(default_factory=dict)  # level -> the entity element
     specialities: tuple[Name, Name] = (("", ""), ("", ""))
 
     def __post_init__(self) -> None:
         own = self.own
-        object.__setattr__(self, "root", f"{{{own}}}SorTree")
         object.__setattr__(self, "containers", {
-            "IE": f"{{{own}}}InstitutionOwnerEntity", "SI": f"{{{own}}}HealthInstitutionEntity",
-            "OE": f"{{{own}}}OrganizationalUnitEntity"})
+            "IE": (own, "InstitutionOwnerEntity"), "SI": (own, "HealthInstitutionEntity"),
+            "OE": (own, "OrganizationalUnitEntity")})
         object.__setattr__(self, "entities", {
             "IE": (own, "InstitutionOwner"), "SI": (own, "HealthInstitution"),
             "OE": (own, "OrganizationalUnit")})

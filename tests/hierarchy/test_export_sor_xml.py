@@ -191,10 +191,16 @@ def test_a_row_whose_parent_is_not_written_is_skipped_with_its_subtree():
     assert stats.written == {"IE": 1, "SI": 1, "OE": 0}
 
 
-def test_text_that_xml_cannot_hold_is_replaced_not_fatal():
-    rows = [_row(IE, "IE", None, name="Klinik\x01 <A&B> \"æøå\"\ud800")]
+def test_every_value_is_escaped_and_what_xml_cannot_hold_is_replaced_not_fatal():
+    name = "Klinik\x01 <A&B> \"æøå\" ]]> a\rb\ud800 &amp;"
+    rows = [_row(IE, "IE", None, name=name, attributes={"local_code": "</sor1:LocalCode>"},
+                 postal_address={"street_name": "Vej", "country": 'D"K'})]
     root = _written(rows)
-    assert root.findtext(".//{*}EntityName") == "Klinik\ufffd <A&B> \"æøå\"\ufffd"
+    assert root.findtext(".//{*}EntityName") == (
+        "Klinik\ufffd <A&B> \"æøå\" ]]> a\rb\ufffd &amp;")
+    assert root.findtext(".//{*}LocalCode") == "</sor1:LocalCode>"
+    assert root.find(".//{*}CountryIdentificationCode").text == 'D"K'
+    assert root.find(".//{*}CountryIdentificationCode").get("scheme") == "iso3166-alpha2"
 
 
 def test_an_address_typed_as_one_line_is_written_as_its_street_name():
