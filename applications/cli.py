@@ -6,10 +6,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from applications.mail_intake import ImapSettings, MailIntakeError
+from applications.mail_imap import ImapSettings, MailIntakeError
 from applications.mail_intake import fetch_mail as fetch
 from applications.mail_service import ContactError
 from applications.mail_service import add_contact as add
+from applications.mail_trust import SenderPolicy, TrustConfigurationError
 from hierarchy.codes import municipalities
 from sorregistry.commands import fail
 from sorregistry.extensions import db
@@ -48,10 +49,14 @@ def fetch_mail(limit: int | None) -> None:
     config = current_app.config
     try:
         settings = ImapSettings.from_config(config)
+        senders = SenderPolicy.from_config(config)
         result = fetch(
             db.session, settings, max_size=int(config["IMAP_MAX_MESSAGE_SIZE"]),
+            senders=senders, max_per_sender_hour=int(config["MAIL_MAX_PER_SENDER_HOUR"]),
             limit=limit, echo=click.echo,
         )
+    except TrustConfigurationError as exc:
+        fail(exc)
     except MailIntakeError as exc:
         if exc.result is not None and exc.result.lines:
             click.echo(f"Before the error: {exc.result.summary()}")

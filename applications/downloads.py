@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from flask import Response
 
+from applications.mail_headers import safe_filename
 from applications.mail_models import IncomingMail
 from applications.models import ApplicationAttachment
 
@@ -33,6 +34,12 @@ def attachment(file: ApplicationAttachment) -> Response:
 
 
 def _disposition(filename: str) -> str:
-    """A download named *filename*: an ASCII fallback and the UTF-8 name (RFC 6266)."""
-    ascii_name = filename.encode("ascii", "replace").decode("ascii").replace('"', "")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+    """A download named *filename*: an ASCII fallback and the UTF-8 name (RFC 6266).
+
+    The name is made safe again here (:func:`~applications.mail_headers.safe_filename`):
+    names stored before the intake cleaned them may hold CR, LF or other control
+    characters, which no header may carry.
+    """
+    name = safe_filename(filename)
+    ascii_name = name.encode("ascii", "replace").decode("ascii").replace('"', "")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"

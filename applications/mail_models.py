@@ -32,6 +32,11 @@ TRIAGE_REASONS = (
     "unknown_sender",  # the From address is not a registered municipality contact
     "oversized",  # larger than IMAP_MAX_MESSAGE_SIZE: kept raw, not parsed
     "application_error",  # the applications service failed on it (see ``problems``)
+    "unauthenticated",  # from a contact's address, but the sender is not authenticated
+    "rate_limited",  # more than MAIL_MAX_PER_SENDER_HOUR mails from the sender in an hour
+    "message_id_reused",  # another mail in the ledger has its Message-ID, other content
+    "unparseable",  # the MIME parser gave up on its body (see ``problems``)
+    "failed",  # handling it raised; the error's class and message are in ``problems``
 )
 TRIAGE_STATUSES = ("open", "resolved")
 
@@ -61,6 +66,8 @@ class IncomingMail(Base):
         ),
         # The highest UID already read, per mailbox and UIDVALIDITY.
         Index("ix_incoming_mails_location", "mailbox", "uidvalidity", "uid"),
+        # How many mails one sender sent in the last hour (the intake's rate limit).
+        Index("ix_incoming_mails_sender_received", "sender", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
@@ -78,6 +85,9 @@ class IncomingMail(Base):
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     # The sender's municipality, when the sender is a registered contact.
     municipality_code: Mapped[str | None] = mapped_column(String(4))
+    # How the sender was authenticated, or why not (applications.mail_trust), for a
+    # mail from a registered contact: "dmarc=pass", "dkim=pass for kk.dk", ...
+    authentication: Mapped[str | None] = mapped_column(String(500))
     outcome: Mapped[str] = mapped_column(String(20))
     # No foreign key: the applications table belongs to another migration.
     application_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -1,4 +1,4 @@
-"""Reading an emailed application: the template, and a MIME message to fields.
+"""Reading an emailed application: the template's ``Felt: værdi`` lines to fields.
 
 Municipalities apply by mail with a template of ``Felt: værdi`` lines (the
 README's "Emailed applications" shows it)::
@@ -19,21 +19,14 @@ signature or a quoted reply. A mail is *readable* when it names at least the
 kind of application and the institution. Checking the values (CVR modulus 11,
 SOR codes, …) is the applications service's job; the parser only normalises
 the obvious: institution type names to SNOMED CT codes, dates to ISO form.
+Getting the text out of a MIME message is :mod:`applications.mail_message`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import mimetypes
 import re
-from dataclasses import dataclass, field
 from datetime import date
-from email import policy
-from email.message import EmailMessage, Message
-from email.parser import BytesParser
-from email.utils import parseaddr
 from functools import cache
-from html.parser import HTMLParser
 from typing import Any
 
 from hierarchy.codes import _rows
@@ -42,16 +35,8 @@ from hierarchy.text import fold
 __all__ = [
     "FIELD_LABELS",
     "TEMPLATE",
-    "Attachment",
-    "ParsedMail",
-    "body_text",
-    "html_to_text",
     "institution_type_code",
-    "message_key",
-    "parse_mail",
     "parse_template",
-    "read_headers",
-    "sender_address",
 ]
 
 # The template as municipalities get it; the README shows the same text.
@@ -311,199 +296,3 @@ def _problems(values: dict[str, list[str]], fields: dict[str, Any]) -> list[str]
     if not fields.get("institution_name"):
         problems.append("'Institutionens navn' is missing")
     return problems
-
-
-# -- HTML --------------------------------------------------------------------------------
-
-
-class _TextExtractor(HTMLParser):
-    """HTML to text: blocks become lines, table cells are separated by tabs."""
-
-    _BLOCKS = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table",
-               "ul", "ol", "blockquote", "pre", "hr", "section", "article", "header",
-               "footer", "dt", "dd"}
-    _SKIP = {"script", "style", "head", "title"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skipping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skipping += 1
-        elif tag in ("td", "th"):
-            self.parts.append("\t")
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-        if tag == "blockquote":
-            self.parts.append(_QUOTE_START)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self._skipping = max(0, self._skipping - 1)
-        elif tag in self._BLOCKS:
-            self.parts.append("\n")
-        if tag == "blockquote":
-            self.parts.append(_QUOTE_END)
-
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self.parts.append(re.sub(r"\s+", " ", data))
-
-
-# Private-use characters marking a blockquote's start and end in the extracted text.
-_QUOTE_START, _QUOTE_END = "\ue000", "\ue001"
-
-
-def html_to_text(html: str) -> str:
-    """Readable text from an HTML mail body (stdlib only).
-
-    Quoted replies (``<blockquote>``) come out with "> " before each line, as
-    mail programs write them in plain text, so the template parser stops there.
-    """
-    extractor = _TextExtractor()
-    extractor.feed(html)
-    extractor.close()
-    lines: list[str] = []
-    depth = 0
-    for line in "".join(extractor.parts).replace("\xa0", " ").split("\n"):
-        quoted = depth > 0 or _QUOTE_START in line
-        depth += line.count(_QUOTE_START) - line.count(_QUOTE_END)
-        line = line.replace(_QUOTE_START, "").replace(_QUOTE_END, "")
-        # Collapse spaces, drop a row's leading empty cell; tabs between cells stay.
-        line = re.sub(r" {2,}", " ", line).strip(" \t")
-        lines.append("> " + line if quoted and line else line)
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-# -- the message ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Attachment:
-    filename: str
-    content_type: str
-    data: bytes
-
-
-@dataclass
-class ParsedMail:
-    """What the intake reads from one message."""
-
-    message_id: str
-    sender: str | None
-    subject: str
-    text: str
-    fields: dict[str, Any] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    attachments: list[Attachment] = field(default_factory=list)
-
-    @property
-    def readable(self) -> bool:
-        return not self.problems
-
-
-def message_key(message_id: str | None, raw: bytes) -> str:
-    """The ledger's key: the Message-ID, or a digest of the raw bytes when it has none.
-
-    An overlong Message-ID (the column holds 255) is replaced by its own digest,
-    which is as stable as the id itself.
-    """
-    if message_id:
-        cleaned = " ".join(message_id.split())
-        if cleaned:
-            if len(cleaned) <= 255:
-                return cleaned
-            return "sha256-id:" + hashlib.sha256(cleaned.encode("utf-8", "replace")).hexdigest()
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
-
-
-def _decode(part: Message) -> str:
-    """A text part's content as str, whatever its transfer encoding and charset.
-
-    ISO-8859-1 is read as windows-1252 (its superset, and what Windows mail
-    programs really send); a wrong or unknown charset falls back to
-    windows-1252 rather than failing.
-    """
-    data = part.get_payload(decode=True) or b""
-    charset = (part.get_content_charset() or "").lower()
-    if charset in ("iso-8859-1", "iso8859-1", "latin-1", "latin1", "l1"):
-        charset = "windows-1252"
-    elif charset in ("", "us-ascii", "ascii"):
-        charset = "utf-8"  # undeclared 8-bit text is nowadays UTF-8 more often than not
-    try:
-        return data.decode(charset)
-    except (LookupError, UnicodeDecodeError):
-        return data.decode("windows-1252", errors="replace")
-
-
-def body_text(message: EmailMessage) -> str:
-    """The mail's text: its plain body, or its HTML body made text."""
-    body = message.get_body(preferencelist=("plain", "html"))
-    if body is None:
-        return ""
-    text = _decode(body)
-    if body.get_content_subtype() == "html":
-        return html_to_text(text)
-    return text.replace("\r\n", "\n")
-
-
-def _attachments(message: EmailMessage) -> list[Attachment]:
-    body = message.get_body(preferencelist=("plain", "html"))
-    found: list[Attachment] = []
-    for part in message.walk():
-        if part is body or part.is_multipart():
-            continue
-        filename = part.get_filename()
-        if part.get_content_disposition() != "attachment" and not filename:
-            continue  # an alternative body or an unnamed inline part
-        content_type = part.get_content_type()
-        if content_type == "message/rfc822":
-            inner = part.get_payload()
-            data = inner[0].as_bytes() if isinstance(inner, list) and inner else b""
-        else:
-            data = part.get_payload(decode=True) or b""
-        if not filename:
-            extension = mimetypes.guess_extension(content_type) or ".bin"
-            filename = f"bilag-{len(found) + 1}{extension}"
-        found.append(Attachment(filename=filename, content_type=content_type, data=data))
-    return found
-
-
-def sender_address(message: Message) -> str | None:
-    """The From address, lower-cased; None when there is no usable one."""
-    raw = message.get("From")
-    if raw is None:
-        return None
-    try:
-        addresses = getattr(raw, "addresses", None)
-        if addresses:
-            address = addresses[0].addr_spec
-        else:
-            address = parseaddr(str(raw))[1]
-    except (IndexError, ValueError):
-        address = parseaddr(str(raw))[1]
-    address = address.strip().lower()
-    return address if "@" in address else None
-
-
-def read_headers(raw: bytes) -> EmailMessage:
-    """The message's headers only (for mails too large to parse)."""
-    return BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
-
-
-def parse_mail(raw: bytes) -> ParsedMail:
-    """Parse a raw RFC 822 message into the template's fields, problems and attachments."""
-    message = BytesParser(policy=policy.default).parsebytes(raw)
-    text = body_text(message)
-    fields, problems = parse_template(text)
-    return ParsedMail(
-        message_id=message_key(message.get("Message-ID"), raw),
-        sender=sender_address(message),
-        subject=str(message.get("Subject", "") or ""),
-        text=text,
-        fields=fields,
-        problems=problems,
-        attachments=_attachments(message),
-    )

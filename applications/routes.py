@@ -168,8 +168,9 @@ class ApplicationValidate(MethodView):
     @require("municipality", "sds")
     def post(self, application_id: int) -> dict[str, Any]:
         """Errors (block submission) and warnings, with possible duplicates and candidates."""
-        application = service.get_application(db.session, _actor(), _check_id(application_id))
-        return service.validate_application(db.session, application).as_dict()
+        actor = _actor()
+        application = service.get_application(db.session, actor, _check_id(application_id))
+        return service.validate_application(db.session, application, actor).as_dict()
 
 
 @blp.route("/applications/<int:application_id>/attachments/<int:attachment_id>",

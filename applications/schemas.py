@@ -194,6 +194,9 @@ class ApplicationFindingSchema(Schema):
     message = fields.String(**_d("Explanation", "Forklaring"))
     candidates = fields.List(fields.Nested(DuplicateCandidateSchema),
                              **_d("Possible duplicates", "Mulige dubletter"))
+    elsewhere = fields.Boolean(**_d(
+        "A possible duplicate among other municipalities' applications, not shown",
+        "En mulig dublet blandt andre kommuners ansøgninger, som ikke vises"))
 
 
 class ApplicationValidationSchema(Schema):

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from applications import downloads, mail_service, service
+from applications.mail_message import parse_mail
 from applications.mail_models import IncomingMail
-from applications.mail_template import parse_mail
 from applications.models import DECIDED_STATUSES, STATUSES, Application
 from hierarchy.codes import entity_type_choices, entity_type_name, municipalities
 from sorregistry.database import write_step
@@ -278,7 +278,7 @@ def review_application(application_id: int) -> str:
     found = _application(application_id)
     validation = None
     if found.status not in DECIDED_STATUSES:
-        validation = service.validate_application(db.session, found)
+        validation = service.validate_application(db.session, found, actor_for(current_user))
     return render_template(
         "applications/staff_application.html", application=found, validation=validation,
         duplicates=[w for w in (validation.warnings if validation else []) if w.candidates],
@@ -471,6 +471,11 @@ TRIAGE_REASONS = {
     "unknown_sender": lazy_gettext("Ukendt afsender"),
     "oversized": lazy_gettext("For stor"),
     "application_error": lazy_gettext("Oplysninger kunne ikke bruges"),
+    "unauthenticated": lazy_gettext("Afsenderen kunne ikke bekræftes"),
+    "rate_limited": lazy_gettext("For mange mails fra afsenderen"),
+    "message_id_reused": lazy_gettext("Message-ID brugt af en anden mail"),
+    "unparseable": lazy_gettext("Kan ikke læses"),
+    "failed": lazy_gettext("Behandlingen fejlede"),
 }
 
 

@@ -28,6 +28,7 @@ from sorregistry import (
     health,
     i18n,
     pages,
+    ratelimit,
     request_id,
 )
 from sorregistry import config as sor_config
@@ -101,6 +102,7 @@ def register_core(app: Flask) -> None:
     """What every feature relies on: the OpenAPI document, errors, pages, health."""
     request_id.init_app(app)
     api.init_app(app)
+    ratelimit.init_app(app)  # before the guards: a client over its limit costs no more work
     guards.init_app(app)
     errors.init_app(app)
     i18n.init_app(app)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from limits import parse_many
 
 from sorregistry.responses import dumps_text
 
@@ -25,6 +26,12 @@ def _as_bool(value: str) -> bool:
 
 def _as_int(value: str) -> int:
     return int(value.strip())
+
+
+def _as_rate_limit(value: str) -> str:
+    """A rate limit in Flask-Limiter's notation ("1200 per minute", "10/second;100/hour")."""
+    parse_many(value)  # raises ValueError on anything else
+    return value.strip()
 
 
 ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
@@ -53,12 +60,24 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_IMAP_STARTTLS": ("IMAP_STARTTLS", _as_bool),
     "SOR_IMAP_TIMEOUT": ("IMAP_TIMEOUT", _as_int),
     "SOR_IMAP_MAX_MESSAGE_SIZE": ("IMAP_MAX_MESSAGE_SIZE", _as_int),
+    "SOR_MAIL_SENDER_AUTH": ("MAIL_SENDER_AUTH", str),
+    "SOR_MAIL_TRUSTED_AUTHSERV_ID": ("MAIL_TRUSTED_AUTHSERV_ID", str),
+    "SOR_MAIL_MAX_PER_SENDER_HOUR": ("MAIL_MAX_PER_SENDER_HOUR", _as_int),
     "SOR_MAX_CONTENT_LENGTH": ("MAX_CONTENT_LENGTH", _as_int),
     "SOR_FAST_READS": ("FAST_READS", _as_bool),
     "SOR_COOKIE_SECURE": ("SOR_COOKIE_SECURE", _as_bool),
     "SOR_FORCE_HTTPS": ("FORCE_HTTPS", _as_bool),
     "SOR_SESSION_IDLE_MINUTES": ("SESSION_IDLE_MINUTES", _as_int),
     "SOR_SESSION_MAX_HOURS": ("SESSION_MAX_HOURS", _as_int),
+    "SOR_RATELIMIT_ENABLED": ("RATELIMIT_ENABLED", _as_bool),
+    "SOR_RATELIMIT_STORAGE_URL": ("RATELIMIT_STORAGE_URL", str),
+    "SOR_RATELIMIT_API": ("RATELIMIT_API", _as_rate_limit),
+    "SOR_RATELIMIT_ANONYMOUS": ("RATELIMIT_ANONYMOUS", _as_rate_limit),
+    "SOR_RATELIMIT_LOGIN_ACCOUNT": ("RATELIMIT_LOGIN_ACCOUNT", _as_rate_limit),
+    "SOR_RATELIMIT_LOGIN_ADDRESS": ("RATELIMIT_LOGIN_ADDRESS", _as_rate_limit),
+    "SOR_RATELIMIT_MAIL_SENDER": ("RATELIMIT_MAIL_SENDER", _as_rate_limit),
+    "SOR_RATELIMIT_SYNC_HITS": ("RATELIMIT_SYNC_HITS", _as_int),
+    "SOR_RATELIMIT_SYNC_SECONDS": ("RATELIMIT_SYNC_SECONDS", _as_int),
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -93,10 +112,30 @@ DEFAULTS: dict[str, Any] = {
     "IMAP_TIMEOUT": 60,
     # Mails larger than this are kept raw but not parsed (they become triage items).
     "IMAP_MAX_MESSAGE_SIZE": 10 * 1024 * 1024,
+    # How the intake authenticates a mail's sender (applications/mail_trust.py): None
+    # is "authentication-results" when the receiving server's authserv-id is given,
+    # else "dkim"; "none" (development only) believes any From address.
+    "MAIL_SENDER_AUTH": None,
+    "MAIL_TRUSTED_AUTHSERV_ID": None,
+    # More mails than this from one sender in an hour become triage items, not
+    # applications. A municipality sends a few a week; 30 leaves room for a batch.
+    "MAIL_MAX_PER_SENDER_HOUR": 30,
     # A login session ends after this long unused, and this long after the login
     # whatever happens (OWASP ASVS 3.3 level 2: 30 minutes idle, 12 hours absolute).
     "SESSION_IDLE_MINUTES": 30,
     "SESSION_MAX_HOURS": 12,
+    # Rate limits (sorregistry/ratelimit.py): None = on, except under TESTING. Counted in
+    # the database (sordb://) unless a Redis URL (redis://host:6379) or memory:// is given;
+    # each worker writes a bucket's count after SYNC_HITS hits or SYNC_SECONDS seconds.
+    "RATELIMIT_ENABLED": None,
+    "RATELIMIT_STORAGE_URL": "sordb://",
+    "RATELIMIT_API": "1200 per minute",
+    "RATELIMIT_ANONYMOUS": "120 per minute",
+    "RATELIMIT_LOGIN_ACCOUNT": "10 per minute",
+    "RATELIMIT_LOGIN_ADDRESS": "30 per minute",
+    "RATELIMIT_MAIL_SENDER": "30 per hour",
+    "RATELIMIT_SYNC_HITS": 50,
+    "RATELIMIT_SYNC_SECONDS": 5,
     # Requests larger than this are refused with 413 before any view runs.
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "API_TITLE": "SOR registry",

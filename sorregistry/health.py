@@ -28,6 +28,7 @@ from sorregistry.api import register_api
 from sorregistry.database import DbSession
 from sorregistry.errors import database_unavailable
 from sorregistry.extensions import db
+from sorregistry.ratelimit import exempt
 
 blp = Blueprint("health", __name__, description="Health of this instance / Tilstand")
 _REGISTER_VERSION = "sor.health.register_version"
@@ -76,6 +77,7 @@ def _revisions(directory: str) -> tuple[str, frozenset[str]]:
 
 
 @blp.route("/health")
+@exempt  # load balancers ask often; it must answer whoever asks
 class Health(MethodView):
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, schema=HealthSchema,

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from sqlalchemy.orm import Session
 
+from applications.mail_headers import clean_text, safe_filename
 from applications.models import SOURCES, Application, ApplicationAttachment
 from applications.service.access import check_owner, get_application
 from applications.service.actor import Actor
@@ -102,8 +103,8 @@ def add_attachment(
                             f"{MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB"})
     attachment = ApplicationAttachment(
         application=application,
-        filename=(filename or "vedhæftet fil")[:255],
-        content_type=(content_type or "application/octet-stream")[:255],
+        filename=safe_filename(filename),
+        content_type=clean_text(content_type or "application/octet-stream")[:255],
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         data=data,

@@ -4,6 +4,16 @@ Three signs, each its own warning with its candidates: the same ydernummer; the
 same owner CVR at the same address; a similar name in the same postcode. Names
 and streets are compared folded (:func:`hierarchy.text.fold`), so "Åbo" and
 "Aabo" are the same.
+
+Who sees what. The register is public, so its organisations are shown to anyone.
+Another municipality's application is not: a municipality that may not read it
+(:mod:`.access` answers 404) learns only that one exists - the finding says so and
+carries ``elsewhere`` - never its id, reference, name, address or status. Staff see
+every candidate. A draft is nobody's claim yet (it may never be sent), so another
+municipality's draft is no candidate at all, for staff either: a reviewer weighs
+applications that were submitted, and a municipality's drafts are its own business.
+Its own drafts are candidates for the municipality (two drafts of one institution
+are worth a warning).
 """
 
 from __future__ import annotations
@@ -12,9 +22,10 @@ from datetime import date
 from difflib import SequenceMatcher
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, or_, select
 
 from applications.models import OPEN_STATUSES, Application
+from applications.service.actor import Actor
 from applications.service.findings import Finding
 from hierarchy import service as register
 from hierarchy.models import Organisation
@@ -71,16 +82,23 @@ def _street(organisation: Organisation) -> str | None:
     return street
 
 
-def find_duplicates(session: DbSession, application: Application) -> list[Finding]:
+def find_duplicates(
+    session: DbSession, application: Application, viewer: Actor | None = None
+) -> list[Finding]:
     """Possible duplicates in the register and in other open applications, as warnings.
 
-    A change application's own target is not its duplicate.
+    *viewer* is who reads them: staff see every candidate; anyone else (and None) sees
+    them as the applying municipality may - another municipality's applications only
+    as ``elsewhere``. A change application's own target is not its duplicate.
     """
     findings: list[Finding] = []
     today = date.today()
     active = register.active_on_clause(today)
-    others = [Application.id != application.id, Application.status.in_(OPEN_STATUSES)]
+    own = application.municipality_code
+    others = [Application.id != application.id, Application.status.in_(OPEN_STATUSES),
+              or_(Application.status != "draft", Application.municipality_code == own)]
     exclude = application.target_sor_code
+    sees_all = viewer is not None and viewer.is_staff
 
     def org_rows(*conditions: ColumnElement[bool]) -> list[Organisation]:
         query = select(Organisation).where(*conditions, *active,
@@ -96,54 +114,54 @@ def find_duplicates(session: DbSession, application: Application) -> list[Findin
             .order_by(Application.id).limit(_CANDIDATES)
         ).scalars())
 
+    def finding(field: str, code: str, message: str, organisations: list[dict[str, Any]],
+                applications: list[Application], reason: str) -> None:
+        shown = [a for a in applications if sees_all or a.municipality_code == own]
+        elsewhere = len(shown) < len(applications)
+        if not organisations and not applications:
+            return
+        if elsewhere:
+            message += "; another municipality has an open application that may be the same"
+        findings.append(Finding(
+            field, code, message,
+            organisations + [_application_candidate(a, reason) for a in shown],
+            elsewhere=elsewhere,
+        ))
+
     if application.ydernummer:
-        candidates = [
-            _organisation_candidate(o, "same ydernummer")
-            for o in org_rows(Organisation.ydernummer == application.ydernummer)
-        ] + [
-            _application_candidate(a, "same ydernummer")
-            for a in app_rows(Application.ydernummer == application.ydernummer)
-        ]
-        if candidates:
-            findings.append(Finding(
-                "ydernummer", "duplicate_ydernummer",
-                f"ydernummer {application.ydernummer} is already registered or applied for",
-                candidates,
-            ))
+        reason = "same ydernummer"
+        finding(
+            "ydernummer", "duplicate_ydernummer",
+            f"ydernummer {application.ydernummer} is already registered or applied for",
+            [_organisation_candidate(o, reason)
+             for o in org_rows(Organisation.ydernummer == application.ydernummer)],
+            app_rows(Application.ydernummer == application.ydernummer), reason,
+        )
     owner_cvr = application.owner_cvr if application.ownership == "privat" else (
         application.municipality_cvr
     )
     if owner_cvr and application.postal_code and application.street:
-        candidates = [
-            _organisation_candidate(o, "same owner CVR and address")
-            for o in org_rows(Organisation.owner_cvr == owner_cvr,
-                              Organisation.eff_postal_code == application.postal_code)
-            if _same_street(_street(o), application.street)
-        ] + [
-            _application_candidate(a, "same owner CVR and address")
-            for a in app_rows(Application.owner_cvr == owner_cvr,
-                              Application.postal_code == application.postal_code)
-            if _same_street(a.street, application.street)
-        ]
-        if candidates:
-            findings.append(Finding(
-                "address", "duplicate_address",
-                "the same owner already has an institution at this address", candidates,
-            ))
+        reason = "same owner CVR and address"
+        finding(
+            "address", "duplicate_address",
+            "the same owner already has an institution at this address",
+            [_organisation_candidate(o, reason)
+             for o in org_rows(Organisation.owner_cvr == owner_cvr,
+                               Organisation.eff_postal_code == application.postal_code)
+             if _same_street(_street(o), application.street)],
+            [a for a in app_rows(Application.owner_cvr == owner_cvr,
+                                 Application.postal_code == application.postal_code)
+             if _same_street(a.street, application.street)], reason,
+        )
     if application.institution_name and application.postal_code:
-        candidates = [
-            _organisation_candidate(o, "similar name in the same postcode")
-            for o in org_rows(Organisation.eff_postal_code == application.postal_code)
-            if similar_names(o.name, application.institution_name)
-        ] + [
-            _application_candidate(a, "similar name in the same postcode")
-            for a in app_rows(Application.postal_code == application.postal_code)
-            if similar_names(a.institution_name, application.institution_name)
-        ]
-        if candidates:
-            findings.append(Finding(
-                "institution_name", "similar_name",
-                f"an institution with a similar name exists in {application.postal_code}",
-                candidates,
-            ))
+        reason = "similar name in the same postcode"
+        finding(
+            "institution_name", "similar_name",
+            f"an institution with a similar name exists in {application.postal_code}",
+            [_organisation_candidate(o, reason)
+             for o in org_rows(Organisation.eff_postal_code == application.postal_code)
+             if similar_names(o.name, application.institution_name)],
+            [a for a in app_rows(Application.postal_code == application.postal_code)
+             if similar_names(a.institution_name, application.institution_name)], reason,
+        )
     return findings

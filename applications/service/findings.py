@@ -17,11 +17,15 @@ class Finding:
     # Each a JSON object: an organisation or an application (see duplicates).
     # (dataclasses.field in full: the attribute ``field`` hides the bare name here.)
     candidates: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # A duplicate among other municipalities' applications, which the reader may not see.
+    elsewhere: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         found: dict[str, Any] = {"field": self.field, "code": self.code, "message": self.message}
         if self.candidates:
             found["candidates"] = self.candidates
+        if self.elsewhere:
+            found["elsewhere"] = True
         return found
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date
 
 from applications.models import Application
+from applications.service.actor import Actor
 from applications.service.cleaning import MAX_NAME
 from applications.service.duplicates import find_duplicates
 from applications.service.findings import Finding, Validation
@@ -34,8 +35,14 @@ CHANGE_FIELDS: dict[str, str] = {
 }
 
 
-def validate_application(session: DbSession, application: Application) -> Validation:
-    """Errors (block submission) and warnings (possible duplicates, with the candidates)."""
+def validate_application(
+    session: DbSession, application: Application, viewer: Actor | None = None
+) -> Validation:
+    """Errors (block submission) and warnings (possible duplicates, with the candidates).
+
+    *viewer* is who reads the result: the duplicates' candidates are shown as they may
+    see them (:func:`.duplicates.find_duplicates`); None is the applying municipality.
+    """
     result = Validation()
     errors, warnings = result.errors, result.warnings
     if not application.contact_email:
@@ -56,7 +63,7 @@ def validate_application(session: DbSession, application: Application) -> Valida
             "shak", "has_shak",
             "an institution with a SHAK code may report with it and may not need a SOR code",
         ))
-    warnings.extend(find_duplicates(session, application))
+    warnings.extend(find_duplicates(session, application, viewer))
     return result
 
 

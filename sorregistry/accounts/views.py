@@ -20,6 +20,7 @@ from sorregistry.database import write_step
 from sorregistry.extensions import db
 from sorregistry.i18n import _
 from sorregistry.pages import navigation
+from sorregistry.ratelimit import login_attempts
 from sorregistry.security import safe_next
 
 bp = Blueprint("login", __name__)
@@ -32,6 +33,7 @@ def home_for(user: object) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@login_attempts(account_field="email", normalise=normalise_email)
 def login() -> Response | tuple[str, int] | str:
     target = safe_next(request.values.get("next"))
     rule = _("Efter %(failures)s forkerte forsøg i træk spærres kontoen i %(minutes)s minutter.",

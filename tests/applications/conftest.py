@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 
 from applications import mail_service
+from applications.mail_service import recording
 from tests.applications.messages import AARHUS
 from tests.support import dovecot
 
@@ -66,12 +67,12 @@ def created(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     ``"application"``, what came back.
     """
     calls: list[dict[str, Any]] = []
-    real = mail_service._create_application
+    real = recording._create_application
 
     def spy(session, **kwargs: Any) -> Any:
         application = real(session, **kwargs)
         calls.append({**kwargs, "application": application})
         return application
 
-    monkeypatch.setattr(mail_service, "_create_application", spy)
+    monkeypatch.setattr(recording, "_create_application", spy)
     return calls

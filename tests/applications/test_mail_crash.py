@@ -13,7 +13,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, select
 
-from applications.mail_intake import ImapSettings, fetch_mail
+from applications.mail_imap import ImapSettings
+from applications.mail_intake import fetch_mail
 from applications.mail_models import IncomingMail
 from applications.models import Application
 from tests.applications.messages import AARHUS, FREE_FORM, mail, template_text

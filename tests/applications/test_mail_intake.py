@@ -6,7 +6,12 @@ import pytest
 from sqlalchemy import select
 
 from applications import mail_service
+from applications.mail_imap import ImapSettings, imap_utf7
 from applications.mail_models import IncomingMail
+from applications.mail_service import recording
+from notifications.models import OutboxMessage
+from sorregistry.config import DEFAULTS, from_environment
+from tests.applications.helpers import bearer
 from tests.applications.messages import (
     AARHUS,
     EXPECTED_FIELDS,
@@ -226,7 +231,7 @@ def test_a_failing_applications_service_makes_triage_not_a_stuck_mailbox(
         session.flush()  # half-done work that must be undone
         raise ValueError("institution type 42665001 needs a ydernummer")
 
-    monkeypatch.setattr(mail_service, "_create_application", fail)
+    monkeypatch.setattr(recording, "_create_application", fail)
     imap_account.append(mail(template_text()))
     imap_account.append(mail(FREE_FORM))
     output = _fetch(runner)
@@ -321,7 +326,7 @@ def test_without_the_applications_service_nothing_is_recorded(
     def missing(session, **kwargs):
         raise ModuleNotFoundError("No module named 'applications.service'")
 
-    monkeypatch.setattr(mail_service, "_create_application", missing)
+    monkeypatch.setattr(recording, "_create_application", missing)
     imap_account.append(mail(FREE_FORM))
     uid = imap_account.append(mail(template_text()))
     result = runner.invoke(args=["fetch-mail"])
@@ -334,9 +339,6 @@ def test_without_the_applications_service_nothing_is_recorded(
 
 
 def test_settings_from_the_environment():
-    from applications.mail_intake import ImapSettings, imap_utf7
-    from sorregistry.config import DEFAULTS, from_environment
-
     config = {**DEFAULTS, **from_environment({
         "SOR_IMAP_HOST": "imap.sds.dk", "SOR_IMAP_USER": "sor", "SOR_IMAP_PASSWORD": "x",
         "SOR_IMAP_MAX_MESSAGE_SIZE": "1000", "SOR_IMAP_TIMEOUT": "5",
@@ -380,8 +382,6 @@ def test_a_run_that_loses_the_race_counts_the_mail_as_already_processed(
 def test_staff_work_the_triage_queue_over_the_api(
     mail_app, client, runner, session, imap_account, aarhus_contact
 ):
-    from tests.applications.helpers import bearer
-
     raw = mail(FREE_FORM)
     imap_account.append(raw)
     _fetch(runner)
@@ -414,8 +414,6 @@ def test_staff_work_the_triage_queue_over_the_api(
 def test_the_sender_of_an_unreadable_mail_is_told_but_an_unknown_sender_is_not(
     mail_app, runner, session, imap_account, aarhus_contact
 ):
-    from notifications.models import OutboxMessage
-
     imap_account.append(mail(FREE_FORM, subject="Ny SOR-kode til Æblehaven"))
     imap_account.append(mail(template_text(), sender="someone@evil.example"))
     imap_account.append(mail(template_text(Ejerforhold="privat", CVR="12345678")))

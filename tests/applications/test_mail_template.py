@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from applications.mail_template import (
-    html_to_text,
-    institution_type_code,
-    message_key,
-    parse_mail,
-    parse_template,
-)
+from applications.mail_headers import message_key
+from applications.mail_message import html_to_text, parse_mail
+from applications.mail_template import TEMPLATE, institution_type_code, parse_template
 from tests.applications.messages import (
     EXPECTED_FIELDS,
     FREE_FORM,
@@ -206,10 +204,6 @@ def test_a_remark_line_that_looks_like_a_used_label_stays_in_the_remarks():
 
 
 def test_the_readme_example_is_the_template_and_reads_in_full():
-    from pathlib import Path
-
-    from applications.mail_template import TEMPLATE
-
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Emailed applications", 1)[1]
     example = section.split("```\n", 2)[1]

@@ -16,7 +16,8 @@ import os
 import sys
 from typing import get_args
 
-from applications.mail_intake import Checkpoint, CheckpointName, ImapSettings, fetch_mail
+from applications.mail_imap import ImapSettings
+from applications.mail_intake import Checkpoint, CheckpointName, fetch_mail
 from sorregistry import create_app
 from sorregistry.extensions import db
 

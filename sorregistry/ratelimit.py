@@ -1,0 +1,395 @@
+"""Rate limits, so that one client cannot slow the register down for everyone (Flask-Limiter).
+
+**Who is counted, and how much** (settings; limits in Flask-Limiter's notation, several
+separated by ``;``):
+
+============================== ===================== =========================================
+what                           default               counted per
+============================== ===================== =========================================
+the APIs, with a valid token   ``1200 per minute``   API client (the identity behind the token)
+the APIs, without one          ``120 per minute``    address - an invalid or missing token is
+                                                     counted by address, so inventing tokens
+                                                     gains nothing
+``POST /login``                ``10 per minute``     account (the email as the form gives it,
+                                                     normalised)
+``POST /login``                ``30 per minute``     address
+mails to the intake            ``30 per hour``       sender (:func:`sender_allowed`)
+============================== ===================== =========================================
+
+``SOR_RATELIMIT_API``, ``SOR_RATELIMIT_ANONYMOUS``, ``SOR_RATELIMIT_LOGIN_ACCOUNT``,
+``SOR_RATELIMIT_LOGIN_ADDRESS``, ``SOR_RATELIMIT_MAIL_SENDER`` change them;
+``SOR_RATELIMIT_ENABLED=0`` turns every limit off. They are on by default, except under
+``TESTING``, where a test turns them on (``RATELIMIT_ENABLED``) - the suite's many
+requests must not be limited by accident. Every declared API (:mod:`sorregistry.api`:
+``/api/v1``, the OpenAPI document and any API a feature declares) is one budget per
+client, all endpoints together, and a request under an API's prefix that matches no
+route counts too (a scan). Pages are not limited, but for the login's POST; a view
+marked :func:`exempt` is not (``GET /api/v1/health``, which load balancers ask often).
+
+**Counting**: the sliding window counter (the previous window's count, weighted by how
+much of it lies in the last window's length, plus the current one), in the database by
+default - :mod:`sorregistry.ratelimit_storage`, each worker counting in memory and writing
+in batches, with its bounded overshoot - or in Redis with
+``SOR_RATELIMIT_STORAGE_URL=redis://host:6379`` (the ``redis`` extra; Flask-Limiter falls
+back to per-worker counts while Redis is down). ``memory://`` counts per process.
+
+**Over the limit**: ``429 Too Many Requests`` with ``Retry-After`` (seconds), through the
+core error handler (:mod:`sorregistry.errors`): the API's JSON envelope (or what an API
+renders its errors as), the HTML error page in the page's language for the login. The OpenAPI
+document gives every limited operation its 429 and describes the limits
+(``info.description`` and ``x-rate-limits``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from apispec import APISpec, BasePlugin
+from flask import Flask, current_app, request
+from flask.typing import ResponseReturnValue
+from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
+from limits import parse_many
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException, TooManyRequests
+from werkzeug.routing import Rule
+
+from sorregistry import ratelimit_storage
+from sorregistry.api import current_api, is_api_request
+from sorregistry.database import DbSession
+from sorregistry.errors import handle_http_exception
+from sorregistry.extensions import api as openapi
+from sorregistry.i18n import _
+from sorregistry.security import authenticate
+
+if TYPE_CHECKING:
+    from flask_limiter._limits import RuntimeLimit  # the type of RateLimitExceeded.limit
+
+V = TypeVar("V")
+_LIMITER = "sor.ratelimit"
+_CALLER = "sor.ratelimit.caller"  # request.environ: whom this request is counted for
+_KIND = "sor.ratelimit.kind"  # request.environ: which limits count it
+_REFUSED = "sor.ratelimit.refused"  # app.extensions: the Refusals
+_EXEMPT = "_sor_ratelimit_exempt"
+_LOGIN = "_sor_ratelimit_login"
+KEY_PREFIX = "sor"
+RATE_LIMITED = "RATE_LIMITED"  # the OpenAPI document's response component
+
+
+@dataclass(frozen=True, slots=True)
+class LoginForm:
+    """Where a login view's account is: the form field, and how it is normalised."""
+
+    account_field: str
+    normalise: Callable[[str], str]
+
+
+# --- marking views --------------------------------------------------------------------------
+
+
+def exempt(view: V) -> V:
+    """Leave *view* (a function or a MethodView class) out of every limit."""
+    setattr(view, _EXEMPT, True)
+    return view
+
+
+def login_attempts(*, account_field: str,
+                   normalise: Callable[[str], str]) -> Callable[[V], V]:
+    """Limit the POSTs to *view* per account (the form field *account_field*, through
+    *normalise*) and per address: the login's limits."""
+
+    def mark(view: V) -> V:
+        setattr(view, _LOGIN, LoginForm(account_field, normalise))
+        return view
+
+    return mark
+
+
+def _mark(view: object | None, name: str) -> object | None:
+    """The mark *name* on *view*, or on its MethodView class; None without one."""
+    found = getattr(view, name, None)
+    return found if found is not None else getattr(getattr(view, "view_class", None), name,
+                                                   None)
+
+
+def _is_exempt(view: object | None) -> bool:
+    return _mark(view, _EXEMPT) is True
+
+
+def _login_form(view: object | None) -> LoginForm | None:
+    found = _mark(view, _LOGIN)
+    return found if isinstance(found, LoginForm) else None
+
+
+def _view() -> object | None:
+    return current_app.view_functions.get(request.endpoint or "")
+
+
+# --- whom a request is counted for ----------------------------------------------------------
+
+
+def remote_address() -> str:
+    # The address the server sees: behind a reverse proxy, ProxyFix must make it the client's.
+    return request.remote_addr or "unknown"
+
+
+def caller_key() -> str:
+    """``client:<id>`` for a valid bearer token, ``address:<ip>`` for anything else."""
+    known = request.environ.get(_CALLER)
+    if known is None:
+        known = request.environ[_CALLER] = _identify()
+    return str(known)
+
+
+def _identify() -> str:
+    if request.headers.get("Authorization"):
+        try:
+            return f"client:{authenticate().id}"
+        except HTTPException:
+            pass  # no valid token (the view answers 401): counted by its address
+        except SQLAlchemyError:
+            pass  # the token cannot be checked now (the view answers 503)
+    return f"address:{remote_address()}"
+
+
+def _account_key() -> str:
+    form = _login_form(_view())
+    account = form.normalise(request.form.get(form.account_field, "")) if form else ""
+    return "account:" + account[:254]
+
+
+def _address_key() -> str:
+    return "address:" + remote_address()
+
+
+def _counted_as() -> str:
+    """What the request counts against: "api", "login" or "" (nothing); decided once."""
+    known = request.environ.get(_KIND)
+    if known is None:
+        view = _view()
+        if is_api_request() and not _is_exempt(view):
+            known = "api"
+        elif request.method == "POST" and _login_form(view) is not None:
+            known = "login"
+        else:
+            known = ""
+        request.environ[_KIND] = known
+    return str(known)
+
+
+def _not_counted() -> bool:
+    """The request filter: a page, an exempt view - Flask-Limiter looks no further."""
+    return _counted_as() == ""
+
+
+def _request_identifier() -> str:
+    # A request that matches no route still counts (a scan of /api/v1/...).
+    return request.endpoint or request.path
+
+
+# --- the extension --------------------------------------------------------------------------
+
+
+def enabled(config: Mapping[str, Any]) -> bool:
+    """Whether limits apply: the setting, or - unset - on except in tests."""
+    value = config.get("RATELIMIT_ENABLED")
+    return not config.get("TESTING") if value is None else bool(value)
+
+
+def _limits(config: Mapping[str, Any]) -> list[ApplicationLimit]:
+    """One limit for the APIs (the client's, or the address's without a valid token),
+    two for the login; each request is counted by those of its kind only."""
+    client, anonymous = str(config["RATELIMIT_API"]), str(config["RATELIMIT_ANONYMOUS"])
+
+    def api_limit() -> str:
+        return client if caller_key().startswith("client:") else anonymous
+
+    return [
+        ApplicationLimit(api_limit, key_function=caller_key, scope="api",
+                         exempt_when=lambda: _counted_as() != "api"),
+        ApplicationLimit(str(config["RATELIMIT_LOGIN_ACCOUNT"]), key_function=_account_key,
+                         scope="login-account", exempt_when=lambda: _counted_as() != "login"),
+        ApplicationLimit(str(config["RATELIMIT_LOGIN_ADDRESS"]), key_function=_address_key,
+                         scope="login-address", exempt_when=lambda: _counted_as() != "login"),
+    ]
+
+
+def init_app(app: Flask) -> None:
+    """Count the API's and the login's requests, answer 429, document the limits."""
+    config = app.config
+    config["RATELIMIT_ENABLED"] = on = enabled(config)
+    storage = str(config["RATELIMIT_STORAGE_URL"])
+    in_database = storage.startswith(ratelimit_storage.SCHEME + ":")
+    options: dict[str, str | int] = {}
+    if in_database:
+        options = {"url": str(config["SQLALCHEMY_DATABASE_URI"]),
+                   "sync_hits": int(config["RATELIMIT_SYNC_HITS"]),
+                   "sync_seconds": int(config["RATELIMIT_SYNC_SECONDS"])}
+    extension = Limiter(
+        caller_key, application_limits=list(_limits(config)),
+        strategy="sliding-window-counter", storage_uri=storage, storage_options=options,
+        key_prefix=KEY_PREFIX, request_identifier=_request_identifier,
+        # Fail open: the database storage counts on in memory itself; for any other, a
+        # storage that fails is replaced by per-worker counts until it answers again.
+        swallow_errors=True, in_memory_fallback_enabled=not in_database,
+        headers_enabled=False, enabled=on)
+    extension.request_filter(_not_counted)
+    if on:
+        app.before_request(_refuse_again)  # before Flask-Limiter's own check
+    extension.init_app(app)
+    app.extensions[_LIMITER] = extension
+    app.extensions[_REFUSED] = Refusals()
+    app.register_error_handler(RateLimitExceeded, too_many_requests)
+    _document(app, on)
+
+
+def limiter(app: Flask) -> Limiter:
+    """The app's limiter (Flask-Limiter's extension object)."""
+    found: Limiter = app.extensions[_LIMITER]
+    return found
+
+
+class Refusals:
+    """The API callers refused lately, and until when (the Retry-After they were given).
+
+    Until then a caller's requests are refused at once, without asking Flask-Limiter
+    (which costs a few hundred microseconds a request): a client far over its limit costs
+    the service little more than the refusals themselves. Nothing is lost by it - the
+    sliding window counter counts no refused request - and the limiter decides again when
+    the time is up. Per worker.
+    """
+
+    MAX = 10_000  # callers remembered before the expired ones are dropped
+
+    def __init__(self) -> None:
+        self._until: dict[str, tuple[float, RuntimeLimit]] = {}
+
+    def remember(self, key: str, until: float, limit: RuntimeLimit) -> None:
+        if len(self._until) >= self.MAX:
+            now = time.time()
+            self._until = {k: v for k, v in self._until.items() if v[0] > now}
+        self._until[key] = (until, limit)
+
+    def current(self, key: str) -> tuple[float, RuntimeLimit] | None:
+        """(until, the limit it broke) while *key* is refused; None otherwise."""
+        known = self._until.get(key)
+        return known if known is not None and known[0] > time.time() else None
+
+
+def _refuse_again() -> None:
+    """Refuse a caller that is still within the Retry-After of its last refusal."""
+    if _counted_as() != "api":
+        return
+    known = current_app.extensions[_REFUSED].current(caller_key())
+    if known is not None:
+        raise RateLimitExceeded(known[1])
+
+
+def too_many_requests(error: RateLimitExceeded) -> ResponseReturnValue:
+    """429 with Retry-After, rendered by the core's handler like any other HTTP error."""
+    if current_api() is None:
+        seconds = retry_after(error)
+        message = _("For mange forsøg. Vent %(seconds)s sekunder, og prøv igen.",
+                    seconds=seconds)
+    else:
+        caller, refusals = caller_key(), current_app.extensions[_REFUSED]
+        known = refusals.current(caller)
+        if known is not None:
+            seconds = max(1, math.ceil(known[0] - time.time()))
+        else:
+            seconds = retry_after(error)
+            refusals.remember(caller, time.time() + seconds, error.limit)
+        message = (f"too many requests: the limit is {error.limit.limit} for this "
+                   f"{caller.partition(':')[0]}; try again in {seconds} s")
+    return handle_http_exception(TooManyRequests(message, retry_after=seconds))
+
+
+def retry_after(error: RateLimitExceeded) -> int:
+    """Whole seconds until the breached limit allows a request again (at least 1)."""
+    breached = limiter(current_app).current_limit
+    length = error.limit.limit.get_expiry()
+    if breached is None:
+        return length
+    return min(length, max(1, math.ceil(breached.reset_at - time.time())))
+
+
+# --- the OpenAPI document -------------------------------------------------------------------
+
+
+class _RateLimitDoc(BasePlugin):
+    """Adds the 429 answer to every operation that is limited, as the views register."""
+
+    def __init__(self, app: Flask, exempt_paths: list[str]) -> None:
+        self.app = app
+        self.exempt_paths = exempt_paths
+
+    def operation_helper(self, path: str | None = None,
+                         operations: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        rule = kwargs.get("rule")
+        view = self.app.view_functions.get(rule.endpoint) if isinstance(rule, Rule) else None
+        if _is_exempt(view):
+            self.exempt_paths.append(path or "")
+            return
+        for operation in (operations or {}).values():
+            operation.setdefault("responses", {})["429"] = RATE_LIMITED
+
+
+def _document(app: Flask, on: bool) -> None:
+    config = app.config
+    spec: APISpec = openapi.spec
+    spec.components.response(RATE_LIMITED, {
+        "description": "Too many requests: over the rate limit / for mange forespørgsler",
+        "headers": {"Retry-After": {
+            "description": "Seconds until a request is allowed again / sekunder til næste",
+            "schema": {"type": "integer", "minimum": 1}}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    })
+    exempt_paths: list[str] = []
+    spec.plugins = [*spec.plugins, _RateLimitDoc(app, exempt_paths)]
+    described = (
+        f"Rate limits{'' if on else ' (turned off on this instance)'}: "
+        f"{config['RATELIMIT_API']} per API client, over every endpoint together; a "
+        f"request without a valid token counts for its address, "
+        f"{config['RATELIMIT_ANONYMOUS']}. Over the limit: 429 Too Many Requests with "
+        f"Retry-After (seconds). / Hastighedsgrænser: {config['RATELIMIT_API']} pr. "
+        f"API-klient; uden gyldigt token {config['RATELIMIT_ANONYMOUS']} pr. adresse; "
+        f"derover 429 med Retry-After.")
+    info = spec.options.setdefault("info", {})
+    info["description"] = "\n\n".join(filter(None, (info.get("description"), described)))
+    spec.options["x-rate-limits"] = {
+        "enabled": on,
+        "algorithm": "sliding window counter",
+        "per_client": str(config["RATELIMIT_API"]),
+        "per_address_without_valid_token": str(config["RATELIMIT_ANONYMOUS"]),
+        "exempt": exempt_paths,
+    }
+
+
+# --- the mail intake ------------------------------------------------------------------------
+
+
+def sender_allowed(session: DbSession, sender: str,
+                   now: datetime) -> bool:
+    """Count a mail from *sender* and tell whether it is within the per-sender limit
+    (``SOR_RATELIMIT_MAIL_SENDER``, fixed windows).
+
+    The count is written in *session*'s transaction, so it commits (or rolls back) with
+    the intake's own work: a mail read again after a crash is counted once. A mail over
+    the limit is still kept - the intake files it for triage as "rate limited".
+    """
+    config = current_app.config
+    if not enabled(config):
+        return True
+    address = sender.strip().lower()[:254]
+    allowed = True
+    for item in parse_many(str(config["RATELIMIT_MAIL_SENDER"])):
+        expiry = item.get_expiry()
+        start = int(now.timestamp()) // expiry * expiry
+        key = item.key_for(KEY_PREFIX, "mail-sender", address)
+        hits = ratelimit_storage.add_hits(session, key, start, expiry)
+        allowed = hits <= item.amount and allowed
+    return allowed
