@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from hierarchy.codes import entity_type_name
-from hierarchy.export.rows import ExportInfo, Row, write_function
+from hierarchy.export.rows import ExportInfo, Row, refuse_history, snapshot, write_function
 
 if TYPE_CHECKING:
     from hierarchy.export.rows import Output
+    from sorregistry.database import DbSession
 
 BOM = b"\xef\xbb\xbf"
 DELIMITER = ";"
@@ -175,6 +176,15 @@ def write_csv(rows: Iterable[Row], out: Output, info: ExportInfo, excel_safe: bo
     return stats
 
 
+def export_csv(session: DbSession, out: Output, on: date | None = None,
+               all_history: bool = False, excel_safe: bool = False) -> CsvStats:
+    """Export the register *session* reads to *out* as CSV, from one snapshot
+    (``rows.snapshot``); with *on*, the organisations in force that day."""
+    refuse_history("CSV", all_history)
+    with snapshot(session, on) as (rows, info):
+        return write_csv(rows, out, info, excel_safe=excel_safe)
+
+
 def read_trailer(line: str) -> Mapping[str, str]:
     """The trailer's fields, for a reader that checks a file is whole."""
     if not line.startswith("# "):
@@ -182,4 +192,5 @@ def read_trailer(line: str) -> Mapping[str, str]:
     return dict(part.split("=", 1) for part in line[2:].split())
 
 
-__all__ = ["COLUMNS", "HEADER", "CsvStats", "csv_chunks", "read_trailer", "trailer", "write_csv"]
+__all__ = ["COLUMNS", "HEADER", "CsvStats", "csv_chunks", "export_csv", "read_trailer", "trailer",
+           "write_csv"]

@@ -30,10 +30,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from hierarchy.export.rows import ExportInfo, Row, write_function
+from hierarchy.export.rows import ExportInfo, Row, refuse_history, snapshot, write_function
 from hierarchy.export.sor_xml_vocabulary import (
     ADDRESS_CODES,
     ADDRESS_POSTAL,
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from hierarchy.export.rows import Output
+    from sorregistry.database import DbSession
 
 FORMATS = ("2.0.0", "1.0.0")
 # Bytes gathered before a chunk is handed on (an HTTP chunk, a file write).
@@ -111,6 +113,17 @@ def write_sor_xml(
     for chunk in sor_xml_chunks(rows, info, version, stats):
         write(chunk)
     return stats
+
+
+def export_sor_xml(session: DbSession, out: Output, on: date | None = None,
+                   all_history: bool = False, version: str = "2.0.0") -> ExportStats:
+    """Export the register *session* reads to *out* as SOR XML *version*, from one
+    snapshot (``rows.snapshot``); with *on*, the organisations in force that day."""
+    if version not in FORMATS:
+        raise ValueError(f"unknown SOR XML version {version!r}; known: {', '.join(FORMATS)}")
+    refuse_history(f"SOR XML {version}", all_history)
+    with snapshot(session, on) as (rows, info):
+        return write_sor_xml(rows, out, info, version)
 
 
 def sor_xml_chunks(
@@ -445,4 +458,4 @@ class _Group:
         self._out.append(_TABS[self._depth] + self._tags[1])
 
 
-__all__ = ["FORMATS", "ExportStats", "sor_xml_chunks", "write_sor_xml"]
+__all__ = ["FORMATS", "ExportStats", "export_sor_xml", "sor_xml_chunks", "write_sor_xml"]
