@@ -60,8 +60,9 @@ if TYPE_CHECKING:
     from sorregistry.database import DbSession
 
 FORMATS = ("2.0.0", "1.0.0")
-# Bytes gathered before a chunk is handed on (an HTTP chunk, a file write).
-CHUNK_BYTES = 64 * 1024
+# Pieces of text (a tag with its value, ~40 bytes) gathered before a chunk is handed on
+# (an HTTP chunk, a file write): ~100-200 KB.
+CHUNK_PARTS = 4096
 _TABS = ["\n" + "\t" * depth for depth in range(64)]
 # Characters outside XML 1.0's Char production.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -95,12 +96,10 @@ class _Sink:
 
     def __init__(self) -> None:
         self.parts: list[str] = []
-        self.size = 0
 
     def take(self) -> bytes:
         data = "".join(self.parts).encode("utf-8")
         self.parts.clear()
-        self.size = 0
         return data
 
 
@@ -151,7 +150,7 @@ def sor_xml_chunks(
     tree = _Tree(out, stats)
     for row in rows:
         tree.add(row)
-        if sink.size >= CHUNK_BYTES:
+        if len(sink.parts) >= CHUNK_PARTS:
             yield sink.take()
     tree.close_to(0)
     sink.parts.append(f"\n</{root}>\n")
@@ -223,14 +222,14 @@ class _Out:
     """Writes one entity's element, field by field, in its version's order."""
 
     def __init__(self, sink: _Sink, vocab: Vocabulary) -> None:
-        self.sink = sink
+        self.append = sink.parts.append
         self.vocab = vocab
         self.prefixes = {uri: prefix for prefix, uri in vocab.nsmap.items()}
         self.tags: dict[Name, Name] = {}
-
-    def append(self, text: str) -> None:
-        self.sink.parts.append(text)
-        self.sink.size += len(text)
+        self.groups: dict[tuple[int, Name], _Group] = {}
+        # Each level's field writers, in the version's order (bound once, not per entity).
+        self.writers = {level: [getattr(self, name) for name in names]
+                        for level, names in vocab.fields.items()}
 
     def qualified(self, name: Name) -> str:
         prefix = self.prefixes[name[0]]  # every namespace is declared on the root
@@ -252,20 +251,26 @@ class _Out:
 
     def leaf(self, depth: int, name: Name, text: str | None,
              attrib: Mapping[str, str] | None = None) -> None:
-        start, end = self._tags(name)
+        start, end = self.tags.get(name) or self._tags(name)
         if attrib:
             pairs = "".join(f' {key}="{escape(value)}"' for key, value in attrib.items())
             start = f"{start[:-1]}{pairs}>"
         self.append(f"{_TABS[depth]}{start}{escape(text) if text else ''}{end}")
 
     def group(self, depth: int, name: Name) -> _Group:
-        return _Group(self, depth, name)
+        """The element *name* at *depth*, to be used with ``with`` (one object per
+        depth and name, as it holds no state of its own)."""
+        try:
+            return self.groups[depth, name]
+        except KeyError:
+            self.groups[depth, name] = group = _Group(self, depth, name)
+            return group
 
     def entity(self, depth: int, row: Row) -> None:
         level = row["level"]
         with self.group(depth - 1, self.vocab.entities[level]):
-            for write_field in self.vocab.fields[level]:
-                getattr(self, write_field)(depth, row)
+            for write_field in self.writers[level]:
+                write_field(depth, row)
 
     # -- the fields, each writing nothing when the row has no value for it -------------
 
@@ -443,19 +448,20 @@ _COUNTRY_SCHEME = {"scheme": "iso3166-alpha2"}
 class _Group:
     """An element with children: indented like the real files, closed on its own line."""
 
-    __slots__ = ("_out", "_depth", "_tags")
+    __slots__ = ("_append", "_start", "_end")
 
     def __init__(self, out: _Out, depth: int, name: Name) -> None:
-        self._out = out
-        self._depth = depth
-        self._tags = out._tags(name)
+        self._append = out.append
+        start, end = out._tags(name)
+        self._start = _TABS[depth] + start
+        self._end = _TABS[depth] + end
 
     def __enter__(self) -> None:
-        self._out.append(_TABS[self._depth] + self._tags[0])
+        self._append(self._start)
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
-        self._out.append(_TABS[self._depth] + self._tags[1])
+        self._append(self._end)
 
 
 __all__ = ["FORMATS", "ExportStats", "export_sor_xml", "sor_xml_chunks", "write_sor_xml"]
