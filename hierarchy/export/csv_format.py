@@ -13,8 +13,15 @@ a SOR code survive. Whatever the mode, a text value that Excel would take for a 
 (beginning with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) gets a leading
 apostrophe (OWASP's advice against CSV injection).
 
-The last line is a trailer naming the feed position the snapshot was taken at, its date
-and the number of rows - a file cut short lacks it.
+The last line is a trailer naming the feed position the snapshot was taken at (the
+export's one snapshot, ``hierarchy.export.snapshot``), the cursor to follow the feed from,
+its date and the number of rows - a file cut short lacks it.
+
+:func:`csv_writer` gives the export registry's writer (``(rows, write, info)``);
+``hierarchy.export`` registers ``csv`` and ``csv-excel-safe``. The Excel-safe codes are a
+format of their own rather than an option: a variant of the bytes is what the registry
+calls a format, so ``--format``, the API's ``?format=``, the ``ETag`` (format, position,
+day) and the OpenAPI description cover it with nothing added to the command or the route.
 """
 
 from __future__ import annotations
@@ -28,12 +35,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from hierarchy.codes import entity_type_name
-from hierarchy.export.rows import ExportInfo, Row, refuse_history, snapshot, write_function
+from hierarchy.export.rows import Row, mappings, write_function
+from hierarchy.export.snapshot import ExportInfo, ExportRow, Write, Writer
 
 if TYPE_CHECKING:
     from hierarchy.export.rows import Output
-    from sorregistry.database import DbSession
 
+MEDIA_TYPE = "text/csv"
 BOM = b"\xef\xbb\xbf"
 DELIMITER = ";"
 # Rows gathered before a chunk is handed on.
@@ -131,11 +139,9 @@ def _cells(row: Row, excel_safe: bool) -> list[str]:
 
 def trailer(info: ExportInfo, rows: int) -> str:
     """The last line: where in the change feed the snapshot was taken, and how many rows."""
-    text = f"# feed-position={info.feed_position}"
-    if info.feed_cursor is not None:
-        text += f" feed-cursor={quote(info.feed_cursor, safe='')}"
-    return (text + f" snapshot-date={info.snapshot_date.isoformat()}"
-            f" created-at={info.created_at.isoformat()} rows={rows}")
+    return (f"# feed-position={info.position} feed-cursor={quote(info.cursor, safe='')}"
+            f" snapshot-date={info.snapshot_date.isoformat()}"
+            f" created-at={info.taken_at.isoformat()} rows={rows}")
 
 
 def csv_chunks(rows: Iterable[Row], info: ExportInfo, excel_safe: bool = False,
@@ -176,13 +182,13 @@ def write_csv(rows: Iterable[Row], out: Output, info: ExportInfo, excel_safe: bo
     return stats
 
 
-def export_csv(session: DbSession, out: Output, on: date | None = None,
-               all_history: bool = False, excel_safe: bool = False) -> CsvStats:
-    """Export the register *session* reads to *out* as CSV, from one snapshot
-    (``rows.snapshot``); with *on*, the organisations in force that day."""
-    refuse_history("CSV", all_history)
-    with snapshot(session, on) as (rows, info):
-        return write_csv(rows, out, info, excel_safe=excel_safe)
+def csv_writer(*, excel_safe: bool) -> Writer:
+    """The export registry's writer of the CSV (with Excel-safe codes or not)."""
+
+    def write_rows(rows: Iterable[ExportRow], write: Write, info: ExportInfo) -> None:
+        write_csv(mappings(rows), write, info, excel_safe=excel_safe)
+
+    return write_rows
 
 
 def read_trailer(line: str) -> Mapping[str, str]:
@@ -192,5 +198,5 @@ def read_trailer(line: str) -> Mapping[str, str]:
     return dict(part.split("=", 1) for part in line[2:].split())
 
 
-__all__ = ["COLUMNS", "HEADER", "CsvStats", "csv_chunks", "export_csv", "read_trailer", "trailer",
-           "write_csv"]
+__all__ = ["COLUMNS", "HEADER", "MEDIA_TYPE", "CsvStats", "csv_chunks", "csv_writer",
+           "read_trailer", "trailer", "write_csv"]

@@ -13,7 +13,8 @@ P-number, and on addresses no kommunekode, street code, region code or coordinat
 (those are v2's); an institution (SI) has no ydernummer, specialities or activity
 address in v1.
 
-Streaming: the rows come in tree order (``rows.iter_rows``), each entity is written as
+Streaming: the rows come in tree order (the export's snapshot in ``path`` order: the
+format is registered with ``order="path"``), each entity is written as
 it arrives and only the open ancestors' closing tags are held, so memory is flat in the
 register's size. The writer makes the XML text itself (escaping every value, replacing
 what XML cannot hold) rather than through lxml's incremental writer: ``etree.xmlfile``
@@ -21,20 +22,25 @@ costs a context manager per element, and at ~40 elements an entity that was 330 
 entity against 70 µs here (20,000 entities of a generated register, the same machine and
 load) - the difference between missing and meeting 60 s for 200,000. The tests parse
 every document written. A row whose parent was not written (left out by ``--on``, or
-the tree broken) is skipped with its subtree and counted. The feed position the
-snapshot was taken at is named in a comment before the root element.
+the tree broken) is skipped with its subtree, counted and logged. The feed position the
+snapshot was taken at (and the cursor to follow the feed from) is named in a comment
+before the root element; ``CreatedAtTime`` is when the snapshot was taken.
+
+:func:`sor_xml_writer` gives the export registry's writer (``(rows, write, info)``) of a
+version; ``hierarchy.export`` registers ``sor-xml`` (v2.0.0) and ``sor-xml-v1``.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from hierarchy.export.rows import ExportInfo, Row, refuse_history, snapshot, write_function
+from hierarchy.export.rows import Row, mappings, write_function
+from hierarchy.export.snapshot import ExportInfo, ExportRow, Write, Writer
 from hierarchy.export.sor_xml_vocabulary import (
     ADDRESS_CODES,
     ADDRESS_POSTAL,
@@ -57,9 +63,10 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from hierarchy.export.rows import Output
-    from sorregistry.database import DbSession
 
 FORMATS = ("2.0.0", "1.0.0")
+MEDIA_TYPE = "application/xml"
+logger = logging.getLogger(__name__)
 # Pieces of text (a tag with its value, ~40 bytes) gathered before a chunk is handed on
 # (an HTTP chunk, a file write): ~100-200 KB.
 CHUNK_PARTS = 4096
@@ -114,15 +121,20 @@ def write_sor_xml(
     return stats
 
 
-def export_sor_xml(session: DbSession, out: Output, on: date | None = None,
-                   all_history: bool = False, version: str = "2.0.0") -> ExportStats:
-    """Export the register *session* reads to *out* as SOR XML *version*, from one
-    snapshot (``rows.snapshot``); with *on*, the organisations in force that day."""
+def sor_xml_writer(version: str) -> Writer:
+    """The export registry's writer of SOR XML *version*: the snapshot's rows (in
+    ``path`` order) through ``write``, the feed position from its ``info``."""
     if version not in FORMATS:
         raise ValueError(f"unknown SOR XML version {version!r}; known: {', '.join(FORMATS)}")
-    refuse_history(f"SOR XML {version}", all_history)
-    with snapshot(session, on) as (rows, info):
-        return write_sor_xml(rows, out, info, version)
+
+    def write_rows(rows: Iterable[ExportRow], write: Write, info: ExportInfo) -> None:
+        stats = write_sor_xml(mappings(rows), write, info, version)
+        if stats.skipped:
+            logger.warning("SOR XML %s export at feed position %d left out %d organisations "
+                           "whose parent is not in it (with their units): %s", version,
+                           info.position, len(stats.skipped), " ".join(stats.skipped[:20]))
+
+    return write_rows
 
 
 def sor_xml_chunks(
@@ -145,7 +157,7 @@ def sor_xml_chunks(
     )
     root = out.qualified((vocab.own, "SorTree"))
     sink.parts.append(f"<{root} {declarations}>")
-    out.leaf(1, (S1, "CreatedAtTime"), info.created_at.isoformat())
+    out.leaf(1, (S1, "CreatedAtTime"), info.taken_at.isoformat())
     out.leaf(1, (S1, "SnapshotDate"), info.snapshot_date.isoformat())
     tree = _Tree(out, stats)
     for row in rows:
@@ -160,10 +172,9 @@ def sor_xml_chunks(
 def _position_comment(info: ExportInfo) -> str:
     """The comment naming the feed position (and the feed's cursor for it, percent-encoded
     so that no "--" can end the comment)."""
-    text = f" SOR registry export: feed-position={info.feed_position}"
-    if info.feed_cursor is not None:
-        text += " feed-cursor=" + quote(info.feed_cursor, safe="").replace("-", "%2D")
-    return text + f" snapshot-date={info.snapshot_date.isoformat()} "
+    cursor = quote(info.cursor, safe="").replace("-", "%2D")
+    return (f" SOR registry export: feed-position={info.position} feed-cursor={cursor}"
+            f" snapshot-date={info.snapshot_date.isoformat()} ")
 
 
 class _Tree:
@@ -464,4 +475,5 @@ class _Group:
         self._append(self._end)
 
 
-__all__ = ["FORMATS", "ExportStats", "export_sor_xml", "sor_xml_chunks", "write_sor_xml"]
+__all__ = ["FORMATS", "MEDIA_TYPE", "ExportStats", "sor_xml_chunks", "sor_xml_writer",
+           "write_sor_xml"]

@@ -4,11 +4,14 @@ change: namespace prefixes, whitespace, the creation time and the snapshot date.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from datetime import date, datetime
 from typing import Any
 
 from lxml import etree
 
-from hierarchy.export.rows import ExportInfo, iter_rows
+from hierarchy.export.rows import Row, mappings
+from hierarchy.export.snapshot import ExportInfo, open_snapshot
 from hierarchy.export.sor_xml import write_sor_xml
 
 # The header elements whose text an export writes anew.
@@ -67,7 +70,20 @@ def first_difference(expected: Node, actual: Node, path: str = "") -> str | None
     return None
 
 
+def export_info(position: int, cursor: str, taken_at: datetime,
+                on: date | None = None) -> ExportInfo:
+    """The snapshot's description a writer is given, made up for a writer's test."""
+    return ExportInfo(format="test", position=position, cursor=cursor, on=on,
+                      all_history=False, count=0, taken_at=taken_at)
+
+
+def register_rows(session: Any, on: date | None = None) -> Iterator[Row]:
+    """The register's rows as the export's snapshot reads them (parents first), as
+    mappings: on the test's session, so in its transaction."""
+    return mappings(open_snapshot(session, format="test", order="path", on=on).rows())
+
+
 def export(session: Any, info: ExportInfo, version: str = "2.0.0") -> bytes:
     out = io.BytesIO()
-    write_sor_xml(iter_rows(session), out, info, version)
+    write_sor_xml(register_rows(session), out, info, version)
     return out.getvalue()

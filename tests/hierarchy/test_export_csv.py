@@ -5,26 +5,24 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
 from hierarchy.export.csv_format import HEADER, csv_chunks, read_trailer, write_csv
-from hierarchy.export.rows import ExportInfo, iter_rows
 from hierarchy.models import Organisation, table_of
 from hierarchy.sor_import import import_sor_file
 from tests.conftest import fixture_path
+from tests.hierarchy.sor_documents import export_info, register_rows
 
-INFO = ExportInfo(snapshot_date=date(2024, 5, 1),
-                  created_at=datetime(2024, 5, 1, 2, 0, tzinfo=UTC),
-                  feed_position=77, feed_cursor="p 77;x")
+INFO = export_info(77, "p 77;x", datetime(2024, 5, 1, 2, 0, tzinfo=UTC))
 PRAKSIS_OE = "8341000016002"
 
 
 def _export(session: Any, excel_safe: bool = False) -> bytes:
     out = io.BytesIO()
-    write_csv(iter_rows(session), out, INFO, excel_safe=excel_safe)
+    write_csv(register_rows(session), out, INFO, excel_safe=excel_safe)
     return out.getvalue()
 
 

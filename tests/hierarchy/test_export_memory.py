@@ -12,13 +12,12 @@ import pytest
 from sqlalchemy import insert
 
 from hierarchy.export.csv_format import write_csv
-from hierarchy.export.rows import ExportInfo, Row, iter_rows
+from hierarchy.export.rows import Row
 from hierarchy.export.sor_xml import write_sor_xml
 from hierarchy.models import Organisation, table_of
+from tests.hierarchy.sor_documents import export_info, register_rows
 
-INFO = ExportInfo(snapshot_date=date(2024, 5, 1), created_at=datetime.now(UTC),
-                  feed_position=1)
-CHUNK = 250
+INFO = export_info(1, "c1", datetime(2024, 5, 1, tzinfo=UTC))
 ADDRESS = {"street_name": "Østergade", "building": "70", "street": "Østergade 70",
            "postal_code": "9700", "city": "Brønderslev", "country": "DK",
            "municipality_code": "0810", "region_code": "1081"}
@@ -80,7 +79,7 @@ def _peak(export: Callable[[Iterable[Row], _Discard], int], session: Any) -> tup
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
-        written = export(iter_rows(session, chunk_size=CHUNK), out)
+        written = export(register_rows(session), out)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

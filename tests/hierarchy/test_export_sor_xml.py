@@ -5,7 +5,7 @@ writer copes with what a register can hold."""
 from __future__ import annotations
 
 import copy
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,6 @@ from lxml import etree
 from sqlalchemy import select
 
 from hierarchy import sor_xml as reader
-from hierarchy.export.rows import ExportInfo, iter_rows
 from hierarchy.export.sor_xml import ExportStats, sor_xml_chunks, write_sor_xml
 from hierarchy.export.sor_xml_vocabulary import (
     ADDRESS_CODES,
@@ -30,12 +29,17 @@ from hierarchy.sor_import import import_sor_file
 from sorregistry import create_app
 from sorregistry.extensions import db
 from tests.conftest import fixture_path
-from tests.hierarchy.sor_documents import canonical, export, first_difference, parse
+from tests.hierarchy.sor_documents import (
+    canonical,
+    export,
+    export_info,
+    first_difference,
+    parse,
+    register_rows,
+)
 from tests.support.exports import generator
 
-INFO = ExportInfo(snapshot_date=date(2024, 5, 1),
-                  created_at=datetime(2024, 5, 1, 2, 0, tzinfo=UTC),
-                  feed_position=1234, feed_cursor="c-1--x")
+INFO = export_info(1234, "c-1--x", datetime(2024, 5, 1, 2, 0, tzinfo=UTC))
 MALFORMED = "6984910000160091"  # the hand-made unit of Sor_small.xml, skipped by the import
 # Written by the import itself, not values of the register.
 IMPORT_STAMPS = {"created_at", "updated_at"}
@@ -135,7 +139,7 @@ def test_a_generated_register_round_trips_through_sor_xml_v2(session, generated,
     assert first.total == 2000 and first.problem_count == 0
     exported = tmp_path / "exported.xml"
     with exported.open("wb") as out:
-        stats = write_sor_xml(iter_rows(session, chunk_size=300), out, INFO)
+        stats = write_sor_xml(register_rows(session), out, INFO)
     assert sum(stats.written.values()) == 2000 and stats.skipped == []
 
     original = _table(session)
