@@ -6,10 +6,11 @@
 
 Generates a SOR XML v2 export (bench/generate_sor_export.py), imports it into a
 throwaway PostgreSQL server (``sorregistry import-sor``), then exports the register
-``--repeat`` times in each format, each run in a process of its own: one REPEATABLE READ
-transaction, the feed position read in it, the rows read by ``hierarchy.export.rows.
-iter_rows`` (keyset chunks of 2,000 in path order) and written by the format's writer to
-a file. ``read`` reads the rows and writes nothing: the floor every format stands on.
+``--repeat`` times in each format, each run in a process of its own, as ``sorregistry
+export`` does it: the export's one snapshot (``hierarchy.export.snapshot.open_snapshot``:
+REPEATABLE READ, the feed position read first, the rows streamed by a server-side cursor
+in the format's order) handed to the format's writer in the registry, writing a file.
+``read`` reads the rows and writes nothing: the floor every format stands on.
 For each format it prints the median and p95 wall time, the peak RSS of the process
 (``os.wait4``), the output's size, and the ratio of its median to ``read``'s.
 
@@ -35,16 +36,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from common import ROOT, find_command, load_generator, postgres_server, say, terminate_on_signal
-from sqlalchemy import select
 
-from hierarchy.export.csv_format import write_csv
-from hierarchy.export.rows import ExportInfo, iter_rows
-from hierarchy.export.sor_xml import write_sor_xml
-from hierarchy.models import RegisterVersion
+from hierarchy.export import FORMATS as REGISTERED
+from hierarchy.export.snapshot import ExportRow, open_snapshot
 from sorregistry import create_app
 from sorregistry.extensions import db
 
@@ -63,28 +61,29 @@ def child(fmt: str, url: str, out_path: Path) -> int:
     app = create_app()
     t0 = time.perf_counter()  # from here: the export itself, without the app's start
     with app.app_context():
-        engine = db.engine.execution_options(isolation_level="REPEATABLE READ")
-        with engine.connect() as connection, connection.begin():
-            position = connection.execute(
-                select(RegisterVersion.last_position).where(RegisterVersion.name == "register")
-            ).scalar() or 0
-            info = ExportInfo(snapshot_date=date.today(), created_at=datetime.now(UTC),
-                              feed_position=position)
-            rows = iter_rows(connection)
+        chosen = None if fmt == "read" else REGISTERED[fmt]
+        snapshot = open_snapshot(db.session, format=fmt,
+                                 order="path" if chosen is None else chosen.order)
+        position = snapshot.info.position
+        read = [0]
+        try:
             with open(out_path, "wb") as out:
-                if fmt == "read":
-                    written = sum(1 for _ in rows)
-                elif fmt in ("sor-xml", "sor-xml-v1"):
-                    stats = write_sor_xml(rows, out, info,
-                                          "2.0.0" if fmt == "sor-xml" else "1.0.0")
-                    written = sum(stats.written.values())
-                    assert not stats.skipped, stats.skipped[:10]
+                if chosen is None:
+                    written = sum(1 for _ in snapshot.rows())
                 else:
-                    written = write_csv(rows, out, info,
-                                        excel_safe=fmt == "csv-excel-safe").rows
+                    chosen.writer(_counted(snapshot.rows(), read), out.write, snapshot.info)
+                    written = read[0]
+        finally:
+            snapshot.close()
     print(json.dumps({"rows": written, "seconds": time.perf_counter() - t0,
                       "position": position}), flush=True)
     return 0
+
+
+def _counted(rows: Iterable[ExportRow], read: list[int]) -> Iterator[ExportRow]:
+    for row in rows:
+        read[0] += 1
+        yield row
 
 
 # --- measuring ------------------------------------------------------------------------------
