@@ -33,11 +33,8 @@ NAMESPACE_V1 = "urn:oio:sundhedsstyrelsen:organisation:1.0.0"
 NAMESPACE_V2 = "urn:oio:nsi:2.0.0"
 FORMATS = {NAMESPACE_V1: "sor-xml-1.0.0", NAMESPACE_V2: "sor-xml-2.0.0"}
 
-ENTITY_CONTAINERS = {
-    "InstitutionOwnerEntity": "IE",
-    "HealthInstitutionEntity": "SI",
-    "OrganizationalUnitEntity": "OE",
-}
+ENTITY_CONTAINERS = {"InstitutionOwnerEntity": "IE", "HealthInstitutionEntity": "SI",
+                     "OrganizationalUnitEntity": "OE"}
 ENTITY_ELEMENTS = {"InstitutionOwner": "IE", "HealthInstitution": "SI", "OrganizationalUnit": "OE"}
 TYPE_ELEMENTS = {"OwnerType", "InstitutionType", "UnitType", "EntityTypeIdentifier"}
 ADDRESS_ELEMENTS = {
@@ -45,43 +42,36 @@ ADDRESS_ELEMENTS = {
     "VisitingAddressInformation": "visiting_address",
     "ActivityAddressInformation": "activity_address",
 }
-ADDRESS_PARTS = {
-    "StreetName": "street_name",
-    "StreetBuildingIdentifier": "building",
-    "FloorIdentifier": "floor",
-    "SuiteIdentifier": "suite",
-    "MailDeliverySublocationIdentifier": "sublocation",
-    "PostCodeIdentifier": "postal_code",
-    "DistrictName": "city",
-    "DistrictSubdivisionIdentifier": "district",
-    "CountryIdentificationCode": "country",
-    "MunicipalityCode": "municipality_code",
-    "StreetCode": "street_code",
-    "RegionCode": "region_code",
-    "CoordETRS89z32NMeasure": "etrs89_northing",
-    "CoordETRS89z32EMeasure": "etrs89_easting",
-    "Stairway": "stairway",
-}
-CONTACT_PARTS = {
-    "EmailAddressIdentifier": "email",
-    "Website": "website",
-    "TelephoneNumberIdentifier": "phone",
-    "FaxNumberIdentifier": "fax",
-}
-STATUS_PARTS = {
-    "FirstFromDate": "first_valid_from",
-    "FromDate": "valid_from",
-    "ToDate": "valid_to",
-    "UpdatedAt": "source_updated_at",
-}
+ADDRESS_PARTS = {"StreetName": "street_name", "StreetBuildingIdentifier": "building",
+                 "FloorIdentifier": "floor", "SuiteIdentifier": "suite",
+                 "MailDeliverySublocationIdentifier": "sublocation",
+                 "PostCodeIdentifier": "postal_code", "DistrictName": "city",
+                 "DistrictSubdivisionIdentifier": "district",
+                 "CountryIdentificationCode": "country", "MunicipalityCode": "municipality_code",
+                 "StreetCode": "street_code", "RegionCode": "region_code",
+                 "CoordETRS89z32NMeasure": "etrs89_northing",
+                 "CoordETRS89z32EMeasure": "etrs89_easting", "Stairway": "stairway",
+                 "StreetNameForAddressingName": "street_addressing_name",
+                 "PostOfficeBoxIdentifier": "post_office_box"}
+CONTACT_PARTS = {"EmailAddressIdentifier": "email", "Website": "website",
+                 "TelephoneNumberIdentifier": "phone", "FaxNumberIdentifier": "fax"}
+STATUS_PARTS = {"FirstFromDate": "first_valid_from", "FromDate": "valid_from",
+                "ToDate": "valid_to", "UpdatedAt": "source_updated_at"}
 P_NUMBER_ELEMENTS = {"PNumberIdentifier", "ProductionUnitIdentifier", "PNumber"}
-EAN_DETAILS = {f"{name}{suffix}" for suffix in ("", "Identifier") for name in (
-    "SystemSupplier", "SystemType", "CommunicationSupplier", "EdiAdministrator")}
-FLAG_ELEMENTS = {
-    "AmbulantActivityIndicator": "ambulant_activity",
-    "PatientsAdmittedIndicator": "patients_admitted",
-    "ReportingLevelIndicator": "reporting_level",
+# The EAN (GLN) entity's details, kept in ``attributes["ean"]`` under these keys (v1 and
+# v2 names alike), and its own status dates under "SorStatus", as the file writes them.
+EAN_DETAILS = {
+    "OnlyInternalIndicator": "onlyInternalIndicator",
+    "NonActiveIndicator": "nonActiveIndicator",
+    **{f"{name}{suffix}": name for name in ("SystemSupplier", "SystemType",
+                                            "CommunicationSupplier", "EdiAdministrator")
+       for suffix in ("", "Identifier")},
+    "RegionCode": "RegionCode",
+    "SorNote": "SorNote",
 }
+FLAG_ELEMENTS = {"AmbulantActivityIndicator": "ambulant_activity",
+                 "PatientsAdmittedIndicator": "patients_admitted",
+                 "ReportingLevelIndicator": "reporting_level"}
 _ENTITY_TYPE_RE = re.compile(r"^\d{6,18}$")
 
 
@@ -180,13 +170,16 @@ def _address(element: etree._Element) -> dict[str, str] | None:
             parts[key] = value
     if not parts:
         return None
-    street = " ".join(
-        part for part in (parts.get("street_name"), parts.get("building")) if part
-    )
-    extra = ", ".join(part for part in (parts.get("floor"), parts.get("suite")) if part)
-    if street:
-        parts["street"] = f"{street}, {extra}" if extra else street
+    if street := street_line(parts):
+        parts["street"] = street
     return parts
+
+
+def street_line(parts: dict[str, str]) -> str:
+    """The one-line street of an address's parts: "Vej 12, 2. tv" (the address's ``street``)."""
+    street = " ".join(part for part in (parts.get("street_name"), parts.get("building")) if part)
+    extra = ", ".join(part for part in (parts.get("floor"), parts.get("suite")) if part)
+    return f"{street}, {extra}" if street and extra else street
 
 
 def _sor_codes(element: etree._Element) -> list[str]:
@@ -256,12 +249,11 @@ def _read_specialities(element: etree._Element, entity: SorEntity, _: dict[str, 
     entity.clinical_specialities = specialities or None
 
 
-def _read_replaces(element: etree._Element, entity: SorEntity, _: dict[str, Any]) -> None:
-    entity.replaces = _sor_codes(element) or None
+def _set_codes(attribute: str) -> Callable[[etree._Element, SorEntity, dict[str, Any]], None]:
+    def handle(element: etree._Element, entity: SorEntity, _: dict[str, Any]) -> None:
+        setattr(entity, attribute, _sor_codes(element) or None)
 
-
-def _read_replaced_by(element: etree._Element, entity: SorEntity, _: dict[str, Any]) -> None:
-    entity.replaced_by = _sor_codes(element) or None
+    return handle
 
 
 def _read_geography(element: etree._Element, _: SorEntity, attributes: dict[str, Any]) -> None:
@@ -280,6 +272,29 @@ def _read_unit_flags(element: etree._Element, _: SorEntity, attributes: dict[str
             attributes[key] = _flag(_text(sub))
 
 
+def _read_ean(element: etree._Element, entity: SorEntity, attributes: dict[str, Any]) -> None:
+    details: dict[str, Any] = {}
+    for sub in element:
+        sub_name = _local(sub.tag)
+        value = _text(sub)
+        key = EAN_DETAILS.get(sub_name)
+        if sub_name == "EanLocationCode":
+            entity.gln = value
+        elif key is not None and key.endswith("Indicator"):
+            details[key] = _flag(value)
+        elif key is not None:
+            details[key] = value
+        elif sub_name == "SorStatus":
+            details["SorStatus"] = {_local(s.tag): _text(s) for s in sub if _local(s.tag)}
+    if details:
+        attributes["ean"] = details
+
+
+def _read_local(element: etree._Element, _: SorEntity, attributes: dict[str, Any]) -> None:
+    found = {_local(sub.tag): _text(sub) for sub in element if _local(sub.tag)}
+    attributes["local_attributes"] = {k: v for k, v in found.items() if v is not None} or None
+
+
 # What to do with each child element of an entity, by local name.
 _HANDLERS: dict[str, Callable[[etree._Element, SorEntity, dict[str, Any]], None]] = {
     "SorIdentifier": _set_text("sor_code"),
@@ -291,19 +306,18 @@ _HANDLERS: dict[str, Callable[[etree._Element, SorEntity, dict[str, Any]], None]
     **{name: _set_text("p_number") for name in P_NUMBER_ELEMENTS},
     "PharmacyIdentifier": _set_attribute("pharmacy_identifier"),
     "LocalCode": _set_attribute("local_code"),
-    "EanLocationCodeEntity": lambda element, entity, attributes: _read_ean(
-        element, entity, attributes
-    ),
+    "EanLocationCodeEntity": _read_ean,
     "OptionalEanLocationCode": _read_ean_option,
     "EanLocationCodeOption": _read_ean_option,
     **{name: _set_address(attribute) for name, attribute in ADDRESS_ELEMENTS.items()},
     "VirtualAddressInformation": _read_contacts,
     "SorStatus": _read_status,
     "ClinicalSpecialityCollection": _read_specialities,
-    "ReplacesEntityCollection": _read_replaces,
-    "ReplacedByEntityCollection": _read_replaced_by,
+    "ReplacesEntityCollection": _set_codes("replaces"),
+    "ReplacedByEntityCollection": _set_codes("replaced_by"),
     "GeographicalParent": _read_geography,
     "OrganizationalUnitInformation": _read_unit_flags,
+    "LocalAttributeCollection": _read_local,
 }
 
 
@@ -318,21 +332,6 @@ def _read_entity(element: etree._Element, level: str, parent: str | None) -> Sor
     entity.attributes = {k: v for k, v in attributes.items() if v is not None} or None
     _check(entity)
     return entity
-
-
-def _read_ean(element: etree._Element, entity: SorEntity, attributes: dict[str, Any]) -> None:
-    details: dict[str, Any] = {}
-    for sub in element:
-        sub_name = _local(sub.tag)
-        value = _text(sub)
-        if sub_name == "EanLocationCode":
-            entity.gln = value
-        elif sub_name in ("OnlyInternalIndicator", "NonActiveIndicator"):
-            details[sub_name[0].lower() + sub_name[1:]] = _flag(value)
-        elif sub_name in EAN_DETAILS:
-            details[sub_name.removesuffix("Identifier")] = value
-    if details:
-        attributes["ean"] = details
 
 
 def _check(entity: SorEntity) -> None:
@@ -495,4 +494,4 @@ def _expected_level(stack: list[tuple[str, str | None]]) -> tuple[str, ...]:
     return {"IE": ("SI",), "SI": ("OE",), "OE": ("OE",)}[parent]
 
 
-__all__ = ["SorEntity", "SorFileError", "SorHeader", "read_sor_export"]
+__all__ = ["SorEntity", "SorFileError", "SorHeader", "read_sor_export", "street_line"]
