@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export SOR_ENV
 
-.PHONY: run test install system-packages lint bench clean translations
+.PHONY: run test install system-packages oidc-provider lint bench clean translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,14 @@ $(STAMP): pyproject.toml setup.py | $(BIN)/python
 install: $(STAMP)
 
 # Debian packages the test suite uses: a real PostgreSQL server, a real IMAP
-# server (Dovecot) for the mail intake, and Chromium for the browser tests.
+# server (Dovecot) for the mail intake, Chromium for the browser tests, and Node
+# for the OpenID Provider of the identity tests.
 system-packages:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql postgresql-contrib"; \
 	test -x /usr/sbin/dovecot || missing="$$missing dovecot-imapd"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages the tests use:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -58,8 +60,20 @@ translations: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
-test: install system-packages lint
+# The OpenID Provider the identity tests start (npm oidc-provider, OpenID Certified),
+# installed from the committed lock file into tests/support/oidc/node_modules: here, in
+# the test setup, never while the tests run. (oidc-provider 9 needs Node 20 or later.)
+OIDC_DIR := tests/support/oidc
+OIDC_STAMP := $(OIDC_DIR)/node_modules/.package-lock.json
+
+$(OIDC_STAMP): $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json
+	cd $(OIDC_DIR) && npm ci --no-audit --no-fund --loglevel=error
+
+oidc-provider: $(OIDC_STAMP)
+
+test: install system-packages oidc-provider lint
 	$(BIN)/pytest
 
 bench: install system-packages

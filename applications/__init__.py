@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from applications import cli, routes, views
+from applications import cli, routes, triage_views, views
 from sorregistry.api import register_api
 from sorregistry.pages import MenuEntry, register_pages
 
@@ -17,7 +17,7 @@ def init_app(app: Flask) -> None:
     register_api(app, routes.blp, url_prefix="/api/v1")
     register_pages(app, views.staff_bp, menu=[
         MenuEntry("staff.queue", "Ansøgninger", ("sds",), order=10),
-        MenuEntry("staff.mail_queue", "Indbakke", ("sds",), order=30),
+        triage_views.MENU_ENTRY,
     ])
     register_pages(app, views.municipality_bp, menu=[
         MenuEntry("municipality.applications", "Mine ansøgninger", ("municipality",), order=50),

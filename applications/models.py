@@ -69,6 +69,8 @@ class Application(Base):
     shak: Mapped[str | None] = mapped_column(String(7))
     target_sor_code: Mapped[str | None] = mapped_column(CodeString(18), index=True)
     closing_date: Mapped[date | None] = mapped_column(Date)
+    # For a change that closes the unit: the SOR codes that take over from it.
+    replaced_by: Mapped[list[str] | None] = mapped_column(JsonDocument)
     remarks: Mapped[str | None] = mapped_column(Text)
 
     # Once approved: the organisation the application created or changed.

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from applications import downloads, mail_service, service
 from applications.mail_models import IncomingMail
 from applications.models import Application
+from applications.read_audit import note_read
 from applications.schemas import (
     ApplicationInputSchema,
     ApplicationListArgsSchema,
@@ -51,6 +52,24 @@ ID_PARAMETER = {
 }
 
 
+# What a client may do next with an application it was given (OpenAPI links): the
+# document says so, and schemathesis' stateful phase follows them.
+_NEXT = {
+    "GetApplication": "getApplication", "EditApplication": "editApplication",
+    "ValidateApplication": "validateApplication", "SubmitApplication": "submitApplication",
+    "WithdrawApplication": "withdrawApplication", "ApproveApplication": "approveApplication",
+    "RejectApplication": "rejectApplication", "RequestInformation": "requestInformation",
+}
+
+
+def _links(status: int, pointer: str = "/id") -> dict[str, Any]:
+    """The links of a response whose body holds an application's id at *pointer*."""
+    return {"responses": {status: {"links": {  # int, as flask-smorest keys its own
+        name: {"operationId": operation,
+               "parameters": {"application_id": f"$response.body#{pointer}"}}
+        for name, operation in _NEXT.items()}}}}
+
+
 def _actor() -> service.Actor:
     return service.Actor.from_client(current_client())
 
@@ -61,24 +80,35 @@ def _check_id(application_id: int) -> int:
     return application_id
 
 
+def _read(application_id: int) -> Application:
+    """The application the caller may see (404 otherwise); another municipality's read by
+    staff is noted for the audit log."""
+    actor = _actor()
+    application = service.get_application(db.session, actor, _check_id(application_id))
+    note_read(actor, [application])
+    return application
+
+
 @blp.route("/applications")
 class Applications(MethodView):
-    @blp.doc(security=BEARER)
+    @blp.doc(security=BEARER, **_links(200, "/items/0/id"))
     @blp.arguments(ApplicationListArgsSchema, location="query")
     @blp.response(200, ApplicationListSchema)
     @require("municipality", "sds")
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Applications: a municipality sees its own, SDS staff all, newest first."""
         cursor = args.get("cursor")
+        actor = _actor()
         items, total = service.list_applications(
-            db.session, _actor(), status=args.get("status") or (),
+            db.session, actor, status=args.get("status") or (),
             municipality_code=args.get("municipality_code"), limit=args["limit"],
             after_id=int(cursor) if cursor else None,
         )
+        note_read(actor, items)
         last = items[-1].id if len(items) == args["limit"] else None
         return {"items": items, "total": total, "next": str(last) if last else None}
 
-    @blp.doc(security=BEARER)
+    @blp.doc(security=BEARER, **_links(201))
     @blp.arguments(ApplicationInputSchema)
     @blp.response(201, ApplicationSchema)
     @blp.alt_response(422, description="A field can never be right (bad CVR, postcode ...)")
@@ -91,15 +121,15 @@ class Applications(MethodView):
 
 @blp.route("/applications/<int:application_id>", parameters=[ID_PARAMETER])
 class ApplicationItem(MethodView):
-    @blp.doc(security=BEARER)
+    @blp.doc(security=BEARER, operationId="getApplication", **_links(200))
     @blp.response(200, ApplicationSchema)
     @blp.alt_response(404, description="Unknown, or another municipality's")
     @require("municipality", "sds")
     def get(self, application_id: int) -> Application:
         """One application with its events."""
-        return service.get_application(db.session, _actor(), _check_id(application_id))
+        return _read(application_id)
 
-    @blp.doc(security=BEARER)
+    @blp.doc(security=BEARER, operationId="editApplication", **_links(200))
     @blp.arguments(ApplicationInputSchema)
     @blp.response(200, ApplicationSchema)
     @blp.alt_response(409, description="Not a draft (or sent back for information)")
@@ -115,8 +145,8 @@ class ApplicationItem(MethodView):
 Step = Callable[[Session, service.Actor, int, dict[str, Any]], Application]
 
 
-def _workflow_route(path: str, summary: str, roles: tuple[str, ...], do: Step,
-                    body: type[Schema] | None = None) -> None:
+def _workflow_route(path: str, operation_id: str, summary: str, roles: tuple[str, ...],
+                    do: Step, body: type[Schema] | None = None) -> None:
     """One POST step of the workflow: authenticate, run it, commit, return the application."""
 
     def post(self: MethodView, *args: dict[str, Any], **kwargs: int) -> Application:
@@ -132,29 +162,32 @@ def _workflow_route(path: str, summary: str, roles: tuple[str, ...], do: Step,
     view = blp.response(200, ApplicationSchema)(view)
     if body is not None:
         view = blp.arguments(body)(view)
-    view = blp.doc(security=BEARER)(view)
+    view = blp.doc(security=BEARER, operationId=operation_id, **_links(200))(view)
     name = "".join(part.title() for part in path.split("-")) + "Step"
     blp.route(f"/applications/<int:application_id>/{path}",
               parameters=[ID_PARAMETER])(type(name, (MethodView,), {"post": view}))
 
 
 _workflow_route(
-    "submit", "Submit: draft → submitted; 422 with the errors if it does not validate.",
+    "submit", "submitApplication",
+    "Submit: draft → submitted; 422 with the errors if it does not validate.",
     ("municipality",), lambda s, a, i, d: service.submit_application(s, a, i))
 _workflow_route(
-    "approve", "Approve (SDS): allocate the SOR code and create or change the organisation.",
+    "approve", "approveApplication",
+    "Approve (SDS): allocate the SOR code and create or change the organisation.",
     ("sds",), lambda s, a, i, d: service.approve_application(s, a, i, note=d.get("reason")),
     OptionalReasonSchema)
 _workflow_route(
-    "reject", "Reject (SDS), with the reason sent to the municipality.",
+    "reject", "rejectApplication", "Reject (SDS), with the reason sent to the municipality.",
     ("sds",), lambda s, a, i, d: service.reject_application(s, a, i, d["reason"]),
     ReasonSchema)
 _workflow_route(
-    "request-info", "Request information (SDS): back to the municipality with a question.",
+    "request-info", "requestInformation",
+    "Request information (SDS): back to the municipality with a question.",
     ("sds",), lambda s, a, i, d: service.request_information(s, a, i, d["reason"]),
     ReasonSchema)
 _workflow_route(
-    "withdraw", "Withdraw (the municipality), before a decision.",
+    "withdraw", "withdrawApplication", "Withdraw (the municipality), before a decision.",
     ("municipality",),
     lambda s, a, i, d: service.withdraw_application(s, a, i, d.get("reason")),
     OptionalReasonSchema)
@@ -162,15 +195,14 @@ _workflow_route(
 
 @blp.route("/applications/<int:application_id>/validate", parameters=[ID_PARAMETER])
 class ApplicationValidate(MethodView):
-    @blp.doc(security=BEARER)
+    @blp.doc(security=BEARER, operationId="validateApplication")
     @blp.response(200, ApplicationValidationSchema)
     @blp.alt_response(404, description="Unknown, or not the caller's")
     @require("municipality", "sds")
     def post(self, application_id: int) -> dict[str, Any]:
         """Errors (block submission) and warnings, with possible duplicates and candidates."""
-        actor = _actor()
-        application = service.get_application(db.session, actor, _check_id(application_id))
-        return service.validate_application(db.session, application, actor).as_dict()
+        application = _read(application_id)
+        return service.validate_application(db.session, application, _actor()).as_dict()
 
 
 @blp.route("/applications/<int:application_id>/attachments/<int:attachment_id>",
@@ -187,7 +219,7 @@ class ApplicationAttachmentFile(MethodView):
     @require("municipality", "sds")
     def get(self, application_id: int, attachment_id: int) -> Response:
         """An attachment of an emailed application, as a download."""
-        application = service.get_application(db.session, _actor(), _check_id(application_id))
+        application = _read(application_id)
         attachment = next((a for a in application.attachments if a.id == attachment_id), None)
         if attachment is None:
             raise service.AttachmentNotFound(f"application {application.reference} has no "

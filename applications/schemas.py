@@ -13,7 +13,13 @@ from marshmallow import Schema, fields, validate
 
 from applications.mail_models import TRIAGE_REASONS, TRIAGE_STATUSES
 from applications.models import APPLICATION_OWNERSHIPS, KINDS, STATUSES, Application
-from applications.service.cleaning import MAX_NAME, MAX_REASON, SHORT_TEXT, TEXT_LIMITS
+from applications.service.cleaning import (
+    MAX_NAME,
+    MAX_REASON,
+    MAX_SUCCESSORS,
+    SHORT_TEXT,
+    TEXT_LIMITS,
+)
 from hierarchy.codes import entity_type_name, municipalities
 from hierarchy.identifiers import YDERNUMMER_MAX_LENGTH
 
@@ -78,6 +84,12 @@ class ApplicationInputSchema(Schema):
                             "Ved ændring: SOR-koden der ændres", 18)
     closing_date = fields.Date(allow_none=True, **_d("For a change: the closing date",
                                                      "Ved ændring: lukkedato"))
+    replaced_by = fields.List(
+        fields.String(validate=validate.Length(max=18)), allow_none=True,
+        validate=validate.Length(max=MAX_SUCCESSORS),
+        **_d("For a change that closes the unit: the SOR codes that take over from it "
+             "(named back on them as replaces)",
+             "Ved lukning: SOR-koderne der overtager (erstattet af)"))
     remarks = _field("remarks", "Remarks", "Bemærkninger")
 
 
@@ -136,6 +148,9 @@ class ApplicationSchema(Schema):
     target_sor_code = fields.String(allow_none=True, **_d("SOR code to change",
                                                           "SOR-kode der ændres"))
     closing_date = fields.Date(allow_none=True, **_d("Closing date", "Lukkedato"))
+    replaced_by = fields.List(fields.String(), allow_none=True,
+                              **_d("Replaced by: the SOR codes that take over",
+                                   "Erstattet af"))
     remarks = fields.String(allow_none=True, **_d("Remarks", "Bemærkninger"))
     sor_code = fields.String(allow_none=True, **_d("The SOR code, once approved",
                                                    "SOR-koden, når godkendt"))

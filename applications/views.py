@@ -18,11 +18,10 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from applications import downloads, mail_service, service
-from applications.mail_message import parse_mail
-from applications.mail_models import IncomingMail
+from applications import page_texts, service
 from applications.models import DECIDED_STATUSES, STATUSES, Application
-from hierarchy.codes import entity_type_choices, entity_type_name, municipalities
+from applications.read_audit import note_read
+from hierarchy.codes import entity_type_choices, municipalities
 from sorregistry.database import write_step
 from sorregistry.extensions import db
 from sorregistry.i18n import LazyString, _, current_language, lazy_gettext
@@ -33,87 +32,10 @@ staff_bp = Blueprint("staff", __name__, url_prefix="/staff", template_folder="te
 municipality_bp = Blueprint(
     "municipality", __name__, url_prefix="/municipality", template_folder="templates"
 )
+
 PAGE_SIZE = 50
 QUEUE_STATUSES = ("submitted", "info_requested")
 AGES = (7, 14, 30, 60)
-
-STATUS_NAMES = {
-    "draft": lazy_gettext("Kladde"),
-    "submitted": lazy_gettext("Indsendt"),
-    "info_requested": lazy_gettext("Afventer oplysninger"),
-    "approved": lazy_gettext("Godkendt"),
-    "rejected": lazy_gettext("Afvist"),
-    "withdrawn": lazy_gettext("Trukket tilbage"),
-}
-ACTION_NAMES = {
-    "created": lazy_gettext("Oprettet"),
-    "edited": lazy_gettext("Rettet"),
-    "submitted": lazy_gettext("Indsendt"),
-    "info_requested": lazy_gettext("Oplysninger anmodet"),
-    "approved": lazy_gettext("Godkendt"),
-    "rejected": lazy_gettext("Afvist"),
-    "withdrawn": lazy_gettext("Trukket tilbage"),
-}
-KIND_NAMES = {"new": lazy_gettext("Ny SOR-kode"), "change": lazy_gettext("Ændring")}
-OWNERSHIP_NAMES = {"kommunal": lazy_gettext("Kommunal"), "privat": lazy_gettext("Privat")}
-# The form's fields in order, with their labels (also used for findings).
-FIELD_LABELS = {
-    "kind": lazy_gettext("Ansøgningstype"),
-    "target_sor_code": lazy_gettext("SOR-kode der ændres"),
-    "contact_email": lazy_gettext("Kommunens kontakt-e-mail"),
-    "institution_name": lazy_gettext("Institutionens navn"),
-    "street": lazy_gettext("Adresse (gade og nummer)"),
-    "postal_code": lazy_gettext("Postnummer"),
-    "city": lazy_gettext("By"),
-    "phone": lazy_gettext("Telefon"),
-    "fax": lazy_gettext("Fax"),
-    "email": lazy_gettext("Institutionens e-mail"),
-    "website": lazy_gettext("Hjemmeside"),
-    "institution_type": lazy_gettext("Institutionstype"),
-    "ownership": lazy_gettext("Ejerforhold"),
-    "owner_cvr": lazy_gettext("Ejerens CVR-nummer"),
-    "owner_name": lazy_gettext("Ejerens navn"),
-    "ydernummer": lazy_gettext("Ydernummer"),
-    "gln": lazy_gettext("GLN (EAN-lokationsnummer)"),
-    "shak": lazy_gettext("SHAK-kode"),
-    "closing_date": lazy_gettext("Lukkedato"),
-    "remarks": lazy_gettext("Bemærkninger"),
-    "address": lazy_gettext("Adresse"),
-    "reason": lazy_gettext("Begrundelse"),
-}
-# The findings the service reports (by code) in the page's language; a finding not named
-# here keeps the service's own (English) message. ``%(label)s`` is the field's label.
-FINDING_TEXTS = {
-    "required": lazy_gettext("%(label)s skal udfyldes."),
-    "similar_name": lazy_gettext("Der findes allerede en institution med et lignende navn i "
-                                 "samme postnummer."),
-    "duplicate_ydernummer": lazy_gettext("Ydernummeret er allerede registreret eller søgt "
-                                         "om."),
-    "duplicate_address": lazy_gettext("Samme ejer har allerede en institution på denne "
-                                      "adresse."),
-    "has_ydernummer": lazy_gettext("En institution med ydernummer kan indberette med det og "
-                                   "behøver måske ikke en SOR-kode."),
-    "has_shak": lazy_gettext("En institution med SHAK-kode kan indberette med den og behøver "
-                             "måske ikke en SOR-kode."),
-    "ignored": lazy_gettext("En kommunal institution hører under kommunen; det angivne "
-                            "CVR-nummer bruges ikke."),
-    "change_fields": lazy_gettext("SOR-kode og lukkedato bruges kun ved ændringsansøgninger."),
-    "no_change": lazy_gettext("Angiv hvad der skal ændres."),
-    "owner_level": lazy_gettext("En institutionsejer (IE) ændres ikke ved ansøgning."),
-    "ownership_change": lazy_gettext("Skift af ejer kræver en ny SOR-kode: søg om en ny."),
-    "unknown": lazy_gettext("Ingen enhed har denne SOR-kode."),
-    "closed": lazy_gettext("Enheden er lukket."),
-    "other_municipality": lazy_gettext("Enheden ligger i en anden kommune end ansøgerens."),
-    "too_long": lazy_gettext("Højst 60 tegn."),
-    "before_start": lazy_gettext("Lukkedatoen ligger før enhedens startdato."),
-}
-# Why a duplicate candidate was found (the service's reason), in the page's language.
-CANDIDATE_REASONS = {
-    "same ydernummer": lazy_gettext("samme ydernummer"),
-    "same owner CVR and address": lazy_gettext("samme ejer (CVR) og adresse"),
-    "similar name in the same postcode": lazy_gettext("lignende navn i samme postnummer"),
-}
-
 
 # --- who acts ---------------------------------------------------------------------------
 
@@ -148,7 +70,7 @@ def _refused(back: str) -> Iterator[None]:
         raise _Redirect(back) from None
     except service.InvalidInput as exc:
         for name, why in exc.errors.items():
-            flash(f"{FIELD_LABELS.get(name, name)}: {why}", "error")
+            flash(f"{page_texts.FIELD_LABELS.get(name, name)}: {why}", "error")
         raise _Redirect(back) from None
 
 
@@ -180,52 +102,12 @@ def _go_back(redirect_to: _Redirect) -> Response:
     return redirect(redirect_to.target, code=303)
 
 
-# --- showing findings -------------------------------------------------------------------
-
-
-def finding_text(finding: service.Finding) -> str:
-    """A validation finding in the page's language."""
-    if finding.code not in FINDING_TEXTS:
-        return finding.message
-    label = FIELD_LABELS.get(finding.field, finding.field)
-    return str(FINDING_TEXTS[finding.code] % {"label": label})
-
-
-def _findings_by_field(validation: service.Validation | None) -> dict[str, dict[str, list[str]]]:
-    """{field: {"errors": [...], "warnings": [...]}} for the inline messages."""
-    shown: dict[str, dict[str, list[str]]] = {}
-    if validation is None:
-        return shown
-    for kind, findings in (("errors", validation.errors), ("warnings", validation.warnings)):
-        for finding in findings:
-            name = "street" if finding.field == "address" else finding.field
-            shown.setdefault(name, {"errors": [], "warnings": []})[kind].append(
-                finding_text(finding))
-    return shown
-
-
-def _names() -> dict[str, Any]:
-    """Lookups the templates use to show codes as words."""
-    return {
-        "status_name": lambda status: str(STATUS_NAMES.get(status, status)),
-        "action_name": lambda action: str(ACTION_NAMES.get(action, action)),
-        "kind_name": lambda kind: str(KIND_NAMES.get(kind, kind or "")),
-        "ownership_name": lambda value: str(OWNERSHIP_NAMES.get(value, value or "")),
-        "municipality_name": lambda code: municipalities().get(code, code),
-        "type_name": lambda code: entity_type_name(code, current_language()) or code,
-        "label": lambda name: str(FIELD_LABELS.get(name, name)),
-        "finding_text": finding_text,
-        "candidate_reason": lambda reason: str(CANDIDATE_REASONS.get(reason, reason)),
-        "age_days": lambda application: (
-            (utcnow() - application.submitted_at).days if application.submitted_at else None
-        ),
-    }
-
 
 @staff_bp.context_processor
 @municipality_bp.context_processor
 def _template_names() -> dict[str, Any]:
-    return _names()
+    return page_texts.template_names()
+
 
 
 # --- SDS staff --------------------------------------------------------------------------
@@ -245,11 +127,13 @@ def queue() -> str:
     age = request.args.get("age", type=int)
     age = age if age in AGES else None
     after = request.args.get("after", type=int)
+    actor = actor_for(current_user)
     items, total = service.list_applications(
-        db.session, actor_for(current_user), status=statuses, municipality_code=municipality,
+        db.session, actor, status=statuses, municipality_code=municipality,
         limit=PAGE_SIZE, after_id=after,
         submitted_before=utcnow() - timedelta(days=age) if age else None,
     )
+    note_read(actor, items)
     next_args = None
     if len(items) == PAGE_SIZE:
         next_args = {**request.args.to_dict(flat=False), "after": str(items[-1].id)}
@@ -264,10 +148,13 @@ def _application(application_id: int) -> Application:
     """The application as the person logged in may see it (service rules: staff any, a
     municipality its own); 404 otherwise, so another's existence is not revealed."""
 
+    actor = actor_for(current_user)
     try:
-        return service.get_application(db.session, actor_for(current_user), application_id)
+        application = service.get_application(db.session, actor, application_id)
     except service.ApplicationNotFound:
         abort(404)
+    note_read(actor, [application])
+    return application
 
 
 @staff_bp.get("/applications/<int:application_id>", endpoint="application")
@@ -282,7 +169,7 @@ def review_application(application_id: int) -> str:
     return render_template(
         "applications/staff_application.html", application=found, validation=validation,
         duplicates=[w for w in (validation.warnings if validation else []) if w.candidates],
-        field_labels=FIELD_LABELS,
+        field_labels=page_texts.FIELD_LABELS,
     )
 
 
@@ -312,7 +199,7 @@ def decide(application_id: int, step: str) -> Response:
         result = _step(lambda session, actor: do(session, actor, application_id, reason), back)
     except service.NotValid as exc:
         for finding in exc.validation.errors:
-            flash(finding_text(finding), "error")
+            flash(page_texts.finding_text(finding), "error")
         return redirect(back, code=303)
     flash(done % {"code": result.sor_code}, "success")
     return redirect(back, code=303)
@@ -350,7 +237,7 @@ def _render_form(
     input_errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
-    shown = _findings_by_field(validation)
+    shown = page_texts.findings_by_field(validation)
     for name, why in (input_errors or {}).items():
         shown.setdefault(name, {"errors": [], "warnings": []})["errors"].append(why)
     question = None
@@ -362,14 +249,15 @@ def _render_form(
         validation=validation, shown=shown, input_errors=input_errors,
         duplicates=[w for w in (validation.warnings if validation else []) if w.candidates],
         type_choices=entity_type_choices(current_language()), question=question,
-        field_labels=FIELD_LABELS,
+        field_labels=page_texts.FIELD_LABELS,
     )
     return html, status
 
 
 def _values_of(application: Application) -> dict[str, Any]:
     values = {name: getattr(application, name) for name in service.EDITABLE_FIELDS}
-    return {name: ("" if value is None else str(value)) for name, value in values.items()}
+    return {name: ("" if value is None else ", ".join(value) if isinstance(value, list)
+                   else str(value)) for name, value in values.items()}
 
 
 @municipality_bp.get("/applications/new")
@@ -462,86 +350,3 @@ def withdraw(application_id: int) -> Response:
         session, actor, application_id, request.form.get("reason")), page)
     flash(_("Ansøgningen er trukket tilbage."), "success")
     return redirect(page, code=303)
-
-
-# --- the mail intake's triage queue (staff) ---------------------------------------------
-
-TRIAGE_REASONS = {
-    "unreadable": lazy_gettext("Følger ikke skabelonen"),
-    "unknown_sender": lazy_gettext("Ukendt afsender"),
-    "oversized": lazy_gettext("For stor"),
-    "application_error": lazy_gettext("Oplysninger kunne ikke bruges"),
-    "unauthenticated": lazy_gettext("Afsenderen kunne ikke bekræftes"),
-    "rate_limited": lazy_gettext("For mange mails fra afsenderen"),
-    "message_id_reused": lazy_gettext("Message-ID brugt af en anden mail"),
-    "unparseable": lazy_gettext("Kan ikke læses"),
-    "failed": lazy_gettext("Behandlingen fejlede"),
-}
-
-
-def _mail_or_404(mail_id: int) -> IncomingMail:
-    mail = db.session.get(IncomingMail, mail_id)
-    if mail is None or mail.outcome != "triage":
-        abort(404)
-    return mail
-
-
-@staff_bp.get("/mail/", endpoint="mail_queue")
-@role_required("sds")
-def mail_queue() -> str:
-    """Emailed applications that need a person, oldest first."""
-
-    status = "resolved" if request.args.get("status") == "resolved" else "open"
-    reason = request.args.get("reason") if request.args.get("reason") in TRIAGE_REASONS else None
-    after = request.args.get("after", type=int)
-    items, total = mail_service.list_triage(db.session, status=status, reason=reason,
-                                            limit=PAGE_SIZE, after_id=after)
-    next_args = None
-    if len(items) == PAGE_SIZE:
-        next_args = {**request.args.to_dict(), "after": str(items[-1].id)}
-    return render_template("applications/staff_mail_queue.html", items=items, total=total,
-                           status=status, reason=reason, reasons=TRIAGE_REASONS,
-                           next_args=next_args)
-
-
-@staff_bp.get("/mail/<int:mail_id>", endpoint="mail")
-@role_required("sds")
-def mail_item(mail_id: int) -> str:
-    """One mail: who sent it, why it needs a person, its text, and resolving it."""
-
-    mail = _mail_or_404(mail_id)
-    text = None
-    if mail.triage_reason != "oversized":
-        text = parse_mail(mail.raw).text
-    return render_template("applications/staff_mail.html", mail=mail, text=text,
-                           reasons=TRIAGE_REASONS)
-
-
-@staff_bp.get("/mail/<int:mail_id>/raw", endpoint="mail_raw")
-@role_required("sds")
-def mail_raw(mail_id: int) -> Response:
-    """The original message, to open in a mail program."""
-    return downloads.raw_mail(_mail_or_404(mail_id))
-
-
-@staff_bp.post("/mail/<int:mail_id>/resolve", endpoint="mail_resolve")
-@role_required("sds")
-def mail_resolve(mail_id: int) -> Response:
-    """Close a triage item with a note saying what was done."""
-
-    mail = _mail_or_404(mail_id)
-    back = url_for("staff.mail", mail_id=mail.id)
-    application_id = request.form.get("application_id", type=int)
-    actor = actor_for(current_user)
-    try:
-        with write_step(db.session) as session:
-            if application_id is not None:
-                service.get_application(session, actor, application_id)
-            mail_service.resolve_triage(session, mail_id, resolved_by=actor.name,
-                                        note=request.form.get("note", ""),
-                                        application_id=application_id)
-    except (mail_service.TriageError, service.ApplicationNotFound) as exc:
-        flash(str(exc), "error")
-        return redirect(back, code=303)
-    flash(_("Markeret som løst."), "success")
-    return redirect(back, code=303)

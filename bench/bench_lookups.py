@@ -25,6 +25,11 @@ four. Finally it replays the exact SQL the service runs for each request straigh
 psycopg (captured from SQLAlchemy's ``before_cursor_execute`` while calling the functions
 the routes call, ``search.search`` and ``reporting.resolve``) and compares.
 
+``--compare-with TREE`` serves the same database from another checkout as well (its own
+``.venv``; e.g. a ``git worktree`` of the commit before a refactor) and measures the cold
+latencies of both side by side, in alternating rounds, instead of the rest: a change must
+stay within 10 % of the tree it replaces.
+
 Targets: type-ahead p95 <= 15 ms, resolve p95 <= 5 ms, Mit CVR - Alle (500 rows) p95 <= 60 ms,
 no errors under load, service p50 / raw SQL p50 <= 3 for every scenario.
 
@@ -51,6 +56,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -59,6 +65,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import psycopg
 from common import (
     ROOT,
     find_command,
@@ -68,6 +75,16 @@ from common import (
     stop_stray_postgres,
     terminate_on_signal,
 )
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import make_url
+
+from hierarchy import reporting, search
+from hierarchy.search.names import NAMES, NameIndex, read_names
+from hierarchy.service import register_version
+from sorregistry.accounts.clients import digest_token
+from sorregistry.app import create_app
+from sorregistry.extensions import db
+from tests.support.postgres import Server
 
 SHAK_FILES = (Path("/work/shared/data/sor/shak/SHAKCOMPLETE.TXT"),
               ROOT / "hierarchy" / "demo" / "SHAK_DEMO.TXT")
@@ -182,8 +199,10 @@ class Gunicorn:
     whole group) at the end."""
 
     def __init__(self, env: dict[str, str], log: Path, workers: int = 2,
-                 worker_class: str = "gthread", threads: int = 4) -> None:
+                 worker_class: str = "gthread", threads: int = 4,
+                 root: Path = ROOT) -> None:
         self.env = env
+        self.root = root
         self.log = log
         self.workers = workers
         self.worker_class = worker_class
@@ -199,11 +218,13 @@ class Gunicorn:
         return options
 
     def start(self, timeout: float = 60.0) -> None:
-        command = [required_command("gunicorn"), *self.options,
+        gunicorn = (str(self.root / ".venv" / "bin" / "gunicorn") if self.root != ROOT
+                    else required_command("gunicorn"))
+        command = [gunicorn, *self.options,
                    "-b", f"127.0.0.1:{self.port}",
                    "sorregistry:create_app()"]
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(command, env=self.env, cwd=ROOT, stdout=out,
+            self.proc = subprocess.Popen(command, env=self.env, cwd=self.root, stdout=out,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -237,8 +258,6 @@ class Gunicorn:
 
 
 def psycopg_connect(url: str, **kwargs: Any):
-    import psycopg
-    from sqlalchemy.engine import make_url
 
     u = make_url(url)
     return psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password,
@@ -555,12 +574,7 @@ def capture_sql(url: str, inputs: Inputs) -> dict[str, list[list[tuple[str, Any]
     authentication query (one SELECT on api_clients per request) is left out: it is the
     service's own overhead, not the lookup, and a worker makes it once a minute per client.
     """
-    from sqlalchemy import event
 
-    from hierarchy import reporting, search
-    from hierarchy.search.names import NAMES
-    from sorregistry.app import create_app
-    from sorregistry.extensions import db
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench",
                       "SOR_ENV": "production"})
@@ -587,7 +601,6 @@ def capture_sql(url: str, inputs: Inputs) -> dict[str, list[list[tuple[str, Any]
         event.listen(db.engine, "before_cursor_execute", listener)
         try:
             session = db.session
-            from hierarchy.service import register_version
 
             register_version(session)
             version.extend(take())
@@ -656,7 +669,6 @@ def explain(url: str, statements: list[tuple[str, Any]]) -> None:
 
 def time_auth_query(url: str, token: str, n: int = 500) -> float:
     """p50 ms of the per-request client lookup (SELECT on api_clients by token digest)."""
-    from sorregistry.accounts.clients import digest_token
 
     latencies = []
     with psycopg_connect(url) as conn:
@@ -697,11 +709,8 @@ def report_latency(all_stats: dict[str, Stats], title: str) -> None:
 
 def name_index_figures(url: str) -> str:
     """Build the service's name index here, as a worker does: rows, seconds, memory."""
-    import tracemalloc
 
-    from sqlalchemy import create_engine
 
-    from hierarchy.search.names import NameIndex, read_names
 
     engine = create_engine(url)
     try:
@@ -770,8 +779,50 @@ def temp_dir(keep: bool, prefix: str) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+COMPARE_ROUNDS = 10
+
+
+def compare_trees(plan: dict[str, Scenario], token: str, requests: int,
+                  servers: dict[str, Gunicorn]) -> int:
+    """Cold latency of the same scenarios on two code trees serving the same database, side
+    by side: each scenario in COMPARE_ROUNDS rounds, each round one block per tree (the
+    order alternating), so load on a shared machine falls on both alike. Prints p50/p95 per
+    tree and the ratios; exit 0 when every p50 and p95 of this tree is within 10 % of the
+    other's (``--compare-with``), 2 when not."""
+    per = max(1, requests // COMPARE_ROUNDS)
+    names = list(servers)
+    stats = {(tree, name): Stats(name) for tree in names for name in plan}
+    for name, scenario in plan.items():
+        for round_ in range(COMPARE_ROUNDS):
+            order = names if round_ % 2 == 0 else names[::-1]
+            for tree in order:
+                block = latency_run(servers[tree].port, token, scenario, per, cold=True)
+                into = stats[(tree, name)]
+                into.latencies_ms += block.latencies_ms
+                into.errors += block.errors
+                into.first_errors += block.first_errors[:2]
+    new, old = names
+    say(f"\n== side by side, COLD: {COMPARE_ROUNDS} rounds x {per} requests per scenario and "
+        f"tree, alternating ({new} = this tree, {old} = --compare-with)")
+    say(f"{'scenario':<20} {new + ' p50':>12} {old + ' p50':>12} {'ratio':>6} "
+        f"{new + ' p95':>12} {old + ' p95':>12} {'ratio':>6}")
+    held = True
+    for name in plan:
+        a_, b_ = stats[(new, name)], stats[(old, name)]
+        r50, r95 = a_.p(50) / b_.p(50), a_.p(95) / b_.p(95)
+        held = held and r50 <= 1.10 and r95 <= 1.10 and a_.errors == 0 and b_.errors == 0
+        say(f"{name:<20} {a_.p(50):12.2f} {b_.p(50):12.2f} {r50:6.2f} "
+            f"{a_.p(95):12.2f} {b_.p(95):12.2f} {r95:6.2f}   errors {a_.errors}/{b_.errors}")
+        for text in a_.first_errors + b_.first_errors:
+            say(f"      ! {text}")
+    with open("/proc/loadavg", encoding="ascii") as fh:
+        say(f"   load average after the runs: {' '.join(fh.read().split()[:3])}")
+    say(f"  [{'ok' if held else 'MISSED'}] this tree's cold p50 and p95 within 10 % of "
+        "the other's for every scenario")
+    return 0 if held else 2
+
+
 def bench(a: argparse.Namespace, workdir: Path) -> int:
-    from tests.support.postgres import Server
 
     cli = required_command("sorregistry")
     required_command("gunicorn")
@@ -798,7 +849,11 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
         say(f"== PostgreSQL on 127.0.0.1:{server.port} (shared_buffers=256MB): {url}")
         env = dict(os.environ)
         env.pop("FLASK_APP", None)
-        env.update(SOR_DATABASE_URL=url, SOR_SECRET_KEY="bench", SOR_ENV="production")
+        env.update(SOR_DATABASE_URL=url, SOR_SECRET_KEY="bench", SOR_ENV="production",
+                   # The limiter runs (its cost is in the figures) but never refuses: one
+                   # client here asks far more than a reporting form's default allowance.
+                   SOR_RATELIMIT_API="1000000 per minute",
+                   SOR_RATELIMIT_ANONYMOUS="1000000 per minute")
         run_command([cli, "db", "upgrade"], env, log, what="db upgrade")
         out = run_command([cli, "import-sor", "--quiet", str(export)], env, log,
                           what="import-sor")
@@ -835,6 +890,17 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
         with open("/proc/loadavg", encoding="ascii") as fh:
             say(f"   load average before the runs: {' '.join(fh.read().split()[:3])}")
         plan = scenarios(inputs)
+        if a.compare_with:
+            other = Gunicorn(env, workdir / "gunicorn-other.log", workers=2,
+                             worker_class=a.worker_class, threads=a.threads,
+                             root=a.compare_with)
+            other.start()
+            say(f"== and gunicorn on 127.0.0.1:{other.port} serving {a.compare_with}")
+            try:
+                return compare_trees(plan, token, a.requests,
+                                     {"this": gunicorn, "other": other})
+            finally:
+                other.stop()
 
         say(f"\n== latency: one sequential client per scenario and run, {a.requests} timed "
             "requests each (request sent -> last byte read)")
@@ -994,6 +1060,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="print the captured SQL of each scenario's first request")
     p.add_argument("--explain", action="store_true",
                    help="print EXPLAIN (ANALYZE, BUFFERS) of each scenario's slowest request")
+    p.add_argument("--compare-with", type=Path, metavar="TREE",
+                   help="serve the same database from another checkout too (its .venv's "
+                        "gunicorn) and compare the cold latencies side by side")
     p.add_argument("--keep", action="store_true",
                    help="keep the temporary directory (export, logs, stopped cluster)")
     a = p.parse_args(argv)

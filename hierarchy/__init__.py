@@ -1,10 +1,10 @@
 """The register: organisations in their hierarchy, identifiers, imports and lookups.
 
 ``init_app(app)`` attaches the register to the app: its APIs (organisations,
-lookups, the change feed, the exports), its pages (the start page, the staff register
-browser, the picker), its commands (imports, the demo, the tick, export), the register
-version the health answer shows, and the hooks that record register changes in the
-app's sessions (``hierarchy.changes``).
+lookups, the change feed, the exports, the FHIR directory), its pages (the start page,
+the staff register browser, the picker), its commands (imports, the demo, the tick,
+export), the register version the health answer shows, and the hooks that record register
+changes in the app's sessions (``hierarchy.changes``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from hierarchy.export import cli as export_cli
 from hierarchy.export import routes as export_routes
 from hierarchy.feed import cli as feed_cli
 from hierarchy.feed import routes as feed_routes
+from hierarchy.fhir import outcome as fhir_outcome
+from hierarchy.fhir import routes as fhir_routes
 from hierarchy.service import register_version
 from sorregistry import health
 from sorregistry.api import register_api
@@ -29,6 +31,8 @@ def init_app(app: Flask) -> None:
     register_api(app, lookup_routes.blp, url_prefix="/api/v1")
     register_api(app, feed_routes.blp, url_prefix="/api/v1")
     register_api(app, export_routes.blp, url_prefix="/api/v1")
+    register_api(app, fhir_routes.bp, url_prefix="/fhir", render_error=fhir_outcome.render_error,
+                 accepts=("application/x-www-form-urlencoded",))
     register_pages(app, start.bp)
     register_pages(app, views.register_bp,
                    menu=[MenuEntry("register_pages.browse", "Registret", ("sds",), order=20)])

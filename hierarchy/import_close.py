@@ -3,6 +3,14 @@
 Which entities are missing depends on the import's scope: ``owners`` (the default)
 closes what is missing under the owners the files contain, ``full`` everything the
 files do not contain, ``none`` nothing.
+
+A file that is empty or an excerpt looks, to a "the file is the whole register"
+import, like the end of most of the register: a 0-byte SHAK file would withdraw all
+19,428 codes, a 200-line excerpt 19,228. :func:`refuse_mass_withdrawal` stops such an
+import before anything is written (the caller's savepoint is rolled back) when it would
+withdraw more than a share of what the register holds (``SOR_MAX_WITHDRAWAL_SHARE``),
+or when the file holds nothing at all; the operator overrides it with
+``--allow-mass-withdrawal``.
 """
 
 from __future__ import annotations
@@ -22,6 +30,35 @@ from hierarchy.records import digest, own_values_from_snapshot, snapshot_json
 
 Scope = Literal["owners", "full", "none"]
 _CHUNK = 1000
+
+
+class MassWithdrawalError(Exception):
+    """The import would withdraw more of the register than the configured share allows."""
+
+
+def refuse_mass_withdrawal(
+    *, withdrawn: int, held: int, received: int, share: float | None, what: str
+) -> None:
+    """Raise :class:`MassWithdrawalError` when an import that received *received* items
+    would withdraw *withdrawn* of the *held* the register holds, more than *share* of
+    them; an import that received nothing is refused whatever it would withdraw.
+    ``share`` None is the operator's override: nothing is refused.
+    """
+    if share is None:
+        return
+    if received == 0:
+        raise MassWithdrawalError(
+            f"the file holds no {what} at all; an empty file is never the whole register "
+            f"(it would withdraw all {held:,} held) — check the file, or pass "
+            "--allow-mass-withdrawal"
+        )
+    if withdrawn > held * share:
+        raise MassWithdrawalError(
+            f"the file would withdraw {withdrawn:,} of the {held:,} {what} the register "
+            f"holds ({withdrawn / held:.0%}), more than SOR_MAX_WITHDRAWAL_SHARE="
+            f"{share:g} allows — is the file complete? Pass --allow-mass-withdrawal "
+            "if this is meant"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from hierarchy.schemas import (
 )
 from hierarchy.search import lists
 from hierarchy.search.versions import REGISTER
+from hierarchy.successors import successor_entry
 from sorregistry.extensions import db
 from sorregistry.responses import AnswerCache, cached_answer, json_response
 from sorregistry.security import current_client, require
@@ -177,7 +178,7 @@ class Resolve(MethodView):
         """Say whether a code is a SOR code, SHAK code or ydernummer, with every match."""
         day = args.get("active_on") or date.today()
         interpretations = reporting.resolve(db.session, args["code"], day)
-        found = reporting.first_found(interpretations, day)
+        found, replaced = reporting.found_or_replaced(db.session, interpretations, day)
         carriers = {
             i.normalised: [o.sor_code for o in i.organisations]
             for i in interpretations if i.kind == "shak"
@@ -195,6 +196,11 @@ class Resolve(MethodView):
                 }
                 for i in interpretations
             ],
+            # A replaced SOR code within the warning window (reporting.found_or_replaced).
+            "warnings": [{"field": "code", "code": "replaced", "message": replaced.message()}]
+            if replaced else [],
+            "successors": [successor_entry(end) for end in replaced.successors.active]
+            if replaced else [],
         })
 
 
@@ -266,4 +272,5 @@ class ValidateReportingUnit(MethodView):
             "errors": [vars(f) for f in result.errors],
             "warnings": [vars(f) for f in result.warnings],
             "organisation": result.organisation,
+            "successors": [successor_entry(end) for end in result.successors],
         }

@@ -226,6 +226,8 @@ class OrganisationVersion(Base):
     __table_args__ = (
         # Serves every per-organisation read: history, the version as of a moment.
         UniqueConstraint("sor_code", "version"),
+        # The versions of a window of feed positions: ranges of it (FHIR's _history).
+        UniqueConstraint("commit_id", "commit_seq"),
     )
 
 

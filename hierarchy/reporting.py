@@ -1,5 +1,10 @@
 """What a reporting form asks of the register: resolve a code, SHAK type-ahead, and
 validate the institution code on a report (seed 002, section 5.2.1).
+
+A SOR code closed and replaced by another (``hierarchy.successors``) is answered with
+its closing date and the successor(s) in force: for ``SOR_SUCCESSOR_WARNING_DAYS``
+after the closing as a warning (resolve answers it, validation lets the report
+through), later as the error it always was, still naming the successor.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from hierarchy.models import Organisation, ShakCode
 from hierarchy.search.filters import escape_like
 from hierarchy.search.statements import ITEM_COLUMNS, ItemRow, valid_on
 from hierarchy.service import active_on_clause
+from hierarchy.successors import ChainEnd, Successors, find_successors, warning_days
 from hierarchy.text import fold
 from sorregistry.database import DbSession
 from sorregistry.errors import DomainError
@@ -123,14 +129,71 @@ def resolve(session: DbSession, code: str,
     return interpretations
 
 
-def first_found(interpretations: list[Interpretation], day: date) -> Interpretation:
-    """The first reading of a code that names organisations; NothingFound names every
-    reading when none does."""
+@dataclass
+class Replacement:
+    """A SOR code closed by the day asked about that names a successor."""
+
+    organisation: ItemRow
+    successors: Successors
+    within_window: bool  # closed less than SOR_SUCCESSOR_WARNING_DAYS ago, a successor in force
+
+    def message(self) -> str:
+        organisation = self.organisation
+        assert organisation.valid_to is not None
+        text = (f"SOR code {organisation.sor_code} ({organisation.name}) closed on "
+                f"{organisation.valid_to.isoformat()}")
+        if self.successors.active:
+            return f"{text}, replaced by {self.successors.describe()}"
+        return f"{text}; none of its successors is in force"
+
+
+# The organisation of one SOR code whatever its validity (built once: the fast reads).
+_ORGANISATION = select(*ITEM_COLUMNS).where(Organisation.sor_code == bindparam("code"))
+
+
+def replacement(session: DbSession, sor_code: str, day: date,
+                window_days: int | None = None,
+                organisation: ItemRow | None = None) -> Replacement | None:
+    """What replaced *sor_code* (*organisation*, when the caller has read it) if it was
+    closed by *day* and names a successor.
+
+    Within the window when *day* is less than *window_days* (default:
+    ``SOR_SUCCESSOR_WARNING_DAYS``) after the closing and a successor is in force on *day*.
+    The organisation is read as the lookups read (``sorregistry.reads``); the walk to the
+    successors, only for a code that names one, through the session.
+    """
+    if organisation is None:
+        rows = reads(session).rows(_ORGANISATION, {"code": sor_code})
+        organisation = rows[0] if rows else None
+    if organisation is None or not organisation.replaced_by or organisation.valid_to is None \
+            or organisation.valid_to > day:
+        return None
+    found = find_successors(session, {sor_code: organisation.replaced_by}, day)[sor_code]
+    days = warning_days() if window_days is None else window_days
+    within = bool(found.active) and (day - organisation.valid_to).days < days
+    return Replacement(organisation, found, within)
+
+
+def found_or_replaced(session: DbSession,
+                      interpretations: list[Interpretation],
+                      day: date) -> tuple[Interpretation, Replacement | None]:
+    """The first reading of a code that names organisations; else, for a SOR code closed
+    and replaced within the warning window, its SOR reading with the closed organisation
+    and what replaced it. NothingFound names every reading - and the successor, when a
+    replaced code is past the window."""
     found = next((i for i in interpretations if i.organisations), None)
-    if found is None:
-        readings = " or ".join(f"{KIND_NAMES[i.kind]} {i.normalised}" for i in interpretations)
-        raise NothingFound(f"no organisation active on {day.isoformat()} has {readings}")
-    return found
+    if found is not None:
+        return found, None
+    sor = next((i for i in interpretations if i.kind == "sor"), None)
+    replaced = replacement(session, sor.normalised, day) if sor is not None else None
+    if sor is not None and replaced is not None and replaced.within_window:
+        sor.organisations = [replaced.organisation]
+        return sor, replaced
+    readings = " or ".join(f"{KIND_NAMES[i.kind]} {i.normalised}" for i in interpretations)
+    message = f"no organisation active on {day.isoformat()} has {readings}"
+    if replaced is not None:
+        message += f": {replaced.message()}"
+    raise NothingFound(message)
 
 
 _NORMALISE = {
@@ -269,6 +332,7 @@ class Validation:
     errors: list[Finding] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
     organisation: Organisation | None = None
+    successors: list[ChainEnd] = field(default_factory=list)
 
 
 def _period_findings(
@@ -290,16 +354,43 @@ def _period_findings(
                                        f"from {valid_from.isoformat()}, inside the period"))
 
 
+def _replacement_findings(session: DbSession, result: Validation,
+                          organisation: Organisation, end: date,
+                          window_days: int | None) -> None:
+    """Name the successors of a SOR code closed by the period's end; a code closed before
+    the period only warns while its period ends within the window after the closing."""
+    replaced = replacement(session, organisation.sor_code, end, window_days, organisation)
+    if replaced is None or not replaced.successors.active:
+        return
+    result.successors = replaced.successors.active
+    told = f"replaced by {replaced.successors.describe()}"
+    for finding in list(result.errors):
+        if finding.code != "closed":
+            continue
+        if replaced.within_window:
+            result.errors.remove(finding)
+            result.warnings.append(Finding("sor_code", "replaced", f"{replaced.message()}: "
+                                           "report with the successor from now on"))
+        else:
+            finding.message += f"; {told}"
+    for finding in result.warnings:
+        if finding.code == "closes_in_period":
+            finding.message += f"; {told}"
+
+
 def validate_reporting_unit(
     session: DbSession,
     sor_code: str | None,
     shak_code: str | None,
     period_start: date | None,
     period_end: date | None,
+    window_days: int | None = None,
 ) -> Validation:
     """Check the institution code of a report: exactly one of SOR or SHAK, known, and
     active throughout the period (a code closing inside it warns, one closed before it
-    is an error), as SEI's "Valider" does."""
+    is an error), as SEI's "Valider" does. A SOR code replaced by another names its
+    successors; closed before the period, it only warns while the period ends less than
+    *window_days* (default ``SOR_SUCCESSOR_WARNING_DAYS``) after the closing."""
     result = Validation()
     sor_code = (sor_code or "").strip() or None
     shak_code = (shak_code or "").strip() or None
@@ -330,6 +421,9 @@ def validate_reporting_unit(
         result.organisation = organisation
         _period_findings(result, f"SOR code {sor_code} ({organisation.name})", "sor_code",
                          start, end, organisation.valid_from, organisation.valid_to)
+        if organisation.replaced_by and organisation.valid_to is not None \
+                and organisation.valid_to <= end:
+            _replacement_findings(session, result, organisation, end, window_days)
         if organisation.level == "IE":
             result.warnings.append(Finding(
                 "sor_code", "owner_level",

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, pre_dump, validate
+from marshmallow import Schema, ValidationError, fields, post_load, pre_dump, validate
 
+from hierarchy import identifiers as ids
 from hierarchy.codes import entity_type_name
 from hierarchy.models import LEVELS, OWNERSHIPS, Organisation
 from hierarchy.search.statements import ItemRow
+from hierarchy.successors import Successors, successor_entry
+
+# The most codes one batch read takes (as SORES's GetSorEntity is used: a form's or a
+# mirror's list of codes at a time).
+BATCH_LIMIT = 500
 
 
 def _d(en: str, da: str) -> dict[str, Any]:
@@ -31,6 +37,18 @@ class AddressSchema(Schema):
     municipality_code = fields.String(allow_none=True, **_d("Municipality code", "Kommunekode"))
     region_code = fields.String(allow_none=True, **_d("Region code", "Regionskode"))
     country = fields.String(allow_none=True, **_d("Country (ISO 3166 alpha-2)", "Land"))
+
+
+class SuccessorSchema(Schema):
+    """The organisation at the end of a chain of replacements."""
+
+    sor_code = fields.String(**_d("SOR code", "SOR-kode"))
+    name = fields.String(allow_none=True,
+                         **_d("Name; null for a code the register does not hold", "Navn"))
+    level = fields.String(allow_none=True, **_d("Level: IE, SI or OE", "Niveau"))
+    valid_from = fields.Date(allow_none=True, **_d("Valid from", "Gyldig fra"))
+    valid_to = fields.Date(allow_none=True, **_d("Closing date", "Lukkedato"))
+    hops = fields.Integer(**_d("Replacements followed to reach it", "Antal erstatninger fulgt"))
 
 
 class OrganisationSchema(Schema):
@@ -77,6 +95,22 @@ class OrganisationSchema(Schema):
     valid_from = fields.Date(allow_none=True, **_d("Valid from", "Gyldig fra"))
     valid_to = fields.Date(allow_none=True, **_d("Closing date", "Lukkedato"))
     version = fields.Integer(**_d("Version in the register", "Version i registret"))
+    successors = fields.List(
+        fields.Nested(SuccessorSchema),
+        **_d("When replaced_by is set (one organisation, the batch): the organisations in "
+             "force at the end of each chain of replacements, followed over several hops, "
+             "splits and mergers", "Efterfølgerne i kraft for enden af hver kæde"),
+    )
+    successor_dead_ends = fields.List(
+        fields.Nested(SuccessorSchema),
+        **_d("With successors: chains that end in a closed organisation naming no "
+             "successor, or in a code the register does not hold",
+             "Kæder der ender uden efterfølger i kraft"),
+    )
+    recorded_at = fields.DateTime(
+        **_d("Read with on or as_recorded: when the version shown was recorded",
+             "Hvornår den viste version blev registreret"),
+    )
 
     @pre_dump
     def _from_model(self, organisation: Organisation, **_: Any) -> dict[str, Any]:
@@ -128,6 +162,71 @@ def organisation_item(organisation: ItemRow) -> dict[str, Any]:
         "valid_to": organisation.valid_to,
         "version": organisation.version,
     }
+
+
+def with_successors(item: dict[str, Any], found: Successors | None) -> dict[str, Any]:
+    """*item* with its chains' ends, when it names a successor (*found* for it)."""
+    if found is not None and item.get("replaced_by"):
+        item["successors"] = [successor_entry(end) for end in found.active]
+        item["successor_dead_ends"] = [successor_entry(end) for end in found.ended]
+    return item
+
+
+class OrganisationArgsSchema(Schema):
+    """How to read one organisation: now (neither), or as it stood."""
+
+    on = fields.Date(**_d("As in force on this date (valid time); 404 when it was not",
+                          "Som gældende på datoen"))
+    as_recorded = fields.AwareDateTime(
+        **_d("As the register said at this instant (transaction time), ISO 8601 with a "
+             "time zone offset; 404 before its first version",
+             "Som registret sagde på tidspunktet (med tidszone)"),
+    )
+
+
+def _batch_codes(codes: list[str]) -> list[str]:
+    """The codes, each checked and stripped, duplicates dropped, order kept."""
+    errors: dict[int, list[str]] = {}
+    clean: list[str] = []
+    for position, code in enumerate(codes):
+        try:
+            clean.append(ids.validate_sor_code(code))
+        except ids.IdentifierError as exc:
+            errors[position] = [str(exc)]
+    if errors:
+        raise ValidationError(errors, field_name="sor_codes")
+    return list(dict.fromkeys(clean))
+
+
+class BatchRequestSchema(Schema):
+    """Several organisations at once, as ``GetSorEntity(SorIds, Date)`` answers."""
+
+    sor_codes = fields.List(
+        fields.String(validate=validate.Length(max=40)),
+        required=True,
+        validate=validate.Length(min=1, max=BATCH_LIMIT),
+        **_d(f"1 to {BATCH_LIMIT} SOR codes; a code given twice is answered once",
+             f"1 til {BATCH_LIMIT} SOR-koder"),
+    )
+    on = fields.Date(allow_none=True, **_d("As in force on this date; default: as they "
+                                           "stand now (closed ones too)", "Gældende på dato"))
+    as_recorded = fields.AwareDateTime(
+        allow_none=True, **_d("As the register said at this instant", "Som registreret da"))
+
+    @post_load
+    def _codes(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        data["sor_codes"] = _batch_codes(data["sor_codes"])
+        return data
+
+
+class BatchSchema(Schema):
+    items = fields.List(fields.Nested(OrganisationSchema),
+                        **_d("The organisations found, in the order asked", "Fundne"))
+    not_found = fields.List(
+        fields.String(),
+        **_d("Codes with no organisation (then: not in force, or not yet recorded)",
+             "Koder uden enhed"),
+    )
 
 
 class VersionSchema(Schema):
@@ -233,12 +332,28 @@ class InterpretationSchema(Schema):
     shak = fields.Nested(ShakRecordSchema, allow_none=True)
 
 
+class FindingSchema(Schema):
+    field = fields.String(**_d("The field concerned", "Feltet"))
+    code = fields.String(**_d("Machine-readable reason", "Årsagskode"))
+    message = fields.String(**_d("Reason", "Begrundelse"))
+
+
 class ResolveSchema(Schema):
     code = fields.String()
     kind = fields.String(
         allow_none=True, **_d("The reading that names organisations", "Den læsning der gav fund")
     )
     interpretations = fields.List(fields.Nested(InterpretationSchema))
+    warnings = fields.List(
+        fields.Nested(FindingSchema),
+        **_d("A SOR code closed within SOR_SUCCESSOR_WARNING_DAYS and replaced: its "
+             "closing date and successors (code replaced)", "Advarsler"),
+    )
+    successors = fields.List(
+        fields.Nested(SuccessorSchema),
+        **_d("For a replaced SOR code: the organisations to use instead",
+             "Efterfølgerne der skal bruges i stedet"),
+    )
 
 
 class ShakArgsSchema(Schema):
@@ -265,13 +380,12 @@ class ValidateRequestSchema(Schema):
     period_end = fields.Date(allow_none=True, **_d("Last day", "Sidste dag"))
 
 
-class FindingSchema(Schema):
-    field = fields.String(**_d("The field concerned", "Feltet"))
-    code = fields.String(**_d("Machine-readable reason", "Årsagskode"))
-    message = fields.String(**_d("Reason", "Begrundelse"))
-
-
 class ValidationSchema(Schema):
     errors = fields.List(fields.Nested(FindingSchema), **_d("Block the report", "Fejl"))
     warnings = fields.List(fields.Nested(FindingSchema), **_d("Allowed", "Advarsler"))
     organisation = fields.Nested(OrganisationSchema, allow_none=True)
+    successors = fields.List(
+        fields.Nested(SuccessorSchema),
+        **_d("For a SOR code replaced by another: the organisations to report with",
+             "Efterfølgerne der skal indberettes med"),
+    )

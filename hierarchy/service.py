@@ -2,6 +2,10 @@
 
 Functions take the SQLAlchemy session; they flush, never commit (the caller
 owns the transaction).
+
+A replacement link is kept on both sides (``hierarchy.successors``): a change that
+gives A ``replaced_by`` B (or takes it away) changes B's ``replaces`` the same way, and
+the reverse, each recorded as a version of its own organisation.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from hierarchy.records import (
     derived_fingerprint,
     placement_from_row,
 )
+from hierarchy.successors import merge_links
 from sorregistry.database import DbSession
 from sorregistry.models import utcnow
 
@@ -59,6 +64,8 @@ class InvalidChange(ValueError):
 # Fields a change may set; the tree structure (level) is fixed at creation.
 CHANGEABLE_FIELDS = frozenset(OWN_FIELDS) - {"level"}
 CHILD_LEVELS = {"IE": ("SI",), "SI": ("OE",), "OE": ("OE",)}
+# Each side of a replacement link, and the field that holds the other side.
+LINK_SIDES = {"replaced_by": "replaces", "replaces": "replaced_by"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +202,7 @@ def create_organisation(
     own["gln_inherited"] = bool(own["gln_inherited"])
     if not own["name"]:
         raise InvalidChange({"name": "a name is required"})
+    _check_links(session, sor_code, {}, own)
     parent = _parent_placement(session, own)
     derived = derive(own, sor_code, parent)
     now = utcnow()
@@ -211,6 +219,8 @@ def create_organisation(
     session.add(organisation)
     record_change(session, organisation, own, now, source=source, actor=actor,
                   reference=reference)
+    _keep_other_sides(session, sor_code, {}, own, source=source, actor=actor,
+                      reference=reference)
     return organisation
 
 
@@ -227,8 +237,24 @@ def change_organisation(
 
     What its units inherit (address, contact data, GLN, owner, ownership) is
     recomputed for the whole subtree; they get no version of their own, since
-    their own values did not change. A change that changes nothing records nothing.
+    their own values did not change. A change of ``replaced_by`` or ``replaces``
+    changes the other side of each link gained or lost (a version of that organisation).
+    A change that changes nothing records nothing.
     """
+    return _change(session, sor_code, changes, source=source, actor=actor,
+                   reference=reference, other_sides=True)
+
+
+def _change(
+    session: DbSession,
+    sor_code: str,
+    changes: dict[str, Any],
+    *,
+    source: str,
+    actor: str,
+    reference: str | None,
+    other_sides: bool,
+) -> Organisation:
     _check_source(source)
     organisation = get_organisation(session, sor_code)
     unknown = set(changes) - CHANGEABLE_FIELDS
@@ -236,10 +262,12 @@ def change_organisation(
         raise InvalidChange(
             {name: "cannot be changed (not a field, or fixed)" for name in sorted(unknown)}
         )
-    own = {name: getattr(organisation, name) for name in OWN_FIELDS}
+    before = {name: getattr(organisation, name) for name in OWN_FIELDS}
+    own = dict(before)
     own.update(changes)
     if not own["name"]:
         raise InvalidChange({"name": "a name is required"})
+    _check_links(session, organisation.sor_code, before, own)
     content_hash = content_fingerprint(own)
     if content_hash == organisation.content_hash:
         return organisation
@@ -256,6 +284,9 @@ def change_organisation(
     refreshed = _refresh_subtree(session, organisation, old_path, now)
     record_change(session, organisation, own, now, source=source, actor=actor,
                   reference=reference, inherited_by=refreshed)
+    if other_sides:
+        _keep_other_sides(session, organisation.sor_code, before, own, source=source,
+                          actor=actor, reference=reference)
     return organisation
 
 
@@ -286,6 +317,50 @@ def close_organisation(
                             actor=actor, reference=reference)
     return change_organisation(session, sor_code, {"valid_to": closing_date}, source=source,
                                actor=actor, reference=reference)
+
+
+def _check_links(session: DbSession, sor_code: str, before: dict[str, Any],
+                 after: dict[str, Any]) -> None:
+    """Refuse links a change adds that cannot be: not a list of SOR codes, to the
+    organisation itself, or to a code the register does not hold. Links it already
+    had (an import may name codes the register lacks) are left alone."""
+    for name in LINK_SIDES:
+        codes = after.get(name)
+        if codes is None:
+            continue
+        if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+            raise InvalidChange({name: "a list of SOR codes"})
+        for code in set(codes) - set(before.get(name) or ()):
+            try:
+                ids.validate_sor_code(code)
+            except ids.IdentifierError as exc:
+                raise InvalidChange({name: str(exc)}) from None
+            if code == sor_code:
+                raise InvalidChange({name: "an organisation cannot replace itself"})
+            if session.get(Organisation, code) is None:
+                raise InvalidChange({name: f"no organisation has SOR code {code}"})
+
+
+def _keep_other_sides(session: DbSession, sor_code: str, before: dict[str, Any],
+                      after: dict[str, Any], *, source: str, actor: str,
+                      reference: str | None) -> None:
+    """Give the other side of every link *sor_code* gained or lost the same change:
+    B's ``replaces`` follows A's ``replaced_by``, and the reverse."""
+    for name, other_side in LINK_SIDES.items():
+        old, new = set(before.get(name) or ()), set(after.get(name) or ())
+        for code in sorted(old ^ new):
+            other = session.get(Organisation, code)
+            if other is None:
+                continue  # a link the register held to a code it lacks, now dropped
+            current: list[str] | None = getattr(other, other_side)
+            if (sor_code in (current or ())) == (code in new):
+                continue  # that side says so already
+            if code in new:
+                merged = merge_links(current, [sor_code])
+            else:
+                merged = merge_links([c for c in current or () if c != sor_code], ())
+            _change(session, code, {other_side: merged}, source=source, actor=actor,
+                    reference=reference, other_sides=False)
 
 
 def _check_source(source: str) -> None:

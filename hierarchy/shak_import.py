@@ -3,7 +3,8 @@
 The file is the complete register with every code's history, so an import
 replaces the table's content in one transaction and reports what differed:
 records added, changed (same code and start date, other text or grouping) and
-withdrawn.
+withdrawn. An empty file, or one that would withdraw more than a share of the
+register, is refused unless the caller allows it (``import_close.refuse_mass_withdrawal``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select
 
+from hierarchy.import_close import MassWithdrawalError, refuse_mass_withdrawal
 from hierarchy.models import ImportRun, ShakCode
 from hierarchy.shak_format import ShakFormatError, ShakRecord, parse_shak
 from hierarchy.text import fold
 from sorregistry.database import DbSession
 from sorregistry.models import utcnow
+
+__all__ = ["MassWithdrawalError", "ShakImportResult", "import_shak_file"]
 
 _COMPARED = ("record_type", "valid_to", "changed", "text", "agrp", "bgrp", "cgrp", "dgrp",
              "egrp", "dval")
@@ -86,17 +90,25 @@ def _unique_rows(records: Iterable[ShakRecord]) -> list[dict[str, Any]]:
 
 
 def import_shak_file(
-    session: DbSession, path: str | os.PathLike[str], *, actor: str
+    session: DbSession,
+    path: str | os.PathLike[str],
+    *,
+    actor: str,
+    max_withdrawal_share: float | None = None,
 ) -> ShakImportResult:
     """Replace the SHAK register with the content of *path*, in the caller's transaction.
 
-    All or nothing: on any error the SHAK register is left as it was.
+    All or nothing: on any error the SHAK register is left as it was. With
+    *max_withdrawal_share*, an empty file, or one that would withdraw more than that
+    share of the records held, is refused (:class:`MassWithdrawalError`).
     """
     with session.begin_nested():
-        return _import_shak(session, Path(path), actor)
+        return _import_shak(session, Path(path), actor, max_withdrawal_share)
 
 
-def _import_shak(session: DbSession, path: Path, actor: str) -> ShakImportResult:
+def _import_shak(
+    session: DbSession, path: Path, actor: str, max_withdrawal_share: float | None
+) -> ShakImportResult:
     started = utcnow()
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -111,6 +123,7 @@ def _import_shak(session: DbSession, path: Path, actor: str) -> ShakImportResult
         (row.code, row.valid_from): tuple(getattr(row, name) for name in _COMPARED)
         for row in session.execute(select(ShakCode)).scalars()
     }
+    held = len(existing)
     for row in rows:
         before = existing.pop((row["code"], row["valid_from"]), None)
         if before is None:
@@ -120,6 +133,8 @@ def _import_shak(session: DbSession, path: Path, actor: str) -> ShakImportResult
         else:
             result.unchanged += 1
     result.withdrawn = len(existing)
+    refuse_mass_withdrawal(withdrawn=result.withdrawn, held=held, received=result.records,
+                           share=max_withdrawal_share, what="SHAK records")
 
     run = ImportRun(
         kind="shak",

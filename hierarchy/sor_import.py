@@ -12,13 +12,18 @@ bytes per entity):
 - **unchanged**: nothing is written at all, so re-importing an unchanged
   export is cheaper than the first import.
 
+A replacement link the files give on one side only is filled in on the other
+(``import_links``): rows are completed as they stream, and the sides that only the
+whole files settle are written as versions at the end.
+
 Entities the register holds but the export does not are then closed (never
 deleted). Everything happens inside one savepoint: a file that cannot be read
 to its end raises :class:`SorFileError` and leaves the register as it was.
 
 This module is the public API and the order of the steps; each step is a module of
 its own: ``import_classify`` (rows and their classification), ``import_writer`` (how
-rows reach the database), ``import_close`` (what the files leave out), and
+rows reach the database), ``import_close`` (what the files leave out), ``import_links``
+(both sides of replacement links), and
 ``hierarchy.changes`` for what every recorded change is made of (versions, the narrow
 search rows, feed positions, the register version).
 """
@@ -36,7 +41,14 @@ from typing import IO, Any
 
 from hierarchy import changes
 from hierarchy.import_classify import Known, Problem, classify, load_known, register_rows
-from hierarchy.import_close import Scope, close_missing, missing_codes
+from hierarchy.import_close import (
+    MassWithdrawalError,
+    Scope,
+    close_missing,
+    missing_codes,
+    refuse_mass_withdrawal,
+)
+from hierarchy.import_links import Links, fill_in, load_links
 from hierarchy.import_writer import ImportWriter, process_wide_switch_interval
 from hierarchy.models import LEVELS, ImportRun
 from hierarchy.sor_xml import SorFileError, SorHeader, read_sor_export
@@ -45,7 +57,8 @@ from sorregistry.models import utcnow
 
 MAX_REPORTED_PROBLEMS = 1000
 
-__all__ = ["ImportResult", "Scope", "SorFileError", "import_sor_file", "import_sor_files"]
+__all__ = ["ImportResult", "MassWithdrawalError", "Scope", "SorFileError", "import_sor_file",
+           "import_sor_files"]
 
 
 @dataclass
@@ -89,6 +102,10 @@ class ImportResult:
                 f"{level:<6}{total:>9}{c['new']:>9}{c['changed']:>9}{c['derived']:>10}"
                 f"{c['unchanged']:>10}{c['closed']:>9}{c['skipped']:>9}"
             )
+        linked = sum(c["linked"] for c in self.counts.values())
+        if linked:
+            lines.append(f"{linked} organisations had the other side of a replacement "
+                         "filled in or taken away")
         if self.problem_count:
             lines.append(f"{self.problem_count} entities skipped:")
             for problem in self.problems[:20]:
@@ -125,6 +142,7 @@ def import_sor_files(
     scope: Scope = "owners",
     strict: bool = False,
     progress: Callable[[int], None] | None = None,
+    max_withdrawal_share: float | None = None,
 ) -> ImportResult:
     """Import several export files as one export, within the caller's transaction.
 
@@ -132,14 +150,16 @@ def import_sor_files(
     (the default) closes what is missing under the owners the files contain,
     ``full`` closes everything the files do not contain (the files are the
     whole register), ``none`` closes nothing. All or nothing: on any error the
-    register is left as it was.
+    register is left as it was. With *max_withdrawal_share*, a ``full`` import whose
+    files hold no entity, or that would close more than that share of the open
+    entities, is refused (:class:`MassWithdrawalError`).
     """
     files = [Path(p) for p in paths]
     if not files:
         raise SorFileError("no file given")
     savepoint = session.begin_nested()
     try:
-        result = _import(session, files, actor, scope, strict, progress)
+        result = _import(session, files, actor, scope, strict, progress, max_withdrawal_share)
     except BaseException:
         savepoint.rollback()
         raise
@@ -160,6 +180,7 @@ def _import(
     scope: Scope,
     strict: bool,
     progress: Callable[[int], None] | None,
+    max_withdrawal_share: float | None,
 ) -> ImportResult:
     now = utcnow()
     connection = session.connection()
@@ -178,8 +199,12 @@ def _import(
     session.add(run)
     session.flush()
     result.run_ids.append(run.id)
+    seen: set[str] = set()
+    links = Links(load_links(connection), seen)
     stream = _Stream(
         writer=ImportWriter(connection, now),
+        links=links,
+        seen=seen,
         recording=changes.recording(session),  # before the writer's thread uses the connection
         known=load_known(connection),
         result=result,
@@ -212,12 +237,23 @@ def _import(
 
     missing = missing_codes(stream.known, stream.seen, stream.skipped, stream.owners_in_file,
                             scope)
+    if scope == "full":
+        refuse_mass_withdrawal(
+            withdrawn=len(missing),
+            held=sum(1 for entry in stream.known.values() if entry.is_open),
+            received=len(stream.seen) + len(stream.skipped),
+            share=max_withdrawal_share,
+            what="open entities",
+        )
     close_date = result.snapshot_date or now.date()
     for closed in close_missing(connection, stream.known, missing, close_date, now):
         stream.version(closed.sor_code, closed.version, closed.snapshot,
                        note=" (absent from the export: closed)")
         result.add(stream.known[closed.sor_code].level, "closed")
     stream.writer.finish()
+    for filled in fill_in(connection, links.corrections(stream.known), now, stream.version_row):
+        result.add(filled.level, "linked")
+    # After fill_in: its versions are the run's too (same commit), so they get entries.
     changes.record_import_entries(connection, stream.recording, run.id, stream.derived, now,
                                   stream.reference)
 
@@ -234,7 +270,7 @@ def _import(
     if any(
         counter[action]
         for counter in result.counts.values()
-        for action in ("new", "changed", "derived", "closed")
+        for action in ("new", "changed", "derived", "closed", "linked")
     ):
         # Written through the connection (COPY), unseen by the session's hooks.
         changes.mark_register_changed(session)
@@ -249,6 +285,7 @@ class _Stream:
     """The state of one import while the files stream through it."""
 
     writer: ImportWriter
+    links: Links
     recording: changes.Recording
     known: dict[str, Known]
     result: ImportResult
@@ -266,17 +303,20 @@ class _Stream:
 
     def version(self, sor_code: str, version: int, snapshot: str, note: str = "") -> None:
         """Record a new version of *sor_code* (its own values' canonical JSON *snapshot*)."""
-        self.writer.version(
-            self.recording.version_row(
-                sor_code,
-                version,
-                snapshot,
-                recorded_at=self.now,
-                source="import",
-                actor=self.actor,
-                reference=self.reference + note,
-                import_run_id=self.run_id,
-            )
+        self.writer.version(self.version_row(sor_code, version, snapshot, note))
+
+    def version_row(self, sor_code: str, version: int, snapshot: str,
+                    note: str = " (replacement filled in)") -> changes.VersionRow:
+        """The version row of a change this import records."""
+        return self.recording.version_row(
+            sor_code,
+            version,
+            snapshot,
+            recorded_at=self.now,
+            source="import",
+            actor=self.actor,
+            reference=self.reference + note,
+            import_run_id=self.run_id,
         )
 
     def read(self, path: Path, strict: bool, progress: Callable[[int], None] | None) -> None:
@@ -286,7 +326,8 @@ class _Stream:
             entities = read_sor_export(reader, self.headers)
             rows = register_rows(entities, path.name, self.seen, self.skipped, self.problems,
                                  strict)
-            for row, snapshot in rows:
+            for read, read_snapshot in rows:
+                row, snapshot = self.links.complete(read, read_snapshot)
                 sor_code = row["sor_code"]
                 level = row["level"]
                 if level == "IE":

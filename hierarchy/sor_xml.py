@@ -7,7 +7,7 @@ entity once read, so memory stays flat whatever the file's size. It yields
 :class:`SorEntity` records in document order: a parent always before its
 children.
 
-Problems that make the *file* unreadable (not XML, truncated, not a SOR
+Problems that make the *file* unreadable (not XML, truncated, a DOCTYPE, not a SOR
 export) raise :class:`SorFileError` naming the line. Problems with one
 *entity* (a malformed SOR code, an invalid CVR) are reported on the record
 (``problems``) so that the importer can decide what to do with it.
@@ -33,11 +33,8 @@ NAMESPACE_V1 = "urn:oio:sundhedsstyrelsen:organisation:1.0.0"
 NAMESPACE_V2 = "urn:oio:nsi:2.0.0"
 FORMATS = {NAMESPACE_V1: "sor-xml-1.0.0", NAMESPACE_V2: "sor-xml-2.0.0"}
 
-ENTITY_CONTAINERS = {
-    "InstitutionOwnerEntity": "IE",
-    "HealthInstitutionEntity": "SI",
-    "OrganizationalUnitEntity": "OE",
-}
+ENTITY_CONTAINERS = {"InstitutionOwnerEntity": "IE", "HealthInstitutionEntity": "SI",
+                     "OrganizationalUnitEntity": "OE"}
 ENTITY_ELEMENTS = {"InstitutionOwner": "IE", "HealthInstitution": "SI", "OrganizationalUnit": "OE"}
 TYPE_ELEMENTS = {"OwnerType", "InstitutionType", "UnitType", "EntityTypeIdentifier"}
 ADDRESS_ELEMENTS = {
@@ -45,41 +42,36 @@ ADDRESS_ELEMENTS = {
     "VisitingAddressInformation": "visiting_address",
     "ActivityAddressInformation": "activity_address",
 }
-ADDRESS_PARTS = {
-    "StreetName": "street_name",
-    "StreetBuildingIdentifier": "building",
-    "FloorIdentifier": "floor",
-    "SuiteIdentifier": "suite",
-    "MailDeliverySublocationIdentifier": "sublocation",
-    "PostCodeIdentifier": "postal_code",
-    "DistrictName": "city",
-    "DistrictSubdivisionIdentifier": "district",
-    "CountryIdentificationCode": "country",
-    "MunicipalityCode": "municipality_code",
-    "StreetCode": "street_code",
-    "RegionCode": "region_code",
-    "CoordETRS89z32NMeasure": "etrs89_northing",
-    "CoordETRS89z32EMeasure": "etrs89_easting",
-    "Stairway": "stairway",
-}
-CONTACT_PARTS = {
-    "EmailAddressIdentifier": "email",
-    "Website": "website",
-    "TelephoneNumberIdentifier": "phone",
-    "FaxNumberIdentifier": "fax",
-}
-STATUS_PARTS = {
-    "FirstFromDate": "first_valid_from",
-    "FromDate": "valid_from",
-    "ToDate": "valid_to",
-    "UpdatedAt": "source_updated_at",
-}
+ADDRESS_PARTS = {"StreetName": "street_name", "StreetBuildingIdentifier": "building",
+                 "FloorIdentifier": "floor", "SuiteIdentifier": "suite",
+                 "MailDeliverySublocationIdentifier": "sublocation",
+                 "PostCodeIdentifier": "postal_code", "DistrictName": "city",
+                 "DistrictSubdivisionIdentifier": "district",
+                 "CountryIdentificationCode": "country", "MunicipalityCode": "municipality_code",
+                 "StreetCode": "street_code", "RegionCode": "region_code",
+                 "CoordETRS89z32NMeasure": "etrs89_northing",
+                 "CoordETRS89z32EMeasure": "etrs89_easting", "Stairway": "stairway",
+                 "StreetNameForAddressingName": "street_addressing_name",
+                 "PostOfficeBoxIdentifier": "post_office_box"}
+CONTACT_PARTS = {"EmailAddressIdentifier": "email", "Website": "website",
+                 "TelephoneNumberIdentifier": "phone", "FaxNumberIdentifier": "fax"}
+STATUS_PARTS = {"FirstFromDate": "first_valid_from", "FromDate": "valid_from",
+                "ToDate": "valid_to", "UpdatedAt": "source_updated_at"}
 P_NUMBER_ELEMENTS = {"PNumberIdentifier", "ProductionUnitIdentifier", "PNumber"}
-FLAG_ELEMENTS = {
-    "AmbulantActivityIndicator": "ambulant_activity",
-    "PatientsAdmittedIndicator": "patients_admitted",
-    "ReportingLevelIndicator": "reporting_level",
+# The EAN (GLN) entity's details, kept in ``attributes["ean"]`` under these keys (v1 and
+# v2 names alike), and its own status dates under "SorStatus", as the file writes them.
+EAN_DETAILS = {
+    "OnlyInternalIndicator": "onlyInternalIndicator",
+    "NonActiveIndicator": "nonActiveIndicator",
+    **{f"{name}{suffix}": name for name in ("SystemSupplier", "SystemType",
+                                            "CommunicationSupplier", "EdiAdministrator")
+       for suffix in ("", "Identifier")},
+    "RegionCode": "RegionCode",
+    "SorNote": "SorNote",
 }
+FLAG_ELEMENTS = {"AmbulantActivityIndicator": "ambulant_activity",
+                 "PatientsAdmittedIndicator": "patients_admitted",
+                 "ReportingLevelIndicator": "reporting_level"}
 _ENTITY_TYPE_RE = re.compile(r"^\d{6,18}$")
 
 
@@ -178,13 +170,16 @@ def _address(element: etree._Element) -> dict[str, str] | None:
             parts[key] = value
     if not parts:
         return None
-    street = " ".join(
-        part for part in (parts.get("street_name"), parts.get("building")) if part
-    )
-    extra = ", ".join(part for part in (parts.get("floor"), parts.get("suite")) if part)
-    if street:
-        parts["street"] = f"{street}, {extra}" if extra else street
+    if street := street_line(parts):
+        parts["street"] = street
     return parts
+
+
+def street_line(parts: dict[str, str]) -> str:
+    """The one-line street of an address's parts: "Vej 12, 2. tv" (the address's ``street``)."""
+    street = " ".join(part for part in (parts.get("street_name"), parts.get("building")) if part)
+    extra = ", ".join(part for part in (parts.get("floor"), parts.get("suite")) if part)
+    return f"{street}, {extra}" if street and extra else street
 
 
 def _sor_codes(element: etree._Element) -> list[str]:
@@ -254,12 +249,11 @@ def _read_specialities(element: etree._Element, entity: SorEntity, _: dict[str, 
     entity.clinical_specialities = specialities or None
 
 
-def _read_replaces(element: etree._Element, entity: SorEntity, _: dict[str, Any]) -> None:
-    entity.replaces = _sor_codes(element) or None
+def _set_codes(attribute: str) -> Callable[[etree._Element, SorEntity, dict[str, Any]], None]:
+    def handle(element: etree._Element, entity: SorEntity, _: dict[str, Any]) -> None:
+        setattr(entity, attribute, _sor_codes(element) or None)
 
-
-def _read_replaced_by(element: etree._Element, entity: SorEntity, _: dict[str, Any]) -> None:
-    entity.replaced_by = _sor_codes(element) or None
+    return handle
 
 
 def _read_geography(element: etree._Element, _: SorEntity, attributes: dict[str, Any]) -> None:
@@ -278,6 +272,29 @@ def _read_unit_flags(element: etree._Element, _: SorEntity, attributes: dict[str
             attributes[key] = _flag(_text(sub))
 
 
+def _read_ean(element: etree._Element, entity: SorEntity, attributes: dict[str, Any]) -> None:
+    details: dict[str, Any] = {}
+    for sub in element:
+        sub_name = _local(sub.tag)
+        value = _text(sub)
+        key = EAN_DETAILS.get(sub_name)
+        if sub_name == "EanLocationCode":
+            entity.gln = value
+        elif key is not None and key.endswith("Indicator"):
+            details[key] = _flag(value)
+        elif key is not None:
+            details[key] = value
+        elif sub_name == "SorStatus":
+            details["SorStatus"] = {_local(s.tag): _text(s) for s in sub if _local(s.tag)}
+    if details:
+        attributes["ean"] = details
+
+
+def _read_local(element: etree._Element, _: SorEntity, attributes: dict[str, Any]) -> None:
+    found = {_local(sub.tag): _text(sub) for sub in element if _local(sub.tag)}
+    attributes["local_attributes"] = {k: v for k, v in found.items() if v is not None} or None
+
+
 # What to do with each child element of an entity, by local name.
 _HANDLERS: dict[str, Callable[[etree._Element, SorEntity, dict[str, Any]], None]] = {
     "SorIdentifier": _set_text("sor_code"),
@@ -289,19 +306,18 @@ _HANDLERS: dict[str, Callable[[etree._Element, SorEntity, dict[str, Any]], None]
     **{name: _set_text("p_number") for name in P_NUMBER_ELEMENTS},
     "PharmacyIdentifier": _set_attribute("pharmacy_identifier"),
     "LocalCode": _set_attribute("local_code"),
-    "EanLocationCodeEntity": lambda element, entity, attributes: _read_ean(
-        element, entity, attributes
-    ),
+    "EanLocationCodeEntity": _read_ean,
     "OptionalEanLocationCode": _read_ean_option,
     "EanLocationCodeOption": _read_ean_option,
     **{name: _set_address(attribute) for name, attribute in ADDRESS_ELEMENTS.items()},
     "VirtualAddressInformation": _read_contacts,
     "SorStatus": _read_status,
     "ClinicalSpecialityCollection": _read_specialities,
-    "ReplacesEntityCollection": _read_replaces,
-    "ReplacedByEntityCollection": _read_replaced_by,
+    "ReplacesEntityCollection": _set_codes("replaces"),
+    "ReplacedByEntityCollection": _set_codes("replaced_by"),
     "GeographicalParent": _read_geography,
     "OrganizationalUnitInformation": _read_unit_flags,
+    "LocalAttributeCollection": _read_local,
 }
 
 
@@ -316,30 +332,6 @@ def _read_entity(element: etree._Element, level: str, parent: str | None) -> Sor
     entity.attributes = {k: v for k, v in attributes.items() if v is not None} or None
     _check(entity)
     return entity
-
-
-def _read_ean(element: etree._Element, entity: SorEntity, attributes: dict[str, Any]) -> None:
-    details: dict[str, Any] = {}
-    for sub in element:
-        sub_name = _local(sub.tag)
-        value = _text(sub)
-        if sub_name == "EanLocationCode":
-            entity.gln = value
-        elif sub_name in ("OnlyInternalIndicator", "NonActiveIndicator"):
-            details[sub_name[0].lower() + sub_name[1:]] = _flag(value)
-        elif sub_name in (
-            "SystemSupplier",
-            "SystemSupplierIdentifier",
-            "SystemType",
-            "SystemTypeIdentifier",
-            "CommunicationSupplier",
-            "CommunicationSupplierIdentifier",
-            "EdiAdministrator",
-            "EdiAdministratorIdentifier",
-        ):
-            details[sub_name.removesuffix("Identifier")] = value
-    if details:
-        attributes["ean"] = details
 
 
 def _check(entity: SorEntity) -> None:
@@ -377,11 +369,11 @@ def _check(entity: SorEntity) -> None:
         if not address:
             continue
         for key, check, label in (
-            ("municipality_code", _municipality_code, "MunicipalityCode"),
-            ("region_code", _region_code, "RegionCode"),
+            ("municipality_code", ids.validate_municipality_code, "MunicipalityCode"),
+            ("region_code", ids.validate_region_code, "RegionCode"),
         ):
             if key in address:
-                valid, value = check(address[key])
+                valid, value = _valid_code(check, address[key])
                 if valid:
                     address[key] = value
                 else:
@@ -390,17 +382,9 @@ def _check(entity: SorEntity) -> None:
 
 # Municipality and region codes repeat on nearly every entity: validate each once.
 @lru_cache(maxsize=4096)
-def _municipality_code(value: str) -> tuple[bool, str]:
+def _valid_code(validate: Callable[[str], str], value: str) -> tuple[bool, str]:
     try:
-        return True, ids.validate_municipality_code(value)
-    except ids.IdentifierError as exc:
-        return False, str(exc)
-
-
-@lru_cache(maxsize=64)
-def _region_code(value: str) -> tuple[bool, str]:
-    try:
-        return True, ids.validate_region_code(value)
+        return True, validate(value)
     except ids.IdentifierError as exc:
         return False, str(exc)
 
@@ -433,15 +417,7 @@ def read_sor_export(
             name = _local(element.tag)
             if event == "start":
                 if header is None:
-                    namespace = etree.QName(element).namespace or ""
-                    if name != "SorTree" or namespace not in FORMATS:
-                        raise SorFileError(
-                            f"not a SOR XML export: root element {name!r} in namespace "
-                            f"{namespace!r}; expected SorTree in {NAMESPACE_V1} (v1.0.0) "
-                            f"or {NAMESPACE_V2} (v2.0.0)",
-                            element.sourceline,
-                        )
-                    header = SorHeader(format=FORMATS[namespace])
+                    header = _read_root(element, name)
                     if header_out is not None:
                         header_out.append(header)
                 elif name in ENTITY_CONTAINERS:
@@ -490,6 +466,27 @@ def read_sor_export(
         )
 
 
+def _read_root(element: Any, name: str) -> SorHeader:
+    """The header of the export whose root *element* just started; refuse a DTD.
+
+    The export has no DTD. One in the file can only declare entities, which are not
+    resolved (text after an unresolved entity would be silently cut) or could be
+    expanded into a flood: refused outright, before any entity is read.
+    """
+    doctype = element.getroottree().docinfo.doctype
+    if doctype or element.getroottree().docinfo.internalDTD is not None:
+        raise SorFileError(f"a DOCTYPE ({doctype[:80]}) is not allowed in a SOR XML export; "
+                           "refused without reading it", element.sourceline)
+    namespace = etree.QName(element).namespace or ""
+    if name != "SorTree" or namespace not in FORMATS:
+        raise SorFileError(
+            f"not a SOR XML export: root element {name!r} in namespace {namespace!r}; "
+            f"expected SorTree in {NAMESPACE_V1} (v1.0.0) or {NAMESPACE_V2} (v2.0.0)",
+            element.sourceline,
+        )
+    return SorHeader(format=FORMATS[namespace])
+
+
 def _expected_level(stack: list[tuple[str, str | None]]) -> tuple[str, ...]:
     if not stack:
         return ("IE",)
@@ -497,4 +494,4 @@ def _expected_level(stack: list[tuple[str, str | None]]) -> tuple[str, ...]:
     return {"IE": ("SI",), "SI": ("OE",), "OE": ("OE",)}[parent]
 
 
-__all__ = ["SorEntity", "SorFileError", "SorHeader", "read_sor_export"]
+__all__ = ["SorEntity", "SorFileError", "SorHeader", "read_sor_export", "street_line"]

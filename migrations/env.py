@@ -42,11 +42,11 @@ def get_metadata():
 
 
 def include_object(obj, name, type_, reflected, compare_to):
-    """Leave out what migration 0002 makes by hand for text search: SQLite's FTS5
-    tables and PostgreSQL's trigram indexes."""
+    """Leave out what migrations make by hand: 0002's for text search (SQLite's FTS5
+    tables, PostgreSQL's trigram indexes) and expression indexes ("_expr", 0015)."""
     if type_ == "table" and name and name.startswith("organisations_search"):
         return False
-    if type_ == "index" and name and name.endswith("_trgm"):
+    if type_ == "index" and name and name.endswith(("_trgm", "_expr")):
         return False
     return True
 

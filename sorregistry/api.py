@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import swagger_ui_bundle
 from flask import (
@@ -30,6 +30,7 @@ from flask_smorest import Blueprint as SmorestBlueprint
 from sorregistry.extensions import api as openapi
 
 _APIS = "sor.apis"
+_CURRENT = "sor.api"  # request.environ: the API this request is for, once routed
 
 # An API's own error body: (status, message, field errors or None, headers) -> response.
 ErrorRenderer = Callable[[int, str, Any, list[tuple[str, str]]], Response]
@@ -74,6 +75,16 @@ def current_api() -> ApiDeclaration | None:
     """The API the current request is for, or None for a page (or no request)."""
     if not has_request_context():
         return None
+    environ = request.environ
+    if _CURRENT in environ:  # asked several times a request (guards, errors, limits)
+        return cast(ApiDeclaration | None, environ[_CURRENT])
+    found = _find_api()
+    if request.url_rule is not None or request.routing_exception is not None:
+        environ[_CURRENT] = found  # routing is done: the answer cannot change now
+    return found
+
+
+def _find_api() -> ApiDeclaration | None:
     declarations: dict[str, ApiDeclaration] = current_app.extensions.get(_APIS, {})
     for name in request.blueprints:
         if name in declarations:
@@ -109,7 +120,11 @@ def init_app(app: Flask) -> None:
     openapi.init_app(app)
     openapi.spec.components.security_scheme(
         "bearerAuth",
-        {"type": "http", "scheme": "bearer", "description": "Token from create-client"},
+        {"type": "http", "scheme": "bearer",
+         "description": "The service's own token (sorregistry create-client), or an "
+                        "identity provider's JWT access token (RFC 9068) for this API's "
+                        "audience, whose scopes sor:lookup, sor:apply, sor:staff give the "
+                        "roles reporter, municipality, sds"},
     )
     prefix = str(app.config.get("OPENAPI_URL_PREFIX") or "/api").rstrip("/")
     declare_api(app, "api-docs", prefix)

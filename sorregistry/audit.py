@@ -6,28 +6,37 @@ is logged exactly when the thing it tells of happened. Rows are never changed or
 deleted by the service; on PostgreSQL a trigger refuses UPDATE and DELETE outright
 (migration 0010), like a ledger. Staff read and export it (``GET /api/v1/audit``, the
 ``/staff/audit`` page, ``sorregistry export-audit``).
+
+A read writes nothing of its own, so staff reading another municipality's data is
+*noted* by the view (:func:`note_other_municipality_read`) and recorded once per
+request, after the view has answered and before the answer leaves
+(:func:`record_noted_reads`, an ``after_request`` hook): one event however many
+applications a list showed, in a write step of its own (the read transaction is over by
+then; SQLite's writer lock is taken, not fought for). A refused read (4xx, 5xx) showed
+nothing and is not recorded.
 """
 
 from __future__ import annotations
 
 import getpass
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import has_request_context, request
+from flask import Response, g, has_request_context, request
 from sqlalchemy import Index, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from sorregistry.database import DbSession
+from sorregistry.database import DbSession, write_step
+from sorregistry.extensions import db
 from sorregistry.models import Base, BigIntKey, JsonDocument, UTCDateTime, utcnow
 from sorregistry.request_id import current_request_id
 
 ACTIONS = (
     "login", "login_failed", "logout", "session_ended",
     "user_created", "user_deactivated", "user_activated", "password_set",
-    "client_created", "client_revoked",
+    "client_created", "client_revoked", "role_granted", "role_revoked",
     "application_approved", "application_rejected", "information_requested",
     "application_withdrawn", "application_submitted",
     "register_changed", "register_imported", "other_municipality_read",
@@ -87,6 +96,44 @@ def record(session: DbSession, action: str, actor: Actor, *,
     session.add(event)
     session.flush()
     return event
+
+
+@dataclass(slots=True)
+class _NotedReads:
+    actor: Actor
+    municipalities: set[str]
+    targets: list[str]
+
+
+def note_other_municipality_read(actor: Actor, municipality_codes: Iterable[str], *,
+                                 target: str | None = None) -> None:
+    """Note that *actor* (staff) is being shown data of *municipality_codes*, none of them
+    the actor's own; recorded once, when the request has answered (``record_noted_reads``).
+    """
+    codes = {code for code in municipality_codes if code}
+    if not codes:
+        return
+    noted: _NotedReads | None = g.get("audit_noted_reads")
+    if noted is None:
+        noted = g.audit_noted_reads = _NotedReads(actor, set(), [])
+    noted.municipalities |= codes
+    if target is not None and target not in noted.targets and len(noted.targets) < 200:
+        noted.targets.append(target)
+
+
+def record_noted_reads(response: Response) -> Response:
+    """Record this request's noted reads as one ``other_municipality_read`` event."""
+    noted: _NotedReads | None = g.pop("audit_noted_reads", None)
+    if noted is None or response.status_code >= 400:
+        return response
+    codes = sorted(noted.municipalities)
+    with write_step(db.session) as session:
+        record(session, "other_municipality_read", noted.actor,
+               target=(noted.targets[0] if len(noted.targets) == 1 else request.path)[:120],
+               municipality_code=codes[0] if len(codes) == 1 else None,
+               details={"municipalities": codes, "targets": noted.targets,
+                        "method": request.method, "path": request.path[:500]})
+    return response
 
 
 def list_events(session: DbSession, *,

@@ -44,6 +44,8 @@ ACTION_NAMES = {
     "password_set": lazy_gettext("Adgangskode sat"),
     "client_created": lazy_gettext("API-klient oprettet"),
     "client_revoked": lazy_gettext("API-klient tilbagekaldt"),
+    "role_granted": lazy_gettext("Rolle tildelt"),
+    "role_revoked": lazy_gettext("Rolle tilbagekaldt"),
     "application_approved": lazy_gettext("Ansøgning godkendt"),
     "application_rejected": lazy_gettext("Ansøgning afvist"),
     "information_requested": lazy_gettext("Oplysninger anmodet"),
@@ -191,6 +193,7 @@ def audit_export() -> Response:
 
 
 def init_app(app: Flask) -> None:
+    app.after_request(audit.record_noted_reads)
     register_api(app, api, url_prefix="/api/v1")
     register_pages(app, page,
                    menu=[MenuEntry("audit_pages.audit_page", "Revisionslog", ("sds",), order=45)])

@@ -28,6 +28,58 @@ def _as_int(value: str) -> int:
     return int(value.strip())
 
 
+def _as_share(value: str) -> float:
+    """A share between 0 and 1 ("0.10")."""
+    share = float(value.strip())
+    if not 0.0 <= share <= 1.0:
+        raise ValueError("must be a share between 0 and 1, e.g. 0.10")
+    return share
+
+
+def _as_words(value: str) -> tuple[str, ...]:
+    """Space-separated words (issuer URLs, scopes, algorithms), in the order given."""
+    return tuple(value.split())
+
+
+def _as_leeway(value: str) -> int:
+    """Clock skew allowed on token times, in seconds: at most five minutes, so that a
+    stolen expired token is not accepted for long."""
+    seconds = int(value.strip())
+    if not 0 <= seconds <= MAX_LEEWAY_SECONDS:
+        raise ValueError(f"must be between 0 and {MAX_LEEWAY_SECONDS} seconds")
+    return seconds
+
+
+def _as_role_values(value: str) -> dict[str, tuple[str, ...]]:
+    """``role=value`` pairs, space-separated (a role may be named by several values):
+    which values of the identity provider's role claim mean which of this service's roles."""
+    mapping: dict[str, list[str]] = {}
+    for pair in value.split():
+        role, _, claimed = pair.partition("=")
+        if role not in ("reporter", "municipality", "sds") or not claimed:
+            raise ValueError(f"{pair!r} is not role=value with a role of reporter, "
+                             "municipality, sds")
+        mapping.setdefault(role, []).append(claimed)
+    return {role: tuple(values) for role, values in mapping.items()}
+
+
+def _as_signing_algorithms(value: str) -> tuple[str, ...]:
+    """JWS algorithms accepted on access tokens: asymmetric ones only (an HMAC key would
+    be a secret shared with every issuer's client, and "none" is no signature)."""
+    algorithms = tuple(value.split())
+    refused = [alg for alg in algorithms if alg.lower() == "none" or alg.upper().startswith("HS")]
+    if refused or not algorithms:
+        raise ValueError("name asymmetric JWS algorithms only (RS256, PS256, ES256, EdDSA, ...)")
+    return algorithms
+
+
+MAX_LEEWAY_SECONDS = 300
+# NemLog-in's claims for a professional identity (OIOSAML 3 attribute names, which its
+# OpenID Connect tokens carry as claim names): see the README, "Logging in with the
+# national identity".
+PROFESSIONAL_CVR_CLAIM = "https://data.gov.dk/model/core/eid/professional/cvr"
+PROFESSIONAL_ORGANISATION_CLAIM = "https://data.gov.dk/model/core/eid/professional/orgName"
+PROFESSIONAL_UUID_CLAIM = "https://data.gov.dk/model/core/eid/professional/uuid/persistent"
 def _as_rate_limit(value: str) -> str:
     """A rate limit in Flask-Limiter's notation ("1200 per minute", "10/second;100/hour")."""
     parse_many(value)  # raises ValueError on anything else
@@ -66,6 +118,31 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_IMAP_STARTTLS": ("IMAP_STARTTLS", _as_bool),
     "SOR_IMAP_TIMEOUT": ("IMAP_TIMEOUT", _as_int),
     "SOR_IMAP_MAX_MESSAGE_SIZE": ("IMAP_MAX_MESSAGE_SIZE", _as_int),
+    # Identity: people log in with OpenID Connect, systems call with JWT access tokens.
+    "SOR_LOCAL_LOGIN": ("LOCAL_LOGIN", _as_bool),
+    "SOR_OIDC_ISSUER": ("OIDC_ISSUER", str),
+    "SOR_OIDC_CLIENT_ID": ("OIDC_CLIENT_ID", str),
+    "SOR_OIDC_CLIENT_SECRET": ("OIDC_CLIENT_SECRET", str),
+    "SOR_OIDC_CLIENT_AUTH": ("OIDC_CLIENT_AUTH", str),
+    "SOR_OIDC_PRIVATE_KEY_FILE": ("OIDC_PRIVATE_KEY_FILE", str),
+    "SOR_OIDC_SCOPES": ("OIDC_SCOPES", str),
+    "SOR_OIDC_REDIRECT_URI": ("OIDC_REDIRECT_URI", str),
+    "SOR_OIDC_POST_LOGOUT_REDIRECT_URI": ("OIDC_POST_LOGOUT_REDIRECT_URI", str),
+    "SOR_OIDC_LEEWAY_SECONDS": ("OIDC_LEEWAY_SECONDS", _as_leeway),
+    "SOR_OIDC_CLAIMS_CVR": ("OIDC_CLAIMS_CVR", str),
+    "SOR_OIDC_CLAIMS_ORGANISATION": ("OIDC_CLAIMS_ORGANISATION", str),
+    "SOR_OIDC_CLAIMS_PERSON_UUID": ("OIDC_CLAIMS_PERSON_UUID", str),
+    "SOR_OIDC_CLAIMS_NAME": ("OIDC_CLAIMS_NAME", str),
+    "SOR_OIDC_CLAIMS_EMAIL": ("OIDC_CLAIMS_EMAIL", str),
+    "SOR_OIDC_CLAIMS_ROLES": ("OIDC_CLAIMS_ROLES", str),
+    "SOR_OIDC_CLAIMS_ROLE_VALUES": ("OIDC_CLAIMS_ROLE_VALUES", _as_role_values),
+    "SOR_OIDC_CLAIMS_MUNICIPALITY": ("OIDC_CLAIMS_MUNICIPALITY", str),
+    "SOR_API_ISSUERS": ("API_ISSUERS", _as_words),
+    "SOR_API_AUDIENCE": ("API_AUDIENCE", str),
+    "SOR_API_CVR_CLAIM": ("API_CVR_CLAIM", str),
+    "SOR_API_MUNICIPALITY_CLAIM": ("API_MUNICIPALITY_CLAIM", str),
+    "SOR_API_ALGORITHMS": ("API_ALGORITHMS", _as_signing_algorithms),
+    "SOR_API_LEEWAY_SECONDS": ("API_LEEWAY_SECONDS", _as_leeway),
     "SOR_MAIL_SENDER_AUTH": ("MAIL_SENDER_AUTH", str),
     "SOR_MAIL_TRUSTED_AUTHSERV_ID": ("MAIL_TRUSTED_AUTHSERV_ID", str),
     "SOR_MAIL_MAX_PER_SENDER_HOUR": ("MAIL_MAX_PER_SENDER_HOUR", _as_int),
@@ -84,6 +161,8 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_RATELIMIT_MAIL_SENDER": ("RATELIMIT_MAIL_SENDER", _as_rate_limit),
     "SOR_RATELIMIT_SYNC_HITS": ("RATELIMIT_SYNC_HITS", _as_int),
     "SOR_RATELIMIT_SYNC_SECONDS": ("RATELIMIT_SYNC_SECONDS", _as_int),
+    "SOR_MAX_WITHDRAWAL_SHARE": ("MAX_WITHDRAWAL_SHARE", _as_share),
+    "SOR_SUCCESSOR_WARNING_DAYS": ("SUCCESSOR_WARNING_DAYS", _as_int),
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -128,6 +207,34 @@ DEFAULTS: dict[str, Any] = {
     "IMAP_TIMEOUT": 60,
     # Mails larger than this are kept raw but not parsed (they become triage items).
     "IMAP_MAX_MESSAGE_SIZE": 10 * 1024 * 1024,
+    # Identity (sorregistry/accounts/oidc.py, access_tokens.py; README "Logging in with
+    # the national identity"). No issuer: no OpenID Connect login, no JWT access tokens.
+    "LOCAL_LOGIN": True,
+    "OIDC_ISSUER": None,
+    "OIDC_CLIENT_ID": None,
+    "OIDC_CLIENT_SECRET": None,
+    "OIDC_CLIENT_AUTH": "client_secret_basic",  # or client_secret_post, private_key_jwt
+    "OIDC_PRIVATE_KEY_FILE": None,  # a PEM or JWK file, for private_key_jwt
+    "OIDC_SCOPES": "openid profile email",
+    "OIDC_REDIRECT_URI": None,  # default: /login/oidc/callback on the host asked
+    "OIDC_POST_LOGOUT_REDIRECT_URI": None,  # default: /login on the host asked
+    "OIDC_LEEWAY_SECONDS": 60,
+    "OIDC_CLAIMS_CVR": PROFESSIONAL_CVR_CLAIM,
+    "OIDC_CLAIMS_ORGANISATION": PROFESSIONAL_ORGANISATION_CLAIM,
+    "OIDC_CLAIMS_PERSON_UUID": PROFESSIONAL_UUID_CLAIM,
+    "OIDC_CLAIMS_NAME": "name",
+    "OIDC_CLAIMS_EMAIL": "email",
+    "OIDC_CLAIMS_ROLES": None,  # a claim naming roles; none: only the local grants
+    "OIDC_CLAIMS_ROLE_VALUES": {"reporter": ("reporter",), "municipality": ("municipality",),
+                                "sds": ("sds",)},
+    "OIDC_CLAIMS_MUNICIPALITY": None,  # a claim with the kommunekode, if the provider has one
+    "API_ISSUERS": (),
+    "API_AUDIENCE": None,
+    "API_CVR_CLAIM": PROFESSIONAL_CVR_CLAIM,
+    "API_MUNICIPALITY_CLAIM": "kommunekode",
+    "API_ALGORITHMS": ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                       "ES256", "ES384", "ES512", "EdDSA"),
+    "API_LEEWAY_SECONDS": 30,
     # How the intake authenticates a mail's sender (applications/mail_trust.py): None
     # is "authentication-results" when the receiving server's authserv-id is given,
     # else "dkim"; "none" (development only) believes any From address.
@@ -152,6 +259,15 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_MAIL_SENDER": "30 per hour",
     "RATELIMIT_SYNC_HITS": 50,
     "RATELIMIT_SYNC_SECONDS": 5,
+    # import-shak and import-sor --full refuse a file that would withdraw (close) more
+    # than this share of what the register holds, and an empty file, unless given
+    # --allow-mass-withdrawal. A complete SHAK file withdraws nothing (codes end with a
+    # date, they stay in the file) and a monthly SOR export closes a few per cent; an
+    # excerpt or a truncated download withdraws nearly everything.
+    "MAX_WITHDRAWAL_SHARE": 0.10,
+    # A SOR code closed and replaced by another only warns (resolve, reporting-unit
+    # validation) for this many days after its closing; 0: never.
+    "SUCCESSOR_WARNING_DAYS": 365,
     # Requests larger than this are refused with 413 before any view runs.
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "API_TITLE": "SOR registry",

@@ -10,6 +10,9 @@
   ``X-Content-Type-Options: nosniff``; ``Referrer-Policy: strict-origin-when-cross-origin``
   (SOR codes in URLs do not leak to other sites' logs); a ``Permissions-Policy`` that
   turns off what the pages never use.
+- With an identity provider (``SOR_OIDC_ISSUER``), ``form-action`` also names its origin:
+  logging out posts here and is then sent on to the provider's logout, and browsers hold
+  a form's redirects to ``form-action`` too.
 - HTTPS: ``Strict-Transport-Security`` and the redirect to HTTPS only where the
   deployment says it has TLS (``SOR_FORCE_HTTPS=1``; behind a proxy that terminates TLS
   the proxy sets HSTS). The session cookie's flags stay ``sorregistry.pages``'.
@@ -18,13 +21,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, g
 from flask_talisman import Talisman
 
 talisman = Talisman()
 
-POLICY = {
+POLICY: dict[str, str | list[str]] = {
     "default-src": "'self'",
     "script-src": "'self'",
     "style-src": "'self'",
@@ -58,6 +62,14 @@ def _framing(response: Response) -> Response:
     return response
 
 
+def _policy(app: Flask) -> dict[str, str | list[str]]:
+    policy: dict[str, str | list[str]] = dict(POLICY)
+    issuer = urlsplit(str(app.config.get("OIDC_ISSUER") or ""))
+    if issuer.scheme and issuer.netloc:
+        policy["form-action"] = ["'self'", f"{issuer.scheme}://{issuer.netloc}"]
+    return policy
+
+
 def init_app(app: Flask) -> None:
     https = bool(app.config.get("FORCE_HTTPS"))
     talisman.init_app(
@@ -65,7 +77,7 @@ def init_app(app: Flask) -> None:
         force_https=https,
         strict_transport_security=https,
         frame_options="DENY",
-        content_security_policy=POLICY,
+        content_security_policy=_policy(app),
         content_security_policy_nonce_in=["script-src"],
         referrer_policy="strict-origin-when-cross-origin",
         permissions_policy=PERMISSIONS,

@@ -13,6 +13,8 @@ the APIs, without one          ``120 per minute``    address - an invalid or mis
 ``POST /login``                ``10 per minute``     account (the email as the form gives it,
                                                      normalised)
 ``POST /login``                ``30 per minute``     address
+``GET /login/oidc/callback``   (the same limit)      address (its own count): a view marked
+                                                     :func:`login_callback`
 mails to the intake            ``30 per hour``       sender (:func:`sender_allowed`)
 ============================== ===================== =========================================
 
@@ -23,8 +25,11 @@ mails to the intake            ``30 per hour``       sender (:func:`sender_allow
 requests must not be limited by accident. Every declared API (:mod:`sorregistry.api`:
 ``/api/v1``, the OpenAPI document and any API a feature declares) is one budget per
 client, all endpoints together, and a request under an API's prefix that matches no
-route counts too (a scan). Pages are not limited, but for the login's POST; a view
-marked :func:`exempt` is not (``GET /api/v1/health``, which load balancers ask often).
+route counts too (a scan). Pages are not limited, but for the login's POST and the
+identity provider's login callback; a view marked :func:`exempt` is not
+(``GET /api/v1/health``, which load balancers ask often). A system calling with an
+identity provider's access token is counted as the client the token was issued to
+(:mod:`sorregistry.accounts.access_tokens`), however many tokens it gets.
 
 **Counting**: the sliding window counter (the previous window's count, weighted by how
 much of it lies in the last window's length, plus the current one), in the database by
@@ -76,6 +81,7 @@ _KIND = "sor.ratelimit.kind"  # request.environ: which limits count it
 _REFUSED = "sor.ratelimit.refused"  # app.extensions: the Refusals
 _EXEMPT = "_sor_ratelimit_exempt"
 _LOGIN = "_sor_ratelimit_login"
+_LOGIN_CALLBACK = "_sor_ratelimit_login_callback"
 KEY_PREFIX = "sor"
 RATE_LIMITED = "RATE_LIMITED"  # the OpenAPI document's response component
 
@@ -107,6 +113,14 @@ def login_attempts(*, account_field: str,
         return view
 
     return mark
+
+
+def login_callback(view: V) -> V:
+    """Limit every request to *view* per address, as the login's POSTs are (the
+    ``SOR_RATELIMIT_LOGIN_ADDRESS`` limit, a count of its own): the end of a login at an
+    identity provider, where no account is known before the provider's answer is checked."""
+    setattr(view, _LOGIN_CALLBACK, True)
+    return view
 
 
 def _mark(view: object | None, name: str) -> object | None:
@@ -175,6 +189,8 @@ def _counted_as() -> str:
             known = "api"
         elif request.method == "POST" and _login_form(view) is not None:
             known = "login"
+        elif _mark(view, _LOGIN_CALLBACK) is True:
+            known = "login-callback"
         else:
             known = ""
         request.environ[_KIND] = known
@@ -215,6 +231,9 @@ def _limits(config: Mapping[str, Any]) -> list[ApplicationLimit]:
                          scope="login-account", exempt_when=lambda: _counted_as() != "login"),
         ApplicationLimit(str(config["RATELIMIT_LOGIN_ADDRESS"]), key_function=_address_key,
                          scope="login-address", exempt_when=lambda: _counted_as() != "login"),
+        ApplicationLimit(str(config["RATELIMIT_LOGIN_ADDRESS"]), key_function=_address_key,
+                         scope="login-callback",
+                         exempt_when=lambda: _counted_as() != "login-callback"),
     ]
 
 

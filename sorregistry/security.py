@@ -3,15 +3,23 @@
 The roles are ``reporter`` (lookups), ``municipality`` (its own applications) and
 ``sds`` (staff: everything). An API request is authenticated by its bearer token
 alone, never by a cookie: :func:`authenticate` asks each token resolver a feature
-registered (:func:`add_token_resolver`; the accounts feature's own tokens today) for
-the :class:`Identity` behind it. A page request is authenticated by the login session
-(Flask-Login), and :func:`role_required` guards it. The CVR that "Mit CVR" lookups use
-is the identity's, never a request parameter.
+registered (:func:`add_token_resolver`: the accounts feature's JWT access tokens from
+an identity provider and its own opaque tokens) for the :class:`Identity` behind it. A
+page request is authenticated by the login session (Flask-Login), and
+:func:`role_required` guards it. The CVR that "Mit CVR" lookups use is the identity's,
+never a request parameter.
+
+Refusals say which scheme failed and why, as RFC 6750 asks: no token at all is a bare
+``Bearer realm="sor"`` challenge; a token no resolver accepts is ``error="invalid_token"``
+with the resolver's reason (:class:`InvalidToken`) as ``error_description``; a caller
+without the role is 403 ``error="insufficient_scope"`` naming the OAuth scopes that
+carry the role (:data:`ROLE_SCOPES`).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
@@ -24,7 +32,13 @@ from werkzeug.exceptions import HTTPException, default_exceptions
 from sorregistry.extensions import login_manager
 
 ROLES = ("reporter", "municipality", "sds")
+# The OAuth 2 scope that gives each role to a system calling with an access token.
+ROLE_SCOPES = {"reporter": "sor:lookup", "municipality": "sor:apply", "sds": "sor:staff"}
 F = TypeVar("F", bound=Callable[..., Any])
+_REALM = 'Bearer realm="sor"'
+# RFC 6750 section 3: error_description is printable ASCII without '"' and '\\'.
+_DESCRIPTION = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
+_WHITESPACE = re.compile(r'\s')
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +50,22 @@ class Identity:
     cvr: str | None
     roles: tuple[str, ...]
     municipality_code: str | None
+    # Who vouches for it: None for the service's own tokens, else the identity
+    # provider that issued the access token, and the subject (client) it names.
+    issuer: str | None = None
+    subject: str | None = None
 
     def has_role(self, *roles: str) -> bool:
         return any(role in self.roles for role in roles)
 
 
-# A bearer token -> its identity, or None when this resolver does not know it.
+class InvalidToken(Exception):
+    """A resolver recognised the token as its kind and refuses it; the message says why
+    (it becomes the challenge's ``error_description``, so it names no secret)."""
+
+
+# A bearer token -> its identity, or None when this resolver does not know the kind of
+# token; raises InvalidToken for a token of its kind that it refuses.
 TokenResolver = Callable[[str], Identity | None]
 _RESOLVERS = "sor.token_resolvers"
 _REQUEST_IDENTITY = "sor.identity"
@@ -60,18 +84,27 @@ def authenticate() -> Identity:
         return known
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         refuse(401, message="a bearer token is required (Authorization: Bearer <token>)",
-                  headers={"WWW-Authenticate": 'Bearer realm="sor"'})
+               headers={"WWW-Authenticate": _REALM})
+    if _WHITESPACE.search(token):  # a JWT is ~1 kB: no per-character Python loop
+        refuse(400, message="the Authorization header holds more than one token",
+               headers={"WWW-Authenticate": _challenge("invalid_request",
+                                                       "one bearer token, no spaces")})
     identity: Identity | None = None
+    reason = "the bearer token is not valid"
     resolvers: list[TokenResolver] = current_app.extensions.get(_RESOLVERS, [])
-    for resolver in resolvers:
-        identity = resolver(token.strip())
-        if identity is not None:
-            break
+    try:
+        for resolver in resolvers:
+            identity = resolver(token)
+            if identity is not None:
+                break
+    except InvalidToken as refused:
+        reason = str(refused) or reason
     if identity is None:
-        refuse(401, message="the bearer token is not valid",
-                  headers={"WWW-Authenticate": 'Bearer realm="sor", error="invalid_token"'})
+        refuse(401, message=reason,
+               headers={"WWW-Authenticate": _challenge("invalid_token", reason)})
     g.api_client = identity
     request.environ[_REQUEST_IDENTITY] = identity
     return identity
@@ -96,10 +129,22 @@ def refuse(status: int, *, message: str, headers: dict[str, str] | None = None) 
     raise error
 
 
+def _challenge(error: str, description: str, **extra: str) -> str:
+    """A ``WWW-Authenticate`` value for a refused bearer token (RFC 6750 section 3)."""
+    parts = [_REALM, f'error="{error}"',
+             f'error_description="{_DESCRIPTION.sub("?", description)[:200]}"']
+    parts += [f'{name}="{_DESCRIPTION.sub("?", value)}"' for name, value in extra.items()]
+    return ", ".join(parts)
+
+
 def _check(roles: tuple[str, ...]) -> Identity:
     client = authenticate()
     if roles and not client.has_role(*roles):
-        refuse(403, message=f"this needs the role {' or '.join(roles)}")
+        needed = " or ".join(roles)
+        scopes = " ".join(ROLE_SCOPES[role] for role in roles if role in ROLE_SCOPES)
+        refuse(403, message=f"this needs the role {needed}",
+               headers={"WWW-Authenticate": _challenge(
+                   "insufficient_scope", f"this needs the role {needed}", scope=scopes)})
     return client
 
 

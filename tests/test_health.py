@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from sorregistry import create_app
+from sorregistry.errors import database_unavailable
 from tests.test_database_down import unreachable  # noqa: F401 - the fixture
 
 MIGRATIONS = Path(__file__).parents[1] / "migrations" / "versions"
@@ -61,18 +66,13 @@ def test_an_unreachable_database_is_unavailable(unreachable):  # noqa: F811
 
 
 def test_what_counts_as_the_database_out_of_reach():
-    import psycopg
-    from sqlalchemy.exc import OperationalError
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-    from sorregistry.errors import database_unavailable
 
     assert database_unavailable(PoolTimeout("QueuePool limit of size 5 overflow 10 reached"))
     assert database_unavailable(psycopg.OperationalError("connection refused"))
     assert not database_unavailable(psycopg.errors.PipelineAborted("pipeline aborted"))
     assert not database_unavailable(psycopg.errors.QueryCanceled("statement timeout"))
     assert database_unavailable(psycopg.errors.AdminShutdown("terminating connection"))
-    import sqlite3
 
     locked = OperationalError("SELECT 1", {}, sqlite3.OperationalError("database is locked"))
     missing = OperationalError("SELECT 1", {}, sqlite3.OperationalError("no such table: x"))

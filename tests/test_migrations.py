@@ -12,7 +12,7 @@ def _include(obj, name, type_, reflected, compare_to) -> bool:
     """As migrations/env.py: the hand-made text-search objects are not in the models."""
     if type_ == "table" and name and name.startswith("organisations_search"):
         return False
-    return not (type_ == "index" and name and name.endswith("_trgm"))
+    return not (type_ == "index" and name and name.endswith(("_trgm", "_expr")))
 
 
 def test_models_and_migrations_agree(app, session):

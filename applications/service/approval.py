@@ -25,6 +25,7 @@ from applications.service.validation import CHANGE_FIELDS, validate_application
 from hierarchy import service as register
 from hierarchy.codes import OWNERSHIP_BY_TYPE, municipalities
 from hierarchy.models import Organisation
+from hierarchy.successors import merge_links
 from sorregistry.database import begin_write
 from sorregistry.models import utcnow
 
@@ -185,6 +186,13 @@ def _apply_change(session: Session, application: Application, actor: Actor,
             new_address[key] = value
     if new_address != old_address:
         changes["postal_address"] = new_address
+    successors = merge_links(target.replaced_by, application.replaced_by or ())
+    if set(successors or ()) != set(target.replaced_by or ()):
+        # The register names the unit back on each successor (hierarchy.service).
+        changes["replaced_by"] = successors
+        shown.append({"field": "replaced_by", "label": CHANGE_FIELDS["replaced_by"],
+                      "old": ", ".join(target.replaced_by or ()) or None,
+                      "new": ", ".join(successors or ())})
     if changes:
         register.change_organisation(session, target.sor_code, changes, source="application",
                                      actor=actor.name, reference=reference)

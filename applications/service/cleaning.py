@@ -19,6 +19,7 @@ from hierarchy.codes import entity_type_names
 MAX_NAME = 60  # the register's limit on an organisation's name
 MAX_REMARKS = 5000
 MAX_REASON = 2000
+MAX_SUCCESSORS = 20  # a split into more units than this is several applications
 # The longest text a field takes; fields not named take SHORT_TEXT (identifiers are
 # then checked by their own rules).
 TEXT_LIMITS: dict[str, int] = {
@@ -52,6 +53,7 @@ EDITABLE_FIELDS = (
     "shak",
     "target_sor_code",
     "closing_date",
+    "replaced_by",
     "remarks",
 )
 EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
@@ -108,6 +110,30 @@ def _date(value: object, name: str, errors: dict[str, str]) -> date | None:
     return None
 
 
+def _sor_codes(value: object, name: str, errors: dict[str, str]) -> list[str] | None:
+    """SOR codes given as a list, or as text separated by commas or spaces (the form's
+    field); checked, duplicates dropped, order kept; None when none."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = value.replace(",", " ").replace(";", " ").split()
+    if not isinstance(value, list) or not all(isinstance(code, str) for code in value):
+        errors[name] = "a list of SOR codes"
+        return None
+    codes: list[str] = []
+    for code in value:
+        try:
+            codes.append(ids.validate_sor_code(code))
+        except ids.IdentifierError as exc:
+            errors[name] = str(exc)
+            return None
+    codes = list(dict.fromkeys(codes))
+    if len(codes) > MAX_SUCCESSORS:
+        errors[name] = f"at most {MAX_SUCCESSORS} SOR codes"
+        return None
+    return codes or None
+
+
 def clean_input(data: Mapping[str, object], *, partial: bool = False) -> dict[str, object]:
     """Normalise what a client sent, refusing values that can never be right.
 
@@ -134,6 +160,9 @@ def clean_input(data: Mapping[str, object], *, partial: bool = False) -> dict[st
         value = flat.get(name)
         if name == "closing_date":
             out[name] = _date(value, name, errors)
+            continue
+        if name == "replaced_by":
+            out[name] = _sor_codes(value, name, errors)
             continue
         out[name] = _text(value, name, errors, TEXT_LIMITS.get(name, SHORT_TEXT))
     text: dict[str, str | None] = {

@@ -32,6 +32,7 @@ CHANGE_FIELDS: dict[str, str] = {
     "gln": "GLN",
     "shak": "SHAK",
     "closing_date": "Lukkedato",
+    "replaced_by": "Erstattet af",
 }
 
 
@@ -88,9 +89,10 @@ def _validate_new(application: Application, errors: list[Finding],
         warnings.append(Finding("owner_cvr", "ignored",
                                 "a municipally owned institution belongs to the municipality; "
                                 "the CVR given is not used"))
-    if application.target_sor_code or application.closing_date:
+    if application.target_sor_code or application.closing_date or application.replaced_by:
         warnings.append(Finding("kind", "change_fields",
-                                "SOR code and closing date are used by change applications only"))
+                                "SOR code, closing date and successors are used by change "
+                                "applications only"))
 
 
 def _validate_change(session: DbSession, application: Application,
@@ -119,6 +121,7 @@ def _validate_change(session: DbSession, application: Application,
         errors.append(Finding("closing_date", "before_start",
                               f"{target.name} is valid only from "
                               f"{target.valid_from.isoformat()}"))
+    _validate_successors(session, application, target, errors, warnings)
     if target.ownership == "kommunal" and (
         target.eff_municipality_code and target.eff_municipality_code
         != application.municipality_code
@@ -131,3 +134,27 @@ def _validate_change(session: DbSession, application: Application,
                               "a change of owner needs a new SOR code: apply for a new one"))
     if application.institution_name and len(application.institution_name) > MAX_NAME:
         errors.append(Finding("institution_name", "too_long", f"at most {MAX_NAME} characters"))
+
+
+def _validate_successors(session: DbSession, application: Application, target: Organisation,
+                         errors: list[Finding], warnings: list[Finding]) -> None:
+    """A unit "replaced by" others closes, and they are in the register; one that is not in
+    force on the closing date is allowed (its own successors are followed) but said."""
+    if not application.replaced_by:
+        return
+    if not application.closing_date:
+        errors.append(Finding("closing_date", "required",
+                              "a unit replaced by another closes: give the closing date"))
+    for code in application.replaced_by:
+        if code == target.sor_code:
+            errors.append(Finding("replaced_by", "itself",
+                                  f"{target.name} cannot replace itself"))
+            continue
+        successor = session.get(Organisation, code)
+        if successor is None:
+            errors.append(Finding("replaced_by", "unknown",
+                                  f"no organisation has SOR code {code}"))
+        elif application.closing_date and not successor.is_active_on(application.closing_date):
+            warnings.append(Finding("replaced_by", "successor_not_in_force",
+                                    f"{successor.name} ({code}) is not in force on "
+                                    f"{application.closing_date.isoformat()}"))

@@ -17,14 +17,27 @@ format's writer. A format is registered here, once, with :func:`register_format`
   their units: what nested formats need);
 - *history*: whether it can carry history (``--all-history``); formats that cannot
   refuse the option.
+
+The formats (the first of an extension is its default):
+
+========================  ==========  =====================================================
+``sor-xml``               ``.xml``    SOR XML v2.0.0, as SDS publishes it (``sor_xml``)
+``sor-xml-v1``            ``.xml``    SOR XML v1.0.0
+``csv``                   ``.csv``    for people, in Excel (``csv_format``)
+``csv-excel-safe``        ``.csv``    the same, codes as ``="…"`` so Excel keeps them whole
+``ndjson``                ``.ndjson`` the API's organisation items (``ndjson``)
+``fhir-ndjson``           ``.ndjson`` FHIR Organization/Location resources
+                                      (``hierarchy.fhir.export``)
+========================  ==========  =====================================================
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hierarchy.export import ndjson
+from hierarchy.export import csv_format, ndjson, sor_xml
 from hierarchy.export.snapshot import ExportInfo, ExportRow, Order, Write, Writer
+from hierarchy.fhir import export as fhir_export
 
 __all__ = [
     "FORMATS",
@@ -79,3 +92,14 @@ def format_for(*, name: str | None = None, extension: str | None = None) -> Expo
 
 
 register_format("ndjson", ndjson.MEDIA_TYPE, "ndjson", ndjson.write_ndjson, order="code")
+register_format("fhir-ndjson", fhir_export.MEDIA_TYPE, "ndjson", fhir_export.fhir_ndjson_writer,
+                order="code")
+# SOR XML nests units in their parents: the rows parents first.
+register_format("sor-xml", sor_xml.MEDIA_TYPE, "xml", sor_xml.sor_xml_writer("2.0.0"),
+                order="path")
+register_format("sor-xml-v1", sor_xml.MEDIA_TYPE, "xml", sor_xml.sor_xml_writer("1.0.0"),
+                order="path")
+register_format("csv", csv_format.MEDIA_TYPE, "csv", csv_format.csv_writer(excel_safe=False),
+                order="path")
+register_format("csv-excel-safe", csv_format.MEDIA_TYPE, "csv",
+                csv_format.csv_writer(excel_safe=True), order="path")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Row, func, select
@@ -51,7 +51,8 @@ _ORGANISATIONS = table_of(Organisation)
 class ExportInfo:
     """What an export is: its format, the feed position it was taken at and the cursor to
     follow the feed from, the day it shows (None: every organisation, closed and future
-    ones too), whether history was asked for, and how many organisations it holds."""
+    ones too), whether history was asked for, how many organisations it holds, and when
+    the snapshot was taken (UTC). The one description every writer is given."""
 
     format: str
     position: int
@@ -59,6 +60,12 @@ class ExportInfo:
     on: date | None
     all_history: bool
     count: int
+    taken_at: datetime
+
+    @property
+    def snapshot_date(self) -> date:
+        """The day the export shows: *on*, or the day the snapshot was taken."""
+        return self.on or self.taken_at.date()
 
 
 Writer = Callable[[Iterable[ExportRow], Write, ExportInfo], None]
@@ -135,4 +142,4 @@ def _info(connection: Connection, format: str, on: date | None,
     count = int(connection.execute(counted).scalar_one())
     return ExportInfo(format=format, position=position,
                       cursor=encode_cursor(position, bytes.fromhex(key)), on=on,
-                      all_history=all_history, count=count)
+                      all_history=all_history, count=count, taken_at=datetime.now(UTC))

@@ -34,17 +34,24 @@ from sqlalchemy.orm import Session, scoped_session
 
 from hierarchy.search.cursor import decode_cursor, encode_cursor, key_of
 from hierarchy.search.filters import (
+    ALTERNATIVE_KINDS,
     FILTER_NAMES,
+    MAX_ALTERNATIVES,
     MAX_LIMIT,
+    AlternativeKind,
+    Alternatives,
     Filters,
     InvalidSearch,
     Sort,
+    Validity,
+    name_words,
     normalise,
 )
 from hierarchy.search.names import NAMES, indexable
 from hierarchy.search.statements import (
     ITEM_COLUMNS,
     ITEMS_BY_CODE,
+    PAGE_COLUMNS,
     ItemRow,
     NarrowShape,
     Order,
@@ -53,6 +60,7 @@ from hierarchy.search.statements import (
     narrow_statements,
     search_parameters,
     search_statements,
+    word_parameters,
 )
 from hierarchy.search.totals import TOTALS
 from hierarchy.service import register_changed_in, register_version
@@ -61,13 +69,20 @@ from sorregistry.reads import Reads
 from sorregistry.reads import reads as reads_for
 
 __all__ = [
+    "ALTERNATIVE_KINDS",
+    "ITEMS_BY_CODE",
     "ITEM_COLUMNS",
+    "PAGE_COLUMNS",
+    "MAX_ALTERNATIVES",
     "MAX_LIMIT",
+    "AlternativeKind",
+    "Alternatives",
     "Filters",
     "InvalidSearch",
     "ItemRow",
     "Page",
     "Sort",
+    "Validity",
     "decode_cursor",
     "encode_cursor",
     "normalise",
@@ -109,7 +124,7 @@ def search(
         page = _search_index(session, reads, filters, limit, cursor)
         if page is not None:
             return page
-    if postgresql and _narrow(filters):
+    if postgresql and _narrow(filters, sort):
         return _search_names(session, reads, filters, sort, limit, cursor)
     shape, params = search_parameters(reads, filters, postgresql, sort, limit, cursor)
     count, page_statement = search_statements(shape)
@@ -136,8 +151,8 @@ _NARROW_FILTERS = frozenset({"level", "ownership", "cvr", "name", "name_match", 
 SORT_MATCHES_BELOW = 20000
 
 
-def _narrow(filters: Filters) -> bool:
-    return bool(filters.name) and all(
+def _narrow(filters: Filters, sort: Sort) -> bool:
+    return bool(filters.name) and sort != "updated" and all(
         getattr(filters, name) in (None, [], "contains") or name in _NARROW_FILTERS
         for name in FILTER_NAMES
     )
@@ -182,6 +197,10 @@ def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, 
         "day": day, "page_limit": limit + 1, "ownership": filters.ownership,
         "cvr": filters.cvr,
     }
+    words = 0
+    if filters.name_match == "words":
+        params.update(word_parameters(filters.name))
+        words = len(name_words(filters.name))
     for i, level in enumerate(levels):
         params[f"level_{i}"] = level
     if cursor:
@@ -189,7 +208,7 @@ def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, 
 
     def shape(order: Order) -> NarrowShape:
         return NarrowShape(len(levels), bool(filters.ownership), bool(filters.cvr), sort,
-                           order, bool(cursor))
+                           order, bool(cursor), words)
 
     # Read the version before anything else: a total counted after a concurrent
     # commit is then filed under the older version, never a stale one under the newer.

@@ -1,23 +1,24 @@
 """Keyset cursors: the key of the last row a page showed, and the sort it belongs to.
 
 A cursor is the key (``[name_search, sor_code]`` by name, ``[len(sor_code), sor_code]``
-by code) and its sort, as URL-safe base64 JSON. A cursor of another sort, or one
-altered, is refused rather than misread: walking a list with it would skip or repeat
-rows.
+by code, ``[updated_at in ISO 8601, sor_code]`` by the last change) and its sort, as
+URL-safe base64 JSON. A cursor of another sort, or one altered, is refused rather than
+misread: walking a list with it would skip or repeat rows.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Protocol
 
 import orjson
 
 from hierarchy.search.filters import InvalidSearch, Sort
 
-# [first, second]: the sort's two columns (str, str by name; int, str by code), as the
-# JSON of a cursor carries them.
+# [first, second]: the sort's two columns (str, str by name and by the last change; int, str
+# by code), as the JSON of a cursor carries them.
 Key = list[str | int]
 
 
@@ -30,11 +31,16 @@ class Keyed(Protocol):
     @property
     def sor_code(self) -> str: ...
 
+    @property
+    def updated_at(self) -> datetime: ...
+
 
 def key_of(row: Keyed, sort: Sort) -> Key:
     """*row*'s place in the list sorted by *sort*."""
     if sort == "code":
         return [len(row.sor_code), row.sor_code]
+    if sort == "updated":
+        return [row.updated_at.isoformat(), row.sor_code]
     return [row.name_search, row.sor_code]
 
 
@@ -52,7 +58,7 @@ def decode_cursor(cursor: str, sort: Sort) -> Key:
             data["s"] == sort
             and isinstance(key, list)
             and len(key) == 2
-            and (isinstance(key[0], str) if sort == "name" else isinstance(key[0], int))
+            and (isinstance(key[0], int) if sort == "code" else isinstance(key[0], str))
             and isinstance(key[1], str)
         )
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeEncodeError):

@@ -1,9 +1,17 @@
-"""What a search asks for: the column filters, their checks, and the refusal of bad ones."""
+"""What a search asks for: the column filters, their checks, and the refusal of bad ones.
+
+The API's column filters come first. The FHIR directory (``hierarchy.fhir``) asks the same
+search for what FHIR's search parameters need besides (the fields after ``active_on``):
+the children of a unit, its subtree without itself, its ancestors, alternatives ("one of
+these identifiers": FHIR's comma), the time of the last change, closed and future units,
+the units FHIR gives a Location, and postal codes of either address. Each is unset by
+default, and the API never sets them: its searches are the searches they were.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from hierarchy import identifiers as ids
@@ -11,8 +19,29 @@ from hierarchy.text import fold
 from sorregistry.errors import DomainError
 
 MAX_LIMIT = 500
-Sort = Literal["name", "code"]
-NameMatch = Literal["contains", "prefix"]
+# "updated": by the time of the last change (updated_at), then code: FHIR's _lastUpdated.
+Sort = Literal["name", "code", "updated"]
+# contains: the folded name holds the text; prefix: begins with it; words: every word of
+# the text begins a word of the name (FHIR's string search, hierarchy.fhir), in any order.
+NameMatch = Literal["contains", "prefix", "words"]
+# In "words", a word begins the name or follows one of these.
+WORD_SEPARATORS = (" ", "-", "(", "/")
+MAX_WORDS = 10
+# Which units, by their validity on ``active_on``: None, those valid then (the API's
+# lists); "inactive", those not (closed, or not yet open); "any", all of them.
+Validity = Literal["inactive", "any"]
+# What an alternative compares (see hierarchy.search.statements.ALTERNATIVE_KINDS): a
+# column, or the identifier of an owner (IE) - its CVR, a municipality's kommunekode, a
+# region's code.
+AlternativeKind = Literal["sor_code", "ydernummer", "shak", "gln", "p_number", "entity_type",
+                          "level", "institution", "owner_cvr", "municipality", "region"]
+ALTERNATIVE_KINDS: tuple[AlternativeKind, ...] = (
+    "sor_code", "ydernummer", "shak", "gln", "p_number", "entity_type", "level", "institution",
+    "owner_cvr", "municipality", "region")
+# One group of alternatives: one of them must hold (kind, value: compared for equality).
+Alternatives = tuple[tuple[AlternativeKind, str], ...]
+MAX_ALTERNATIVES = 50
+MAX_POSTAL_CODES = 2000  # more than Denmark has
 
 
 class InvalidSearch(DomainError, ValueError):
@@ -44,9 +73,27 @@ class Filters:
     postal_code: str | None = None
     under: str | None = None
     active_on: date | None = None
+    # FHIR's needs (see the module's docstring); unset, they filter nothing.
+    parent: str | None = None  # the units directly under this SOR code
+    below: str | None = None  # the units under it, at any depth, itself excluded
+    above: str | None = None  # the units it lies under (its ancestors)
+    any_of: list[Alternatives] = field(default_factory=list)  # every group holds
+    updated_from: datetime | None = None  # changed at or after (inclusive)
+    updated_until: datetime | None = None  # changed before (exclusive)
+    validity: Validity | None = None
+    location: bool | None = None  # True: the units FHIR gives a Location (hierarchy.fhir)
+    address_postal_codes: list[str] = field(default_factory=list)  # postal or visiting
+    visiting_postal_codes: list[str] = field(default_factory=list)  # visiting address's
+    exact_name: str | None = None  # the name exactly so (case and accents too)
 
 
 FILTER_NAMES = tuple(Filters.__dataclass_fields__)
+
+
+def name_words(folded: str) -> list[str]:
+    """The words of a (folded) name text, longest first: the first is what the text index
+    looks up, the others only narrow its matches."""
+    return sorted(dict.fromkeys(folded.split()), key=len, reverse=True)
 
 
 def escape_like(value: str) -> str:
@@ -90,17 +137,39 @@ def normalise(filters: Filters) -> Filters:
     if filters.entity_type is not None:
         if not filters.entity_type.isdigit() or not filters.entity_type.isascii():
             errors["entity_type"] = "an entity type is a SNOMED CT code (digits)"
-    if filters.under is not None:
-        try:
-            filters.under = ids.validate_sor_code(filters.under)
-        except ids.IdentifierError as exc:
-            errors["under"] = str(exc)
+    for name in ("under", "parent", "below", "above"):
+        value = getattr(filters, name)
+        if value is not None:
+            try:
+                setattr(filters, name, ids.validate_sor_code(value))
+            except ids.IdentifierError as exc:
+                errors[name] = str(exc)
+    _check_fhir_filters(filters, errors)
     if filters.name is not None:
         filters.name = fold(filters.name)
         if not filters.name:
             filters.name = None
         elif len(filters.name) > 100:
             errors["name"] = "at most 100 characters"
+        elif filters.name_match == "words" and len(name_words(filters.name)) > MAX_WORDS:
+            errors["name"] = f"at most {MAX_WORDS} words"
     if errors:
         raise InvalidSearch(errors)
     return filters
+
+
+def _check_fhir_filters(filters: Filters, errors: dict[str, str]) -> None:
+    """The checks of the filters only FHIR sets (their values come parsed already)."""
+    for group in filters.any_of:
+        if not 1 <= len(group) <= MAX_ALTERNATIVES:
+            errors["any_of"] = f"between 1 and {MAX_ALTERNATIVES} alternatives in a group"
+        elif any(kind not in ALTERNATIVE_KINDS or not isinstance(value, str)
+                 for kind, value in group):
+            errors["any_of"] = "an alternative is (one of the known kinds, a text)"
+    for name in ("updated_from", "updated_until"):
+        moment = getattr(filters, name)
+        if moment is not None and moment.tzinfo is None:
+            errors[name] = "a moment with its time zone"
+    for name in ("address_postal_codes", "visiting_postal_codes"):
+        if len(getattr(filters, name)) > MAX_POSTAL_CODES:
+            errors[name] = f"at most {MAX_POSTAL_CODES} postal codes"

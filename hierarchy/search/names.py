@@ -20,6 +20,7 @@ item for item, total and cursors (tests/hierarchy/test_name_index.py).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from array import array
@@ -32,7 +33,14 @@ from sqlalchemy.engine import Engine
 
 from hierarchy.models import OrganisationName
 from hierarchy.search.cursor import Key
-from hierarchy.search.filters import FILTER_NAMES, Filters, NameMatch, Sort
+from hierarchy.search.filters import (
+    FILTER_NAMES,
+    WORD_SEPARATORS,
+    Filters,
+    NameMatch,
+    Sort,
+    name_words,
+)
 from hierarchy.service import _VERSION_QUERY
 from sorregistry.database import DbSession
 
@@ -107,6 +115,12 @@ class NameIndex:
     def _names_matching(self, folded: str, mode: NameMatch) -> Sequence[int]:
         """The distinct names (ascending numbers) holding *folded*, as LIKE would find them."""
         names = self.names
+        if mode == "words":  # the longest word anywhere, then each word at a word's start
+            words = name_words(folded)
+            starts = [re.compile("(?:^|[" + re.escape("".join(WORD_SEPARATORS)) + "])"
+                                 + re.escape(word)) for word in words]
+            return [j for j in self._names_matching(words[0], "contains")
+                    if all(start.search(names[j]) for start in starts)]
         if mode == "prefix":
             lo = bisect_left(names, folded)
             hi = bisect_right(names, folded, lo, key=lambda s: s[:len(folded)])
@@ -138,7 +152,7 @@ class NameIndex:
 
         if filtered:
             total = sum(1 for j in matching for i in range(starts[j], starts[j + 1]) if keep(i))
-        elif mode != "prefix" and len(folded) == 3:
+        elif mode == "contains" and len(folded) == 3:
             total = self.totals.get(folded, 0)
         elif isinstance(matching, range):
             total = starts[matching.stop] - starts[matching.start] if matching else 0

@@ -10,13 +10,16 @@ Two families: the general search over ``organisations`` (:func:`search_statement
 and on PostgreSQL the name search over the narrow table ``organisation_names``
 (:func:`narrow_statements`: the page's keys and the exact total from it, the items
 from ``organisations`` by primary key).
+
+The conditions of the filters only the FHIR directory sets are made in
+:mod:`~hierarchy.search.directory`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal, Protocol, TypeVar
 
 from sqlalchemy import (
@@ -31,24 +34,31 @@ from sqlalchemy import (
     bindparam,
     func,
     literal_column,
+    not_,
     or_,
     select,
     text,
 )
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.sql.elements import SQLCoreOperations
+from sqlalchemy.sql.elements import BindParameter, SQLCoreOperations
 from sqlalchemy.sql.selectable import FromClause
 
 from hierarchy.models import Organisation, OrganisationName
+from hierarchy.search import directory
 from hierarchy.search.cursor import decode_cursor
 from hierarchy.search.filters import (
     FILTER_NAMES,
+    WORD_SEPARATORS,
+    AlternativeKind,
     Filters,
     InvalidSearch,
     NameMatch,
     Sort,
+    Validity,
     escape_like,
+    name_words,
 )
+from sorregistry.models import UTCDateTime
 from sorregistry.reads import Reads
 
 # What a list item shows (hierarchy.schemas.organisation_item), read as plain
@@ -76,7 +86,12 @@ ITEM_COLUMNS: list[InstrumentedAttribute[Any]] = [
     Organisation.valid_from,
     Organisation.valid_to,
     Organisation.version,
+    Organisation.updated_at,
 ]
+# What a search's page reads: the item's columns and whether the unit's address is its own
+# (FHIR's resources read updated_at and own_address besides what the API shows).
+PAGE_COLUMNS: list[InstrumentedAttribute[Any] | ColumnElement[Any]] = [
+    *ITEM_COLUMNS, directory.OWN_ADDRESS]
 
 
 class ItemRow(Protocol):
@@ -126,6 +141,8 @@ class ItemRow(Protocol):
     def valid_to(self) -> date | None: ...
     @property
     def version(self) -> int: ...
+    @property
+    def updated_at(self) -> datetime: ...
 
 
 # A list's count and its page (rows with ITEM_COLUMNS).
@@ -149,6 +166,9 @@ class Shape:
     fts: bool  # SQLite: the name through the FTS5 trigram table too
     sort: Sort
     cursor: bool
+    validity: Validity | None = None
+    any_of: tuple[tuple[AlternativeKind, ...], ...] = ()  # each group's kinds
+    words: int = 0  # "words" mode: how many words the name has
 
 
 @dataclass(frozen=True)
@@ -161,6 +181,7 @@ class NarrowShape:
     sort: Sort
     order: Order
     cursor: bool
+    words: int = 0  # "words" mode: how many words the name has
 
 
 _SIMPLE_FILTERS: dict[str, InstrumentedAttribute[Any]] = {
@@ -173,7 +194,7 @@ _SIMPLE_FILTERS: dict[str, InstrumentedAttribute[Any]] = {
     "postal_code": Organisation.eff_postal_code,
 }
 # Filters that are not a column's condition of their own.
-_NOT_CONDITIONS = ("level", "name_match", "active_on")
+_NOT_CONDITIONS = ("level", "name_match", "active_on", "validity")
 _ROOT_PATH = select(Organisation.path).where(
     Organisation.sor_code == bindparam("under", type_=String))
 
@@ -191,23 +212,50 @@ def _remember(cache: dict[K, Statements], shape: K, statements: Statements) -> S
     return cache.setdefault(shape, statements)
 
 
-def valid_on(table: FromClause) -> list[Condition]:
-    """*table*'s rows valid on the parameter ``day`` (closing date exclusive)."""
+def valid_on(table: FromClause, validity: Validity | None = None) -> list[Condition]:
+    """*table*'s rows valid on the parameter ``day`` (closing date exclusive); with
+    *validity* "inactive" those not valid then, with "any" every row."""
+    if validity == "any":
+        return []
     day = bindparam("day", type_=Date)
-    return [
+    conditions: list[Condition] = [
         (table.c.valid_from.is_(None)) | (table.c.valid_from <= day),
         (table.c.valid_to.is_(None)) | (table.c.valid_to > day),
     ]
+    return [not_(and_(*conditions))] if validity == "inactive" else conditions
 
 
-def _name_like(column: InstrumentedAttribute[str]) -> Condition:
-    return column.like(bindparam("name_pattern", type_=String), escape="\\")
+def _name_like(column: InstrumentedAttribute[str], words: int = 0) -> Condition:
+    """The name matched: the pattern (the text index's), and in "words" mode each word at
+    the start of a word of the name (parameters of :func:`word_parameters`)."""
+    condition = column.like(bindparam("name_pattern", type_=String), escape="\\")
+    if not words:
+        return condition
+    starts = range(len(WORD_SEPARATORS) + 1)
+    return and_(condition, *[
+        or_(*[column.like(bindparam(f"word_{k}_{i}", type_=String), escape="\\")
+              for i in starts])
+        for k in range(words)])
 
 
 def name_pattern(folded: str, mode: NameMatch) -> str:
-    """The LIKE pattern of a (folded) name searched by *mode*."""
+    """The LIKE pattern of a (folded) name searched by *mode* (in "words" mode, the longest
+    word anywhere: what the text index finds; :func:`word_parameters` narrow it)."""
+    if mode == "words":
+        return "%" + escape_like(name_words(folded)[0]) + "%"
     pattern = escape_like(folded)
     return pattern + "%" if mode == "prefix" else "%" + pattern + "%"
+
+
+def word_parameters(folded: str) -> Parameters:
+    """The patterns of "words" mode: each word begins the name or follows a separator."""
+    params: Parameters = {}
+    for k, word in enumerate(name_words(folded)):
+        escaped = escape_like(word)
+        params[f"word_{k}_0"] = escaped + "%"
+        for i, separator in enumerate(WORD_SEPARATORS, start=1):
+            params[f"word_{k}_{i}"] = "%" + separator + escaped + "%"
+    return params
 
 
 def _name_condition(shape: Shape) -> Condition:
@@ -219,9 +267,9 @@ def _name_condition(shape: Shape) -> Condition:
     """
     if shape.postgresql:
         names = OrganisationName
-        matching = select(names.sor_code).where(_name_like(names.name_search))
+        matching = select(names.sor_code).where(_name_like(names.name_search, shape.words))
         return Organisation.sor_code.in_(matching)
-    condition = _name_like(Organisation.name_search)
+    condition = _name_like(Organisation.name_search, shape.words)
     if shape.fts:
         fts = text(
             "SELECT rowid FROM organisations_search WHERE organisations_search MATCH :phrase"
@@ -233,7 +281,13 @@ def _name_condition(shape: Shape) -> Condition:
 def after_key(order: Sequence[Column], sort: Sort) -> Condition:
     """Rows after the cursor's key in *order* (parameters ``after_first``, ``after_second``:
     the key ``hierarchy.search.cursor.decode_cursor`` gives)."""
-    first = bindparam("after_first", type_=Integer if sort == "code" else String)
+    first: BindParameter[Any]
+    if sort == "code":
+        first = bindparam("after_first", type_=Integer)
+    elif sort == "updated":
+        first = bindparam("after_first", type_=UTCDateTime)
+    else:
+        first = bindparam("after_first", type_=String)
     second = bindparam("after_second", type_=String)
     return or_(order[0] > first, and_(order[0] == first, order[1] > second))
 
@@ -243,6 +297,8 @@ def _sort_key(sor_code: SQLCoreOperations[str], name_search: SQLCoreOperations[s
     """The order of a list by *sort* (what cursor.key_of reads back from a row)."""
     if sort == "code":
         return [func.length(sor_code), sor_code]
+    if sort == "updated":
+        return [Organisation.updated_at, sor_code]
     return [name_search, sor_code]
 
 
@@ -267,10 +323,11 @@ def search_statements(shape: Shape) -> Statements:
         conditions.append(o.path.like(bindparam("under_prefix", type_=String), escape="\\"))
     if "name" in shape.present:
         conditions.append(_name_condition(shape))
-    conditions.extend(valid_on(o.__table__))
+    conditions.extend(directory.conditions(shape.present, shape.any_of, shape.postgresql))
+    conditions.extend(valid_on(o.__table__, shape.validity))
     count = select(func.count()).select_from(o).where(*conditions)
     order = _sort_key(o.sor_code, o.name_search, shape.sort)
-    page = select(*ITEM_COLUMNS).where(*conditions)
+    page = select(*PAGE_COLUMNS).where(*conditions)
     if shape.cursor:
         page = page.where(after_key(order, shape.sort))
     page = page.order_by(*order).limit(bindparam("page_limit", type_=Integer))
@@ -286,7 +343,8 @@ def search_parameters(reads: Reads, filters: Filters, postgresql: bool, sort: So
     """
     params: Parameters = {"day": filters.active_on or date.today(), "page_limit": limit + 1}
     present = tuple(name for name in FILTER_NAMES
-                    if name not in _NOT_CONDITIONS and getattr(filters, name) not in (None, ""))
+                    if name not in _NOT_CONDITIONS
+                    and getattr(filters, name) not in (None, "", [], False))
     levels = list(dict.fromkeys(filters.level or []))
     for i, level in enumerate(levels):
         params[f"level_{i}"] = level
@@ -302,16 +360,39 @@ def search_parameters(reads: Reads, filters: Filters, postgresql: bool, sort: So
         if path is None:
             raise InvalidSearch({"under": f"no organisation has SOR code {filters.under}"})
         params["under_prefix"] = escape_like(path) + "%"
+    directory.parameters(reads, filters, params)
     fts = False
+    words = 0
     if filters.name:
         params["name_pattern"] = name_pattern(filters.name, filters.name_match)
-        if not postgresql and filters.name_match != "prefix" and len(filters.name) >= 3:
+        phrase = filters.name
+        if filters.name_match == "words":
+            params.update(word_parameters(filters.name))
+            words = len(name_words(filters.name))
+            phrase = name_words(filters.name)[0]
+        if not postgresql and filters.name_match != "prefix" and len(phrase) >= 3:
             fts = True
-            params["phrase"] = '"' + filters.name.replace('"', '""') + '"'
+            params["phrase"] = '"' + phrase.replace('"', '""') + '"'
     if cursor:
-        params["after_first"], params["after_second"] = decode_cursor(cursor, sort)
-    shape = Shape(postgresql, present, len(levels), fts, sort, bool(cursor))
+        params["after_first"], params["after_second"] = _cursor_key(cursor, sort)
+    any_of = tuple(tuple(kind for kind, _ in group) for group in filters.any_of)
+    shape = Shape(postgresql, present, len(levels), fts, sort, bool(cursor), filters.validity,
+                  any_of, words)
     return shape, params
+
+
+def _cursor_key(cursor: str, sort: Sort) -> tuple[Any, str]:
+    """The cursor's key as the statement's parameters take it (a moment, by the last change)."""
+    first, second = decode_cursor(cursor, sort)
+    if sort != "updated":
+        return first, str(second)
+    try:
+        moment = datetime.fromisoformat(str(first))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidSearch({"cursor": "not a cursor of this list (it was altered)"})
+    return moment, str(second)
 
 
 def narrow_statements(shape: NarrowShape) -> Statements:
@@ -320,7 +401,7 @@ def narrow_statements(shape: NarrowShape) -> Statements:
     if statements is not None:
         return statements
     n = OrganisationName
-    conditions: list[Condition] = [_name_like(n.name_search)]
+    conditions: list[Condition] = [_name_like(n.name_search, shape.words)]
     if shape.levels:
         conditions.append(n.level.in_(
             [bindparam(f"level_{i}", type_=String) for i in range(shape.levels)]))
@@ -347,7 +428,7 @@ def narrow_statements(shape: NarrowShape) -> Statements:
         .limit(bindparam("page_limit", type_=Integer))
     ).subquery("page")
     page = (
-        select(*ITEM_COLUMNS)
+        select(*PAGE_COLUMNS)
         .join_from(keys, Organisation, Organisation.sor_code == keys.c.sor_code)
         .order_by(*_sort_key(keys.c.sor_code, keys.c.name_search, shape.sort))
     )
@@ -357,8 +438,8 @@ def narrow_statements(shape: NarrowShape) -> Statements:
 # A page's items by their keys (the name index's pages). PostgreSQL: one array parameter,
 # so the statement is the same for any page size.
 ITEMS_BY_CODE: dict[bool, Select[Any]] = {
-    True: select(*ITEM_COLUMNS).where(
+    True: select(*PAGE_COLUMNS).where(
         Organisation.sor_code == any_(bindparam("codes", type_=ARRAY(String)))),
-    False: select(*ITEM_COLUMNS).where(
+    False: select(*PAGE_COLUMNS).where(
         Organisation.sor_code.in_(bindparam("codes", expanding=True))),
 }

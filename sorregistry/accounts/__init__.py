@@ -1,9 +1,12 @@
 """Accounts: the people who log in to the pages and the API clients that call the API.
 
 A feature like the others (it lives under ``sorregistry/`` because the top-level
-layout is the project's brief): models, services (``users``, ``clients``), the
-login pages and the commands. ``sorregistry.security`` decides what the roles
-allow; this package tells it who a token or a login session belongs to.
+layout is the project's brief): models, services (``users``, ``clients``, ``roles``), the
+login pages (``views``; ``oidc`` for the national identity, through ``oidc_client``), the
+resolvers of bearer tokens (``access_tokens`` for an identity provider's JWTs,
+``clients`` for the service's own) and the commands (``cli``, ``identity_cli``).
+``sorregistry.security`` decides what the roles allow; this package tells it who a token
+or a login session belongs to.
 """
 
 from __future__ import annotations
@@ -13,7 +16,16 @@ from datetime import timedelta
 from flask import Flask, current_app, session
 
 from sorregistry import audit, pages, security
-from sorregistry.accounts import cli, clients, users, views
+from sorregistry.accounts import (
+    access_tokens,
+    cli,
+    clients,
+    identity_cli,
+    oidc,
+    oidc_client,
+    users,
+    views,
+)
 from sorregistry.accounts import sessions as login_sessions
 from sorregistry.accounts.models import User
 from sorregistry.database import write_step
@@ -50,9 +62,15 @@ def _load_user(user_id: str) -> User | None:
 
 
 def init_app(app: Flask) -> None:
-    """The login pages, the session's user loader, the token resolver, the commands."""
+    """The login pages, the session's user loader, the token resolvers, the commands."""
     login_manager.user_loader(_load_user)
+    oidc_client.init_app(app)
+    # An access token is recognised by its shape (a JWS) without the database, so it is
+    # asked first; the service's own tokens are looked up after.
+    security.add_token_resolver(app, access_tokens.identity_for_access_token)
     security.add_token_resolver(app, clients.identity_for_token)
     pages.register_pages(app, views.bp)
-    for command in cli.COMMANDS:
+    if oidc_client.state(app) is not None:  # its pages exist only with an issuer
+        pages.register_pages(app, oidc.bp)
+    for command in (*cli.COMMANDS, *identity_cli.COMMANDS):
         app.cli.add_command(command)

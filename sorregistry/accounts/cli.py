@@ -14,6 +14,7 @@ from sorregistry.accounts.users import (
     UserError,
     create_user,
     find_user,
+    label,
     list_users,
     reset_password,
     set_active,
@@ -59,7 +60,11 @@ def list_clients_command(all_: bool) -> None:
         clients.list_clients(db.session), show_all=all_,
         shown_by_default=lambda client: client.revoked_at is None,
         headers=["id", "name", "CVR", "roles", "kommunekode", "created", "revoked"],
-        row=lambda c: [str(c.id), c.name, c.cvr, ",".join(c.roles), c.municipality_code or "-",
+        # A system with access tokens has its CVR and roles in each token: its issuer
+        # is shown instead.
+        row=lambda c: [str(c.id), c.name, c.cvr or "-",
+                       ",".join(c.roles) if c.token_digest else f"token of {c.oidc_issuer}",
+                       c.municipality_code or "-",
                        format_time(c.created_at), format_time(c.revoked_at)],
         nothing="No API clients.", hidden="revoked",
     )
@@ -128,7 +133,7 @@ def create_user_command(
             db.session, email, name=name, password=password, roles=list(roles),
             municipality_code=municipality_code, cvr=cvr,
         )
-        _audit("user_created", user.email, {"roles": user.roles})
+        _audit("user_created", label(user), {"roles": user.roles})
         db.session.commit()
     except UserError as exc:
         fail(exc)
@@ -151,7 +156,7 @@ def list_users_command(all_: bool) -> None:
         headers=["email", "name", "roles", "kommunekode", "CVR", "active", "locked until",
                  "last login"],
         row=lambda u: [
-            u.email, u.name, ",".join(u.roles), u.municipality_code or "-", u.cvr or "-",
+            label(u), u.name, ",".join(u.roles), u.municipality_code or "-", u.cvr or "-",
             "yes" if u.active else "no",
             # A lock-out that has run out is no lock-out; show only one in force.
             format_time(u.locked_until if u.locked_until and u.locked_until > now else None),
@@ -182,18 +187,18 @@ def _set_active(email: str, active: bool) -> None:
     try:
         user, changed = set_active(db.session, email, active)
         if changed:
-            _audit("user_activated" if active else "user_deactivated", user.email)
+            _audit("user_activated" if active else "user_deactivated", label(user))
         db.session.commit()
     except UserError as exc:
         fail(exc)
     if not changed:
-        click.echo(f"User {user.email} was "
+        click.echo(f"User {label(user)} was "
                    + ("active and not locked out" if active else "inactive")
                    + " already; nothing changed.")
     elif active:
-        click.echo(f"User {user.email} is active, with no lock-out or failed logins.")
+        click.echo(f"User {label(user)} is active, with no lock-out or failed logins.")
     else:
-        click.echo(f"User {user.email} deactivated; an open session is refused from its next "
+        click.echo(f"User {label(user)} deactivated; an open session is refused from its next "
                    "request on.")
 
 
@@ -216,7 +221,7 @@ def set_password_command(email: str, password_stdin: bool) -> None:
     password = _read_password(password_stdin, "New password")
     try:
         user = reset_password(db.session, email, password)
-        _audit("password_set", user.email)
+        _audit("password_set", label(user))
         db.session.commit()
     except UserError as exc:
         fail(exc)
@@ -228,7 +233,8 @@ def set_password_command(email: str, password_stdin: bool) -> None:
 
 def _audit(action: str, target: str, details: dict[str, Any] | None = None) -> None:
     """What an operator did at the command line, in the audit log beside the pages'."""
-    audit.record(db.session, action, audit.Actor.system(), target=target, details=details)
+    audit.record(db.session, action, audit.Actor.system(), target=target[:120],
+                 details=details)
 
 
 COMMANDS = (create_client_command, list_clients_command, revoke_client_command,

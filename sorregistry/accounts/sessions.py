@@ -29,14 +29,28 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def start(session: DbSession, user: User, *, address: str | None = None) -> str:
-    """A new login session for *user*; returns the token for the cookie. Flushes."""
+def start(session: DbSession, user: User, *, address: str | None = None,
+          id_token: str | None = None) -> str:
+    """A new login session for *user*; returns the token for the cookie. A login with the
+    national identity keeps the provider's ID token (the hint for logging out there too).
+    Flushes."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
     session.add(LoginSession(token_digest=_digest(token), user_id=user.id, created_at=now,
-                             last_seen_at=now, address=(address or "")[:64] or None))
+                             last_seen_at=now, address=(address or "")[:64] or None,
+                             id_token=id_token))
     session.flush()
     return token
+
+
+def id_token_of(session: DbSession, token: str | None) -> str | None:
+    """The provider's ID token of the open login session of *token*, if it has one."""
+    if not token:
+        return None
+    return session.execute(
+        select(LoginSession.id_token).where(LoginSession.token_digest == _digest(token),
+                                            LoginSession.ended_at.is_(None))
+    ).scalar_one_or_none()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +96,7 @@ def end(session: DbSession, token: str | None, reason: str = "logout") -> bool:
     ended = rowcount(session.execute(
         update(LoginSession)
         .where(LoginSession.token_digest == _digest(token), LoginSession.ended_at.is_(None))
-        .values(ended_at=utcnow(), end_reason=reason)
+        .values(ended_at=utcnow(), end_reason=reason, id_token=None)
     ))
     return bool(ended)
 

@@ -52,9 +52,15 @@ def end_sessions(session: DbSession, user: User, reason: str) -> None:
     login_sessions.end_all(session, user.id, reason)
 
 
+def label(user: User) -> str:
+    """How the commands and the audit log name a person: the email, or for a person from
+    the identity provider without one, the provider's subject."""
+    return user.email or f"subject {user.oidc_subject}"
+
+
 def user_actor(user: User) -> audit.Actor:
     """A person as the audit log names them."""
-    return audit.Actor("user", str(user.id), user.email)
+    return audit.Actor("user", str(user.id), label(user)[:254])
 
 
 def normalise_email(email: str) -> str:
@@ -113,9 +119,17 @@ def create_user(
 
 def find_user(session: DbSession, email: str) -> User:
     """The user with *email*, matched as the login page matches it (trimmed, any
-    case), so that an operator can paste the address as the person typed it."""
+    case), so that an operator can paste the address as the person typed it; else the
+    person from the identity provider whose subject it is (``list-users`` shows it)."""
     wanted = normalise_email(email)
     user = session.execute(select(User).where(User.email == wanted)).scalar_one_or_none()
+    if user is None and email.strip():
+        linked = list(session.execute(
+            select(User).where(User.oidc_subject == email.strip())).scalars())
+        if len(linked) > 1:
+            raise UserError(f"subject {email.strip()} is known from several identity "
+                            "providers; name the person by email")
+        user = linked[0] if linked else None
     if user is None:
         raise UserError(f"there is no user with email {wanted or repr(email)}")
     return user
@@ -164,6 +178,8 @@ def reset_password(session: DbSession, email: str, password: str) -> User:
     (activate-user). Flushes; the caller commits.
     """
     user = find_user(session, email)
+    if user.password_hash is None:
+        raise UserError(f"{label(user)} logs in with the national identity and has no password")
     check_password_strength(password)
     user.set_password(password)
     end_sessions(session, user, "password")  # whoever knew the old one is logged out
@@ -191,9 +207,9 @@ def check_credentials(session: DbSession, email: str, password: str) -> Credenti
     user = session.execute(
         select(User).where(User.email == normalise_email(email))
     ).scalar_one_or_none()
-    if user is None:
+    if user is None or user.password_hash is None:  # no such email, or no password at all
         check_password_hash(_DUMMY_HASH, password)
-        return Credentials(None, False)
+        return Credentials(None if user is None else user.id, False)
     return Credentials(user.id, check_password_hash(user.password_hash, password))
 
 

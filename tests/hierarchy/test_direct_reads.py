@@ -18,8 +18,10 @@ from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
+from sqlalchemy.dialects import postgresql
 
+from hierarchy import service
 from hierarchy.models import Organisation
 from hierarchy.search.names import NAMES, read_names
 from hierarchy.search.totals import TOTALS
@@ -29,6 +31,7 @@ from sorregistry import create_app, reads
 from sorregistry.accounts import clients as auth
 from sorregistry.accounts.clients import create_client, forget_identities
 from sorregistry.extensions import db
+from sorregistry.reads import DirectReads, SessionReads
 from tests.conftest import fixture_path
 from tests.support.exports import generator
 
@@ -153,7 +156,6 @@ def _walk(client, url: str, headers: dict) -> list[bytes]:
 
 def _name_index_read() -> str:
     """The statement a name index build reads with (in its own thread, on the engine)."""
-    from sqlalchemy.dialects import postgresql
 
     statement = None
 
@@ -203,7 +205,6 @@ def test_direct_reads_answer_as_the_session_does(apps, monkeypatch, name_index):
 def test_direct_reads_only_for_a_session_with_nothing_of_its_own(apps):
     """The safety of the direct reads: a session that has begun a transaction, or holds
     changes not yet flushed, reads through itself (and sees them)."""
-    from sorregistry.reads import DirectReads, SessionReads
 
     direct, _ = apps
     with direct.test_request_context("/api/v1/resolve?code=1"):
@@ -237,7 +238,6 @@ def test_direct_reads_see_commits_at_once_and_survive_a_lost_connection(apps):
     url = f"/api/v1/resolve?code={facts['sor']}"
     assert client.get(url, headers=headers).status_code == 200
     with direct.app_context():
-        from hierarchy import service
 
         service.close_organisation(db.session, facts["sor"], date.today(), source="staff",
                                    actor="sds")
@@ -249,7 +249,6 @@ def test_direct_reads_see_commits_at_once_and_survive_a_lost_connection(apps):
         connection = reads._connection(db.engine)
     pid = connection.info.backend_pid
     with direct.app_context():
-        from sqlalchemy import text
 
         db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
         db.session.commit()

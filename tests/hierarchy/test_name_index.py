@@ -25,6 +25,8 @@ from hierarchy.search.names import NAMES, NameIndex, indexable
 from hierarchy.search.totals import TOTALS
 from hierarchy.sor_import import import_sor_file
 from hierarchy.text import fold
+from sorregistry import create_app
+from sorregistry.extensions import db
 from tests.conftest import fixture_path
 from tests.support.exports import generator
 
@@ -214,8 +216,6 @@ def test_index_is_built_off_the_request_path_on_postgresql(fresh_database, backe
     build in a thread and answers by SQL; once built, the index answers."""
     if backend != "postgresql":
         pytest.skip("SQLite builds the index in the request")
-    from sorregistry import create_app
-    from sorregistry.extensions import db
 
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": fresh_database})
     NAMES.clear()

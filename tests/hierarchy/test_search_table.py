@@ -16,11 +16,16 @@ import pytest
 from sqlalchemy import select
 
 from hierarchy import service
+from hierarchy.lookup_routes import ANSWERS
 from hierarchy.models import NAME_COLUMNS, Organisation, OrganisationName
 from hierarchy.search.totals import TotalCache
+from hierarchy.shak_import import import_shak_file
 from hierarchy.sor_import import import_sor_file
 from hierarchy.text import fold
+from sorregistry import create_app
 from sorregistry.accounts.clients import create_client
+from sorregistry.extensions import db
+from sorregistry.reads import close_connections
 from tests.conftest import fixture_path
 from tests.support.exports import generator
 
@@ -249,11 +254,6 @@ def test_total_cache_never_answers_for_another_version():
 def test_cached_answers_follow_commits_of_other_sessions(fresh_database):
     """As in production: each request a session of its own on the engine, lookups in
     autocommit mode on PostgreSQL, writers committing in other sessions."""
-    from hierarchy.lookup_routes import ANSWERS
-    from hierarchy.shak_import import import_shak_file
-    from sorregistry import create_app
-    from sorregistry.extensions import db
-    from sorregistry.reads import close_connections
 
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": fresh_database})
     try:

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from hierarchy.models import ShakCode
 from hierarchy.shak_format import ShakFormatError
-from hierarchy.shak_import import import_shak_file
+from hierarchy.shak_import import MassWithdrawalError, import_shak_file
 from tests.conftest import fixture_path
 
 SAMPLE = fixture_path("shak_sample.TXT")
@@ -75,3 +75,52 @@ def test_the_real_register_imports(session):
     assert result.records == 19428
     assert result.counts == {"hospital": 1017, "department": 1899, "section": 16512}
     assert _count(session) == 19428
+
+
+def _snapshot(session) -> list[tuple]:
+    return session.execute(
+        select(ShakCode.code, ShakCode.valid_from, ShakCode.text, ShakCode.import_run_id)
+        .order_by(ShakCode.code, ShakCode.valid_from)
+    ).all()
+
+
+@pytest.mark.parametrize("content", [b"", b"\r\n", b"\n\n"], ids=["0-byte", "crlf", "blank"])
+def test_empty_file_is_refused_and_changes_nothing(session, tmp_path, content):
+    import_shak_file(session, SAMPLE, actor="test")
+    before = _snapshot(session)
+    empty = tmp_path / "SHAKCOMPLETE.TXT"
+    empty.write_bytes(content)
+    with pytest.raises(MassWithdrawalError, match="no SHAK records at all"):
+        import_shak_file(session, empty, actor="test", max_withdrawal_share=0.10)
+    assert _snapshot(session) == before
+
+
+def test_empty_file_is_refused_even_by_an_empty_register(session, tmp_path):
+    empty = tmp_path / "SHAKCOMPLETE.TXT"
+    empty.write_bytes(b"")
+    with pytest.raises(MassWithdrawalError):
+        import_shak_file(session, empty, actor="test", max_withdrawal_share=1.0)
+
+
+def test_excerpt_is_refused_and_changes_nothing(session, tmp_path):
+    import_shak_file(session, SAMPLE, actor="test")
+    before = _snapshot(session)
+    excerpt = tmp_path / "excerpt.TXT"
+    excerpt.write_bytes(b"".join(SAMPLE.read_bytes().splitlines(keepends=True)[:20]))
+    with pytest.raises(MassWithdrawalError) as refused:
+        import_shak_file(session, excerpt, actor="test", max_withdrawal_share=0.10)
+    assert "38 of the 58 SHAK records" in str(refused.value)
+    assert "SOR_MAX_WITHDRAWAL_SHARE=0.1" in str(refused.value)
+    assert _snapshot(session) == before
+
+
+def test_withdrawal_within_the_share_and_the_override(session, tmp_path):
+    import_shak_file(session, SAMPLE, actor="test")
+    lines = SAMPLE.read_bytes().splitlines(keepends=True)
+    fewer = tmp_path / "fewer.TXT"
+    fewer.write_bytes(b"".join(lines[:-5]))  # 5 of 58: under 10 %
+    assert import_shak_file(session, fewer, actor="test", max_withdrawal_share=0.10).withdrawn == 5
+    excerpt = tmp_path / "excerpt.TXT"
+    excerpt.write_bytes(b"".join(lines[:20]))
+    result = import_shak_file(session, excerpt, actor="test", max_withdrawal_share=None)
+    assert result.withdrawn == 33 and _count(session) == 20

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from hierarchy import service
 from hierarchy.models import ImportRun, Organisation, OrganisationVersion
-from hierarchy.sor_import import import_sor_file, import_sor_files
+from hierarchy.sor_import import MassWithdrawalError, import_sor_file, import_sor_files
 from hierarchy.sor_xml import SorFileError
 from tests.conftest import fixture_path
 
@@ -213,6 +213,46 @@ def test_full_import_closes_owners_missing_from_the_file(session):
     assert session.get(Organisation, "8341000016002").valid_to is None
 
 
+def _open_count(session) -> int:
+    return session.execute(
+        select(func.count()).select_from(Organisation).where(Organisation.valid_to.is_(None))
+    ).scalar_one()
+
+
+def test_full_import_closing_more_than_the_share_is_refused(session):
+    import_sor_files(session, [SYGEHUS, PRAKSIS], actor="test")
+    before = _state(session)
+    held = _open_count(session)
+    with pytest.raises(MassWithdrawalError) as refused:
+        import_sor_file(session, SYGEHUS, actor="test", scope="full", max_withdrawal_share=0.10)
+    assert f"3 of the {held} open entities" in str(refused.value)
+    assert _state(session) == before
+    # A share that allows it, and the override (None), both close.
+    allowed = import_sor_file(session, SYGEHUS, actor="test", scope="full",
+                              max_withdrawal_share=0.5)
+    assert sum(c["closed"] for c in allowed.counts.values()) == 3
+
+
+def test_full_import_of_a_file_without_entities_is_refused(session, tmp_path):
+    import_sor_files(session, [SYGEHUS, PRAKSIS], actor="test")
+    before = _state(session)
+    text = PRAKSIS.read_text(encoding="utf-8-sig")
+    start = text.index("<InstitutionOwnerEntity>")
+    end = text.rindex("</InstitutionOwnerEntity>") + len("</InstitutionOwnerEntity>")
+    empty = tmp_path / "empty.xml"
+    empty.write_text(text[:start] + text[end:], encoding="utf-8")
+    with pytest.raises(MassWithdrawalError, match="no open entities at all"):
+        import_sor_file(session, empty, actor="test", scope="full", max_withdrawal_share=1.0)
+    assert _state(session) == before
+    # Without --full, an empty export closes nothing and is harmless.
+    import_sor_file(session, empty, actor="test", max_withdrawal_share=0.10)
+    assert _open_count(session) == _open_in(before)
+
+
+def _open_in(state: list[tuple]) -> int:
+    return sum(1 for row in state if len(row) == 5 and row[4] is None)
+
+
 def test_no_close_scope_only_adds_and_updates(session, tmp_path):
     import_sor_file(session, SYGEHUS, actor="test")
     result = import_sor_file(session, PRAKSIS, actor="test", scope="none")
@@ -235,6 +275,53 @@ def test_truncated_file_is_refused_and_changes_nothing(session, tmp_path, cut, m
     with pytest.raises(SorFileError, match=message) as caught:
         import_sor_file(session, truncated, actor="test")
     assert caught.value.line is not None and str(caught.value).startswith("line ")
+    assert _state(session) == before
+
+
+_LAUGHS = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+
+
+@pytest.mark.parametrize(
+    "doctype, name",
+    [
+        ("<!DOCTYPE SorTree>", "Roskilde Øjenklinik"),
+        ('<!DOCTYPE SorTree [<!ENTITY navn "Ny klinik">]>', "&navn; Roskilde"),
+        ('<!DOCTYPE SorTree [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>', "&xxe;"),
+        ('<!DOCTYPE SorTree SYSTEM "http://127.0.0.1:9/sor.dtd">', "Roskilde Øjenklinik"),
+        (f'<!DOCTYPE SorTree [<!ENTITY l0 "ha">{_LAUGHS}]>', "&l9;"),
+    ],
+    ids=["bare", "internal-entity", "external-entity", "external-dtd", "billion-laughs"],
+)
+def test_a_doctype_is_refused_outright_and_changes_nothing(session, tmp_path, doctype, name):
+    import_sor_file(session, SYGEHUS, actor="test")
+    before = _state(session)
+    text = SYGEHUS.read_text(encoding="utf-8-sig")
+    declaration, rest = text.split("\n", 1)
+    hostile = tmp_path / "doctype.xml"
+    hostile.write_text(
+        f"{declaration}\n{doctype}\n"
+        + rest.replace("<EntityName>Roskilde Øjenklinik<", f"<EntityName>{name}<", 1),
+        encoding="utf-8",
+    )
+    with pytest.raises(SorFileError) as caught:
+        import_sor_file(session, hostile, actor="test", scope="full")
+    if "l9" in doctype:
+        # libxml2 stops the flood itself, while it reads the DTD, before any element.
+        assert "entity amplification" in str(caught.value)
+    else:
+        assert "DOCTYPE" in str(caught.value) and "is not allowed" in str(caught.value)
+        assert caught.value.line == 7  # where reading stopped: the root start tag's end
+    assert _state(session) == before
+
+
+def test_an_undeclared_entity_is_refused_not_cut(session, tmp_path):
+    before = _state(session)
+    text = SYGEHUS.read_text(encoding="utf-8-sig")
+    hostile = tmp_path / "entity.xml"
+    hostile.write_text(text.replace("Roskilde Øjenklinik<", "Roskilde &navn; Øjenklinik<", 1),
+                       encoding="utf-8")
+    with pytest.raises(SorFileError, match="not well-formed XML"):
+        import_sor_file(session, hostile, actor="test")
     assert _state(session) == before
 
 

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from playwright.sync_api import expect, sync_playwright
 from werkzeug.serving import make_server
 
 from hierarchy.shak_import import import_shak_file
@@ -37,7 +39,6 @@ TIMEOUT = 15_000  # ms; the machine is small and shared
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
@@ -97,7 +98,6 @@ def _log_in(page, email: str) -> None:
 
 
 def test_municipality_applies_and_sds_approves(browser, server, shot):
-    from playwright.sync_api import expect
 
     context, page = _new_page(browser, server)
     page.goto("/municipality/")
@@ -157,7 +157,6 @@ def test_municipality_applies_and_sds_approves(browser, server, shot):
 
 
 def test_picker_and_a_refused_page(browser, server, shot):
-    from playwright.sync_api import expect
 
     context, page = _new_page(browser, server)
     page.goto("/login")
@@ -203,7 +202,6 @@ def test_picker_and_a_refused_page(browser, server, shot):
 @pytest.fixture
 def other_site() -> Iterator[tuple[str, dict[str, str]]]:
     """A page on another origin (another port of 127.0.0.1): whatever it is given to serve."""
-    from flask import Flask
 
     pages: dict[str, str] = {}
     site = Flask("other_site")
@@ -225,7 +223,6 @@ def other_site() -> Iterator[tuple[str, dict[str, str]]]:
 def test_another_site_cannot_frame_a_staff_page(browser, server, other_site):
     """The probe framed a staff application, approve button and all, from a sibling
     origin; frame-ancestors 'none' (and X-Frame-Options) stop the browser showing it."""
-    from playwright.sync_api import expect
 
     context, page = _new_page(browser, server)
     page.goto("/login")

@@ -7,12 +7,14 @@ import re
 from datetime import timedelta
 
 import pytest
+from flask import request
 from sqlalchemy import select
 
 from sorregistry import create_app
 from sorregistry.accounts.models import User
-from sorregistry.accounts.users import MAX_FAILURES
+from sorregistry.accounts.users import MAX_FAILURES, load_user
 from sorregistry.models import utcnow
+from sorregistry.pages import PageSessions
 from tests.applications.helpers import AARHUS, AARHUS_CVR, ODENSE, ODENSE_CVR
 from tests.pages.helpers import PASSWORD, csrf_token, login, post
 
@@ -161,10 +163,8 @@ def test_the_api_ignores_the_session_cookie(client, people):
     ("/apiary", True), ("/staff/", True), ("/login", True),
 ])
 def test_only_pages_open_the_session_cookie(app, path, has_session):
-    from sorregistry.pages import PageSessions
 
     with app.test_request_context(path):
-        from flask import request
 
         opened = PageSessions().open_session(app, request)
     assert (opened is not None) == has_session
@@ -367,7 +367,6 @@ def test_a_new_password_ends_every_open_session(app, client, runner, session, pe
 
 
 def test_a_session_cookie_of_the_old_format_or_a_forged_version_is_refused(session, people):
-    from sorregistry.accounts.users import load_user
 
     user = people["sds"]
     assert load_user(session, user.get_id()) is user

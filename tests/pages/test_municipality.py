@@ -160,3 +160,20 @@ def test_change_application_form(aarhus, session):
 def test_english_pages(aarhus):
     html = text(aarhus.get("/municipality/applications/new?lang=en"))
     assert "Save draft" in html and "Validate" in html and "Name of the institution" in html
+
+
+def test_a_change_form_keeps_the_successors_typed(aarhus, session):
+    new = "/municipality/applications/new?kind=change"
+    successors = f"{EXISTING_SI}, 12345671000016006"
+    send(aarhus, "/municipality/applications/new", new,
+         **form(kind="change", target_sor_code=EXISTING_SI, closing_date="2030-01-01",
+                replaced_by=successors), action="save")
+    application = session.execute(select(Application)).scalar_one()
+    assert application.replaced_by == [EXISTING_SI, "12345671000016006"]
+    url = f"/municipality/applications/{application.id}"
+    assert f'value="{successors}"' in text(aarhus.get(url))  # shown as typed, saved again
+    send(aarhus, url, url, **form(kind="change", target_sor_code=EXISTING_SI,
+                                  closing_date="2030-01-01", replaced_by=successors),
+         action="save")
+    session.refresh(application)
+    assert [e.action for e in application.events] == ["created"]  # nothing changed

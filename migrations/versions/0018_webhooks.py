@@ -1,7 +1,7 @@
 """Webhooks: subscriptions to the change feed and their signed deliveries (issue 13).
 
-Revision ID: 0017
-Revises: 0014
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-05 09:30:00
 
 """
@@ -12,8 +12,8 @@ import sorregistry.models
 
 
 # revision identifiers, used by Alembic.
-revision = '0017'
-down_revision = '0014'
+revision = '0018'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 

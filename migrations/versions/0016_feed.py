@@ -5,8 +5,8 @@ A register that holds organisations already gets one ``created`` entry per organ
 showing it as it stands, at the position of its current version: a consumer reading the
 feed from the start sees the whole register once, then every change after it.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-11-24 09:00:00
 
 """
@@ -20,8 +20,8 @@ import sorregistry.models
 
 
 # revision identifiers, used by Alembic.
-revision = '0014'
-down_revision = '0013'
+revision = '0016'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,290 @@
+"""Versions as FHIR sees them: read, vread, and history (ITI-91) on the register's versions.
+
+A unit's FHIR version is the register's (``organisation_versions``: one row per state of
+its own values). The current version is read from the unit's row; an older one is rebuilt
+from its snapshot, its inherited values taken from its ancestors as the register held
+them when it was recorded (``hierarchy.service.get_version_as_of``), so a vread shows the
+resource as it was. A Location's versions are its unit's, from the first that had one.
+
+History entries are PUTs, but a unit's first version (its creation) is a POST; a closure
+is a version like any other, with ``active=false`` once the closing date has come. The
+register deletes nothing, so there are no DELETEs.
+
+**The type-level history** (``GET /fhir/Organization/_history?_since=``) pages through
+the versions recorded since the instant in commit order - by their feed positions
+(``hierarchy.changes``: a version's position is its commit's first position plus its
+number within the commit) - so that a ``next`` link also reaches what is committed while
+the client pages, a transaction that committed late included: positions are taken at
+commit, under the lock the next committer waits for, so none appears below one a page
+has shown. The opaque token holds the position of the last entry shown; the change
+feed (issue 13) gives its entries the same positions. A page reads windows of positions,
+(after, after + n]: the commits whose first position lies in the window or holds its
+start (``register_commits``' unique index), and of each the versions numbered within the
+window (a range of the unique index on ``commit_id, commit_seq``, migration 0015) - however
+large a commit (an import's 200,000 versions), a window reads at most n rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, bindparam, func, select
+from sqlalchemy.orm import Session, aliased
+
+from hierarchy import service
+from hierarchy.changes import CHANGE_POSITION
+from hierarchy.fhir import bundles
+from hierarchy.fhir.outcome import NotFound
+from hierarchy.fhir.parameters import ResourceType
+from hierarchy.fhir.resources import (
+    Resource,
+    UnitRow,
+    has_location,
+    instant,
+    location,
+    organization,
+)
+from hierarchy.fhir.searching import units_by_code
+from hierarchy.models import OrganisationVersion, RegisterCommit, RegisterVersion
+from hierarchy.records import Placement, derive, own_values_from_snapshot, placement_of
+from hierarchy.text import fold
+
+MAX_HISTORY_COUNT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class PastUnit:
+    """A unit as one of its earlier versions showed it (the fields of a search row)."""
+
+    sor_code: str
+    name: str
+    name_search: str
+    level: str
+    entity_type: str | None
+    ownership: str | None
+    owner_cvr: str | None
+    ydernummer: str | None
+    shak: str | None
+    p_number: str | None
+    parent_sor_code: str | None
+    institution_sor_code: str | None
+    owner_sor_code: str
+    effective: dict[str, Any]
+    inherited: list[str]
+    clinical_specialities: list[dict[str, str]] | None
+    replaces: list[str] | None
+    replaced_by: list[str] | None
+    first_valid_from: date | None
+    valid_from: date | None
+    valid_to: date | None
+    version: int
+    updated_at: datetime
+    own_address: bool
+
+
+def _placement_at(session: Session, code: str | None, moment: datetime,
+                  depth: int = 0) -> Placement | None:
+    """What the unit *code* passed on to its children at *moment* (None: no such unit)."""
+    if code is None or depth > 64:
+        return None
+    try:
+        version = service.get_version_as_of(session, code, moment)
+    except service.NotFound:
+        return None
+    own = own_values_from_snapshot(version.snapshot)
+    parent = _placement_at(session, own["parent_sor_code"], moment, depth + 1)
+    return placement_of(code, own["level"], derive(own, code, parent))
+
+
+def past_unit(session: Session, version: OrganisationVersion) -> PastUnit:
+    """The unit as *version* showed it, inheriting from its ancestors as they were then."""
+    own = own_values_from_snapshot(version.snapshot)
+    parent = _placement_at(session, own["parent_sor_code"], version.recorded_at)
+    derived = derive(own, version.sor_code, parent)
+    return PastUnit(
+        sor_code=version.sor_code, name=own["name"] or "", name_search=fold(own["name"]),
+        level=own["level"], entity_type=own["entity_type"], ownership=derived["ownership"],
+        owner_cvr=derived["owner_cvr"], ydernummer=own["ydernummer"], shak=own["shak"],
+        p_number=own["p_number"], parent_sor_code=own["parent_sor_code"],
+        institution_sor_code=derived["institution_sor_code"],
+        owner_sor_code=derived["owner_sor_code"], effective=derived["effective"],
+        inherited=derived["inherited"], clinical_specialities=own["clinical_specialities"],
+        replaces=own["replaces"], replaced_by=own["replaced_by"],
+        first_valid_from=own["first_valid_from"], valid_from=own["valid_from"],
+        valid_to=own["valid_to"], version=version.version, updated_at=version.recorded_at,
+        own_address=bool(own["visiting_address"] or own["postal_address"]))
+
+
+def resource_of(kind: ResourceType, unit: UnitRow, day: date) -> Resource | None:
+    """The resource of *kind* the unit has (None: a unit without a Location)."""
+    if kind == "Organization":
+        return organization(unit, day)
+    return location(unit, day) if has_location(unit) else None
+
+
+def current(session: Session, kind: ResourceType, code: str, day: date) -> Resource:
+    """``GET /fhir/{kind}/{code}``: the resource now; NotFound when there is none."""
+    unit = units_by_code(session, [code]).get(code)
+    found = resource_of(kind, unit, day) if unit is not None else None
+    if found is None:
+        raise NotFound(f"no {kind} has the id {code!r}")
+    return found
+
+
+def _versions(session: Session, code: str) -> list[OrganisationVersion]:
+    return list(session.execute(
+        select(OrganisationVersion).where(OrganisationVersion.sor_code == code)
+        .order_by(OrganisationVersion.version)).scalars())
+
+
+def _unit_of(session: Session, version: OrganisationVersion,
+             now: dict[str, UnitRow]) -> UnitRow:
+    unit = now.get(version.sor_code)
+    if unit is not None and unit.version == version.version:
+        return unit  # the current version: its row, with what it inherits now
+    return past_unit(session, version)
+
+
+def versioned(session: Session, kind: ResourceType, code: str,
+              day: date) -> list[tuple[int, Resource, bool]]:
+    """(version, resource, created) of every version of *code* that had a resource of
+    *kind*, oldest first; *created* marks the first. NotFound when there is none."""
+    now = units_by_code(session, [code])
+    found: list[tuple[int, Resource, bool]] = []
+    for version in _versions(session, code):
+        resource = resource_of(kind, _unit_of(session, version, now), day)
+        if resource is not None:
+            found.append((version.version, resource, not found))
+    if not found:
+        raise NotFound(f"no {kind} has the id {code!r}")
+    return found
+
+
+def version_of(session: Session, kind: ResourceType, code: str, version_id: str,
+               day: date) -> Resource:
+    """``GET /fhir/{kind}/{code}/_history/{version_id}``."""
+    for number, resource, _ in versioned(session, kind, code, day):
+        if str(number) == version_id:
+            return resource
+    raise NotFound(f"{kind}/{code} has no version {version_id!r}")
+
+
+def history_entry(base: str, resource: Resource, created: bool) -> dict[str, Any]:
+    kind, code = resource["resourceType"], resource["id"]
+    meta = resource["meta"]
+    return {
+        "fullUrl": f"{base}/{kind}/{code}",
+        "resource": resource,
+        "request": {"method": "POST" if created else "PUT",
+                    "url": kind if created else f"{kind}/{code}"},
+        "response": {"status": "201 Created" if created else "200 OK",
+                     "etag": f'W/"{meta["versionId"]}"', "lastModified": meta["lastUpdated"]},
+    }
+
+
+def instance_history(session: Session, kind: ResourceType, code: str, since: datetime | None,
+                     base: str, day: date) -> dict[str, Any]:
+    """``GET /fhir/{kind}/{code}/_history``: every version, newest first (FHIR's order)."""
+    found = versioned(session, kind, code, day)
+    if since is not None:
+        found = [(n, r, c) for n, r, c in found if r["meta"]["lastUpdated"] >= instant(since)]
+    entries = [history_entry(base, resource, created) for _, resource, created in reversed(found)]
+    return bundles.bundle("history", [("self", f"{base}/{kind}/{code}/_history")], entries,
+                          len(entries))
+
+
+def _window_statement() -> Any:
+    commits = aliased(RegisterCommit, name="c")
+    before = aliased(RegisterCommit, name="before")
+    after = bindparam("after", type_=BigInteger)
+    through = bindparam("through", type_=BigInteger)
+    position = (commits.first_position + OrganisationVersion.commit_seq - 1).label("position")
+    # The commit holding position after + 1 (0: before the first).
+    start = (select(func.coalesce(func.max(before.first_position), 0))
+             .where(before.first_position <= after + 1).scalar_subquery())
+    return (
+        select(OrganisationVersion, position)
+        .join(commits, commits.id == OrganisationVersion.commit_id)
+        .where(commits.first_position >= start, commits.first_position <= through,
+               # Both bounds on commit_seq: each commit's versions are a range of its index.
+               OrganisationVersion.commit_seq > after - commits.first_position + 1,
+               OrganisationVersion.commit_seq <= through - commits.first_position + 1)
+        .order_by(commits.first_position, OrganisationVersion.commit_seq)
+    )
+
+
+_WINDOW = _window_statement()
+_LAST_POSITION = select(RegisterVersion.last_position).where(RegisterVersion.name == "register")
+
+
+def _first_since(session: Session, since: datetime) -> int:
+    """The position before the first version recorded at or after *since*."""
+    first = session.execute(
+        select(func.min(CHANGE_POSITION))
+        .select_from(OrganisationVersion)
+        .join(RegisterCommit, RegisterCommit.id == OrganisationVersion.commit_id)
+        .where(OrganisationVersion.recorded_at >= since)).scalar()
+    return int(first) - 1 if first is not None else int(session.execute(_LAST_POSITION)
+                                                          .scalar() or 0)
+
+
+def _recorded_after(session: Session, since: datetime | None, after: int,
+                    batch: int) -> list[tuple[OrganisationVersion, int]]:
+    """Up to *batch* versions after position *after* (and recorded since *since*), in
+    position order; fewer only when no more are committed."""
+    last = int(session.execute(_LAST_POSITION).scalar() or 0)
+    found: list[tuple[OrganisationVersion, int]] = []
+    while len(found) < batch and after < last:
+        through = after + batch - len(found)
+        for version, position in session.execute(_WINDOW, {"after": after,
+                                                           "through": through}):
+            if since is None or version.recorded_at >= since:
+                found.append((version, int(position)))
+        after = through
+    return found
+
+
+def _type_entries(session: Session, kind: ResourceType, since: datetime | None, after: int,
+                  day: date) -> Iterator[tuple[int, Resource, bool]]:
+    """(position, resource, created) of every version since *since* after position *after*."""
+    while True:
+        versions = _recorded_after(session, since, after, MAX_HISTORY_COUNT)
+        now = units_by_code(session, sorted({v.sor_code for v, _ in versions}))
+        for version, position in versions:
+            resource = resource_of(kind, _unit_of(session, version, now), day)
+            if resource is not None:
+                yield position, resource, version.version == 1
+            after = position
+        if len(versions) < MAX_HISTORY_COUNT:
+            return
+
+
+def type_history(session: Session, kind: ResourceType, since: datetime | None, count: int,
+                 page: str | None, used: list[tuple[str, str]], base: str,
+                 day: date) -> dict[str, Any]:
+    """``GET /fhir/{kind}/_history``: the versions since *since*, oldest first, paged."""
+    digest = bundles.search_digest(f"{kind}/_history", used)
+    if page:
+        after = bundles.read_page_token(page, digest)
+        if not isinstance(after, int) or isinstance(after, bool):
+            raise bundles.BadPageToken()
+    else:
+        after = _first_since(session, since) if since is not None else 0
+    entries: list[dict[str, Any]] = []
+    last = after
+    more = False
+    for position, resource, created in _type_entries(session, kind, since, after, day):
+        if len(entries) == count:
+            more = True
+            break
+        entries.append(history_entry(base, resource, created))
+        last = position
+    links = [("self", bundles.link(base, f"{kind}/_history", used))]
+    if more:
+        following = [(k, v) for k, v in used if k != bundles.TOKEN_PARAMETER]
+        following.append((bundles.TOKEN_PARAMETER, bundles.page_token(digest, last)))
+        links.append(("next", bundles.link(base, f"{kind}/_history", following)))
+    return bundles.bundle("history", links, entries, None)
