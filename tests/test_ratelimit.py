@@ -93,7 +93,10 @@ def test_a_client_over_its_limit_gets_429_with_retry_after_in_the_envelope(limit
 
 
 def test_a_refused_client_is_refused_until_its_retry_after_then_served(limited_app):
-    app = limited_app(RATELIMIT_API="2 per second")
+    # A 5 s window: the first three requests (milliseconds apart) fall in one window but
+    # when they straddle its start, one time in hundreds on a loaded machine - with a 1 s
+    # window that was one time in tens.
+    app = limited_app(RATELIMIT_API="2 per 5 seconds")
     headers = _token(app)
     client = app.test_client()
     assert [client.get(LOOKUP, headers=headers).status_code for _ in range(2)] == [200, 200]
@@ -101,7 +104,7 @@ def test_a_refused_client_is_refused_until_its_retry_after_then_served(limited_a
     again = client.get(LOOKUP, headers=headers)  # refused at once, from the worker's memory
     assert first.status_code == again.status_code == 429
     wait = int(first.headers["Retry-After"])
-    assert 1 <= int(again.headers["Retry-After"]) <= wait <= 2
+    assert 1 <= int(again.headers["Retry-After"]) <= wait <= 5
     time.sleep(wait + 0.05)
     assert client.get(LOOKUP, headers=headers).status_code == 200
 
