@@ -102,7 +102,11 @@ def _caller(case: Case) -> str:
 
 def test_workflows_along_the_links_conform(app, tokens):
     """The stateful phase: sequences of calls along the OpenAPI links, no 5xx."""
-    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    # The links are the applications' (create -> read, validate, submit, decide): the
+    # sequences run among those operations; every operation is run on its own above. Over
+    # the whole API (feed, exports, webhooks...) 60 sequences seldom reached a valid create.
+    schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app).include(
+        path_regex=r"^/api/v1/applications")
     base = schema.as_state_machine()
     calls: dict[str, int] = {}
     created: list[int] = []
