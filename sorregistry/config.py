@@ -8,11 +8,14 @@ test's dictionary).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from limits import parse_many
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from sorregistry.responses import dumps_text
 
@@ -86,8 +89,34 @@ def _as_rate_limit(value: str) -> str:
     return value.strip()
 
 
+DATABASE_URL_FORM = ("postgresql+psycopg://user:password@host:5432/name "
+                     "or sqlite:////absolute/path/sor.db")
+
+
+def _as_database_url(value: str) -> str:
+    """A database URL SQLAlchemy can open: parsed, with a dialect and a driver installed."""
+    try:
+        url = make_url(value.strip())
+        url.get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"not a database URL this service can open ({reason}); write it as "
+                         + DATABASE_URL_FORM) from None
+    return value.strip()
+
+
+def _shown(variable: str, raw: str) -> str:
+    """A setting's value as an error message may show it: secrets never, a URL's password
+    hidden."""
+    if any(word in variable for word in ("PASSWORD", "SECRET")):
+        return "(hidden)"
+    if variable.endswith("_URL"):
+        return repr(re.sub(r"//[^/@]*@", "//***@", raw))
+    return repr(raw)
+
+
 ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
-    "SOR_DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", str),
+    "SOR_DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", _as_database_url),
     "SOR_SECRET_KEY": ("SECRET_KEY", str),
     "SOR_ENV": ("SOR_ENV", str),
     "SOR_MAIL_SERVER": ("MAIL_SERVER", str),
@@ -297,5 +326,6 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
         try:
             config[key] = convert(raw)
         except ValueError as exc:
-            raise ConfigurationError(f"{variable}={raw!r} is not valid: {exc}") from exc
+            raise ConfigurationError(
+                f"{variable}={_shown(variable, raw)} is not valid: {exc}") from exc
     return config
