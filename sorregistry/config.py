@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from limits import parse_many
@@ -74,6 +75,28 @@ def _as_signing_algorithms(value: str) -> tuple[str, ...]:
     if refused or not algorithms:
         raise ValueError("name asymmetric JWS algorithms only (RS256, PS256, ES256, EdDSA, ...)")
     return algorithms
+
+
+def _as_origins(value: str) -> tuple[str, ...]:
+    """Web origins, space-separated (``https://sei.example.dk http://127.0.0.1:8001``):
+    scheme, host and port only, written as browsers send them (lower case, no default
+    port, no path)."""
+    origins = []
+    for word in value.split():
+        parts = urlsplit(word)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if (parts.scheme not in ("http", "https") or not parts.hostname or port == -1
+                or parts.username is not None or parts.path not in ("", "/")
+                or parts.query or parts.fragment or word == "*"):
+            raise ValueError(f"{word!r} is not an origin (scheme://host[:port])")
+        default = {"http": 80, "https": 443}[parts.scheme]
+        shown = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+        origins.append(f"{parts.scheme}://{shown}" + (f":{port}" if port not in (None, default)
+                                                     else ""))
+    return tuple(origins)
 
 
 MAX_LEEWAY_SECONDS = 300
@@ -192,6 +215,7 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_RATELIMIT_SYNC_SECONDS": ("RATELIMIT_SYNC_SECONDS", _as_int),
     "SOR_MAX_WITHDRAWAL_SHARE": ("MAX_WITHDRAWAL_SHARE", _as_share),
     "SOR_SUCCESSOR_WARNING_DAYS": ("SUCCESSOR_WARNING_DAYS", _as_int),
+    "SOR_PICKER_ORIGINS": ("PICKER_ORIGINS", _as_origins),
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -297,6 +321,8 @@ DEFAULTS: dict[str, Any] = {
     # A SOR code closed and replaced by another only warns (resolve, reporting-unit
     # validation) for this many days after its closing; 0: never.
     "SUCCESSOR_WARNING_DAYS": 365,
+    # The sites whose pages may embed the picker (/picker?embed=1; hierarchy/embed.py).
+    "PICKER_ORIGINS": (),
     # Requests larger than this are refused with 413 before any view runs.
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "API_TITLE": "SOR registry",
