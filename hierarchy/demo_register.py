@@ -69,7 +69,8 @@ class DemoSummary:
 def load(session: DbSession) -> DemoSummary:
     """Import the demo register into *session* (the caller commits)."""
     demo = resources.files("hierarchy") / "demo"
-    with resources.as_file(demo) as folder, tempfile.TemporaryDirectory() as scratch:
+    with (resources.as_file(demo) as folder,
+          tempfile.TemporaryDirectory(prefix="sor-demo-") as scratch):
         generated = Path(scratch) / GENERATED.removesuffix(".gz")
         with gzip.open(folder / GENERATED, "rb") as packed, generated.open("wb") as plain:
             shutil.copyfileobj(packed, plain)
