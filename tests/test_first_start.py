@@ -152,6 +152,8 @@ def test_load_demo_prints_three_logins_once(demo):
 
 def test_load_demo_leaves_a_register_that_holds_data_alone(demo, tmp_path):
     url, _ = demo
+    if not url.startswith("sqlite"):
+        pytest.skip("one back end is enough: --if-empty is one query of the register's")
     again = _run("load-demo", "--if-empty", cwd=tmp_path, SOR_ENV="development",
                  SOR_DATABASE_URL=url)
     assert again.returncode == 0
