@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
@@ -196,14 +196,19 @@ def _picker_page() -> str:
 
 
 def _embedded_picker() -> str:
-    """Framable only by the origin named (one of SOR_PICKER_ORIGINS), which the choice is
-    posted to; any other origin gets 400 and the site's ``frame-ancestors 'none'``. Needs
-    no login: the lists ask for the picker token or the login session (hierarchy/embed.py)."""
-    origin = embed.allowed_origin(request.args.get("origin"))
-    if origin is None:
+    """Framable only by the origins of SOR_PICKER_ORIGINS - by the one named in ``origin=``
+    when given (the choice is then posted to it), else by any of them (the script posts
+    to its parent's origin if it is one of them). An origin not listed, or no origins
+    configured, gets 400 and the site's ``frame-ancestors 'none'``. Needs no login: the
+    lists ask for the picker token or the login session (hierarchy/embed.py)."""
+    named = request.args.get("origin")
+    origins = [embed.allowed_origin(named)] if named is not None else list(
+        current_app.config.get("PICKER_ORIGINS") or ())
+    if not origins or None in origins:
         abort(400, description=_("Denne side må ikke indlejre opslaget (SOR_PICKER_ORIGINS)."))
-    allow_framing(["'self'", origin])
-    return render_template("hierarchy/picker_embed.html", origin=origin,
+    allow_framing(["'self'", *(origin for origin in origins if origin)])
+    return render_template("hierarchy/picker_embed.html", origins=origins,
+                           origin=origins[0] if named is not None else None,
                            entity_types=entity_type_choices(current_language()),
                            has_cvr=True, lists=PICKER_LISTS, texts=_script_texts())
 

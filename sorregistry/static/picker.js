@@ -10,7 +10,21 @@
   if (!root) { return; }
   var api = root.dataset.api;
   var csrf = root.dataset.csrf;
-  var embedOrigin = root.dataset.embedOrigin || null;
+  // Embedded: the choice goes to the origin the server checked (origin=), or else to the
+  // parent's origin when it is one of SOR_PICKER_ORIGINS; never "*".
+  var embedded = root.dataset.embedded === "1";
+  var embedOrigin = root.dataset.embedOrigin || (embedded ? parentOrigin() : null);
+  function parentOrigin() {
+    var listed = JSON.parse(root.dataset.embedOrigins || "[]");
+    var seen = [];
+    var ancestors = window.location.ancestorOrigins;
+    if (ancestors && ancestors.length) { seen.push(ancestors[0]); }
+    try { if (document.referrer) { seen.push(new URL(document.referrer).origin); } } catch (e) { /* none */ }
+    for (var i = 0; i < seen.length; i++) {
+      if (listed.indexOf(seen[i]) >= 0) { return seen[i]; }
+    }
+    return null;
+  }
   // The picker token comes in the fragment: never sent to a server, and taken out of
   // the address at once (it must not end up in a bookmark or a copied link).
   var token = null;
@@ -198,8 +212,8 @@
   function choose(item) {
     var choice = { type: "sor-picker", sor_code: item.sor_code, name: item.name, level: item.level };
     if (item.shak) { choice.shak = item.shak; }
-    if (embedOrigin) {
-      // Only to the origin the server checked against SOR_PICKER_ORIGINS, never "*".
+    if (embedded) {
+      if (!embedOrigin) { status.textContent = t("Fejl"); return; }
       window.parent.postMessage(choice, embedOrigin);
       status.textContent = t("Valgt: {name}", { name: item.name });
       return;

@@ -117,6 +117,15 @@ def test_another_origin_embeds_the_picker_and_receives_the_choice(browser, sor, 
     assert "#token=" not in inner.url
     page.screenshot(path=tmp_path / "embedded-picker.png", full_page=True)
 
+    # Without origin=, the picker posts to its parent's origin, being one of those listed.
+    bare = page.context.new_page()
+    token = frame_url.partition("#")[2]
+    bare.goto(f"{listed}/reporting-form.html?picker={quote(f'{base}/picker?embed=1#{token}')}")
+    bare.frame_locator("#picker").get_by_role("button", name="Kommunal", exact=True).click()
+    bare.frame_locator("#picker").get_by_role(
+        "button", name=f"Vælg Plejecenter Søndergården ({EXISTING_SI})").click()
+    expect(bare.locator("#sor_code")).to_have_value(EXISTING_SI)
+
     # The same frame URL in a page of an origin not listed: Chromium does not show it.
     refused = context.new_page()
     refused.goto(f"{not_listed}/reporting-form.html?picker={quote(frame_url, safe='')}")

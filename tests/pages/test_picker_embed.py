@@ -47,7 +47,7 @@ def test_a_listed_origin_may_frame_the_embedded_picker_and_nothing_else(client, 
 
 
 @pytest.mark.parametrize("query", [
-    f"embed=1&origin={OTHER}", "embed=1", "embed=1&origin=*", "embed=1&origin=null",
+    f"embed=1&origin={OTHER}", "embed=1&origin=", "embed=1&origin=*", "embed=1&origin=null",
     f"embed=1&origin={SEI}/path", f"embed=1&origin={SEI}%20{OTHER}",
 ])
 def test_an_origin_not_listed_gets_400_and_no_framing(client, origins, query):
@@ -65,8 +65,21 @@ def test_the_rest_of_the_site_keeps_frame_ancestors_none(client, origins, people
         assert answer.headers["X-Frame-Options"] == "DENY", path
 
 
-def test_no_origins_configured_no_embedding(client):
-    assert client.get(f"/picker?embed=1&origin={SEI}").status_code == 400
+def test_without_origin_every_listed_origin_may_frame_it(client, origins):
+    answer = client.get("/picker?embed=1")
+    assert answer.status_code == 200
+    assert _frame_policy(answer) == f"frame-ancestors 'self' {SEI} http://127.0.0.1:8001"
+    html = answer.get_data(as_text=True)
+    # The script posts to its parent's origin only when it is one of these.
+    assert f"""data-embed-origins='["{SEI}", "http://127.0.0.1:8001"]'""" in html
+    assert "data-embed-origin=" not in html
+
+
+@pytest.mark.parametrize("query", ["embed=1", f"embed=1&origin={SEI}"])
+def test_no_origins_configured_no_embedding(client, query):
+    answer = client.get(f"/picker?{query}")
+    assert answer.status_code == 400
+    assert _frame_policy(answer) == "frame-ancestors 'none'"
 
 
 def test_a_client_gets_a_token_that_opens_the_lists_with_its_cvr(client, session, origins,
