@@ -11,6 +11,9 @@ A reporting form on another site (SEI) frames the picker and hears the person's 
    ``Content-Security-Policy: frame-ancestors 'self' <that origin>``, so a browser shows
    it only inside a page of that origin (everything else keeps ``frame-ancestors
    'none'`` and ``X-Frame-Options: DENY``); an origin not listed gets 400 and no framing.
+   Without ``origin=`` every listed origin may frame it, and the script posts to its
+   parent's origin (``location.ancestorOrigins``, else ``document.referrer``) only when
+   that is one of them.
 3. The page's script reads the token from the fragment (never sent to a server, never
    in a Referer or a log), removes it from the address, and sends it as
    ``Authorization: Bearer`` on the picker's list requests. The choice goes to the
