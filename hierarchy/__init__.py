@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from hierarchy import changes, cli, lookup_routes, routes, start, views, webhooks
+from hierarchy import changes, cli, embed_routes, lookup_routes, routes, start, views, webhooks
 from hierarchy.export import cli as export_cli
 from hierarchy.export import routes as export_routes
 from hierarchy.feed import cli as feed_cli
@@ -31,6 +31,7 @@ def init_app(app: Flask) -> None:
     register_api(app, lookup_routes.blp, url_prefix="/api/v1")
     register_api(app, feed_routes.blp, url_prefix="/api/v1")
     register_api(app, export_routes.blp, url_prefix="/api/v1")
+    register_api(app, embed_routes.blp, url_prefix="/api/v1")
     register_api(app, fhir_routes.bp, url_prefix="/fhir", render_error=fhir_outcome.render_error,
                  accepts=("application/x-www-form-urlencoded",))
     register_pages(app, start.bp)

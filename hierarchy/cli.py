@@ -1,17 +1,16 @@
-"""Commands that load the register: ``import-sor``, ``import-shak`` and ``load-demo``."""
+"""Commands that load the register: ``import-sor`` and ``import-shak`` (``load-demo``, which
+also makes demo logins, is the composition root's: ``sorregistry.cli``)."""
 
 from __future__ import annotations
 
 import os
 import sys
-from importlib import resources
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from hierarchy import service
 from hierarchy.import_close import MassWithdrawalError
 from hierarchy.shak_format import ShakFormatError
 from hierarchy.shak_import import import_shak_file
@@ -145,32 +144,6 @@ def _withdrawal_share(allowed: bool) -> float | None:
     return share
 
 
-@click.command("load-demo")
-@click.option("--if-empty", is_flag=True, help="Do nothing when the register holds data.")
-@with_appcontext
-def load_demo(if_empty: bool) -> None:
-    """Load the demo register shipped with the project (real SOR and SHAK extracts)."""
-    if if_empty and not service.register_is_empty(db.session):
-        click.echo("The register holds data; demo data not loaded.")
-        return
-    demo = resources.files("hierarchy") / "demo"
-    sor_files = sorted(
-        (entry for entry in demo.iterdir() if entry.name.endswith(".xml")),
-        key=lambda entry: entry.name,
-    )
-    with resources.as_file(demo) as folder:
-        paths = [folder / entry.name for entry in sor_files]
-        result = import_sor_files(db.session, paths, actor="demo")
-        db.session.commit()
-        click.echo(result.summary())
-        shak = folder / "SHAK_DEMO.TXT"
-        if shak.exists():
-            shak_result = import_shak_file(db.session, shak, actor="demo")
-            db.session.commit()
-            click.echo(shak_result.summary())
-
-
 def register(app: Flask) -> None:
     app.cli.add_command(import_sor)
     app.cli.add_command(import_shak)
-    app.cli.add_command(load_demo)

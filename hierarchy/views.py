@@ -10,21 +10,24 @@ and it needs no CSRF protection.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
-from hierarchy import browse, reporting, search
+from hierarchy import browse, embed, reporting, search
 from hierarchy import identifiers as ids
 from hierarchy import service as register
 from hierarchy.codes import entity_type_choices, entity_type_name
 from hierarchy.schemas import LookupArgsSchema, organisation_item
 from hierarchy.search import lists
 from sorregistry.extensions import db
+from sorregistry.headers import allow_framing
 from sorregistry.i18n import _, current_language, lazy_gettext
 from sorregistry.responses import json_response
 from sorregistry.security import json_login_required, role_required
@@ -176,13 +179,38 @@ def organisation_page(sor_code: str) -> str:
 
 
 @picker_bp.get("")
+def picker() -> Any:
+    """The reporting form's picker: lists, column filters, SHAK type-ahead, Valider;
+    with ``embed=1``, the lists alone for a frame in another site's page."""
+    if request.args.get("embed") == "1":
+        return _embedded_picker()
+    return _picker_page()
+
+
 @role_required()
-def picker() -> str:
-    """The reporting form's picker: lists, column filters, SHAK type-ahead, Valider."""
+def _picker_page() -> str:
     return render_template("hierarchy/picker.html",
                            entity_types=entity_type_choices(current_language()),
                            has_cvr=bool(current_user.cvr), lists=PICKER_LISTS,
                            texts=_script_texts())
+
+
+def _embedded_picker() -> str:
+    """Framable only by the origins of SOR_PICKER_ORIGINS - by the one named in ``origin=``
+    when given (the choice is then posted to it), else by any of them (the script posts
+    to its parent's origin if it is one of them). An origin not listed, or no origins
+    configured, gets 400 and the site's ``frame-ancestors 'none'``. Needs no login: the
+    lists ask for the picker token or the login session (hierarchy/embed.py)."""
+    named = request.args.get("origin")
+    origins = [embed.allowed_origin(named)] if named is not None else list(
+        current_app.config.get("PICKER_ORIGINS") or ())
+    if not origins or None in origins:
+        abort(400, description=_("Denne side må ikke indlejre opslaget (SOR_PICKER_ORIGINS)."))
+    allow_framing(["'self'", *(origin for origin in origins if origin)])
+    return render_template("hierarchy/picker_embed.html", origins=origins,
+                           origin=origins[0] if named is not None else None,
+                           entity_types=entity_type_choices(current_language()),
+                           has_cvr=True, lists=PICKER_LISTS, texts=_script_texts())
 
 
 def _script_texts() -> dict[str, str]:
@@ -206,6 +234,25 @@ def _script_texts() -> dict[str, str]:
 
 
 _LIST_ARGS = LookupArgsSchema()
+_CALLER_CVR = "sor.picker_cvr"
+
+
+def _picker_caller(view: Callable[..., Response]) -> Callable[..., Response]:
+    """The picker's lists: a logged-in person, or an embedding site's picker token
+    (``Authorization: Bearer``); 401 without either."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        if current_user.is_authenticated:
+            request.environ[_CALLER_CVR] = current_user.cvr
+        else:
+            caller = embed.request_caller()
+            if caller is None:
+                return _error(401, _("Log ind først, eller brug et gyldigt opslagstoken."))
+            request.environ[_CALLER_CVR] = caller.cvr
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 def _list_args() -> dict[str, Any]:
@@ -241,7 +288,7 @@ def _error(status: int, message: str, errors: dict[str, Any] | None = None) -> R
 
 
 @picker_bp.get("/api/lists/<any(" + ", ".join(f"'{n}'" for n in PICKER_LISTS) + "):which>")
-@json_login_required
+@_picker_caller
 def picker_list(which: str) -> Response:
     """One page of a picker list; "Mit CVR" takes the CVR from the person's account."""
 
@@ -253,7 +300,7 @@ def picker_list(which: str) -> Response:
     options["limit"] = min(options.get("limit", PICKER_PAGE), PICKER_PAGE)
     try:
         if which.startswith("my-cvr"):
-            filters = lists.my_cvr_filters(current_user.cvr, columns,
+            filters = lists.my_cvr_filters(request.environ.get(_CALLER_CVR), columns,
                                            institutions_only=which == "my-cvr-si")
         else:
             filters = lists.ownership_filters(which, columns)

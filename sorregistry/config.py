@@ -8,11 +8,15 @@ test's dictionary).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from limits import parse_many
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from sorregistry.responses import dumps_text
 
@@ -73,6 +77,28 @@ def _as_signing_algorithms(value: str) -> tuple[str, ...]:
     return algorithms
 
 
+def _as_origins(value: str) -> tuple[str, ...]:
+    """Web origins, space-separated (``https://sei.example.dk http://127.0.0.1:8001``):
+    scheme, host and port only, written as browsers send them (lower case, no default
+    port, no path)."""
+    origins = []
+    for word in value.split():
+        parts = urlsplit(word)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if (parts.scheme not in ("http", "https") or not parts.hostname or port == -1
+                or parts.username is not None or parts.path not in ("", "/")
+                or parts.query or parts.fragment or word == "*"):
+            raise ValueError(f"{word!r} is not an origin (scheme://host[:port])")
+        default = {"http": 80, "https": 443}[parts.scheme]
+        shown = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+        origins.append(f"{parts.scheme}://{shown}" + (f":{port}" if port not in (None, default)
+                                                     else ""))
+    return tuple(origins)
+
+
 MAX_LEEWAY_SECONDS = 300
 # NemLog-in's claims for a professional identity (OIOSAML 3 attribute names, which its
 # OpenID Connect tokens carry as claim names): see the README, "Logging in with the
@@ -86,8 +112,34 @@ def _as_rate_limit(value: str) -> str:
     return value.strip()
 
 
+DATABASE_URL_FORM = ("postgresql+psycopg://user:password@host:5432/name "
+                     "or sqlite:////absolute/path/sor.db")
+
+
+def _as_database_url(value: str) -> str:
+    """A database URL SQLAlchemy can open: parsed, with a dialect and a driver installed."""
+    try:
+        url = make_url(value.strip())
+        url.get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"not a database URL this service can open ({reason}); write it as "
+                         + DATABASE_URL_FORM) from None
+    return value.strip()
+
+
+def _shown(variable: str, raw: str) -> str:
+    """A setting's value as an error message may show it: secrets never, a URL's password
+    hidden."""
+    if any(word in variable for word in ("PASSWORD", "SECRET")):
+        return "(hidden)"
+    if variable.endswith("_URL"):
+        return repr(re.sub(r"//[^/@]*@", "//***@", raw))
+    return repr(raw)
+
+
 ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
-    "SOR_DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", str),
+    "SOR_DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", _as_database_url),
     "SOR_SECRET_KEY": ("SECRET_KEY", str),
     "SOR_ENV": ("SOR_ENV", str),
     "SOR_MAIL_SERVER": ("MAIL_SERVER", str),
@@ -163,6 +215,7 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_RATELIMIT_SYNC_SECONDS": ("RATELIMIT_SYNC_SECONDS", _as_int),
     "SOR_MAX_WITHDRAWAL_SHARE": ("MAX_WITHDRAWAL_SHARE", _as_share),
     "SOR_SUCCESSOR_WARNING_DAYS": ("SUCCESSOR_WARNING_DAYS", _as_int),
+    "SOR_PICKER_ORIGINS": ("PICKER_ORIGINS", _as_origins),
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -268,6 +321,8 @@ DEFAULTS: dict[str, Any] = {
     # A SOR code closed and replaced by another only warns (resolve, reporting-unit
     # validation) for this many days after its closing; 0: never.
     "SUCCESSOR_WARNING_DAYS": 365,
+    # The sites whose pages may embed the picker (/picker?embed=1; hierarchy/embed.py).
+    "PICKER_ORIGINS": (),
     # Requests larger than this are refused with 413 before any view runs.
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "API_TITLE": "SOR registry",
@@ -297,5 +352,6 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
         try:
             config[key] = convert(raw)
         except ValueError as exc:
-            raise ConfigurationError(f"{variable}={raw!r} is not valid: {exc}") from exc
+            raise ConfigurationError(
+                f"{variable}={_shown(variable, raw)} is not valid: {exc}") from exc
     return config

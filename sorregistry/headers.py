@@ -72,6 +72,9 @@ def _policy(app: Flask) -> dict[str, str | list[str]]:
 
 def init_app(app: Flask) -> None:
     https = bool(app.config.get("FORCE_HTTPS"))
+    # Flask runs after_request functions last-registered first: registered before
+    # Talisman's, _framing edits the headers Talisman has set.
+    app.after_request(_framing)
     talisman.init_app(
         app,
         force_https=https,
@@ -86,4 +89,3 @@ def init_app(app: Flask) -> None:
         session_cookie_http_only=True,
         session_cookie_samesite=str(app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"),
     )
-    app.after_request(_framing)

@@ -1,12 +1,38 @@
 /* The reporting form's picker: the lists with a filter on every column, the SHAK
    type-ahead, "SOR or SHAK, not both", and Valider. It talks to /picker/api/,
-   which the login session authenticates; the one POST sends the CSRF token. */
+   which the login session authenticates; the one POST sends the CSRF token.
+   Embedded in another site's page (/picker?embed=1, hierarchy/embed.py) it shows the
+   lists only: a picker token in the address's fragment authenticates the lists, and the
+   choice is posted to the embedding page's origin, which the server checked. */
 (function () {
   "use strict";
   var root = document.getElementById("picker");
   if (!root) { return; }
   var api = root.dataset.api;
   var csrf = root.dataset.csrf;
+  // Embedded: the choice goes to the origin the server checked (origin=), or else to the
+  // parent's origin when it is one of SOR_PICKER_ORIGINS; never "*".
+  var embedded = root.dataset.embedded === "1";
+  var embedOrigin = root.dataset.embedOrigin || (embedded ? parentOrigin() : null);
+  function parentOrigin() {
+    var listed = JSON.parse(root.dataset.embedOrigins || "[]");
+    var seen = [];
+    var ancestors = window.location.ancestorOrigins;
+    if (ancestors && ancestors.length) { seen.push(ancestors[0]); }
+    try { if (document.referrer) { seen.push(new URL(document.referrer).origin); } } catch (e) { /* none */ }
+    for (var i = 0; i < seen.length; i++) {
+      if (listed.indexOf(seen[i]) >= 0) { return seen[i]; }
+    }
+    return null;
+  }
+  // The picker token comes in the fragment: never sent to a server, and taken out of
+  // the address at once (it must not end up in a bookmark or a copied link).
+  var token = null;
+  var inFragment = /(?:^#|&)token=([^&]+)/.exec(window.location.hash);
+  if (inFragment) {
+    token = decodeURIComponent(inFragment[1]);
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+  }
   var texts = JSON.parse(document.getElementById("picker-texts").textContent);
   function t(key, values) {
     return (texts[key] || key).replace(/\{(\w+)\}/g, function (_, name) {
@@ -15,7 +41,9 @@
   }
   function $(id) { return document.getElementById(id); }
   async function getJSON(url) {
-    var response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    var headers = { Accept: "application/json" };
+    if (token) { headers.Authorization = "Bearer " + token; }
+    var response = await fetch(url, { credentials: "same-origin", headers: headers });
     return { ok: response.ok, status: response.status, body: await response.json() };
   }
   function describe(errors) {
@@ -30,8 +58,10 @@
   var hint = $("either-hint");
   var validation = $("validation");
 
-  function shakCode() { return (department.value.trim() || hospital.value.trim()); }
+  var unit = sorInput !== null;  // the reporting unit's fields: not when embedded
+  function shakCode() { return unit ? (department.value.trim() || hospital.value.trim()) : ""; }
   function syncEither() {
+    if (!unit) { return; }
     validation.replaceChildren();  // an earlier answer is about other codes
     var hasSor = sorInput.value.trim() !== "";
     var hasShak = shakCode() !== "";
@@ -40,6 +70,8 @@
     sorInput.disabled = hasShak;
     hint.classList.toggle("emphasis", hasSor || hasShak);
   }
+  if (unit) { unitFields(); }
+  function unitFields() {
   sorInput.addEventListener("input", function () { sorName.textContent = ""; syncEither(); });
   $("sor-clear").addEventListener("click", function () {
     sorInput.value = ""; sorName.textContent = ""; syncEither(); sorInput.focus();
@@ -145,6 +177,8 @@
     }
   });
 
+  }  // unitFields
+
   // --- the lists ----------------------------------------------------------------------
   var tbody = document.querySelector("#picker-table tbody");
   var status = $("picker-status"), more = $("picker-more");
@@ -176,14 +210,22 @@
     tbody.appendChild(row);
   }
   function choose(item) {
+    var choice = { type: "sor-picker", sor_code: item.sor_code, name: item.name, level: item.level };
+    if (item.shak) { choice.shak = item.shak; }
+    if (embedded) {
+      if (!embedOrigin) { status.textContent = t("Fejl"); return; }
+      window.parent.postMessage(choice, embedOrigin);
+      status.textContent = t("Valgt: {name}", { name: item.name });
+      return;
+    }
     if (shakCode()) { hint.classList.add("emphasis"); status.textContent = t("SOR-kode eller SHAK-kode, ikke begge."); return; }
     sorInput.value = item.sor_code;
     sorName.textContent = t("Valgt: {name}", { name: item.name });
     syncEither();
     sorInput.focus();
-    // A reporting form that embeds the picker in a frame of this site hears the choice.
+    // A reporting form of this site that frames the picker hears the choice.
     if (window.parent !== window) {
-      window.parent.postMessage({ type: "sor-picker", sor_code: item.sor_code, name: item.name }, window.location.origin);
+      window.parent.postMessage(choice, window.location.origin);
     }
   }
   async function load(append) {

@@ -122,11 +122,3 @@ def test_a_share_outside_0_to_1_is_a_configuration_error(fresh_database):
     result = _run(fresh_database, "import-shak", "x.TXT", SOR_MAX_WITHDRAWAL_SHARE="10")
     assert result.returncode != 0
     assert "SOR_MAX_WITHDRAWAL_SHARE" in result.stderr
-
-
-def test_load_demo_fills_an_empty_register_once(fresh_database):
-    first = _run(fresh_database, "load-demo", "--if-empty")
-    assert first.returncode == 0, first.stderr
-    assert "Imported" in first.stdout
-    second = _run(fresh_database, "load-demo", "--if-empty")
-    assert "demo data not loaded" in second.stdout
