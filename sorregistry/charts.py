@@ -22,7 +22,7 @@ __all__ = ["PALETTE", "Series", "bar_chart", "hbar_chart", "line_chart", "nice_t
 
 # Colour-blind-safe (Okabe-Ito), dark enough on white for text-free marks.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
-WIDTH, HEIGHT = 640, 280
+WIDTH, HEIGHT = 520, 270
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 40, 56
 _ids = count(1)
 
@@ -135,7 +135,7 @@ def hbar_chart(title: str, labels: Sequence[str], series: Sequence[Series], *,
     """Lying bars, stacked, one row per label (for long names such as municipalities)."""
     row = 20
     height = TOP + row * max(1, len(labels)) + 48
-    left = 150
+    left = 130
     ticks = nice_ticks(_top(series, True))
     span = WIDTH - left - RIGHT
     parts = _open(title, chart_id, height)

@@ -14,19 +14,12 @@ import pytest
 from applications import stats_routes, stats_views
 from applications.mail_models import IncomingMail
 from applications.models import Application
-from applications.stats_figures import FIGURES, cell
+from applications.stats_figures import FIGURES
 from notifications.models import OutboxMessage
 from sorregistry.models import utcnow
 from tests.applications.helpers import AARHUS, ODENSE, bearer
 from tests.pages.helpers import login
-
-# Where each list-shaped figure keeps its rows in the API's answer.
-ROWS = {
-    "waiting-by-age": "buckets", "decisions-per-week": "weeks",
-    "decision-times-by-month": "months", "decision-times-by-municipality": "municipalities",
-    "waiting-by-municipality": "municipalities", "register-size": "points",
-}
-MEASURES = {"mail-intake", "outbox"}
+from tests.pages.overview_helpers import MEASURES, ROWS, comparable, expected
 
 
 def test_every_figure_is_checked_here():
@@ -93,34 +86,6 @@ def _csv(client, name: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(response.get_data(as_text=True))))
 
 
-def _flat(data: dict, prefix: str = "") -> dict[str, str]:
-    flat: dict[str, str] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = cell(value)
-    return flat
-
-
-def _comparable(name: str, rows: list[list[str]]) -> object:
-    """Rows of a list in their order; an object's measures by name (JSON sorts its keys)."""
-    if name in MEASURES:
-        assert len({row[0] for row in rows}) == len(rows)
-        return {row[0]: row[1] for row in rows}
-    return rows
-
-
-def _expected(name: str, data: dict, header: list[str]) -> object:
-    """The CSV's rows as the API's answer says they must be."""
-    if name in MEASURES:
-        assert header == ["measure", "value"]
-        return _flat(data)
-    items = data[ROWS[name]]
-    assert all(set(item) == set(header) for item in items), name  # every field, no other
-    return [[cell(item[key]) for key in header] for item in items]
-
-
 def _page_table(page: str, name: str) -> list[list[str]]:
     """The cells of the figure's "Vis tal" table (without the row labels)."""
     figure = re.search(rf'<figure[^>]*data-figure="{name}".*?</figure>', page, re.S)
@@ -161,9 +126,9 @@ def test_tables_and_csv_equal_the_api(staff, session, varied, one_moment):
         data = _api(staff, session, name)
         rows = _csv(staff, name)
         header, body = rows[0], rows[1:]
-        expected = _expected(name, data, header)
-        assert _comparable(name, body) == expected, name
-        assert _comparable(name, _page_table(page, name)) == expected, name
+        wanted = expected(name, data, header)
+        assert comparable(name, body) == wanted, name
+        assert comparable(name, _page_table(page, name)) == wanted, name
     assert _api(staff, session, "waiting-by-age")["total"] == 4
     waiting = {m["municipality_code"]: (m["waiting"], m["over_promise"])
                for m in _api(staff, session, "waiting-by-municipality")["municipalities"]}
