@@ -219,7 +219,7 @@ def _times_by_month_chart(data: dict[str, Any], chart_id: str) -> Markup:
     return line_chart(
         gettext("Tid fra indsendelse til afgørelse"), labels,
         [Series(gettext("Median"), [m["median_days"] for m in months], _ON_TIME),
-         Series(gettext("90 %-fraktil"), [m["p90_days"] for m in months], _LATE)],
+         Series(gettext("90-percentil"), [m["p90_days"] for m in months], _LATE)],
         y_label=gettext("Arbejdsdage"), x_label=gettext("Afgørelsens måned"), chart_id=chart_id)
 
 
@@ -317,7 +317,7 @@ def _register_size_chart(data: dict[str, Any], chart_id: str) -> Markup:
 
 _TIMES_COLUMNS = (("decisions", lazy_gettext("Afgørelser")),
                   ("median_days", lazy_gettext("Median (arbejdsdage)")),
-                  ("p90_days", lazy_gettext("90 %-fraktil (arbejdsdage)")))
+                  ("p90_days", lazy_gettext("90-percentil (arbejdsdage)")))
 _MUNICIPALITY = (("municipality_code", lazy_gettext("Kommunekode")),
                  ("municipality_name", lazy_gettext("Kommune")))
 

@@ -49,7 +49,7 @@ class _TimesFields(Schema):
     median_days = fields.Float(allow_none=True, **_d("Median, working days",
                                                      "Median, arbejdsdage"))
     p90_days = fields.Integer(allow_none=True, **_d("90th percentile, working days",
-                                                    "90 %-fraktil, arbejdsdage"))
+                                                    "90-percentil, arbejdsdage"))
 
 
 class MonthTimesSchema(_TimesFields):
