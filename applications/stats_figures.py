@@ -301,7 +301,7 @@ def _outbox_chart(data: dict[str, Any], chart_id: str) -> Markup:
 def _register_size(session: DbSession, now: datetime) -> dict[str, Any]:
     days = register_stats.month_ends(stats.local_day(now))
     return {"points": [{"day": p.day, **p.counts, "total": p.total}
-                       for p in register_stats.size_by_ownership(session, days)]}
+                       for p in register_stats.register_size(session, days)]}
 
 
 def _register_size_chart(data: dict[str, Any], chart_id: str) -> Markup:

@@ -10,6 +10,14 @@ date. That is what the change record answers with one indexed join and one pass 
 the organisations (12 sums in one ``SELECT``, on SQLite and PostgreSQL alike), rather
 than one reconstruction of the tree per day. Institution owners (IE) are not units of
 the register's lists; the count is of SIs and OEs, as the picker's ownership lists are.
+
+**Cached per register version.** That pass reads every organisation and its first
+version: at 200,000 it takes about as long as three counts of the register by level
+(``bench/bench_stats.py``), too long for each view of the staff's start page. The
+answer changes only when the register does, so :func:`register_size` files it per
+app under the register's version (``hierarchy.changes.register_version``: read once per
+transaction, before the data, so an answer is never staler than the version it is filed
+under) and the days asked for; an unknown version is not cached.
 """
 
 from __future__ import annotations
@@ -19,17 +27,28 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from flask import current_app
 from sqlalchemy import and_, case, func, or_, select
 
+from hierarchy.changes import register_version
 from hierarchy.models import Organisation, OrganisationVersion
 from sorregistry.database import DbSession
 
-__all__ = ["DANISH_TIME", "OWNERSHIPS", "SizePoint", "month_ends", "size_by_ownership"]
+__all__ = [
+    "DANISH_TIME",
+    "OWNERSHIPS",
+    "SizePoint",
+    "month_ends",
+    "register_size",
+    "size_by_ownership",
+]
 
 # The register's days are Danish days (the staff's figures count in them too).
 DANISH_TIME = ZoneInfo("Europe/Copenhagen")
 OWNERSHIPS = ("statslig", "regional", "kommunal", "privat")
 UNIT_LEVELS = ("SI", "OE")
+_CACHE = "sor.register_size"
+_CACHE_ENTRIES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +96,18 @@ def size_by_ownership(session: DbSession, days: Sequence[date]) -> list[SizePoin
         counts[ownership] = [int(value or 0) for value in sums]
     return [SizePoint(day, {name: counts[name][i] for name in OWNERSHIPS})
             for i, day in enumerate(days)]
+
+
+def register_size(session: DbSession, days: Sequence[date]) -> list[SizePoint]:
+    """:func:`size_by_ownership`, filed per app under the register's version and *days*."""
+    version = register_version(session)
+    if version is None:
+        return size_by_ownership(session, days)
+    cache: dict[tuple[object, ...], list[SizePoint]] = current_app.extensions.setdefault(
+        _CACHE, {})
+    key = (*version, *days)
+    if key not in cache:
+        if len(cache) >= _CACHE_ENTRIES:
+            cache.clear()
+        cache[key] = size_by_ownership(session, days)
+    return cache[key]

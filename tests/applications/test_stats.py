@@ -232,3 +232,23 @@ def test_register_size_by_ownership_at_month_ends(session):
 def test_month_ends_cross_the_year():
     assert register_stats.month_ends(date(2026, 1, 5), months=3) == [
         date(2025, 11, 30), date(2025, 12, 31), date(2026, 1, 5)]
+
+
+def test_register_size_is_filed_under_the_register_version(app, session):
+    """Asked again at the same register version, the answer is the one filed; a committed
+    change of the register (a new version) is counted at once."""
+    build_register(session)
+    session.commit()
+    today = date.today()
+    days = register_stats.month_ends(today, months=2)
+    first = register_stats.register_size(session, days)
+    assert first[-1].counts["kommunal"] == 1 and first[-1].counts["privat"] == 1
+    session.commit()  # a new transaction reads the version again: unchanged, the same answer
+    assert register_stats.register_size(session, days) is register_stats.register_size(
+        session, days)
+    register.create_organisation(session, ids.make_sor_code(117), {
+        "level": "SI", "parent_sor_code": AARHUS_IE, "name": "Plejecenter Nyt",
+        "entity_type": PLEJEHJEM, "valid_from": date(2010, 1, 1)},
+        source="staff", actor="test")
+    session.commit()
+    assert register_stats.register_size(session, days)[-1].counts["kommunal"] == 2
