@@ -39,10 +39,10 @@ TIMEOUT = 15_000  # ms; the machine is small and shared
 
 @pytest.fixture
 def demo(fresh_database: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """The app serving a generated register of 1,500 entities (a region, two
+    """The app serving a generated register of 1,000 entities (a region, two
     municipalities, a state owner, private practices) with activity; and an SDS token."""
     export = tmp_path / "demo.xml"
-    generator().generate(export, 1500, seed=15, municipalities=2, regions=1, state_owners=1)
+    generator().generate(export, 1000, seed=15, municipalities=2, regions=1, state_owners=1)
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": fresh_database,
                       "SECRET_KEY": "browser-tests"})
     with app.app_context():
