@@ -252,3 +252,14 @@ def test_register_size_is_filed_under_the_register_version(app, session):
         source="staff", actor="test")
     session.commit()
     assert register_stats.register_size(session, days)[-1].counts["kommunal"] == 2
+
+
+def test_working_days_agree_with_counting_them_one_by_one():
+    start = date(2026, 1, 1)
+    for offset in range(14):
+        first = start + timedelta(days=offset)
+        for length in range(40):
+            last = first + timedelta(days=length)
+            by_hand = sum(1 for n in range(1, length + 1)
+                          if (first + timedelta(days=n)).weekday() < 5)
+            assert stats.working_days_between(first, last) == by_hand, (first, last)
