@@ -291,8 +291,9 @@ def _outbox_chart(data: dict[str, Any], chart_id: str) -> Markup:
     return bar_chart(
         gettext("Udbakken - ældste ventende: %(age)s", age=_age(data["oldest_waiting_seconds"])),
         [gettext("I kø"), gettext("Sendes"), gettext("Fejlet")],
-        [Series(gettext("Mails"), [data["queued"], data["sending"], data["failed"]])],
-        y_label=gettext("Mails"), chart_id=chart_id)
+        [Series(gettext("Venter"), [data["queued"], data["sending"], None], _ON_TIME),
+         Series(gettext("Fejlet"), [None, None, data["failed"]], _LATE)],
+        y_label=gettext("Mails"), stacked=True, chart_id=chart_id)
 
 
 # --- the register -----------------------------------------------------------------------
