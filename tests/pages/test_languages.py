@@ -258,6 +258,7 @@ VARIANTS: dict[str, list[dict[str, str]]] = {
     "municipality.new_application": [{}, {"kind": "change"}],
     "staff.queue": [{}, {"status": "approved"}],
     "staff.mail_queue": [{}, {"status": "resolved"}],
+    "staff.stats_csv": [{"name": "outbox"}],
     "register_pages.browse": [{}, {"q": "Plejecenter"}, {"q": EXISTING_SI}],
     "register_pages.tree": [{"ownership": "kommunal"}, {"ownership": "privat"}],
     "register_pages.organisation": [{"sor_code": EXISTING_SI}, {"sor_code": "@sor_code"}],
