@@ -44,7 +44,7 @@ from hierarchy.models import OrganisationVersion
 from hierarchy.records import Placement, derive, own_values_from_snapshot, placement_of
 from sorregistry.database import DbSession
 
-__all__ = ["AsOfItem", "Moment", "organisations_as_of"]
+__all__ = ["AsOfItem", "Moment", "organisations_as_of", "version_as_recorded"]
 
 _CHUNK = 1000  # codes per statement: well inside SQLite's limit on bound parameters
 _MAX_DEPTH = 64  # a tree is a handful of levels deep; this bounds a corrupt one
@@ -91,6 +91,7 @@ class AsOfItem:
     valid_to: date | None
     version: int
     recorded_at: datetime
+    own_address: bool  # the version gives an address of its own (not inherited)
 
     @property
     def updated_at(self) -> datetime:
@@ -150,6 +151,19 @@ def organisations_as_of(
         derived = derive(own, code, _placement(own.get("parent_sor_code"), chosen, placements))
         items[code] = _item(code, choice.version, derived)
     return items
+
+
+def version_as_recorded(session: DbSession, code: str, number: int, recorded_at: datetime,
+                        snapshot: Mapping[str, Any]) -> AsOfItem:
+    """The organisation *code* as its version *number* (recorded at *recorded_at*, own
+    values *snapshot*) showed it: what it inherited from its ancestors as the register
+    held them when that version was recorded - what FHIR's vread and history serve."""
+    version = _Version(number, recorded_at, own_values_from_snapshot(snapshot))
+    chosen: dict[str, _Choice | None] = {code: _Choice(version, True)}
+    _choose_ancestors(session, chosen, {code: [version]}, Moment(as_recorded=recorded_at),
+                      [code])
+    parent = _placement(version.own.get("parent_sor_code"), chosen, {})
+    return _item(code, version, derive(version.own, code, parent))
 
 
 def _read_versions(session: DbSession, codes: Sequence[str]) -> dict[str, list[_Version]]:
@@ -252,4 +266,5 @@ def _item(code: str, version: _Version, derived: Mapping[str, Any]) -> AsOfItem:
         valid_to=own["valid_to"],
         version=version.version,
         recorded_at=version.recorded_at,
+        own_address=bool(own.get("visiting_address") or own.get("postal_address")),
     )

@@ -3,8 +3,9 @@
 A unit's FHIR version is the register's (``organisation_versions``: one row per state of
 its own values). The current version is read from the unit's row; an older one is rebuilt
 from its snapshot, its inherited values taken from its ancestors as the register held
-them when it was recorded (``hierarchy.service.get_version_as_of``), so a vread shows the
-resource as it was. A Location's versions are its unit's, from the first that had one.
+them when it was recorded (``hierarchy.asof.version_as_recorded``, the rule of the reads
+as of an instant), so a vread shows the resource as it was. A Location's versions are
+its unit's, from the first that had one.
 
 History entries are PUTs, but a unit's first version (its creation) is a POST; a closure
 is a version like any other, with ``active=false`` once the closing date has come. The
@@ -27,14 +28,13 @@ large a commit (an import's 200,000 versions), a window reads at most n rows.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
-from hierarchy import service
+from hierarchy.asof import version_as_recorded
 from hierarchy.changes import CHANGE_POSITION
 from hierarchy.fhir import bundles
 from hierarchy.fhir.outcome import NotFound
@@ -49,73 +49,8 @@ from hierarchy.fhir.resources import (
 )
 from hierarchy.fhir.searching import units_by_code
 from hierarchy.models import OrganisationVersion, RegisterCommit, RegisterVersion
-from hierarchy.records import Placement, derive, own_values_from_snapshot, placement_of
-from hierarchy.text import fold
 
 MAX_HISTORY_COUNT = 500
-
-
-@dataclass(frozen=True, slots=True)
-class PastUnit:
-    """A unit as one of its earlier versions showed it (the fields of a search row)."""
-
-    sor_code: str
-    name: str
-    name_search: str
-    level: str
-    entity_type: str | None
-    ownership: str | None
-    owner_cvr: str | None
-    ydernummer: str | None
-    shak: str | None
-    p_number: str | None
-    parent_sor_code: str | None
-    institution_sor_code: str | None
-    owner_sor_code: str
-    effective: dict[str, Any]
-    inherited: list[str]
-    clinical_specialities: list[dict[str, str]] | None
-    replaces: list[str] | None
-    replaced_by: list[str] | None
-    first_valid_from: date | None
-    valid_from: date | None
-    valid_to: date | None
-    version: int
-    updated_at: datetime
-    own_address: bool
-
-
-def _placement_at(session: Session, code: str | None, moment: datetime,
-                  depth: int = 0) -> Placement | None:
-    """What the unit *code* passed on to its children at *moment* (None: no such unit)."""
-    if code is None or depth > 64:
-        return None
-    try:
-        version = service.get_version_as_of(session, code, moment)
-    except service.NotFound:
-        return None
-    own = own_values_from_snapshot(version.snapshot)
-    parent = _placement_at(session, own["parent_sor_code"], moment, depth + 1)
-    return placement_of(code, own["level"], derive(own, code, parent))
-
-
-def past_unit(session: Session, version: OrganisationVersion) -> PastUnit:
-    """The unit as *version* showed it, inheriting from its ancestors as they were then."""
-    own = own_values_from_snapshot(version.snapshot)
-    parent = _placement_at(session, own["parent_sor_code"], version.recorded_at)
-    derived = derive(own, version.sor_code, parent)
-    return PastUnit(
-        sor_code=version.sor_code, name=own["name"] or "", name_search=fold(own["name"]),
-        level=own["level"], entity_type=own["entity_type"], ownership=derived["ownership"],
-        owner_cvr=derived["owner_cvr"], ydernummer=own["ydernummer"], shak=own["shak"],
-        p_number=own["p_number"], parent_sor_code=own["parent_sor_code"],
-        institution_sor_code=derived["institution_sor_code"],
-        owner_sor_code=derived["owner_sor_code"], effective=derived["effective"],
-        inherited=derived["inherited"], clinical_specialities=own["clinical_specialities"],
-        replaces=own["replaces"], replaced_by=own["replaced_by"],
-        first_valid_from=own["first_valid_from"], valid_from=own["valid_from"],
-        valid_to=own["valid_to"], version=version.version, updated_at=version.recorded_at,
-        own_address=bool(own["visiting_address"] or own["postal_address"]))
 
 
 def resource_of(kind: ResourceType, unit: UnitRow, day: date) -> Resource | None:
@@ -145,7 +80,8 @@ def _unit_of(session: Session, version: OrganisationVersion,
     unit = now.get(version.sor_code)
     if unit is not None and unit.version == version.version:
         return unit  # the current version: its row, with what it inherits now
-    return past_unit(session, version)
+    return version_as_recorded(session, version.sor_code, version.version,
+                               version.recorded_at, version.snapshot)
 
 
 def versioned(session: Session, kind: ResourceType, code: str,
