@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from applications import cli, routes, triage_views, views
+from applications import cli, metrics, routes, triage_views, views
 from sorregistry.api import register_api
 from sorregistry.pages import MenuEntry, register_pages
 
@@ -23,3 +23,4 @@ def init_app(app: Flask) -> None:
         MenuEntry("municipality.applications", "Mine ansøgninger", ("municipality",), order=50),
     ])
     cli.register(app)
+    metrics.init_app(app)

@@ -27,6 +27,8 @@ from sorregistry import (
     headers,
     health,
     i18n,
+    logs,
+    metrics,
     pages,
     ratelimit,
     request_id,
@@ -101,7 +103,11 @@ def register_extensions(app: Flask) -> None:
 def register_core(app: Flask) -> None:
     """What every feature relies on: the OpenAPI document, errors, pages, health."""
     request_id.init_app(app)
+    # Before every other after_request hook: the last registered runs first, so these two
+    # see the final answer (its status, X-Cache, X-Request-Id).
+    logs.init_app(app)
     api.init_app(app)
+    metrics.init_app(app)
     ratelimit.init_app(app)  # before the guards: a client over its limit costs no more work
     guards.init_app(app)
     errors.init_app(app)

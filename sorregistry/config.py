@@ -86,6 +86,14 @@ def _as_rate_limit(value: str) -> str:
     return value.strip()
 
 
+def _as_log_format(value: str) -> str:
+    """``json`` or ``text`` (sorregistry/logs.py)."""
+    kind = value.strip().lower()
+    if kind not in ("json", "text"):
+        raise ValueError("must be json or text")
+    return kind
+
+
 ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", str),
     "SOR_SECRET_KEY": ("SECRET_KEY", str),
@@ -163,6 +171,10 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_RATELIMIT_SYNC_SECONDS": ("RATELIMIT_SYNC_SECONDS", _as_int),
     "SOR_MAX_WITHDRAWAL_SHARE": ("MAX_WITHDRAWAL_SHARE", _as_share),
     "SOR_SUCCESSOR_WARNING_DAYS": ("SUCCESSOR_WARNING_DAYS", _as_int),
+    # Operations (sorregistry/metrics.py, logs.py, backup.py).
+    "SOR_METRICS_TOKEN": ("METRICS_TOKEN", str),
+    "SOR_LOG_FORMAT": ("LOG_FORMAT", _as_log_format),
+    "SOR_PG_BINDIR": ("PG_BINDIR", str),
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -268,6 +280,13 @@ DEFAULTS: dict[str, Any] = {
     # A SOR code closed and replaced by another only warns (resolve, reporting-unit
     # validation) for this many days after its closing; 0: never.
     "SUCCESSOR_WARNING_DAYS": 365,
+    # GET /metrics answers only a scrape that sends this bearer token; unset: 404.
+    "METRICS_TOKEN": None,
+    # json or text; None: json in production, text elsewhere (sorregistry/logs.py).
+    "LOG_FORMAT": None,
+    # Where pg_dump and pg_restore are (sorregistry backup/restore); None: on the PATH,
+    # else the newest of Debian's /usr/lib/postgresql/*/bin.
+    "PG_BINDIR": None,
     # Requests larger than this are refused with 413 before any view runs.
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "API_TITLE": "SOR registry",
