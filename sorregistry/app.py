@@ -22,6 +22,7 @@ from sorregistry import (
     accounts,
     api,
     audit_web,
+    backup,
     errors,
     guards,
     headers,
@@ -116,6 +117,7 @@ def register_core(app: Flask) -> None:
     headers.init_app(app)
     health.init_app(app)
     audit_web.init_app(app)
+    backup.init_app(app)
 
 
 def register_features(app: Flask) -> None:
