@@ -96,7 +96,7 @@ def _caller() -> str | None:
         return f"client:{identity.id}"
     user: Any = g.get("_login_user")
     if user is not None and getattr(user, "is_authenticated", False):
-        return f"user:{user.get_id()}"
+        return f"user:{getattr(user, 'id', None) or user.get_id()}"
     return None
 
 
