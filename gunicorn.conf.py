@@ -59,7 +59,7 @@ if _FORMAT == "json":
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "pythonjsonlogger.orjson.OrjsonFormatter",
             "fmt": "%(levelname)s %(name)s %(message)s",
             "rename_fields": {"levelname": "level", "name": "logger"},
             "timestamp": "time",

@@ -26,7 +26,7 @@ import sys
 from typing import IO, Any
 
 from flask import Flask, Response, g, has_request_context, request
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter as JsonFormatter
 
 from sorregistry.request_id import current_request_id, elapsed_seconds, endpoint_label
 
@@ -52,7 +52,7 @@ def formatter(kind: str) -> logging.Formatter:
         return JsonFormatter(
             "%(levelname)s %(name)s %(message)s",
             rename_fields={"levelname": "level", "name": "logger"},
-            timestamp="time", json_ensure_ascii=False,
+            timestamp="time",
         )
     return logging.Formatter(_TEXT)
 
