@@ -128,7 +128,9 @@ def multiprocess() -> bool:
 
 
 def _state(app: Flask) -> _State:
-    state: _State = app.extensions[_STATE]
+    """The app's metrics state (made on first use: a feature may register its figures
+    before or after the core's ``init_app``)."""
+    state: _State = app.extensions.setdefault(_STATE, _State(token=None))
     return state
 
 
@@ -313,7 +315,7 @@ def init_app(app: Flask) -> None:
     """``/metrics`` (declared an API: no cookie session, JSON errors), the request hooks
     and the core's samples. Call it before the other after_request hooks are added: the
     last registered runs first, so this one sees the final answer."""
-    app.extensions[_STATE] = _State(token=app.config.get("METRICS_TOKEN") or None)
+    _state(app).token = app.config.get("METRICS_TOKEN") or None
     app.after_request(_count)
     register_api(app, bp, url_prefix="/metrics")
     sample(app, "sor_db_pool_checked_out",

@@ -3,6 +3,7 @@ it in tests/test_prometheus.py)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from applications.mail_models import IncomingMail
 from hierarchy import identifiers as ids
 from notifications.service import enqueue
-from sorregistry import create_app
+from sorregistry import create_app, metrics
 from sorregistry.extensions import db
 from tests.applications.helpers import bearer, build_register
 from tests.notifications.conftest import issued_context
@@ -128,3 +129,21 @@ def test_the_outbox_and_the_mail_ledger_are_counted(metrics_app: Flask) -> None:
     assert _value(figures, "sor_mail_intake_mails", state="triage_open") == 1
     assert _value(figures, "sor_webhook_deliveries", status="queued") == 0
     assert ("sor_direct_read_connections", ()) in figures
+
+
+def test_a_feature_samples_a_labelled_value_per_process(metrics_app: Flask) -> None:
+    """What the replicas register for their lag: one series per standby, and a standby
+    that is gone shows NaN rather than its last lag."""
+    lags: dict[tuple[str, ...], float] = {("standby-1",): 0.25, ("standby-2",): 3.0}
+    metrics.sample(metrics_app, "sor_test_replica_lag_seconds", "A test's lag",
+                   lambda: dict(lags), labels=("database",))
+    client = metrics_app.test_client()
+    figures = _figures(client)
+    assert _value(figures, "sor_test_replica_lag_seconds", database="standby-1") == 0.25
+    assert _value(figures, "sor_test_replica_lag_seconds", database="standby-2") == 3.0
+    del lags[("standby-2",)]
+    figures = _figures(client)
+    assert math.isnan(_value(figures, "sor_test_replica_lag_seconds", database="standby-2"))
+    # A sample that raises is left out (and logged); the scrape still answers.
+    metrics.sample(metrics_app, "sor_test_broken", "Raises", lambda: 1 / 0)
+    assert client.get("/metrics", headers=SCRAPE).status_code == 200
