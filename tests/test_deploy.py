@@ -67,7 +67,8 @@ def test_the_services_start_commands_the_command_has(app: Flask) -> None:
         known = {opt for param in commands[command].params for opt in param.opts}
         assert {option for option in options if option.startswith("--")} <= known, line
         started.append(command)
-    assert sorted(started) == ["deliver-webhooks", "fetch-mail", "send-notifications", "tick"]
+    assert sorted(started) == ["db", "deliver-webhooks", "fetch-mail", "send-notifications",
+                               "tick"]
 
 
 def test_each_stop_waits_longer_than_the_work_it_lets_finish(
