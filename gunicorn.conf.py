@@ -36,10 +36,12 @@ timeout = 60
 graceful_timeout = 40
 # Behind a proxy or load balancer that keeps connections open to us.
 keepalive = 5
-# Recycle a worker now and then (a leak cannot grow for ever), rarely (a new worker
-# rebuilds its caches) and not all at once (the jitter).
-max_requests = 20000
-max_requests_jitter = 2000
+# Recycle a worker now and then (a leak cannot grow for ever), rarely and not all at once
+# (the jitter): a new worker starts with cold answer caches and rebuilds its name index
+# (about 7 s at a million organisations, the searches take the SQL path meanwhile). A
+# worker answering 500 cached lookups a second is recycled about every half hour.
+max_requests = 1_000_000
+max_requests_jitter = 100_000
 # The workers' heartbeat files on a memory file system, not a disk that may stall.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 proc_name = "sorregistry"
