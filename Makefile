@@ -23,14 +23,16 @@ $(STAMP): pyproject.toml setup.py | $(BIN)/python
 install: $(STAMP)
 
 # Debian packages the test suite uses: a real PostgreSQL server, a real IMAP
-# server (Dovecot) for the mail intake, Chromium for the browser tests, and Node
-# for the OpenID Provider of the identity tests.
+# server (Dovecot) for the mail intake, Chromium for the browser tests, Node
+# for the OpenID Provider of the identity tests, and Prometheus, which scrapes
+# /metrics in tests/test_prometheus.py.
 system-packages:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql postgresql-contrib"; \
 	test -x /usr/sbin/dovecot || missing="$$missing dovecot-imapd"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	test -x /usr/bin/prometheus || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages the tests use:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

@@ -12,6 +12,7 @@ from flask import Flask
 
 from applications import (
     cli,
+    metrics,
     routes,
     stats_routes,
     stats_views,  # noqa: F401  (its routes attach to views.staff_bp)
@@ -33,3 +34,4 @@ def init_app(app: Flask) -> None:
         MenuEntry("municipality.applications", "Mine ansøgninger", ("municipality",), order=50),
     ])
     cli.register(app)
+    metrics.init_app(app)

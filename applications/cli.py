@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
@@ -14,6 +16,7 @@ from applications.mail_trust import SenderPolicy, TrustConfigurationError
 from hierarchy.codes import municipalities
 from sorregistry.commands import fail
 from sorregistry.extensions import db
+from sorregistry.queue import stopping_on_signals
 
 
 @click.command("add-contact")
@@ -44,17 +47,20 @@ def fetch_mail(limit: int | None) -> None:
     """Read new mails in the SOR mailbox into applications and triage items.
 
     Each message is recorded once (its Message-ID) and committed before it is
-    flagged \\Seen, so a run that is stopped can simply be run again.
+    flagged \\Seen, so a run that is stopped can simply be run again. SIGTERM or
+    SIGINT ends the run after the mail under way (a second one at once).
     """
     config = current_app.config
+    stop = threading.Event()
     try:
         settings = ImapSettings.from_config(config)
         senders = SenderPolicy.from_config(config)
-        result = fetch(
-            db.session, settings, max_size=int(config["IMAP_MAX_MESSAGE_SIZE"]),
-            senders=senders, max_per_sender_hour=int(config["MAIL_MAX_PER_SENDER_HOUR"]),
-            limit=limit, echo=click.echo,
-        )
+        with stopping_on_signals(stop):
+            result = fetch(
+                db.session, settings, max_size=int(config["IMAP_MAX_MESSAGE_SIZE"]),
+                senders=senders, max_per_sender_hour=int(config["MAIL_MAX_PER_SENDER_HOUR"]),
+                limit=limit, echo=click.echo, should_stop=stop.is_set,
+            )
     except TrustConfigurationError as exc:
         fail(exc)
     except MailIntakeError as exc:

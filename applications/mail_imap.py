@@ -80,6 +80,7 @@ class FetchResult:
     already: int = 0
     left: int = 0  # new messages not read because of --limit
     skipped: int = 0  # could not even be recorded as failed: left unseen for the next run
+    stopped: bool = False  # SIGTERM: stopped after the mail under way
     lines: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -92,6 +93,8 @@ class FetchResult:
             text += f"; {self.left} left for the next run (--limit)"
         if self.skipped:
             text += f"; {self.skipped} could not be recorded, left for the next run"
+        if self.stopped:
+            text += "; stopped (a signal): the rest is left for the next run"
         return text
 
 

@@ -86,6 +86,7 @@ def fetch_mail(
     limit: int | None = None,
     echo: Callable[[str], None] = lambda line: None,
     checkpoint: Checkpoint | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> FetchResult:
     """Read the mailbox's new messages into the ledger; returns what was done.
 
@@ -95,7 +96,8 @@ def fetch_mail(
     :func:`applications.mail_service.record_mail`'s. Raises :class:`MailIntakeError`
     when the server cannot be reached or read, or the database fails (with
     ``result``: what was done before). *checkpoint* (see :data:`Checkpoint`) lets a
-    test stop the run between steps.
+    test stop the run between steps. When *should_stop* says so (SIGTERM, in the
+    command), the run ends after the message under way, recorded and flagged.
     """
     result = FetchResult()
     mailbox = Mailbox(settings)
@@ -110,6 +112,9 @@ def fetch_mail(
         uids = mailbox.candidates(after)
         for start in range(0, len(uids), _FETCH_CHUNK):
             for header in mailbox.headers(uids[start:start + _FETCH_CHUNK]):
+                if should_stop():
+                    result.stopped = True
+                    return result
                 run.message(header)
     except MailIntakeError as exc:
         session.rollback()

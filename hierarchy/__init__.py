@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from flask import Flask
 
-from hierarchy import changes, cli, embed_routes, lookup_routes, routes, start, views, webhooks
+from hierarchy import (
+    changes,
+    cli,
+    embed_routes,
+    lookup_routes,
+    metrics,
+    routes,
+    start,
+    views,
+    webhooks,
+)
 from hierarchy.export import cli as export_cli
 from hierarchy.export import routes as export_routes
 from hierarchy.feed import cli as feed_cli
@@ -43,3 +53,4 @@ def init_app(app: Flask) -> None:
     feed_cli.register(app)
     export_cli.register(app)
     webhooks.init_app(app)
+    metrics.init_app(app)

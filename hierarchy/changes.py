@@ -90,6 +90,7 @@ from hierarchy.models import (
 )
 from hierarchy.records import snapshot_json
 from sorregistry.database import DbSession
+from sorregistry.request_id import current_request_id
 
 __all__ = [
     "CHANGE_POSITION",
@@ -222,7 +223,8 @@ def recording(session: DbSession) -> Recording:
     current: Recording | None = plain.info.get(_RECORDING)
     if current is None:
         commit_id: int = plain.execute(
-            insert(_COMMITS).values(changes=0).returning(_COMMITS.c.id)
+            insert(_COMMITS).values(changes=0, request_id=current_request_id())
+            .returning(_COMMITS.c.id)
         ).scalar_one()
         current = plain.info[_RECORDING] = Recording(commit_id)
     return current
@@ -481,7 +483,8 @@ def _finish(session: Session, recorded: Recording | None) -> None:
         # Its row was made inside a savepoint that was rolled back; changes recorded
         # after that still name it. Its id stays ours: the database never hands it out
         # again (a sequence on PostgreSQL; SQLite's one writer is this transaction).
-        session.execute(insert(_COMMITS).values(id=recorded.commit_id, **values))
+        session.execute(insert(_COMMITS).values(id=recorded.commit_id,
+                                                request_id=current_request_id(), **values))
 
 
 # --- the hooks ------------------------------------------------------------------------------

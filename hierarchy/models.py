@@ -188,6 +188,10 @@ class RegisterCommit(Base):
     the positions ``first_position`` .. ``first_position + changes - 1``, in the
     order they were recorded (``OrganisationVersion.commit_seq``). ``first_position``
     is NULL only inside the transaction that is recording; nobody else sees it so.
+    ``request_id`` is the HTTP request that made the changes (its ``X-Request-Id``, as in
+    the audit log and the request's log line), NULL for a command: a version or feed
+    entry finds it through its ``commit_id``, one column per transaction rather than one
+    per row an import COPYs.
     """
 
     __tablename__ = "register_commits"
@@ -196,6 +200,7 @@ class RegisterCommit(Base):
     # Unique: positions never repeat; the index also finds the commit holding a position.
     first_position: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     changes: Mapped[int] = mapped_column(Integer, default=0)
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class OrganisationVersion(Base):

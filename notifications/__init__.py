@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from notifications import cli, routes, views
+from notifications import cli, metrics, routes, views
 from sorregistry.api import register_api
 from sorregistry.pages import MenuEntry, register_pages
 
@@ -19,3 +19,4 @@ def init_app(app: Flask) -> None:
     register_pages(app, views.bp,
                    menu=[MenuEntry("notifications_pages.outbox", "Udbakke", ("sds",), order=40)])
     cli.register(app)
+    metrics.init_app(app)

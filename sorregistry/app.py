@@ -22,11 +22,14 @@ from sorregistry import (
     accounts,
     api,
     audit_web,
+    backup,
     errors,
     guards,
     headers,
     health,
     i18n,
+    logs,
+    metrics,
     pages,
     ratelimit,
     request_id,
@@ -101,7 +104,11 @@ def register_extensions(app: Flask) -> None:
 def register_core(app: Flask) -> None:
     """What every feature relies on: the OpenAPI document, errors, pages, health."""
     request_id.init_app(app)
+    # Before every other after_request hook: the last registered runs first, so these two
+    # see the final answer (its status, X-Cache, X-Request-Id).
+    logs.init_app(app)
     api.init_app(app)
+    metrics.init_app(app)
     ratelimit.init_app(app)  # before the guards: a client over its limit costs no more work
     guards.init_app(app)
     errors.init_app(app)
@@ -110,6 +117,7 @@ def register_core(app: Flask) -> None:
     headers.init_app(app)
     health.init_app(app)
     audit_web.init_app(app)
+    backup.init_app(app)
 
 
 def register_features(app: Flask) -> None:

@@ -136,6 +136,12 @@ def _shown(variable: str, raw: str) -> str:
     if variable.endswith("_URL"):
         return repr(re.sub(r"//[^/@]*@", "//***@", raw))
     return repr(raw)
+def _as_log_format(value: str) -> str:
+    """``json`` or ``text`` (sorregistry/logs.py)."""
+    kind = value.strip().lower()
+    if kind not in ("json", "text"):
+        raise ValueError("must be json or text")
+    return kind
 
 
 ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
@@ -216,6 +222,10 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_MAX_WITHDRAWAL_SHARE": ("MAX_WITHDRAWAL_SHARE", _as_share),
     "SOR_SUCCESSOR_WARNING_DAYS": ("SUCCESSOR_WARNING_DAYS", _as_int),
     "SOR_PICKER_ORIGINS": ("PICKER_ORIGINS", _as_origins),
+    # Operations (sorregistry/metrics.py, logs.py, backup.py).
+    "SOR_METRICS_TOKEN": ("METRICS_TOKEN", str),
+    "SOR_LOG_FORMAT": ("LOG_FORMAT", _as_log_format),
+    "SOR_PG_BINDIR": ("PG_BINDIR", str),
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -323,6 +333,13 @@ DEFAULTS: dict[str, Any] = {
     "SUCCESSOR_WARNING_DAYS": 365,
     # The sites whose pages may embed the picker (/picker?embed=1; hierarchy/embed.py).
     "PICKER_ORIGINS": (),
+    # GET /metrics answers only a scrape that sends this bearer token; unset: 404.
+    "METRICS_TOKEN": None,
+    # json or text; None: json in production, text elsewhere (sorregistry/logs.py).
+    "LOG_FORMAT": None,
+    # Where pg_dump and pg_restore are (sorregistry backup/restore); None: on the PATH,
+    # else the newest of Debian's /usr/lib/postgresql/*/bin.
+    "PG_BINDIR": None,
     # Requests larger than this are refused with 413 before any view runs.
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "API_TITLE": "SOR registry",

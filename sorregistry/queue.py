@@ -15,7 +15,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
@@ -102,28 +102,35 @@ class StoppableLoop:
             if self.stop.wait(interval):
                 break
 
-    @contextmanager
-    def stopping_on_signals(self) -> Iterator[None]:
-        """While in the block, SIGTERM and SIGINT set :attr:`stop` (a second one runs
-        the signal's previous handler). Does nothing outside the main thread, where
-        Python allows no signal handlers."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
+    def stopping_on_signals(self) -> AbstractContextManager[None]:
+        """While in the block, SIGTERM and SIGINT set :attr:`stop` (see
+        :func:`stopping_on_signals`)."""
+        return stopping_on_signals(self.stop)
+
+
+@contextmanager
+def stopping_on_signals(stop: threading.Event) -> Iterator[None]:
+    """While in the block, SIGTERM and SIGINT set *stop* (a second one runs the signal's
+    previous handler: the process ends at once). Does nothing outside the main thread,
+    where Python allows no signal handlers. For a command that works in steps and checks
+    *stop* between them (``fetch-mail`` between mails)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    # None: a handler not set from Python; the default is the nearest we can restore.
+    previous = {sig: signal.getsignal(sig) or signal.SIG_DFL for sig in STOP_SIGNALS}
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():  # the second signal: stop now, as if never caught
+            signal.signal(signum, previous[signal.Signals(signum)])
+            signal.raise_signal(signum)
             return
-        # None: a handler not set from Python; the default is the nearest we can restore.
-        previous = {sig: signal.getsignal(sig) or signal.SIG_DFL for sig in STOP_SIGNALS}
+        stop.set()
 
-        def handle(signum: int, _frame: FrameType | None) -> None:
-            if self.stop.is_set():  # the second signal: stop now, as if never caught
-                signal.signal(signum, previous[signal.Signals(signum)])
-                signal.raise_signal(signum)
-                return
-            self.stop.set()
-
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, handle)
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handle)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

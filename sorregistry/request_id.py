@@ -1,27 +1,51 @@
 """A request id for every answer: taken from a trusted proxy's ``X-Request-Id`` when it is
-sane, made otherwise, sent back in ``X-Request-Id`` and written into the audit log."""
+sane, made otherwise, sent back in ``X-Request-Id`` and written into the audit log, the
+register's commits (``hierarchy.changes``) and the request's log line
+(``sorregistry.logs``). The request's start is noted here too, for its duration."""
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, has_request_context, request
 
 HEADER = "X-Request-Id"
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+_ID = "sor.request_id"  # request.environ: this request's id
+_STARTED = "sor.started"  # request.environ: perf_counter() when the app began the request
 
 
 def current_request_id() -> str | None:
     """This request's id; None outside a request (a command)."""
     if not has_request_context():
         return None
-    known: str | None = g.get("request_id")
+    # The request's own (g belongs to the app context, which a test's may outlive).
+    known: str | None = request.environ.get(_ID)
     if known is None:
         offered = request.headers.get(HEADER, "")
-        known = offered if _SANE.match(offered) else uuid.uuid4().hex
-        g.request_id = known
+        known = request.environ[_ID] = offered if _SANE.match(offered) else uuid.uuid4().hex
     return known
+
+
+def elapsed_seconds() -> float:
+    """Seconds since the app began this request (0 when it was not noted)."""
+    started = request.environ.get(_STARTED)
+    return 0.0 if started is None else time.perf_counter() - started
+
+
+def endpoint_label() -> str:
+    """The request's Flask endpoint (the view's name: one per route, whatever the codes in
+    its URL), or ``<unmatched>`` for a path that matches no route."""
+    rule = request.url_rule
+    if rule is not None and rule.endpoint:
+        return str(rule.endpoint)
+    return "<unmatched>"
+
+
+def _note_start() -> None:
+    request.environ.setdefault(_STARTED, time.perf_counter())
 
 
 def _send_back(response: Response) -> Response:
@@ -32,4 +56,6 @@ def _send_back(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
+    """Call it first: its start is the request's, its header is on every answer."""
+    app.before_request(_note_start)
     app.after_request(_send_back)

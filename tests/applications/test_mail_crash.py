@@ -7,16 +7,21 @@ in a process of its own, ended with os._exit at a checkpoint of fetch_mail.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from flask_migrate import upgrade
 from sqlalchemy import create_engine, select
 
+from applications import mail_service
 from applications.mail_imap import ImapSettings
 from applications.mail_intake import fetch_mail
 from applications.mail_models import IncomingMail
 from applications.models import Application
+from sorregistry import create_app
+from sorregistry.extensions import db
 from tests.applications.messages import AARHUS, FREE_FORM, mail, template_text
 from tests.support import mail_crash
 from tests.support.dovecot import Account, _free_port
@@ -169,3 +174,45 @@ def test_wrong_password_is_a_clean_error(fresh_database, imap_account):
     assert f"Error: IMAP login as {imap_account.user}" in result.stderr
     assert "AUTHENTICATIONFAILED" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_sigterm_ends_fetch_mail_after_the_mail_under_way(tmp_path, imap_account):
+    """The supervisor's SIGTERM (systemd stopping the timer's run): the mail being read is
+    recorded and flagged, the run stops cleanly (exit 0), the next run reads the rest.
+    One back end: signals are the process's business, not the database's."""
+    url = f"sqlite:///{tmp_path / 'intake.db'}"
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade()
+        mail_service.add_contact(db.session, "0751", AARHUS)
+        db.session.commit()
+    count = 25
+    uids = [imap_account.append(mail(template_text(Institutionens_navn=f"Center {n}")))
+            for n in range(count)]
+    run = subprocess.Popen(
+        [SORREGISTRY, "fetch-mail"], env=_env(url, imap_account, PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = run.stdout.readline()  # the first mail is in: stop now
+        assert first.strip(), run.stderr.read()
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, err
+    assert "Traceback" not in err and "stopped (a signal)" in out
+    ledger, _ = _state(url)
+    recorded = [row.uid for row in ledger]
+    assert 1 <= len(recorded) < count and recorded == uids[:len(recorded)]
+    seen = {uid for uid, flags in imap_account.messages().items() if "\\Seen" in flags}
+    assert seen == set(recorded)  # each recorded mail flagged, none half done
+
+    app.config.update(IMAP_HOST=imap_account.host, IMAP_PORT=imap_account.port,
+                      IMAP_USER=imap_account.user, IMAP_PASSWORD=imap_account.password,
+                      IMAP_SSL=False, MAIL_SENDER_AUTH="none")
+    with app.app_context():
+        rest = fetch_mail(db.session, ImapSettings.from_config(app.config), max_size=10**6)
+        db.engine.dispose()
+    assert (rest.applications, rest.already) == (count - len(recorded), 0)
+    assert [row.uid for row in _state(url)[0]] == uids

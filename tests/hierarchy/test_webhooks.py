@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask_migrate import upgrade
 from sqlalchemy import func, select
 
 from hierarchy import service as register
@@ -18,7 +24,9 @@ from hierarchy.webhooks import deliveries, subscriptions
 from hierarchy.webhooks.models import WebhookDelivery, WebhookSubscription
 from hierarchy.webhooks.transport import UnsafeUrl, resolve, sign
 from hierarchy.webhooks.worker import WebhookWorker
+from sorregistry import create_app
 from sorregistry.accounts.clients import create_client, revoke_client
+from sorregistry.extensions import db
 from tests.applications.helpers import (
     AARHUS,
     AARHUS_CVR,
@@ -391,3 +399,50 @@ def test_a_revoked_clients_subscriptions_rest(dev, client, session, sds, subscri
     session.commit()
     result = _worker(dev, session).run_once()
     assert (result.queued, result.delivered) == (0, 0) and receiver.requests == []
+
+
+def test_sigterm_ends_the_daemon_after_the_delivery_under_way(tmp_path, receiver):
+    """A real ``deliver-webhooks --loop`` process and a real SIGTERM, sent while the
+    receiver holds the first delivery: that one is delivered and recorded, the rest of
+    the batch goes back to the queue, the process exits 0. One back end: signals are the
+    process's business."""
+    url = f"sqlite:///{tmp_path / 'webhooks.db'}"
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url,
+                      "SOR_ENV": "development", "WEBHOOK_ALLOW_PRIVATE": True})
+    with app.app_context():
+        upgrade()
+        sds = bearer(db.session, "sds", name="staff")
+        subscriber, _ = create_client(db.session, "Region Midt's system", cvr=AARHUS_CVR,
+                                      roles=["reporter"])
+        db.session.commit()
+        client = app.test_client()
+        for _ in range(3):  # three subscriptions: three deliveries claimed in one batch
+            receiver.secret = _subscribe(client, sds, subscriber.id, receiver.url,
+                                         level="SI", under=PRIVATE_IE)["secret"]
+        db.session.query(WebhookSubscription).update({"secret": receiver.secret})
+        build_register(db.session)
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    environment = {**os.environ, "SOR_DATABASE_URL": url, "SOR_ENV": "development",
+                   "SOR_WEBHOOK_ALLOW_PRIVATE": "1", "SOR_LOG_FORMAT": "text"}
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).with_name("sorregistry")), "deliver-webhooks", "--loop",
+         "--interval", "0.2", "--batch", "3"],
+        env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    receiver.on_request = lambda: daemon.send_signal(signal.SIGTERM)
+    try:
+        out, err = daemon.communicate(timeout=120)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert daemon.returncode == 0, err
+    assert "Traceback" not in err and "Queued 3, delivered 1; 2 put back (stopped)." in out
+    assert len(receiver.accepted()) == 1
+    with app.app_context():
+        rows = db.session.execute(select(WebhookDelivery.status, WebhookDelivery.attempts,
+                                         WebhookDelivery.claimed_by)).all()
+        db.engine.dispose()
+    assert sorted((status, attempts) for status, attempts, _ in rows) == [
+        ("delivered", 1), ("queued", 0), ("queued", 0)]
+    assert all(claimed is None for _, _, claimed in rows)

@@ -1,0 +1,26 @@
+"""The register's figures for ``/metrics``: the name index, the webhook queue.
+
+``sor_name_index_build_seconds`` is observed by ``hierarchy.search.names`` at each build
+of a worker's name index (its count is the number of builds, its sum their time);
+``sor_name_index_organisations`` is the size of the worker's current index.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from hierarchy.search.names import NAMES
+from hierarchy.webhooks.models import WebhookDelivery
+from sorregistry import metrics
+
+
+def _name_index_size() -> float:
+    index = NAMES.index
+    return 0.0 if index is None else float(len(index))
+
+
+def init_app(app: Flask) -> None:
+    metrics.sample(app, "sor_name_index_organisations",
+                   "Organisations in the worker's name index", _name_index_size)
+    metrics.register_collector(app, "webhooks", metrics.queue_collector(
+        "webhook_deliveries", "Webhook deliveries", WebhookDelivery))

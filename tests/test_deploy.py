@@ -1,0 +1,88 @@
+"""The files an operator installs: the systemd units (deploy/systemd/) and gunicorn.conf.py.
+
+The units are checked by systemd's own ``systemd-analyze verify`` (with this checkout's
+programs in place of /opt/sorregistry's), every command they start is one the
+``sorregistry`` command has, with those options, and each unit waits longer for a
+graceful stop than the work it lets finish may take."""
+
+from __future__ import annotations
+
+import configparser
+import runpy
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from sorregistry.config import DEFAULTS
+
+ROOT = Path(__file__).resolve().parents[1]
+UNITS = ROOT / "deploy" / "systemd"
+INSTALLED = "/opt/sorregistry"
+
+
+def _unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.optionxform = str
+    parser.read(UNITS / name)
+    return parser
+
+
+def _services() -> list[str]:
+    return sorted(path.name for path in UNITS.glob("*.service"))
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_systemd_verifies_the_units(tmp_path: Path) -> None:
+    for path in UNITS.iterdir():
+        if path.suffix in (".service", ".timer", ".target"):
+            text = path.read_text().replace(INSTALLED, str(ROOT))
+            (tmp_path / path.name).write_text(text)
+    checked = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *sorted(str(p) for p in tmp_path.iterdir())],
+        capture_output=True, text=True, timeout=60, env={"SYSTEMD_LOG_LEVEL": "warning",
+                                                          "PATH": "/usr/bin:/bin"})
+    problems = [line for line in checked.stderr.splitlines()
+                if "sorregistry" in line and "/etc/sorregistry" not in line]
+    assert checked.returncode == 0 or not problems, checked.stderr
+    assert not problems, checked.stderr
+
+
+def test_the_services_start_commands_the_command_has(app: Flask) -> None:
+    commands = app.cli.commands
+    started = []
+    for name in _services():
+        line = _unit(name)["Service"]["ExecStart"]
+        program, *args = shlex.split(line)
+        assert program.startswith(INSTALLED + "/.venv/bin/"), line
+        if program.endswith("/gunicorn"):
+            assert args[:2] == ["-c", INSTALLED + "/gunicorn.conf.py"]
+            assert args[2] == "sorregistry:create_app()"
+            continue
+        command, *options = args
+        assert command in commands, line
+        known = {opt for param in commands[command].params for opt in param.opts}
+        assert {option for option in options if option.startswith("--")} <= known, line
+        started.append(command)
+    assert sorted(started) == ["db", "deliver-webhooks", "fetch-mail", "send-notifications",
+                               "tick"]
+
+
+def test_each_stop_waits_longer_than_the_work_it_lets_finish(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR when unset: not in the tests' process.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.delenv("SOR_LOG_FORMAT", raising=False)
+    monkeypatch.delenv("SOR_ENV", raising=False)
+    settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    seconds = {name: int(_unit(name)["Service"]["TimeoutStopSec"]) for name in _services()}
+    assert seconds["sorregistry-web.service"] > settings["graceful_timeout"] > 30  # long poll
+    assert seconds["sorregistry-notifications.service"] > DEFAULTS["NOTIFY_SMTP_TIMEOUT_SECONDS"]
+    assert seconds["sorregistry-webhooks.service"] > DEFAULTS["WEBHOOK_TIMEOUT_SECONDS"]
+    assert settings["worker_class"] == "gthread" and settings["accesslog"] is None  # JSON
+    assert callable(settings["child_exit"]) and callable(settings["on_starting"])
+    for name in _services():
+        assert _unit(name)["Service"]["EnvironmentFile"] == "/etc/sorregistry/sorregistry.env"
