@@ -25,7 +25,8 @@ import threading
 import time
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Generator, Hashable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Generator, Hashable, Iterable, Sequence
 from datetime import date
 
 from sqlalchemy import Connection, select
@@ -39,10 +40,14 @@ from hierarchy.search.filters import (
     Filters,
     NameMatch,
     Sort,
+    begins_word,
     name_words,
+    typed_words,
 )
+from hierarchy.search.fuzzy import FUZZY_THRESHOLD, ratio, trigrams
 from hierarchy.service import _VERSION_QUERY
 from sorregistry.database import DbSession
+from sorregistry.reads import Reads
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ logger = logging.getLogger(__name__)
 NameRow = tuple[str, str, str, str | None]
 
 _LEVEL_CODES = {"IE": 1, "SI": 2, "OE": 4}
+_WORD = re.compile(r"[^\W_]+")
 # A build in a worker's thread is a second of pure Python: it gives up the GIL this
 # often (a few hundred microseconds of work), or a request thread waiting for the GIL
 # would wait the whole switch interval (5 ms) at each of its round trips.
@@ -108,6 +114,10 @@ class NameIndex:
                 totals[gram] += bearers
         self.postings = postings
         self.totals = totals
+        # Made at their first use (fuzzy search, suggestions): see _gram_postings.
+        self._lazy = threading.Lock()
+        self._grams: tuple[dict[str, array[int]], array[int]] | None = None
+        self._words: Vocabulary | None = None
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -137,10 +147,14 @@ class NameIndex:
         return [j for j in rarest if folded in names[j]]
 
     def search(self, folded: str, mode: NameMatch, levels: list[str], ownership: str | None,
-               limit: int, after: Key | None) -> tuple[list[tuple[str, str]], int, bool]:
-        """(the page's (name_search, sor_code) in order, the exact total, whether more follow)."""
+               limit: int, after: Key | None, sort: Sort = "name",
+               ) -> tuple[list[tuple[str, str]], int, bool]:
+        """(the page's (name_search, sor_code) in order, the exact total, whether more follow).
+
+        By "name" (*after*: [name, code]) or by "relevance" (*after*: [group, name, code]:
+        ``hierarchy.search.filters.relevance``, each group in name order)."""
         matching = self._names_matching(folded, mode)
-        starts, names, codes = self.starts, self.names, self.codes
+        starts = self.starts
         wanted_levels = sum(_LEVEL_CODES.get(level, 0) for level in set(levels))
         wanted_ownership = self.ownership_codes.get(ownership, -1) if ownership else 0
         filtered = bool(levels or ownership)
@@ -158,6 +172,24 @@ class NameIndex:
             total = starts[matching.stop] - starts[matching.start] if matching else 0
         else:
             total = sum(starts[j + 1] - starts[j] for j in matching)
+        groups = (self._groups(folded, mode, matching) if sort == "relevance"
+                  else [matching])
+        first_group = 0
+        if after is not None and sort == "relevance":
+            first_group, after = int(after[0]), after[1:]
+        page: list[tuple[str, str]] = []
+        for g in range(first_group, len(groups)):
+            more = self._walk(groups[g], after if g == first_group else None, limit, page,
+                              keep if filtered else None)
+            if more:
+                return page[:limit], total, True
+        return page, total, False
+
+    def _walk(self, matching: Sequence[int], after: Key | None, limit: int,
+              page: list[tuple[str, str]], keep: Callable[[int], bool] | None) -> bool:
+        """Add to *page* the rows of the names *matching* (ascending) after *after*;
+        True as soon as it holds more than *limit*."""
+        starts, names, codes = self.starts, self.names, self.codes
         first_row = 0
         if after is not None:  # the first row after the cursor's key, in the sorted register
             j = bisect_left(names, after[0])
@@ -166,15 +198,152 @@ class NameIndex:
             else:
                 first_row = starts[j]
         position = bisect_left(matching, bisect_right(starts, first_row) - 1)
-        page: list[tuple[str, str]] = []
         for p in range(position, len(matching)):
             j = matching[p]
             for i in range(max(starts[j], first_row), starts[j + 1]):
-                if not filtered or keep(i):
+                if keep is None or keep(i):
                     page.append((names[j], codes[i]))
                     if len(page) > limit:
-                        return page[:limit], total, True
-        return page, total, False
+                        return True
+        return False
+
+    def _groups(self, folded: str, mode: NameMatch,
+                matching: Sequence[int]) -> list[Sequence[int]]:
+        """*matching* in the four groups of relevance (each ascending)."""
+        names = self.names
+        words = typed_words(folded)
+        exact = bisect_left(names, folded)
+        lo = bisect_left(names, words[0])
+        hi = bisect_right(names, words[0], lo, key=lambda s: s[:len(words[0])])
+        rest = words[1:]
+        groups: list[list[int]] = [[], [], [], []]
+        for j in matching:
+            name = names[j]
+            if j == exact and name == folded:
+                groups[0].append(j)
+            elif lo <= j < hi and (mode != "contains" or all(begins_word(name, w)
+                                                             for w in rest)):
+                groups[1].append(j)
+            elif mode != "contains" or all(begins_word(name, w) for w in words):
+                groups[2].append(j)
+            else:
+                groups[3].append(j)
+        return list(groups)
+
+    def fuzzy(self, folded: str, levels: list[str], ownership: str | None,
+              limit: int) -> tuple[list[tuple[str, str]], int]:
+        """The rows whose name's similarity to *folded* is at least FUZZY_THRESHOLD, most
+        similar first (then name, code): (the first *limit*, their exact total)."""
+        grams = trigrams(folded)
+        if not grams:
+            return [], 0
+        postings, sizes = self._gram_postings()
+        common: Counter[int] = Counter()
+        for gram in grams:
+            posting = postings.get(gram)
+            if posting is not None:
+                common.update(posting)
+        scored = sorted(
+            ((-score, j) for j, n in common.items()
+             if (score := ratio(n, len(grams), sizes[j])) >= FUZZY_THRESHOLD))
+        wanted_levels = sum(_LEVEL_CODES.get(level, 0) for level in set(levels))
+        wanted_ownership = self.ownership_codes.get(ownership, -1) if ownership else 0
+        rows: list[tuple[str, str]] = []
+        total = 0
+        for _, j in scored:
+            for i in range(self.starts[j], self.starts[j + 1]):
+                if ((not levels or self.levels[i] & wanted_levels != 0)
+                        and (not ownership or self.ownerships[i] == wanted_ownership)):
+                    total += 1
+                    if len(rows) < limit:
+                        rows.append((self.names[j], self.codes[i]))
+        return rows, total
+
+    def _gram_postings(self) -> tuple[dict[str, array[int]], array[int]]:
+        """For each pg_trgm trigram, the names holding it; and each name's number of
+        trigrams. Made at the first fuzzy search (a second or two at 200k names)."""
+        with self._lazy:
+            if self._grams is None:
+                postings: dict[str, array[int]] = {}
+                sizes = array("i")
+                for j, name in enumerate(self.names):
+                    if not j % (_YIELD_EVERY // 4):
+                        time.sleep(0)
+                    grams = trigrams(name)
+                    sizes.append(len(grams))
+                    for gram in grams:
+                        posting = postings.get(gram)
+                        if posting is None:
+                            postings[gram] = posting = array("i")
+                        posting.append(j)
+                self._grams = (postings, sizes)
+            return self._grams
+
+    def suggestions(self, folded: str, count: int = 5) -> list[str]:
+        """Texts to search for instead of *folded*, which found nothing, best first: each
+        typed word that no name holds replaced by the register's words nearest to it
+        (pg_trgm's similarity at least FUZZY_THRESHOLD; the more names bear a word, the
+        earlier among equals)."""
+        words = typed_words(folded)
+        vocabulary = self._vocabulary()
+        choices: list[list[str]] = []
+        for word in words:
+            if self._names_matching(word, "contains"):
+                choices.append([word])
+                continue
+            near = vocabulary.nearest(word, count)
+            if not near:
+                return []
+            choices.append(near)
+        if all(len(choice) == 1 and choice[0] == word for choice, word in zip(choices, words,
+                                                                             strict=True)):
+            return []
+        found = [" ".join(choice[min(k, len(choice) - 1)] for choice in choices)
+                 for k in range(max(len(choice) for choice in choices))]
+        return list(dict.fromkeys(found))[:count]
+
+    def _vocabulary(self) -> Vocabulary:
+        with self._lazy:
+            if self._words is None:
+                self._words = Vocabulary(self.names, self.starts)
+            return self._words
+
+
+class Vocabulary:
+    """The words of the register's names, with their trigrams (for suggestions)."""
+
+    def __init__(self, names: Sequence[str], starts: Sequence[int]) -> None:
+        bearers: Counter[str] = Counter()
+        for j, name in enumerate(names):
+            if not j % _YIELD_EVERY:
+                time.sleep(0)
+            for word in set(_WORD.findall(name)):
+                bearers[word] += starts[j + 1] - starts[j]
+        self.words = sorted(bearers)
+        self.bearers = [bearers[w] for w in self.words]
+        self.sizes = array("i")
+        self.postings: dict[str, array[int]] = {}
+        for k, word in enumerate(self.words):
+            grams = trigrams(word)
+            self.sizes.append(len(grams))
+            for gram in grams:
+                posting = self.postings.get(gram)
+                if posting is None:
+                    self.postings[gram] = posting = array("i")
+                posting.append(k)
+
+    def nearest(self, word: str, count: int) -> list[str]:
+        """The *count* words most similar to *word* (at least FUZZY_THRESHOLD)."""
+        grams = trigrams(word)
+        common: Counter[int] = Counter()
+        for gram in grams:
+            posting = self.postings.get(gram)
+            if posting is not None:
+                common.update(posting)
+        scored = sorted(
+            (-score, -self.bearers[k], self.words[k]) for k, n in common.items()
+            if (score := ratio(n, len(grams), self.sizes[k])) >= FUZZY_THRESHOLD)
+        return [w for _, _, w in scored[:count]]
 
 
 def read_names(connection: Connection, day: date) -> Generator[NameRow, None, None]:
@@ -188,6 +357,35 @@ def read_names(connection: Connection, day: date) -> Generator[NameRow, None, No
                (n.valid_to.is_(None)) | (n.valid_to > day))
         .order_by(n.name_search, n.sor_code)
     )
+
+
+def fuzzy_rows(reads: Reads, filters: Filters, day: date, levels: list[str],
+               limit: int) -> tuple[list[tuple[str, str]], int]:
+    """A fuzzy search (NameIndex.fuzzy's answer) over the narrow table's rows, where the
+    index cannot answer (a CVR filter, another day, this transaction's own changes)."""
+    assert filters.name is not None
+    n = OrganisationName.__table__.c
+    statement = select(n.name_search, n.sor_code).where(
+        (n.valid_from.is_(None)) | (n.valid_from <= day),
+        (n.valid_to.is_(None)) | (n.valid_to > day))
+    if levels:
+        statement = statement.where(n.level.in_(levels))
+    if filters.ownership:
+        statement = statement.where(n.ownership == filters.ownership)
+    if filters.cvr:
+        statement = statement.where(n.owner_cvr == filters.cvr)
+    grams = trigrams(filters.name)
+    scores: dict[str, float] = {}
+    found = []
+    for name, code in reads.rows(statement, {}):
+        score = scores.get(name)
+        if score is None:
+            names = trigrams(name)
+            scores[name] = score = ratio(len(grams & names), len(grams), len(names))
+        if score >= FUZZY_THRESHOLD:
+            found.append((-score, name, code))
+    found.sort()
+    return [(name, code) for _, name, code in found[:limit]], len(found)
 
 
 class NameIndexes:
@@ -276,7 +474,7 @@ def indexable(filters: Filters, sort: Sort) -> bool:
     """Whether the name index answers this search: a name search, sorted by name, with at
     most level and ownership filters, for today."""
     return (
-        sort == "name"
+        sort in ("name", "relevance")
         and bool(filters.name)
         and all(getattr(filters, name) in (None, [], "contains") or name in _INDEX_FILTERS
                 for name in FILTER_NAMES)
