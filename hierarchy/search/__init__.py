@@ -49,8 +49,8 @@ from hierarchy.search.filters import (
     relevance,
     typed_words,
 )
-from hierarchy.search.fuzzy import FUZZY_THRESHOLD
-from hierarchy.search.names import NAMES, fuzzy_rows, indexable
+from hierarchy.search.fuzzy import FUZZY_THRESHOLD, fuzzy_rows, fuzzy_statements
+from hierarchy.search.names import NAMES, indexable
 from hierarchy.search.statements import (
     ITEM_COLUMNS,
     ITEMS_BY_CODE,
@@ -60,7 +60,6 @@ from hierarchy.search.statements import (
     Order,
     Parameters,
     cursor_parameters,
-    fuzzy_statements,
     name_pattern,
     narrow_statements,
     rank_parameters,

@@ -32,6 +32,7 @@ from datetime import date
 from sqlalchemy import Connection, select
 from sqlalchemy.engine import Engine
 
+from hierarchy.feed.reading import LAST_POSITION
 from hierarchy.models import OrganisationName
 from hierarchy.search.cursor import Key
 from hierarchy.search.filters import (
@@ -44,10 +45,10 @@ from hierarchy.search.filters import (
     name_words,
     typed_words,
 )
-from hierarchy.search.fuzzy import FUZZY_THRESHOLD, ratio, trigrams
+from hierarchy.search.fuzzy import FUZZY_THRESHOLD, Vocabulary, ratio, trigrams
+from hierarchy.search.patches import PatchedIndex, patch, patched_from_feed
 from hierarchy.service import _VERSION_QUERY
 from sorregistry.database import DbSession
-from sorregistry.reads import Reads
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ logger = logging.getLogger(__name__)
 NameRow = tuple[str, str, str, str | None]
 
 _LEVEL_CODES = {"IE": 1, "SI": 2, "OE": 4}
+_LEVEL_NAMES = {code: name for name, code in _LEVEL_CODES.items()}
 _WORD = re.compile(r"[^\W_]+")
 # A build in a worker's thread is a second of pure Python: it gives up the GIL this
 # often (a few hundred microseconds of work), or a request thread waiting for the GIL
@@ -116,11 +118,32 @@ class NameIndex:
         self.totals = totals
         # Made at their first use (fuzzy search, suggestions): see _gram_postings.
         self._lazy = threading.Lock()
+        self._by_code: dict[str, int] | None = None
+        self.position: int | None = None  # the feed position it was read at (patches)
         self._grams: tuple[dict[str, array[int]], array[int]] | None = None
         self._words: Vocabulary | None = None
 
     def __len__(self) -> int:
         return len(self.codes)
+
+    def rows_of(self, codes: Iterable[str]) -> list[int]:
+        """The numbers of the rows of *codes* (those the index holds)."""
+        with self._lazy:
+            if self._by_code is None:
+                self._by_code = {code: i for i, code in enumerate(self.codes)}
+        by_code = self._by_code
+        return [by_code[code] for code in codes if code in by_code]
+
+    def row(self, i: int) -> NameRow:
+        """Row *i* as it was read."""
+        owners = {number: name for name, number in self.ownership_codes.items()}
+        return (self.names[bisect_right(self.starts, i) - 1], self.codes[i],
+                _LEVEL_NAMES.get(self.levels[i], ""), owners.get(self.ownerships[i]))
+
+    def patched(self, version: Hashable, position: int, codes: Iterable[str],
+                rows: Iterable[NameRow]) -> PatchedIndex:
+        """This index with *codes* changed since: their rows now are *rows*."""
+        return patch(self, version, position, codes, rows)
 
     def _names_matching(self, folded: str, mode: NameMatch) -> Sequence[int]:
         """The distinct names (ascending numbers) holding *folded*, as LIKE would find them."""
@@ -309,43 +332,6 @@ class NameIndex:
             return self._words
 
 
-class Vocabulary:
-    """The words of the register's names, with their trigrams (for suggestions)."""
-
-    def __init__(self, names: Sequence[str], starts: Sequence[int]) -> None:
-        bearers: Counter[str] = Counter()
-        for j, name in enumerate(names):
-            if not j % _YIELD_EVERY:
-                time.sleep(0)
-            for word in set(_WORD.findall(name)):
-                bearers[word] += starts[j + 1] - starts[j]
-        self.words = sorted(bearers)
-        self.bearers = [bearers[w] for w in self.words]
-        self.sizes = array("i")
-        self.postings: dict[str, array[int]] = {}
-        for k, word in enumerate(self.words):
-            grams = trigrams(word)
-            self.sizes.append(len(grams))
-            for gram in grams:
-                posting = self.postings.get(gram)
-                if posting is None:
-                    self.postings[gram] = posting = array("i")
-                posting.append(k)
-
-    def nearest(self, word: str, count: int) -> list[str]:
-        """The *count* words most similar to *word* (at least FUZZY_THRESHOLD)."""
-        grams = trigrams(word)
-        common: Counter[int] = Counter()
-        for gram in grams:
-            posting = self.postings.get(gram)
-            if posting is not None:
-                common.update(posting)
-        scored = sorted(
-            (-score, -self.bearers[k], self.words[k]) for k, n in common.items()
-            if (score := ratio(n, len(grams), self.sizes[k])) >= FUZZY_THRESHOLD)
-        return [w for _, _, w in scored[:count]]
-
-
 def read_names(connection: Connection, day: date) -> Generator[NameRow, None, None]:
     """The rows of a name index, in its order, one at a time: the driver holds the
     result (a plain cursor, nothing left open on the server if a build stops), and
@@ -359,42 +345,17 @@ def read_names(connection: Connection, day: date) -> Generator[NameRow, None, No
     )
 
 
-def fuzzy_rows(reads: Reads, filters: Filters, day: date, levels: list[str],
-               limit: int) -> tuple[list[tuple[str, str]], int]:
-    """A fuzzy search (NameIndex.fuzzy's answer) over the narrow table's rows, where the
-    index cannot answer (a CVR filter, another day, this transaction's own changes)."""
-    assert filters.name is not None
-    n = OrganisationName.__table__.c
-    statement = select(n.name_search, n.sor_code).where(
-        (n.valid_from.is_(None)) | (n.valid_from <= day),
-        (n.valid_to.is_(None)) | (n.valid_to > day))
-    if levels:
-        statement = statement.where(n.level.in_(levels))
-    if filters.ownership:
-        statement = statement.where(n.ownership == filters.ownership)
-    if filters.cvr:
-        statement = statement.where(n.owner_cvr == filters.cvr)
-    grams = trigrams(filters.name)
-    scores: dict[str, float] = {}
-    found = []
-    for name, code in reads.rows(statement, {}):
-        score = scores.get(name)
-        if score is None:
-            names = trigrams(name)
-            scores[name] = score = ratio(len(grams & names), len(grams), len(names))
-        if score >= FUZZY_THRESHOLD:
-            found.append((-score, name, code))
-    found.sort()
-    return [(name, code) for _, name, code in found[:limit]], len(found)
-
-
 class NameIndexes:
-    """The worker's name index, rebuilt when the register version or the day changes."""
+    """The worker's name index: built once, then patched from the change record at each
+    register version (:mod:`~hierarchy.search.patches`), rebuilt when the day changes or
+    the changes since the build grow past MAX_PATCHED_ROWS."""
 
     def __init__(self) -> None:
-        self.index: NameIndex | None = None
+        self.index: NameIndex | PatchedIndex | None = None
         self.lock = threading.Lock()  # held by the one build at a time
         self.last_build_seconds: float | None = None
+        self.last_patch_seconds: float | None = None
+        self.builds = self.patches = 0
         self.enabled = True
 
     def clear(self) -> None:
@@ -406,7 +367,7 @@ class NameIndexes:
             self.lock.release()
 
     def get(self, session: DbSession, version: Hashable,
-            day: date) -> NameIndex | None:
+            day: date) -> NameIndex | PatchedIndex | None:
         """The index of *version* and *day*, or None (then search with SQL): being built."""
         index = self.index
         if index is not None and index.version == version and index.day == day:
@@ -424,22 +385,37 @@ class NameIndexes:
         if not self.lock.acquire(blocking=False):
             return None
         try:
-            t0 = time.perf_counter()
-            rows = read_names(session.connection(), day)
-            try:
-                index = NameIndex(version, day, rows)
-            finally:
-                rows.close()
-            self.last_build_seconds = time.perf_counter() - t0
-            self.index = index
-            return index
+            self.index = self._make(session.connection(), version, day)
+            return self.index
         finally:
             self.lock.release()
 
-    def _build_from_engine(self, engine: Engine, day: date) -> None:
-        """Build from one snapshot of the register, filed under the version of that snapshot."""
+    def _make(self, connection: Connection, version: Hashable,
+              day: date) -> NameIndex | PatchedIndex:
+        """The index of *version* (read in this transaction): the current one patched, or
+        a new build."""
+        t0 = time.perf_counter()
+        position = connection.execute(LAST_POSITION).scalar()
+        current = self.index
+        if current is not None and current.day == day and position is not None:
+            patched = patched_from_feed(connection, current, version, position, day)
+            if patched is not None:
+                self.last_patch_seconds = time.perf_counter() - t0
+                self.patches += 1
+                return patched
+        rows = read_names(connection, day)
         try:
-            t0 = time.perf_counter()
+            index = NameIndex(version, day, rows)
+        finally:
+            rows.close()
+        index.position = position
+        self.last_build_seconds = time.perf_counter() - t0
+        self.builds += 1
+        return index
+
+    def _build_from_engine(self, engine: Engine, day: date) -> None:
+        """Build (or patch) from one snapshot of the register, filed under its version."""
+        try:
             with engine.connect() as connection:
                 try:
                     connection = connection.execution_options(
@@ -448,17 +424,12 @@ class NameIndexes:
                         row = connection.execute(_VERSION_QUERY).first()
                         if row is None:
                             return
-                        rows = read_names(connection, day)
-                        try:
-                            index = NameIndex((row[0], row[1]), day, rows)
-                        finally:
-                            rows.close()
+                        index = self._make(connection, (row[0], row[1]), day)
                 finally:
                     # Closed for good, not pooled: a build is rare (once per version), and
                     # a pooled connection would outlive an engine disposed meanwhile.
                     connection.invalidate()
             self.index = index
-            self.last_build_seconds = time.perf_counter() - t0
         except Exception:  # the searches keep taking the SQL path; the next one retries
             logger.exception("building the name index failed")
         finally:

@@ -26,7 +26,6 @@ from sqlalchemy import (
     ARRAY,
     ColumnElement,
     Date,
-    Float,
     Integer,
     Select,
     String,
@@ -209,10 +208,9 @@ _MAX_SHAPES = 1000
 K = TypeVar("K", "Shape", "NarrowShape")
 _SEARCH_STATEMENTS: dict[Shape, Statements] = {}
 _NARROW_STATEMENTS: dict[NarrowShape, Statements] = {}
-_FUZZY_STATEMENTS: dict[NarrowShape, Statements] = {}
 
 
-def _remember(cache: dict[K, Statements], shape: K, statements: Statements) -> Statements:
+def remember(cache: dict[K, Statements], shape: K, statements: Statements) -> Statements:
     if len(cache) >= _MAX_SHAPES:
         cache.clear()
     return cache.setdefault(shape, statements)
@@ -373,7 +371,7 @@ def search_statements(shape: Shape) -> Statements:
     if shape.cursor:
         page = page.where(after_key(order, shape.sort))
     page = page.order_by(*order).limit(bindparam("page_limit", type_=Integer))
-    return _remember(_SEARCH_STATEMENTS, shape, (count, page))
+    return remember(_SEARCH_STATEMENTS, shape, (count, page))
 
 
 def search_parameters(reads: Reads, filters: Filters, postgresql: bool, sort: Sort, limit: int,
@@ -489,7 +487,7 @@ def narrow_statements(shape: NarrowShape) -> Statements:
         .order_by(*_sort_key(keys.c.sor_code, keys.c.name_search, shape.sort,
                              shape.rank_words))
     )
-    return _remember(_NARROW_STATEMENTS, shape, (count, page))
+    return remember(_NARROW_STATEMENTS, shape, (count, page))
 
 
 # A page's items by their keys (the name index's pages). PostgreSQL: one array parameter,
@@ -500,35 +498,3 @@ ITEMS_BY_CODE: dict[bool, Select[Any]] = {
     False: select(*PAGE_COLUMNS).where(
         Organisation.sor_code.in_(bindparam("codes", expanding=True))),
 }
-
-
-def fuzzy_statements(shape: NarrowShape) -> Statements:
-    """The count and the page of a fuzzy name search on PostgreSQL (pg_trgm): the names
-    whose ``similarity`` to the parameter ``fuzzy`` is at least ``threshold``, most similar
-    first, then by name and code. ``%`` lets the trigram index find them (its threshold,
-    ``pg_trgm.similarity_threshold``, is FUZZY_THRESHOLD by default)."""
-    n = OrganisationName
-    typed = bindparam("fuzzy", type_=String)
-    score = func.similarity(n.name_search, typed)
-    conditions: list[Condition] = [
-        n.name_search.op("%")(typed), score >= bindparam("threshold", type_=Float)]
-    if shape.levels:
-        conditions.append(n.level.in_(
-            [bindparam(f"level_{i}", type_=String) for i in range(shape.levels)]))
-    if shape.ownership:
-        conditions.append(n.ownership == bindparam("ownership", type_=String))
-    if shape.cvr:
-        conditions.append(n.owner_cvr == bindparam("cvr", type_=String))
-    conditions += valid_on(n.__table__)
-    count = select(func.count()).select_from(n).where(*conditions)
-    keys = (
-        select(n.sor_code, n.name_search, score.label("score")).where(*conditions)
-        .order_by(score.desc(), n.name_search, n.sor_code)
-        .limit(bindparam("page_limit", type_=Integer))
-    ).subquery("page")
-    page = (
-        select(*PAGE_COLUMNS)
-        .join_from(keys, Organisation, Organisation.sor_code == keys.c.sor_code)
-        .order_by(keys.c.score.desc(), keys.c.name_search, keys.c.sor_code)
-    )
-    return _remember(_FUZZY_STATEMENTS, shape, (count, page))

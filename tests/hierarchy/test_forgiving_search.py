@@ -18,8 +18,8 @@ from sqlalchemy import select, text, update
 
 from hierarchy import search, service
 from hierarchy.models import Organisation, OrganisationName
-from hierarchy.search.fuzzy import FUZZY_THRESHOLD, float4, similarity, trigrams
 from hierarchy.search.filters import begins_word, relevance
+from hierarchy.search.fuzzy import FUZZY_THRESHOLD, float4, similarity, trigrams
 from hierarchy.search.names import NAMES, NameIndex
 from hierarchy.search.totals import TOTALS
 from hierarchy.sor_import import import_sor_file
@@ -226,8 +226,8 @@ def test_index_relevance_and_fuzzy_match_brute_force():
             else:
                 found = [r for r in rows if folded in r[0]]
             for levels in ([], ["OE"]):
-                expected = sorted(((relevance(r[0], folded), r[0], r[1]) for r in found
-                                   if not levels or r[2] in levels))
+                expected = sorted((relevance(r[0], folded), r[0], r[1]) for r in found
+                                   if not levels or r[2] in levels)
                 seen, after = [], None
                 while True:
                     keys, total, more = index.search(folded, mode, levels, None, 7, after,
