@@ -128,7 +128,7 @@ def search(
     filters = normalise(filters)
     if sort is None or (sort == "relevance" and not filters.name):
         sort = "relevance" if filters.name else "name"
-    if filters.name_match == "fuzzy":
+    if filters.name_match == "fuzzy" and filters.name:
         return _search_fuzzy(session, filters, limit, cursor)
     if cursor:
         decode_cursor(cursor, sort)  # a bad cursor is refused before any query

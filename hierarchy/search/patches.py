@@ -10,7 +10,7 @@ as they are now (from ``organisation_names``), which it shows besides. A search 
 base for enough rows to cover the ones it hides, drops them, and merges the new rows in
 order; totals are the base's less the hidden matches plus the new ones. Exact, item for
 item (tests/hierarchy/test_name_index_patches.py compares with a fresh build), and a
-few milliseconds per thousand changed rows; past MAX_PATCHED_ROWS the index is rebuilt.
+about a millisecond per 500 changed rows; past MAX_PATCHED_ROWS the index is rebuilt.
 
 Every patched version also checks its size against ``organisation_names``' count of the
 day: a change that reached the narrow table without a feed entry (never, by
@@ -37,8 +37,9 @@ from hierarchy.search.fuzzy import FUZZY_THRESHOLD, ratio, trigrams
 logger = logging.getLogger(__name__)
 # One organisation as the index reads it: (name_search, sor_code, level, ownership).
 NameRow = tuple[str, str, str, str | None]
-# Beyond this many changed rows since the base, a rebuild is cheaper than the patch.
-MAX_PATCHED_ROWS = 2000
+# Beyond this many changed rows since the base, the index is rebuilt: each search checks
+# the patch's rows one by one (~1 ms per 500 at 200k, bench/bench_lookups.py).
+MAX_PATCHED_ROWS = 500
 
 
 def matches(name: str, folded: str, mode: NameMatch) -> bool:
