@@ -196,7 +196,7 @@ class NameIndex:
         else:
             total = sum(starts[j + 1] - starts[j] for j in matching)
         groups = (self._groups(folded, mode, matching) if sort == "relevance"
-                  else [matching])
+                  else [_from(matching)])
         first_group = 0
         if after is not None and sort == "relevance":
             first_group, after = int(after[0]), after[1:]
@@ -208,10 +208,10 @@ class NameIndex:
                 return page[:limit], total, True
         return page, total, False
 
-    def _walk(self, matching: Sequence[int], after: Key | None, limit: int,
+    def _walk(self, names_from: Callable[[int], Iterable[int]], after: Key | None, limit: int,
               page: list[tuple[str, str]], keep: Callable[[int], bool] | None) -> bool:
-        """Add to *page* the rows of the names *matching* (ascending) after *after*;
-        True as soon as it holds more than *limit*."""
+        """Add to *page* the rows of the names *names_from* gives (ascending, from a name
+        number on) after *after*; True as soon as it holds more than *limit*."""
         starts, names, codes = self.starts, self.names, self.codes
         first_row = 0
         if after is not None:  # the first row after the cursor's key, in the sorted register
@@ -220,9 +220,7 @@ class NameIndex:
                 first_row = bisect_right(codes, after[1], starts[j], starts[j + 1])
             else:
                 first_row = starts[j]
-        position = bisect_left(matching, bisect_right(starts, first_row) - 1)
-        for p in range(position, len(matching)):
-            j = matching[p]
+        for j in names_from(bisect_right(starts, first_row) - 1):
             for i in range(max(starts[j], first_row), starts[j + 1]):
                 if keep is None or keep(i):
                     page.append((names[j], codes[i]))
@@ -231,27 +229,37 @@ class NameIndex:
         return False
 
     def _groups(self, folded: str, mode: NameMatch,
-                matching: Sequence[int]) -> list[Sequence[int]]:
-        """*matching* in the four groups of relevance (each ascending)."""
+                matching: Sequence[int]) -> list[Callable[[int], Iterable[int]]]:
+        """The four groups of relevance (``hierarchy.search.filters.relevance``), each the
+        names of *matching* in it, ascending from a name number on, made as they are read:
+        a page seldom reads beyond the first few names of a group. 0: the name itself;
+        1: names beginning with the first word (a range of the sorted names) where every
+        word begins a word; 2: the others where every word begins a word; 3: the rest."""
         names = self.names
         words = typed_words(folded)
         exact = bisect_left(names, folded)
+        if not (exact < len(names) and names[exact] == folded):
+            exact = -1
         lo = bisect_left(names, words[0])
         hi = bisect_right(names, words[0], lo, key=lambda s: s[:len(words[0])])
-        rest = words[1:]
-        groups: list[list[int]] = [[], [], [], []]
-        for j in matching:
+
+        def every_word(j: int) -> bool:
+            return all(begins_word(names[j], w) for w in words)
+
+        def found(j: int) -> bool:
             name = names[j]
-            if j == exact and name == folded:
-                groups[0].append(j)
-            elif lo <= j < hi and (mode != "contains" or all(begins_word(name, w)
-                                                             for w in rest)):
-                groups[1].append(j)
-            elif mode != "contains" or all(begins_word(name, w) for w in words):
-                groups[2].append(j)
-            else:
-                groups[3].append(j)
-        return list(groups)
+            if mode == "contains":
+                return folded in name and every_word(j)
+            return name.startswith(folded) if mode == "prefix" else every_word(j)
+
+        every = _from(matching)
+        return [
+            lambda j0: [exact] if 0 <= exact and exact >= j0 else [],
+            lambda j0: (j for j in range(max(lo, j0), hi) if j != exact and found(j)),
+            lambda j0: (j for j in every(j0) if not lo <= j < hi and every_word(j)),
+            lambda j0: ((j for j in every(j0) if not every_word(j)) if mode == "contains"
+                        else ()),
+        ]
 
     def fuzzy(self, folded: str, levels: list[str], ownership: str | None,
               limit: int) -> tuple[list[tuple[str, str]], int]:
@@ -330,6 +338,14 @@ class NameIndex:
             if self._words is None:
                 self._words = Vocabulary(self.names, self.starts)
             return self._words
+
+
+def _from(matching: Sequence[int]) -> Callable[[int], Iterable[int]]:
+    """*matching* (ascending name numbers) from a name number on."""
+    def names_from(j0: int) -> Iterable[int]:
+        position = bisect_left(matching, j0)
+        return (matching[p] for p in range(position, len(matching)))
+    return names_from
 
 
 def read_names(connection: Connection, day: date) -> Generator[NameRow, None, None]:
