@@ -248,3 +248,15 @@ def test_index_relevance_and_fuzzy_match_brute_force():
             keys, total = index.fuzzy(fold(typed), [], ownership, 25)
             assert total == len(scored)
             assert keys == [(name, code) for _, name, code in scored[:25]], typed
+
+
+def test_fhir_name_search_folds_alike(client, headers):
+    """FHIR's ``name`` (a word starts so) takes the same fold: one function."""
+    found = []
+    for typed in ("kobenhavns", "københavns", "KOEBENHAVNS"):
+        response = client.get("/fhir/Organization", query_string={"name": typed},
+                              headers=headers)
+        assert response.status_code == 200, response.get_json()
+        found.append(sorted(e["resource"]["name"] for e in response.get_json()["entry"]))
+    assert found[0] == found[1] == found[2] == ["Koebenhavns Tandpleje",
+                                               "Københavns Kommune Sundhedshus"]
