@@ -148,12 +148,20 @@ class NameIndex:
     def _names_matching(self, folded: str, mode: NameMatch) -> Sequence[int]:
         """The distinct names (ascending numbers) holding *folded*, as LIKE would find them."""
         names = self.names
-        if mode == "words":  # the longest word anywhere, then each word at a word's start
+        if mode == "words":  # the names where each word may begin a word, then each checked
             words = name_words(folded)
-            starts = [re.compile("(?:^|[" + re.escape("".join(WORD_SEPARATORS)) + "])"
-                                 + re.escape(word)) for word in words]
-            return [j for j in self._names_matching(words[0], "contains")
-                    if all(start.search(names[j]) for start in starts)]
+            candidates: set[int] | None = None
+            for word in words:
+                if len(word) < 2:
+                    continue
+                found = self._word_starts(word)
+                candidates = found if candidates is None else candidates & found
+                if not candidates:
+                    return []
+            if candidates is None:
+                candidates = set(self._names_matching(words[0], "contains"))
+            return sorted(j for j in candidates
+                          if all(begins_word(names[j], word) for word in words))
         if mode == "prefix":
             lo = bisect_left(names, folded)
             hi = bisect_right(names, folded, lo, key=lambda s: s[:len(folded)])
@@ -168,6 +176,20 @@ class NameIndex:
         if len(folded) == 3:
             return rarest
         return [j for j in rarest if folded in names[j]]
+
+    def _word_starts(self, word: str) -> set[int]:
+        """The names that may hold *word* (2 letters or more) at a word's start: those
+        beginning with it (a range of the sorted names) and those holding a separator and
+        its first two letters (their trigram's names); a superset, checked after."""
+        names = self.names
+        lo = bisect_left(names, word)
+        hi = bisect_right(names, word, lo, key=lambda s: s[:len(word)])
+        found = set(range(lo, hi))
+        for separator in WORD_SEPARATORS:
+            posting = self.postings.get(separator + word[:2])
+            if posting is not None:
+                found.update(posting)
+        return found
 
     def search(self, folded: str, mode: NameMatch, levels: list[str], ownership: str | None,
                limit: int, after: Key | None, sort: Sort = "name",
