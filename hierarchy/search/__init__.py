@@ -281,11 +281,11 @@ def _search_fuzzy(session: Session, filters: Filters, limit: int, cursor: str | 
                               "cvr": filters.cvr}
         for i, level in enumerate(levels):
             params[f"level_{i}"] = level
-        count, page_statement = fuzzy_statements(
+        _, page_statement = fuzzy_statements(
             NarrowShape(len(levels), bool(filters.ownership), bool(filters.cvr), "relevance",
                         "sorted", False))
-        total, rows = reads.scalar_and_rows(count, page_statement, params)
-        return Page(items=rows, total=total, next=None)
+        rows = reads.rows(page_statement, params)
+        return Page(items=rows, total=rows[0].total if rows else 0, next=None)
     index = None
     if not filters.cvr and not register_changed_in(session):
         version = register_version(session)
