@@ -80,13 +80,14 @@ ANSWERS = AnswerCache()
 def _page(filters: search.Filters, options: lists.PageOptions) -> Response:
     """One page of a list, as the API shows it."""
     page = search.search(db.session, filters, **options)
-    return json_response(
-        {
-            "items": [organisation_item(row) for row in page.items],
-            "total": page.total,
-            "next": page.next,
-        }
-    )
+    answer: dict[str, Any] = {
+        "items": [organisation_item(row) for row in page.items],
+        "total": page.total,
+        "next": page.next,
+    }
+    if page.suggestions is not None:
+        answer["suggestions"] = page.suggestions
+    return json_response(answer)
 
 
 def _refuse_cvr_parameter() -> None:

@@ -2,7 +2,9 @@
 
 ``sor_name_index_build_seconds`` is observed by ``hierarchy.search.names`` at each build
 of a worker's name index (its count is the number of builds, its sum their time);
-``sor_name_index_organisations`` is the size of the worker's current index.
+``sor_name_index_organisations`` is the size of the worker's current index;
+``sor_name_index_patches`` how many times it was patched from the change feed instead of
+rebuilt (``hierarchy.search.patches``).
 """
 
 from __future__ import annotations
@@ -22,5 +24,8 @@ def _name_index_size() -> float:
 def init_app(app: Flask) -> None:
     metrics.sample(app, "sor_name_index_organisations",
                    "Organisations in the worker's name index", _name_index_size)
+    metrics.sample(app, "sor_name_index_patches",
+                   "Times the worker's name index was patched from the change feed",
+                   lambda: float(NAMES.patches))
     metrics.register_collector(app, "webhooks", metrics.queue_collector(
         "webhook_deliveries", "Webhook deliveries", WebhookDelivery))

@@ -254,6 +254,13 @@ class OrganisationListSchema(Schema):
         allow_none=True,
         **_d("Cursor of the next page; null on the last", "Markør til næste side"),
     )
+    suggestions = fields.List(
+        fields.String(),
+        **_d("Only when a name search finds nothing: texts to search for instead, best first "
+             "(each word typed that no name holds replaced by the register's nearest words "
+             "by trigram similarity: \"Rigshopitalet\" -> \"rigshospitalet\")",
+             "Kun når navnesøgningen intet finder: forslag (Mente du …?)"),
+    )
 
 
 class LookupArgsSchema(Schema):
@@ -268,12 +275,20 @@ class LookupArgsSchema(Schema):
     )
     name = fields.String(
         validate=validate.Length(max=100),
-        **_d("Name: case- and accent-insensitive, æ/ø/å folded", "Navn"),
+        **_d("Name, folded alike on both sides: case and accents ignored; ø/ö = o = oe, "
+             "å = a = aa, æ = ae, ü = u = ue (\"kobenhavn\" = \"koebenhavn\" = "
+             "\"København\", \"arhus\" = \"Aarhus\" = \"Århus\")",
+             "Navn (kobenhavn = koebenhavn = København)"),
     )
     name_match = fields.String(
-        load_default="contains",
-        validate=validate.OneOf(["contains", "prefix"]),
-        **_d("How the name matches: contains or prefix", "Navnesøgning: indeholder/starter med"),
+        validate=validate.OneOf(["contains", "prefix", "words", "fuzzy"]),
+        **_d("How the name matches. contains: the name holds the text; prefix: begins with "
+             "it; words: every word typed begins a word of the name, in any order (\"plej "
+             "hor\" finds Plejecenter Horsens); fuzzy: the names most similar to the text "
+             "(trigram similarity at least 0.3, as PostgreSQL's pg_trgm measures it), most "
+             "similar first, one page (no next) with the exact total. Default: words for a "
+             "text of several words, contains for one",
+             "Navnesøgning: contains/prefix/words/fuzzy; standard words ved flere ord"),
     )
     entity_type = fields.String(**_d("Entity type (SNOMED CT code)", "Enhedstype"))
     ydernummer = fields.String(**_d("Ydernummer, with or without leading zeros", "Ydernummer"))
@@ -284,9 +299,12 @@ class LookupArgsSchema(Schema):
     under = fields.String(**_d("SOR code: its whole subtree", "SOR-kode: hele undertræet"))
     active_on = fields.Date(**_d("Valid on this date (default today)", "Gyldig på dato"))
     sort = fields.String(
-        load_default="name",
-        validate=validate.OneOf(["name", "code"]),
-        **_d("Order: name or code", "Sortering: navn eller kode"),
+        validate=validate.OneOf(["relevance", "name", "code"]),
+        **_d("Order. relevance (the default when a name is given; otherwise name): the exact "
+             "name first, then names beginning with the first word typed, then names where "
+             "every word typed begins a word, then the rest; each group by name, then code. "
+             "name: by the folded name, then code; code: by SOR code",
+             "Sortering: relevans (standard ved navn), navn eller kode"),
     )
     limit = fields.Integer(
         load_default=50,

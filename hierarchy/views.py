@@ -222,6 +222,7 @@ def _script_texts() -> dict[str, str]:
         "Ugyldigt filter": _("Ugyldigt filter"),
         "Vis flere": _("Vis flere"),
         "Ingen fundet.": _("Ingen fundet."),
+        "Mente du": _("Mente du"),
         "{shown} af {total} vist": _("{shown} af {total} vist"),
         "Koden er gyldig.": _("Koden er gyldig."),
         "Valgt: {name}": _("Valgt: {name}"),
@@ -313,6 +314,7 @@ def picker_list(which: str) -> Response:
         "items": [_picker_item(row) for row in page.items],
         "total": page.total,
         "next": page.next,
+        "suggestions": page.suggestions or [],
     })
 
 

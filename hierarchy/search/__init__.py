@@ -32,7 +32,7 @@ from datetime import date
 
 from sqlalchemy.orm import Session, scoped_session
 
-from hierarchy.search.cursor import decode_cursor, encode_cursor, key_of
+from hierarchy.search.cursor import Key, decode_cursor, encode_cursor, key_of
 from hierarchy.search.filters import (
     ALTERNATIVE_KINDS,
     FILTER_NAMES,
@@ -46,7 +46,10 @@ from hierarchy.search.filters import (
     Validity,
     name_words,
     normalise,
+    relevance,
+    typed_words,
 )
+from hierarchy.search.fuzzy import FUZZY_THRESHOLD, fuzzy_rows, fuzzy_statements
 from hierarchy.search.names import NAMES, indexable
 from hierarchy.search.statements import (
     ITEM_COLUMNS,
@@ -56,8 +59,10 @@ from hierarchy.search.statements import (
     NarrowShape,
     Order,
     Parameters,
+    cursor_parameters,
     name_pattern,
     narrow_statements,
+    rank_parameters,
     search_parameters,
     search_statements,
     word_parameters,
@@ -92,51 +97,66 @@ __all__ = [
 
 @dataclass
 class Page:
-    """One page of a list: its rows, the whole list's total, the next page's cursor."""
+    """One page of a list: its rows, the whole list's total, the next page's cursor; for
+    a name search that found nothing, texts to search for instead (best first)."""
 
     items: list[ItemRow]
     total: int
     next: str | None
+    suggestions: list[str] | None = None
 
 
 def search(
     session: DbSession,
     filters: Filters,
     *,
-    sort: Sort = "name",
+    sort: Sort | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page:
     """One page of the organisations matching *filters*, with the list's total.
 
-    Raises InvalidSearch (422) for a filter, cursor or page size it cannot use.
+    *sort* by default: by relevance when a name is given, else by name. A fuzzy name
+    search (``name_match="fuzzy"``) is one page of the most similar, never continued
+    (``next`` is null), with the exact total. Raises InvalidSearch (422) for a filter,
+    cursor or page size it cannot use.
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidSearch({"limit": f"between 1 and {MAX_LIMIT}"})
     if isinstance(session, scoped_session):
         session = session()  # the request's own, once (each call through the proxy looks it up)
     filters = normalise(filters)
+    if sort is None or (sort == "relevance" and not filters.name):
+        sort = "relevance" if filters.name else "name"
+    if filters.name_match == "fuzzy" and filters.name:
+        return _search_fuzzy(session, filters, limit, cursor)
     if cursor:
         decode_cursor(cursor, sort)  # a bad cursor is refused before any query
     reads = reads_for(session)
     postgresql = _is_postgresql(session)
+    page = None
     if indexable(filters, sort):
-        page = _search_index(session, reads, filters, limit, cursor)
-        if page is not None:
-            return page
-    if postgresql and _narrow(filters, sort):
-        return _search_names(session, reads, filters, sort, limit, cursor)
-    shape, params = search_parameters(reads, filters, postgresql, sort, limit, cursor)
-    count, page_statement = search_statements(shape)
-    total, rows = reads.scalar_and_rows(count, page_statement, params)
-    return page_of(rows, total, limit, sort)
+        page = _search_index(session, reads, filters, sort, limit, cursor)
+    if page is None and postgresql and _narrow(filters, sort):
+        page = _search_names(session, reads, filters, sort, limit, cursor)
+    if page is None:
+        shape, params = search_parameters(reads, filters, postgresql, sort, limit, cursor)
+        count, page_statement = search_statements(shape)
+        total, rows = reads.scalar_and_rows(count, page_statement, params)
+        page = page_of(rows, total, limit, sort, filters.name)
+    if page.total == 0 and filters.name and not cursor:
+        page.suggestions = _suggestions(session, filters.name)
+    return page
 
 
-def page_of(rows: list[ItemRow], total: int, limit: int, sort: Sort) -> Page:
-    """The page of *rows*, read one beyond *limit* (whether more follow), in *sort*'s order."""
+def page_of(rows: list[ItemRow], total: int, limit: int, sort: Sort,
+            folded: str | None = None) -> Page:
+    """The page of *rows*, read one beyond *limit* (whether more follow), in *sort*'s order
+    (by relevance to the folded name *folded*)."""
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(key_of(rows[-1], sort), sort) if more and rows else None
+    next_cursor = (encode_cursor(key_of(rows[-1], sort, folded), sort) if more and rows
+                   else None)
     return Page(items=rows, total=total, next=next_cursor)
 
 
@@ -158,7 +178,7 @@ def _narrow(filters: Filters, sort: Sort) -> bool:
     )
 
 
-def _search_index(session: Session, reads: Reads, filters: Filters, limit: int,
+def _search_index(session: Session, reads: Reads, filters: Filters, sort: Sort, limit: int,
                   cursor: str | None) -> Page | None:
     """A name search from the worker's name index; None when the index cannot answer it."""
     day = filters.active_on or date.today()
@@ -170,10 +190,10 @@ def _search_index(session: Session, reads: Reads, filters: Filters, limit: int,
     index = NAMES.get(session, version, day)
     if index is None:
         return None
-    assert filters.name is not None
-    after = decode_cursor(cursor, "name") if cursor else None
+    assert filters.name is not None and filters.name_match is not None
+    after = decode_cursor(cursor, sort) if cursor else None
     keys, total, more = index.search(filters.name, filters.name_match, filters.level,
-                                     filters.ownership, limit, after)
+                                     filters.ownership, limit, after, sort)
     if not keys:
         return Page(items=[], total=total, next=None)
     statement = ITEMS_BY_CODE[_is_postgresql(session)]
@@ -182,7 +202,10 @@ def _search_index(session: Session, reads: Reads, filters: Filters, limit: int,
     items = [found[code] for _, code in keys if code in found]
     if len(items) != len(keys):
         return None  # changed under us (a commit since the version was read): ask SQL
-    next_cursor = encode_cursor(list(keys[-1]), "name") if more else None
+    last: Key = list(keys[-1])
+    if sort == "relevance":
+        last = [relevance(keys[-1][0], filters.name), *last]
+    next_cursor = encode_cursor(last, sort) if more else None
     return Page(items=items, total=total, next=next_cursor)
 
 
@@ -190,7 +213,7 @@ def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, 
                   cursor: str | None) -> Page:
     """A name search from the narrow table (PostgreSQL): keys, exact total, then items."""
     day = filters.active_on or date.today()
-    assert filters.name is not None
+    assert filters.name is not None and filters.name_match is not None
     levels = list(dict.fromkeys(filters.level or []))
     params: Parameters = {
         "name_pattern": name_pattern(filters.name, filters.name_match),
@@ -201,14 +224,18 @@ def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, 
     if filters.name_match == "words":
         params.update(word_parameters(filters.name))
         words = len(name_words(filters.name))
+    rank_words = 0
+    if sort == "relevance":
+        params.update(rank_parameters(filters.name))
+        rank_words = len(typed_words(filters.name))
     for i, level in enumerate(levels):
         params[f"level_{i}"] = level
     if cursor:
-        params["after_first"], params["after_second"] = decode_cursor(cursor, sort)
+        cursor_parameters(params, cursor, sort)
 
     def shape(order: Order) -> NarrowShape:
         return NarrowShape(len(levels), bool(filters.ownership), bool(filters.cvr), sort,
-                           order, bool(cursor), words)
+                           order, bool(cursor), words, rank_words)
 
     # Read the version before anything else: a total counted after a concurrent
     # commit is then filed under the older version, never a stale one under the newer.
@@ -226,4 +253,60 @@ def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, 
     order: Order = ("code" if sort == "code" else "sorted" if total < SORT_MATCHES_BELOW
                     else "index")
     rows = reads.rows(narrow_statements(shape(order))[1], params)
-    return page_of(rows, total, limit, sort)
+    return page_of(rows, total, limit, sort, filters.name)
+
+
+# Filters a fuzzy search takes besides the name: those of the narrow table.
+_FUZZY_FILTERS = frozenset({"level", "ownership", "cvr", "name", "name_match", "active_on"})
+
+
+def _search_fuzzy(session: Session, filters: Filters, limit: int, cursor: str | None) -> Page:
+    """Fuzzy name search (hierarchy.search.fuzzy): pg_trgm on PostgreSQL; elsewhere the
+    same measure over the name index (or the narrow table's rows, when the index cannot
+    answer)."""
+    assert filters.name is not None
+    if cursor:
+        raise InvalidSearch({"cursor": "a fuzzy search is one page: no cursor"})
+    others = [name for name in FILTER_NAMES if name not in _FUZZY_FILTERS
+              and getattr(filters, name) not in (None, [], "", False)]
+    if others:
+        raise InvalidSearch({"name_match": "fuzzy takes only level, ownership, cvr and "
+                                           f"active_on besides the name, not {', '.join(others)}"})
+    reads = reads_for(session)
+    day = filters.active_on or date.today()
+    levels = list(dict.fromkeys(filters.level or []))
+    if _is_postgresql(session):
+        params: Parameters = {"fuzzy": filters.name, "threshold": FUZZY_THRESHOLD, "day": day,
+                              "page_limit": limit, "ownership": filters.ownership,
+                              "cvr": filters.cvr}
+        for i, level in enumerate(levels):
+            params[f"level_{i}"] = level
+        _, page_statement = fuzzy_statements(
+            NarrowShape(len(levels), bool(filters.ownership), bool(filters.cvr), "relevance",
+                        "sorted", False))
+        rows = reads.rows(page_statement, params)
+        return Page(items=rows, total=rows[0].total if rows else 0, next=None)
+    index = None
+    if not filters.cvr and not register_changed_in(session):
+        version = register_version(session)
+        index = NAMES.get(session, version, day) if version is not None else None
+    if index is not None:
+        keys, total = index.fuzzy(filters.name, levels, filters.ownership, limit)
+    else:
+        keys, total = fuzzy_rows(reads, filters, day, levels, limit)
+    if not keys:
+        return Page(items=[], total=total, next=None)
+    found = {row.sor_code: row
+             for row in reads.rows(ITEMS_BY_CODE[False], {"codes": [c for _, c in keys]})}
+    return Page(items=[found[code] for _, code in keys if code in found], total=total,
+                next=None)
+
+
+def _suggestions(session: Session, folded: str) -> list[str]:
+    """What to search for instead of *folded* (found nothing), from the worker's name
+    index; none while it is being built or cannot answer."""
+    if register_changed_in(session):
+        return []
+    version = register_version(session)
+    index = NAMES.get(session, version, date.today()) if version is not None else None
+    return index.suggestions(folded) if index is not None else []

@@ -20,10 +20,18 @@ from sorregistry.errors import DomainError
 
 MAX_LIMIT = 500
 # "updated": by the time of the last change (updated_at), then code: FHIR's _lastUpdated.
-Sort = Literal["name", "code", "updated"]
+# "relevance" (a name search's default): the exact name first, then the names that begin
+# with the text's first word, then those where every word begins a word, then the rest
+# (substrings); each group by name, then code (see :func:`relevance`). With "fuzzy", the
+# most similar first.
+Sort = Literal["name", "code", "updated", "relevance"]
 # contains: the folded name holds the text; prefix: begins with it; words: every word of
-# the text begins a word of the name (FHIR's string search, hierarchy.fhir), in any order.
-NameMatch = Literal["contains", "prefix", "words"]
+# the text begins a word of the name (FHIR's string search, hierarchy.fhir), in any order;
+# fuzzy: the name's trigram similarity to the text is at least FUZZY_THRESHOLD
+# (pg_trgm's similarity, hierarchy.search.fuzzy). Unset: words for a text of several
+# words, contains for one.
+NameMatch = Literal["contains", "prefix", "words", "fuzzy"]
+NAME_MATCHES: tuple[NameMatch, ...] = ("contains", "prefix", "words", "fuzzy")
 # In "words", a word begins the name or follows one of these.
 WORD_SEPARATORS = (" ", "-", "(", "/")
 MAX_WORDS = 10
@@ -64,7 +72,7 @@ class Filters:
     ownership: str | None = None
     cvr: str | None = None
     name: str | None = None
-    name_match: NameMatch = "contains"
+    name_match: NameMatch | None = None  # None: words for several words, else contains
     entity_type: str | None = None
     ydernummer: str | None = None
     shak: str | None = None
@@ -94,6 +102,31 @@ def name_words(folded: str) -> list[str]:
     """The words of a (folded) name text, longest first: the first is what the text index
     looks up, the others only narrow its matches."""
     return sorted(dict.fromkeys(folded.split()), key=len, reverse=True)
+
+
+def typed_words(folded: str) -> list[str]:
+    """The words of a (folded) text in the order typed, each once."""
+    return list(dict.fromkeys(folded.split()))
+
+
+def relevance(name: str, folded: str) -> int:
+    """The group of a (folded) *name* found by the (folded) text *folded*: 0 the name
+    itself, 1 the name begins with the text's first word, 2 every word of the text
+    begins a word of the name, 3 otherwise (a substring). The SQL path's CASE
+    (``hierarchy.search.statements.relevance_rank``) computes the same."""
+    if name == folded:
+        return 0
+    words = typed_words(folded)
+    if not words:
+        return 3
+    if name.startswith(words[0]) and all(begins_word(name, w) for w in words[1:]):
+        return 1
+    return 2 if all(begins_word(name, w) for w in words) else 3
+
+
+def begins_word(name: str, word: str) -> bool:
+    """Whether *word* begins *name* or follows one of WORD_SEPARATORS in it."""
+    return name.startswith(word) or any(sep + word in name for sep in WORD_SEPARATORS)
 
 
 def escape_like(value: str) -> str:
@@ -145,10 +178,14 @@ def normalise(filters: Filters) -> Filters:
             except ids.IdentifierError as exc:
                 errors[name] = str(exc)
     _check_fhir_filters(filters, errors)
+    if filters.name_match is not None and filters.name_match not in NAME_MATCHES:
+        errors["name_match"] = f"one of {', '.join(NAME_MATCHES)}"
     if filters.name is not None:
         filters.name = fold(filters.name)
         if not filters.name:
             filters.name = None
+        elif filters.name_match is None:
+            filters.name_match = "words" if len(filters.name.split()) > 1 else "contains"
         elif len(filters.name) > 100:
             errors["name"] = "at most 100 characters"
         elif filters.name_match == "words" and len(name_words(filters.name)) > MAX_WORDS:

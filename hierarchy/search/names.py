@@ -25,13 +25,15 @@ import threading
 import time
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Generator, Hashable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Generator, Hashable, Iterable, Sequence
 from datetime import date
 
 from prometheus_client import Histogram
 from sqlalchemy import Connection, select
 from sqlalchemy.engine import Engine
 
+from hierarchy.feed.reading import LAST_POSITION
 from hierarchy.models import OrganisationName
 from hierarchy.search.cursor import Key
 from hierarchy.search.filters import (
@@ -40,8 +42,12 @@ from hierarchy.search.filters import (
     Filters,
     NameMatch,
     Sort,
+    begins_word,
     name_words,
+    typed_words,
 )
+from hierarchy.search.fuzzy import FUZZY_THRESHOLD, Vocabulary, ratio, trigrams
+from hierarchy.search.patches import PatchedIndex, patch, patched_from_feed
 from hierarchy.service import _VERSION_QUERY
 from sorregistry.database import DbSession
 
@@ -51,6 +57,8 @@ logger = logging.getLogger(__name__)
 NameRow = tuple[str, str, str, str | None]
 
 _LEVEL_CODES = {"IE": 1, "SI": 2, "OE": 4}
+_LEVEL_NAMES = {code: name for name, code in _LEVEL_CODES.items()}
+_WORD = re.compile(r"[^\W_]+")
 # A build in a worker's thread is a second of pure Python: it gives up the GIL this
 # often (a few hundred microseconds of work), or a request thread waiting for the GIL
 # would wait the whole switch interval (5 ms) at each of its round trips.
@@ -113,19 +121,52 @@ class NameIndex:
                 totals[gram] += bearers
         self.postings = postings
         self.totals = totals
+        # Made at their first use (fuzzy search, suggestions): see _gram_postings.
+        self._lazy = threading.Lock()
+        self._by_code: dict[str, int] | None = None
+        self.position: int | None = None  # the feed position it was read at (patches)
+        self._grams: tuple[dict[str, array[int]], array[int]] | None = None
+        self._words: Vocabulary | None = None
 
     def __len__(self) -> int:
         return len(self.codes)
 
+    def rows_of(self, codes: Iterable[str]) -> list[int]:
+        """The numbers of the rows of *codes* (those the index holds)."""
+        with self._lazy:
+            if self._by_code is None:
+                self._by_code = {code: i for i, code in enumerate(self.codes)}
+        by_code = self._by_code
+        return [by_code[code] for code in codes if code in by_code]
+
+    def row(self, i: int) -> NameRow:
+        """Row *i* as it was read."""
+        owners = {number: name for name, number in self.ownership_codes.items()}
+        return (self.names[bisect_right(self.starts, i) - 1], self.codes[i],
+                _LEVEL_NAMES.get(self.levels[i], ""), owners.get(self.ownerships[i]))
+
+    def patched(self, version: Hashable, position: int, codes: Iterable[str],
+                rows: Iterable[NameRow]) -> PatchedIndex:
+        """This index with *codes* changed since: their rows now are *rows*."""
+        return patch(self, version, position, codes, rows)
+
     def _names_matching(self, folded: str, mode: NameMatch) -> Sequence[int]:
         """The distinct names (ascending numbers) holding *folded*, as LIKE would find them."""
         names = self.names
-        if mode == "words":  # the longest word anywhere, then each word at a word's start
+        if mode == "words":  # the names where each word may begin a word, then each checked
             words = name_words(folded)
-            starts = [re.compile("(?:^|[" + re.escape("".join(WORD_SEPARATORS)) + "])"
-                                 + re.escape(word)) for word in words]
-            return [j for j in self._names_matching(words[0], "contains")
-                    if all(start.search(names[j]) for start in starts)]
+            candidates: set[int] | None = None
+            for word in words:
+                if len(word) < 2:
+                    continue
+                found = self._word_starts(word)
+                candidates = found if candidates is None else candidates & found
+                if not candidates:
+                    return []
+            if candidates is None:
+                candidates = set(self._names_matching(words[0], "contains"))
+            return sorted(j for j in candidates
+                          if all(begins_word(names[j], word) for word in words))
         if mode == "prefix":
             lo = bisect_left(names, folded)
             hi = bisect_right(names, folded, lo, key=lambda s: s[:len(folded)])
@@ -141,11 +182,29 @@ class NameIndex:
             return rarest
         return [j for j in rarest if folded in names[j]]
 
+    def _word_starts(self, word: str) -> set[int]:
+        """The names that may hold *word* (2 letters or more) at a word's start: those
+        beginning with it (a range of the sorted names) and those holding a separator and
+        its first two letters (their trigram's names); a superset, checked after."""
+        names = self.names
+        lo = bisect_left(names, word)
+        hi = bisect_right(names, word, lo, key=lambda s: s[:len(word)])
+        found = set(range(lo, hi))
+        for separator in WORD_SEPARATORS:
+            posting = self.postings.get(separator + word[:2])
+            if posting is not None:
+                found.update(posting)
+        return found
+
     def search(self, folded: str, mode: NameMatch, levels: list[str], ownership: str | None,
-               limit: int, after: Key | None) -> tuple[list[tuple[str, str]], int, bool]:
-        """(the page's (name_search, sor_code) in order, the exact total, whether more follow)."""
+               limit: int, after: Key | None, sort: Sort = "name",
+               ) -> tuple[list[tuple[str, str]], int, bool]:
+        """(the page's (name_search, sor_code) in order, the exact total, whether more follow).
+
+        By "name" (*after*: [name, code]) or by "relevance" (*after*: [group, name, code]:
+        ``hierarchy.search.filters.relevance``, each group in name order)."""
         matching = self._names_matching(folded, mode)
-        starts, names, codes = self.starts, self.names, self.codes
+        starts = self.starts
         wanted_levels = sum(_LEVEL_CODES.get(level, 0) for level in set(levels))
         wanted_ownership = self.ownership_codes.get(ownership, -1) if ownership else 0
         filtered = bool(levels or ownership)
@@ -163,6 +222,24 @@ class NameIndex:
             total = starts[matching.stop] - starts[matching.start] if matching else 0
         else:
             total = sum(starts[j + 1] - starts[j] for j in matching)
+        groups = (self._groups(folded, mode, matching) if sort == "relevance"
+                  else [_from(matching)])
+        first_group = 0
+        if after is not None and sort == "relevance":
+            first_group, after = int(after[0]), after[1:]
+        page: list[tuple[str, str]] = []
+        for g in range(first_group, len(groups)):
+            more = self._walk(groups[g], after if g == first_group else None, limit, page,
+                              keep if filtered else None)
+            if more:
+                return page[:limit], total, True
+        return page, total, False
+
+    def _walk(self, names_from: Callable[[int], Iterable[int]], after: Key | None, limit: int,
+              page: list[tuple[str, str]], keep: Callable[[int], bool] | None) -> bool:
+        """Add to *page* the rows of the names *names_from* gives (ascending, from a name
+        number on) after *after*; True as soon as it holds more than *limit*."""
+        starts, names, codes = self.starts, self.names, self.codes
         first_row = 0
         if after is not None:  # the first row after the cursor's key, in the sorted register
             j = bisect_left(names, after[0])
@@ -170,16 +247,132 @@ class NameIndex:
                 first_row = bisect_right(codes, after[1], starts[j], starts[j + 1])
             else:
                 first_row = starts[j]
-        position = bisect_left(matching, bisect_right(starts, first_row) - 1)
-        page: list[tuple[str, str]] = []
-        for p in range(position, len(matching)):
-            j = matching[p]
+        for j in names_from(bisect_right(starts, first_row) - 1):
             for i in range(max(starts[j], first_row), starts[j + 1]):
-                if not filtered or keep(i):
+                if keep is None or keep(i):
                     page.append((names[j], codes[i]))
                     if len(page) > limit:
-                        return page[:limit], total, True
-        return page, total, False
+                        return True
+        return False
+
+    def _groups(self, folded: str, mode: NameMatch,
+                matching: Sequence[int]) -> list[Callable[[int], Iterable[int]]]:
+        """The four groups of relevance (``hierarchy.search.filters.relevance``), each the
+        names of *matching* in it, ascending from a name number on, made as they are read:
+        a page seldom reads beyond the first few names of a group. 0: the name itself;
+        1: names beginning with the first word (a range of the sorted names) where every
+        word begins a word; 2: the others where every word begins a word; 3: the rest."""
+        names = self.names
+        words = typed_words(folded)
+        exact = bisect_left(names, folded)
+        if not (exact < len(names) and names[exact] == folded):
+            exact = -1
+        lo = bisect_left(names, words[0])
+        hi = bisect_right(names, words[0], lo, key=lambda s: s[:len(words[0])])
+
+        def every_word(j: int) -> bool:
+            return all(begins_word(names[j], w) for w in words)
+
+        def found(j: int) -> bool:
+            name = names[j]
+            if mode == "contains":
+                return folded in name and every_word(j)
+            return name.startswith(folded) if mode == "prefix" else every_word(j)
+
+        every = _from(matching)
+        return [
+            lambda j0: [exact] if 0 <= exact and exact >= j0 else [],
+            lambda j0: (j for j in range(max(lo, j0), hi) if j != exact and found(j)),
+            lambda j0: (j for j in every(j0) if not lo <= j < hi and every_word(j)),
+            lambda j0: ((j for j in every(j0) if not every_word(j)) if mode == "contains"
+                        else ()),
+        ]
+
+    def fuzzy(self, folded: str, levels: list[str], ownership: str | None,
+              limit: int) -> tuple[list[tuple[str, str]], int]:
+        """The rows whose name's similarity to *folded* is at least FUZZY_THRESHOLD, most
+        similar first (then name, code): (the first *limit*, their exact total)."""
+        grams = trigrams(folded)
+        if not grams:
+            return [], 0
+        postings, sizes = self._gram_postings()
+        common: Counter[int] = Counter()
+        for gram in grams:
+            posting = postings.get(gram)
+            if posting is not None:
+                common.update(posting)
+        scored = sorted(
+            ((-score, j) for j, n in common.items()
+             if (score := ratio(n, len(grams), sizes[j])) >= FUZZY_THRESHOLD))
+        wanted_levels = sum(_LEVEL_CODES.get(level, 0) for level in set(levels))
+        wanted_ownership = self.ownership_codes.get(ownership, -1) if ownership else 0
+        rows: list[tuple[str, str]] = []
+        total = 0
+        for _, j in scored:
+            for i in range(self.starts[j], self.starts[j + 1]):
+                if ((not levels or self.levels[i] & wanted_levels != 0)
+                        and (not ownership or self.ownerships[i] == wanted_ownership)):
+                    total += 1
+                    if len(rows) < limit:
+                        rows.append((self.names[j], self.codes[i]))
+        return rows, total
+
+    def _gram_postings(self) -> tuple[dict[str, array[int]], array[int]]:
+        """For each pg_trgm trigram, the names holding it; and each name's number of
+        trigrams. Made at the first fuzzy search (a second or two at 200k names)."""
+        with self._lazy:
+            if self._grams is None:
+                postings: dict[str, array[int]] = {}
+                sizes = array("i")
+                for j, name in enumerate(self.names):
+                    if not j % (_YIELD_EVERY // 4):
+                        time.sleep(0)
+                    grams = trigrams(name)
+                    sizes.append(len(grams))
+                    for gram in grams:
+                        posting = postings.get(gram)
+                        if posting is None:
+                            postings[gram] = posting = array("i")
+                        posting.append(j)
+                self._grams = (postings, sizes)
+            return self._grams
+
+    def suggestions(self, folded: str, count: int = 5) -> list[str]:
+        """Texts to search for instead of *folded*, which found nothing, best first: each
+        typed word that no name holds replaced by the register's words nearest to it
+        (pg_trgm's similarity at least FUZZY_THRESHOLD; the more names bear a word, the
+        earlier among equals)."""
+        words = typed_words(folded)
+        vocabulary = self._vocabulary()
+        choices: list[list[str]] = []
+        for word in words:
+            if self._names_matching(word, "contains"):
+                choices.append([word])
+                continue
+            near = vocabulary.nearest(word, count)
+            if not near:
+                return []
+            choices.append(near)
+        if all(len(choice) == 1 and choice[0] == word for choice, word in zip(choices, words,
+                                                                             strict=True)):
+            return []
+        found = [" ".join(choice[min(k, len(choice) - 1)] for choice in choices)
+                 for k in range(max(len(choice) for choice in choices))]
+        return list(dict.fromkeys(found))[:count]
+
+    def _vocabulary(self) -> Vocabulary:
+        with self._lazy:
+            if self._words is None:
+                self._words = Vocabulary(self.names, self.starts)
+            return self._words
+
+
+def _from(matching: Sequence[int]) -> Callable[[int], Iterable[int]]:
+    """*matching* (ascending name numbers) from a name number on."""
+    def names_from(j0: int) -> Iterable[int]:
+        position = bisect_left(matching, j0)
+        return (matching[p] for p in range(position, len(matching)))
+    return names_from
 
 
 def read_names(connection: Connection, day: date) -> Generator[NameRow, None, None]:
@@ -196,12 +389,16 @@ def read_names(connection: Connection, day: date) -> Generator[NameRow, None, No
 
 
 class NameIndexes:
-    """The worker's name index, rebuilt when the register version or the day changes."""
+    """The worker's name index: built once, then patched from the change record at each
+    register version (:mod:`~hierarchy.search.patches`), rebuilt when the day changes or
+    the changes since the build grow past MAX_PATCHED_ROWS."""
 
     def __init__(self) -> None:
-        self.index: NameIndex | None = None
+        self.index: NameIndex | PatchedIndex | None = None
         self.lock = threading.Lock()  # held by the one build at a time
         self.last_build_seconds: float | None = None
+        self.last_patch_seconds: float | None = None
+        self.builds = self.patches = 0
         self.enabled = True
 
     def clear(self) -> None:
@@ -213,7 +410,7 @@ class NameIndexes:
             self.lock.release()
 
     def get(self, session: DbSession, version: Hashable,
-            day: date) -> NameIndex | None:
+            day: date) -> NameIndex | PatchedIndex | None:
         """The index of *version* and *day*, or None (then search with SQL): being built."""
         index = self.index
         if index is not None and index.version == version and index.day == day:
@@ -231,23 +428,38 @@ class NameIndexes:
         if not self.lock.acquire(blocking=False):
             return None
         try:
-            t0 = time.perf_counter()
-            rows = read_names(session.connection(), day)
-            try:
-                index = NameIndex(version, day, rows)
-            finally:
-                rows.close()
-            self.last_build_seconds = time.perf_counter() - t0
-            BUILDS.observe(self.last_build_seconds)
-            self.index = index
-            return index
+            self.index = self._make(session.connection(), version, day)
+            return self.index
         finally:
             self.lock.release()
 
-    def _build_from_engine(self, engine: Engine, day: date) -> None:
-        """Build from one snapshot of the register, filed under the version of that snapshot."""
+    def _make(self, connection: Connection, version: Hashable,
+              day: date) -> NameIndex | PatchedIndex:
+        """The index of *version* (read in this transaction): the current one patched, or
+        a new build."""
+        t0 = time.perf_counter()
+        position = connection.execute(LAST_POSITION).scalar()
+        current = self.index
+        if current is not None and current.day == day and position is not None:
+            patched = patched_from_feed(connection, current, version, position, day)
+            if patched is not None:
+                self.last_patch_seconds = time.perf_counter() - t0
+                self.patches += 1
+                return patched
+        rows = read_names(connection, day)
         try:
-            t0 = time.perf_counter()
+            index = NameIndex(version, day, rows)
+        finally:
+            rows.close()
+        index.position = position
+        self.last_build_seconds = time.perf_counter() - t0
+        self.builds += 1
+        BUILDS.observe(self.last_build_seconds)
+        return index
+
+    def _build_from_engine(self, engine: Engine, day: date) -> None:
+        """Build (or patch) from one snapshot of the register, filed under its version."""
+        try:
             with engine.connect() as connection:
                 try:
                     connection = connection.execution_options(
@@ -256,18 +468,12 @@ class NameIndexes:
                         row = connection.execute(_VERSION_QUERY).first()
                         if row is None:
                             return
-                        rows = read_names(connection, day)
-                        try:
-                            index = NameIndex((row[0], row[1]), day, rows)
-                        finally:
-                            rows.close()
+                        index = self._make(connection, (row[0], row[1]), day)
                 finally:
                     # Closed for good, not pooled: a build is rare (once per version), and
                     # a pooled connection would outlive an engine disposed meanwhile.
                     connection.invalidate()
             self.index = index
-            self.last_build_seconds = time.perf_counter() - t0
-            BUILDS.observe(self.last_build_seconds)
         except Exception:  # the searches keep taking the SQL path; the next one retries
             logger.exception("building the name index failed")
         finally:
@@ -283,7 +489,7 @@ def indexable(filters: Filters, sort: Sort) -> bool:
     """Whether the name index answers this search: a name search, sorted by name, with at
     most level and ownership filters, for today."""
     return (
-        sort == "name"
+        sort in ("name", "relevance")
         and bool(filters.name)
         and all(getattr(filters, name) in (None, [], "contains") or name in _INDEX_FILTERS
                 for name in FILTER_NAMES)

@@ -32,6 +32,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     func,
     literal_column,
     not_,
@@ -57,6 +58,7 @@ from hierarchy.search.filters import (
     Validity,
     escape_like,
     name_words,
+    typed_words,
 )
 from sorregistry.models import UTCDateTime
 from sorregistry.reads import Reads
@@ -169,6 +171,7 @@ class Shape:
     validity: Validity | None = None
     any_of: tuple[tuple[AlternativeKind, ...], ...] = ()  # each group's kinds
     words: int = 0  # "words" mode: how many words the name has
+    rank_words: int = 0  # by relevance: how many words were typed
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,7 @@ class NarrowShape:
     order: Order
     cursor: bool
     words: int = 0  # "words" mode: how many words the name has
+    rank_words: int = 0  # by relevance: how many words were typed
 
 
 _SIMPLE_FILTERS: dict[str, InstrumentedAttribute[Any]] = {
@@ -206,7 +210,7 @@ _SEARCH_STATEMENTS: dict[Shape, Statements] = {}
 _NARROW_STATEMENTS: dict[NarrowShape, Statements] = {}
 
 
-def _remember(cache: dict[K, Statements], shape: K, statements: Statements) -> Statements:
+def remember(cache: dict[K, Statements], shape: K, statements: Statements) -> Statements:
     if len(cache) >= _MAX_SHAPES:
         cache.clear()
     return cache.setdefault(shape, statements)
@@ -278,9 +282,43 @@ def _name_condition(shape: Shape) -> Condition:
     return condition
 
 
+def _begins_word(column: SQLCoreOperations[str], k: int) -> Condition:
+    """The typed word *k* (parameters ``rank_word_k_i``) begins a word of *column*."""
+    return or_(*[column.like(bindparam(f"rank_word_{k}_{i}", type_=String), escape="\\")
+                 for i in range(len(WORD_SEPARATORS) + 1)])
+
+
+def relevance_rank(column: SQLCoreOperations[str], words: int) -> ColumnElement[int]:
+    """``hierarchy.search.filters.relevance`` in SQL, for *words* typed words (parameters
+    of :func:`rank_parameters`)."""
+    rest = [_begins_word(column, k) for k in range(1, words)]
+    return case(
+        (column == bindparam("rank_exact", type_=String), 0),
+        (and_(column.like(bindparam("rank_first", type_=String), escape="\\"), *rest), 1),
+        (and_(*[_begins_word(column, k) for k in range(words)]), 2),
+        else_=3,
+    )
+
+
+def rank_parameters(folded: str) -> Parameters:
+    """The parameters of :func:`relevance_rank` for the (folded) text *folded*."""
+    words = typed_words(folded)
+    params: Parameters = {"rank_exact": folded, "rank_first": escape_like(words[0]) + "%"}
+    for k, word in enumerate(words):
+        escaped = escape_like(word)
+        params[f"rank_word_{k}_0"] = escaped + "%"
+        for i, separator in enumerate(WORD_SEPARATORS, start=1):
+            params[f"rank_word_{k}_{i}"] = "%" + separator + escaped + "%"
+    return params
+
+
 def after_key(order: Sequence[Column], sort: Sort) -> Condition:
     """Rows after the cursor's key in *order* (parameters ``after_first``, ``after_second``:
-    the key ``hierarchy.search.cursor.decode_cursor`` gives)."""
+    the key ``hierarchy.search.cursor.decode_cursor`` gives; by relevance ``after_rank``
+    before them)."""
+    if sort == "relevance":
+        rank = bindparam("after_rank", type_=Integer)
+        return or_(order[0] > rank, and_(order[0] == rank, after_key(order[1:], "name")))
     first: BindParameter[Any]
     if sort == "code":
         first = bindparam("after_first", type_=Integer)
@@ -293,8 +331,10 @@ def after_key(order: Sequence[Column], sort: Sort) -> Condition:
 
 
 def _sort_key(sor_code: SQLCoreOperations[str], name_search: SQLCoreOperations[str],
-              sort: Sort) -> list[Column]:
+              sort: Sort, rank_words: int = 0) -> list[Column]:
     """The order of a list by *sort* (what cursor.key_of reads back from a row)."""
+    if sort == "relevance":
+        return [relevance_rank(name_search, rank_words), name_search, sor_code]
     if sort == "code":
         return [func.length(sor_code), sor_code]
     if sort == "updated":
@@ -326,12 +366,12 @@ def search_statements(shape: Shape) -> Statements:
     conditions.extend(directory.conditions(shape.present, shape.any_of, shape.postgresql))
     conditions.extend(valid_on(o.__table__, shape.validity))
     count = select(func.count()).select_from(o).where(*conditions)
-    order = _sort_key(o.sor_code, o.name_search, shape.sort)
+    order = _sort_key(o.sor_code, o.name_search, shape.sort, shape.rank_words)
     page = select(*PAGE_COLUMNS).where(*conditions)
     if shape.cursor:
         page = page.where(after_key(order, shape.sort))
     page = page.order_by(*order).limit(bindparam("page_limit", type_=Integer))
-    return _remember(_SEARCH_STATEMENTS, shape, (count, page))
+    return remember(_SEARCH_STATEMENTS, shape, (count, page))
 
 
 def search_parameters(reads: Reads, filters: Filters, postgresql: bool, sort: Sort, limit: int,
@@ -362,23 +402,35 @@ def search_parameters(reads: Reads, filters: Filters, postgresql: bool, sort: So
         params["under_prefix"] = escape_like(path) + "%"
     directory.parameters(reads, filters, params)
     fts = False
-    words = 0
+    words = rank_words = 0
     if filters.name:
-        params["name_pattern"] = name_pattern(filters.name, filters.name_match)
+        params["name_pattern"] = name_pattern(filters.name, filters.name_match or "contains")
         phrase = filters.name
         if filters.name_match == "words":
             params.update(word_parameters(filters.name))
             words = len(name_words(filters.name))
             phrase = name_words(filters.name)[0]
+        if sort == "relevance":
+            params.update(rank_parameters(filters.name))
+            rank_words = len(typed_words(filters.name))
         if not postgresql and filters.name_match != "prefix" and len(phrase) >= 3:
             fts = True
             params["phrase"] = '"' + phrase.replace('"', '""') + '"'
     if cursor:
-        params["after_first"], params["after_second"] = _cursor_key(cursor, sort)
+        cursor_parameters(params, cursor, sort)
     any_of = tuple(tuple(kind for kind, _ in group) for group in filters.any_of)
     shape = Shape(postgresql, present, len(levels), fts, sort, bool(cursor), filters.validity,
-                  any_of, words)
+                  any_of, words, rank_words)
     return shape, params
+
+
+def cursor_parameters(params: Parameters, cursor: str, sort: Sort) -> None:
+    """The parameters of :func:`after_key` for *cursor*, into *params*."""
+    if sort == "relevance":
+        params["after_rank"], params["after_first"], params["after_second"] = (
+            decode_cursor(cursor, sort))
+    else:
+        params["after_first"], params["after_second"] = _cursor_key(cursor, sort)
 
 
 def _cursor_key(cursor: str, sort: Sort) -> tuple[Any, str]:
@@ -414,6 +466,8 @@ def narrow_statements(shape: NarrowShape) -> Statements:
     order: list[Column]
     if shape.order == "code":
         order = _sort_key(n.sor_code, n.name_search, "code")
+    elif shape.sort == "relevance":
+        order = _sort_key(n.sor_code, n.name_search, "relevance", shape.rank_words)
     elif shape.order == "sorted":
         # "|| ''" keeps the order but hides the index's: the planner then sorts
         # the matches instead of walking the whole index when they cluster late.
@@ -422,7 +476,7 @@ def narrow_statements(shape: NarrowShape) -> Statements:
         order = _sort_key(n.sor_code, n.name_search, "name")
     if shape.cursor:
         conditions.append(after_key(
-            _sort_key(n.sor_code, n.name_search, shape.sort), shape.sort))
+            _sort_key(n.sor_code, n.name_search, shape.sort, shape.rank_words), shape.sort))
     keys = (
         select(n.sor_code, n.name_search).where(*conditions).order_by(*order)
         .limit(bindparam("page_limit", type_=Integer))
@@ -430,9 +484,10 @@ def narrow_statements(shape: NarrowShape) -> Statements:
     page = (
         select(*PAGE_COLUMNS)
         .join_from(keys, Organisation, Organisation.sor_code == keys.c.sor_code)
-        .order_by(*_sort_key(keys.c.sor_code, keys.c.name_search, shape.sort))
+        .order_by(*_sort_key(keys.c.sor_code, keys.c.name_search, shape.sort,
+                             shape.rank_words))
     )
-    return _remember(_NARROW_STATEMENTS, shape, (count, page))
+    return remember(_NARROW_STATEMENTS, shape, (count, page))
 
 
 # A page's items by their keys (the name index's pages). PostgreSQL: one array parameter,

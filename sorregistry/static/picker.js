@@ -244,6 +244,20 @@
     status.textContent = result.body.total
       ? t("{shown} af {total} vist", { shown: tbody.rows.length, total: result.body.total })
       : t("Ingen fundet.");
+    if (!result.body.total && (result.body.suggestions || []).length) { suggest(result.body.suggestions); }
+  }
+  // "Mente du …?": what the name filter probably meant; a click searches for it.
+  function suggest(suggestions) {
+    var name = document.querySelector('[data-filter="name"]');
+    status.appendChild(document.createTextNode(" " + t("Mente du") + " "));
+    suggestions.forEach(function (text, i) {
+      var button = document.createElement("button");
+      button.type = "button"; button.className = "suggestion"; button.textContent = text;
+      button.addEventListener("click", function () { name.value = text; load(false); name.focus(); });
+      if (i) { status.appendChild(document.createTextNode(", ")); }
+      status.appendChild(button);
+    });
+    status.appendChild(document.createTextNode("?"));
   }
   document.querySelectorAll("[data-list]").forEach(function (button) {
     button.addEventListener("click", function () {

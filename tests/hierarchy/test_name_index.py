@@ -135,14 +135,14 @@ def test_index_answers_equal_sql_answers(register, variant):
 
 def test_folded_spellings_find_the_same_rows(register):
     answers = {}
-    for spelling in ("ærø", "AERØ", "aeroe", "Ærø"):
+    for spelling in ("ærø", "AERØ", "aeroe", "Ærø", "aero"):
         answers[spelling] = _index_answers(register, {"name": spelling}, 50)
     first = answers["ærø"]
     assert all(pages == first for pages in answers.values())
     found = set(first[0][0])
     names = {fold(n) for n in register.execute(
         select(Organisation.name).where(Organisation.sor_code.in_(found))).scalars()}
-    assert {"cafe aeroe sundhedshus", "aeroe tandpleje 50%"} <= names
+    assert {"cafe aero sundhedshus", "aero tandpleje 50%"} <= names
     brulee = _index_answers(register, {"name": "Brûlée"}, 20)
     assert brulee == _index_answers(register, {"name": "brulee"}, 20)
     assert brulee[0][1] == 1

@@ -142,7 +142,7 @@ def test_change_makes_a_version_and_history_reads_as_of(session, tmp_path):
     assert result.count("OE", "changed") == 1 and result.count("OE", "unchanged") == 1
     unit = service.get_organisation(session, "347821000016008")
     assert unit.name == "Roskilde Øjenklinik, Øjenafdelingen" and unit.version == 2
-    assert unit.name_search == "roskilde oejenklinik, oejenafdelingen"
+    assert unit.name_search == "roskilde ojenklinik, ojenafdelingen"
 
     history = service.organisation_history(session, "347821000016008")
     assert [entry.version for entry in history] == [1, 2]

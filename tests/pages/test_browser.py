@@ -171,6 +171,17 @@ def test_picker_and_a_refused_page(browser, server, shot):
     expect(rows.first).to_contain_text("Plejecenter Søndergården")
     expect(rows.first).to_contain_text("plejehjem")
     shot(page, "picker-my-cvr-all-filtered")
+    # Typed without Danish letters, the same; mistyped, "Mente du …?" offers the name.
+    name_filter = page.get_by_label("Filtrér kolonnen Navn")
+    name_filter.fill("sondergaarden")
+    expect(rows).to_have_count(1)
+    name_filter.fill("sondergaden")
+    expect(page.locator("#picker-status")).to_contain_text("Mente du")
+    expect(rows).to_have_count(0)
+    shot(page, "picker-did-you-mean")
+    page.locator("#picker-status button.suggestion").first.click()
+    expect(name_filter).to_have_value("sondergarden")
+    expect(rows).to_have_count(1)
     rows.first.get_by_role("button", name=re.compile("^Vælg")).click()
     expect(page.get_by_label("SOR-kode", exact=True)).to_have_value(EXISTING_SI)
     # SOR or SHAK, not both.

@@ -43,6 +43,17 @@ def test_my_cvr_all_uses_the_cvr_of_the_account(reporter):
     assert forged == everything
 
 
+def test_names_as_typed_and_suggestions(reporter):
+    """Every spelling of Søndergården finds it; a typo finds nothing and suggests it."""
+    answers = [reporter.get(f"/picker/api/lists/my-cvr-all?name={typed}").get_json()
+               for typed in ("søndergården", "sondergarden", "soendergaarden", "SØNDERGÅRDEN")]
+    assert all(answer == answers[0] for answer in answers)
+    assert [item["sor_code"] for item in answers[0]["items"]] == [EXISTING_SI]
+    assert answers[0]["suggestions"] == []
+    typo = reporter.get("/picker/api/lists/my-cvr-all?name=sondergaden").get_json()
+    assert typo["total"] == 0 and typo["suggestions"][0] == "sondergarden"
+
+
 def test_ownership_list_with_column_filters(reporter):
     body = reporter.get("/picker/api/lists/privat?ydernummer=12345&level=SI").get_json()
     assert [item["sor_code"] for item in body["items"]] == [PRIVATE_SI]

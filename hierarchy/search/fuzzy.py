@@ -1,0 +1,175 @@
+"""Trigram similarity as PostgreSQL's pg_trgm defines it, for fuzzy search and suggestions.
+
+pg_trgm's ``similarity(a, b)``: each text's words (runs of letters and digits), lower
+cased, each padded with two spaces in front and one behind; the set of their three-letter
+pieces; ``|A ∩ B| / |A ∪ B|`` as a ``real`` (float4). :func:`similarity` computes the same
+in Python, rounded to float4 as PostgreSQL rounds it, so the name index (SQLite, and the
+suggestions on either back end) ranks exactly as ``similarity`` does on PostgreSQL
+(tests/hierarchy/test_fuzzy.py compares the two). The texts compared are folded names
+(``hierarchy.text.fold``: ASCII letters for Danish ones), where pg_trgm's idea of a letter
+and Python's agree.
+
+``name_match=fuzzy`` finds the names whose similarity to the text is at least
+FUZZY_THRESHOLD (pg_trgm's default ``similarity_threshold``), most similar first. The
+``suggestions`` of a search that finds nothing are the register's words nearest (by the
+same measure) to each typed word that begins none (``NameIndex.suggestions``).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import time
+from array import array
+from collections import Counter
+from collections.abc import Sequence
+from datetime import date
+
+from sqlalchemy import Float, Integer, String, bindparam, func, select
+
+from hierarchy.models import Organisation, OrganisationName
+from hierarchy.search.filters import Filters
+from hierarchy.search.statements import (
+    PAGE_COLUMNS,
+    Condition,
+    NarrowShape,
+    Statements,
+    remember,
+    valid_on,
+)
+from sorregistry.reads import Reads
+
+FUZZY_THRESHOLD = 0.3
+_WORD = re.compile(r"[^\W_]+")
+_FLOAT4 = struct.Struct("f")
+
+
+def trigrams(text: str) -> frozenset[str]:
+    """pg_trgm's trigrams of *text* (``show_trgm``)."""
+    grams: set[str] = set()
+    for word in _WORD.findall(text.lower()):
+        padded = "  " + word + " "
+        grams.update(padded[i:i + 3] for i in range(len(padded) - 2))
+    return frozenset(grams)
+
+
+def float4(value: float) -> float:
+    """*value* rounded to a PostgreSQL ``real``, as a Python float."""
+    result: float = _FLOAT4.unpack(_FLOAT4.pack(value))[0]
+    return result
+
+
+def ratio(common: int, first: int, second: int) -> float:
+    """pg_trgm's CALCSML: *common* trigrams of sets of *first* and *second*, as a real."""
+    union = first + second - common
+    return float4(float4(common) / float4(union)) if union else 0.0
+
+
+def similarity(a: str, b: str) -> float:
+    """pg_trgm's ``similarity(a, b)``."""
+    ga, gb = trigrams(a), trigrams(b)
+    return ratio(len(ga & gb), len(ga), len(gb))
+
+
+class Vocabulary:
+    """The words of the register's names, with their trigrams (for suggestions)."""
+
+    def __init__(self, names: Sequence[str], starts: Sequence[int]) -> None:
+        bearers: Counter[str] = Counter()
+        for j, name in enumerate(names):
+            if not j % 200:
+                time.sleep(0)  # let request threads have the GIL (names.py: _YIELD_EVERY)
+            for word in set(_WORD.findall(name)):
+                bearers[word] += starts[j + 1] - starts[j]
+        self.words = sorted(bearers)
+        self.bearers = [bearers[w] for w in self.words]
+        self.sizes = array("i")
+        self.postings: dict[str, array[int]] = {}
+        for k, word in enumerate(self.words):
+            grams = trigrams(word)
+            self.sizes.append(len(grams))
+            for gram in grams:
+                posting = self.postings.get(gram)
+                if posting is None:
+                    self.postings[gram] = posting = array("i")
+                posting.append(k)
+
+    def nearest(self, word: str, count: int) -> list[str]:
+        """The *count* words most similar to *word* (at least FUZZY_THRESHOLD)."""
+        grams = trigrams(word)
+        common: Counter[int] = Counter()
+        for gram in grams:
+            posting = self.postings.get(gram)
+            if posting is not None:
+                common.update(posting)
+        scored = sorted(
+            (-score, -self.bearers[k], self.words[k]) for k, n in common.items()
+            if (score := ratio(n, len(grams), self.sizes[k])) >= FUZZY_THRESHOLD)
+        return [w for _, _, w in scored[:count]]
+
+
+def fuzzy_rows(reads: Reads, filters: Filters, day: date, levels: list[str],
+               limit: int) -> tuple[list[tuple[str, str]], int]:
+    """A fuzzy search (NameIndex.fuzzy's answer) over the narrow table's rows, where the
+    index cannot answer (a CVR filter, another day, this transaction's own changes)."""
+    assert filters.name is not None
+    n = OrganisationName.__table__.c
+    statement = select(n.name_search, n.sor_code).where(
+        (n.valid_from.is_(None)) | (n.valid_from <= day),
+        (n.valid_to.is_(None)) | (n.valid_to > day))
+    if levels:
+        statement = statement.where(n.level.in_(levels))
+    if filters.ownership:
+        statement = statement.where(n.ownership == filters.ownership)
+    if filters.cvr:
+        statement = statement.where(n.owner_cvr == filters.cvr)
+    grams = trigrams(filters.name)
+    scores: dict[str, float] = {}
+    found = []
+    for name, code in reads.rows(statement, {}):
+        score = scores.get(name)
+        if score is None:
+            names = trigrams(name)
+            scores[name] = score = ratio(len(grams & names), len(grams), len(names))
+        if score >= FUZZY_THRESHOLD:
+            found.append((-score, name, code))
+    found.sort()
+    return [(name, code) for _, name, code in found[:limit]], len(found)
+
+
+_FUZZY_STATEMENTS: dict[NarrowShape, Statements] = {}
+
+
+def fuzzy_statements(shape: NarrowShape) -> Statements:
+    """The count and the page (its rows carry the count too: ``total``, read with the page
+    in one statement) of a fuzzy name search on PostgreSQL (pg_trgm): the names
+    whose ``similarity`` to the parameter ``fuzzy`` is at least ``threshold``, most similar
+    first, then by name and code. ``%`` lets the trigram index find them (its threshold,
+    ``pg_trgm.similarity_threshold``, is FUZZY_THRESHOLD by default)."""
+    n = OrganisationName
+    typed = bindparam("fuzzy", type_=String)
+    score = func.similarity(n.name_search, typed)
+    conditions: list[Condition] = [
+        n.name_search.op("%")(typed), score >= bindparam("threshold", type_=Float)]
+    if shape.levels:
+        conditions.append(n.level.in_(
+            [bindparam(f"level_{i}", type_=String) for i in range(shape.levels)]))
+    if shape.ownership:
+        conditions.append(n.ownership == bindparam("ownership", type_=String))
+    if shape.cvr:
+        conditions.append(n.owner_cvr == bindparam("cvr", type_=String))
+    conditions += valid_on(n.__table__)
+    count = select(func.count()).select_from(n).where(*conditions)
+    keys = (
+        # The total with the page: one pass of the trigram index, not two.
+        select(n.sor_code, n.name_search, score.label("score"),
+               func.count().over().label("total")).where(*conditions)
+        .order_by(score.desc(), n.name_search, n.sor_code)
+        .limit(bindparam("page_limit", type_=Integer))
+    ).subquery("page")
+    page = (
+        select(*PAGE_COLUMNS, keys.c.total)
+        .join_from(keys, Organisation, Organisation.sor_code == keys.c.sor_code)
+        .order_by(keys.c.score.desc(), keys.c.name_search, keys.c.sor_code)
+    )
+    return remember(_FUZZY_STATEMENTS, shape, (count, page))
