@@ -65,6 +65,14 @@ def ratio(common: int, first: int, second: int) -> float:
     return float4(float4(common) / float4(union)) if union else 0.0
 
 
+# No count c of common trigrams of sets of a and b reaches FUZZY_THRESHOLD t below
+# COMMON_SHARE * (a + b) - MARGIN: c / (a + b - c) >= t needs c >= t (a + b) / (1 + t) (less
+# a margin for the rounding to a ``real``). A search computes :func:`ratio` (exact, and
+# dear) only for the few names above it, not for every name sharing a trigram or two.
+COMMON_SHARE = FUZZY_THRESHOLD / (1 + FUZZY_THRESHOLD)
+MARGIN = 1e-4
+
+
 def similarity(a: str, b: str) -> float:
     """pg_trgm's ``similarity(a, b)``."""
     ga, gb = trigrams(a), trigrams(b)
@@ -102,9 +110,11 @@ class Vocabulary:
             posting = self.postings.get(gram)
             if posting is not None:
                 common.update(posting)
+        size, sizes = len(grams), self.sizes
         scored = sorted(
             (-score, -self.bearers[k], self.words[k]) for k, n in common.items()
-            if (score := ratio(n, len(grams), self.sizes[k])) >= FUZZY_THRESHOLD)
+            if n >= COMMON_SHARE * (size + sizes[k]) - MARGIN
+            and (score := ratio(n, size, sizes[k])) >= FUZZY_THRESHOLD)
         return [w for _, _, w in scored[:count]]
 
 

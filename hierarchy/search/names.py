@@ -25,10 +25,10 @@ import threading
 import time
 from array import array
 from bisect import bisect_left, bisect_right
-from collections import Counter
 from collections.abc import Callable, Generator, Hashable, Iterable, Sequence
 from datetime import date
 
+import numpy
 from prometheus_client import Histogram
 from sqlalchemy import Connection, select
 from sqlalchemy.engine import Engine
@@ -46,7 +46,14 @@ from hierarchy.search.filters import (
     name_words,
     typed_words,
 )
-from hierarchy.search.fuzzy import FUZZY_THRESHOLD, Vocabulary, ratio, trigrams
+from hierarchy.search.fuzzy import (
+    COMMON_SHARE,
+    FUZZY_THRESHOLD,
+    MARGIN,
+    Vocabulary,
+    ratio,
+    trigrams,
+)
 from hierarchy.search.patches import PatchedIndex, patch, patched_from_feed
 from hierarchy.service import _VERSION_QUERY
 from sorregistry.database import DbSession
@@ -296,14 +303,19 @@ class NameIndex:
         if not grams:
             return [], 0
         postings, sizes = self._gram_postings()
-        common: Counter[int] = Counter()
-        for gram in grams:
-            posting = postings.get(gram)
-            if posting is not None:
-                common.update(posting)
+        held = [numpy.frombuffer(postings[gram], dtype=numpy.int32)
+                for gram in grams if gram in postings]
+        if not held:
+            return [], 0
+        # Each name's count of the typed trigrams, over every name at once (a few ms at
+        # 200k names, where a Python loop over the names sharing one took 100 ms); the
+        # exact ratio (fuzzy.py) only for the names that may reach the threshold.
+        common = numpy.bincount(numpy.concatenate(held), minlength=len(sizes))
+        size, all_sizes = len(grams), numpy.frombuffer(sizes, dtype=numpy.int32)
+        maybe = numpy.flatnonzero(common >= COMMON_SHARE * (size + all_sizes) - MARGIN)
         scored = sorted(
-            ((-score, j) for j, n in common.items()
-             if (score := ratio(n, len(grams), sizes[j])) >= FUZZY_THRESHOLD))
+            (-score, j) for j, n in zip(maybe.tolist(), common[maybe].tolist(), strict=True)
+            if (score := ratio(n, size, sizes[j])) >= FUZZY_THRESHOLD)
         wanted_levels = sum(_LEVEL_CODES.get(level, 0) for level in set(levels))
         wanted_ownership = self.ownership_codes.get(ownership, -1) if ownership else 0
         rows: list[tuple[str, str]] = []
