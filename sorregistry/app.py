@@ -29,6 +29,7 @@ from sorregistry import (
     i18n,
     pages,
     ratelimit,
+    replicas,
     request_id,
 )
 from sorregistry import config as sor_config
@@ -54,6 +55,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         "SQLALCHEMY_DATABASE_URI",
         "sqlite:///" + os.path.join(app.instance_path, "sorregistry.db"),
     )
+    app.config["SQLALCHEMY_DATABASE_URI"] = replicas.repeated_hosts(
+        str(app.config["SQLALCHEMY_DATABASE_URI"]))
     _check_secret_key(app)
     _limit_connect_time(app)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
@@ -94,6 +97,10 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
+    replicas.init_app(app)
+    standbys = replicas.replicas_of(app)
+    for standby in standbys.standbys if standbys is not None else []:
+        configure_engine(standby.engine)
     migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
     mail.init_app(app)
 

@@ -42,6 +42,7 @@ from hierarchy.search.filters import (
     name_words,
 )
 from hierarchy.service import _VERSION_QUERY
+from sorregistry import replicas
 from sorregistry.database import DbSession
 
 logger = logging.getLogger(__name__)
@@ -216,6 +217,11 @@ class NameIndexes:
         if not self.enabled or day != date.today():
             return None
         bind = session.get_bind()
+        if (index is not None and index.day == day and _newer(index.version, version)
+                and isinstance(bind, Engine) and replicas.route(bind) is not bind):
+            # A request on a lagging standby (sorregistry.replicas): the index (built on
+            # the primary) is ahead of it; SQL answers, and nothing is rebuilt.
+            return None
         if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
             if self.lock.acquire(blocking=False):
                 threading.Thread(target=self._build_from_engine, args=(bind, day),
@@ -265,6 +271,12 @@ class NameIndexes:
             logger.exception("building the name index failed")
         finally:
             self.lock.release()
+
+
+def _newer(first: Hashable, second: Hashable) -> bool:
+    """Whether register version *first* is newer than *second* ((number, stamp) pairs)."""
+    return (isinstance(first, tuple) and isinstance(second, tuple)
+            and first[0] > second[0])
 
 
 NAMES = NameIndexes()
