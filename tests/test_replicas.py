@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from flask import Flask
 from flask_migrate import upgrade
 from werkzeug.serving import make_server
@@ -28,6 +29,7 @@ from werkzeug.serving import make_server
 from applications import service
 from hierarchy.lookup_routes import ANSWERS
 from hierarchy.search.versions import REGISTER
+from notifications.worker import Worker
 from sorregistry import create_app, reads
 from sorregistry.accounts.clients import forget_identities
 from sorregistry.extensions import db
@@ -45,7 +47,7 @@ from tests.support import postgres
 from tests.support.replication import Standby, stop_now, wait_for
 
 DATABASE = "sor_replicas"
-APPLICATIONS = 60
+APPLICATIONS = 24
 
 pytestmark = pytest.mark.skipif("postgresql" not in BACKENDS,
                                 reason="streaming replication is PostgreSQL's")
@@ -283,10 +285,32 @@ def _lookups_on_standby(pair: Pair) -> Any:
             (APPLICATION_NAME, "%sor_code%")).fetchone()[0]
 
 
+class Mailbox:
+    """aiosmtpd's handler: keeps each message's recipients and when it came."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[list[str], float]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.received.append((list(envelope.rcpt_tos), time.monotonic()))
+        return "250 Message accepted for delivery"
+
+
 def test_approvals_work_again_after_a_failover_without_a_restart(pair):
-    app = _app(pair)
+    mailbox = Mailbox()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=postgres._free_port())
+    smtp.start()
+    app = _app(pair, MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp.port, MAIL_SUPPRESS_SEND=False)
     results: list[tuple[int, int, Any, float]] = []
     stop = threading.Event()
+    # The outbox's worker loop (send-notifications --loop) runs through the failover.
+    with app.app_context():
+        outbox = Worker.from_app(app, db.session, name="failover")
+    failed_rounds: list[str] = []
+
+    def sending() -> None:
+        with app.app_context():
+            outbox.serve(0.1, on_error=lambda error: failed_rounds.append(str(error)))
 
     def approving(base: str) -> None:
         while not stop.is_set() and pair.next < len(pair.applications):
@@ -297,6 +321,8 @@ def test_approvals_work_again_after_a_failover_without_a_restart(pair):
             if status != 200:
                 time.sleep(0.2)
 
+    mails = threading.Thread(target=sending, daemon=True)
+    mails.start()
     with serving(app, threaded=True) as base:
         worker = threading.Thread(target=approving, args=(base,), daemon=True)
         worker.start()
@@ -307,9 +333,16 @@ def test_approvals_work_again_after_a_failover_without_a_restart(pair):
             promoted = time.monotonic()
             wait_for(lambda: any(r[1] == 200 and r[3] > promoted for r in results),
                      timeout=10)
+            # The outbox's loop resumed by itself: a mail enqueued by an approval after the
+            # promotion is sent.
+            wait_for(lambda: any(at > promoted for _, at in mailbox.received), timeout=10)
         finally:
             stop.set()
             worker.join(timeout=30)
+            outbox.stop.set()
+            mails.join(timeout=30)
+            smtp.stop()
+        assert failed_rounds, "the outbox's loop never met the failover"
         assert {status for _, status, _, _ in results} <= {200, 503}, results
         for _, status, body, _ in results:
             if status == 503:  # a write cut off, or no primary yet: its outcome unknown
