@@ -97,7 +97,10 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
-    replicas.init_app(app)
+    try:
+        replicas.init_app(app)
+    except ValueError as exc:
+        raise sor_config.ConfigurationError(str(exc)) from exc
     standbys = replicas.replicas_of(app)
     for standby in standbys.standbys if standbys is not None else []:
         configure_engine(standby.engine)

@@ -247,6 +247,10 @@ def init_app(app: Flask) -> None:
     url = app.config.get("DATABASE_READ_URL")
     if not url:
         return
+    if not str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql") or not str(
+            url).startswith("postgresql"):
+        raise ValueError("SOR_DATABASE_READ_URL names PostgreSQL standbys of a PostgreSQL "
+                         "SOR_DATABASE_URL")
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     connect_args = dict(options.get("connect_args") or {})
     connect_args.setdefault("connect_timeout", 5)
@@ -255,8 +259,6 @@ def init_app(app: Flask) -> None:
     options.setdefault("pool_pre_ping", True)
     standbys = [Standby(f"{u.host}:{u.port or 5432}", create_engine(u, **options))
                 for u in standby_urls(url)]
-    if any(s.engine.dialect.name != "postgresql" for s in standbys):
-        raise ValueError("SOR_DATABASE_READ_URL names PostgreSQL standbys")
     app.extensions[EXTENSION] = Replicas(standbys, float(app.config["REPLICA_MAX_LAG"]))
     app.after_request(_tell_write_position)
 

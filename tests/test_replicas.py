@@ -32,6 +32,7 @@ from hierarchy.search.versions import REGISTER
 from notifications.worker import Worker
 from sorregistry import create_app, reads
 from sorregistry.accounts.clients import forget_identities
+from sorregistry.config import ConfigurationError, from_environment
 from sorregistry.extensions import db
 from sorregistry.replicas import (
     APPLICATION_NAME,
@@ -49,8 +50,6 @@ from tests.support.replication import Standby, stop_now, wait_for
 DATABASE = "sor_replicas"
 APPLICATIONS = 40
 
-pytestmark = pytest.mark.skipif("postgresql" not in BACKENDS,
-                                reason="streaming replication is PostgreSQL's")
 
 
 @dataclass
@@ -71,6 +70,8 @@ class Pair:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    if "postgresql" not in BACKENDS:
+        pytest.skip("streaming replication is PostgreSQL's")
     primary = postgres.Server.start(tmp_path_factory.mktemp("primary"), wal_level="replica",
                                     max_wal_senders="5")
     standby: Standby | None = None
@@ -195,6 +196,32 @@ def test_lsn_and_host_lists():
     assert repeated_hosts("postgresql+psycopg://u@/sor?host=a:1,b:2").endswith(
         "?host=a%3A1&host=b%3A2")
     assert repeated_hosts("sqlite:///x.db") == "sqlite:///x.db"
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "nan", "inf5"])
+def test_a_maximum_lag_that_is_no_duration_is_refused(value):
+    with pytest.raises(ConfigurationError, match="SOR_REPLICA_MAX_LAG"):
+        from_environment({"SOR_REPLICA_MAX_LAG": value})
+    assert from_environment({"SOR_REPLICA_MAX_LAG": "0.5"})["REPLICA_MAX_LAG"] == 0.5
+
+
+@pytest.mark.parametrize(("primary", "standbys"), [
+    ("sqlite://", "postgresql+psycopg://u@/sor?host=127.0.0.1:1"),
+    ("postgresql+psycopg://u@127.0.0.1:1/sor", "sqlite:///standby.db"),
+])
+def test_standbys_are_postgresql_standbys_of_postgresql(primary, standbys):
+    with pytest.raises(ConfigurationError, match="SOR_DATABASE_READ_URL"):
+        create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": primary,
+                    "DATABASE_READ_URL": standbys})
+
+
+def test_health_names_the_primary_without_standbys(tmp_path):
+    for url, role in ((f"sqlite:///{tmp_path / 'register.db'}", "primary"),
+                      (f"postgresql+psycopg://postgres@127.0.0.1:{postgres._free_port()}/sor",
+                       "unreachable")):
+        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url})
+        databases = app.test_client().get("/api/v1/health").get_json()["databases"]
+        assert [(d["name"], d["role"]) for d in databases] == [("primary", role)]
 
 
 def test_lookups_are_answered_by_the_standby(pair):
