@@ -241,6 +241,51 @@ def test_lookups_are_answered_by_the_standby(pair):
         assert databases["replica-1"]["used"] is True
 
 
+@pytest.mark.parametrize(("path", "marker"), [
+    ("/fhir/Organization?name=Plejecenter", "%sor_code%"),
+    ("/api/v1/changes?limit=5", "%feed_entries%"),
+])
+def test_fhir_searches_and_the_feed_read_the_standby(pair, path, marker):
+    with serving(_app(pair)) as base:
+        # The token's first check in a worker reads it in the session's transaction, so
+        # that request reads the primary (sorregistry.reads: a session in a transaction).
+        resolve(base, EXISTING_SI, pair.reporter)
+        with pair.standby.connect(DATABASE) as connection:
+            since = connection.execute("SELECT clock_timestamp()").fetchone()[0]
+        request = urllib.request.Request(base + path, headers=pair.reporter)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+            response.read()
+        with pair.standby.connect(DATABASE) as connection:
+            ran = connection.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                "AND query_start > %s AND query ILIKE %s",
+                (APPLICATION_NAME, since, marker)).fetchone()[0]
+        assert ran >= 1
+
+
+def _export(base: str, headers: dict[str, str]) -> bytes:
+    request = urllib.request.Request(f"{base}/api/v1/export/register.csv", headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+        return response.read()
+
+
+def test_exports_read_the_standby(pair):
+    with serving(_app(pair, REPLICA_MAX_LAG=3600.0)) as base, replay_paused(pair):
+        resolve(base, EXISTING_SI, pair.reporter)
+        status, body, _ = approve(base, pair)
+        assert status == 200
+        code = body["sor_code"]
+        pair.acknowledged.append(code)
+        # Another client's export: the standby's snapshot, replay stopped before the
+        # approval; the approver's own export is the primary's.
+        assert code.encode() not in _export(base, pair.reporter)
+        assert code.encode() in _export(base, pair.sds)
+    with serving(_app(pair)) as base:
+        wait_for(lambda: code.encode() in _export(base, pair.reporter))
+
+
 def test_an_approval_is_read_back_in_its_clients_flow(pair):
     # Replay stopped and no lag limit that would skip the standby: only the client's own
     # write position sends its lookup to the primary.
