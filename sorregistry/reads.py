@@ -128,7 +128,18 @@ class DirectReads(_Reads):
     def batch(self, statements: Batch) -> list[list[Any]]:
         """Each statement's rows. Several go together in one round trip (libpq's pipeline
         mode), run in order in one implicit transaction (an error in one aborts those
-        after it; the connection recovers); they read, so that changes nothing else."""
+        after it; the connection recovers); they read, so that changes nothing else.
+        A standby out of reach leaves the request to the primary (``replicas``)."""
+        try:
+            return self._batch(statements)
+        except _operational_errors(self.engine):
+            primary = replicas.standby_failed(self.engine)
+            if primary is None:
+                raise
+            self.engine = primary
+            return self._batch(statements)
+
+    def _batch(self, statements: Batch) -> list[list[Any]]:
         prepared = []
         for statement, params in statements:
             compiled = self._compiled(statement)

@@ -41,10 +41,11 @@ from typing import Any
 
 from flask import Flask, Response, current_app, has_request_context, request
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from sorregistry.errors import DomainError
+from sorregistry.extensions import db
 from sorregistry.security import request_identity
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ EXTENSION = "sor.replicas"
 LSN_HEADER = "X-SOR-LSN"
 _CHOICE = "sor.replicas.engine"  # request.environ: the engine this request reads from
 _WROTE = "sor.replicas.wrote"
+_PRIMARY = "sor.replicas.primary"
 # How long a standby's check is trusted, and how long after a failed one it is skipped.
 CHECK_SECONDS = 1.0
 RETRY_AFTER_FAILURE_SECONDS = 5.0
@@ -300,6 +302,7 @@ def route(primary: Engine) -> Engine:
     chosen: Engine | None = environ.get(_CHOICE)
     if chosen is not None:
         return chosen
+    environ[_PRIMARY] = primary
     replicas = replicas_of(current_app._get_current_object())  # type: ignore[attr-defined]
     chosen = primary
     if replicas is not None and not environ.get(_WROTE):
@@ -308,6 +311,38 @@ def route(primary: Engine) -> Engine:
             chosen = standby.engine
     environ[_CHOICE] = chosen
     return chosen
+
+
+def standby_failed(engine: Engine) -> Engine | None:
+    """A read on *engine* failed to reach its server: if it is a standby, skip it (its
+    check says so until the retry time) and return the primary this request reads from
+    now on; None if *engine* is no standby (the error is the caller's to raise)."""
+    if not has_request_context():
+        return None
+    replicas = replicas_of(current_app._get_current_object())  # type: ignore[attr-defined]
+    primary: Engine | None = request.environ.get(_PRIMARY)
+    if replicas is None or primary is None:
+        return None
+    for standby in replicas.standbys:
+        if standby.engine is engine:
+            logger.warning("replica %s failed a read; the primary answers", standby.name)
+            standby.check = Check(at=time.monotonic(), error="a read failed")
+            use_primary()
+            request.environ[_CHOICE] = primary
+            return primary
+    return None
+
+
+def connect(primary: Engine) -> Connection:
+    """A connection of :func:`route`'s engine (the primary if the standby is out of reach)."""
+    engine = route(primary)
+    try:
+        return engine.connect()
+    except OperationalError:
+        fallback = standby_failed(engine)
+        if fallback is None:
+            raise
+        return fallback.connect()
 
 
 def on_standby(engine: Engine) -> bool:
@@ -341,7 +376,7 @@ def _tell_write_position(response: Response) -> Response:
     if replicas is None:
         return response
     try:
-        with current_app.extensions["sqlalchemy"].engine.connect() as connection:
+        with db.engine.connect() as connection:
             position = int(connection.execute(PRIMARY_LSN_QUERY).scalar_one())
             connection.rollback()
     except SQLAlchemyError:  # the write is committed; its client reads the primary anyway

@@ -357,6 +357,27 @@ def _lookups_on_standby(pair: Pair) -> Any:
             (APPLICATION_NAME, "%sor_code%")).fetchone()[0]
 
 
+def test_a_standby_out_of_reach_leaves_the_reads_to_the_primary(pair):
+    with serving(_app(pair)) as base:
+        resolve(base, EXISTING_SI, pair.reporter)
+        assert resolve(base, EXISTING_SI, pair.reporter) == 200  # its connection: the standby
+        pair.standby.stop()
+        try:
+            # The thread's connection to the standby is dead: the request reads the
+            # primary instead (no 503), and the standby is skipped until it answers.
+            assert resolve(base, EXISTING_SI, pair.reporter) == 200
+            assert health(base)["replica-1"] == {"name": "replica-1", "role": "unreachable",
+                                                 "lag_seconds": None, "used": False}
+            assert resolve(base, EXISTING_SI, pair.reporter) == 200
+            assert EXISTING_SI.encode() in _export(base, pair.reporter)
+        finally:
+            pair.standby.start()
+        wait_for(lambda: health(base)["replica-1"]["used"], timeout=15)
+        since = _lookups_on_standby(pair)
+        assert resolve(base, EXISTING_SI, pair.reporter) == 200
+        assert _lookups_on_standby(pair) > since
+
+
 class Mailbox:
     """aiosmtpd's handler: keeps each message's recipients and when it came."""
 

@@ -117,7 +117,7 @@ def open_snapshot(session: DbSession, *, format: str, order: Order, on: date | N
     request: a hot standby's, when ``sorregistry.replicas`` chooses one)."""
     bind = session.get_bind()
     if isinstance(bind, Engine):
-        connection = replicas.route(bind).connect()
+        connection = replicas.connect(bind)
         try:
             if bind.dialect.name == "postgresql":
                 connection = connection.execution_options(

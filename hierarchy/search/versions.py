@@ -42,8 +42,11 @@ class RegisterDataVersion:
 
     def current(self, session: Session) -> Version | None:
         direct = reads.direct(session)
-        if direct is None:
-            return register_version(session)
+        if direct is None:  # the session's own transaction, on the primary
+            version = register_version(session)
+            if version is not None:
+                self.seen = version[0]
+            return version
         version = _read(direct)
         if direct.on_standby:
             if version is None or version[0] < self.seen:  # behind what this worker served

@@ -45,12 +45,15 @@ class Standby:
                           "-p", str(primary.port), "-U", primary.user]),
             check=True, capture_output=True, timeout=120,
         )
-        port = _free_port()
-        options = (f"-c port={port} -c listen_addresses=127.0.0.1 "
-                   f"-c unix_socket_directories={workdir} -c hot_standby=on")
-        _pg_ctl(datadir, "-l", str(workdir / "server.log"), "-o", options, "-w", "-t", "60",
-                "start")
-        return cls(port=port, datadir=datadir, workdir=workdir)
+        standby = cls(port=_free_port(), datadir=datadir, workdir=workdir)
+        standby.start()
+        return standby
+
+    def start(self) -> None:
+        options = (f"-c port={self.port} -c listen_addresses=127.0.0.1 "
+                   f"-c unix_socket_directories={self.workdir} -c hot_standby=on")
+        _pg_ctl(self.datadir, "-l", str(self.workdir / "server.log"), "-o", options, "-w",
+                "-t", "60", "start")
 
     def connect(self, database: str) -> psycopg.Connection:
         return psycopg.connect(host=self.host, port=self.port, user="postgres",
