@@ -353,6 +353,14 @@ def on_standby(engine: Engine) -> bool:
     return replicas is not None and any(s.engine is engine for s in replicas.standbys)
 
 
+def reading_standby() -> bool:
+    """Whether this request reads a standby (:func:`route` chose one)."""
+    if not has_request_context():
+        return False
+    chosen: Engine | None = request.environ.get(_CHOICE)
+    return chosen is not None and on_standby(chosen)
+
+
 def use_primary() -> None:
     """Read the primary for the rest of this request (the next :func:`route` says so)."""
     if has_request_context():

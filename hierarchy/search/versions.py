@@ -63,8 +63,10 @@ class RegisterDataVersion:
         return version
 
     def outdated(self, version: Version) -> bool:
-        """Whether this worker has read a newer version than *version* (see the module)."""
-        return version[0] < self.seen
+        """Whether this request reads a standby and the worker has read a newer version
+        than *version* there or on the primary (see the module). The primary's versions
+        are never outdated: its word is final."""
+        return version[0] < self.seen and replicas.reading_standby()
 
     def changed_in(self, session: Session) -> bool:
         return register_changed_in(session)
