@@ -32,6 +32,7 @@ from sorregistry import (
     metrics,
     pages,
     ratelimit,
+    replicas,
     request_id,
 )
 from sorregistry import config as sor_config
@@ -57,6 +58,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         "SQLALCHEMY_DATABASE_URI",
         "sqlite:///" + os.path.join(app.instance_path, "sorregistry.db"),
     )
+    app.config["SQLALCHEMY_DATABASE_URI"] = replicas.repeated_hosts(
+        str(app.config["SQLALCHEMY_DATABASE_URI"]))
     _check_secret_key(app)
     _limit_connect_time(app)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
@@ -97,6 +100,13 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
+    try:
+        replicas.init_app(app)
+    except ValueError as exc:
+        raise sor_config.ConfigurationError(str(exc)) from exc
+    standbys = replicas.replicas_of(app)
+    for standby in standbys.standbys if standbys is not None else []:
+        configure_engine(standby.engine)
     migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True)
     mail.init_app(app)
 
@@ -109,6 +119,12 @@ def register_core(app: Flask) -> None:
     logs.init_app(app)
     api.init_app(app)
     metrics.init_app(app)
+    standbys = replicas.replicas_of(app)
+    if standbys is not None:
+        metrics.sample(app, "sor_replica_lag_seconds",
+                       "Each standby's replay lag as the worker last measured it (seconds)",
+                       lambda: replicas.lags(standbys), labels=("database",),
+                       multiprocess_mode="livemax")
     ratelimit.init_app(app)  # before the guards: a client over its limit costs no more work
     guards.init_app(app)
     errors.init_app(app)

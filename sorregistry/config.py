@@ -40,6 +40,14 @@ def _as_share(value: str) -> float:
     return share
 
 
+def _as_seconds(value: str) -> float:
+    """A duration in seconds, not negative ("5", "0.5")."""
+    seconds = float(value.strip())
+    if not seconds >= 0.0:  # also refuses nan
+        raise ValueError("must be a number of seconds, 0 or more")
+    return seconds
+
+
 def _as_words(value: str) -> tuple[str, ...]:
     """Space-separated words (issuer URLs, scopes, algorithms), in the order given."""
     return tuple(value.split())
@@ -136,6 +144,8 @@ def _shown(variable: str, raw: str) -> str:
     if variable.endswith("_URL"):
         return repr(re.sub(r"//[^/@]*@", "//***@", raw))
     return repr(raw)
+
+
 def _as_log_format(value: str) -> str:
     """``json`` or ``text`` (sorregistry/logs.py)."""
     kind = value.strip().lower()
@@ -146,6 +156,8 @@ def _as_log_format(value: str) -> str:
 
 ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", _as_database_url),
+    "SOR_DATABASE_READ_URL": ("DATABASE_READ_URL", str),
+    "SOR_REPLICA_MAX_LAG": ("REPLICA_MAX_LAG", _as_seconds),
     "SOR_SECRET_KEY": ("SECRET_KEY", str),
     "SOR_ENV": ("SOR_ENV", str),
     "SOR_MAIL_SERVER": ("MAIL_SERVER", str),
@@ -237,6 +249,11 @@ DEFAULTS: dict[str, Any] = {
         "json_serializer": dumps_text,
         "json_deserializer": orjson.loads,
     },
+    # Hot standbys the read-only API paths read from (sorregistry/replicas.py); None:
+    # everything reads the primary. A standby further behind than REPLICA_MAX_LAG
+    # seconds is skipped until it catches up.
+    "DATABASE_READ_URL": None,
+    "REPLICA_MAX_LAG": 5.0,
     "MAIL_SERVER": "localhost",
     "MAIL_PORT": 25,
     "MAIL_USE_TLS": False,

@@ -11,6 +11,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import Session, scoped_session
 
+from sorregistry import replicas
+
 # What a service takes: a plain Session (a command, a test) or Flask-SQLAlchemy's scoped
 # session ``db.session`` (its Session subclass makes the scoped type a different one).
 DbSession = Session | scoped_session[flask_sqlalchemy.session.Session]
@@ -126,6 +128,7 @@ def write_step(session: DbSession) -> Iterator[Session]:
         plain.rollback()
         raise
     plain.commit()
+    replicas.note_write()  # the request reads its own write: the primary, from now on
 
 
 def rowcount(result: Result[Any]) -> int:

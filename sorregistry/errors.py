@@ -93,7 +93,9 @@ def handle_domain_error(error: DomainError) -> Response | tuple[str, int, list[A
 
 # SQLSTATEs of a database out of reach: connection exceptions (class 08), the server
 # shutting down or restarting (57P01-57P03), too many connections (53300).
-_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+# 25006 read_only_sql_transaction: a write that reached a server just demoted to a
+# standby (a switchover); it changed nothing, and the promoted one takes it shortly.
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300", "25006")
 _SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file")
 
 

@@ -2,7 +2,9 @@
 
 ``GET /api/v1/health`` needs no token and tells nothing about the register's content:
 whether the database answers, whether its schema is the one this code expects (the
-newest migration), and the register version the lookups' answers are filed under.
+newest migration), the register version the lookups' answers are filed under, and each
+database's role and lag (the primary, and the hot standbys of ``sorregistry.replicas``:
+``replica-1``... in the order of ``SOR_DATABASE_READ_URL``'s hosts; no host names).
 200 when the instance can serve (also when the database is a migration ahead of this
 code, as in a rolling deploy that migrates first), 503 otherwise - so a proxy sends no
 traffic to an instance whose database is gone or not yet migrated. Never cached.
@@ -29,6 +31,7 @@ from sorregistry.database import DbSession
 from sorregistry.errors import database_unavailable
 from sorregistry.extensions import db
 from sorregistry.ratelimit import exempt
+from sorregistry.replicas import replicas_of
 
 blp = Blueprint("health", __name__, description="Health of this instance / Tilstand")
 _REGISTER_VERSION = "sor.health.register_version"
@@ -50,6 +53,18 @@ def _d(en: str, da: str) -> dict[str, Any]:
     return {"metadata": {"description": f"{en} / {da}"}}
 
 
+class DatabaseSchema(Schema):
+    name = fields.String(**_d("primary, or replica-N: the Nth host of SOR_DATABASE_READ_URL",
+                              "primary eller replica-N"))
+    role = fields.String(**_d("primary, standby or unreachable",
+                              "primary, standby eller unreachable"))
+    lag_seconds = fields.Float(allow_none=True, **_d(
+        "How far behind the primary it replays (0 for the primary)",
+        "Hvor langt bagud den er"))
+    used = fields.Boolean(**_d("Whether reads go to it now (a standby lagging more than "
+                               "SOR_REPLICA_MAX_LAG is skipped)", "Om der læses fra den"))
+
+
 class HealthSchema(Schema):
     status = fields.String(**_d("ok, or unavailable (then the status is 503)",
                                 "ok eller unavailable (så er status 503)"))
@@ -63,6 +78,8 @@ class HealthSchema(Schema):
         "The newest migration of this code", "Kodens nyeste migrering"))
     register_version = fields.Integer(allow_none=True, **_d(
         "Changes at every committed change of the register", "Registrets version"))
+    databases = fields.List(fields.Nested(DatabaseSchema), **_d(
+        "Each database's role and lag", "Hver databases rolle og forsinkelse"))
     checked_in_ms = fields.Float(**_d("How long the check took", "Kontrollens varighed"))
 
 
@@ -95,7 +112,12 @@ class Health(MethodView):
         except Exception:  # no migrations folder, several heads: say so, and log it
             current_app.logger.exception("health: the code's migrations cannot be read")
             expected, known, body["schema"] = None, frozenset(), "unknown"
+        primary: dict[str, Any] = {"name": "primary", "role": "unreachable",
+                                   "lag_seconds": None, "used": False}
+        body["databases"] = [primary]
         try:
+            primary["role"] = _role(db.session)
+            primary["lag_seconds"], primary["used"] = 0.0, True
             body["schema_revision"] = db.session.execute(
                 text("SELECT version_num FROM alembic_version")).scalar()
             read_version: VersionReader | None = current_app.extensions.get(_REGISTER_VERSION)
@@ -114,6 +136,9 @@ class Health(MethodView):
                 db.session.rollback()
             except SQLAlchemyError:  # a connection that died meanwhile: it is discarded
                 pass
+        standbys = replicas_of(current_app._get_current_object())  # type: ignore[attr-defined]
+        if standbys is not None:
+            body["databases"].extend(standbys.status())
         revision = body["schema_revision"]
         if body["schema"] == "current" and revision != expected:
             body["schema"] = "behind" if revision in known or revision is None else "ahead"
@@ -124,6 +149,15 @@ class Health(MethodView):
         body["checked_in_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return Response(orjson.dumps(body), status=200 if body["status"] == "ok" else 503,
                         mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+
+def _role(session: DbSession) -> str:
+    """primary, or standby: a primary URL that reaches a standby (no target_session_attrs
+    =read-write in the URL, or the moment of a failover) cannot write."""
+    if session.get_bind().dialect.name != "postgresql":
+        return "primary"
+    standby = session.execute(text("SELECT pg_is_in_recovery()")).scalar()
+    return "standby" if standby else "primary"
 
 
 def _missing_table(error: SQLAlchemyError) -> bool:

@@ -42,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint, Flask, Response, abort, current_app, request
 from prometheus_client import (
@@ -141,8 +141,10 @@ def register_collector(app: Flask, name: str, collect: CollectFunction) -> None:
 
 
 def sample(app: Flask, name: str, documentation: str, read: SampleFunction,
-           labels: tuple[str, ...] = ()) -> None:
-    """Report *read*'s value as the per-process gauge *name* (summed over live workers).
+           labels: tuple[str, ...] = (),
+           multiprocess_mode: Literal["livesum", "livemax"] = "livesum") -> None:
+    """Report *read*'s value as the per-process gauge *name* (summed over live workers;
+    *multiprocess_mode* ``livemax`` for a figure every worker measures alike, a lag).
 
     *read* returns a number, or with *labels* a mapping from label values to numbers
     (one series each), or None when there is nothing to tell. It runs in the app's
@@ -152,7 +154,7 @@ def sample(app: Flask, name: str, documentation: str, read: SampleFunction,
         gauge = _GAUGES.get(name)
         if gauge is None:
             gauge = _GAUGES[name] = Gauge(name, documentation, list(labels),
-                                          multiprocess_mode="livesum")
+                                          multiprocess_mode=multiprocess_mode)
     _state(app).samples[name] = _Sampled(gauge, read, bool(labels))
 
 

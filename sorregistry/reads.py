@@ -40,6 +40,7 @@ from sqlalchemy import Select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import scoped_session
 
+from sorregistry import replicas
 from sorregistry.database import DbSession, prepare_postgresql_connection
 
 _FLAG = "sor_fast_reads"
@@ -110,6 +111,11 @@ class DirectReads(_Reads):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    @property
+    def on_standby(self) -> bool:
+        """Whether these reads go to a hot standby (``sorregistry.replicas``)."""
+        return replicas.on_standby(self.engine)
+
     def _compiled(self, statement: Statement) -> _Compiled:
         key = (id(self.engine.dialect), id(statement))
         compiled = _STATEMENTS.get(key)
@@ -122,7 +128,18 @@ class DirectReads(_Reads):
     def batch(self, statements: Batch) -> list[list[Any]]:
         """Each statement's rows. Several go together in one round trip (libpq's pipeline
         mode), run in order in one implicit transaction (an error in one aborts those
-        after it; the connection recovers); they read, so that changes nothing else."""
+        after it; the connection recovers); they read, so that changes nothing else.
+        A standby out of reach leaves the request to the primary (``replicas``)."""
+        try:
+            return self._batch(statements)
+        except _operational_errors(self.engine):
+            primary = replicas.standby_failed(self.engine)
+            if primary is None:
+                raise
+            self.engine = primary
+            return self._batch(statements)
+
+    def _batch(self, statements: Batch) -> list[list[Any]]:
         prepared = []
         for statement, params in statements:
             compiled = self._compiled(statement)
@@ -159,14 +176,15 @@ def _operational_errors(engine: Engine) -> type[Exception]:
 
 
 def _direct_engine(session: DbSession) -> Engine | None:
-    """The engine of *session* when the fast reads can serve it: PostgreSQL, bound to an
-    engine (not to one connection), switched on."""
+    """The engine the fast reads of *session* use when they can serve it: PostgreSQL,
+    bound to an engine (not to one connection), switched on. In a request that is the
+    engine ``sorregistry.replicas.route`` chose: a hot standby, or the primary."""
     bind = session.get_bind()
     if not (isinstance(bind, Engine) and bind.dialect.name == "postgresql"):
         return None
     if has_request_context() and not current_app.config.get("FAST_READS", True):
         return None
-    return bind
+    return replicas.route(bind)
 
 
 def allow(session: DbSession) -> bool:

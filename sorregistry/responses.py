@@ -113,6 +113,11 @@ class DataVersion(Protocol[V]):
         """Let the answer's own reads in *session* take *version* as read, not read it again."""
         ...
 
+    def outdated(self, version: V) -> bool:
+        """Whether a newer version than *version* has been read here (a lagging replica
+        answered): its answers are not filed, they would replace newer ones."""
+        ...
+
 
 def _no_cache() -> bool:
     directives = request.headers.get("Cache-Control", "").lower()
@@ -158,7 +163,7 @@ def cached_answer(
             answer = view(*args, **kwargs)
             if isinstance(answer, Response) and answer.status_code == 200:
                 etag, _ = answer.get_etag()
-                if etag:
+                if etag and not data.outdated(version):
                     answers.put(version, key, answer.get_data(), etag)
                 answer.headers["X-Cache"] = "miss"
             return answer

@@ -110,6 +110,12 @@ def authenticate() -> Identity:
     return identity
 
 
+def request_identity() -> Identity | None:
+    """The identity this request authenticated as, if it did (None: not, or not yet)."""
+    known: Identity | None = request.environ.get(_REQUEST_IDENTITY)
+    return known
+
+
 def current_client() -> Identity:
     """The identity :func:`authenticate` found for this request."""
     return g.api_client  # type: ignore[no-any-return]

@@ -33,6 +33,7 @@ from hierarchy.feed.cursor import encode_cursor
 from hierarchy.feed.reading import CURSOR_KEY, LAST_POSITION
 from hierarchy.models import Organisation, table_of
 from hierarchy.service import active_on_clause
+from sorregistry import replicas
 from sorregistry.database import DbSession
 
 # A row of organisations, every column by name (see the module's text).
@@ -112,10 +113,11 @@ class Snapshot:
 
 def open_snapshot(session: DbSession, *, format: str, order: Order, on: date | None = None,
                   all_history: bool = False) -> Snapshot:
-    """Open a snapshot of the register as *session*'s database holds it now."""
+    """Open a snapshot of the register as *session*'s database holds it now (in a
+    request: a hot standby's, when ``sorregistry.replicas`` chooses one)."""
     bind = session.get_bind()
     if isinstance(bind, Engine):
-        connection = bind.connect()
+        connection = replicas.connect(bind)
         try:
             if bind.dialect.name == "postgresql":
                 connection = connection.execution_options(

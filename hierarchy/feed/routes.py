@@ -15,7 +15,7 @@ from hierarchy.feed.cursor import InvalidCursor, decode_cursor, encode_cursor
 from hierarchy.feed.reading import Page, cursor_key, read_page
 from hierarchy.feed.watcher import watcher_for
 from hierarchy.schemas import OrganisationSchema
-from sorregistry import reads
+from sorregistry import reads, replicas
 from sorregistry.extensions import db
 from sorregistry.responses import json_response
 from sorregistry.security import require
@@ -91,12 +91,22 @@ class Changes(MethodView):
         (or the seconds pass).
         """
         session = db.session()
+        if args["wait"]:
+            # A long poll wakes on the primary's notifications (hierarchy.feed.watcher):
+            # it reads there, or it would wake before a standby had what woke it.
+            replicas.use_primary()
         direct = reads.direct(session)
         readable: reads.Reads = direct if direct is not None else reads.SessionReads(session)
         key = cursor_key(current_app, readable)
         after = decode_cursor(args["after"], key) if "after" in args else 0
         deadline = time.monotonic() + args["wait"]
         page = read_page(readable, after, args["limit"])
+        if after > page.register_last and direct is not None and direct.on_standby:
+            # A cursor from the primary (or another standby) past this standby's last
+            # position: the standby lags; the primary answers.
+            replicas.use_primary()
+            readable = reads.direct(session) or reads.SessionReads(session)
+            page = read_page(readable, after, args["limit"])
         if after > page.register_last:
             raise CursorAhead(
                 f"the cursor is at position {after}, past this register's last "

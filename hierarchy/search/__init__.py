@@ -68,6 +68,7 @@ from hierarchy.search.statements import (
     word_parameters,
 )
 from hierarchy.search.totals import TOTALS
+from hierarchy.search.versions import REGISTER
 from hierarchy.service import register_changed_in, register_version
 from sorregistry.database import DbSession
 from sorregistry.reads import Reads
@@ -185,8 +186,8 @@ def _search_index(session: Session, reads: Reads, filters: Filters, sort: Sort, 
     if register_changed_in(session):
         return None  # this transaction's own changes are not in any index
     version = register_version(session)
-    if version is None:
-        return None
+    if version is None or REGISTER.outdated(version):
+        return None  # unknown, or older than the index may be (a lagging replica)
     index = NAMES.get(session, version, day)
     if index is None:
         return None
@@ -240,7 +241,8 @@ def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, 
     # Read the version before anything else: a total counted after a concurrent
     # commit is then filed under the older version, never a stale one under the newer.
     version = register_version(session)
-    cacheable = version is not None and not register_changed_in(session)
+    cacheable = (version is not None and not register_changed_in(session)
+                 and not REGISTER.outdated(version))
     key = (day, tuple(sorted(filters.level)), filters.ownership, filters.cvr, filters.name,
            filters.name_match)
     total = TOTALS.get(version, key) if cacheable else None

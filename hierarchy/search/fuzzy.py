@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import date
 
+import numpy
 from sqlalchemy import Float, Integer, String, bindparam, func, select
 
 from hierarchy.models import Organisation, OrganisationName
@@ -77,6 +78,42 @@ def similarity(a: str, b: str) -> float:
     """pg_trgm's ``similarity(a, b)``."""
     ga, gb = trigrams(a), trigrams(b)
     return ratio(len(ga & gb), len(ga), len(gb))
+
+
+class NameGrams:
+    """For each pg_trgm trigram, the names (by their number in *names*) holding it, and each
+    name's number of trigrams: what a fuzzy search over a worker's name index reads."""
+
+    def __init__(self, names: Sequence[str], yield_every: int) -> None:
+        self.postings: dict[str, array[int]] = {}
+        self.sizes = array("i")
+        for j, name in enumerate(names):
+            if not j % yield_every:
+                time.sleep(0)  # let request threads have the GIL (names.py: _YIELD_EVERY)
+            grams = trigrams(name)
+            self.sizes.append(len(grams))
+            for gram in grams:
+                posting = self.postings.get(gram)
+                if posting is None:
+                    self.postings[gram] = posting = array("i")
+                posting.append(j)
+
+    def similar(self, grams: frozenset[str]) -> list[tuple[float, int]]:
+        """(-similarity, name number) of the names at least FUZZY_THRESHOLD similar to the
+        text of *grams*, most similar first (then by number: the names are sorted)."""
+        held = [numpy.frombuffer(self.postings[gram], dtype=numpy.int32)
+                for gram in grams if gram in self.postings]
+        if not held:
+            return []
+        # Each name's count of the typed trigrams, over every name at once (a few ms at
+        # 200k names, where a Python loop over the names sharing one took 100 ms); the
+        # exact ratio only for the names that may reach the threshold.
+        common = numpy.bincount(numpy.concatenate(held), minlength=len(self.sizes))
+        size, sizes = len(grams), numpy.frombuffer(self.sizes, dtype=numpy.int32)
+        maybe = numpy.flatnonzero(common >= COMMON_SHARE * (size + sizes) - MARGIN)
+        return sorted(
+            (-score, j) for j, n in zip(maybe.tolist(), common[maybe].tolist(), strict=True)
+            if (score := ratio(n, size, self.sizes[j])) >= FUZZY_THRESHOLD)
 
 
 class Vocabulary:

@@ -9,9 +9,10 @@ distinct names holding it and the number of organisations bearing those names. A
 three-letter type-ahead is then a dictionary look-up for its exact total and a walk
 of the first few names for its page; longer fragments check the names of their rarest
 trigram. Only the page's rows are read from the database. The index belongs to one
-register version and one day; when either changes it is rebuilt (on PostgreSQL in a
-background thread while the searches meanwhile take the SQL path; elsewhere by the
-request that finds it stale).
+register version and one day; at a new version it is patched from the change feed
+(``hierarchy.search.patches``), and rebuilt on a new day or past a patch's size (on
+PostgreSQL in a background thread while the searches meanwhile take the SQL path;
+elsewhere by the request that finds it stale).
 
 Which searches it answers: :func:`indexable`. Its answers are those of the SQL path,
 item for item, total and cursors (tests/hierarchy/test_name_index.py).
@@ -28,7 +29,6 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Generator, Hashable, Iterable, Sequence
 from datetime import date
 
-import numpy
 from prometheus_client import Histogram
 from sqlalchemy import Connection, select
 from sqlalchemy.engine import Engine
@@ -46,16 +46,10 @@ from hierarchy.search.filters import (
     name_words,
     typed_words,
 )
-from hierarchy.search.fuzzy import (
-    COMMON_SHARE,
-    FUZZY_THRESHOLD,
-    MARGIN,
-    Vocabulary,
-    ratio,
-    trigrams,
-)
+from hierarchy.search.fuzzy import NameGrams, Vocabulary, trigrams
 from hierarchy.search.patches import PatchedIndex, patch, patched_from_feed
 from hierarchy.service import _VERSION_QUERY
+from sorregistry import replicas
 from sorregistry.database import DbSession
 
 logger = logging.getLogger(__name__)
@@ -128,11 +122,11 @@ class NameIndex:
                 totals[gram] += bearers
         self.postings = postings
         self.totals = totals
-        # Made at their first use (fuzzy search, suggestions): see _gram_postings.
+        # Made at their first use (fuzzy search, suggestions): see _name_grams.
         self._lazy = threading.Lock()
         self._by_code: dict[str, int] | None = None
         self.position: int | None = None  # the feed position it was read at (patches)
-        self._grams: tuple[dict[str, array[int]], array[int]] | None = None
+        self._grams: NameGrams | None = None
         self._words: Vocabulary | None = None
 
     def __len__(self) -> int:
@@ -302,20 +296,7 @@ class NameIndex:
         grams = trigrams(folded)
         if not grams:
             return [], 0
-        postings, sizes = self._gram_postings()
-        held = [numpy.frombuffer(postings[gram], dtype=numpy.int32)
-                for gram in grams if gram in postings]
-        if not held:
-            return [], 0
-        # Each name's count of the typed trigrams, over every name at once (a few ms at
-        # 200k names, where a Python loop over the names sharing one took 100 ms); the
-        # exact ratio (fuzzy.py) only for the names that may reach the threshold.
-        common = numpy.bincount(numpy.concatenate(held), minlength=len(sizes))
-        size, all_sizes = len(grams), numpy.frombuffer(sizes, dtype=numpy.int32)
-        maybe = numpy.flatnonzero(common >= COMMON_SHARE * (size + all_sizes) - MARGIN)
-        scored = sorted(
-            (-score, j) for j, n in zip(maybe.tolist(), common[maybe].tolist(), strict=True)
-            if (score := ratio(n, size, sizes[j])) >= FUZZY_THRESHOLD)
+        scored = self._name_grams().similar(grams)
         wanted_levels = sum(_LEVEL_CODES.get(level, 0) for level in set(levels))
         wanted_ownership = self.ownership_codes.get(ownership, -1) if ownership else 0
         rows: list[tuple[str, str]] = []
@@ -329,24 +310,12 @@ class NameIndex:
                         rows.append((self.names[j], self.codes[i]))
         return rows, total
 
-    def _gram_postings(self) -> tuple[dict[str, array[int]], array[int]]:
-        """For each pg_trgm trigram, the names holding it; and each name's number of
-        trigrams. Made at the first fuzzy search (a second or two at 200k names)."""
+    def _name_grams(self) -> NameGrams:
+        """The names' trigrams (fuzzy.py), made at the first fuzzy search (a second or two
+        at 200k names)."""
         with self._lazy:
             if self._grams is None:
-                postings: dict[str, array[int]] = {}
-                sizes = array("i")
-                for j, name in enumerate(self.names):
-                    if not j % (_YIELD_EVERY // 4):
-                        time.sleep(0)
-                    grams = trigrams(name)
-                    sizes.append(len(grams))
-                    for gram in grams:
-                        posting = postings.get(gram)
-                        if posting is None:
-                            postings[gram] = posting = array("i")
-                        posting.append(j)
-                self._grams = (postings, sizes)
+                self._grams = NameGrams(self.names, _YIELD_EVERY // 4)
             return self._grams
 
     def suggestions(self, folded: str, count: int = 5) -> list[str]:
@@ -430,6 +399,11 @@ class NameIndexes:
         if not self.enabled or day != date.today():
             return None
         bind = session.get_bind()
+        if (index is not None and index.day == day and _newer(index.version, version)
+                and isinstance(bind, Engine) and replicas.route(bind) is not bind):
+            # A request on a lagging standby (sorregistry.replicas): the index (built on
+            # the primary) is ahead of it; SQL answers, and nothing is rebuilt.
+            return None
         if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
             if self.lock.acquire(blocking=False):
                 threading.Thread(target=self._build_from_engine, args=(bind, day),
@@ -490,6 +464,12 @@ class NameIndexes:
             logger.exception("building the name index failed")
         finally:
             self.lock.release()
+
+
+def _newer(first: Hashable, second: Hashable) -> bool:
+    """Whether register version *first* is newer than *second* ((number, stamp) pairs)."""
+    return (isinstance(first, tuple) and isinstance(second, tuple)
+            and first[0] > second[0])
 
 
 NAMES = NameIndexes()

@@ -8,6 +8,14 @@ through the worker thread's own connection (``sorregistry.reads``), one round tr
 that needs nothing of the pool or the session, so a cached answer costs no more;
 elsewhere (SQLite, a session bound to a connection, as in the tests) through the
 session.
+
+With hot standbys (``sorregistry.replicas``) the version may be read on a standby that
+lags: the worker then never goes backwards. It keeps the newest version number it has
+read (:attr:`RegisterDataVersion.seen`); a standby that answers an older one is left for
+the primary for the rest of the request, and a version older than the seen one is
+:meth:`~RegisterDataVersion.outdated`: no answer, total or name index is filed under it
+(they would replace newer ones). The primary's word is final: after a failover to a
+standby that had not received the last changes, its lower number is taken as it is.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from hierarchy.service import (
     register_version,
     remember_register_version,
 )
-from sorregistry import reads
+from sorregistry import reads, replicas
 
 # (number, stamp): the stamp tells apart two versions of one number (one rolled back).
 Version = tuple[int, str]
@@ -29,18 +37,47 @@ Version = tuple[int, str]
 class RegisterDataVersion:
     """The register's version, for ``sorregistry.responses.cached_answer``."""
 
+    def __init__(self) -> None:
+        self.seen = 0  # the newest version number this process read (see the module)
+
     def current(self, session: Session) -> Version | None:
         direct = reads.direct(session)
-        if direct is None:
-            return register_version(session)
-        rows = direct.rows(_VERSION_QUERY, {})
-        return (rows[0][0], rows[0][1]) if rows else None
+        if direct is None:  # the session's own transaction, on the primary
+            version = register_version(session)
+            if version is not None:
+                self.seen = version[0]
+            return version
+        version = _read(direct)
+        if direct.on_standby:
+            if version is None or version[0] < self.seen:  # behind what this worker served
+                replicas.use_primary()
+                direct = reads.direct(session)
+                if direct is None:  # pragma: no cover - the primary is PostgreSQL too
+                    return register_version(session)
+                version = _read(direct)
+            elif version[0] > self.seen:
+                self.seen = version[0]
+                return version
+        if version is not None:
+            self.seen = version[0]  # the primary's word, also when lower (a failover)
+        return version
+
+    def outdated(self, version: Version) -> bool:
+        """Whether this request reads a standby and the worker has read a newer version
+        than *version* there or on the primary (see the module). The primary's versions
+        are never outdated: its word is final."""
+        return version[0] < self.seen and replicas.reading_standby()
 
     def changed_in(self, session: Session) -> bool:
         return register_changed_in(session)
 
     def remember(self, session: Session, version: Version) -> None:
         remember_register_version(session, version)
+
+
+def _read(direct: reads.DirectReads) -> Version | None:
+    rows = direct.rows(_VERSION_QUERY, {})
+    return (rows[0][0], rows[0][1]) if rows else None
 
 
 REGISTER = RegisterDataVersion()
