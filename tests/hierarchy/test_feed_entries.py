@@ -97,7 +97,7 @@ def test_every_change_is_an_entry_with_its_kind_and_fields(session):
         session, codes["si2"], date(2030, 1, 1), source="staff", actor="t"))
     assert _shape(closed) == [(codes["oe"], "closed", ["valid_to"], False),
                               (codes["si2"], "closed", ["valid_to"], False)]
-    assert closed[0]["valid_to"] == closed[0]["organisation"]["valid_to"] == date(2030, 1, 1)
+    assert closed[0]["valid_to"] == closed[0]["organisation"]["valid_to"] == "2030-01-01"
 
     reopened = step(lambda: service.change_organisation(
         session, codes["si2"], {"valid_to": None}, source="staff", actor="t"))
@@ -111,6 +111,11 @@ def test_every_change_is_an_entry_with_its_kind_and_fields(session):
     assert sorted(_shape(replaced)) == sorted([
         (codes["si"], "replaced", ["replaced_by", "valid_to"], False),
         (codes["si2"], "changed", ["replaces"], False)])
+    # A replaced organisation's item names where it went, as GET /organisations/{code}
+    # does: the chain's active end, stored with the entry.
+    shown = next(e["organisation"] for e in replaced if e["sor_code"] == codes["si"])
+    assert [(s["sor_code"], s["hops"]) for s in shown["successors"]] == [(codes["si2"], 1)]
+    assert shown["successor_dead_ends"] == []
 
     # Own values the item does not show (attributes): an entry, no field named.
     quiet = step(lambda: service.change_organisation(
