@@ -1,5 +1,7 @@
 """NDJSON: one organisation per line, exactly as ``GET /api/v1/organisations/{code}``
-shows it, after a first line that names the export and the feed position it is at.
+shows it (a closed one naming a successor with its ``successors``, judged on the
+export's day, as the change feed's items carry them), after a first line that names the
+export and the feed position it is at.
 
 The first line is ``{"export": "sor-register", "format": "ndjson", "position": P,
 "cursor": C, "on": null | "YYYY-MM-DD", "organisations": N}``; a consumer loads the
@@ -19,17 +21,19 @@ ancestors' versions of the same moment (``?on=`` / ``?as_recorded=`` answer them
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC
+from itertools import islice
 from typing import Any
 
 import orjson
 
 from hierarchy.export.snapshot import ExportInfo, ExportRow, Write
-from hierarchy.schemas import organisation_item
+from hierarchy.schemas import organisation_item, with_successors
 
 MEDIA_TYPE = "application/x-ndjson"
 _FLUSH_BYTES = 64 * 1024
+_SUCCESSOR_CHUNK = 1000  # rows whose successors are looked up together
 
 
 def header(info: ExportInfo) -> bytes:
@@ -49,7 +53,17 @@ def header(info: ExportInfo) -> bytes:
 
 def write_ndjson(rows: Iterable[ExportRow], write: Write, info: ExportInfo) -> None:
     """Write the export: the first line, then one organisation per line."""
-    _lines(rows, write, info, organisation_item)
+    _lines(_items(rows, info), write, info, lambda item: item)
+
+
+def _items(rows: Iterable[ExportRow], info: ExportInfo) -> Iterator[dict[str, Any]]:
+    """The rows as the API shows them, their successors read a chunk of rows at a time."""
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, _SUCCESSOR_CHUNK)):
+        starts = {row.sor_code: row.replaced_by for row in chunk if row.replaced_by}
+        found = info.successors(starts) if starts and info.successors else {}
+        for row in chunk:
+            yield with_successors(organisation_item(row), found.get(row.sor_code))
 
 
 def version_line(row: ExportRow) -> dict[str, Any]:
@@ -68,8 +82,8 @@ def version_line(row: ExportRow) -> dict[str, Any]:
     }
 
 
-def _lines(rows: Iterable[ExportRow], write: Write, info: ExportInfo,
-           line: Callable[[ExportRow], Any]) -> None:
+def _lines(rows: Iterable[Any], write: Write, info: ExportInfo,
+           line: Callable[[Any], Any]) -> None:
     buffer = bytearray(header(info))
     for row in rows:
         buffer += orjson.dumps(line(row))

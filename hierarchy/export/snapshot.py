@@ -29,8 +29,8 @@ attributes of :class:`hierarchy.models.Organisation` (JSON columns decoded, date
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -41,6 +41,7 @@ from hierarchy.feed.cursor import encode_cursor
 from hierarchy.feed.reading import CURSOR_KEY, LAST_POSITION
 from hierarchy.models import Organisation, OrganisationVersion, table_of
 from hierarchy.service import active_on_clause
+from hierarchy.successors import Successors, find_successors
 from sorregistry.database import DbSession
 from sorregistry.errors import DomainError
 
@@ -48,6 +49,8 @@ from sorregistry.errors import DomainError
 ExportRow = Row[Any]
 # Where a writer's bytes go.
 Write = Callable[[bytes], object]
+# The chain ends of organisations (code -> its replaced_by) in the snapshot, on its day.
+SuccessorLookup = Callable[[Mapping[str, Sequence[str] | None]], Mapping[str, Successors]]
 # The order rows come in: by SOR code, or by path (the tree depth first, every unit right
 # after its parent: what nested formats need).
 Order = Literal["code", "path"]
@@ -81,6 +84,9 @@ class ExportInfo:
     count: int
     taken_at: datetime
     versions: int = 0  # with all_history: how many version lines
+    # Where closed organisations went, read in the snapshot (None: a writer given rows
+    # without a database, as the tests' are).
+    successors: SuccessorLookup | None = None
 
     @property
     def snapshot_date(self) -> date:
@@ -170,6 +176,15 @@ def open_snapshot(session: DbSession, *, format: str, order: Order, on: date | N
                     order)
 
 
+def _with_successors(connection: Connection, info: ExportInfo) -> ExportInfo:
+    day = info.snapshot_date
+
+    def lookup(starts: Mapping[str, Sequence[str] | None]) -> Mapping[str, Successors]:
+        return find_successors(connection, starts, day)
+
+    return replace(info, successors=lookup)
+
+
 def _info(connection: Connection, format: str, on: date | None,
           all_history: bool) -> ExportInfo:
     # The position first: it fixes the snapshot (REPEATABLE READ) that the rows are read in.
@@ -181,7 +196,7 @@ def _info(connection: Connection, format: str, on: date | None,
     count = int(connection.execute(counted).scalar_one())
     versions = int(connection.execute(
         select(func.count()).select_from(_VERSIONS)).scalar_one()) if all_history else 0
-    return ExportInfo(format=format, position=position,
-                      cursor=encode_cursor(position, bytes.fromhex(key)), on=on,
-                      all_history=all_history, count=count, taken_at=datetime.now(UTC),
-                      versions=versions)
+    return _with_successors(connection, ExportInfo(
+        format=format, position=position, cursor=encode_cursor(position, bytes.fromhex(key)),
+        on=on, all_history=all_history, count=count, taken_at=datetime.now(UTC),
+        versions=versions))

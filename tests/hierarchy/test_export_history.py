@@ -11,12 +11,14 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
+from hierarchy import identifiers as ids
 from hierarchy import service
 from hierarchy.export.csv_format import BOM, HISTORY_HEADER, read_trailer
 from hierarchy.models import Organisation, OrganisationVersion, RegisterVersion
 from hierarchy.sor_import import import_sor_files
 from tests.conftest import fixture_path
 from tests.hierarchy.test_feed_api import _bearer
+from tests.support.feed import feed, latest_items
 
 FILES = [fixture_path(name) for name in ("ONE_SYGEHUS.xml", "Sor_small.xml")]
 
@@ -114,3 +116,29 @@ def test_history_the_format_cannot_carry_is_a_422(client, session, history, quer
     response = client.get(f"/api/v1/export/{query}", headers=_bearer(session, "reporter"))
     assert response.status_code == 422
     assert reason in response.get_data(as_text=True)
+
+
+def test_a_replaced_organisation_carries_its_successors_in_the_export_as_in_the_api(
+        runner, client, session, history, tmp_path):
+    # An organisation closed and replaced by two: history's (closing in 2030, so still in
+    # force) and a new one.
+    closed, successor = (ids.make_sor_code(item) for item in (91_000_001, 91_000_002))
+    for code in (closed, successor):
+        service.create_organisation(session, code, {
+            "level": "IE", "name": f"Ejer {code}", "entity_type": "550891000005100",
+            "cvr": "25313763"}, source="staff", actor="test")
+    service.change_organisation(session, closed, {
+        "valid_to": date(2024, 1, 1), "replaced_by": [history, successor]}, source="staff",
+        actor="test")
+    session.commit()
+    out = tmp_path / "register.ndjson"
+    assert runner.invoke(args=["export", "--format", "ndjson", str(out)]).exit_code == 0
+    lines = {item["sor_code"]: item for item in map(json.loads, out.read_bytes().splitlines()[1:])}
+    api = client.get(f"/api/v1/organisations/{closed}",
+                     headers=_bearer(session, "reporter")).get_json()
+    assert [s["sor_code"] for s in lines[closed]["successors"]] == [history, successor]
+    assert lines[closed]["successor_dead_ends"] == []
+    assert lines[closed] == api
+    # The feed's last entry of it shows the same organisation.
+    assert latest_items(feed(session))[closed] == api
+    assert "successors" not in lines[successor]  # names no successor itself
