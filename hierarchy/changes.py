@@ -66,6 +66,7 @@ from sqlalchemy import (
     Column,
     MetaData,
     Table,
+    cast,
     delete,
     event,
     exists,
@@ -78,7 +79,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, scoped_session
 from sqlalchemy.sql import Select
-from sqlalchemy.types import NullType
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.types import Integer, NullType, Text
 
 from hierarchy.feed import entries as feed_entries
 from hierarchy.feed import items as feed_items
@@ -130,6 +132,20 @@ _CHUNK = 1000  # codes per statement: well inside SQLite's limit on bound parame
 _SUPERSEDE_CHUNK = 5000  # an import supersedes thousands: fewer, larger statements
 _ENTRY_BATCH = 5000  # an import's feed entries rendered and sent per batch
 _ENTRY_COLUMNS = (*feed_entries.TARGET, "item")
+# Entries written at once from this many on (PostgreSQL) go by the stage (_write_entries).
+_STAGED_FROM = 500
+_STAGE = Table("feed_item_stage", MetaData(), Column("commit_seq", Integer),
+               Column("item", Text()), prefixes=["TEMPORARY"])
+_STAGE_SQL = ("CREATE TEMPORARY TABLE IF NOT EXISTS feed_item_stage "
+              "(commit_seq integer PRIMARY KEY, item text) ON COMMIT DROP; "
+              "TRUNCATE feed_item_stage")
+# feed_entries as the entries are written: the JSON columns arrive as their text (read so).
+_TEXTUAL_ENTRIES = Table(
+    feed_entries.ENTRIES.name,
+    MetaData(),
+    *[Column(c.name, Text() if c.name in feed_entries.JSON_COLUMNS else c.type,
+             primary_key=c.primary_key) for c in feed_entries.ENTRIES.columns],
+)
 _S = TypeVar("_S", bound=Session)
 # The PostgreSQL channel a commit that took feed positions notifies, with the last one.
 FEED_CHANNEL = "sor_feed"
@@ -347,14 +363,36 @@ def _write_entries(target: DbSession | Connection, statement: Select[Any]) -> in
     if connection.dialect.name == "postgresql":
         raw = connection.connection.driver_connection
         assert raw is not None
-        columns = ", ".join(_ENTRY_COLUMNS)
         with raw.cursor() as cursor:
-            with cursor.copy(f"COPY {feed_entries.ENTRIES.name} ({columns}) FROM STDIN") as copy:
-                copy.write(feed_items.copy_data(rows, texts, feed_entries.TARGET))
+            if len(rows) < _STAGED_FROM:
+                columns = ", ".join(_ENTRY_COLUMNS)
+                with cursor.copy(f"COPY {feed_entries.ENTRIES.name} ({columns}) FROM STDIN"
+                                 ) as copy:
+                    copy.write(feed_items.copy_data(rows, texts))
+                return len(rows)
+            # Many (an import's): only the items go through Python; the server copies the
+            # organisations' rows again, as it selected them, joined with their items.
+            cursor.execute(_STAGE_SQL)
+            with cursor.copy(f"COPY {_STAGE.name} (commit_seq, item) FROM STDIN") as copy:
+                copy.write(feed_items.copy_data(
+                    [(row.commit_seq,) for row in rows], texts))
+        connection.execute(_staged_insert(statement))
     else:
-        connection.execute(insert(feed_entries.ENTRIES), [
+        connection.execute(insert(_TEXTUAL_ENTRIES), [
             {**row._asdict(), "item": text} for row, text in zip(rows, texts, strict=True)])
     return len(rows)
+
+
+def _staged_insert(statement: Select[Any]) -> Insert:
+    """The entries *statement* selects, with the items staged for them, into feed_entries
+    (the JSON columns, selected as text, cast back)."""
+    selected = statement.subquery("entry")
+    json_type = feed_entries.ENTRIES.c.effective.type
+    return insert(feed_entries.ENTRIES).from_select(list(_ENTRY_COLUMNS), select(
+        *[cast(selected.c[name], json_type) if name in feed_entries.JSON_COLUMNS
+          else selected.c[name] for name in feed_entries.TARGET],
+        _STAGE.c.item,
+    ).join_from(selected, _STAGE, _STAGE.c.commit_seq == selected.c.commit_seq))
 
 
 def _session_of(target: DbSession | Connection) -> DbSession:

@@ -118,11 +118,18 @@ TARGET: tuple[str, ...] = (
 )
 
 
+# The JSON columns, selected as their text: written back as they are, decoded (by orjson)
+# only to render the item.
+JSON_COLUMNS = frozenset({"effective", "inherited", "clinical_specialities", "replaces",
+                          "replaced_by"})
+
+
 def _named(statement: Select[Any]) -> Select[Any]:
-    """*statement*'s columns labelled as ``feed_entries``' (rows read by name)."""
+    """*statement*'s columns labelled as ``feed_entries``' (rows read by name), the JSON
+    columns as text."""
     return statement.with_only_columns(
-        *[column.label(name) for column, name in
-          zip(statement.selected_columns, TARGET, strict=True)],
+        *[(cast(column, Text) if name in JSON_COLUMNS else column).label(name)
+          for column, name in zip(statement.selected_columns, TARGET, strict=True)],
         maintain_column_froms=True)
 
 

@@ -22,14 +22,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
 
+from hierarchy.feed.entries import JSON_COLUMNS
 from hierarchy.schemas import organisation_item, with_successors
 from hierarchy.successors import AnySession, Successors, find_successors
 
 __all__ = ["copy_data", "join_items", "render_items", "with_position"]
+
+
+def _decoded(row: Any) -> SimpleNamespace:
+    """*row* with its JSON columns (text, ``hierarchy.feed.entries.JSON_COLUMNS``) decoded."""
+    values = row._asdict()
+    for name in JSON_COLUMNS:
+        text = values[name]
+        values[name] = orjson.loads(text) if text is not None else None
+    return SimpleNamespace(**values)
 
 
 def _entry(row: Any) -> dict[str, Any]:
@@ -52,9 +63,11 @@ def _entry(row: Any) -> dict[str, Any]:
 
 
 def render_items(session: AnySession, rows: Sequence[Any], today: date) -> list[str]:
-    """The stored text of each entry row, in order; successors judged on *today* (or on
-    the day a ``took_effect`` entry took effect). One query per hop of the successor
-    chains for all the rows together."""
+    """The stored text of each entry row (``hierarchy.feed.entries``' statements: JSON
+    columns as text), in order; successors judged on *today* (or on the day a
+    ``took_effect`` entry took effect). One query per hop of the successor chains for all
+    the rows together."""
+    rows = [_decoded(row) for row in rows]
     found: dict[tuple[str, date], Successors] = {}
     by_day: dict[date, dict[str, Sequence[str]]] = {}
     for row in rows:
@@ -83,26 +96,20 @@ def join_items(items: Iterable[bytes]) -> bytes:
     return b"[" + b",".join(items) + b"]"
 
 
-_JSON_COLUMNS = frozenset({"effective", "inherited", "clinical_specialities", "replaces",
-                           "replaced_by"})
-
-
-def copy_data(rows: Sequence[Any], texts: Sequence[str], columns: Sequence[str]) -> bytes:
-    """*rows* (with their *texts* as ``item``) in PostgreSQL's COPY text format, the
-    values of *columns* then the item's, one line each."""
+def copy_data(rows: Sequence[Any], texts: Sequence[str]) -> bytes:
+    """*rows* (their values in order, JSON as text) with their *texts* as the last value,
+    in PostgreSQL's COPY text format, one line each."""
     lines = []
     for row, text in zip(rows, texts, strict=True):
-        values = [_copy_value(getattr(row, name), name in _JSON_COLUMNS) for name in columns]
+        values = [_copy_value(value) for value in row]
         values.append(_escaped(text))
         lines.append("\t".join(values))
     return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
-def _copy_value(value: object, as_json: bool) -> str:
+def _copy_value(value: object) -> str:
     if value is None:
         return "\\N"
-    if as_json:
-        return _escaped(orjson.dumps(value).decode())
     if isinstance(value, str):
         return _escaped(value)
     if isinstance(value, bool):

@@ -105,7 +105,7 @@ class Changes(MethodView):
                 f"the cursor is at position {after}, past this register's last "
                 f"({page.register_last}): was the register restored from an older backup? "
                 "Seed again from an export")
-        while not page.items and _wait(page, deadline):
+        while not page.entries and _wait(page, deadline):
             page = read_page(readable, after, args["limit"])
         # The stored entries joined as they are (hierarchy.feed.items): nothing rendered.
         body = b"".join((b'{"items":', join_items(page.entries), b',"next":',

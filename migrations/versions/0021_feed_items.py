@@ -30,12 +30,15 @@ def upgrade():
     try:
         # The app's renderer. bench/bench_feed.py migrates older code's databases with
         # this tree's migrations: that code has none, and writes no item either.
-        from hierarchy.feed.entries import ENTRIES, TARGET
+        from hierarchy.feed.entries import ENTRIES, JSON_COLUMNS, TARGET
         from hierarchy.feed.items import render_items
     except ImportError:
         return
     bind = op.get_bind()
-    columns = [ENTRIES.c.id, *[ENTRIES.c[name] for name in TARGET]]
+    # As the renderer reads them: the JSON columns as their text.
+    columns = [ENTRIES.c.id, *[
+        sa.cast(ENTRIES.c[name], sa.Text).label(name) if name in JSON_COLUMNS
+        else ENTRIES.c[name] for name in TARGET]]
     update = (
         sa.update(ENTRIES)
         .where(ENTRIES.c.id == sa.bindparam('_id'))

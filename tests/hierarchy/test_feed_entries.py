@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from flask_migrate import upgrade
 from sqlalchemy import select, text
 
@@ -167,7 +168,12 @@ def test_positions_left_empty_at_the_end_end_the_page(session):
     assert (cut.items, cut.last, cut.more) == ([], mark + 1, False)
     assert read_page(SessionReads(session), end, 10).items == []
 
-def test_the_import_records_what_the_service_would(session, tmp_path):
+@pytest.mark.parametrize("staged_from", [500, 1], ids=["direct", "staged"])
+def test_the_import_records_what_the_service_would(session, tmp_path, monkeypatch,
+                                                   staged_from):
+    # PostgreSQL writes many entries at once by staging their items (hierarchy.changes);
+    # here every write goes that way, or none: the entries are the same.
+    monkeypatch.setattr(changes, "_STAGED_FROM", staged_from)
     before = _last(session)
     import_sor_file(session, SYGEHUS, actor="test")
     session.commit()
