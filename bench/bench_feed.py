@@ -3,7 +3,7 @@
 write paths, and the NDJSON export.
 
     .venv/bin/python bench/bench_feed.py [--entities 200000] [--approvals 200]
-                                         [--base REV] [--out FILE] [--keep]
+                                         [--base REV] [--before REV] [--out FILE] [--keep]
 
 Generates a SOR export of ``--entities`` (bench/generate_sor_export.py) and its changed
 variant (5 % changed, 1 % of subtrees gone), starts a throwaway PostgreSQL server, and
@@ -14,6 +14,9 @@ runs two code bases side by side on it, each on a database of its own:
   approvals record no feed entries. It migrates with this tree's migrations (the editable
   install maps ``sorregistry.migrations`` here), so its schema has the feed's tables,
   left empty.
+* **before** (with ``--before REV``): an earlier version of the feed, unpacked and run
+  as the base is, measured as the feed is (catch-up and latency too): the write paths and
+  the catch-up before and after a change of the feed, side by side in one run.
 * **feed**: this working tree.
 
 For each: ``sorregistry import-sor`` of the export (wall time, peak RSS), then of the
@@ -332,6 +335,8 @@ def main() -> int:
     parser.add_argument("--entities", type=int, default=200_000)
     parser.add_argument("--approvals", type=int, default=200)
     parser.add_argument("--base", default=None, help="the code without the feed (git rev)")
+    parser.add_argument("--before", default=None,
+                        help="an earlier feed to compare with, side by side (git rev)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
@@ -345,11 +350,8 @@ def main() -> int:
     lines: list[str] = []
     load_before = uptime()
     try:
-        base = workdir / "base"
-        base.mkdir()
-        archive = subprocess.run(["git", "archive", base_rev], cwd=ROOT, capture_output=True,
-                                 check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+        base = _unpack(base_rev, workdir / "base")
+        before = _unpack(args.before, workdir / "before") if args.before else None
         generator = load_generator()
         plain, changed = workdir / "plain.xml", workdir / "changed.xml"
         started = time.perf_counter()
@@ -361,9 +363,12 @@ def main() -> int:
             results = {
                 "base": variant("base", base, server, (plain, changed), args.approvals,
                                 workdir, feed=False),
-                "feed": variant("feed", ROOT, server, (plain, changed), args.approvals,
-                                workdir, feed=True),
             }
+            if before is not None:
+                results["before"] = variant("before", before, server, (plain, changed),
+                                            args.approvals, workdir, feed=True)
+            results["feed"] = variant("feed", ROOT, server, (plain, changed), args.approvals,
+                                      workdir, feed=True)
         load_after = uptime()
         b, f = results["base"], results["feed"]
         entries, seconds = f["catch_up"]
@@ -373,7 +378,10 @@ def main() -> int:
             return (f"| {label} | {base_v:.1f} {unit} | {feed_v:.1f} {unit} | "
                     f"{feed_v / base_v:.2f} | {target} |")
 
-        lines = [
+        if "before" in results:
+            lines = _before_after(results, base_rev, args.before, head, args)
+            out.write_text("\n".join(lines) + "\n")
+        lines += [
             f"bench_feed.py: {args.entities:,} entities, {args.approvals} approvals, "
             f"PostgreSQL; feed = {head} (+ working tree), base = {base_rev[:7]}",
             f"load before: {load_before}",
@@ -407,6 +415,50 @@ def main() -> int:
             say(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _unpack(rev: str, into: Path) -> Path:
+    into.mkdir()
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def _before_after(results: dict[str, dict[str, Any]], base_rev: str, before_rev: str,
+                  head: str, args: argparse.Namespace) -> list[str]:
+    """The table of the three variants side by side: no feed, the feed before, after."""
+    b, p, f = results["base"], results["before"], results["feed"]
+
+    def cells(label: str, values: tuple[float, float, float], unit: str, target: str) -> str:
+        base_v, before_v, after_v = values
+        return (f"| {label} | {base_v:.1f} {unit} | {before_v:.1f} {unit} | "
+                f"{after_v:.1f} {unit} | {before_v / base_v:.2f} | {after_v / base_v:.2f} | "
+                f"{target} |")
+
+    def rate(result: dict[str, Any]) -> float:
+        entries, seconds = result["catch_up"]
+        return float(entries / seconds)
+
+    return [
+        f"before / after, {args.entities:,} entities, {args.approvals} approvals: base (no "
+        f"feed) = {base_rev[:7]}, before = {before_rev}, after = {head} (+ working tree)",
+        "",
+        "| path | base (no feed) | feed before | feed after | before / base | after / base "
+        "| target |",
+        "|---|---|---|---|---|---|---|",
+        cells("import", (b["import"], p["import"], f["import"]), "s", "within 10 %"),
+        cells("changed re-import", (b["reimport"], p["reimport"], f["reimport"]), "s",
+              "within 10 %"),
+        cells("approval p50", tuple(percentile(r["approval"], 50) for r in (b, p, f)),
+              "ms", ""),
+        cells("approval p95", tuple(percentile(r["approval"], 95) for r in (b, p, f)),
+              "ms", "within 10 %"),
+        f"| catch-up | - | {rate(p):,.0f} /s | {rate(f):,.0f} /s | | | >= 20,000 /s |",
+        f"| approval -> long poll p95 | - | {percentile(p['latency'], 95):.1f} ms | "
+        f"{percentile(f['latency'], 95):.1f} ms | | | <= 100 ms |",
+        "",
+    ]
 
 
 if __name__ == "__main__":

@@ -45,7 +45,10 @@ way, here, by the same writers: a recorded version's entry shares its number; a 
 whose effective values changed with an ancestor's (:func:`record_inherited`) and an
 organisation whose dates took effect (:func:`record_took_effect`) get entries, numbered
 next, without a version. What an entry holds is ``hierarchy.feed.entries``'; every
-statement that writes one runs here. On PostgreSQL the commit that takes positions also
+statement that writes one runs here (:func:`_write_entries`): the entries' rows are
+selected, each is rendered once as the API will show it (``hierarchy.feed.items``, so a
+page of the feed is stored text joined) and they are inserted - by COPY on PostgreSQL,
+an import's in batches of :data:`_ENTRY_BATCH`. On PostgreSQL the commit that takes positions also
 sends ``NOTIFY sor_feed`` with the last one (delivered at COMMIT), which wakes the
 feed's long-polling readers.
 """
@@ -63,6 +66,7 @@ from sqlalchemy import (
     Column,
     MetaData,
     Table,
+    cast,
     delete,
     event,
     exists,
@@ -74,10 +78,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, scoped_session
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert
-from sqlalchemy.types import NullType
+from sqlalchemy.types import Integer, NullType, Text
 
 from hierarchy.feed import entries as feed_entries
+from hierarchy.feed import items as feed_items
 from hierarchy.models import (
     NAME_COLUMNS,
     Organisation,
@@ -125,6 +131,22 @@ _REGISTER_TABLES = frozenset({"organisations", "organisation_names", "shak_codes
 _REGISTER_MODELS = (Organisation, OrganisationName, ShakCode)
 _CHUNK = 1000  # codes per statement: well inside SQLite's limit on bound parameters
 _SUPERSEDE_CHUNK = 5000  # an import supersedes thousands: fewer, larger statements
+_ENTRY_BATCH = 5000  # an import's feed entries rendered and sent per batch
+_ENTRY_COLUMNS = (*feed_entries.TARGET, "item")
+# Entries written at once from this many on (PostgreSQL) go by the stage (_write_entries).
+_STAGED_FROM = 500
+_STAGE = Table("feed_item_stage", MetaData(), Column("commit_seq", Integer),
+               Column("item", Text()), prefixes=["TEMPORARY"])
+_STAGE_SQL = ("CREATE TEMPORARY TABLE IF NOT EXISTS feed_item_stage "
+              "(commit_seq integer PRIMARY KEY, item text) ON COMMIT DROP; "
+              "TRUNCATE feed_item_stage")
+# feed_entries as the entries are written: the JSON columns arrive as their text (read so).
+_TEXTUAL_ENTRIES = Table(
+    feed_entries.ENTRIES.name,
+    MetaData(),
+    *[Column(c.name, Text() if c.name in feed_entries.JSON_COLUMNS else c.type,
+             primary_key=c.primary_key) for c in feed_entries.ENTRIES.columns],
+)
 _S = TypeVar("_S", bound=Session)
 # The PostgreSQL channel a commit that took feed positions notifies, with the last one.
 FEED_CHANNEL = "sor_feed"
@@ -260,7 +282,7 @@ def record_change(
     )
     plain.flush()  # the organisation row first: the version refers to it
     plain.execute(insert(VERSION_TABLE), [row])
-    plain.execute(feed_entries.versioned_entries(
+    _write_entries(plain, feed_entries.versioned_entries(
         row["commit_id"], sor_code=row["sor_code"], commit_seq=row["commit_seq"]))
     supersede(plain, [organisation.sor_code], now)
     inherited = list(inherited_by)
@@ -300,10 +322,14 @@ def record_import_entries(
     now: datetime,
     reference: str,
 ) -> None:
-    """The import's feed entries: one per version the run recorded, made in one statement
-    from the rows the import wrote, then the units *inherited* changed (``derived``)."""
-    connection.execute(
-        feed_entries.versioned_entries(recorded.commit_id, import_run_id=import_run_id))
+    """The import's feed entries: one per version the run recorded, from the rows the
+    import wrote, in batches of its versions' numbers, then the units *inherited* changed
+    (``derived``)."""
+    versions = recorded.recorded
+    for first in range(1, versions + 1, _ENTRY_BATCH):
+        _write_entries(connection, feed_entries.versioned_entries(
+            recorded.commit_id, import_run_id=import_run_id,
+            seq_range=(first, min(first + _ENTRY_BATCH - 1, versions))))
     record_inherited(connection, inherited, now, source="import", reference=reference,
                      recorded=recorded)
 
@@ -317,16 +343,58 @@ def record_took_effect(session: DbSession, after: date, through: date, now: date
         reference=f"tick:{through.isoformat()}"))
 
 
-def _numbered(target: DbSession | Connection, recorded: Recording, statement: Insert) -> int:
-    """Run an entry statement that numbers its rows on from what *recorded* has recorded
-    (built with ``recorded.recorded`` as its base); count them in."""
-    # Without preserve_rowcount an INSERT's count is not kept (psycopg reports -1).
-    result = target.execute(statement.execution_options(preserve_rowcount=True))
-    count = int(result.rowcount)  # type: ignore[attr-defined]
-    if count < 0:
-        raise RuntimeError("the database did not say how many feed entries it wrote")
+def _numbered(
+    target: DbSession | Connection, recorded: Recording, statement: Select[Any]
+) -> int:
+    """Write the entries of a statement that numbers its rows on from what *recorded*
+    has recorded (built with ``recorded.recorded`` as its base); count them in."""
+    count = _write_entries(target, statement)
     recorded.recorded += count
     return count
+
+
+def _write_entries(target: DbSession | Connection, statement: Select[Any]) -> int:
+    """Insert the entries *statement* selects (``hierarchy.feed.entries``), each with its
+    item rendered (``hierarchy.feed.items``); how many. The rows are read whole, so the
+    inserts cannot change what the statement sees: callers bound its size."""
+    connection = target if isinstance(target, Connection) else _plain(target).connection()
+    rows = connection.execute(statement).all()
+    if not rows:
+        return 0
+    texts = feed_items.render_items(connection, rows, date.today())
+    if connection.dialect.name == "postgresql":
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cursor:
+            if len(rows) < _STAGED_FROM:
+                columns = ", ".join(_ENTRY_COLUMNS)
+                with cursor.copy(f"COPY {feed_entries.ENTRIES.name} ({columns}) FROM STDIN"
+                                 ) as copy:
+                    copy.write(feed_items.copy_data(rows, texts))
+                return len(rows)
+            # Many (an import's): only the items go through Python; the server copies the
+            # organisations' rows again, as it selected them, joined with their items.
+            cursor.execute(_STAGE_SQL)
+            with cursor.copy(f"COPY {_STAGE.name} (commit_seq, item) FROM STDIN") as copy:
+                copy.write(feed_items.copy_data(
+                    [(row.commit_seq,) for row in rows], texts))
+        connection.execute(_staged_insert(statement))
+    else:
+        connection.execute(insert(_TEXTUAL_ENTRIES), [
+            {**row._asdict(), "item": text} for row, text in zip(rows, texts, strict=True)])
+    return len(rows)
+
+
+def _staged_insert(statement: Select[Any]) -> Insert:
+    """The entries *statement* selects, with the items staged for them, into feed_entries
+    (the JSON columns, selected as text, cast back)."""
+    selected = statement.subquery("entry")
+    json_type = feed_entries.ENTRIES.c.effective.type
+    return insert(feed_entries.ENTRIES).from_select(list(_ENTRY_COLUMNS), select(
+        *[cast(selected.c[name], json_type) if name in feed_entries.JSON_COLUMNS
+          else selected.c[name] for name in feed_entries.TARGET],
+        _STAGE.c.item,
+    ).join_from(selected, _STAGE, _STAGE.c.commit_seq == selected.c.commit_seq))
 
 
 def _session_of(target: DbSession | Connection) -> DbSession:

@@ -357,6 +357,9 @@ class FeedEntry(Base):
     valid_from: Mapped[date | None] = mapped_column(Date)
     valid_to: Mapped[date | None] = mapped_column(Date)
     version: Mapped[int] = mapped_column(Integer)
+    # The entry as the API shows it less its position, rendered when it was recorded
+    # (hierarchy.feed.items): what a page of the feed is made of.
+    item: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         # The feed is read in this order (a commit's entries by their number), and each

@@ -6,15 +6,18 @@ read either.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, pre_dump, validate
 
 from hierarchy import identifiers as ids
 from hierarchy.codes import entity_type_name
 from hierarchy.models import LEVELS, OWNERSHIPS, Organisation
-from hierarchy.search.statements import ItemRow
 from hierarchy.successors import Successors, successor_entry
+
+if TYPE_CHECKING:  # at run time hierarchy.search imports the service, which records
+    # through hierarchy.changes, which renders the feed's items with organisation_item
+    from hierarchy.search.statements import ItemRow
 
 # The most codes one batch read takes (as SORES's GetSorEntity is used: a form's or a
 # mirror's list of codes at a time).

@@ -32,6 +32,7 @@ from typing import Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, scoped_session
 
 from hierarchy.models import Organisation
@@ -50,8 +51,9 @@ __all__ = [
 MAX_HOPS = 20  # real chains are one to three hops; this bounds a pathological one
 DEFAULT_WARNING_DAYS = 365
 _CHUNK = 1000  # codes per statement: well inside SQLite's limit on bound parameters
-# The app's db.session, a plain Session, or the lookups' (hierarchy.reporting) alike.
-AnySession = Session | scoped_session[Any]
+# The app's db.session, a plain Session, or the lookups' (hierarchy.reporting) alike;
+# or the connection a writer records on (the feed's items, hierarchy.changes).
+AnySession = Session | scoped_session[Any] | Connection
 
 
 def merge_links(stated: Sequence[str] | None, others: Iterable[str]) -> list[str] | None:

@@ -15,8 +15,12 @@ format's writer. A format is registered here, once, with :func:`register_format`
   in the file;
 - *order*: the rows' order, ``code`` (SOR code) or ``path`` (depth first, parents before
   their units: what nested formats need);
-- *history*: whether it can carry history (``--all-history``); formats that cannot
-  refuse the option.
+- *history_writer*: the writer of an all-history export (``--all-history``,
+  ``?all_history=1``: every version, ``hierarchy.export.snapshot.Snapshot.versions``),
+  for formats that carry history; the others refuse the option (422). SOR XML is one
+  of them: the real v2 file (``Sor_small.xml``) and the importer hold one state per
+  organisation - ``FromDate``, ``UpdatedAt``, ``FirstFromDate`` - and no element for
+  earlier ones (SDS publishes history as the separate "SOR2" CSV set).
 
 The formats (the first of an extension is its default):
 
@@ -61,7 +65,12 @@ class ExportFormat:
     extension: str
     writer: Writer
     order: Order = "path"
-    history: bool = False
+    history_writer: Writer | None = None
+
+    @property
+    def history(self) -> bool:
+        """Whether it carries all history."""
+        return self.history_writer is not None
 
 
 FORMATS: dict[str, ExportFormat] = {}
@@ -72,9 +81,9 @@ class UnknownFormat(LookupError):
 
 
 def register_format(name: str, media_type: str, extension: str, writer: Writer, *,
-                    order: Order = "path", history: bool = False) -> None:
+                    order: Order = "path", history_writer: Writer | None = None) -> None:
     """Make *name* an export format (the command's ``--format``, the API's files)."""
-    FORMATS[name] = ExportFormat(name, media_type, extension, writer, order, history)
+    FORMATS[name] = ExportFormat(name, media_type, extension, writer, order, history_writer)
 
 
 def format_for(*, name: str | None = None, extension: str | None = None) -> ExportFormat:
@@ -91,7 +100,8 @@ def format_for(*, name: str | None = None, extension: str | None = None) -> Expo
     return candidates[0]
 
 
-register_format("ndjson", ndjson.MEDIA_TYPE, "ndjson", ndjson.write_ndjson, order="code")
+register_format("ndjson", ndjson.MEDIA_TYPE, "ndjson", ndjson.write_ndjson, order="code",
+                history_writer=ndjson.write_ndjson_history)
 register_format("fhir-ndjson", fhir_export.MEDIA_TYPE, "ndjson", fhir_export.fhir_ndjson_writer,
                 order="code")
 # SOR XML nests units in their parents: the rows parents first.
@@ -100,6 +110,7 @@ register_format("sor-xml", sor_xml.MEDIA_TYPE, "xml", sor_xml.sor_xml_writer("2.
 register_format("sor-xml-v1", sor_xml.MEDIA_TYPE, "xml", sor_xml.sor_xml_writer("1.0.0"),
                 order="path")
 register_format("csv", csv_format.MEDIA_TYPE, "csv", csv_format.csv_writer(excel_safe=False),
-                order="path")
+                order="path", history_writer=csv_format.csv_history_writer(excel_safe=False))
 register_format("csv-excel-safe", csv_format.MEDIA_TYPE, "csv",
-                csv_format.csv_writer(excel_safe=True), order="path")
+                csv_format.csv_writer(excel_safe=True), order="path",
+                history_writer=csv_format.csv_history_writer(excel_safe=True))

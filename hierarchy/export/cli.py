@@ -26,7 +26,8 @@ from sorregistry.extensions import db
               help="Only the organisations active on this day (YYYY-MM-DD); default: all, "
                    "closed and future ones too.")
 @click.option("--all-history", is_flag=True,
-              help="With the history of each organisation (formats that carry it).")
+              help="Every version of every organisation, one a line, with its valid and "
+                   "recorded times (ndjson, csv; not with --on).")
 @click.argument("out")
 @with_appcontext
 def export_command(format_name: str, on: datetime | None, all_history: bool, out: str) -> None:
@@ -36,9 +37,13 @@ def export_command(format_name: str, on: datetime | None, all_history: bool, out
     the feed from (/api/v1/changes?after=CURSOR). OUT is written whole or not at all.
     """
     chosen = FORMATS[format_name]
-    if all_history and not chosen.history:
-        fail(f"--all-history: the {chosen.name} format carries no history (the change feed "
-             "and /api/v1/organisations/{code}/history do)")
+    if all_history and chosen.history_writer is None:
+        fail(f"--all-history: the {chosen.name} format carries no history (ndjson and csv "
+             "do; so do the change feed and /api/v1/organisations/{code}/history)")
+    if all_history and on is not None:
+        fail("--all-history holds every version, --on the organisations in force on a day: "
+             "give one or the other")
+    writer = chosen.history_writer if all_history and chosen.history_writer else chosen.writer
     target = None if out == "-" else Path(out)
     if target is not None and not target.parent.is_dir():
         fail(f"{out}: no such directory: {target.parent}")
@@ -46,17 +51,17 @@ def export_command(format_name: str, on: datetime | None, all_history: bool, out
                              on=on.date() if on else None, all_history=all_history)
     try:
         if target is None:
-            chosen.writer(snapshot.rows(), sys.stdout.buffer.write, snapshot.info)
+            writer(snapshot.lines(), sys.stdout.buffer.write, snapshot.info)
             sys.stdout.buffer.flush()
         else:
-            _write_whole(target, lambda write: chosen.writer(snapshot.rows(), write,
-                                                             snapshot.info))
+            _write_whole(target, lambda write: writer(snapshot.lines(), write, snapshot.info))
     except OSError as exc:
         fail(f"{out}: cannot write ({exc.strerror or exc}); nothing was written")
     finally:
         snapshot.close()
     info = snapshot.info
-    click.echo(f"Exported {info.count} organisations ({chosen.name}) at feed position "
+    versions = f" ({info.versions} versions)" if all_history else ""
+    click.echo(f"Exported {info.count} organisations{versions} ({chosen.name}) at feed position "
                f"{info.position} to {out}; follow the feed with "
                f"/api/v1/changes?after={info.cursor}", err=target is None)
 

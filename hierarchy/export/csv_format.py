@@ -13,6 +13,14 @@ a SOR code survive. Whatever the mode, a text value that Excel would take for a 
 (beginning with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) gets a leading
 apostrophe (OWASP's advice against CSV injection).
 
+With all history (:func:`csv_history_writer`) each row is one version of an
+organisation, by SOR code and version (:data:`HISTORY_COLUMNS`): the version's number,
+when it was in force (``valid_from`` / ``valid_to``, valid time), when the register
+recorded it and when a newer version superseded it (``recorded_at`` /
+``superseded_at``, transaction time; empty: the current one), its source and reference,
+then its *own* values as recorded (the addresses and contact data it states itself;
+what it inherited then is not repeated per version).
+
 The last line is a trailer naming the feed position the snapshot was taken at (the
 export's one snapshot, ``hierarchy.export.snapshot``), the cursor to follow the feed from,
 its date and the number of rows - a file cut short lacks it.
@@ -30,7 +38,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -109,6 +117,64 @@ COLUMNS: tuple[tuple[str, Callable[[Row], Any], bool], ...] = (
 HEADER = tuple(header for header, _, _ in COLUMNS)
 
 
+def _stated(name: str) -> Callable[[Row], Any]:
+    return lambda row: (row["snapshot"] or {}).get(name)
+
+
+def _stated_address(which: str, part: str) -> Callable[[Row], Any]:
+    return lambda row: ((row["snapshot"] or {}).get(which) or {}).get(part)
+
+
+def _stated_words(name: str) -> Callable[[Row], Any]:
+    return lambda row: " ".join((row["snapshot"] or {}).get(name) or ()) or None
+
+
+def _stated_specialities(row: Row) -> str | None:
+    stated = (row["snapshot"] or {}).get("clinical_specialities") or ()
+    return " ".join(item["code"] for item in stated) or None
+
+
+# An all-history row: a version of organisation_versions (hierarchy.export.snapshot).
+HISTORY_COLUMNS: tuple[tuple[str, Callable[[Row], Any], bool], ...] = (
+    ("sor_code", _own("sor_code"), True),
+    ("version", _own("version"), False),
+    ("valid_from", _stated("valid_from"), False),
+    ("valid_to", _stated("valid_to"), False),
+    ("recorded_at", _own("recorded_at"), False),
+    ("superseded_at", _own("superseded_at"), False),
+    ("source", _own("source"), False),
+    ("reference", _own("reference"), False),
+    ("level", _stated("level"), False),
+    ("name", _stated("name"), False),
+    ("entity_type", _stated("entity_type"), True),
+    ("entity_type_name", lambda row: entity_type_name(_stated("entity_type")(row)), False),
+    ("parent_sor_code", _stated("parent_sor_code"), True),
+    ("cvr", _stated("cvr"), True),
+    ("shak", _stated("shak"), True),
+    ("ydernummer", _stated("ydernummer"), True),
+    ("gln", _stated("gln"), True),
+    ("p_number", _stated("p_number"), True),
+    ("street", _stated_address("postal_address", "street"), False),
+    ("postal_code", _stated_address("postal_address", "postal_code"), True),
+    ("city", _stated_address("postal_address", "city"), False),
+    ("municipality_code", _stated_address("postal_address", "municipality_code"), True),
+    ("region_code", _stated_address("postal_address", "region_code"), True),
+    ("visiting_street", _stated_address("visiting_address", "street"), False),
+    ("visiting_postal_code", _stated_address("visiting_address", "postal_code"), True),
+    ("visiting_city", _stated_address("visiting_address", "city"), False),
+    ("phone", _stated("phone"), True),
+    ("fax", _stated("fax"), True),
+    ("email", _stated("email"), False),
+    ("website", _stated("website"), False),
+    ("clinical_specialities", _stated_specialities, True),
+    ("first_valid_from", _stated("first_valid_from"), False),
+    ("updated_at_source", _stated("source_updated_at"), False),
+    ("replaces", _stated_words("replaces"), True),
+    ("replaced_by", _stated_words("replaced_by"), True),
+)
+HISTORY_HEADER = tuple(header for header, _, _ in HISTORY_COLUMNS)
+
+
 @dataclass(slots=True)
 class CsvStats:
     rows: int = 0
@@ -117,6 +183,8 @@ class CsvStats:
 def _text(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
@@ -133,8 +201,11 @@ def _cell(value: Any, is_code: bool, excel_safe: bool) -> str:
     return text
 
 
-def _cells(row: Row, excel_safe: bool) -> list[str]:
-    return [_cell(value(row), is_code, excel_safe) for _, value, is_code in COLUMNS]
+Columns = tuple[tuple[str, Callable[[Row], Any], bool], ...]
+
+
+def _cells(row: Row, excel_safe: bool, columns: Columns = COLUMNS) -> list[str]:
+    return [_cell(value(row), is_code, excel_safe) for _, value, is_code in columns]
 
 
 def trailer(info: ExportInfo, rows: int) -> str:
@@ -145,16 +216,17 @@ def trailer(info: ExportInfo, rows: int) -> str:
 
 
 def csv_chunks(rows: Iterable[Row], info: ExportInfo, excel_safe: bool = False,
-               stats: CsvStats | None = None, delimiter: str = DELIMITER) -> Iterator[bytes]:
+               stats: CsvStats | None = None, delimiter: str = DELIMITER,
+               columns: Columns = COLUMNS) -> Iterator[bytes]:
     """The CSV of *rows* as successive byte chunks (for a streamed HTTP answer)."""
     stats = stats if stats is not None else CsvStats()
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
-    writer.writerow(HEADER)
+    writer.writerow([header for header, _, _ in columns])
     pending = 0
     first = True
     for row in rows:
-        writer.writerow(_cells(row, excel_safe))
+        writer.writerow(_cells(row, excel_safe, columns))
         stats.rows += 1
         pending += 1
         if pending >= CHUNK_ROWS:
@@ -191,6 +263,16 @@ def csv_writer(*, excel_safe: bool) -> Writer:
     return write_rows
 
 
+def csv_history_writer(*, excel_safe: bool) -> Writer:
+    """The export registry's writer of an all-history CSV (one row per version)."""
+
+    def write_rows(rows: Iterable[ExportRow], write: Write, info: ExportInfo) -> None:
+        for chunk in csv_chunks(mappings(rows), info, excel_safe, columns=HISTORY_COLUMNS):
+            write(chunk)
+
+    return write_rows
+
+
 def read_trailer(line: str) -> Mapping[str, str]:
     """The trailer's fields, for a reader that checks a file is whole."""
     if not line.startswith("# "):
@@ -198,5 +280,6 @@ def read_trailer(line: str) -> Mapping[str, str]:
     return dict(part.split("=", 1) for part in line[2:].split())
 
 
-__all__ = ["COLUMNS", "HEADER", "MEDIA_TYPE", "CsvStats", "csv_chunks", "csv_writer",
-           "read_trailer", "trailer", "write_csv"]
+__all__ = ["COLUMNS", "HEADER", "HISTORY_COLUMNS", "HISTORY_HEADER", "MEDIA_TYPE",
+           "CsvStats", "csv_chunks", "csv_history_writer", "csv_writer", "read_trailer",
+           "trailer", "write_csv"]

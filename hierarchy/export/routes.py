@@ -7,8 +7,12 @@ pulled); a client that goes away stops it, and its snapshot is closed. An error
 half-way ends the stream without its last chunk: the client sees a broken transfer,
 never a short file that looks whole.
 
-``ETag`` names the format, the feed position and the day: the same register position
-gives the same bytes, so ``If-None-Match`` answers 304 without reading the rows.
+``?all_history=1`` streams every version of every organisation instead (formats that
+carry history: ndjson, csv; ``hierarchy.export.snapshot``); other formats, or a day
+given with it, are refused (422).
+
+``ETag`` names the format, the feed position and the day (or ``history``): the same
+register position gives the same bytes, so ``If-None-Match`` answers 304 without reading the rows.
 ``X-Feed-Position`` and ``X-Feed-Cursor`` say where in the feed the export was taken.
 """
 
@@ -41,11 +45,20 @@ class NoSuchExport(DomainError):
     status = 404
 
 
+class NoHistory(DomainError):
+    """All history asked of a format that carries none (422)."""
+
+    status = 422
+
+
 class ExportArgsSchema(Schema):
     format = fields.String(metadata={"description": "The format, when several share the "
                                                     "extension / Format"})
     on = fields.Date(metadata={"description": "Only organisations active on this day; "
                                               "default all / Kun aktive på dagen"})
+    all_history = fields.Boolean(load_default=False, metadata={
+        "description": "Every version of every organisation, one a line, with its valid "
+                       "and recorded times (ndjson, csv; not with on) / Al historik"})
 
 
 def _documented_responses() -> dict[int, Any]:
@@ -73,6 +86,7 @@ class RegisterExport(MethodView):
     @blp.arguments(ExportArgsSchema, location="query")
     @blp.alt_response(304, description="Not Modified: the ETag sent is current")
     @blp.alt_response(404, description="No export of that extension or format")
+    @blp.alt_response(422, description="all_history of a format without history, or with on")
     @require("reporter", "sds")
     def get(self, args: dict[str, Any], extension: str) -> Response:
         """The whole register (or what is active on a day) in one file, from one snapshot."""
@@ -80,11 +94,15 @@ class RegisterExport(MethodView):
             chosen = format_for(name=args.get("format"), extension=extension)
         except UnknownFormat as exc:
             raise NoSuchExport(str(exc)) from exc
+        history = bool(args["all_history"])
+        if history and chosen.history_writer is None:
+            raise NoHistory(f"the {chosen.name} format carries no history (ndjson and csv "
+                            "do; so do the change feed and /organisations/{code}/history)")
         snapshot = open_snapshot(db.session, format=chosen.name, order=chosen.order,
-                                 on=args.get("on"))
+                                 on=args.get("on"), all_history=history)
         try:
             info = snapshot.info
-            etag = f"{chosen.name}-{info.position}-{info.on or 'all'}"
+            etag = f"{chosen.name}-{info.position}-{'history' if history else info.on or 'all'}"
             headers = {
                 "X-Feed-Position": str(info.position),
                 "X-Feed-Cursor": info.cursor,
@@ -92,6 +110,9 @@ class RegisterExport(MethodView):
                 "Content-Disposition": f'attachment; filename="sor-register-{info.position}'
                                        f'.{chosen.extension}"',
             }
+            if history:
+                headers["Content-Disposition"] = (
+                    f'attachment; filename="sor-history-{info.position}.{chosen.extension}"')
             if etag in request.if_none_match:
                 snapshot.close()
                 response = Response(status=304, headers=headers)
@@ -131,7 +152,9 @@ def _stream(snapshot: Snapshot, chosen: ExportFormat) -> Iterator[bytes]:
 
     def produce() -> None:
         try:
-            chosen.writer(snapshot.rows(), write, snapshot.info)
+            writer = (chosen.history_writer if snapshot.info.all_history
+                      and chosen.history_writer else chosen.writer)
+            writer(snapshot.lines(), write, snapshot.info)
             put(_END)
         except _Gone:
             pass

@@ -12,6 +12,14 @@ export's memory stays flat however large the register.
 A session bound to one connection (the tests' rolled-back transaction) is read on that
 connection, in the transaction it is in.
 
+**All history** (``--all-history``, ``?all_history=1``): the snapshot's lines are then
+every version of every organisation (:meth:`Snapshot.versions`, rows of
+``organisation_versions``: its own values as recorded, ``snapshot``, with
+``recorded_at`` / ``superseded_at`` - transaction time - and the version's own
+``valid_from`` / ``valid_to`` - valid time), by SOR code and version, streamed the same
+way; ``ExportInfo.versions`` counts them. One day's register (``on``) and all history
+are different questions: asking both is refused (:class:`HistoryOnADay`).
+
 The writers' interface (``hierarchy.export`` registers them):
 ``Writer = Callable[[Iterable[ExportRow], Write, ExportInfo], None]``, where an
 :data:`ExportRow` is a row of ``organisations`` - every column by name, as the
@@ -21,8 +29,8 @@ attributes of :class:`hierarchy.models.Organisation` (JSON columns decoded, date
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -31,21 +39,35 @@ from sqlalchemy.engine import Connection, Engine, RootTransaction
 
 from hierarchy.feed.cursor import encode_cursor
 from hierarchy.feed.reading import CURSOR_KEY, LAST_POSITION
-from hierarchy.models import Organisation, table_of
+from hierarchy.models import Organisation, OrganisationVersion, table_of
 from hierarchy.service import active_on_clause
+from hierarchy.successors import Successors, find_successors
 from sorregistry import replicas
 from sorregistry.database import DbSession
+from sorregistry.errors import DomainError
 
 # A row of organisations, every column by name (see the module's text).
 ExportRow = Row[Any]
 # Where a writer's bytes go.
 Write = Callable[[bytes], object]
+# The chain ends of organisations (code -> its replaced_by) in the snapshot, on its day.
+SuccessorLookup = Callable[[Mapping[str, Sequence[str] | None]], Mapping[str, Successors]]
 # The order rows come in: by SOR code, or by path (the tree depth first, every unit right
 # after its parent: what nested formats need).
 Order = Literal["code", "path"]
 CHUNK_ROWS = 1000
 
 _ORGANISATIONS = table_of(Organisation)
+_VERSIONS = table_of(OrganisationVersion)
+# The columns of a version line (Snapshot.versions), in the versions' key order.
+VERSION_COLUMNS = ("sor_code", "version", "recorded_at", "superseded_at", "source",
+                   "reference", "snapshot")
+
+
+class HistoryOnADay(DomainError):
+    """All history and one day's register asked at once (422)."""
+
+    status = 422
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +84,10 @@ class ExportInfo:
     all_history: bool
     count: int
     taken_at: datetime
+    versions: int = 0  # with all_history: how many version lines
+    # Where closed organisations went, read in the snapshot (None: a writer given rows
+    # without a database, as the tests' are).
+    successors: SuccessorLookup | None = None
 
     @property
     def snapshot_date(self) -> date:
@@ -99,6 +125,22 @@ class Snapshot:
         finally:
             result.close()
 
+    def versions(self) -> Iterator[ExportRow]:
+        """Every version of every organisation (:data:`VERSION_COLUMNS`), by SOR code and
+        version, fetched a chunk at a time."""
+        statement = select(*[_VERSIONS.c[name] for name in VERSION_COLUMNS]).order_by(
+            _VERSIONS.c.sor_code, _VERSIONS.c.version)
+        result = self.connection.execute(
+            statement.execution_options(stream_results=True, yield_per=CHUNK_ROWS))
+        try:
+            yield from result
+        finally:
+            result.close()
+
+    def lines(self) -> Iterator[ExportRow]:
+        """What the export holds: the versions with all history, else the organisations."""
+        return self.versions() if self.info.all_history else self.rows()
+
     def close(self) -> None:
         """End the snapshot's transaction and give its connection back (idempotent)."""
         if not self._owned:
@@ -115,6 +157,9 @@ def open_snapshot(session: DbSession, *, format: str, order: Order, on: date | N
                   all_history: bool = False) -> Snapshot:
     """Open a snapshot of the register as *session*'s database holds it now (in a
     request: a hot standby's, when ``sorregistry.replicas`` chooses one)."""
+    if all_history and on is not None:
+        raise HistoryOnADay("all history holds every version; a day's register only those "
+                            "in force on it: ask for one or the other")
     bind = session.get_bind()
     if isinstance(bind, Engine):
         connection = replicas.connect(bind)
@@ -133,6 +178,15 @@ def open_snapshot(session: DbSession, *, format: str, order: Order, on: date | N
                     order)
 
 
+def _with_successors(connection: Connection, info: ExportInfo) -> ExportInfo:
+    day = info.snapshot_date
+
+    def lookup(starts: Mapping[str, Sequence[str] | None]) -> Mapping[str, Successors]:
+        return find_successors(connection, starts, day)
+
+    return replace(info, successors=lookup)
+
+
 def _info(connection: Connection, format: str, on: date | None,
           all_history: bool) -> ExportInfo:
     # The position first: it fixes the snapshot (REPEATABLE READ) that the rows are read in.
@@ -142,6 +196,9 @@ def _info(connection: Connection, format: str, on: date | None,
     if on is not None:
         counted = counted.where(*active_on_clause(on))
     count = int(connection.execute(counted).scalar_one())
-    return ExportInfo(format=format, position=position,
-                      cursor=encode_cursor(position, bytes.fromhex(key)), on=on,
-                      all_history=all_history, count=count, taken_at=datetime.now(UTC))
+    versions = int(connection.execute(
+        select(func.count()).select_from(_VERSIONS)).scalar_one()) if all_history else 0
+    return _with_successors(connection, ExportInfo(
+        format=format, position=position, cursor=encode_cursor(position, bytes.fromhex(key)),
+        on=on, all_history=all_history, count=count, taken_at=datetime.now(UTC),
+        versions=versions))

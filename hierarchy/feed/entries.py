@@ -5,8 +5,9 @@ API's item is rendered from, :data:`STATE_COLUMNS`), says what kind of change it
 which of the item's fields changed. Both are worked out by comparing the row with the
 organisation's previous entry - the state the feed showed last - so one rule serves
 every writer: the service's single changes, the import's thousands, the tick. Each
-statement is an ``INSERT INTO feed_entries ... SELECT ... FROM organisations``: the
-import sends no row through Python twice, its entries are made by the server.
+statement is a ``SELECT ... FROM organisations`` joined with the previous entries whose
+rows are the entries (named as ``feed_entries``' columns): ``hierarchy.changes`` renders
+each row's item (``hierarchy.feed.items``) and inserts them (COPY on PostgreSQL).
 
 The kinds (:func:`_change`), first that applies: ``created`` (no previous entry),
 ``moved`` (another parent), ``replaced`` (``replaced_by`` set or changed to a
@@ -32,8 +33,8 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Date,
-    Insert,
     Integer,
+    Select,
     String,
     Text,
     and_,
@@ -41,7 +42,6 @@ from sqlalchemy import (
     cast,
     false,
     func,
-    insert,
     literal,
     null,
     or_,
@@ -111,11 +111,26 @@ FIELD_ORDER: tuple[str, ...] = (
     "valid_to",
 )
 
-# The columns every entry statement fills, in this order.
-_TARGET = (
+# The columns every entry statement selects, in this order (the item is added to them).
+TARGET: tuple[str, ...] = (
     "commit_id", "commit_seq", "sor_code", "change", "changed_fields", "by_inheritance",
     "recorded_at", "source", "reference", "took_effect_on", *STATE_COLUMNS,
 )
+
+
+# The JSON columns, selected as their text: written back as they are, decoded (by orjson)
+# only to render the item.
+JSON_COLUMNS = frozenset({"effective", "inherited", "clinical_specialities", "replaces",
+                          "replaced_by"})
+
+
+def _named(statement: Select[Any]) -> Select[Any]:
+    """*statement*'s columns labelled as ``feed_entries``' (rows read by name), the JSON
+    columns as text."""
+    return statement.with_only_columns(
+        *[(cast(column, Text) if name in JSON_COLUMNS else column).label(name)
+          for column, name in zip(statement.selected_columns, TARGET, strict=True)],
+        maintain_column_froms=True)
 
 
 def _json_text(column: Any) -> ColumnElement[str]:
@@ -184,12 +199,12 @@ def _with_previous() -> tuple[FromClause, FromClause, FromClause]:
 
 def versioned_entries(
     commit_id: int, *, sor_code: str | None = None, commit_seq: int | None = None,
-    import_run_id: int | None = None,
-) -> Insert:
+    import_run_id: int | None = None, seq_range: tuple[int, int] | None = None,
+) -> Select[Any]:
     """Entries for the versions recorded under commit *commit_id* (those of *sor_code*
-    numbered *commit_seq*, or those of import run *import_run_id*): each shares its
-    version's number, time, source and reference, and shows the organisation's row as
-    it stands."""
+    numbered *commit_seq*, or those of import run *import_run_id*, numbered within
+    *seq_range* (first, last) when given): each shares its version's number, time,
+    source and reference, and shows the organisation's row as it stands."""
     new, old, joined = _with_previous()
     version = VERSIONS.alias("v")
     conditions = [version.c.commit_id == commit_id]
@@ -197,6 +212,8 @@ def versioned_entries(
         conditions += [version.c.sor_code == sor_code, version.c.commit_seq == commit_seq]
     if import_run_id is not None:
         conditions.append(version.c.import_run_id == import_run_id)
+    if seq_range is not None:
+        conditions.append(version.c.commit_seq.between(*seq_range))
     statement = (
         select(
             version.c.commit_id, version.c.commit_seq, new.c.sor_code, _change(new, old),
@@ -207,14 +224,15 @@ def versioned_entries(
         )
         .select_from(joined.join(version, version.c.sor_code == new.c.sor_code))
         .where(*conditions)
+        .order_by(version.c.commit_seq)
     )
-    return insert(ENTRIES).from_select(list(_TARGET), statement)
+    return _named(statement)
 
 
 def inherited_entries(
     commit_id: int, base: int, codes: list[str], *, recorded_at: datetime, source: str,
     reference: str | None,
-) -> Insert:
+) -> Select[Any]:
     """Entries for the units *codes* whose effective values changed with an ancestor's,
     numbered ``base + 1`` on in code order; units whose item shows no change get none."""
     new, old, joined = _with_previous()
@@ -223,20 +241,20 @@ def inherited_entries(
     statement = (
         select(
             literal(commit_id, Integer), number, new.c.sor_code, literal("changed", String),
-            changed, true(), literal(recorded_at), literal(source, String),
-            literal(reference, String), cast(null(), Date),
+            changed, true(), literal(recorded_at, ENTRIES.c.recorded_at.type),
+            literal(source, String), literal(reference, String), cast(null(), Date),
             *[new.c[name] for name in STATE_COLUMNS],
         )
         .select_from(joined)
         .where(new.c.sor_code.in_(codes), changed != "")
     )
-    return insert(ENTRIES).from_select(list(_TARGET), statement)
+    return _named(statement)
 
 
 def took_effect_entries(
     commit_id: int, base: int, after: date, through: date, *, recorded_at: datetime,
     reference: str,
-) -> Insert:
+) -> Select[Any]:
     """``took_effect`` entries for the organisations whose ``valid_from`` or ``valid_to``
     falls in (*after*, *through*], numbered ``base + 1`` on in code order; the fields named
     are the dates that took effect, ``took_effect_on`` the later of them."""
@@ -249,7 +267,7 @@ def took_effect_entries(
     day = case((ends, org.c.valid_to), else_=org.c.valid_from)
     statement = select(
         literal(commit_id, Integer), number, org.c.sor_code, literal("took_effect", String),
-        fields, false(), literal(recorded_at), literal("tick", String),
+        fields, false(), literal(recorded_at, ENTRIES.c.recorded_at.type), literal("tick", String),
         literal(reference, String), day, *[org.c[name] for name in STATE_COLUMNS],
     ).where(or_(starts, ends))
-    return insert(ENTRIES).from_select(list(_TARGET), statement)
+    return _named(statement)

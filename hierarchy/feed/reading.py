@@ -1,5 +1,10 @@
 """Reading the feed: a page of entries after a position, as the API shows them.
 
+Each entry was rendered when it was recorded (``feed_entries.item``,
+``hierarchy.feed.items``): a page is its entries' stored texts, each given its position,
+joined - no entry is rendered, parsed or made an object on the way out (:attr:`Page.entries`;
+:attr:`Page.items` parses them for callers in Python).
+
 A page is one statement over a window of positions, (after, after + limit + 1]: the
 commits whose first position lies in it or holds its start (``register_commits`` by
 ``first_position``, its unique index), and of each the entries numbered within the
@@ -15,22 +20,21 @@ so none can appear below one already seen. The register's last position is read 
 (positions up to it are committed, so visible to the page's read that follows).
 
 On PostgreSQL the statements run on the worker thread's own connection
-(``sorregistry.reads``), rows as named tuples with JSON decoded by orjson; elsewhere
-through the session.
+(``sorregistry.reads``), rows as named tuples; elsewhere through the session.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 
+import orjson
 from flask import Flask
 from sqlalchemy import BigInteger, bindparam, func, select
 
-from hierarchy.feed.entries import ENTRIES, STATE_COLUMNS
+from hierarchy.feed.entries import ENTRIES
+from hierarchy.feed.items import with_position
 from hierarchy.models import FeedState, RegisterCommit, RegisterVersion, table_of
-from hierarchy.schemas import organisation_item
 from sorregistry.reads import Reads
 
 _COMMITS = table_of(RegisterCommit)
@@ -53,18 +57,7 @@ def _page_statement() -> Any:
         .scalar_subquery()
     )
     return (
-        select(
-            position,
-            ENTRIES.c.sor_code,
-            ENTRIES.c.change,
-            ENTRIES.c.changed_fields,
-            ENTRIES.c.by_inheritance,
-            ENTRIES.c.recorded_at,
-            ENTRIES.c.source,
-            ENTRIES.c.reference,
-            ENTRIES.c.took_effect_on,
-            *[ENTRIES.c[name] for name in STATE_COLUMNS],
-        )
+        select(position, ENTRIES.c.item)
         .select_from(commits.join(ENTRIES, ENTRIES.c.commit_id == commits.c.id))
         .where(
             commits.c.first_position >= start,
@@ -88,10 +81,15 @@ class Page:
     after, when none); *more* whether more entries followed these; *register_last* the
     last position handed out, read with the page."""
 
-    items: list[dict[str, Any]]
+    entries: list[bytes]  # each entry as the API shows it, encoded
     last: int
     more: bool
     register_last: int
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """The entries decoded (dates as the API shows them: ISO 8601 text)."""
+        return [orjson.loads(entry) for entry in self.entries]
 
 
 def cursor_key(app: Flask, reads: Reads) -> bytes:
@@ -103,25 +101,6 @@ def cursor_key(app: Flask, reads: Reads) -> bytes:
             raise RuntimeError("the feed has no cursor key: run `sorregistry db upgrade`")
         key = app.extensions[_KEY] = bytes.fromhex(found)
     return key
-
-
-def entry_item(row: Any) -> dict[str, Any]:
-    """One entry as the API shows it, from a row of :data:`PAGE`."""
-    return {
-        "position": row.position,
-        "sor_code": row.sor_code,
-        "change": row.change,
-        "changed_fields": row.changed_fields.rstrip(",").split(",")
-        if row.changed_fields else [],
-        "inherited": row.by_inheritance,
-        "recorded_at": row.recorded_at.astimezone(UTC),
-        "source": row.source,
-        "reference": row.reference,
-        "valid_from": row.valid_from,
-        "valid_to": row.valid_to,
-        "took_effect_on": row.took_effect_on,
-        "organisation": organisation_item(row),
-    }
 
 
 def read_page(reads: Reads, after: int, limit: int) -> Page:
@@ -147,14 +126,14 @@ def read_page(reads: Reads, after: int, limit: int) -> Page:
         start, through = through, through + limit + 1 - len(rows)
         rows = [*rows, *reads.rows(PAGE, {"after": start, "through": through})]
         windows += 1
-    items = [entry_item(row) for row in rows[:limit]]
+    entries = [with_position(row.position, row.item) for row in rows[:limit]]
     full = len(rows) > limit
     if full:
-        last = items[-1]["position"]
-    elif items:  # every entry through min(through, committed) is on this page
-        last = max(items[-1]["position"], min(through, committed))
+        last = int(rows[limit - 1].position)
+    elif entries:  # every entry through min(through, committed) is on this page
+        last = max(int(rows[-1].position), min(through, committed))
     elif through < register_last:  # _MAX_WINDOWS of empty positions: past them
         last = min(through, committed)
     else:
         last = after
-    return Page(items, last, full or through < register_last, register_last)
+    return Page(entries, last, full or through < register_last, register_last)

@@ -81,7 +81,9 @@ def test_on_a_day_only_the_organisations_active_that_day(runner, session, regist
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--format", "ndjson", "--all-history", "x.ndjson"], "carries no history"),
+    (["--format", "sor-xml", "--all-history", "x.xml"], "carries no history"),
+    (["--format", "ndjson", "--all-history", "--on", "2020-01-01", "x.ndjson"],
+     "give one or the other"),
     (["--format", "ndjson", "/no/such/dir/x.ndjson"], "no such directory"),
     (["--format", "pdf", "x.pdf"], "Invalid value for '--format'"),
     (["--format", "ndjson", "--on", "someday", "x.ndjson"], "Invalid value for '--on'"),

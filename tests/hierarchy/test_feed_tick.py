@@ -50,9 +50,9 @@ def test_a_unit_closing_tomorrow_is_in_the_feed_again_once_tomorrow(session):
     entries = feed(session, mark)
     assert [(e["sor_code"], e["change"], e["changed_fields"], e["took_effect_on"], e["source"],
              e["reference"]) for e in entries] == [
-        (unit, "took_effect", ["valid_to"], TOMORROW, "tick",
+        (unit, "took_effect", ["valid_to"], TOMORROW.isoformat(), "tick",
          f"tick:{TOMORROW.isoformat()}")]
-    assert entries[0]["organisation"]["valid_to"] == TOMORROW
+    assert entries[0]["organisation"]["valid_to"] == TOMORROW.isoformat()
 
     # Ticking again - the same day, or later days - writes nothing more for it.
     for day in (TOMORROW, TOMORROW, TOMORROW + timedelta(days=1), TODAY):
@@ -74,7 +74,7 @@ def test_a_start_in_the_future_and_days_missed(session):
     session.commit()
     assert [(e["sor_code"], e["changed_fields"], e["took_effect_on"])
             for e in feed(session, mark)] == [
-        (unit, ["valid_from"], starts), (unit, ["valid_to"], ends)]
+        (unit, ["valid_from"], starts.isoformat()), (unit, ["valid_to"], ends.isoformat())]
 
 
 def test_both_dates_in_one_tick_make_one_entry(session):
@@ -84,7 +84,7 @@ def test_both_dates_in_one_tick_make_one_entry(session):
     tick(session, TODAY + timedelta(days=7))
     session.commit()
     assert [(e["changed_fields"], e["took_effect_on"]) for e in feed(session, mark)] == [
-        (["valid_from", "valid_to"], ends)]
+        (["valid_from", "valid_to"], ends.isoformat())]
 
 
 def test_the_command_ticks_through_the_day_given(fresh_database):

@@ -15,18 +15,21 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import orjson
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer
 
 from applications import service as applications_service
 from hierarchy.feed.reading import read_page
 from hierarchy.models import Organisation
-from hierarchy.schemas import organisation_item
+from hierarchy.schemas import organisation_item, with_successors
 from hierarchy.sor_import import import_sor_file
+from hierarchy.successors import find_successors
 from sorregistry import create_app
 from sorregistry.database import write_step
 from sorregistry.extensions import db
@@ -54,8 +57,14 @@ def latest_items(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def register_items(session) -> dict[str, dict[str, Any]]:
-    """Every organisation as the API shows it now."""
-    return {o.sor_code: organisation_item(o) for o in session.query(Organisation)}
+    """Every organisation as the API shows it now (JSON: dates as text), successors with
+    those that name one."""
+    organisations = list(session.query(Organisation))
+    found = find_successors(session, {o.sor_code: o.replaced_by for o in organisations},
+                            date.today())
+    return {o.sor_code: orjson.loads(orjson.dumps(
+        with_successors(organisation_item(o), found.get(o.sor_code))))
+        for o in organisations}
 
 
 @functools.cache
