@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -54,7 +53,16 @@ from typing import Any
 
 import orjson
 from bench_import import Run, run_measured
-from common import ROOT, find_command, free_port, load_generator, postgres_server, say
+from common import (
+    ROOT,
+    find_command,
+    free_port,
+    load_generator,
+    percentile,
+    postgres_server,
+    say,
+    uptime,
+)
 
 from hierarchy.changes import FEED_CHANNEL
 
@@ -83,17 +91,6 @@ with app.app_context():
 print(json.dumps({"sds": sds["Authorization"], "reporter": reporter["Authorization"],
                   "applications": ids}))
 """
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered), max(1, math.ceil(q / 100 * len(ordered)))) - 1]
-
-
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 class Service:

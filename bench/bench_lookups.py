@@ -49,41 +49,41 @@ keeps the directory, with the database cluster stopped and the logs).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import json
 import math
 import os
 import random
 import re
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import psycopg
 from common import (
     ROOT,
-    find_command,
-    free_port,
+    BenchError,
+    Gunicorn,
+    code_version,
     load_generator,
+    percentile,
+    psycopg_connect,
+    required_command,
+    run_command,
     say,
     stop_stray_postgres,
+    temp_dir,
     terminate_on_signal,
+    worker_rss,
 )
 from sqlalchemy import create_engine, event, select
-from sqlalchemy.engine import make_url
 
 from hierarchy import reporting, search, service
 from hierarchy.models import Organisation, OrganisationName
@@ -116,44 +116,7 @@ RESOLVE = "resolve"
 SCENARIOS = (TYPEAHEAD, MY_CVR, PRIVAT, RESOLVE)
 
 
-class BenchError(RuntimeError):
-    """Something the benchmark needs failed; the message says what."""
-
-
-def required_command(name: str) -> str:
-    found = find_command(name)
-    if not found:
-        raise BenchError(f"{name} is not installed (pip install -e . in the project's venv)")
-    return found
-
-
-def code_version() -> str:
-    """The commit the service runs and the files that differ from it (the working tree is
-    what gunicorn imports)."""
-    def git(*args: str) -> str:
-        r = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                           check=False)
-        return r.stdout if r.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short", "HEAD").strip()
-    if not commit:
-        return "(not a git checkout)"
-    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no",
-                                        "--", "sorregistry", "hierarchy").splitlines()]
-    return f"commit {commit}" + (f" + uncommitted changes to {', '.join(changed)}"
-                                 if changed else "")
-
-
 # --- statistics -----------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of *values*."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 @dataclass
@@ -182,94 +145,6 @@ class Stats:
 
 
 # --- the database and the service -----------------------------------------------------------
-
-
-def run_command(command: list[str], env: dict[str, str], log: Path, timeout: float = 1800,
-                what: str = "") -> str:
-    """Run a command (output appended to *log*); return its stdout; raise when it fails."""
-    t0 = time.perf_counter()
-    r = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True,
-                       timeout=timeout, stdin=subprocess.DEVNULL)
-    seconds = time.perf_counter() - t0
-    with open(log, "a", encoding="utf-8") as fh:
-        fh.write(f"\n$ {' '.join(command)}\n{r.stdout}{r.stderr}[exit {r.returncode}, "
-                 f"{seconds:.1f} s]\n")
-    if r.returncode != 0:
-        tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-10:])
-        raise BenchError(f"{what or ' '.join(command[1:3])} failed (exit {r.returncode}):\n"
-                         f"{tail}\n(full output in {log})")
-    say(f"   {what or ' '.join(command[1:3])}: {seconds:.1f} s")
-    return r.stdout
-
-
-class Gunicorn:
-    """``gunicorn -w N [-k gthread --threads T]`` in its own process group, stopped (the
-    whole group) at the end."""
-
-    def __init__(self, env: dict[str, str], log: Path, workers: int = 2,
-                 worker_class: str = "gthread", threads: int = 4,
-                 root: Path = ROOT) -> None:
-        self.env = env
-        self.root = root
-        self.log = log
-        self.workers = workers
-        self.worker_class = worker_class
-        self.threads = threads
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def options(self) -> list[str]:
-        options = ["-w", str(self.workers), "-k", self.worker_class]
-        if self.worker_class == "gthread":
-            options += ["--threads", str(self.threads)]
-        return options
-
-    def start(self, timeout: float = 60.0) -> None:
-        gunicorn = (str(self.root / ".venv" / "bin" / "gunicorn") if self.root != ROOT
-                    else required_command("gunicorn"))
-        command = [gunicorn, *self.options,
-                   "-b", f"127.0.0.1:{self.port}",
-                   "sorregistry:create_app()"]
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(command, env=self.env, cwd=self.root, stdout=out,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"gunicorn exited with {self.proc.returncode}; see {self.log}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/api/openapi.json")
-                response = conn.getresponse()
-                response.read()
-                conn.close()
-                if response.status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise BenchError(f"gunicorn did not answer within {timeout:.0f} s; see {self.log}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)  # the group of the gunicorn we started
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=15)
-
-
-def psycopg_connect(url: str, **kwargs: Any):
-
-    u = make_url(url)
-    return psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password,
-                           dbname=u.database, **kwargs)
 
 
 # --- what to ask ------------------------------------------------------------------------------
@@ -824,18 +699,6 @@ def patch_figures(url: str) -> str:
     return "; ".join(out)
 
 
-def worker_rss(master_pid: int) -> list[float]:
-    """VmRSS (MB) of the gunicorn master's children (its workers)."""
-    sizes = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        with contextlib.suppress(OSError):
-            fields = dict(line.split(":", 1) for line in status.read_text().splitlines()
-                          if ":" in line)
-            if int(fields.get("PPid", "0")) == master_pid:
-                sizes.append(int(fields["VmRSS"].split()[0]) / 1024)
-    return sorted(sizes)
-
-
 def change_one(url: str, n: int) -> None:
     """Rename one unit through the service (recorded by hierarchy.changes: a feed entry,
     the version moved), as an approved application does."""
@@ -871,18 +734,6 @@ def after_change_run(port: int, token: str, url: str, scenario: Scenario,
     finally:
         client.close()
     return stats
-
-
-@contextlib.contextmanager
-def temp_dir(keep: bool, prefix: str) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    try:
-        yield path
-    finally:
-        if keep:
-            say(f"kept {path}")
-        else:
-            shutil.rmtree(path, ignore_errors=True)
 
 
 COMPARE_ROUNDS = 10

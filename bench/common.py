@@ -1,19 +1,29 @@
 """What the benchmark scripts share: output, the export generator, signals, ports,
-finding the project's commands, and a throwaway PostgreSQL server (the one the
-test suite uses, tests/support/postgres.py)."""
+finding the project's commands, running them, percentiles, gunicorn serving the app,
+the machine's load, and a throwaway PostgreSQL server (the one the test suite uses,
+tests/support/postgres.py)."""
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import importlib.util
+import math
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+import psycopg
+from sqlalchemy.engine import make_url
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -97,3 +107,160 @@ def postgres_server(
             say(f"kept the PostgreSQL cluster (stopped) in {base}")
         else:
             shutil.rmtree(base, ignore_errors=True)
+
+
+# --- moved from bench_lookups: commands, statistics, the service ---------------------------
+
+
+class BenchError(RuntimeError):
+    """Something the benchmark needs failed; the message says what."""
+
+
+def required_command(name: str) -> str:
+    found = find_command(name)
+    if not found:
+        raise BenchError(f"{name} is not installed (pip install -e . in the project's venv)")
+    return found
+
+
+def code_version() -> str:
+    """The commit the service runs and the files that differ from it (the working tree is
+    what gunicorn imports)."""
+    def git(*args: str) -> str:
+        r = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                           check=False)
+        return r.stdout if r.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD").strip()
+    if not commit:
+        return "(not a git checkout)"
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no",
+                                        "--", "sorregistry", "hierarchy").splitlines()]
+    return f"commit {commit}" + (f" + uncommitted changes to {', '.join(changed)}"
+                                 if changed else "")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of *values*."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100.0 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def run_command(command: list[str], env: dict[str, str], log: Path, timeout: float = 1800,
+                what: str = "") -> str:
+    """Run a command (output appended to *log*); return its stdout; raise when it fails."""
+    t0 = time.perf_counter()
+    r = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True,
+                       timeout=timeout, stdin=subprocess.DEVNULL)
+    seconds = time.perf_counter() - t0
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(f"\n$ {' '.join(command)}\n{r.stdout}{r.stderr}[exit {r.returncode}, "
+                 f"{seconds:.1f} s]\n")
+    if r.returncode != 0:
+        tail = "\n".join((r.stdout + r.stderr).strip().splitlines()[-10:])
+        raise BenchError(f"{what or ' '.join(command[1:3])} failed (exit {r.returncode}):\n"
+                         f"{tail}\n(full output in {log})")
+    say(f"   {what or ' '.join(command[1:3])}: {seconds:.1f} s")
+    return r.stdout
+
+
+class Gunicorn:
+    """``gunicorn -w N [-k gthread --threads T]`` in its own process group, stopped (the
+    whole group) at the end."""
+
+    def __init__(self, env: dict[str, str], log: Path, workers: int = 2,
+                 worker_class: str = "gthread", threads: int = 4,
+                 root: Path = ROOT) -> None:
+        self.env = env
+        self.root = root
+        self.log = log
+        self.workers = workers
+        self.worker_class = worker_class
+        self.threads = threads
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def options(self) -> list[str]:
+        options = ["-w", str(self.workers), "-k", self.worker_class]
+        if self.worker_class == "gthread":
+            options += ["--threads", str(self.threads)]
+        return options
+
+    def start(self, timeout: float = 60.0) -> None:
+        gunicorn = (str(self.root / ".venv" / "bin" / "gunicorn") if self.root != ROOT
+                    else required_command("gunicorn"))
+        command = [gunicorn, *self.options,
+                   "-b", f"127.0.0.1:{self.port}",
+                   "sorregistry:create_app()"]
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(command, env=self.env, cwd=self.root, stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"gunicorn exited with {self.proc.returncode}; see {self.log}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn.request("GET", "/api/openapi.json")
+                response = conn.getresponse()
+                response.read()
+                conn.close()
+                if response.status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise BenchError(f"gunicorn did not answer within {timeout:.0f} s; see {self.log}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)  # the group of the gunicorn we started
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=15)
+
+
+def psycopg_connect(url: str, **kwargs: Any):
+
+    u = make_url(url)
+    return psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password,
+                           dbname=u.database, **kwargs)
+
+
+def worker_rss(master_pid: int) -> list[float]:
+    """VmRSS (MB) of the gunicorn master's children (its workers)."""
+    sizes = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError):
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines()
+                          if ":" in line)
+            if int(fields.get("PPid", "0")) == master_pid:
+                sizes.append(int(fields["VmRSS"].split()[0]) / 1024)
+    return sorted(sizes)
+
+
+@contextlib.contextmanager
+def temp_dir(keep: bool, prefix: str) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        if keep:
+            say(f"kept {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def uptime() -> str:
+    """``uptime``'s line: the machine's load, to print beside the figures."""
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()

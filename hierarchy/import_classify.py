@@ -15,14 +15,10 @@ bytes per entity, loaded once) by :func:`classify`:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
-
+from hierarchy.import_read import Known
 from hierarchy.import_writer import JSON_COLUMNS, Row, json_text
-from hierarchy.models import Organisation, table_of
 from hierarchy.records import (
     OWN_FIELDS,
     Placement,
@@ -32,43 +28,11 @@ from hierarchy.records import (
     placement_of,
     snapshot_json,
 )
-from hierarchy.sor_xml import SorEntity, SorFileError
+from hierarchy.sor_xml import SorEntity
 
 Action = Literal["new", "changed", "derived", "unchanged"]
 # A problem found in the file: file, line, sor_code, level, problems.
 Problem = dict[str, Any]
-
-
-@dataclass(slots=True)
-class Known:
-    """What the register holds about one SOR code, enough to classify an incoming entity."""
-
-    content_hash: str
-    derived_hash: str
-    version: int
-    owner_sor_code: str
-    level: str
-    is_open: bool
-
-
-def load_known(connection: Connection) -> dict[str, Known]:
-    """Every SOR code the register holds, with its fingerprints."""
-    org = table_of(Organisation)
-    rows = connection.execute(
-        select(
-            org.c.sor_code,
-            org.c.content_hash,
-            org.c.derived_hash,
-            org.c.version,
-            org.c.owner_sor_code,
-            org.c.level,
-            org.c.valid_to,
-        ).execution_options(yield_per=20000)
-    )
-    return {
-        code: Known(content, derived, version, owner, level, valid_to is None)
-        for code, content, derived, version, owner, level, valid_to in rows
-    }
 
 
 def classify(before: Known | None, row: Row) -> Action:
@@ -85,15 +49,15 @@ def classify(before: Known | None, row: Row) -> Action:
 def register_rows(
     entities: Iterator[SorEntity],
     file_name: str,
-    seen: set[str],
     skipped: set[str],
     problems: list[Problem],
     strict: bool,
-) -> Iterator[tuple[Row, str]]:
+) -> Iterator[tuple[Row, str, int]]:
     """Turn the file's entities into register rows, computing what the tree gives each.
 
-    Yields each row with the canonical JSON of its own values (its version snapshot).
-    Entities with problems, and those under them, are skipped and listed in *problems*.
+    Yields each row with the canonical JSON of its own values (its version snapshot) and
+    its line. Entities with problems, and those under them, are skipped and listed in
+    *problems*. A code read twice is the caller's to find (``import_read``).
     """
     ancestors: list[Placement] = []
     for entity in entities:
@@ -106,11 +70,6 @@ def register_rows(
                 ancestors.pop()
             if not parent_code or parent_code in skipped or not ancestors:
                 entity_problems.append("its parent was skipped")
-        if entity.sor_code and not entity_problems and entity.sor_code in seen:
-            raise SorFileError(
-                f"SOR code {entity.sor_code} appears twice in the export ({file_name})",
-                entity.line,
-            )
         if entity_problems:
             if entity.sor_code:
                 skipped.add(entity.sor_code)
@@ -128,7 +87,6 @@ def register_rows(
             continue
         sor_code = entity.sor_code
         assert sor_code is not None
-        seen.add(sor_code)
         own = {name: getattr(entity, name) for name in OWN_FIELDS}
         own_json = snapshot_json(own)
         derived = derive(own, sor_code, ancestors[-1] if ancestors else None)
@@ -138,4 +96,4 @@ def register_rows(
             row[name] = json_text(row[name])
         row["content_hash"] = digest(own_json)
         row["derived_hash"] = derived_fingerprint(derived)
-        yield row, own_json.decode()
+        yield row, own_json.decode(), entity.line

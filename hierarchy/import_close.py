@@ -2,7 +2,8 @@
 
 Which entities are missing depends on the import's scope: ``owners`` (the default)
 closes what is missing under the owners the files contain, ``full`` everything the
-files do not contain, ``none`` nothing.
+files do not contain, ``none`` nothing; the database answers which
+(``import_read.ReadCodes.missing``).
 
 A file that is empty or an excerpt looks, to a "the file is the whole register"
 import, like the end of most of the register: a 0-byte SHAK file would withdraw all
@@ -15,20 +16,18 @@ or when the file holds nothing at all; the operator overrides it with
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from hierarchy import changes
-from hierarchy.import_classify import Known
+from hierarchy.import_read import Missing
 from hierarchy.models import Organisation, OrganisationVersion, table_of
 from hierarchy.records import digest, own_values_from_snapshot, snapshot_json
 
-Scope = Literal["owners", "full", "none"]
 _CHUNK = 1000
 
 
@@ -68,36 +67,17 @@ class Closed:
     sor_code: str
     version: int
     snapshot: str
-
-
-def missing_codes(
-    known: Mapping[str, Known],
-    seen: set[str],
-    skipped: set[str],
-    owners_in_files: set[str],
-    scope: Scope,
-) -> list[str]:
-    """The open entities the register holds that the files leave out, within *scope*."""
-    if scope == "none":
-        return []
-    return [
-        code
-        for code, entry in known.items()
-        if entry.is_open
-        and code not in seen
-        and code not in skipped
-        and (scope == "full" or entry.owner_sor_code in owners_in_files)
-    ]
+    level: str
 
 
 def close_missing(
     connection: Connection,
-    known: Mapping[str, Known],
-    missing: list[str],
+    missing: Sequence[Missing],
     close_date: date,
     now: datetime,
 ) -> Iterator[Closed]:
-    """Close the *missing* entities as of *close_date* (or their start, if later).
+    """Close the *missing* entities (``ReadCodes.missing``) as of *close_date* (or their
+    start, if later).
 
     Updates each organisation and its narrow search row; yields what the caller records
     as the new version of each (``hierarchy.changes``).
@@ -105,10 +85,10 @@ def close_missing(
     versions = table_of(OrganisationVersion)
     organisations = table_of(Organisation)
     for start in range(0, len(missing), _CHUNK):
-        chunk = missing[start : start + _CHUNK]
+        held = {entry.sor_code: entry for entry in missing[start : start + _CHUNK]}
         current = connection.execute(
             select(versions.c.sor_code, versions.c.snapshot).where(
-                versions.c.sor_code.in_(chunk), versions.c.superseded_at.is_(None)
+                versions.c.sor_code.in_(list(held)), versions.c.superseded_at.is_(None)
             )
         ).all()
         closed: list[Closed] = []
@@ -119,7 +99,7 @@ def close_missing(
             if valid_from and valid_from > closing_day:
                 closing_day = valid_from
             new_json = snapshot_json(dict(own, valid_to=closing_day))
-            version = known[sor_code].version + 1
+            version = held[sor_code].version + 1
             connection.execute(
                 update(organisations)
                 .where(organisations.c.sor_code == sor_code)
@@ -130,7 +110,7 @@ def close_missing(
                     updated_at=now,
                 )
             )
-            closed.append(Closed(sor_code, version, new_json.decode()))
+            closed.append(Closed(sor_code, version, new_json.decode(), held[sor_code].level))
         changes.sync_names(connection, [entry.sor_code for entry in closed])
         yield from closed
 

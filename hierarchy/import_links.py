@@ -21,8 +21,9 @@ Two steps keep a re-import of the same file free of changes:
 Links the files cannot see both ends of (the other end is outside the files' owners)
 stay as the register holds them: the files do not speak for that end. A code the
 register does not hold is kept where it is stated and gets no side of its own. The
-cost is a dictionary of the entities that have links (a few per cent of the register)
-and, after the files, one read and one write per organisation whose side changed.
+cost is a dictionary of the entities that have links (a few per cent of the register),
+after the files a look-up of the codes the links name (read? registered?), and one read
+and one write per organisation whose side changed.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ _CHUNK = 1000
 
 # One organisation's two sides: (replaces, replaced_by).
 Sides = tuple[list[str] | None, list[str] | None]
+# Of the codes given: those read from the files, those the register holds.
+Lookup = Callable[[Iterable[str]], tuple[set[str], set[str]]]
 _NONE: Sides = (None, None)
 
 
@@ -80,7 +83,9 @@ class Links:
     """The links one import sees: the register's before it (*held*), the files' as read."""
 
     held: dict[str, Sides]
-    seen: set[str]  # the import's set of codes read so far (shared with the stream)
+    # The codes of *held* read so far: all the streaming estimate needs to know of what
+    # was read (the import keeps no set of every code read: ``import_read``).
+    read_held: set[str] = field(default_factory=set)
     stated: dict[str, Sides] = field(default_factory=dict)
     written: dict[str, Sides] = field(default_factory=dict)
     # code -> the codes whose statements give it a side: [0] replaces, [1] replaced_by.
@@ -97,6 +102,8 @@ class Links:
         """*row* (read from the files, with its snapshot) with both sides of its links as
         far as known now; the snapshot and the content fingerprint follow."""
         code = row["sor_code"]
+        if code in self.held:
+            self.read_held.add(code)
         stated = (_parse(row["replaces"]), _parse(row["replaced_by"]))
         if stated != _NONE:
             self.stated[code] = stated
@@ -123,14 +130,18 @@ class Links:
 
     def _estimate(self, code: str, side: int) -> set[str]:
         """Who gives *code* this side: rows read so far, and the register for the rest."""
-        from_register = {c for c in self._held_in[side].get(code, ()) if c not in self.seen}
+        # Every code in _held_in's sets is one of *held*: read_held says if it was read.
+        from_register = {c for c in self._held_in[side].get(code, ())
+                         if c not in self.read_held}
         return (from_register | self._read_in[side].get(code, set())) - {code}
 
-    def corrections(self, known: Iterable[str]) -> dict[str, Sides]:
+    def corrections(self, lookup: Lookup) -> dict[str, Sides]:
         """The sides that differ, now that every statement is read, from what the
-        register holds after the rows were written (*known*: the codes it held before)."""
-        registered = set(known) | self.seen
-        statements = {code: sides for code, sides in self.held.items() if code not in self.seen}
+        register holds after the rows were written. *lookup* says which of the codes it
+        is given were read from the files, and which the register holds now (those it
+        held before and those the files added)."""
+        statements = {code: sides for code, sides in self.held.items()
+                      if code not in self.read_held}
         statements.update(self.stated)
         final: tuple[dict[str, set[str]], dict[str, set[str]]] = (defaultdict(set),
                                                                   defaultdict(set))
@@ -139,12 +150,14 @@ class Links:
             for side in (0, 1):
                 final[side][code].update(c for c in sides[side] or () if c != code)
         found: dict[str, Sides] = {}
-        for code in set(final[0]) | set(final[1]) | set(self.written):
+        candidates = set(final[0]) | set(final[1]) | set(self.written)
+        seen, registered = lookup(candidates)
+        for code in candidates:
             if code not in registered:
                 continue
-            current = self.written.get(code, _NONE) if code in self.seen \
+            current = self.written.get(code, _NONE) if code in seen \
                 else self.held.get(code, _NONE)
-            base = self.stated.get(code, _NONE) if code in self.seen else current
+            base = self.stated.get(code, _NONE) if code in seen else current
             target = (merge_links(base[0], final[0].get(code, ())),
                       merge_links(base[1], final[1].get(code, ())))
             if target != current:

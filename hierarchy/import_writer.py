@@ -14,9 +14,10 @@ import queue
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 from sqlalchemy import Column, MetaData, Table, Text, bindparam, insert, update
@@ -27,6 +28,7 @@ from hierarchy.models import NAME_COLUMNS, Organisation, OrganisationName, table
 from hierarchy.records import DERIVED_FIELDS, OWN_FIELDS
 
 BATCH_SIZE = 5000
+T = TypeVar("T")
 
 # Organisation columns holding JSON documents: the rows carry them serialised (json_text).
 JSON_COLUMNS = frozenset(
@@ -110,6 +112,8 @@ class _Background:
                     job()
                 except BaseException as exc:  # handed to the main thread
                     self.error = exc
+            elif isinstance(job, _Ask):
+                job.answer.set_exception(self.error)  # nobody waits for ever
 
     def submit(self, job: Callable[[], None]) -> None:
         if self.error is not None:
@@ -123,6 +127,21 @@ class _Background:
         if self.error is not None:
             error, self.error = self.error, None
             raise error
+
+
+class _Ask(Generic[T]):
+    """A read run in the writer's turn on the connection; its answer is a Future."""
+
+    def __init__(self, question: Callable[[], T]) -> None:
+        self.question = question
+        self.answer: Future[T] = Future()
+
+    def __call__(self) -> None:
+        try:
+            self.answer.set_result(self.question())
+        except BaseException as exc:
+            self.answer.set_exception(exc)
+            raise
 
 
 class ImportWriter:
@@ -173,6 +192,20 @@ class ImportWriter:
             self.superseded.append(row["sor_code"])
         if len(self.versions) >= BATCH_SIZE:
             self.flush()
+
+    def ask(self, question: Callable[[], T]) -> Future[T]:
+        """Run *question* on the connection; its answer.
+
+        In the background (PostgreSQL) it waits its turn behind the batches sent before
+        it while the caller goes on; otherwise it runs now. The connection is never used
+        by two threads. Rows still buffered here are not sent first: ask nothing their
+        writing would change."""
+        job = _Ask(question)
+        if self.background is not None:
+            self.background.submit(job)
+        else:
+            job()
+        return job.answer
 
     @contextmanager
     def in_background(self) -> Iterator[None]:

@@ -1,8 +1,9 @@
 """Import of the national SOR XML export into the register.
 
-The file is streamed once, and each entity is classified as it arrives by
-comparing its fingerprints with those the register holds (loaded once, a few
-bytes per entity):
+The file is streamed once, and each entity is classified by comparing its
+fingerprints with those the register holds, fetched a batch at a time: the import
+holds one batch, not something for every entity of the register
+(``import_read``):
 
 - **new**: inserted (PostgreSQL: COPY in batches; SQLite: batched inserts),
   with its first version;
@@ -22,8 +23,9 @@ to its end raises :class:`SorFileError` and leaves the register as it was.
 
 This module is the public API and the order of the steps; each step is a module of
 its own: ``import_classify`` (rows and their classification), ``import_writer`` (how
-rows reach the database), ``import_close`` (what the files leave out), ``import_links``
-(both sides of replacement links), and
+rows reach the database), ``import_read`` (the codes read, and what the register
+holds of them, in the database), ``import_close`` (closing what the files leave out),
+``import_links`` (both sides of replacement links), and
 ``hierarchy.changes`` for what every recorded change is made of (versions, the narrow
 search rows, feed positions, the register version).
 """
@@ -34,28 +36,26 @@ import hashlib
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from hierarchy import changes
-from hierarchy.import_classify import Known, Problem, classify, load_known, register_rows
-from hierarchy.import_close import (
-    MassWithdrawalError,
-    Scope,
-    close_missing,
-    missing_codes,
-    refuse_mass_withdrawal,
-)
+from hierarchy.import_classify import Problem, classify, register_rows
+from hierarchy.import_close import MassWithdrawalError, close_missing, refuse_mass_withdrawal
 from hierarchy.import_links import Links, fill_in, load_links
-from hierarchy.import_writer import ImportWriter, process_wide_switch_interval
+from hierarchy.import_read import Known, ReadCodes, Scope, Taken
+from hierarchy.import_writer import ImportWriter, Row, process_wide_switch_interval
 from hierarchy.models import LEVELS, ImportRun
 from hierarchy.sor_xml import SorFileError, SorHeader, read_sor_export
 from sorregistry.database import DbSession
 from sorregistry.models import utcnow
 
 MAX_REPORTED_PROBLEMS = 1000
+# Rows classified together: one look-up of their codes in the register per batch.
+LOOKUP_BATCH = 2000
 
 __all__ = ["ImportResult", "MassWithdrawalError", "Scope", "SorFileError", "import_sor_file",
            "import_sor_files"]
@@ -199,14 +199,15 @@ def _import(
     session.add(run)
     session.flush()
     result.run_ids.append(run.id)
-    seen: set[str] = set()
-    links = Links(load_links(connection), seen)
+    links = Links(load_links(connection))
+    read_codes = ReadCodes(connection)
+    # What a full import may withdraw is a share of what was open before it.
+    held_open = read_codes.open_count() if scope == "full" else 0
     stream = _Stream(
         writer=ImportWriter(connection, now),
         links=links,
-        seen=seen,
         recording=changes.recording(session),  # before the writer's thread uses the connection
-        known=load_known(connection),
+        read_codes=read_codes,
         result=result,
         now=now,
         actor=actor,
@@ -235,23 +236,24 @@ def _import(
     for problem in problems:
         result.add(problem["level"], "skipped")
 
-    missing = missing_codes(stream.known, stream.seen, stream.skipped, stream.owners_in_file,
-                            scope)
+    missing = read_codes.missing(scope, stream.skipped)
     if scope == "full":
         refuse_mass_withdrawal(
             withdrawn=len(missing),
-            held=sum(1 for entry in stream.known.values() if entry.is_open),
-            received=len(stream.seen) + len(stream.skipped),
+            held=held_open,
+            received=read_codes.count + len(stream.skipped),
             share=max_withdrawal_share,
             what="open entities",
         )
     close_date = result.snapshot_date or now.date()
-    for closed in close_missing(connection, stream.known, missing, close_date, now):
+    for closed in close_missing(connection, missing, close_date, now):
         stream.version(closed.sor_code, closed.version, closed.snapshot,
                        note=" (absent from the export: closed)")
-        result.add(stream.known[closed.sor_code].level, "closed")
+        result.add(closed.level, "closed")
     stream.writer.finish()
-    for filled in fill_in(connection, links.corrections(stream.known), now, stream.version_row):
+    corrections = links.corrections(read_codes.read_and_registered)
+    read_codes.drop()
+    for filled in fill_in(connection, corrections, now, stream.version_row):
         result.add(filled.level, "linked")
     # After fill_in: its versions are the run's too (same commit), so they get entries.
     changes.record_import_entries(connection, stream.recording, run.id, stream.derived, now,
@@ -287,15 +289,13 @@ class _Stream:
     writer: ImportWriter
     links: Links
     recording: changes.Recording
-    known: dict[str, Known]
+    read_codes: ReadCodes
     result: ImportResult
     now: datetime
     actor: str
     reference: str
     run_id: int
-    seen: set[str] = field(default_factory=set)
-    skipped: set[str] = field(default_factory=set)
-    owners_in_file: set[str] = field(default_factory=set)
+    skipped: set[str] = field(default_factory=set)  # entities with problems: few
     derived: list[str] = field(default_factory=list)  # only what they inherit changed
     problems: list[Problem] = field(default_factory=list)
     headers: list[SorHeader] = field(default_factory=list)
@@ -320,36 +320,72 @@ class _Stream:
         )
 
     def read(self, path: Path, strict: bool, progress: Callable[[int], None] | None) -> None:
-        writer, known, now = self.writer, self.known, self.now
+        """Stream *path*'s rows: completed links, then classified and written a batch at a
+        time. The look-up of one batch runs (on PostgreSQL, in the writer's thread) while
+        the next is parsed."""
         with open(path, "rb") as raw:
             reader = _HashingReader(raw, progress)
             entities = read_sor_export(reader, self.headers)
-            rows = register_rows(entities, path.name, self.seen, self.skipped, self.problems,
-                                 strict)
-            for read, read_snapshot in rows:
+            rows = register_rows(entities, path.name, self.skipped, self.problems, strict)
+            batch: list[_Read] = []
+            waiting: tuple[list[_Read], Future[Taken]] | None = None
+            for read, read_snapshot, line in rows:
                 row, snapshot = self.links.complete(read, read_snapshot)
-                sor_code = row["sor_code"]
-                level = row["level"]
-                if level == "IE":
-                    self.owners_in_file.add(sor_code)
-                before = known.get(sor_code)
-                action = classify(before, row)
-                if action == "new":
-                    row["version"] = 1
-                    row["created_at"] = row["updated_at"] = now
-                    writer.insert(row)
-                    self.version(sor_code, 1, snapshot)
-                elif action == "changed":
-                    assert before is not None
-                    row["version"] = before.version + 1
-                    row["updated_at"] = now
-                    writer.update(row)
-                    self.version(sor_code, row["version"], snapshot)
-                elif action == "derived":
-                    assert before is not None
-                    row["version"] = before.version  # only inherited values moved
-                    row["updated_at"] = now
-                    writer.update(row)
-                    self.derived.append(sor_code)
-                self.result.add(level, action)
+                batch.append((row, snapshot, line))
+                if len(batch) >= LOOKUP_BATCH:
+                    waiting = self._next(waiting, batch, path.name)
+                    batch = []
+            waiting = self._next(waiting, batch, path.name)
+            self._next(waiting, [], path.name)
             self.digests.append(reader.sha256.hexdigest())
+
+    def _next(
+        self,
+        waiting: tuple[list[_Read], Future[Taken]] | None,
+        batch: list[_Read],
+        file_name: str,
+    ) -> tuple[list[_Read], Future[Taken]] | None:
+        """Ask for *batch*'s fingerprints, then classify the batch that was *waiting*."""
+        asked = None
+        if batch:
+            codes = [(row["sor_code"], row["level"]) for row, _, _ in batch]
+            asked = (batch, self.writer.ask(lambda: self.read_codes.take(codes)))
+        if waiting is not None:
+            rows, answer = waiting
+            taken = answer.result()
+            if taken.twice is not None:
+                line = max(line for row, _, line in rows if row["sor_code"] == taken.twice)
+                raise SorFileError(
+                    f"SOR code {taken.twice} appears twice in the export ({file_name})", line
+                )
+            known = taken.known
+            for row, snapshot, _ in rows:
+                self._write(row, snapshot, known.get(row["sor_code"]))
+        return asked
+
+    def _write(self, row: Row, snapshot: str, before: Known | None) -> None:
+        writer, now = self.writer, self.now
+        sor_code = row["sor_code"]
+        action = classify(before, row)
+        if action == "new":
+            row["version"] = 1
+            row["created_at"] = row["updated_at"] = now
+            writer.insert(row)
+            self.version(sor_code, 1, snapshot)
+        elif action == "changed":
+            assert before is not None
+            row["version"] = before.version + 1
+            row["updated_at"] = now
+            writer.update(row)
+            self.version(sor_code, row["version"], snapshot)
+        elif action == "derived":
+            assert before is not None
+            row["version"] = before.version  # only inherited values moved
+            row["updated_at"] = now
+            writer.update(row)
+            self.derived.append(sor_code)
+        self.result.add(row["level"], action)
+
+
+# A row read from the files: the register row, its snapshot, its line.
+_Read = tuple[Row, str, int]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from hierarchy import service
+from hierarchy import service, sor_import
 from hierarchy.models import ImportRun, Organisation, OrganisationVersion
 from hierarchy.sor_import import MassWithdrawalError, import_sor_file, import_sor_files
 from hierarchy.sor_xml import SorFileError
@@ -119,7 +119,10 @@ def test_strict_import_refuses_invalid_entities(session):
     assert _state(session) == before
 
 
-def test_reimport_is_stable(session):
+@pytest.mark.parametrize("batch", [sor_import.LOOKUP_BATCH, 1])
+def test_reimport_is_stable(session, monkeypatch, batch):
+    # Batch 1: every row classified by a look-up of its own (import_read).
+    monkeypatch.setattr(sor_import, "LOOKUP_BATCH", batch)
     import_sor_files(session, [SYGEHUS, PRAKSIS, APOTEK, SMALL_V2], actor="test")
     before = _state(session)
     again = import_sor_files(session, [SYGEHUS, PRAKSIS, APOTEK, SMALL_V2], actor="test")
@@ -374,9 +377,12 @@ def test_external_entities_are_not_resolved(session, tmp_path):
     assert not any("TOP-SECRET" in name for name in names)
 
 
-def test_duplicate_sor_code_in_file_is_refused(session, tmp_path):
+@pytest.mark.parametrize("batch", [sor_import.LOOKUP_BATCH, 1])
+def test_duplicate_sor_code_in_file_is_refused(session, tmp_path, monkeypatch, batch):
+    # Batch 1: the second one is found in a later look-up than the first (import_read).
+    monkeypatch.setattr(sor_import, "LOOKUP_BATCH", batch)
     duplicate = _variant(tmp_path, SYGEHUS, ("347831000016005", "347821000016008"))
-    with pytest.raises(SorFileError, match="appears twice"):
+    with pytest.raises(SorFileError, match="347821000016008 appears twice"):
         import_sor_file(session, duplicate, actor="test")
     assert service.register_is_empty(session)
 
