@@ -75,8 +75,13 @@ $(OIDC_STAMP): $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json
 
 oidc-provider: $(OIDC_STAMP)
 
+# The suite in parallel (pytest-xdist): one worker per core, at most four, each test file
+# on one worker (module fixtures - a PostgreSQL, a Dovecot, a browser - started once per
+# file). Much of the suite waits on real servers, so two workers on two cores already halve
+# it; TEST_WORKERS=0 runs it in this process, as a debugger wants.
+TEST_WORKERS ?= auto
 test: install system-packages oidc-provider lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 bench: install system-packages
 	$(BIN)/python bench/bench_import.py
