@@ -440,7 +440,9 @@ def test_approvals_work_again_after_a_failover_without_a_restart(pair):
         for _, status, body, _ in results:
             if status == 503:  # a write cut off, or no primary yet: its outcome unknown
                 assert "is not known" in body["message"], body
-        # The promoted standby answers lookups and health as the primary.
+        # The promoted standby answers lookups and health as the primary (once the worker's
+        # check of it, kept for a second, is renewed).
+        wait_for(lambda: health(base)["replica-1"]["role"] == "primary", timeout=5)
         databases = health(base)
         assert databases["primary"]["role"] == "primary"
         assert databases["replica-1"]["role"] == "primary"

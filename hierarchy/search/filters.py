@@ -180,15 +180,16 @@ def normalise(filters: Filters) -> Filters:
     _check_fhir_filters(filters, errors)
     if filters.name_match is not None and filters.name_match not in NAME_MATCHES:
         errors["name_match"] = f"one of {', '.join(NAME_MATCHES)}"
-    if filters.name is not None:
+    if filters.name is not None and len(filters.name) > 100:  # as typed, not as folded
+        errors["name"] = "at most 100 characters"
+    elif filters.name is not None:
         filters.name = fold(filters.name)
         if not filters.name:
             filters.name = None
         elif filters.name_match is None:
             filters.name_match = "words" if len(filters.name.split()) > 1 else "contains"
-        elif len(filters.name) > 100:
-            errors["name"] = "at most 100 characters"
-        elif filters.name_match == "words" and len(name_words(filters.name)) > MAX_WORDS:
+        if (filters.name is not None and filters.name_match == "words"
+                and len(name_words(filters.name)) > MAX_WORDS):
             errors["name"] = f"at most {MAX_WORDS} words"
     if errors:
         raise InvalidSearch(errors)
