@@ -35,8 +35,8 @@ from hierarchy.search.statements import (
     Condition,
     NarrowShape,
     Statements,
+    narrow_filters,
     remember,
-    valid_on,
 )
 from sorregistry.reads import Reads
 
@@ -197,15 +197,8 @@ def fuzzy_statements(shape: NarrowShape) -> Statements:
     typed = bindparam("fuzzy", type_=String)
     score = func.similarity(n.name_search, typed)
     conditions: list[Condition] = [
-        n.name_search.op("%")(typed), score >= bindparam("threshold", type_=Float)]
-    if shape.levels:
-        conditions.append(n.level.in_(
-            [bindparam(f"level_{i}", type_=String) for i in range(shape.levels)]))
-    if shape.ownership:
-        conditions.append(n.ownership == bindparam("ownership", type_=String))
-    if shape.cvr:
-        conditions.append(n.owner_cvr == bindparam("cvr", type_=String))
-    conditions += valid_on(n.__table__)
+        n.name_search.op("%")(typed), score >= bindparam("threshold", type_=Float),
+        *narrow_filters(shape)]
     count = select(func.count()).select_from(n).where(*conditions)
     keys = (
         # The total with the page: one pass of the trigram index, not two.

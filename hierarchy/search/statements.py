@@ -447,13 +447,11 @@ def _cursor_key(cursor: str, sort: Sort) -> tuple[Any, str]:
     return moment, str(second)
 
 
-def narrow_statements(shape: NarrowShape) -> Statements:
-    """The count and the page (keys from the narrow table, rows by key) of *shape*."""
-    statements = _NARROW_STATEMENTS.get(shape)
-    if statements is not None:
-        return statements
+def narrow_filters(shape: NarrowShape) -> list[Condition]:
+    """The narrow table's conditions of *shape* besides the name: levels, ownership, CVR,
+    in force on the day (the parameters ``level_i``, ``ownership``, ``cvr``, the day's)."""
     n = OrganisationName
-    conditions: list[Condition] = [_name_like(n.name_search, shape.words)]
+    conditions: list[Condition] = []
     if shape.levels:
         conditions.append(n.level.in_(
             [bindparam(f"level_{i}", type_=String) for i in range(shape.levels)]))
@@ -461,7 +459,16 @@ def narrow_statements(shape: NarrowShape) -> Statements:
         conditions.append(n.ownership == bindparam("ownership", type_=String))
     if shape.cvr:
         conditions.append(n.owner_cvr == bindparam("cvr", type_=String))
-    conditions += valid_on(n.__table__)
+    return conditions + list(valid_on(n.__table__))
+
+
+def narrow_statements(shape: NarrowShape) -> Statements:
+    """The count and the page (keys from the narrow table, rows by key) of *shape*."""
+    statements = _NARROW_STATEMENTS.get(shape)
+    if statements is not None:
+        return statements
+    n = OrganisationName
+    conditions = [_name_like(n.name_search, shape.words), *narrow_filters(shape)]
     count = select(func.count()).select_from(n).where(*conditions)
     order: list[Column]
     if shape.order == "code":
