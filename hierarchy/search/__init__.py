@@ -50,6 +50,7 @@ from hierarchy.search.filters import (
     typed_words,
 )
 from hierarchy.search.fuzzy import FUZZY_THRESHOLD, fuzzy_rows, fuzzy_statements
+from hierarchy.search.matching import Parameters, name_pattern, rank_parameters, word_parameters
 from hierarchy.search.names import NAMES, indexable
 from hierarchy.search.statements import (
     ITEM_COLUMNS,
@@ -58,14 +59,10 @@ from hierarchy.search.statements import (
     ItemRow,
     NarrowShape,
     Order,
-    Parameters,
     cursor_parameters,
-    name_pattern,
     narrow_statements,
-    rank_parameters,
     search_parameters,
     search_statements,
-    word_parameters,
 )
 from hierarchy.search.totals import TOTALS
 from hierarchy.search.versions import REGISTER

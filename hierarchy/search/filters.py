@@ -113,7 +113,7 @@ def relevance(name: str, folded: str) -> int:
     """The group of a (folded) *name* found by the (folded) text *folded*: 0 the name
     itself, 1 the name begins with the text's first word, 2 every word of the text
     begins a word of the name, 3 otherwise (a substring). The SQL path's CASE
-    (``hierarchy.search.statements.relevance_rank``) computes the same."""
+    (``hierarchy.search.matching.relevance_rank``) computes the same."""
     if name == folded:
         return 0
     words = typed_words(folded)

@@ -30,9 +30,9 @@ from sqlalchemy import Float, Integer, String, bindparam, func, select
 
 from hierarchy.models import Organisation, OrganisationName
 from hierarchy.search.filters import Filters
+from hierarchy.search.matching import Condition
 from hierarchy.search.statements import (
     PAGE_COLUMNS,
-    Condition,
     NarrowShape,
     Statements,
     narrow_filters,

@@ -32,7 +32,6 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
-    case,
     func,
     literal_column,
     not_,
@@ -53,12 +52,19 @@ from hierarchy.search.filters import (
     AlternativeKind,
     Filters,
     InvalidSearch,
-    NameMatch,
     Sort,
     Validity,
     escape_like,
     name_words,
     typed_words,
+)
+from hierarchy.search.matching import (
+    Condition,
+    Parameters,
+    name_pattern,
+    rank_parameters,
+    relevance_rank,
+    word_parameters,
 )
 from sorregistry.models import UTCDateTime
 from sorregistry.reads import Reads
@@ -149,10 +155,8 @@ class ItemRow(Protocol):
 
 # A list's count and its page (rows with ITEM_COLUMNS).
 Statements = tuple[Select[Any], Select[Any]]
-Condition = ColumnElement[bool]
 # A column or an expression of columns (an ORM attribute, a subquery's column, length()).
 Column = SQLCoreOperations[Any]
-Parameters = dict[str, Any]
 # How the narrow table's page is ordered: by code; by name, the matches sorted; by name,
 # the name index walked in order (see SORT_MATCHES_BELOW in hierarchy.search).
 Order = Literal["code", "sorted", "index"]
@@ -242,26 +246,6 @@ def _name_like(column: InstrumentedAttribute[str], words: int = 0) -> Condition:
         for k in range(words)])
 
 
-def name_pattern(folded: str, mode: NameMatch) -> str:
-    """The LIKE pattern of a (folded) name searched by *mode* (in "words" mode, the longest
-    word anywhere: what the text index finds; :func:`word_parameters` narrow it)."""
-    if mode == "words":
-        return "%" + escape_like(name_words(folded)[0]) + "%"
-    pattern = escape_like(folded)
-    return pattern + "%" if mode == "prefix" else "%" + pattern + "%"
-
-
-def word_parameters(folded: str) -> Parameters:
-    """The patterns of "words" mode: each word begins the name or follows a separator."""
-    params: Parameters = {}
-    for k, word in enumerate(name_words(folded)):
-        escaped = escape_like(word)
-        params[f"word_{k}_0"] = escaped + "%"
-        for i, separator in enumerate(WORD_SEPARATORS, start=1):
-            params[f"word_{k}_{i}"] = "%" + separator + escaped + "%"
-    return params
-
-
 def _name_condition(shape: Shape) -> Condition:
     """Name matching on the folded search column, with each back end's text index.
 
@@ -280,36 +264,6 @@ def _name_condition(shape: Shape) -> Condition:
         ).bindparams(bindparam("phrase", type_=String))
         condition = and_(literal_column("organisations.rowid").in_(fts), condition)
     return condition
-
-
-def _begins_word(column: SQLCoreOperations[str], k: int) -> Condition:
-    """The typed word *k* (parameters ``rank_word_k_i``) begins a word of *column*."""
-    return or_(*[column.like(bindparam(f"rank_word_{k}_{i}", type_=String), escape="\\")
-                 for i in range(len(WORD_SEPARATORS) + 1)])
-
-
-def relevance_rank(column: SQLCoreOperations[str], words: int) -> ColumnElement[int]:
-    """``hierarchy.search.filters.relevance`` in SQL, for *words* typed words (parameters
-    of :func:`rank_parameters`)."""
-    rest = [_begins_word(column, k) for k in range(1, words)]
-    return case(
-        (column == bindparam("rank_exact", type_=String), 0),
-        (and_(column.like(bindparam("rank_first", type_=String), escape="\\"), *rest), 1),
-        (and_(*[_begins_word(column, k) for k in range(words)]), 2),
-        else_=3,
-    )
-
-
-def rank_parameters(folded: str) -> Parameters:
-    """The parameters of :func:`relevance_rank` for the (folded) text *folded*."""
-    words = typed_words(folded)
-    params: Parameters = {"rank_exact": folded, "rank_first": escape_like(words[0]) + "%"}
-    for k, word in enumerate(words):
-        escaped = escape_like(word)
-        params[f"rank_word_{k}_0"] = escaped + "%"
-        for i, separator in enumerate(WORD_SEPARATORS, start=1):
-            params[f"rank_word_{k}_{i}"] = "%" + separator + escaped + "%"
-    return params
 
 
 def after_key(order: Sequence[Column], sort: Sort) -> Condition:
