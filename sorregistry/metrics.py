@@ -193,11 +193,20 @@ def _sample_after_request(state: _State) -> None:
 # --- the request hooks -----------------------------------------------------------------------
 
 
+# The series of each (method, endpoint, status) met: labels() takes a lock and builds a
+# key each time; a worker meets a few hundred combinations.
+_SERIES: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
 def _count(response: Response) -> Response:
     endpoint = endpoint_label()
-    status = str(response.status_code)
-    REQUESTS.labels(request.method, endpoint, status).inc()
-    LATENCY.labels(request.method, endpoint, status).observe(elapsed_seconds())
+    key = (request.method, endpoint, response.status_code)
+    series = _SERIES.get(key)
+    if series is None:
+        labels = (key[0], endpoint, str(key[2]))
+        series = _SERIES[key] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
+    series[0].inc()
+    series[1].observe(elapsed_seconds())
     cache = response.headers.get("X-Cache")
     if cache in ("hit", "miss"):
         ANSWER_CACHE.labels(endpoint, cache).inc()

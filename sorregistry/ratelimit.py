@@ -262,12 +262,32 @@ def init_app(app: Flask) -> None:
     if on:
         app.before_request(_count_api_request)  # before Flask-Limiter's own check
     extension.init_app(app)
+    _check_only_what_it_counts(app, extension)
     app.extensions[_LIMITER] = extension
     app.extensions[_REFUSED] = Refusals()
     if on and not extension._in_memory_fallback_enabled:  # noqa: SLF001 - see ApiLimits
         app.extensions[_LIMITS] = ApiLimits(extension, config)
     app.register_error_handler(RateLimitExceeded, too_many_requests)
     _document(app, on)
+
+
+def _check_only_what_it_counts(app: Flask, extension: Limiter) -> None:
+    """Put Flask-Limiter's own before-request check behind the request filter.
+
+    Flask-Limiter asks its request filters only after identifying the request and looking
+    up the view's limits - some 90 microseconds an API request, spent to learn that the
+    fast path (:class:`ApiLimits`) counts it, and on every page. The filter asked first,
+    its check runs only for what it counts: the login, and the APIs when the fast path is
+    off. (Flask-Limiter 4 has no switch for its hook, so the registered hook is swapped.)
+    """
+    hooks = app.before_request_funcs.setdefault(None, [])
+    own = extension._check_request_limit  # noqa: SLF001 - the hook init_app registered
+
+    def check_counted() -> None:
+        if not _not_counted():
+            own()
+
+    hooks[:] = [check_counted if hook == own else hook for hook in hooks]
 
 
 def limiter(app: Flask) -> Limiter:
