@@ -10,25 +10,14 @@ from flask.cli import with_appcontext
 
 from notifications.sender import RunResult
 from notifications.worker import Worker, WorkerError
-from sorregistry.commands import fail
+from sorregistry.commands import fail, warn, worker_options
 from sorregistry.extensions import db
 
 
-def _warn(line: str) -> None:
-    click.echo(line, err=True)
-
-
 @click.command("send-notifications")
-@click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="Try at most this many mails in this run (default: all that are due).")
-@click.option("--batch", type=click.IntRange(min=1, max=500), default=10, show_default=True,
-              help="Mails claimed at a time (their claims are renewed after each mail).")
-@click.option("--worker", "name", default=None,
-              help="This worker's name in the outbox (default: host:pid).")
-@click.option("--loop", is_flag=True,
-              help="Run as a daemon: send what is due every --interval seconds until stopped.")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-              help="Seconds between rounds with --loop.")
+@worker_options("mails", "Mails claimed at a time (their claims are renewed after each mail).",
+                30.0, "Run as a daemon: send what is due every --interval seconds until "
+                "stopped.")
 @with_appcontext
 def send_notifications(
     limit: int | None, batch: int, name: str | None, loop: bool, interval: float
@@ -44,16 +33,16 @@ def send_notifications(
     """
     try:
         worker = Worker.from_app(current_app, db.session, name=name, batch=batch, limit=limit,
-                                 report=_warn)
+                                 report=warn)
     except WorkerError as exc:
         fail(exc)
     if worker.mailer.state.suppress:
-        _warn("Note: MAIL_SUPPRESS_SEND is on (testing): mails are recorded as sent "
+        warn("Note: MAIL_SUPPRESS_SEND is on (testing): mails are recorded as sent "
               "but not sent.")
     with worker.stopping_on_signals():
         if loop:
             worker.serve(interval, on_result=_summarise_busy_round,
-                         on_error=lambda exc: _warn(f"Error: {exc}"))
+                         on_error=lambda exc: warn(f"Error: {exc}"))
             return
         try:
             result = worker.run_once()
@@ -86,7 +75,7 @@ def _summarise(result: RunResult) -> None:
             f"; the next attempt is due after {result.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC"
             if result.next_attempt_at else ""
         )
-        _warn(f"Error: {result.unavailable}. Nothing was lost: the mails stay in the "
+        warn(f"Error: {result.unavailable}. Nothing was lost: the mails stay in the "
               f"outbox{when}.")
 
 

@@ -60,3 +60,34 @@ def echo_listing(items: Sequence[T], *, show_all: bool, shown_by_default: Callab
 ROLE_OPTION: Callable[[Any], Any] = click.option(
     "--role", "roles", multiple=True, required=True, type=click.Choice(list(ROLES)),
     help="Repeatable: " + ", ".join(ROLES) + ".")
+
+
+def warn(line: str) -> None:
+    """A line on stderr: a worker's notes and errors, apart from its summaries."""
+    click.echo(line, err=True)
+
+
+def worker_options(items: str, batch_help: str, interval: float,
+                   loop_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options of a queue worker's command (the outbox's, the webhooks'): ``--limit``,
+    ``--batch``, ``--worker``, ``--loop``, ``--interval`` (*interval* seconds by default),
+    passed as ``limit``, ``batch``, ``name``, ``loop``, ``interval``."""
+    options = [
+        click.option("--limit", type=click.IntRange(min=1), default=None,
+                     help=f"Try at most this many {items} in this run (default: all that "
+                          "are due)."),
+        click.option("--batch", type=click.IntRange(min=1, max=500), default=10,
+                     show_default=True, help=batch_help),
+        click.option("--worker", "name", default=None,
+                     help=f"This worker's name on the {items} (default: host:pid)."),
+        click.option("--loop", is_flag=True, help=loop_help),
+        click.option("--interval", type=click.FloatRange(min=0.1), default=interval,
+                     show_default=True, help="Seconds between rounds with --loop."),
+    ]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate

@@ -179,6 +179,7 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_WEBHOOK_CLAIM_TIMEOUT_SECONDS": ("WEBHOOK_CLAIM_TIMEOUT_SECONDS", _as_int),
     "SOR_WEBHOOK_TIMEOUT_SECONDS": ("WEBHOOK_TIMEOUT_SECONDS", _as_int),
     "SOR_WEBHOOK_ALLOW_PRIVATE": ("WEBHOOK_ALLOW_PRIVATE", _as_bool),
+    "SOR_WEBHOOK_KEEP_DAYS": ("WEBHOOK_KEEP_DAYS", _as_int),
     "SOR_IMAP_HOST": ("IMAP_HOST", str),
     "SOR_IMAP_PORT": ("IMAP_PORT", _as_int),
     "SOR_IMAP_USER": ("IMAP_USER", str),
@@ -280,6 +281,10 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_CLAIM_TIMEOUT_SECONDS": 120,
     "WEBHOOK_TIMEOUT_SECONDS": 10,
     "WEBHOOK_ALLOW_PRIVATE": False,
+    # Delivered deliveries are deleted this many days after their delivery (the worker
+    # prunes them after each round); failed ones stay until retried or their
+    # subscription is deleted.
+    "WEBHOOK_KEEP_DAYS": 30,
     "IMAP_PORT": 993,
     "IMAP_MAILBOX": "INBOX",
     "IMAP_SSL": None,  # None: SSL on port 993, plain (or STARTTLS) on any other

@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import http.client
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy import and_, delete, exists, func, insert, select, update
 from sqlalchemy.orm import aliased
 
 from hierarchy.feed.reading import read_page
@@ -234,6 +234,24 @@ def record_delivered(session: DbSession, outgoing: Outgoing, status_code: int, *
         .execution_options(synchronize_session=False))
     session.flush()
     return rowcount(result) == 1
+
+
+def prune_delivered(session: DbSession, *, keep_days: int, limit: int = 1000) -> int:
+    """Delete up to *limit* deliveries delivered more than *keep_days* days ago (the feed
+    keeps every entry; a delivered row only says when it went out). Failed and pending
+    ones stay. Flushes; the caller commits."""
+    cutoff = utcnow() - timedelta(days=keep_days)
+    old = (select(WebhookDelivery.id)
+           .where(WebhookDelivery.status == "delivered", WebhookDelivery.delivered_at < cutoff)
+           .order_by(WebhookDelivery.id).limit(limit))
+    ids = list(session.scalars(old))
+    if not ids:
+        return 0
+    begin_write(session)
+    session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
+                    .execution_options(synchronize_session=False))
+    session.flush()
+    return len(ids)
 
 
 def record_failure(

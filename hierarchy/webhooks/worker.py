@@ -2,7 +2,8 @@
 a daemon (``sorregistry deliver-webhooks [--loop]``).
 
 A round dispatches every page of the feed not yet dispatched (each page its own
-transaction), then claims and delivers until nothing is due. SIGTERM or SIGINT lets the
+transaction), then claims and delivers until nothing is due, then deletes up to 1,000
+deliveries delivered more than ``SOR_WEBHOOK_KEEP_DAYS`` days ago. SIGTERM or SIGINT lets the
 delivery under way finish and be recorded, hands the rest of the batch back and stops
 (``sorregistry.queue.StoppableLoop``, shared with ``send-notifications``).
 """
@@ -23,6 +24,7 @@ from hierarchy.webhooks.deliveries import (
     Policy,
     claim,
     dispatch,
+    prune_delivered,
     record_delivered,
     record_failure,
     release,
@@ -47,6 +49,7 @@ class RunResult:
     retrying: int = 0
     failed: int = 0
     released: int = 0
+    pruned: int = 0
 
 
 @dataclass
@@ -102,6 +105,10 @@ class WebhookWorker(StoppableLoop):
                     break
                 self._deliver(outgoing, result)
                 tried += 1
+        if not self.stop.is_set():
+            keep_days = int(self.app.config.get("WEBHOOK_KEEP_DAYS", 30))
+            with write_step(self.session) as session:
+                result.pruned = prune_delivered(session, keep_days=keep_days)
         return result
 
     def _deliver(self, outgoing: Outgoing, result: RunResult) -> None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from hierarchy.webhooks.worker import WebhookWorker
 from sorregistry import create_app
 from sorregistry.accounts.clients import create_client, revoke_client
 from sorregistry.extensions import db
+from sorregistry.models import utcnow
 from tests.applications.helpers import (
     AARHUS,
     AARHUS_CVR,
@@ -446,3 +448,24 @@ def test_sigterm_ends_the_daemon_after_the_delivery_under_way(tmp_path, receiver
     assert sorted((status, attempts) for status, attempts, _ in rows) == [
         ("delivered", 1), ("queued", 0), ("queued", 0)]
     assert all(claimed is None for _, _, claimed in rows)
+
+
+def test_delivered_deliveries_are_deleted_after_the_days_kept_and_failed_ones_stay(
+        dev, client, session, sds, subscriber, receiver):
+    created = _subscribe(client, sds, subscriber, receiver.url, under=PRIVATE_IE)
+    receiver.secret = created["secret"]
+    build_register(session)
+    session.commit()
+    first = _worker(dev, session).run_once()
+    assert (first.delivered, first.pruned) == (2, 0)  # just delivered: kept
+    rows = session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.position)).all()
+    old, failed = rows
+    old.delivered_at = utcnow() - timedelta(days=31)
+    failed.status, failed.delivered_at = "failed", utcnow() - timedelta(days=400)
+    failed_id = failed.id
+    session.commit()
+    second = _worker(dev, session).run_once()
+    assert second.pruned == 1
+    left = session.execute(select(WebhookDelivery.id, WebhookDelivery.status)).all()
+    assert [tuple(row) for row in left] == [(failed_id, "failed")]
+    assert _worker(dev, session).run_once().pruned == 0
