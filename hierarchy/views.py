@@ -18,12 +18,14 @@ from typing import Any
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user
 from marshmallow import ValidationError
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from hierarchy import browse, embed, reporting, search
 from hierarchy import identifiers as ids
 from hierarchy import service as register
 from hierarchy.codes import entity_type_choices, entity_type_name
+from hierarchy.models import Organisation
 from hierarchy.schemas import LookupArgsSchema, organisation_item
 from hierarchy.search import lists
 from sorregistry.extensions import db
@@ -168,10 +170,14 @@ def organisation_page(sor_code: str) -> str:
         for name in VALUE_LABELS
     ]
     kids = browse.children(db.session, parent_sor_code=found.sor_code, limit=TREE_PAGE)
+    linked = [*(found.replaces or []), *(found.replaced_by or [])]
+    names = {code: name for code, name in db.session.execute(
+        select(Organisation.sor_code, Organisation.name)
+        .where(Organisation.sor_code.in_(linked)))} if linked else {}
     return render_template(
         "hierarchy/organisation.html", organisation=found, values=values,
         history=list(reversed(history)), ancestors=browse.ancestors(db.session, found),
-        children=kids, address=_address, today=date.today(),
+        children=kids, address=_address, today=date.today(), names=names,
     )
 
 

@@ -11,6 +11,7 @@ import pytest
 from applications import service
 from applications.models import Application
 from applications.views import actor_for
+from hierarchy import service as register
 from hierarchy.models import Organisation
 from tests.applications.helpers import AARHUS_IE, EXISTING_SI, PRIVATE_SI, new_nursing_home
 from tests.pages.helpers import add_user, login, post
@@ -160,3 +161,16 @@ def test_organisation_page_shows_identifiers_inherited_values_and_history(staff)
     assert "Søndergade 12" in values
     assert "Versioner" in html and "staff" in html
     assert staff.get("/staff/register/123").status_code == 404
+
+
+def test_organisation_page_links_successors_and_predecessors_by_name(staff, session):
+    register.change_organisation(session, EXISTING_SI, {"replaced_by": [PRIVATE_SI]},
+                                 source="staff", actor="test")
+    session.commit()
+    old = text(staff.get(f"/staff/register/{EXISTING_SI}"))
+    successor = old[old.index("Erstattet af"):]
+    successor = successor[:successor.index("</tr>")]
+    assert f"/staff/register/{PRIVATE_SI}" in successor and "Fysioterapi Åbyhøj" in successor
+    new = text(staff.get(f"/staff/register/{PRIVATE_SI}?lang=en"))
+    predecessor = new[new.index("Replaces"):]
+    assert f"/staff/register/{EXISTING_SI}" in predecessor[:predecessor.index("</tr>")]
