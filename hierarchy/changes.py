@@ -48,9 +48,10 @@ next, without a version. What an entry holds is ``hierarchy.feed.entries``'; eve
 statement that writes one runs here (:func:`_write_entries`): the entries' rows are
 selected, each is rendered once as the API will show it (``hierarchy.feed.items``, so a
 page of the feed is stored text joined) and they are inserted - by COPY on PostgreSQL,
-an import's in batches of :data:`_ENTRY_BATCH`. On PostgreSQL the commit that takes positions also
-sends ``NOTIFY sor_feed`` with the last one (delivered at COMMIT), which wakes the
-feed's long-polling readers.
+an import's in batches of :data:`_ENTRY_BATCH`. On PostgreSQL every commit that moves the register
+version also sends ``NOTIFY sor_feed`` with the last position (delivered at COMMIT),
+which wakes the feed's long-polling readers and tells each worker its register version
+(``hierarchy.search.version_listener``).
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ from sorregistry.request_id import current_request_id
 __all__ = [
     "CHANGE_POSITION",
     "FEED_CHANNEL",
+    "VERSION_BUMPED",
     "REGISTER_VERSION_QUERY",
     "VERSION_COLUMNS",
     "VERSION_TABLE",
@@ -150,6 +152,10 @@ _TEXTUAL_ENTRIES = Table(
 _S = TypeVar("_S", bound=Session)
 # The PostgreSQL channel a commit that took feed positions notifies, with the last one.
 FEED_CHANNEL = "sor_feed"
+# Told the number of each register version this process's transactions take, before they
+# commit (hierarchy.search.version_listener holds its in-memory version back until its
+# notification has brought that number, or a moment has passed: a rollback).
+VERSION_BUMPED: list[Callable[[int], None]] = []
 
 
 class VersionRow(TypedDict):
@@ -513,7 +519,8 @@ def bump_register_version(session: DbSession, positions: int = 0) -> int:
 
     Locks the version row until COMMIT (PostgreSQL), so call it last.
     """
-    last: int = _plain(session).execute(
+    plain = _plain(session)
+    last, version = plain.execute(
         update(_REGISTER)
         .where(_REGISTER.c.name == "register")
         .values(
@@ -521,9 +528,15 @@ def bump_register_version(session: DbSession, positions: int = 0) -> int:
             stamp=secrets.token_hex(16),
             last_position=_REGISTER.c.last_position + positions,
         )
-        .returning(_REGISTER.c.last_position)
-    ).scalar_one()
-    return last
+        .returning(_REGISTER.c.last_position, _REGISTER.c.version)
+    ).one()
+    if plain.connection().dialect.name == "postgresql":
+        # Sent at COMMIT, after the change is visible: the feed's watchers and the
+        # workers' register versions (hierarchy.search.version_listener) learn of it.
+        plain.execute(select(func.pg_notify(FEED_CHANNEL, str(last))))
+    for hook in VERSION_BUMPED:
+        hook(int(version))
+    return int(last)
 
 
 def _finish(session: Session, recorded: Recording | None) -> None:
@@ -537,9 +550,6 @@ def _finish(session: Session, recorded: Recording | None) -> None:
         return
     count = recorded.recorded
     last = bump_register_version(session, count)
-    if session.connection().dialect.name == "postgresql":
-        # Sent at COMMIT, after the positions are visible; the feed's watchers wake.
-        session.execute(select(func.pg_notify(FEED_CHANNEL, str(last))))
     values = {"first_position": last - count + 1, "changes": count}
     updated = session.execute(
         update(_COMMITS)

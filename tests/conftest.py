@@ -18,6 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
 
+from hierarchy.search import version_listener
 from sorregistry import create_app
 from sorregistry.extensions import db
 from tests.support import postgres
@@ -122,6 +123,7 @@ def fresh_database(
     _migrate(url)
     yield url
     if not database_url.startswith("sqlite"):
+        version_listener.close_all()  # the workers' LISTEN threads, before their database goes
         server.drop_database(url)
 
 

@@ -28,6 +28,7 @@ from werkzeug.serving import make_server
 
 from applications import service
 from hierarchy.lookup_routes import ANSWERS
+from hierarchy.search import version_listener
 from hierarchy.search.versions import REGISTER
 from notifications.worker import Worker
 from sorregistry import create_app, reads
@@ -106,6 +107,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         yield Pair(primary, standby, sds, reporter, ids)
     finally:
         reads.close_connections()
+        version_listener.close_all()  # before the servers go
         if standby is not None:
             standby.stop()
         primary.stop()
@@ -147,6 +149,7 @@ def serving(app: Flask, threaded: bool = False) -> Iterator[str]:
         server.shutdown()
         thread.join(timeout=10)
         reads.close_connections()
+        version_listener.close_all()
         with app.app_context():
             db.engine.dispose()
         app.extensions["sor.replicas"].dispose()

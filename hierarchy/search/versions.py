@@ -7,7 +7,8 @@ change). The version is read before anything an answer is made of: on PostgreSQL
 through the worker thread's own connection (``sorregistry.reads``), one round trip
 that needs nothing of the pool or the session, so a cached answer costs no more;
 elsewhere (SQLite, a session bound to a connection, as in the tests) through the
-session.
+session. On the primary the worker's listener usually knows it without a round trip
+(:mod:`hierarchy.search.version_listener`).
 
 With hot standbys (``sorregistry.replicas``) the version may be read on a standby that
 lags: the worker then never goes backwards. It keeps the newest version number it has
@@ -20,8 +21,11 @@ standby that had not received the last changes, its lower number is taken as it 
 
 from __future__ import annotations
 
+from flask import has_request_context, request
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from hierarchy.search.version_listener import listener_for
 from hierarchy.service import (
     _VERSION_QUERY,
     register_changed_in,
@@ -47,6 +51,13 @@ class RegisterDataVersion:
             if version is not None:
                 self.seen = version[0]
             return version
+        bind = session.get_bind()
+        if not direct.on_standby and not _sent_position() and isinstance(bind, Engine):
+            # The primary's version as this worker's listener holds it (see its module).
+            kept = listener_for(bind).current()
+            if kept is not None:
+                self.seen = max(self.seen, kept[0])
+                return kept
         version = _read(direct)
         if direct.on_standby:
             if version is None or version[0] < self.seen:  # behind what this worker served
@@ -73,6 +84,11 @@ class RegisterDataVersion:
 
     def remember(self, session: Session, version: Version) -> None:
         remember_register_version(session, version)
+
+
+def _sent_position() -> bool:
+    """Whether the request asks to see a write of its own (``X-SOR-LSN``)."""
+    return has_request_context() and replicas.LSN_HEADER in request.headers
 
 
 def _read(direct: reads.DirectReads) -> Version | None:
