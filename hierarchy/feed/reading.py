@@ -2,8 +2,8 @@
 
 Each entry was rendered when it was recorded (``feed_entries.item``,
 ``hierarchy.feed.items``): a page is its entries' stored texts, each given its position,
-joined - no entry is rendered, parsed or made an object on the way out (:attr:`Page.entries`;
-:attr:`Page.items` parses them for callers in Python).
+joined - no entry is rendered, parsed or made an object on the way out (:meth:`Page.array`;
+:attr:`Page.entries` one by one, :attr:`Page.items` parsed, for callers in Python).
 
 A page is one statement over a window of positions, (after, after + limit + 1]: the
 commits whose first position lies in it or holds its start (``register_commits`` by
@@ -103,15 +103,31 @@ class Page:
     after, when none); *more* whether more entries followed these; *register_last* the
     last position handed out, read with the page."""
 
-    entries: list[bytes]  # each entry as the API shows it, encoded
+    rows: list[Any]  # (position, item): the entry's stored text, less its position
     last: int
     more: bool
     register_last: int
 
     @property
+    def entries(self) -> list[bytes]:
+        """Each entry as the API shows it, encoded."""
+        return [with_position(row.position, row.item) for row in self.rows]
+
+    @property
     def items(self) -> list[dict[str, Any]]:
         """The entries decoded (dates as the API shows them: ISO 8601 text)."""
         return [orjson.loads(entry) for entry in self.entries]
+
+    def array(self) -> bytes:
+        """The entries as a JSON array, encoded: the stored texts joined in one copy,
+        each with its position put in front (a page of 1,000 is ~1.2 MB; copying each
+        entry into one of its own first cost a catch-up more than the join)."""
+        parts: list[bytes | memoryview] = []
+        for row in self.rows:
+            parts += (b',{"position":%d,' % row.position, memoryview(row.item.encode())[1:])
+        if parts:
+            parts[0] = parts[0][1:]
+        return b"[" + b"".join(parts) + b"]"
 
 
 def cursor_key(app: Flask, reads: Reads) -> bytes:
@@ -155,7 +171,7 @@ def read_page(reads: Reads, after: int, limit: int) -> Page:
         start, through = through, through + limit + 1 - len(rows)
         rows = [*rows, *reads.rows(page, {"after": start, "through": through})]
         windows += 1
-    entries = [with_position(row.position, row.item) for row in rows[:limit]]
+    entries = rows[:limit]
     full = len(rows) > limit
     if full:
         last = int(rows[limit - 1].position)
