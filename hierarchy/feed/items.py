@@ -20,7 +20,7 @@ rows did not change); ``GET /organisations/{code}`` gives the chain's end today.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date
 from types import SimpleNamespace
 from typing import Any
@@ -31,7 +31,7 @@ from hierarchy.feed.entries import JSON_COLUMNS
 from hierarchy.schemas import organisation_item, with_successors
 from hierarchy.successors import AnySession, Successors, find_successors
 
-__all__ = ["copy_data", "join_items", "render_items", "with_position"]
+__all__ = ["copy_data", "render_items", "with_position"]
 
 
 def _decoded(row: Any) -> SimpleNamespace:
@@ -89,11 +89,6 @@ def render_items(session: AnySession, rows: Sequence[Any], today: date) -> list[
 def with_position(position: int, item: str) -> bytes:
     """The stored *item* as the API shows it: with its position first."""
     return b'{"position":%d,%s' % (position, item[1:].encode())
-
-
-def join_items(items: Iterable[bytes]) -> bytes:
-    """A JSON array of entries already encoded."""
-    return b"[" + b",".join(items) + b"]"
 
 
 def copy_data(rows: Sequence[Any], texts: Sequence[str]) -> bytes:

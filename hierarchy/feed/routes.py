@@ -14,7 +14,6 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy.engine import Engine
 
 from hierarchy.feed.cursor import InvalidCursor, decode_cursor, encode_cursor
-from hierarchy.feed.items import join_items
 from hierarchy.feed.reading import Page, cursor_key, read_page
 from hierarchy.feed.watcher import watcher_for
 from hierarchy.schemas import OrganisationSchema
@@ -115,10 +114,10 @@ class Changes(MethodView):
                 f"the cursor is at position {after}, past this register's last "
                 f"({page.register_last}): was the register restored from an older backup? "
                 "Seed again from an export")
-        while not page.entries and _wait(page, deadline):
+        while not page.rows and _wait(page, deadline):
             page = read_page(readable, after, args["limit"])
         # The stored entries joined as they are (hierarchy.feed.items): nothing rendered.
-        body = b"".join((b'{"items":', join_items(page.entries), b',"next":',
+        body = b"".join((b'{"items":', page.array(), b',"next":',
                          orjson.dumps(encode_cursor(page.last, key)), b',"more":',
                          b"true" if page.more else b"false", b"}"))
         return cached_json_response(body, hashlib.blake2b(body, digest_size=16).hexdigest())
