@@ -180,6 +180,7 @@ ENVIRONMENT_SETTINGS: dict[str, tuple[str, Any]] = {
     "SOR_WEBHOOK_TIMEOUT_SECONDS": ("WEBHOOK_TIMEOUT_SECONDS", _as_int),
     "SOR_WEBHOOK_ALLOW_PRIVATE": ("WEBHOOK_ALLOW_PRIVATE", _as_bool),
     "SOR_WEBHOOK_KEEP_DAYS": ("WEBHOOK_KEEP_DAYS", _as_int),
+    "SOR_FEED_MAX_WAITING": ("FEED_MAX_WAITING", _as_int),
     "SOR_IMAP_HOST": ("IMAP_HOST", str),
     "SOR_IMAP_PORT": ("IMAP_PORT", _as_int),
     "SOR_IMAP_USER": ("IMAP_USER", str),
@@ -285,6 +286,9 @@ DEFAULTS: dict[str, Any] = {
     # prunes them after each round); failed ones stay until retried or their
     # subscription is deleted.
     "WEBHOOK_KEEP_DAYS": 30,
+    # Long polls of the feed (wait=) a worker holds at once; more are answered at once
+    # with Retry-After (hierarchy.feed.routes): the others' threads stay free.
+    "FEED_MAX_WAITING": 4,
     "IMAP_PORT": 993,
     "IMAP_MAILBOX": "INBOX",
     "IMAP_SSL": None,  # None: SSL on port 993, plain (or STARTTLS) on any other

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from typing import Any
 
 import orjson
-from flask import Response, current_app
+from flask import Flask, Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -25,6 +26,7 @@ from sorregistry.security import require
 blp = Blueprint("feed", __name__, description="The change feed / Ændringsfeedet")
 MAX_LIMIT = 1000
 MAX_WAIT = 30
+_SLOTS = "sor.feed.waiting"  # app.extensions: the places for waiting requests
 
 
 def _d(en: str, da: str) -> dict[str, Any]:
@@ -90,7 +92,8 @@ class Changes(MethodView):
 
         Each entry shows the organisation after the change. A page that is empty returns
         the cursor it was given; with ``wait`` the request is held until something is new
-        (or the seconds pass).
+        (or the seconds pass) - unless the worker already holds ``SOR_FEED_MAX_WAITING``
+        waiting requests: then it answers at once, with ``Retry-After: 1``.
         """
         session = db.session()
         if args["wait"]:
@@ -114,13 +117,42 @@ class Changes(MethodView):
                 f"the cursor is at position {after}, past this register's last "
                 f"({page.register_last}): was the register restored from an older backup? "
                 "Seed again from an export")
-        while not page.rows and _wait(page, deadline):
-            page = read_page(readable, after, args["limit"])
+        turned_away = False
+        if not page.rows and args["wait"]:
+            slots = _slots(current_app)
+            if slots.acquire(blocking=False):
+                try:
+                    while not page.rows and _wait(page, deadline):
+                        page = read_page(readable, after, args["limit"])
+                finally:
+                    slots.release()
+            else:
+                turned_away = True
         # The stored entries joined as they are (hierarchy.feed.items): nothing rendered.
         body = b"".join((b'{"items":', page.array(), b',"next":',
                          orjson.dumps(encode_cursor(page.last, key)), b',"more":',
                          b"true" if page.more else b"false", b"}"))
-        return cached_json_response(body, hashlib.blake2b(body, digest_size=16).hexdigest())
+        response = cached_json_response(
+            body, hashlib.blake2b(body, digest_size=16).hexdigest())
+        if turned_away:
+            response.headers["Retry-After"] = "1"
+        return response
+
+
+def _slots(app: Flask) -> threading.BoundedSemaphore:
+    """The worker's places for waiting requests (``SOR_FEED_MAX_WAITING``).
+
+    A waiting request holds one of the worker's threads (gunicorn's gthread: 8 by
+    default) for up to 30 s; without a bound, a few dozen mirrors long-polling would hold
+    every thread and the lookups would queue behind them. A request that finds every
+    place taken is answered at once, as without ``wait`` (an empty page, its cursor),
+    with ``Retry-After: 1``: poll again after a second.
+    """
+    slots: threading.BoundedSemaphore | None = app.extensions.get(_SLOTS)
+    if slots is None:
+        slots = app.extensions.setdefault(_SLOTS, threading.BoundedSemaphore(
+            max(1, int(app.config.get("FEED_MAX_WAITING", 4)))))
+    return slots
 
 
 def _wait(page: Page, deadline: float) -> bool:

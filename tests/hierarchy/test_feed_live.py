@@ -3,15 +3,31 @@ never misses nor repeats an entry, and a long-polling client hears of an approva
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import select
+
 from hierarchy import service
+from hierarchy.models import Organisation
+from sorregistry import create_app
 from sorregistry.database import write_step
 from sorregistry.extensions import db
-from tests.support.feed import LiveRegister, Poller, feed, latest_items, live_register
+from tests.applications.helpers import bearer, build_register
+from tests.support.feed import (
+    LiveRegister,
+    Poller,
+    feed,
+    http_json,
+    latest_items,
+    live_register,
+    serve,
+)
 
 ROUNDS = 5
 APPROVALS_PER_ROUND = 4
@@ -104,3 +120,56 @@ def test_a_long_polling_client_hears_of_an_approval_within_a_second(fresh_databa
             assert heard["at"] - asked >= 0.5  # held until the approval ...
             assert heard["at"] - committed < 1.0  # ... and answered at once after it
             cursor = heard["page"]["next"]
+
+
+class _Places(threading.BoundedSemaphore):
+    """The feed's one place for a waiting request, telling when it is taken."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.taken = threading.Event()
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        got = super().acquire(blocking, timeout)
+        if got:
+            self.taken.set()
+        return got
+
+
+def test_a_worker_holds_only_so_many_long_polls_and_turns_more_away_at_once(fresh_database):
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": fresh_database})
+    with app.app_context():
+        build_register(db.session)
+        reporter = bearer(db.session, "reporter", name="Mirror")
+        db.session.commit()
+        db.session.remove()
+    places = _Places()
+    app.extensions["sor.feed.waiting"] = places  # the route's, watched
+    with serve(app, threads=4) as url:
+
+        def changes(after: str, wait: float) -> tuple[Any, str | None]:
+            query = urllib.parse.urlencode({"after": after, "wait": wait, "limit": 1000})
+            request = urllib.request.Request(f"{url}/api/v1/changes?{query}",
+                                             headers=reporter)
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.loads(response.read()), response.headers.get("Retry-After")
+
+        end = http_json("GET", f"{url}/api/v1/changes?limit=1000", reporter)["next"]
+        held: list[Any] = []
+        first = threading.Thread(target=lambda: held.append(changes(end, 20)))
+        first.start()
+        assert places.taken.wait(10)  # the first holds the only place
+        page, retry_after = changes(end, 20)  # answered at once, not in 20 s
+        assert retry_after == "1"
+        assert page == {"items": [], "next": end, "more": False}
+        assert first.is_alive() and not held
+        with app.app_context():
+            with write_step(db.session()) as session:
+                code = session.scalars(select(Organisation.sor_code).limit(1)).first()
+                service.change_organisation(session, code, {"phone": "70707070"},
+                                            source="staff", actor="test")
+            db.session.remove()
+        first.join(timeout=30)
+        woken, retry_after = held[0]
+        assert woken["items"] and woken["items"][0]["sor_code"] == code  # (and inherited)
+        assert retry_after is None
