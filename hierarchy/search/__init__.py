@@ -298,8 +298,11 @@ def _search_fuzzy(session: Session, filters: Filters, limit: int, cursor: str | 
         keys, total = fuzzy_rows(reads, filters, day, levels, limit)
     if not keys:
         return Page(items=[], total=total, next=None)
+    # ITEMS_BY_CODE[True]: PostgreSQL's = ANY(array), which its fast reads take (an
+    # expanding IN they refuse).
+    statement = ITEMS_BY_CODE[_is_postgresql(session)]
     found = {row.sor_code: row
-             for row in reads.rows(ITEMS_BY_CODE[False], {"codes": [c for _, c in keys]})}
+             for row in reads.rows(statement, {"codes": [c for _, c in keys]})}
     return Page(items=[found[code] for _, code in keys if code in found], total=total,
                 next=None)
 
