@@ -17,13 +17,16 @@ same measure) to each typed word that begins none (``NameIndex.suggestions``).
 
 from __future__ import annotations
 
+import logging
 import re
 import struct
+import threading
 import time
 from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
+from typing import Generic, TypeVar
 
 import numpy
 from sqlalchemy import Float, Integer, String, bindparam, func, select
@@ -39,6 +42,8 @@ from hierarchy.search.statements import (
     remember,
 )
 from sorregistry.reads import Reads
+
+logger = logging.getLogger(__name__)
 
 FUZZY_THRESHOLD = 0.3
 _WORD = re.compile(r"[^\W_]+")
@@ -101,19 +106,76 @@ class NameGrams:
     def similar(self, grams: frozenset[str]) -> list[tuple[float, int]]:
         """(-similarity, name number) of the names at least FUZZY_THRESHOLD similar to the
         text of *grams*, most similar first (then by number: the names are sorted)."""
-        held = [numpy.frombuffer(self.postings[gram], dtype=numpy.int32)
-                for gram in grams if gram in self.postings]
-        if not held:
-            return []
-        # Each name's count of the typed trigrams, over every name at once (a few ms at
-        # 200k names, where a Python loop over the names sharing one took 100 ms); the
-        # exact ratio only for the names that may reach the threshold.
-        common = numpy.bincount(numpy.concatenate(held), minlength=len(self.sizes))
-        size, sizes = len(grams), numpy.frombuffer(self.sizes, dtype=numpy.int32)
-        maybe = numpy.flatnonzero(common >= COMMON_SHARE * (size + sizes) - MARGIN)
-        return sorted(
-            (-score, j) for j, n in zip(maybe.tolist(), common[maybe].tolist(), strict=True)
-            if (score := ratio(n, size, self.sizes[j])) >= FUZZY_THRESHOLD)
+        return similar(grams, self.postings, self.sizes)
+
+
+def similar(grams: frozenset[str], postings: dict[str, array[int]],
+            sizes: array[int]) -> list[tuple[float, int]]:
+    """(-similarity, number) of the texts (by their number: *postings* of each trigram,
+    *sizes* their numbers of trigrams) at least FUZZY_THRESHOLD similar to the text of
+    *grams*, most similar first, then by number."""
+    held = [numpy.frombuffer(postings[gram], dtype=numpy.int32)
+            for gram in grams if gram in postings]
+    if not held:
+        return []
+    # Each text's count of the typed trigrams, over every text at once (a few ms at
+    # 200k names, where a Python loop over the names sharing one took 100 ms); the ratio
+    # only for the texts that may reach the threshold, as pg_trgm's CALCSML computes it:
+    # a float4 division of the counts (exact in float32, correctly rounded as
+    # :func:`ratio` rounds; tests/hierarchy/test_forgiving_search.py compares the two).
+    common = numpy.bincount(numpy.concatenate(held), minlength=len(sizes))
+    size, all_sizes = len(grams), numpy.frombuffer(sizes, dtype=numpy.int32)
+    maybe = numpy.flatnonzero(common >= COMMON_SHARE * (size + all_sizes) - MARGIN)
+    shared = common[maybe]
+    scores = (shared.astype(numpy.float32)
+              / (size + all_sizes[maybe] - shared).astype(numpy.float32))
+    found = scores.astype(numpy.float64) >= FUZZY_THRESHOLD
+    numbers, scores = maybe[found], scores[found].astype(numpy.float64)
+    order = numpy.lexsort((numbers, -scores))
+    return list(zip((-scores[order]).tolist(), numbers[order].tolist(), strict=True))
+
+
+T = TypeVar("T")
+
+
+class MadeOnce(Generic[T]):
+    """A worker's structure made at its first need, once (the trigram postings of the
+    names, the words: a second or two at 200k names): by the request that needs it
+    (:meth:`get`), or in a thread while the requests meanwhile do without it
+    (:meth:`ready`: PostgreSQL, where SQL answers meanwhile, as for the name index)."""
+
+    def __init__(self, make: Callable[[], T], name: str) -> None:
+        self._make = make
+        self._name = name
+        self._value: T | None = None
+        self._lock = threading.Lock()  # held while it is made
+
+    def get(self) -> T:
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._make()
+                value = self._value
+        return value
+
+    def ready(self) -> bool:
+        """Whether it is made; if not, it is made in a thread (unless one is at it)."""
+        if self._value is not None:
+            return True
+        if self._lock.acquire(blocking=False):
+            threading.Thread(target=self._make_in_thread, name=self._name,
+                             daemon=True).start()
+        return False
+
+    def _make_in_thread(self) -> None:
+        try:
+            if self._value is None:
+                self._value = self._make()
+        except Exception:  # the requests keep doing without; the next one retries
+            logger.exception("making %s failed", self._name)
+        finally:
+            self._lock.release()
 
 
 class Vocabulary:
@@ -140,19 +202,11 @@ class Vocabulary:
                 posting.append(k)
 
     def nearest(self, word: str, count: int) -> list[str]:
-        """The *count* words most similar to *word* (at least FUZZY_THRESHOLD)."""
-        grams = trigrams(word)
-        common: Counter[int] = Counter()
-        for gram in grams:
-            posting = self.postings.get(gram)
-            if posting is not None:
-                common.update(posting)
-        size, sizes = len(grams), self.sizes
-        scored = sorted(
-            (-score, -self.bearers[k], self.words[k]) for k, n in common.items()
-            if n >= COMMON_SHARE * (size + sizes[k]) - MARGIN
-            and (score := ratio(n, size, sizes[k])) >= FUZZY_THRESHOLD)
-        return [w for _, _, w in scored[:count]]
+        """The *count* words most similar to *word* (at least FUZZY_THRESHOLD), the more
+        names bear a word the earlier among equals, then in order."""
+        scored = similar(trigrams(word), self.postings, self.sizes)
+        scored.sort(key=lambda found: (found[0], -self.bearers[found[1]], found[1]))
+        return [self.words[k] for _, k in scored[:count]]
 
 
 def fuzzy_rows(reads: Reads, filters: Filters, day: date, levels: list[str],

@@ -46,7 +46,7 @@ from hierarchy.search.filters import (
     name_words,
     typed_words,
 )
-from hierarchy.search.fuzzy import NameGrams, Vocabulary, trigrams
+from hierarchy.search.fuzzy import MadeOnce, NameGrams, Vocabulary, trigrams
 from hierarchy.search.patches import PatchedIndex, patch, patched_from_feed
 from hierarchy.service import _VERSION_QUERY
 from sorregistry import replicas
@@ -122,12 +122,13 @@ class NameIndex:
                 totals[gram] += bearers
         self.postings = postings
         self.totals = totals
-        # Made at their first use (fuzzy search, suggestions): see _name_grams.
         self._lazy = threading.Lock()
         self._by_code: dict[str, int] | None = None
         self.position: int | None = None  # the feed position it was read at (patches)
-        self._grams: NameGrams | None = None
-        self._words: Vocabulary | None = None
+        # The names' trigram postings (fuzzy search) and their words (suggestions), made
+        # at their first need (a second or two at 200k names): see fuzzy_ready.
+        self.grams = MadeOnce(lambda: NameGrams(names, _YIELD_EVERY // 4), "name-grams")
+        self.words = MadeOnce(lambda: Vocabulary(names, starts), "name-words")
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -296,7 +297,7 @@ class NameIndex:
         grams = trigrams(folded)
         if not grams:
             return [], 0
-        scored = self._name_grams().similar(grams)
+        scored = self.grams.get().similar(grams)
         wanted_levels = sum(_LEVEL_CODES.get(level, 0) for level in set(levels))
         wanted_ownership = self.ownership_codes.get(ownership, -1) if ownership else 0
         rows: list[tuple[str, str]] = []
@@ -310,13 +311,14 @@ class NameIndex:
                         rows.append((self.names[j], self.codes[i]))
         return rows, total
 
-    def _name_grams(self) -> NameGrams:
-        """The names' trigrams (fuzzy.py), made at the first fuzzy search (a second or two
-        at 200k names)."""
-        with self._lazy:
-            if self._grams is None:
-                self._grams = NameGrams(self.names, _YIELD_EVERY // 4)
-            return self._grams
+    def fuzzy_ready(self) -> bool:
+        """Whether :meth:`fuzzy` answers at once; if not, its trigram postings are made in
+        a thread meanwhile (PostgreSQL: pg_trgm answers until then)."""
+        return self.grams.ready()
+
+    def suggestions_ready(self) -> bool:
+        """Whether :meth:`suggestions` answers at once; if not, as fuzzy_ready."""
+        return self.words.ready()
 
     def suggestions(self, folded: str, count: int = 5) -> list[str]:
         """Texts to search for instead of *folded*, which found nothing, best first: each
@@ -324,7 +326,7 @@ class NameIndex:
         (pg_trgm's similarity at least FUZZY_THRESHOLD; the more names bear a word, the
         earlier among equals)."""
         words = typed_words(folded)
-        vocabulary = self._vocabulary()
+        vocabulary = self.words.get()
         choices: list[list[str]] = []
         for word in words:
             if self._names_matching(word, "contains"):
@@ -340,12 +342,6 @@ class NameIndex:
         found = [" ".join(choice[min(k, len(choice) - 1)] for choice in choices)
                  for k in range(max(len(choice) for choice in choices))]
         return list(dict.fromkeys(found))[:count]
-
-    def _vocabulary(self) -> Vocabulary:
-        with self._lazy:
-            if self._words is None:
-                self._words = Vocabulary(self.names, self.starts)
-            return self._words
 
 
 def _from(matching: Sequence[int]) -> Callable[[int], Iterable[int]]:
@@ -404,7 +400,7 @@ class NameIndexes:
             # A request on a lagging standby (sorregistry.replicas): the index (built on
             # the primary) is ahead of it; SQL answers, and nothing is rebuilt.
             return None
-        if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+        if self.builds_in_thread(session):
             if self.lock.acquire(blocking=False):
                 threading.Thread(target=self._build_from_engine, args=(bind, day),
                                  name="name-index", daemon=True).start()
@@ -418,6 +414,12 @@ class NameIndexes:
             return self.index
         finally:
             self.lock.release()
+
+    def builds_in_thread(self, session: DbSession) -> bool:
+        """Whether the index (and its parts made later) is built in a thread while SQL
+        answers: PostgreSQL, outside a test's connection."""
+        bind = session.get_bind()
+        return isinstance(bind, Engine) and bind.dialect.name == "postgresql"
 
     def _make(self, connection: Connection, version: Hashable,
               day: date) -> NameIndex | PatchedIndex:

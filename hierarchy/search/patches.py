@@ -128,6 +128,12 @@ class PatchedIndex:
         return ([(name, code) for _, name, code in merged],
                 base_total - len(hidden) + len(added))
 
+    def fuzzy_ready(self) -> bool:
+        return bool(self.base.fuzzy_ready())
+
+    def suggestions_ready(self) -> bool:
+        return bool(self.base.suggestions_ready())
+
     def suggestions(self, folded: str, count: int = 5) -> list[str]:
         """The base's (a suggestion is a hint: the words of the base's names)."""
         result: list[str] = self.base.suggestions(folded, count)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import random
+import time
+from array import array
 from datetime import date
 from pathlib import Path
 
@@ -19,7 +21,15 @@ from sqlalchemy import select, text, update
 from hierarchy import search, service
 from hierarchy.models import Organisation, OrganisationName
 from hierarchy.search.filters import begins_word, relevance
-from hierarchy.search.fuzzy import FUZZY_THRESHOLD, float4, similarity, trigrams
+from hierarchy.search.fuzzy import (
+    FUZZY_THRESHOLD,
+    MadeOnce,
+    float4,
+    ratio,
+    similar,
+    similarity,
+    trigrams,
+)
 from hierarchy.search.names import NAMES, NameIndex
 from hierarchy.search.totals import TOTALS
 from hierarchy.sor_import import import_sor_file
@@ -157,10 +167,12 @@ def test_fuzzy_ranks_as_pg_trgm(client, headers, register, backend):
     names = register.execute(select(Organisation.name_search, Organisation.sor_code)).all()
     expected = sorted((-similarity(folded, name), name, code) for name, code in names
                       if similarity(folded, name) >= FUZZY_THRESHOLD)
-    body = _get(client, headers, name=typed, name_match="fuzzy", limit=500)
+    # The name index (pg_trgm's measure in memory) and the SQL path (pg_trgm itself on
+    # PostgreSQL) answer alike, item for item.
+    body = _both_paths(client, headers, name=typed, name_match="fuzzy", limit=500)
     assert body["total"] == len(expected) and body["next"] is None
     assert [item["sor_code"] for item in body["items"]] == [code for _, _, code in expected]
-    top = _get(client, headers, name="Rigshopitalet", name_match="fuzzy")
+    top = _both_paths(client, headers, name="Rigshopitalet", name_match="fuzzy")
     assert _names(top)[0] == "Rigshospitalet"
     if backend == "postgresql":  # the measure itself, name by name, against pg_trgm's
         for name, _ in names:
@@ -168,6 +180,41 @@ def test_fuzzy_ranks_as_pg_trgm(client, headers, register, backend):
                                    {"a": folded, "b": name}).one()
             assert float4(sql[0]) == similarity(folded, name), name  # psycopg: shortest text
             assert set(sql[1]) == set(trigrams(name)), name
+
+
+def test_vectorised_ratio_is_pg_trgms():
+    """NameGrams' ratios (float32 division over numpy arrays) are :func:`ratio`'s (a
+    float4, as pg_trgm's CALCSML), for every count and size up to 120 trigrams."""
+    grams = [f"{k:03d}" for k in range(120)]
+    texts = [(b, c) for b in range(1, 121) for c in range(b + 1)]  # c typed ones of b
+    sizes = array("i", [b for b, _ in texts])
+    for a in (1, 7, 30, 120):  # the typed text's trigrams
+        postings = {gram: array("i") for gram in grams}
+        for j, (_, c) in enumerate(texts):
+            for gram in grams[:min(c, a)]:
+                postings[gram].append(j)
+        expected = sorted((-score, j) for j, (b, c) in enumerate(texts)
+                          if (score := ratio(min(c, a), a, b)) >= FUZZY_THRESHOLD)
+        assert similar(frozenset(grams[:a]), postings, sizes) == expected, a
+
+
+def test_made_once_in_a_thread():
+    made: list[int] = []
+    failures = [RuntimeError("once")]
+
+    def make() -> list[int]:
+        if failures:
+            raise failures.pop()
+        made.append(1)
+        return made
+
+    once = MadeOnce(make, "test-made-once")
+    assert not once.ready()  # the first attempt fails in its thread (logged)
+    deadline = time.monotonic() + 10
+    while not once.ready():  # the next attempt makes it
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert once.get() is made and made == [1]
 
 
 def test_refused_searches(client, headers):
