@@ -4,6 +4,7 @@ register, through gunicorn.
 
     .venv/bin/python bench/bench_fhir.py [--entities 200000] [--file FILE] [--requests 500]
     .venv/bin/python bench/bench_fhir.py --entities 20000 --requests 200   # quick
+    .venv/bin/python bench/bench_fhir.py --database-url postgresql+psycopg://...  # imported
 
 Sets up as ``bench_lookups.py`` does (its helpers: a generated SOR v2 export, a throwaway
 PostgreSQL 15, ``sorregistry db upgrade`` and ``import-sor``, a ``reporter`` client,
@@ -244,7 +245,9 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
 
     cli = required_command("sorregistry")
     log = workdir / "commands.log"
-    if a.file:
+    if a.database_url:
+        export = None
+    elif a.file:
         export = a.file.resolve()
     else:
         export = workdir / f"sor_{a.entities}.xml"
@@ -256,19 +259,30 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
     server = None
     gunicorn: Gunicorn | None = None
     try:
-        server = Server.start(pg_base, shared_buffers="256MB")
-        url = server.create_database("sorbench")
+        url = a.database_url or ""
+        if not url:
+            server = Server.start(pg_base, shared_buffers="256MB")
+            url = server.create_database("sorbench")
         env = dict(os.environ)
         env.pop("FLASK_APP", None)
         env.update(SOR_DATABASE_URL=url, SOR_SECRET_KEY="bench", SOR_ENV="production",
                    SOR_RATELIMIT_ENABLED="0")  # latency measured, not the limits
-        run_command([cli, "db", "upgrade"], env, log, what="db upgrade")
-        before_import = datetime.now(UTC).isoformat(timespec="milliseconds").replace(
-            "+00:00", "Z")
-        run_command([cli, "import-sor", "--quiet", str(export)], env, log, what="import-sor")
-        shak = next(p for p in SHAK_FILES if p.exists())
-        run_command([cli, "import-shak", str(shak)], env, log, what="import-shak")
+        if export is not None:
+            run_command([cli, "db", "upgrade"], env, log, what="db upgrade")
+            before_import = datetime.now(UTC).isoformat(timespec="milliseconds").replace(
+                "+00:00", "Z")
+            run_command([cli, "import-sor", "--quiet", str(export)], env, log,
+                        what="import-sor")
+            shak = next(p for p in SHAK_FILES if p.exists())
+            run_command([cli, "import-shak", str(shak)], env, log, what="import-shak")
         with psycopg_connect(url, autocommit=True) as conn:
+            if export is None:  # a register imported before: its history from the start
+                first = conn.execute("SELECT min(recorded_at) FROM organisation_versions"
+                                     ).fetchone()[0]
+                before_import = first.astimezone(UTC).isoformat(
+                    timespec="milliseconds").replace("+00:00", "Z")
+                say(f"== the register at {a.database_url.rsplit('@', 1)[-1]}, "
+                    f"imported from {before_import}")
             conn.execute("VACUUM ANALYZE")
             conn.execute("CHECKPOINT")
             inputs = choose_inputs(url, a.seed)
@@ -359,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--history-entries", type=int, default=20_000,
                    help="history entries to catch up in the ITI-91 run")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--database-url", help="measure this register (imported already, left as "
+                   "it is but for a client added) instead of importing one")
     a = p.parse_args(argv)
     terminate_on_signal()
     try:

@@ -63,9 +63,9 @@ def outcome(status: int, message: str, details: Any = None) -> dict[str, Any]:
 
 
 def fhir_response(payload: Any, status: int = 200, *, conditional: bool = False) -> Response:
-    """*payload* as ``application/fhir+json``; with *conditional*, an ETag of its bytes and
-    304 when the client holds them."""
-    body = orjson.dumps(payload)
+    """*payload* (or its JSON, bytes) as ``application/fhir+json``; with *conditional*, an
+    ETag of its bytes and 304 when the client holds them."""
+    body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     response = Response(body, status=status, content_type=f"{systems.JSON}; charset=utf-8")
     if conditional and request.method in ("GET", "HEAD") and status == 200:
         response.set_etag(hashlib.blake2b(body, digest_size=16).hexdigest())

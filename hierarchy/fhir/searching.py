@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
-from typing import Any, cast
+from typing import cast
 
 import orjson
 from sqlalchemy.orm import Session
@@ -43,32 +43,31 @@ def _page(session: Session, query: Query, limit: int, cursor: str | None) -> sea
         raise FhirError(str(exc), field_errors=exc.errors) from exc
 
 
-def _matches(query: Query, rows: list[UnitRow], day: date) -> list[Resource]:
-    if query.resource == "Location":
-        return [location(row, day) for row in rows]
-    return [organization(row, day) for row in rows]
+def _matches(query: Query, rows: list[UnitRow], day: date) -> Iterator[Resource]:
+    """The page's resources, one at a time (each is serialised before the next is made,
+    ``hierarchy.fhir.bundles``)."""
+    make = location if query.resource == "Location" else organization
+    return (make(row, day) for row in rows)
 
 
 def _included(session: Session, query: Query, rows: list[UnitRow],
-              day: date) -> list[Resource]:
+              day: date) -> Iterator[Resource]:
     """What ``_include`` and ``_revinclude`` add to a page, each resource once."""
-    found: list[Resource] = []
     if query.resource == "Location":
         if "Location:organization" in query.includes:
-            found += [organization(row, day) for row in rows]
-        return found
+            yield from (organization(row, day) for row in rows)
+        return
     if "Organization:partof" in query.includes:
         shown = {row.sor_code for row in rows}
         parents = sorted({row.parent_sor_code for row in rows
                           if row.parent_sor_code and row.parent_sor_code not in shown})
-        found += [organization(row, day) for row in
-                  units_by_code(session, parents).values()]
+        yield from (organization(row, day) for row in
+                    units_by_code(session, parents).values())
     if "Location:organization" in query.revincludes:
-        found += [location(row, day) for row in rows if has_location(row)]
-    return found
+        yield from (location(row, day) for row in rows if has_location(row))
 
 
-def _ignored(query: Query) -> list[dict[str, Any]]:
+def _ignored(query: Query) -> list[bytes]:
     """An entry telling which parameters were ignored (FHIR's lenient handling)."""
     if not query.ignored:
         return []
@@ -76,11 +75,11 @@ def _ignored(query: Query) -> list[dict[str, Any]]:
                + ", ".join(query.ignored))
     result = outcome(200, message)
     result["issue"][0].update(severity="warning", code="not-supported")
-    return [{"resource": result, "search": {"mode": "outcome"}}]
+    return [orjson.dumps({"resource": result, "search": {"mode": "outcome"}})]
 
 
-def search_bundle(session: Session, query: Query, base: str, day: date) -> dict[str, Any]:
-    """The searchset Bundle of one page of *query*."""
+def search_bundle(session: Session, query: Query, base: str, day: date) -> bytes:
+    """The searchset Bundle of one page of *query*, as JSON."""
     resolve_city(session, query)
     digest = bundles.search_digest(query.resource, query.used)
     cursor = None
@@ -90,7 +89,7 @@ def search_bundle(session: Session, query: Query, base: str, day: date) -> dict[
             raise bundles.BadPageToken()
     if query.summary_count:
         page = _page(session, query, 1, None)
-        return bundles.bundle("searchset", [("self", bundles.link(
+        return bundles.bundle_bytes("searchset", [("self", bundles.link(
             base, query.resource, query.used))], _ignored(query), page.total)
     page = _page(session, query, max(query.count, 1), cursor)
     rows = cast(list[UnitRow], page.items)
@@ -103,19 +102,20 @@ def search_bundle(session: Session, query: Query, base: str, day: date) -> dict[
                for resource in _matches(query, rows, day)]
     entries += [bundles.entry(base, resource, "include")
                 for resource in _included(session, query, rows, day)]
-    return bundles.bundle("searchset", links, entries + _ignored(query),
+    return bundles.bundle_bytes("searchset", links, entries + _ignored(query),
                           page.total if query.total else None)
 
 
 def search_ndjson(session: Session, query: Query, day: date) -> Iterator[bytes]:
-    """Every match of *query*, one resource a line (FHIR Bulk Data's NDJSON), page by page."""
+    """Every match of *query*, one resource a line (FHIR Bulk Data's NDJSON), a page a
+    chunk."""
     resolve_city(session, query)
     cursor: str | None = None
     while True:
         page = _page(session, query, NDJSON_PAGE, cursor)
         rows = cast(list[UnitRow], page.items)
-        for resource in _matches(query, rows, day):
-            yield orjson.dumps(resource) + b"\n"
+        yield b"".join([orjson.dumps(resource) + b"\n"
+                        for resource in _matches(query, rows, day)])
         if page.next is None:
             return
         cursor = page.next

@@ -6,6 +6,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from hierarchy import identifiers as ids
 from hierarchy import service
@@ -186,3 +187,43 @@ def test_type_history_pages_in_commit_order_not_insert_order(fresh_database, bac
         late_session.close()
         db.session.remove()
         db.engine.dispose()
+
+
+def _versions_by_history(client, headers, since):
+    """(id, versionId) -> resource of every entry of the type-level history since *since*."""
+    entries, _ = _walk(client, headers, f"/fhir/Organization/_history?_since={_stamp(since)}")
+    return {(e["resource"]["id"], e["resource"]["meta"]["versionId"]): e["resource"]
+            for e in entries}
+
+
+def test_type_history_shows_each_version_as_recorded(client, register, reader):
+    """The entries are read with the versions' feed entries (one statement a page); each is
+    its version as the register held it when recorded - a vread's rebuild from the snapshot
+    - also where an ancestor changed after it; a version without a feed entry (recorded
+    before the feed, migration 0016) is rebuilt from its snapshot and shown alike."""
+    moment = datetime.now(UTC)
+    time.sleep(0.01)
+    service.change_organisation(register, FOOT_THERAPIST, {"name": "Trine B. Fodterapeut"},
+                                source="staff", actor="test")
+    service.change_organisation(register, FOOT_CLINIC, {"phone": "70707070"},
+                                source="staff", actor="test")  # inherited by the therapist
+    service.change_organisation(register, FOOT_THERAPIST, {"name": "Trine Fodterapeut"},
+                                source="staff", actor="test")
+    register.commit()
+    shown = _versions_by_history(client, reader, moment)
+    assert sorted(shown) == [(FOOT_CLINIC, "2"), (FOOT_THERAPIST, "2"), (FOOT_THERAPIST, "3")]
+    assert _phone(shown[(FOOT_THERAPIST, "2")]) == "29439846"  # the clinic's phone then
+    assert _phone(shown[(FOOT_THERAPIST, "3")]) == "70707070"
+    for (code, version), resource in shown.items():
+        if version != "3":  # an older version: the vread rebuilds it from its snapshot
+            assert resource == _get(client, reader,
+                                    f"/fhir/Organization/{code}/_history/{version}").get_json()
+    # The therapist's version 2 as a register migrated from before the feed has it.
+    deleted = register.execute(text(
+        "DELETE FROM feed_entries WHERE (commit_id, commit_seq) IN (SELECT commit_id, "
+        "commit_seq FROM organisation_versions WHERE sor_code = :code AND version = 2)"),
+        {"code": FOOT_THERAPIST})
+    assert deleted.rowcount == 1
+    register.commit()
+    again = _versions_by_history(client, reader, moment)
+    assert again == shown
