@@ -232,6 +232,18 @@ _all: weakref.WeakSet[Connection] = weakref.WeakSet()
 _all_lock = threading.Lock()
 
 
+def connect_autocommit(engine: Engine | None) -> Connection:
+    """A new autocommit connection to *engine*'s database, made the engine's own way (its
+    URL, connect_args, do_connect hooks) but outside its pool: for a thread that keeps
+    it (a LISTEN). Raises the driver's OperationalError when *engine* is gone (None)."""
+    if engine is None:
+        raise psycopg.OperationalError("the app's engine is gone")
+    creator = cast(Callable[[], Connection], engine.pool._creator)
+    connection = creator()
+    connection.autocommit = True
+    return connection
+
+
 def _connection(engine: Engine, fresh: bool = False) -> Connection:
     """The calling thread's connection to *engine*'s database (made on first use)."""
     connections: dict[str, Connection] = _local.__dict__.setdefault("connections", {})

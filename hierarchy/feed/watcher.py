@@ -26,14 +26,14 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 from sqlalchemy.engine import Engine
 
 from hierarchy.changes import FEED_CHANNEL
 from hierarchy.feed.reading import LAST_POSITION
+from sorregistry import reads
 
 LOG = logging.getLogger(__name__)
 POLL_SECONDS = 0.05  # SQLite: how often the position is read while someone waits
@@ -108,14 +108,7 @@ class Watcher:
     # --- PostgreSQL ---------------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[Any]:
-        engine = self._engine()
-        if engine is None:
-            raise psycopg.OperationalError("the app's engine is gone")
-        # The engine's own way to connect (URL, connect_args), as sorregistry.reads does.
-        creator = cast(Callable[[], psycopg.Connection[Any]], engine.pool._creator)
-        connection = creator()
-        connection.autocommit = True
-        return connection
+        return reads.connect_autocommit(self._engine())
 
     def _listen(self) -> None:
         backoff = 0.1

@@ -37,13 +37,13 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 from sqlalchemy.engine import Engine
 
 from hierarchy.changes import FEED_CHANNEL, VERSION_BUMPED
+from sorregistry import reads
 
 LOG = logging.getLogger(__name__)
 REFRESH_SECONDS = 1.0  # the version read again without a notification
@@ -105,14 +105,7 @@ class VersionListener:
                 self._thread.start()
 
     def _connect(self) -> psycopg.Connection[Any]:
-        engine = self._engine()
-        if engine is None:
-            raise psycopg.OperationalError("the app's engine is gone")
-        # The engine's own way to connect (URL, connect_args), as sorregistry.reads does.
-        creator = cast(Callable[[], psycopg.Connection[Any]], engine.pool._creator)
-        connection = creator()
-        connection.autocommit = True
-        return connection
+        return reads.connect_autocommit(self._engine())
 
     def _read(self, connection: psycopg.Connection[Any]) -> None:
         row = connection.execute(_VERSION_SQL).fetchone()
