@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -57,21 +58,37 @@ def _migrate(url: str) -> None:
         db.engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def migrated_templates() -> dict[str, str]:
+    """The migrated templates made so far, by back end: kept for the whole session.
+
+    ``migrated_template`` is a parametrized session fixture, and pytest keeps one
+    parameter's value at a time: every switch of back end (each test file runs its SQLite
+    tests, then its PostgreSQL ones, on its xdist worker) finalizes it and makes it
+    again. Made once here, each switch costs a lookup, not a migration."""
+    return {}
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def migrated_template(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+    migrated_templates: dict[str, str],
 ) -> str:
     """A migrated, empty database per back end that is never used, only copied (the
     SQLite file; the PostgreSQL database ``CREATE DATABASE ... TEMPLATE`` copies): one
     migration per back end and worker instead of one per database the tests make (a
     migration takes seconds, a copy a fraction of one)."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("template") / "template.db"
-        _migrate(f"sqlite:///{path}")
-        return str(path)
-    server: postgres.Server = request.getfixturevalue("postgres_server")
-    _migrate(server.create_database(TEMPLATE))
-    return TEMPLATE
+    backend: str = request.param
+    if backend not in migrated_templates:
+        if backend == "sqlite":
+            path = tmp_path_factory.mktemp("template") / "template.db"
+            _migrate(f"sqlite:///{path}")
+            migrated_templates[backend] = str(path)
+        else:
+            server: postgres.Server = request.getfixturevalue("postgres_server")
+            _migrate(server.create_database(TEMPLATE))
+            migrated_templates[backend] = TEMPLATE
+    return migrated_templates[backend]
 
 
 def copy_template(request: pytest.FixtureRequest, template: str, folder: Path, name: str) -> str:
@@ -88,6 +105,29 @@ def drop_copy(request: pytest.FixtureRequest, url: str) -> None:
     """Drop a database :func:`copy_template` made (a SQLite file goes with its folder)."""
     if url.startswith("postgresql"):
         request.getfixturevalue("postgres_server").drop_database(url)
+
+
+@contextmanager
+def loaded_copy(
+    request: pytest.FixtureRequest, template: str, folder: Path, name: str,
+    load: Callable[[Any], None],
+) -> Iterator[str]:
+    """A copy of *template* that *load* fills (given the session; committed here), for a
+    module whose tests all read the same register: imported once, not once per test.
+    The tests read it through :func:`rolled_back_app`, so none sees another's writes."""
+    url = copy_template(request, template, folder, name)
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        try:
+            load(db.session)
+            db.session.commit()
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+    try:
+        yield url
+    finally:
+        drop_copy(request, url)
 
 
 @pytest.fixture(scope="session")

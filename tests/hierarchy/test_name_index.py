@@ -28,7 +28,7 @@ from hierarchy.sor_import import import_sor_file
 from hierarchy.text import fold
 from sorregistry import create_app
 from sorregistry.extensions import db
-from tests.conftest import copy_template, drop_copy, fixture_path, rolled_back_app
+from tests.conftest import fixture_path, loaded_copy, rolled_back_app
 from tests.support.exports import generator
 
 
@@ -44,38 +44,28 @@ def export(tmp_path_factory) -> Path:
     return path
 
 
+def _load(session, export: Path) -> None:
+    import_sor_file(session, export, actor="test")
+    import_sor_file(session, fixture_path("ONE_SYGEHUS.xml"), actor="test")
+    # Names with accents and Danish letters in several spellings, and LIKE's wildcards.
+    for name, sor_code in zip(
+            ["Café Ærø Sundhedshus", "Crème Brûlée Klinik", "Müller & Søn",
+             "AEROE Tandpleje 50%", "Kløverløkken_2", "Ørestad Øjenklinik"],
+            session.execute(select(Organisation.sor_code).where(Organisation.level == "OE")
+                            .order_by(Organisation.sor_code.desc()).limit(6)).scalars().all(),
+            strict=True):
+        service.change_organisation(session, sor_code, {"name": name}, source="staff",
+                                    actor="test")
+
+
 @pytest.fixture(scope="module")
 def register_url(migrated_template, export, request, tmp_path_factory) -> Iterator[str]:
     """The register the tests search, imported and committed once for the module (an
-    import takes seconds): each test reads it in a transaction of its
-    own that is rolled back."""
-    url = copy_template(request, migrated_template, tmp_path_factory.mktemp("register"),
-                        "sor_name_index")
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url})
-    try:
-        with app.app_context():
-            session = db.session
-            import_sor_file(session, export, actor="test")
-            import_sor_file(session, fixture_path("ONE_SYGEHUS.xml"), actor="test")
-            # Names with accents and Danish letters in several spellings, and LIKE's
-            # wildcards.
-            for name, sor_code in zip(
-                    ["Café Ærø Sundhedshus", "Crème Brûlée Klinik", "Müller & Søn",
-                     "AEROE Tandpleje 50%", "Kløverløkken_2", "Ørestad Øjenklinik"],
-                    session.execute(select(Organisation.sor_code)
-                                    .where(Organisation.level == "OE")
-                                    .order_by(Organisation.sor_code.desc()).limit(6))
-                    .scalars().all(),
-                    strict=True):
-                service.change_organisation(session, sor_code, {"name": name},
-                                            source="staff", actor="test")
-            session.commit()
-            session.remove()
-    finally:
-        with app.app_context():
-            db.engine.dispose()
-    yield url
-    drop_copy(request, url)
+    import takes seconds): each test reads it in a transaction of its own that is
+    rolled back."""
+    with loaded_copy(request, migrated_template, tmp_path_factory.mktemp("register"),
+                     "sor_name_index", lambda session: _load(session, export)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from sorregistry import create_app
 from sorregistry.accounts.clients import create_client
 from sorregistry.extensions import db
 from sorregistry.reads import close_connections
-from tests.conftest import copy_template, drop_copy, fixture_path, rolled_back_app
+from tests.conftest import fixture_path, loaded_copy, rolled_back_app
 from tests.support.exports import generator
 
 
@@ -47,18 +47,10 @@ def exports(tmp_path_factory) -> tuple[Path, Path]:
 def imported_url(migrated_template, exports, request, tmp_path_factory) -> Iterator[str]:
     """A database with the plain export imported and committed, once per module and back
     end, for the tests that only search it (each in a transaction rolled back)."""
-    url = copy_template(request, migrated_template, tmp_path_factory.mktemp("imported"),
-                        "sor_search_table")
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url})
-    with app.app_context():
-        try:
-            import_sor_file(db.session, exports[0], actor="test")
-            db.session.commit()
-        finally:
-            db.session.remove()
-            db.engine.dispose()
-    yield url
-    drop_copy(request, url)
+    with loaded_copy(request, migrated_template, tmp_path_factory.mktemp("imported"),
+                     "sor_search_table",
+                     lambda session: import_sor_file(session, exports[0], actor="test")) as url:
+        yield url
 
 
 @pytest.fixture
