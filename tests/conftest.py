@@ -4,6 +4,11 @@ The PostgreSQL server is Debian's, started once per test session in a
 temporary directory (as the ``postgres`` user, since initdb refuses root) and
 removed at the end. Set SOR_TEST_BACKENDS=sqlite to run on SQLite alone, or
 SOR_TEST_POSTGRES_URL to use a server you run yourself.
+
+Each back end is migrated once per worker, into a template that is only copied: the
+shared test database, every ``fresh_database`` and a module's imported register
+(:func:`loaded_copy`) are copies of it (``CREATE DATABASE ... TEMPLATE``, a file copy
+on SQLite). A module whose tests all read one register imports it once, not per test.
 """
 
 from __future__ import annotations
