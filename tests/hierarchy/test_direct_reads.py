@@ -20,6 +20,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import event, select, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import make_url
 
 from hierarchy import service
 from hierarchy.models import Organisation
@@ -32,7 +33,7 @@ from sorregistry.accounts import clients as auth
 from sorregistry.accounts.clients import create_client, forget_identities
 from sorregistry.extensions import db
 from sorregistry.reads import DirectReads, SessionReads
-from tests.conftest import fixture_path
+from tests.conftest import copy_template, drop_copy, fixture_path, loaded_copy
 from tests.support.exports import generator
 
 NO_CACHE = {"Cache-Control": "no-cache"}
@@ -46,18 +47,31 @@ def export(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def apps(fresh_database: str, export: Path) -> Iterator[tuple[Flask, Flask]]:
-    if not fresh_database.startswith("postgresql"):
+def _load(session, export: Path) -> None:
+    import_sor_file(session, export, actor="test")
+    import_sor_file(session, fixture_path("ONE_SYGEHUS.xml"), actor="test")
+    import_shak_file(session, fixture_path("shak_sample.TXT"), actor="test")
+
+
+@pytest.fixture(scope="module")
+def loaded(migrated_template: str, export: Path, request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The register imported once for the module (2,500 entities: seconds); each test
+    gets a copy of it of its own (``CREATE DATABASE ... TEMPLATE``, a fraction of one)."""
+    if migrated_template.endswith(".db"):
         pytest.skip("the direct reads are PostgreSQL's; SQLite always reads through the session")
-    direct = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": fresh_database})
-    session_only = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": fresh_database,
+    with loaded_copy(request, migrated_template, tmp_path_factory.mktemp("direct"),
+                     "sor_direct_reads", lambda session: _load(session, export)) as url:
+        yield url
+
+
+@pytest.fixture
+def apps(loaded: str, request: pytest.FixtureRequest,
+         tmp_path: Path) -> Iterator[tuple[Flask, Flask]]:
+    url = copy_template(request, str(make_url(loaded).database), tmp_path, "sor_direct_copy")
+    direct = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url})
+    session_only = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url,
                                "FAST_READS": False})
-    with direct.app_context():
-        import_sor_file(db.session, export, actor="test")
-        import_sor_file(db.session, fixture_path("ONE_SYGEHUS.xml"), actor="test")
-        import_shak_file(db.session, fixture_path("shak_sample.TXT"), actor="test")
-        db.session.commit()
     try:
         yield direct, session_only
     finally:
@@ -67,6 +81,11 @@ def apps(fresh_database: str, export: Path) -> Iterator[tuple[Flask, Flask]]:
             with app.app_context():
                 db.session.remove()
                 db.engine.dispose()
+        # A name index being built from the copy ends before it is dropped, and none of
+        # it is left for the next test.
+        NAMES.wait()
+        NAMES.clear()
+        drop_copy(request, url)
 
 
 def _facts(app: Flask) -> dict:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from sqlalchemy import select
 
+from hierarchy.lookup_routes import ANSWERS
 from hierarchy.models import Organisation
+from hierarchy.search.names import NAMES
+from hierarchy.search.totals import TOTALS
 from hierarchy.sor_import import import_sor_file
 from hierarchy.text import fold
 from sorregistry.accounts.clients import create_client
+from tests.conftest import loaded_copy, rolled_back_app
 from tests.support.exports import generator
 
 
@@ -23,12 +29,37 @@ def export(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def register(session, export):
+def _load(session, export: Path) -> None:
     import_sor_file(session, export, actor="test")
     # A real private hospital with SHAK codes beside the municipality.
     import_sor_file(session, Path(__file__).parents[1] / "fixtures" / "ONE_SYGEHUS.xml",
                     actor="test")
+
+
+@pytest.fixture(scope="module")
+def register_url(migrated_template, export, request, tmp_path_factory) -> Iterator[str]:
+    """The register, imported and committed once per module and back end (1,500 entities:
+    seconds), not once per test."""
+    with loaded_copy(request, migrated_template, tmp_path_factory.mktemp("register"),
+                     "sor_lookups", lambda session: _load(session, export)) as url:
+        yield url
+
+
+@pytest.fixture
+def app(register_url) -> Iterator[Flask]:
+    """The app (and so ``client`` and ``session``) on the imported register, each test in a
+    transaction rolled back; the caches start empty, as after an import of its own."""
+    with rolled_back_app(register_url) as app:
+        ANSWERS.clear()
+        TOTALS.clear()
+        NAMES.clear()
+        yield app
+        NAMES.wait()
+        NAMES.clear()
+
+
+@pytest.fixture
+def register(session):
     return session
 
 

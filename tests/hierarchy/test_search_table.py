@@ -9,10 +9,12 @@ that no cached answer outlives the state it was computed from.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from sqlalchemy import select
 
 from hierarchy import service
@@ -26,7 +28,7 @@ from sorregistry import create_app
 from sorregistry.accounts.clients import create_client
 from sorregistry.extensions import db
 from sorregistry.reads import close_connections
-from tests.conftest import fixture_path
+from tests.conftest import fixture_path, loaded_copy, rolled_back_app
 from tests.support.exports import generator
 
 
@@ -39,6 +41,23 @@ def exports(tmp_path_factory) -> tuple[Path, Path]:
     gen.generate(plain, 1500, seed=11, municipalities=1, regions=0)
     gen.generate(changed, 1500, seed=11, municipalities=1, regions=0, mutate=0.05, drop=0.01)
     return plain, changed
+
+
+@pytest.fixture(scope="module")
+def imported_url(migrated_template, exports, request, tmp_path_factory) -> Iterator[str]:
+    """A database with the plain export imported and committed, once per module and back
+    end, for the tests that only search it (each in a transaction rolled back)."""
+    with loaded_copy(request, migrated_template, tmp_path_factory.mktemp("imported"),
+                     "sor_search_table",
+                     lambda session: import_sor_file(session, exports[0], actor="test")) as url:
+        yield url
+
+
+@pytest.fixture
+def imported(imported_url) -> Iterator[Flask]:
+    """The app on the imported register, its transaction rolled back after the test."""
+    with rolled_back_app(imported_url) as app:
+        yield app
 
 
 def _in_step(session) -> None:
@@ -164,10 +183,8 @@ def _expected(session, fragment: str, *, prefix: bool = False, level=None) -> li
 
 @pytest.mark.parametrize("sort", ["name", "code"])
 @pytest.mark.parametrize("fragment", ["pleje", "kom", "Rø", "a"])
-def test_name_search_walks_every_match_once_with_its_exact_total(
-    client, session, exports, fragment, sort
-):
-    import_sor_file(session, exports[0], actor="test")
+def test_name_search_walks_every_match_once_with_its_exact_total(imported, fragment, sort):
+    client, session = imported.test_client(), db.session
     headers = _headers(session)
     folded = fold(fragment)
     codes, total = _walk(
@@ -183,8 +200,8 @@ def test_name_search_walks_every_match_once_with_its_exact_total(
         assert codes == sorted(codes, key=lambda c: (len(c), c))
 
 
-def test_name_search_with_other_filters(client, session, exports):
-    import_sor_file(session, exports[0], actor="test")
+def test_name_search_with_other_filters(imported):
+    client, session = imported.test_client(), db.session
     headers = _headers(session)
     codes, total = _walk(client, "/api/v1/organisations?name=pleje&level=OE&limit=50", headers)
     expected = {o.sor_code for o in _expected(session, "pleje", level=["OE"])}

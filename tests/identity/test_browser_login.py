@@ -33,7 +33,7 @@ CHROMIUM = "/usr/bin/chromium"
 TIMEOUT = 15_000  # ms; the machine is small and shared
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}"),
-    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+    pytest.mark.parametrize("migrated_template", ["sqlite"], indirect=True),
 ]
 
 

@@ -32,7 +32,7 @@ CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}"),
     # One back end is enough for the browser (see the module's docstring).
-    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+    pytest.mark.parametrize("migrated_template", ["sqlite"], indirect=True),
 ]
 TIMEOUT = 15_000  # ms; the machine is small and shared
 

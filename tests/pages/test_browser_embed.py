@@ -31,7 +31,7 @@ CHROMIUM = "/usr/bin/chromium"
 EXAMPLES = Path(__file__).parents[2] / "examples"
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}"),
-    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+    pytest.mark.parametrize("migrated_template", ["sqlite"], indirect=True),
 ]
 TIMEOUT = 15_000  # ms; the machine is small and shared
 

@@ -114,10 +114,13 @@ class Server:
     def _admin(self) -> psycopg.Connection:
         return self.connect("postgres")
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """A new, empty database *name* (any old one dropped); or a copy of *template*,
+        a database nobody is connected to."""
+        copy = f' TEMPLATE "{template}"' if template else ""
         with self._admin() as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            connection.execute(f'CREATE DATABASE "{name}"')
+            connection.execute(f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
 
     def drop_database(self, url: str) -> None:
