@@ -85,23 +85,32 @@ def similarity(a: str, b: str) -> float:
     return ratio(len(ga & gb), len(ga), len(gb))
 
 
+def postings(texts: Sequence[str], yield_every: int = 0
+             ) -> tuple[dict[str, array[int]], array[int]]:
+    """Each trigram's list of the numbers of the *texts* that have it, and each text's
+    number of trigrams: what :func:`similar` reads. With *yield_every*, the GIL is given
+    up every that many texts (a build beside request threads: names.py's _YIELD_EVERY)."""
+    found: dict[str, array[int]] = {}
+    sizes = array("i")
+    for j, text in enumerate(texts):
+        if yield_every and not j % yield_every:
+            time.sleep(0)
+        grams = trigrams(text)
+        sizes.append(len(grams))
+        for gram in grams:
+            posting = found.get(gram)
+            if posting is None:
+                found[gram] = posting = array("i")
+            posting.append(j)
+    return found, sizes
+
+
 class NameGrams:
     """For each pg_trgm trigram, the names (by their number in *names*) holding it, and each
     name's number of trigrams: what a fuzzy search over a worker's name index reads."""
 
     def __init__(self, names: Sequence[str], yield_every: int) -> None:
-        self.postings: dict[str, array[int]] = {}
-        self.sizes = array("i")
-        for j, name in enumerate(names):
-            if not j % yield_every:
-                time.sleep(0)  # let request threads have the GIL (names.py: _YIELD_EVERY)
-            grams = trigrams(name)
-            self.sizes.append(len(grams))
-            for gram in grams:
-                posting = self.postings.get(gram)
-                if posting is None:
-                    self.postings[gram] = posting = array("i")
-                posting.append(j)
+        self.postings, self.sizes = postings(names, yield_every)
 
     def similar(self, grams: frozenset[str]) -> list[tuple[float, int]]:
         """(-similarity, name number) of the names at least FUZZY_THRESHOLD similar to the
@@ -190,16 +199,7 @@ class Vocabulary:
                 bearers[word] += starts[j + 1] - starts[j]
         self.words = sorted(bearers)
         self.bearers = [bearers[w] for w in self.words]
-        self.sizes = array("i")
-        self.postings: dict[str, array[int]] = {}
-        for k, word in enumerate(self.words):
-            grams = trigrams(word)
-            self.sizes.append(len(grams))
-            for gram in grams:
-                posting = self.postings.get(gram)
-                if posting is None:
-                    self.postings[gram] = posting = array("i")
-                posting.append(k)
+        self.postings, self.sizes = postings(self.words)
 
     def nearest(self, word: str, count: int) -> list[str]:
         """The *count* words most similar to *word* (at least FUZZY_THRESHOLD), the more

@@ -170,7 +170,9 @@ def close_all() -> None:
 
 def _took(number: int) -> None:
     """Hold back every listener of this process until it has seen *number*."""
-    for listener in list(_LISTENERS.values()):
+    with _GUARD:  # a worker thread may be adding a listener meanwhile
+        listeners = list(_LISTENERS.values())
+    for listener in listeners:
         listener.took(number)
 
 
