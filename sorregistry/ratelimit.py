@@ -64,7 +64,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, TooManyRequests
 from werkzeug.routing import Rule
 
-from sorregistry import ratelimit_storage
+from sorregistry import ratelimit_counters, ratelimit_storage
 from sorregistry.api import current_api, is_api_request
 from sorregistry.database import DbSession
 from sorregistry.errors import handle_http_exception
@@ -479,6 +479,6 @@ def sender_allowed(session: DbSession, sender: str,
         expiry = item.get_expiry()
         start = int(now.timestamp()) // expiry * expiry
         key = item.key_for(KEY_PREFIX, "mail-sender", address)
-        hits = ratelimit_storage.add_hits(session, key, start, expiry)
+        hits = ratelimit_counters.add_hits(session, key, start, expiry)
         allowed = hits <= item.amount and allowed
     return allowed

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from gunicorn import glogging
+from gunicorn.config import Config
 
 from sorregistry.config import DEFAULTS
 
@@ -86,3 +88,25 @@ def test_each_stop_waits_longer_than_the_work_it_lets_finish(
     assert callable(settings["child_exit"]) and callable(settings["on_starting"])
     for name in _services():
         assert _unit(name)["Service"]["EnvironmentFile"] == "/etc/sorregistry/sorregistry.env"
+
+
+@pytest.mark.parametrize(("log_format", "access_log"), [("json", False), ("text", True)])
+def test_gunicorn_gathers_no_access_log_the_app_writes_itself(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, log_format: str,
+        access_log: bool) -> None:
+    # With JSON logs the app writes the request line; gunicorn's logger must not gather
+    # every request's atoms for an access log nobody reads (its logconfig_dict alone
+    # would turn that on). Read through gunicorn's own config and logger class.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setenv("SOR_LOG_FORMAT", log_format)
+    settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    cfg = Config()
+    for name in ("accesslog", "logconfig_dict", "logger_class"):
+        if name in settings:
+            cfg.set(name, settings[name])
+    assert issubclass(cfg.logger_class, glogging.Logger)
+    # Not set up (that would configure this process's logging): the property alone.
+    logger = cfg.logger_class.__new__(cfg.logger_class)
+    logger.cfg = cfg
+    assert logger.access_log_enabled is access_log
+    assert bool(cfg.logconfig_dict) is (log_format == "json")

@@ -23,7 +23,7 @@ import pytest
 from flask import Flask
 from limits import parse
 from limits.strategies import FixedWindowRateLimiter
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from werkzeug.serving import make_server
 
 from sorregistry import create_app, ratelimit_storage
@@ -287,6 +287,65 @@ def test_storages_of_two_workers_share_the_count(fresh_database):
     assert allowed - 2 * batch <= written <= allowed
     assert workers[0].reset() == 1
     for storage in workers:
+        storage.close()
+
+
+def _statements_by_thread(storage: DatabaseStorage) -> list[str]:
+    """The names of the threads that write the storage's counters, as they write."""
+    threads: list[str] = []
+
+    @event.listens_for(storage.engine, "before_cursor_execute")
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            threads.append(threading.current_thread().name)
+
+    return threads
+
+
+def test_a_large_limit_is_written_by_the_writer_thread_never_by_the_request(fresh_database):
+    # A limit of at least 20 x sync_hits (the API's 1,200 a minute): the request counts in
+    # memory and the worker's writer thread writes - no request waits for a round trip.
+    storage = DatabaseStorage("sordb://", url=fresh_database, sync_hits=10)
+    writers = _statements_by_thread(storage)
+    key, limit = "LIMITER/k/10000/1/hour", 10_000
+    for _ in range(95):
+        assert storage.acquire_sliding_window_entry(key, limit, 3600)
+        storage.flush()  # the writer keeps up (a request never lags it a batch behind)
+    assert storage.flush()
+    assert writers and set(writers) == {"sor-ratelimit-writer"}, writers
+    with storage.engine.connect() as connection:
+        written = connection.scalar(select(RateCounter.hits))
+    assert 95 - 5 <= written <= 95  # at most half a batch (5) not yet asked for
+    storage.close()
+    assert storage._writer is None  # noqa: SLF001 - stopped with the storage
+
+
+def test_a_writer_a_batch_behind_makes_the_request_write(fresh_database, monkeypatch):
+    # The overshoot bound holds whatever the writer does: a request that finds a batch
+    # unwritten (the writer stuck behind a locked row, say) writes it itself.
+    storage = DatabaseStorage("sordb://", url=fresh_database, sync_hits=10)
+    writers = _statements_by_thread(storage)
+    monkeypatch.setattr(storage, "_ask_writer", lambda key, expiry: None)  # it never comes
+    key, limit = "LIMITER/k/10000/1/hour", 10_000
+    for n in range(1, 11):
+        storage.acquire_sliding_window_entry(key, limit, 3600)
+        assert writers == ([threading.current_thread().name] if n == 10 else [])
+    with storage.engine.connect() as connection:
+        assert connection.scalar(select(RateCounter.hits)) == 10
+    storage.close()
+
+
+def test_storages_of_two_workers_share_a_large_limit_written_in_the_background(
+        fresh_database):
+    workers = [DatabaseStorage("sordb://", url=fresh_database, sync_hits=10)
+               for _ in range(2)]
+    limit, batch = 1_000, 10
+    allowed = sum(workers[n % 2].acquire_sliding_window_entry("LIMITER/k/1000/1/hour", limit,
+                                                              3600)
+                  for n in range(1_300))
+    assert limit <= allowed <= limit + 2 * batch, allowed
+    for storage in workers:
+        assert storage.flush()
         storage.close()
 
 

@@ -1,4 +1,4 @@
-"""Rate-limit counters: hits per bucket and clock-aligned window (sorregistry/ratelimit_storage.py).
+"""Rate-limit counters: hits per bucket and clock-aligned window (sorregistry/ratelimit_counters.py).
 
 Revision ID: 0012
 Revises: 0011
