@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import IO, Any
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Request, Response, g, has_request_context, request
 from pythonjsonlogger.orjson import OrjsonFormatter as JsonFormatter
 
-from sorregistry.request_id import current_request_id, elapsed_seconds, endpoint_label
+from sorregistry.request_id import STARTED, UNMATCHED, current_request_id
 
 FORMATS = ("json", "text")
 REQUEST_LOGGER = logging.getLogger("sorregistry.request")
@@ -88,10 +89,10 @@ def configure(kind: str, stream: IO[str] | None = None) -> logging.Handler:
     return made
 
 
-def _caller() -> str | None:
+def _caller(environ: dict[str, Any]) -> str | None:
     """Who made the request, as far as the request already knows (nothing is loaded for
     the log's sake): the API client, or the person logged in (Flask-Login's user)."""
-    identity = request.environ.get(_IDENTITY)
+    identity = environ.get(_IDENTITY)
     if identity is not None:
         return f"client:{identity.id}"
     user: Any = g.get("_login_user")
@@ -102,16 +103,23 @@ def _caller() -> str | None:
 
 def request_fields(response: Response) -> dict[str, Any]:
     """The request line's fields."""
+    # One lookup of the request behind the proxy, not one per field (a request line is
+    # written for every answer).
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+    environ = req.environ
+    rule = req.url_rule
+    started = environ.get(STARTED)
     fields: dict[str, Any] = {
-        "method": request.method,
-        "path": request.path,
-        "endpoint": endpoint_label(),
+        "method": req.method,
+        "path": req.path,
+        "endpoint": str(rule.endpoint) if rule is not None and rule.endpoint else UNMATCHED,
         "status": response.status_code,
-        "duration_ms": round(elapsed_seconds() * 1000, 2),
+        "duration_ms": round(0.0 if started is None else
+                             (time.perf_counter() - started) * 1000, 2),
         "request_id": current_request_id(),
-        "remote_addr": request.remote_addr,
+        "remote_addr": req.remote_addr,
     }
-    caller = _caller()
+    caller = _caller(environ)
     if caller is not None:
         fields["client"] = caller
     return fields

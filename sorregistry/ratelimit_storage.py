@@ -60,8 +60,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sorregistry.database import configure_engine
 from sorregistry.ratelimit_counters import (
     RateCounter,
-    add_hits_parameters,
-    add_hits_statement,
+    add_hits_driver_call,
     bucket_name,
 )
 
@@ -302,12 +301,12 @@ class DatabaseStorage(Storage, SlidingWindowCounterSupport):
             return None
         try:
             with self.engine.begin() as connection:
-                statement = add_hits_statement(connection.dialect.name)
+                dialect = connection.dialect
                 if carried is not None:
-                    connection.execute(statement, add_hits_parameters(
-                        key, carried[0], expiry, carried[1]))
-                total, previous = connection.execute(statement, add_hits_parameters(
-                    key, start, expiry, amount)).one()
+                    connection.exec_driver_sql(*add_hits_driver_call(
+                        dialect, key, carried[0], expiry, carried[1]))
+                total, previous = connection.exec_driver_sql(*add_hits_driver_call(
+                    dialect, key, start, expiry, amount)).one()
                 self._sweep(connection)
         except SQLAlchemyError as exc:
             self._fail(exc)
@@ -409,11 +408,14 @@ class DatabaseStorage(Storage, SlidingWindowCounterSupport):
 
 def _own_engine(url: str) -> Engine:
     """An engine apart from the app's: a few connections, short timeouts; autocommit on
-    PostgreSQL (one statement, one round trip), a short transaction on SQLite."""
+    PostgreSQL (one statement, one round trip), a short transaction on SQLite. No ping
+    before each write (a round trip more): a connection that died with its server fails
+    one write, which pauses the writes for PAUSE_SECONDS (failing open, as above), and
+    SQLAlchemy drops the pool's dead connections."""
     if url.startswith("postgresql"):
         return create_engine(
             url, pool_size=4, max_overflow=4, pool_timeout=TIMEOUT_MS / 1000,
-            pool_pre_ping=True, isolation_level="AUTOCOMMIT",
+            isolation_level="AUTOCOMMIT",
             connect_args={"connect_timeout": 2,
                           "options": f"-c statement_timeout={TIMEOUT_MS} "
                                      f"-c lock_timeout={TIMEOUT_MS}"})

@@ -12,9 +12,10 @@ import uuid
 from flask import Flask, Response, has_request_context, request
 
 HEADER = "X-Request-Id"
+UNMATCHED = "<unmatched>"  # the endpoint label of a path that matches no route
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 _ID = "sor.request_id"  # request.environ: this request's id
-_STARTED = "sor.started"  # request.environ: perf_counter() when the app began the request
+STARTED = "sor.started"  # request.environ: perf_counter() when the app began the request
 
 
 def current_request_id() -> str | None:
@@ -31,7 +32,7 @@ def current_request_id() -> str | None:
 
 def elapsed_seconds() -> float:
     """Seconds since the app began this request (0 when it was not noted)."""
-    started = request.environ.get(_STARTED)
+    started = request.environ.get(STARTED)
     return 0.0 if started is None else time.perf_counter() - started
 
 
@@ -41,11 +42,11 @@ def endpoint_label() -> str:
     rule = request.url_rule
     if rule is not None and rule.endpoint:
         return str(rule.endpoint)
-    return "<unmatched>"
+    return UNMATCHED
 
 
 def _note_start() -> None:
-    request.environ.setdefault(_STARTED, time.perf_counter())
+    request.environ.setdefault(STARTED, time.perf_counter())
 
 
 def _send_back(response: Response) -> Response:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from flask import Flask
 
 from sorregistry import create_app
 from sorregistry.config import ConfigurationError, from_environment
@@ -42,3 +43,34 @@ def test_default_database_is_sqlite_in_instance_folder(monkeypatch):
     app = create_app()
     assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
     assert app.config["SQLALCHEMY_DATABASE_URI"].endswith("instance/sorregistry.db")
+
+
+def test_the_app_asks_once_whether_a_hook_is_a_coroutine(monkeypatch):
+    # Flask asks ensure_sync of every hook and view on every request; the app keeps the
+    # answer (sorregistry.app.SorFlask) and still gives an unhashable callable its own.
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    asked: list[object] = []
+    original = Flask.ensure_sync
+
+    def counting(self, func):
+        asked.append(func)
+        return original(self, func)
+
+    monkeypatch.setattr(Flask, "ensure_sync", counting)
+    client = app.test_client()
+    assert client.get("/api/v1/health").status_code in (200, 503)
+    first = len(asked)
+    assert first > 10  # the hooks and the view
+    assert client.get("/api/v1/health").status_code in (200, 503)
+    again = [func for func in asked[first:] if getattr(func, "__self__", None) is None]
+    assert again == []  # the second request asked nothing again (a bound method aside:
+    # made anew at each access, it is not kept)
+
+    class Unhashable:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __call__(self) -> str:
+            return "called"
+
+    made = Unhashable()
+    assert app.ensure_sync(made) is made

@@ -137,6 +137,23 @@ def test_health_and_pages_are_not_limited(limited_app):
     assert _counted(app) == 0
 
 
+def test_flask_limiters_own_hooks_run_only_for_what_it_counts(limited_app):
+    # Its before, after and teardown hooks are each wrapped behind the request filter (a
+    # Flask-Limiter that renamed them would leave them bare: this fails then).
+    app = limited_app()
+    hooks = [*app.before_request_funcs[None], *app.after_request_funcs[None],
+             *app.teardown_request_funcs[None]]
+    names = [getattr(getattr(h, "func", h), "__qualname__", "") for h in hooks]
+    assert not [n for n in names if n.startswith("Limiter.")], names
+    wrapped = [n for n in names if "_check_only_what_it_counts" in n]
+    assert len(wrapped) == 3, names
+    # The login it counts still gets its limit (test_login_attempts_are_limited_*), and an
+    # API answer carries no Flask-Limiter header.
+    response = app.test_client().get(LOOKUP, headers=_token(app))
+    assert response.status_code == 200
+    assert not [h for h in response.headers.keys() if h.lower().startswith("x-ratelimit")]
+
+
 def test_limits_are_off_in_tests_unless_turned_on(app, client):
     assert enabled(app.config) is False
     assert {client.get("/api/v1/organisations?limit=1").status_code
