@@ -44,6 +44,7 @@ from sorregistry import replicas
 from sorregistry.database import DbSession, prepare_postgresql_connection
 
 _FLAG = "sor_fast_reads"
+_PRIMARY = "sor.fast_reads.primary"  # request.environ: the engine direct reads start from
 
 
 # The reads' statements: SELECTs (a statement and its parameters).
@@ -179,12 +180,23 @@ def _direct_engine(session: DbSession) -> Engine | None:
     """The engine the fast reads of *session* use when they can serve it: PostgreSQL,
     bound to an engine (not to one connection), switched on. In a request that is the
     engine ``sorregistry.replicas.route`` chose: a hot standby, or the primary."""
+    if not has_request_context():
+        return _postgresql_engine(session)
+    # Asked a few times a request (allow, then each reads()): the session's bind and the
+    # setting are looked up once (some 8 microseconds each time otherwise).
+    environ = request.environ
+    if _PRIMARY not in environ:
+        environ[_PRIMARY] = (_postgresql_engine(session)
+                             if current_app.config.get("FAST_READS", True) else None)
+    primary: Engine | None = environ[_PRIMARY]
+    return None if primary is None else replicas.route(primary)
+
+
+def _postgresql_engine(session: DbSession) -> Engine | None:
     bind = session.get_bind()
-    if not (isinstance(bind, Engine) and bind.dialect.name == "postgresql"):
-        return None
-    if has_request_context() and not current_app.config.get("FAST_READS", True):
-        return None
-    return replicas.route(bind)
+    if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+        return bind
+    return None
 
 
 def allow(session: DbSession) -> bool:
