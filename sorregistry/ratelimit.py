@@ -55,7 +55,6 @@ from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar, cast
 
-from apispec import APISpec, BasePlugin
 from flask import Flask, Response, current_app, request
 from flask.typing import ResponseReturnValue
 from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
@@ -63,14 +62,13 @@ from flask_limiter._limits import RuntimeLimit  # RateLimitExceeded's limit; no 
 from limits import parse_many
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, TooManyRequests
-from werkzeug.routing import Rule
 
 from sorregistry import ratelimit_counters, ratelimit_storage
 from sorregistry.api import current_api, is_api_request
 from sorregistry.database import DbSession
 from sorregistry.errors import handle_http_exception
-from sorregistry.extensions import api as openapi
 from sorregistry.i18n import _
+from sorregistry.ratelimit_openapi import document
 from sorregistry.security import authenticate
 
 V = TypeVar("V")
@@ -85,7 +83,6 @@ _EXEMPT = "_sor_ratelimit_exempt"
 _LOGIN = "_sor_ratelimit_login"
 _LOGIN_CALLBACK = "_sor_ratelimit_login_callback"
 KEY_PREFIX = "sor"
-RATE_LIMITED = "RATE_LIMITED"  # the OpenAPI document's response component
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +280,7 @@ def init_app(app: Flask) -> None:
     if on and not extension._in_memory_fallback_enabled:  # noqa: SLF001 - see ApiLimits
         app.extensions[_LIMITS] = ApiLimits(extension, config)
     app.register_error_handler(RateLimitExceeded, too_many_requests)
-    _document(app, on)
+    document(app, on, _is_exempt)
 
 
 def _check_only_what_it_counts(app: Flask, extension: Limiter) -> None:
@@ -445,58 +442,6 @@ def retry_after(error: RateLimitExceeded) -> int:
             return length
         reset_at = breached.reset_at
     return min(length, max(1, math.ceil(reset_at - time.time())))
-
-
-# --- the OpenAPI document -------------------------------------------------------------------
-
-
-class _RateLimitDoc(BasePlugin):
-    """Adds the 429 answer to every operation that is limited, as the views register."""
-
-    def __init__(self, app: Flask, exempt_paths: list[str]) -> None:
-        self.app = app
-        self.exempt_paths = exempt_paths
-
-    def operation_helper(self, path: str | None = None,
-                         operations: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        rule = kwargs.get("rule")
-        view = self.app.view_functions.get(rule.endpoint) if isinstance(rule, Rule) else None
-        if _is_exempt(view):
-            self.exempt_paths.append(path or "")
-            return
-        for operation in (operations or {}).values():
-            operation.setdefault("responses", {})["429"] = RATE_LIMITED
-
-
-def _document(app: Flask, on: bool) -> None:
-    config = app.config
-    spec: APISpec = openapi.spec
-    spec.components.response(RATE_LIMITED, {
-        "description": "Too many requests: over the rate limit / for mange forespørgsler",
-        "headers": {"Retry-After": {
-            "description": "Seconds until a request is allowed again / sekunder til næste",
-            "schema": {"type": "integer", "minimum": 1}}},
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    })
-    exempt_paths: list[str] = []
-    spec.plugins = [*spec.plugins, _RateLimitDoc(app, exempt_paths)]
-    described = (
-        f"Rate limits{'' if on else ' (turned off on this instance)'}: "
-        f"{config['RATELIMIT_API']} per API client, over every endpoint together; a "
-        f"request without a valid token counts for its address, "
-        f"{config['RATELIMIT_ANONYMOUS']}. Over the limit: 429 Too Many Requests with "
-        f"Retry-After (seconds). / Hastighedsgrænser: {config['RATELIMIT_API']} pr. "
-        f"API-klient; uden gyldigt token {config['RATELIMIT_ANONYMOUS']} pr. adresse; "
-        f"derover 429 med Retry-After.")
-    info = spec.options.setdefault("info", {})
-    info["description"] = "\n\n".join(filter(None, (info.get("description"), described)))
-    spec.options["x-rate-limits"] = {
-        "enabled": on,
-        "algorithm": "sliding window counter",
-        "per_client": str(config["RATELIMIT_API"]),
-        "per_address_without_valid_token": str(config["RATELIMIT_ANONYMOUS"]),
-        "exempt": exempt_paths,
-    }
 
 
 # --- the mail intake ------------------------------------------------------------------------
