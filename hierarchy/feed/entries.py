@@ -200,11 +200,12 @@ def _with_previous() -> tuple[FromClause, FromClause, FromClause]:
 def versioned_entries(
     commit_id: int, *, sor_code: str | None = None, commit_seq: int | None = None,
     import_run_id: int | None = None, seq_range: tuple[int, int] | None = None,
+    seqs: list[int] | None = None,
 ) -> Select[Any]:
     """Entries for the versions recorded under commit *commit_id* (those of *sor_code*
     numbered *commit_seq*, or those of import run *import_run_id*, numbered within
-    *seq_range* (first, last) when given): each shares its version's number, time,
-    source and reference, and shows the organisation's row as it stands."""
+    *seq_range* (first, last) or among *seqs* when given): each shares its version's
+    number, time, source and reference, and shows the organisation's row as it stands."""
     new, old, joined = _with_previous()
     version = VERSIONS.alias("v")
     conditions = [version.c.commit_id == commit_id]
@@ -214,6 +215,8 @@ def versioned_entries(
         conditions.append(version.c.import_run_id == import_run_id)
     if seq_range is not None:
         conditions.append(version.c.commit_seq.between(*seq_range))
+    if seqs is not None:
+        conditions.append(version.c.commit_seq.in_(seqs))
     statement = (
         select(
             version.c.commit_id, version.c.commit_seq, new.c.sor_code, _change(new, old),
