@@ -98,9 +98,10 @@ def render_created(entry: Mapping[str, Any]) -> str:
     return orjson.dumps(_entry(SimpleNamespace(**values))).decode()
 
 
-def with_position(position: int, item: str) -> bytes:
-    """The stored *item* as the API shows it: with its position first."""
-    return b'{"position":%d,%s' % (position, item[1:].encode())
+def with_position(position: int, item: str | bytes) -> bytes:
+    """The stored *item* (or its UTF-8) as the API shows it: with its position first."""
+    return b'{"position":%d,%s' % (position,
+                                    (item if isinstance(item, bytes) else item.encode())[1:])
 
 
 def copy_data(rows: Sequence[Any], texts: Sequence[str]) -> bytes:
