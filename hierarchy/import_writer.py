@@ -155,6 +155,7 @@ class ImportWriter:
         self.inserts: list[Row] = []
         self.updates: list[Row] = []
         self.versions: list[changes.VersionRow] = []
+        self.entries: list[dict[str, Any]] = []  # feed entries (hierarchy.changes.created_entry)
         self.superseded: list[str] = []
         self.updated: list[str] = []  # codes whose narrow search rows follow at finish
         metadata = MetaData()
@@ -193,6 +194,10 @@ class ImportWriter:
         if len(self.versions) >= BATCH_SIZE:
             self.flush()
 
+    def entry(self, row: dict[str, Any]) -> None:
+        """A feed entry, sent with the batch (after its version)."""
+        self.entries.append(row)
+
     def ask(self, question: Callable[[], T]) -> Future[T]:
         """Run *question* on the connection; its answer.
 
@@ -226,8 +231,9 @@ class ImportWriter:
     def flush(self) -> None:
         """Send the buffered rows. New organisations go first: versions refer to them."""
         inserts, updates, versions = self.inserts, self.updates, self.versions
-        self.inserts, self.updates, self.versions = [], [], []
-        if not (inserts or updates or versions):
+        entries = self.entries
+        self.inserts, self.updates, self.versions, self.entries = [], [], [], []
+        if not (inserts or updates or versions or entries):
             return
 
         def write() -> None:
@@ -241,6 +247,8 @@ class ImportWriter:
                     self._update_sqlite(updates)
             if versions:
                 self._insert(changes.VERSION_TABLE, changes.VERSION_COLUMNS, versions)
+            if entries:
+                self._insert(changes.ENTRY_TABLE, changes.ENTRY_COLUMNS, entries)
 
         if self.background is not None:
             self.background.submit(write)

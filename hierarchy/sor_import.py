@@ -371,7 +371,11 @@ class _Stream:
             row["version"] = 1
             row["created_at"] = row["updated_at"] = now
             writer.insert(row)
-            self.version(sor_code, 1, snapshot)
+            version = self.version_row(sor_code, 1, snapshot, "")
+            writer.version(version)
+            entry = changes.created_entry(self.recording, version, row)
+            if entry is not None:
+                writer.entry(entry)
         elif action == "changed":
             assert before is not None
             row["version"] = before.version + 1

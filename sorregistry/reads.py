@@ -56,11 +56,15 @@ Connection = psycopg.Connection[Any]
 class _Reads:
     """What the lookups ask: rows, one value, or several statements' rows at once."""
 
-    def batch(self, statements: Batch) -> list[list[Any]]:  # pragma: no cover - abstract
+    def batch(self, statements: Batch, *,
+              binary: bool = False) -> list[list[Any]]:  # pragma: no cover - abstract
+        """Each statement's rows; *binary*: in PostgreSQL's binary format where read
+        directly (a bytea comes as its bytes, not as hex twice its size)."""
         raise NotImplementedError
 
-    def rows(self, statement: Statement, params: Mapping[str, Any]) -> list[Any]:
-        return self.batch([(statement, params)])[0]
+    def rows(self, statement: Statement, params: Mapping[str, Any], *,
+             binary: bool = False) -> list[Any]:
+        return self.batch([(statement, params)], binary=binary)[0]
 
     def scalar(self, statement: Statement, params: Mapping[str, Any]) -> Any:
         rows = self.rows(statement, params)
@@ -79,7 +83,7 @@ class SessionReads(_Reads):
     def __init__(self, session: DbSession) -> None:
         self.session = session
 
-    def batch(self, statements: Batch) -> list[list[Any]]:
+    def batch(self, statements: Batch, *, binary: bool = False) -> list[list[Any]]:
         # Session.execute, not its connection's: it flushes the session's pending
         # changes first, so a lookup inside a transaction sees what it holds.
         return [list(self.session.execute(statement, dict(params)))
@@ -126,21 +130,21 @@ class DirectReads(_Reads):
             compiled = _STATEMENTS.setdefault(key, _Compiled(statement, self.engine))
         return compiled
 
-    def batch(self, statements: Batch) -> list[list[Any]]:
+    def batch(self, statements: Batch, *, binary: bool = False) -> list[list[Any]]:
         """Each statement's rows. Several go together in one round trip (libpq's pipeline
         mode), run in order in one implicit transaction (an error in one aborts those
         after it; the connection recovers); they read, so that changes nothing else.
         A standby out of reach leaves the request to the primary (``replicas``)."""
         try:
-            return self._batch(statements)
+            return self._batch(statements, binary)
         except _operational_errors(self.engine):
             primary = replicas.standby_failed(self.engine)
             if primary is None:
                 raise
             self.engine = primary
-            return self._batch(statements)
+            return self._batch(statements, binary)
 
-    def _batch(self, statements: Batch) -> list[list[Any]]:
+    def _batch(self, statements: Batch, binary: bool) -> list[list[Any]]:
         prepared = []
         for statement, params in statements:
             compiled = self._compiled(statement)
@@ -151,11 +155,11 @@ class DirectReads(_Reads):
                 cursors = [connection.cursor(row_factory=namedtuple_row) for _ in prepared]
                 try:
                     if len(prepared) == 1:
-                        cursors[0].execute(*prepared[0])
+                        cursors[0].execute(*prepared[0], binary=binary)
                     else:
                         with connection.pipeline():
                             for cursor, (sql, values) in zip(cursors, prepared, strict=True):
-                                cursor.execute(sql, values)
+                                cursor.execute(sql, values, binary=binary)
                     return [cursor.fetchall() for cursor in cursors]
                 finally:
                     for cursor in cursors:

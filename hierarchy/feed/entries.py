@@ -143,20 +143,24 @@ def _differences(new: FromClause, old: FromClause) -> dict[str, ColumnElement[bo
     found: dict[str, ColumnElement[bool]] = {}
     for field, column in _PLAIN.items():
         found[field] = new.c[column].is_distinct_from(old.c[column])
+    # The same effective text has the same values: its ~19 paths, each a parse of the
+    # JSON text on PostgreSQL, are compared only when the texts differ (most changes of
+    # a unit's own values leave its effective values as they were).
+    moved = _json_text(new.c.effective) != _json_text(old.c.effective)
     for field in _EFFECTIVE:
-        found[field] = new.c.effective[field].as_string().is_distinct_from(
-            old.c.effective[field].as_string())
+        found[field] = and_(moved, new.c.effective[field].as_string().is_distinct_from(
+            old.c.effective[field].as_string()))
     for field, key in _ADDRESSES.items():
         # An empty address shows as null, whatever keys it holds; else its six keys.
         shown = [
             (func.coalesce(side.c.effective[key].as_string(), "{}") == "{}")
             for side in (new, old)
         ]
-        found[field] = or_(
+        found[field] = and_(moved, or_(
             shown[0].is_distinct_from(shown[1]),
             *[new.c.effective[(key, part)].as_string().is_distinct_from(
                 old.c.effective[(key, part)].as_string()) for part in ADDRESS_KEYS],
-        )
+        ))
     for field in _LISTS:
         found[field] = _json_text(new.c[field]).is_distinct_from(_json_text(old.c[field]))
     return found
@@ -200,11 +204,12 @@ def _with_previous() -> tuple[FromClause, FromClause, FromClause]:
 def versioned_entries(
     commit_id: int, *, sor_code: str | None = None, commit_seq: int | None = None,
     import_run_id: int | None = None, seq_range: tuple[int, int] | None = None,
+    seqs: list[int] | None = None,
 ) -> Select[Any]:
     """Entries for the versions recorded under commit *commit_id* (those of *sor_code*
     numbered *commit_seq*, or those of import run *import_run_id*, numbered within
-    *seq_range* (first, last) when given): each shares its version's number, time,
-    source and reference, and shows the organisation's row as it stands."""
+    *seq_range* (first, last) or among *seqs* when given): each shares its version's
+    number, time, source and reference, and shows the organisation's row as it stands."""
     new, old, joined = _with_previous()
     version = VERSIONS.alias("v")
     conditions = [version.c.commit_id == commit_id]
@@ -214,6 +219,8 @@ def versioned_entries(
         conditions.append(version.c.import_run_id == import_run_id)
     if seq_range is not None:
         conditions.append(version.c.commit_seq.between(*seq_range))
+    if seqs is not None:
+        conditions.append(version.c.commit_seq.in_(seqs))
     statement = (
         select(
             version.c.commit_id, version.c.commit_seq, new.c.sor_code, _change(new, old),

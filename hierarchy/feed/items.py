@@ -20,7 +20,7 @@ rows did not change); ``GET /organisations/{code}`` gives the chain's end today.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date
 from types import SimpleNamespace
 from typing import Any
@@ -31,7 +31,7 @@ from hierarchy.feed.entries import JSON_COLUMNS
 from hierarchy.schemas import organisation_item, with_successors
 from hierarchy.successors import AnySession, Successors, find_successors
 
-__all__ = ["copy_data", "render_items", "with_position"]
+__all__ = ["copy_data", "render_created", "render_items", "with_position"]
 
 
 def _decoded(row: Any) -> SimpleNamespace:
@@ -86,9 +86,22 @@ def render_items(session: AnySession, rows: Sequence[Any], today: date) -> list[
     return texts
 
 
-def with_position(position: int, item: str) -> bytes:
-    """The stored *item* as the API shows it: with its position first."""
-    return b'{"position":%d,%s' % (position, item[1:].encode())
+def render_created(entry: Mapping[str, Any]) -> str:
+    """The stored text of a ``created`` entry the import writes as it inserts the
+    organisation: *entry* holds the entry's columns and the organisation's row as the
+    import sends it (JSON columns as their text). The organisation names no successor
+    (those are rendered with their chains' ends, :func:`render_items`)."""
+    values = dict(entry)
+    for name in JSON_COLUMNS:
+        text = values[name]
+        values[name] = orjson.loads(text) if text is not None else None
+    return orjson.dumps(_entry(SimpleNamespace(**values))).decode()
+
+
+def with_position(position: int, item: str | bytes) -> bytes:
+    """The stored *item* (or its UTF-8) as the API shows it: with its position first."""
+    return b'{"position":%d,%s' % (position,
+                                    (item if isinstance(item, bytes) else item.encode())[1:])
 
 
 def copy_data(rows: Sequence[Any], texts: Sequence[str]) -> bytes:

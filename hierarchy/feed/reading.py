@@ -20,7 +20,10 @@ so none can appear below one already seen. The register's last position is read 
 (positions up to it are committed, so visible to the page's read that follows).
 
 On PostgreSQL the statements run on the worker thread's own connection
-(``sorregistry.reads``), rows as named tuples; elsewhere through the session.
+(``sorregistry.reads``), rows as named tuples; elsewhere through the session. There the
+items come as their UTF-8 (``convert_to``) in the binary format: bytes put in the page as
+they are, neither decoded into Python text nor encoded again (a page of 1,000 at 20k, in
+process: 16-18 -> 10-12 ms; as hex, the text format's bytea, 13-14 ms).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 
 import orjson
 from flask import Flask
-from sqlalchemy import BigInteger, bindparam, func, select, true
+from sqlalchemy import BigInteger, bindparam, func, literal_column, select, true
 
 from hierarchy.feed.entries import ENTRIES
 from hierarchy.feed.items import with_position
@@ -76,7 +79,8 @@ def _page_statement(lateral: bool) -> Any:
     # range bounded by another table's column is blind): a page then costs the whole
     # feed's size, and a catch-up from zero grows with its square.
     entries = (
-        select(ENTRIES.c.commit_seq, ENTRIES.c.item)
+        select(ENTRIES.c.commit_seq,
+               func.convert_to(ENTRIES.c.item, literal_column("'UTF8'")).label("item"))
         .where(*in_window)
         .order_by(ENTRIES.c.commit_seq)
         .limit(through - after)
@@ -124,7 +128,9 @@ class Page:
         entry into one of its own first cost a catch-up more than the join)."""
         parts: list[bytes | memoryview] = []
         for row in self.rows:
-            parts += (b',{"position":%d,' % row.position, memoryview(row.item.encode())[1:])
+            item = row.item
+            parts += (b',{"position":%d,' % row.position,
+                      memoryview(item if isinstance(item, bytes) else item.encode())[1:])
         if parts:
             parts[0] = parts[0][1:]
         return b"[" + b"".join(parts) + b"]"
@@ -161,7 +167,7 @@ def read_page(reads: Reads, after: int, limit: int) -> Page:
     last_rows, rows = reads.batch([
         (LAST_POSITION, {}),
         (page, {"after": after, "through": through}),
-    ])
+    ], binary=True)
     committed = int(last_rows[0][0]) if last_rows else 0  # positions up to it: committed
     register_last = max(committed, rows[-1].position if rows else 0)
     windows = 1
@@ -169,7 +175,7 @@ def read_page(reads: Reads, after: int, limit: int) -> Page:
     # the feed): read the next window, while the page is short and positions remain.
     while len(rows) <= limit and through < register_last and windows < _MAX_WINDOWS:
         start, through = through, through + limit + 1 - len(rows)
-        rows = [*rows, *reads.rows(page, {"after": start, "through": through})]
+        rows = [*rows, *reads.rows(page, {"after": start, "through": through}, binary=True)]
         windows += 1
     entries = rows[:limit]
     full = len(rows) > limit

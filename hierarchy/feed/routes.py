@@ -132,11 +132,20 @@ class Changes(MethodView):
         body = b"".join((b'{"items":', page.array(), b',"next":',
                          orjson.dumps(encode_cursor(page.last, key)), b',"more":',
                          b"true" if page.more else b"false", b"}"))
-        response = cached_json_response(
-            body, hashlib.blake2b(body, digest_size=16).hexdigest())
+        response = cached_json_response(body, _etag(key, after, page, len(body)))
         if turned_away:
             response.headers["Retry-After"] = "1"
         return response
+
+
+def _etag(key: bytes, after: int, page: Page, size: int) -> str:
+    """A page's ETag, from what fixes its bytes rather than from its ~1.2 MB (hashing
+    them was 1.5-3.5 ms of a 15-70 ms page): the register (its cursor key), the positions
+    the page spans, whether more follow, and its length. An entry is never changed once
+    committed, and none can appear among positions a page has read (commit order,
+    ``hierarchy.changes``), so the same span of the same register is the same body."""
+    return hashlib.blake2b(b"%d:%d:%d:%d" % (after, page.last, page.more, size),
+                           key=key[:64], digest_size=16).hexdigest()
 
 
 def _slots(app: Flask) -> threading.BoundedSemaphore:

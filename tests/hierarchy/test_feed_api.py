@@ -137,3 +137,22 @@ def test_waiting_on_a_transaction_of_its_own_returns_at_once(client, reporter):
     started = time.monotonic()
     page = client.get(f"/api/v1/changes?after={last}&wait=30", headers=reporter).get_json()
     assert page["items"] == [] and time.monotonic() - started < 5
+
+
+def test_a_page_read_again_is_a_304_until_its_span_moves(client, session, reporter):
+    # The ETag names the page's span (hierarchy.feed.routes._etag), not its bytes' digest.
+    url = "/api/v1/changes?limit=3"
+    first = client.get(url, headers=reporter)
+    again = client.get(url, headers={**reporter, "If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304
+    later = client.get(f"{url}&after={first.get_json()['next']}", headers=reporter)
+    assert later.headers["ETag"] != first.headers["ETag"]
+    # The last page: an entry arriving moves its span, and with it its ETag.
+    everything = client.get("/api/v1/changes?limit=1000", headers=reporter)
+    service.change_organisation(session, everything.get_json()["items"][0]["sor_code"],
+                                {"phone": "12345678"}, source="staff", actor="t")
+    session.commit()
+    moved = client.get("/api/v1/changes?limit=1000",
+                       headers={**reporter, "If-None-Match": everything.headers["ETag"]})
+    assert moved.status_code == 200 and moved.headers["ETag"] != everything.headers["ETag"]
+    assert len(moved.get_json()["items"]) > len(everything.get_json()["items"])

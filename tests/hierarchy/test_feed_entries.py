@@ -5,15 +5,22 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
+import orjson
 from flask_migrate import upgrade
 from sqlalchemy import select, text
 
 from hierarchy import changes, service
 from hierarchy import identifiers as ids
-from hierarchy.feed.entries import ADDRESS_KEYS, STATE_COLUMNS
+from hierarchy.feed.entries import ADDRESS_KEYS, JSON_COLUMNS, STATE_COLUMNS, versioned_entries
+from hierarchy.feed.items import render_items
 from hierarchy.feed.reading import read_page
-from hierarchy.models import FeedState, OrganisationVersion, RegisterCommit, RegisterVersion
+from hierarchy.models import (
+    FeedEntry,
+    FeedState,
+    OrganisationVersion,
+    RegisterCommit,
+    RegisterVersion,
+)
 from hierarchy.schemas import AddressSchema
 from hierarchy.search import ITEM_COLUMNS
 from hierarchy.sor_import import import_sor_file
@@ -168,12 +175,7 @@ def test_positions_left_empty_at_the_end_end_the_page(session):
     assert (cut.items, cut.last, cut.more) == ([], mark + 1, False)
     assert read_page(SessionReads(session), end, 10).items == []
 
-@pytest.mark.parametrize("staged_from", [500, 1], ids=["direct", "staged"])
-def test_the_import_records_what_the_service_would(session, tmp_path, monkeypatch,
-                                                   staged_from):
-    # PostgreSQL writes many entries at once by staging their items (hierarchy.changes);
-    # here every write goes that way, or none: the entries are the same.
-    monkeypatch.setattr(changes, "_STAGED_FROM", staged_from)
+def test_the_import_records_what_the_service_would(session, tmp_path):
     before = _last(session)
     import_sor_file(session, SYGEHUS, actor="test")
     session.commit()
@@ -223,6 +225,47 @@ def test_after_imports_and_changes_the_feed_ends_where_the_register_stands(sessi
     positions = [e["position"] for e in feed(session, before)]
     assert positions == sorted(set(positions))
     assert latest_items(feed(session, before)) == register_items(session)
+
+
+def test_the_import_writes_a_new_organisations_entry_as_the_statements_would(session,
+                                                                            tmp_path):
+    # An organisation the import inserts gets its entry in the same pass, from the row it
+    # sends (changes.created_entry); one naming a successor, and every later version,
+    # by the statement that reads the rows written. Both make the same entry.
+    plain = tmp_path / "plain.xml"
+    generator().generate(plain, 800, seed=3, municipalities=1, regions=1)  # 2 replaced
+    result = import_sor_file(session, plain, actor="test")
+    session.commit()
+    run = result.run_ids[0]
+    commit_id = session.execute(select(OrganisationVersion.commit_id).where(
+        OrganisationVersion.import_run_id == run).limit(1)).scalar_one()
+    stored = {row.commit_seq: row for row in session.execute(
+        select(FeedEntry).where(FeedEntry.commit_id == commit_id)).scalars()}
+    versions = session.execute(select(OrganisationVersion.sor_code).where(
+        OrganisationVersion.import_run_id == run)).scalars().all()
+    assert len(stored) == len(versions) and result.total >= 800
+    first = {code for code in versions if versions.count(code) == 1}  # no later version
+    named = [row for row in stored.values() if row.replaced_by]
+    assert named and len(named) < len(stored)  # both ways of making an entry are tried
+    connection = session.connection()
+    rows = connection.execute(versioned_entries(
+        commit_id, import_run_id=run, seq_range=(1, len(versions)))).all()
+    again = render_items(connection, rows, date.today())
+    compared = 0
+    for row, rendered in zip(rows, again, strict=True):
+        if row.sor_code not in first:
+            continue
+        entry, made = stored[row.commit_seq], orjson.loads(rendered)
+        item = orjson.loads(entry.item)
+        # Read again, the entry's own row is its previous one: "changed", nothing named.
+        assert (entry.change, item["change"], item["changed_fields"]) == ("created",) * 2 + ([],)
+        assert {**item, "change": "x"} == {**made, "change": "x", "changed_fields": []}
+        for name in STATE_COLUMNS:
+            value = getattr(row, name)
+            assert getattr(entry, name) == (orjson.loads(value) if name in JSON_COLUMNS
+                                            and value is not None else value), name
+        compared += 1
+    assert compared == len(first)
 
 
 def test_an_entry_copies_what_the_item_shows():
