@@ -794,6 +794,16 @@ def compare_trees(plan: dict[str, Scenario], token: str, requests: int,
     per = max(1, requests // COMPARE_ROUNDS)
     names = list(servers)
     stats = {(tree, name): Stats(name) for tree in names for name in plan}
+    # Every worker of each tree warmed up first, on several connections at once (a worker
+    # builds its name index at its first type-ahead): else the first scenario's blocks
+    # would time whichever worker had not built it yet.
+    warm = [threading.Thread(target=latency_run, daemon=True,
+                             args=(servers[tree].port, token, plan[first], 1, True))
+            for tree in names for first in list(plan)[:1] for _ in range(4)]
+    for thread in warm:
+        thread.start()
+    for thread in warm:
+        thread.join()
     for name, scenario in plan.items():
         for round_ in range(COMPARE_ROUNDS):
             order = names if round_ % 2 == 0 else names[::-1]
