@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from typing import IO, Any
 
 from flask import Flask, Request, Response, g, has_request_context, request
 from pythonjsonlogger.orjson import OrjsonFormatter as JsonFormatter
 
-from sorregistry.request_id import STARTED, UNMATCHED, current_request_id
+from sorregistry.request_id import current_request_id, elapsed_seconds, endpoint_label
 
 FORMATS = ("json", "text")
 REQUEST_LOGGER = logging.getLogger("sorregistry.request")
@@ -106,20 +105,16 @@ def request_fields(response: Response) -> dict[str, Any]:
     # One lookup of the request behind the proxy, not one per field (a request line is
     # written for every answer).
     req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
-    environ = req.environ
-    rule = req.url_rule
-    started = environ.get(STARTED)
     fields: dict[str, Any] = {
         "method": req.method,
         "path": req.path,
-        "endpoint": str(rule.endpoint) if rule is not None and rule.endpoint else UNMATCHED,
+        "endpoint": endpoint_label(req),
         "status": response.status_code,
-        "duration_ms": round(0.0 if started is None else
-                             (time.perf_counter() - started) * 1000, 2),
+        "duration_ms": round(elapsed_seconds(req) * 1000, 2),
         "request_id": current_request_id(),
         "remote_addr": req.remote_addr,
     }
-    caller = _caller(environ)
+    caller = _caller(req.environ)
     if caller is not None:
         fields["client"] = caller
     return fields

@@ -133,6 +133,7 @@ class DatabaseStorage(Storage, SlidingWindowCounterSupport):
         self._wake = threading.Condition(self._guard)
         self._writer: threading.Thread | None = None
         self._writer_pid = 0
+        self._writing = False  # the writer holds buckets taken from _due
         self._stopping = False
 
     @property
@@ -343,9 +344,14 @@ class DatabaseStorage(Storage, SlidingWindowCounterSupport):
                     self._wake.wait()
                 if self._stopping:
                     return
-                due, self._due = self._due, {}
-            for key, expiry in due.items():
-                self._write_due(key, expiry)
+                due, self._due, self._writing = self._due, {}, True
+            try:
+                for key, expiry in due.items():
+                    self._write_due(key, expiry)
+            finally:
+                with self._wake:
+                    self._writing = False
+                    self._wake.notify_all()  # flush() waits for it
 
     def _write_due(self, key: str, expiry: int) -> None:
         """Write what *key*'s window holds unwritten, without its lock held during the
@@ -376,15 +382,9 @@ class DatabaseStorage(Storage, SlidingWindowCounterSupport):
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until the writer thread has written what it was asked to (a test's or a
         worker's end); whether it did within *timeout* seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._guard:
-                idle = not self._due and not any(
-                    w.in_flight is not None for w in self._windows.values())
-            if idle:
-                return True
-            time.sleep(0.005)
-        return False
+        with self._wake:
+            return self._wake.wait_for(lambda: not self._due and not self._writing,
+                                       timeout)
 
     def _sweep(self, connection: Connection) -> None:
         """Now and then: delete the windows that no longer count, here and there."""

@@ -9,13 +9,13 @@ import re
 import time
 import uuid
 
-from flask import Flask, Response, has_request_context, request
+from flask import Flask, Request, Response, has_request_context, request
 
 HEADER = "X-Request-Id"
-UNMATCHED = "<unmatched>"  # the endpoint label of a path that matches no route
+_UNMATCHED = "<unmatched>"  # the endpoint label of a path that matches no route
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 _ID = "sor.request_id"  # request.environ: this request's id
-STARTED = "sor.started"  # request.environ: perf_counter() when the app began the request
+_STARTED = "sor.started"  # request.environ: perf_counter() when the app began the request
 
 
 def current_request_id() -> str | None:
@@ -30,23 +30,24 @@ def current_request_id() -> str | None:
     return known
 
 
-def elapsed_seconds() -> float:
-    """Seconds since the app began this request (0 when it was not noted)."""
-    started = request.environ.get(STARTED)
+def elapsed_seconds(req: Request | None = None) -> float:
+    """Seconds since the app began this request (0 when it was not noted); *req*: the
+    request itself, when the caller has it (one proxy lookup fewer)."""
+    started = (request if req is None else req).environ.get(_STARTED)
     return 0.0 if started is None else time.perf_counter() - started
 
 
-def endpoint_label() -> str:
+def endpoint_label(req: Request | None = None) -> str:
     """The request's Flask endpoint (the view's name: one per route, whatever the codes in
     its URL), or ``<unmatched>`` for a path that matches no route."""
-    rule = request.url_rule
+    rule = (request if req is None else req).url_rule
     if rule is not None and rule.endpoint:
         return str(rule.endpoint)
-    return UNMATCHED
+    return _UNMATCHED
 
 
 def _note_start() -> None:
-    request.environ.setdefault(STARTED, time.perf_counter())
+    request.environ.setdefault(_STARTED, time.perf_counter())
 
 
 def _send_back(response: Response) -> Response:
