@@ -188,8 +188,10 @@ def choose_inputs(url: str, seed: int) -> Inputs:
         if fitting:
             cvr, name, units, listed = fitting[0]  # the largest that fits
         else:
-            cvr, name, units, listed = rows[0]
-            say(f"   note: no municipality has {low}-{high} units; using the largest "
+            # The nearest in size, so the answer's work stays comparable across sizes.
+            cvr, name, units, listed = min(
+                rows, key=lambda r: (min(abs(r[2] - low), abs(r[2] - high)), r[0]))
+            say(f"   note: no municipality has {low}-{high} units; using the nearest "
                  f"({units} units)")
 
         # Type-ahead fragments: what a person types first, the first three letters of a
