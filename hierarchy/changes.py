@@ -83,7 +83,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, scoped_session
 from sqlalchemy.sql import Select
-from sqlalchemy.types import NullType, Text
+from sqlalchemy.types import NullType
 
 from hierarchy.feed import entries as feed_entries
 from hierarchy.feed import items as feed_items
@@ -139,16 +139,9 @@ _REGISTER_MODELS = (Organisation, OrganisationName, ShakCode)
 _CHUNK = 1000  # codes per statement: well inside SQLite's limit on bound parameters
 _SUPERSEDE_CHUNK = 5000  # an import supersedes thousands: fewer, larger statements
 _ENTRY_BATCH = 5000  # an import's feed entries rendered and sent per batch
-_ENTRY_COLUMNS = (*feed_entries.TARGET, "item")
-# feed_entries as the entries are written: the JSON columns arrive as their text (read so).
-_TEXTUAL_ENTRIES = Table(
-    feed_entries.ENTRIES.name,
-    MetaData(),
-    *[Column(c.name, Text() if c.name in feed_entries.JSON_COLUMNS else c.type,
-             primary_key=c.primary_key) for c in feed_entries.ENTRIES.columns],
-)
-ENTRY_TABLE = _TEXTUAL_ENTRIES  # what created_entry's rows are written into
-ENTRY_COLUMNS = _ENTRY_COLUMNS
+# What created_entry's rows are written into, and their columns.
+ENTRY_TABLE = feed_entries.ENTRIES
+ENTRY_COLUMNS = feed_entries.STORED_COLUMNS
 _S = TypeVar("_S", bound=Session)
 # The PostgreSQL channel a commit that took feed positions notifies, with the last one.
 FEED_CHANNEL = "sor_feed"
@@ -317,7 +310,7 @@ def record_inherited(
     count = 0
     for start in range(0, len(ordered), _CHUNK):
         count += _numbered(target, current, feed_entries.inherited_entries(
-            current.commit_id, current.recorded, ordered[start : start + _CHUNK],
+            current.commit_id, ordered[start : start + _CHUNK],
             recorded_at=now, source=source, reference=reference))
     return count
 
@@ -335,7 +328,7 @@ def created_entry(
     (:func:`record_import_entries` makes it then, as every other version's)."""
     if organisation["replaced_by"] not in (None, "null", "[]"):
         return None
-    entry: dict[str, Any] = {
+    values: dict[str, Any] = {
         "commit_id": version["commit_id"],
         "commit_seq": version["commit_seq"],
         "sor_code": version["sor_code"],
@@ -347,9 +340,10 @@ def created_entry(
         "reference": version["reference"],
         "took_effect_on": None,
     }
+    entry = {name: values[name] for name in feed_entries.META_COLUMNS}
     for name in feed_entries.STATE_COLUMNS:
-        entry[name] = organisation[name]
-    entry["item"] = feed_items.render_created(entry)
+        values[name] = organisation[name]
+    entry["item"] = feed_items.render_created(values)
     recorded.entered.add(version["commit_seq"])
     return entry
 
@@ -393,36 +387,36 @@ def record_took_effect(session: DbSession, after: date, through: date, now: date
 def _numbered(
     target: DbSession | Connection, recorded: Recording, statement: Select[Any]
 ) -> int:
-    """Write the entries of a statement that numbers its rows on from what *recorded*
-    has recorded (built with ``recorded.recorded`` as its base); count them in."""
-    count = _write_entries(target, statement)
+    """Write the entries of a statement whose rows are numbered on from what *recorded*
+    has recorded (by the statement, built with ``recorded.recorded`` as its base, or as
+    they are rendered); count them in."""
+    count = _write_entries(target, statement, base=recorded.recorded)
     recorded.recorded += count
     return count
 
 
-def _write_entries(target: DbSession | Connection, statement: Select[Any]) -> int:
+def _write_entries(target: DbSession | Connection, statement: Select[Any], base: int = 0) -> int:
     """Insert the entries *statement* selects (``hierarchy.feed.entries``), each with its
-    item rendered (``hierarchy.feed.items``); how many. The rows are read whole, so the
-    inserts cannot change what the statement sees: callers bound its size."""
+    item rendered and compared with the one before (``hierarchy.feed.items``; rows with no
+    number are numbered *base* + 1 on); how many. The rows are read whole, so the inserts
+    cannot change what the statement sees: callers bound its size."""
     connection = target if isinstance(target, Connection) else _plain(target).connection()
     rows = connection.execute(statement).all()
     if not rows:
         return 0
-    texts = feed_items.render_items(connection, rows, date.today())
+    stored = feed_items.render_items(connection, rows, date.today(), base)
+    if not stored:
+        return 0
     if connection.dialect.name == "postgresql":
-        # The rows go back whole, with their items: selecting them again joined with
-        # items staged apart ran the statement - its comparisons parse each JSON column
-        # a dozen times - twice (at 1,700 entries 0.83 -> 0.67 s).
         raw = connection.connection.driver_connection
         assert raw is not None
-        columns = ", ".join(_ENTRY_COLUMNS)
+        columns = ", ".join(feed_entries.STORED_COLUMNS)
         with raw.cursor() as cursor, cursor.copy(
                 f"COPY {feed_entries.ENTRIES.name} ({columns}) FROM STDIN") as copy:
-            copy.write(feed_items.copy_data(rows, texts))
+            copy.write(feed_items.copy_data(stored))
     else:
-        connection.execute(insert(_TEXTUAL_ENTRIES), [
-            {**row._asdict(), "item": text} for row, text in zip(rows, texts, strict=True)])
-    return len(rows)
+        connection.execute(insert(feed_entries.ENTRIES), stored)
+    return len(stored)
 
 
 def _session_of(target: DbSession | Connection) -> DbSession:

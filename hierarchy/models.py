@@ -317,10 +317,11 @@ class FeedEntry(Base):
     ``reopened``, ``replaced`` or ``took_effect``; ``by_inheritance`` marks a unit whose
     effective values changed with an ancestor's (no version of its own).
     ``changed_fields`` names the API item's fields that differ from the organisation's
-    previous entry, each followed by a comma. The remaining columns copy the
-    organisation's row as it stood (``organisations``' columns of the same names): what
-    the API's item is rendered from (``hierarchy.schemas.organisation_item``), so an
-    entry shows the organisation as it was at that change, whatever came after.
+    previous entry, each followed by a comma. ``item`` is the entry as the API shows it,
+    the organisation as it stood after the change included, rendered once when it was
+    recorded: what a page of the feed is made of, what the next entry is compared with,
+    and the version FHIR's history shows (migration 0022 dropped the copy of the
+    organisation's columns the entries held beside it).
     """
 
     __tablename__ = "feed_entries"
@@ -336,29 +337,8 @@ class FeedEntry(Base):
     source: Mapped[str] = mapped_column(String(20))
     reference: Mapped[str | None] = mapped_column(String(255))
     took_effect_on: Mapped[date | None] = mapped_column(Date)
-    # The organisation's row as it stood after the change.
-    name: Mapped[str] = mapped_column(String(255))
-    level: Mapped[str] = mapped_column(String(2))
-    entity_type: Mapped[str | None] = mapped_column(String(20))
-    ownership: Mapped[str | None] = mapped_column(String(10))
-    owner_cvr: Mapped[str | None] = mapped_column(String(8))
-    ydernummer: Mapped[str | None] = mapped_column(String(9))
-    shak: Mapped[str | None] = mapped_column(CodeString(7))
-    p_number: Mapped[str | None] = mapped_column(String(10))
-    parent_sor_code: Mapped[str | None] = mapped_column(CodeString(18))
-    institution_sor_code: Mapped[str | None] = mapped_column(CodeString(18))
-    owner_sor_code: Mapped[str] = mapped_column(CodeString(18))
-    effective: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
-    inherited: Mapped[list[str]] = mapped_column(JsonDocument)
-    clinical_specialities: Mapped[list[dict[str, str]] | None] = mapped_column(JsonDocument)
-    replaces: Mapped[list[str] | None] = mapped_column(JsonDocument)
-    replaced_by: Mapped[list[str] | None] = mapped_column(JsonDocument)
-    first_valid_from: Mapped[date | None] = mapped_column(Date)
-    valid_from: Mapped[date | None] = mapped_column(Date)
-    valid_to: Mapped[date | None] = mapped_column(Date)
-    version: Mapped[int] = mapped_column(Integer)
     # The entry as the API shows it less its position, rendered when it was recorded
-    # (hierarchy.feed.items): what a page of the feed is made of.
+    # (hierarchy.feed.items).
     item: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (

@@ -1,25 +1,32 @@
 """What a feed entry is made of, as statements that run in the database.
 
-An entry copies the organisation's row as it stands after the change (the columns the
-API's item is rendered from, :data:`STATE_COLUMNS`), says what kind of change it was and
-which of the item's fields changed. Both are worked out by comparing the row with the
-organisation's previous entry - the state the feed showed last - so one rule serves
-every writer: the service's single changes, the import's thousands, the tick. Each
-statement is a ``SELECT ... FROM organisations`` joined with the previous entries whose
-rows are the entries (named as ``feed_entries``' columns): ``hierarchy.changes`` renders
-each row's item (``hierarchy.feed.items``) and inserts them (COPY on PostgreSQL).
+An entry stores what happened (:data:`META_COLUMNS`: its number, the kind of change,
+the fields the item shows changed, when, by what) and its **item** - the entry as the
+API shows it, the organisation's state included, rendered once (``hierarchy.feed.items``).
+It copies no column of the organisation's row beside the item: the item is the state
+the feed showed, and the next entry is compared with it.
 
-The kinds (:func:`_change`), first that applies: ``created`` (no previous entry),
-``moved`` (another parent), ``replaced`` (``replaced_by`` set or changed to a
-non-empty list; a closing that names successors is a replacement), ``closed``
-(``valid_to`` set), ``reopened`` (``valid_to`` cleared), else ``changed``; and
-``took_effect`` from the tick.
+Each statement here is a ``SELECT ... FROM organisations`` (the columns the item is
+rendered from, :data:`STATE_COLUMNS`) joined with the organisation's previous entry's
+item (``previous``); ``hierarchy.changes`` runs it, and ``hierarchy.feed.items`` renders
+each row's item and compares it with the previous one, field by field as the item shows
+them - in Python, where each previous item is parsed once (the statements used to
+compare ~24 JSON paths in SQL, each a parse of a stored JSON text on PostgreSQL). So
+one rule serves every writer: the service's single changes, the import's thousands,
+the tick.
 
-The fields (:func:`_changed_fields`) are the item's (none for ``created``), compared as
-the item shows them:
-the effective contact values and the six address keys of ``address`` and
-``visiting_address`` one by one (so key order in stored JSON never matters), the JSON
-lists as text. ``version`` is left out: it moves with every recorded change.
+The kinds (``hierarchy.feed.items.change_of``), first that applies: ``created`` (no
+previous entry), ``moved`` (another parent), ``replaced`` (``replaced_by`` set or
+changed to a non-empty list; a closing that names successors is a replacement),
+``closed`` (``valid_to`` set), ``reopened`` (``valid_to`` cleared), else ``changed``;
+and ``took_effect`` from the tick (its kind and fields are worked out here, in SQL: the
+dates that took effect).
+
+The fields (``hierarchy.feed.items.changed_fields``) are the item's (none for
+``created``), in :data:`FIELD_ORDER`: the effective contact values and the two
+addresses as the item shows them (an address's six keys, so key order in stored JSON
+never matters), the lists as JSON values, the entity type by its code. ``version`` is
+left out: it moves with every recorded change.
 
 The statements here only build SQL; ``hierarchy.changes`` runs them and numbers the
 entries (their ``commit_seq``), as it numbers versions.
@@ -83,26 +90,7 @@ STATE_COLUMNS: tuple[str, ...] = (
 # The keys an item's address shows (hierarchy.schemas.AddressSchema; a test holds them equal).
 ADDRESS_KEYS = ("street", "postal_code", "city", "municipality_code", "region_code", "country")
 
-# Item field -> the organisation column it shows, in the item's order.
-_PLAIN = {
-    "name": "name",
-    "entity_type": "entity_type",
-    "ownership": "ownership",
-    "cvr": "owner_cvr",
-    "ydernummer": "ydernummer",
-    "shak": "shak",
-    "p_number": "p_number",
-    "parent_sor_code": "parent_sor_code",
-    "institution_sor_code": "institution_sor_code",
-    "owner_sor_code": "owner_sor_code",
-    "first_valid_from": "first_valid_from",
-    "valid_from": "valid_from",
-    "valid_to": "valid_to",
-}
-_EFFECTIVE = ("gln", "phone", "fax", "email", "website")
-_ADDRESSES = {"address": "postal_address", "visiting_address": "visiting_address"}
-_LISTS = ("inherited", "clinical_specialities", "replaces", "replaced_by")
-# The order fields are named in, the item's.
+# The item's fields an entry names when they change, in the item's order.
 FIELD_ORDER: tuple[str, ...] = (
     "name", "entity_type", "ownership", "cvr", "ydernummer", "shak", "gln", "p_number",
     "parent_sor_code", "institution_sor_code", "owner_sor_code", "address",
@@ -111,21 +99,26 @@ FIELD_ORDER: tuple[str, ...] = (
     "valid_to",
 )
 
-# The columns every entry statement selects, in this order (the item is added to them).
-TARGET: tuple[str, ...] = (
+# What an entry stores besides its item, in this order.
+META_COLUMNS: tuple[str, ...] = (
     "commit_id", "commit_seq", "sor_code", "change", "changed_fields", "by_inheritance",
-    "recorded_at", "source", "reference", "took_effect_on", *STATE_COLUMNS,
+    "recorded_at", "source", "reference", "took_effect_on",
 )
+# The columns an entry's row is written with.
+STORED_COLUMNS: tuple[str, ...] = (*META_COLUMNS, "item")
+# The columns every entry statement selects, in this order: what is stored but the item
+# (``change`` and ``changed_fields`` null where the previous entry decides them), the
+# organisation's row to render it from, and the previous entry's item (null: none).
+TARGET: tuple[str, ...] = (*META_COLUMNS, *STATE_COLUMNS, "previous")
 
 
-# The JSON columns, selected as their text: written back as they are, decoded (by orjson)
-# only to render the item.
+# The JSON columns, selected as their text: decoded (by orjson) only to render the item.
 JSON_COLUMNS = frozenset({"effective", "inherited", "clinical_specialities", "replaces",
                           "replaced_by"})
 
 
 def _named(statement: Select[Any]) -> Select[Any]:
-    """*statement*'s columns labelled as ``feed_entries``' (rows read by name), the JSON
+    """*statement*'s columns labelled as :data:`TARGET` (rows read by name), the JSON
     columns as text."""
     return statement.with_only_columns(
         *[(cast(column, Text) if name in JSON_COLUMNS else column).label(name)
@@ -133,60 +126,9 @@ def _named(statement: Select[Any]) -> Select[Any]:
         maintain_column_froms=True)
 
 
-def _json_text(column: Any) -> ColumnElement[str]:
-    """A JSON value as text, SQL NULL and JSON null alike ('null'): as the item shows it."""
-    return func.coalesce(cast(column, Text), "null")
-
-
-def _differences(new: FromClause, old: FromClause) -> dict[str, ColumnElement[bool]]:
-    """Item field -> whether it differs between the rows *new* and *old*."""
-    found: dict[str, ColumnElement[bool]] = {}
-    for field, column in _PLAIN.items():
-        found[field] = new.c[column].is_distinct_from(old.c[column])
-    # The same effective text has the same values: its ~19 paths, each a parse of the
-    # JSON text on PostgreSQL, are compared only when the texts differ (most changes of
-    # a unit's own values leave its effective values as they were).
-    moved = _json_text(new.c.effective) != _json_text(old.c.effective)
-    for field in _EFFECTIVE:
-        found[field] = and_(moved, new.c.effective[field].as_string().is_distinct_from(
-            old.c.effective[field].as_string()))
-    for field, key in _ADDRESSES.items():
-        # An empty address shows as null, whatever keys it holds; else its six keys.
-        shown = [
-            (func.coalesce(side.c.effective[key].as_string(), "{}") == "{}")
-            for side in (new, old)
-        ]
-        found[field] = and_(moved, or_(
-            shown[0].is_distinct_from(shown[1]),
-            *[new.c.effective[(key, part)].as_string().is_distinct_from(
-                old.c.effective[(key, part)].as_string()) for part in ADDRESS_KEYS],
-        ))
-    for field in _LISTS:
-        found[field] = _json_text(new.c[field]).is_distinct_from(_json_text(old.c[field]))
-    return found
-
-
-def _changed_fields(new: FromClause, old: FromClause) -> ColumnElement[str]:
-    """The names of the item's fields that differ, each followed by a comma ('' if none)."""
-    differences = _differences(new, old)
-    named: ColumnElement[str] = literal("", String)
-    for field in FIELD_ORDER:
-        named = named.concat(case((differences[field], literal(f"{field},", String)),
-                                  else_=literal("", String)))
-    return named
-
-
-def _change(new: FromClause, old: FromClause) -> ColumnElement[str]:
-    replaced_by = _json_text(new.c.replaced_by)
-    return case(
-        (old.c.id.is_(None), "created"),
-        (new.c.parent_sor_code.is_distinct_from(old.c.parent_sor_code), "moved"),
-        (and_(replaced_by.not_in(["null", "[]"]),
-              replaced_by.is_distinct_from(_json_text(old.c.replaced_by))), "replaced"),
-        (and_(new.c.valid_to.is_not(None), old.c.valid_to.is_(None)), "closed"),
-        (and_(new.c.valid_to.is_(None), old.c.valid_to.is_not(None)), "reopened"),
-        else_="changed",
-    )
+def _undecided() -> ColumnElement[str]:
+    """``change`` or ``changed_fields`` left to the comparison with the previous item."""
+    return cast(null(), String)
 
 
 def _with_previous() -> tuple[FromClause, FromClause, FromClause]:
@@ -223,11 +165,10 @@ def versioned_entries(
         conditions.append(version.c.commit_seq.in_(seqs))
     statement = (
         select(
-            version.c.commit_id, version.c.commit_seq, new.c.sor_code, _change(new, old),
-            case((old.c.id.is_(None), literal("", String)), else_=_changed_fields(new, old)),
-            false(), version.c.recorded_at, version.c.source,
+            version.c.commit_id, version.c.commit_seq, new.c.sor_code, _undecided(),
+            _undecided(), false(), version.c.recorded_at, version.c.source,
             version.c.reference, cast(null(), Date),
-            *[new.c[name] for name in STATE_COLUMNS],
+            *[new.c[name] for name in STATE_COLUMNS], old.c.item,
         )
         .select_from(joined.join(version, version.c.sor_code == new.c.sor_code))
         .where(*conditions)
@@ -237,23 +178,24 @@ def versioned_entries(
 
 
 def inherited_entries(
-    commit_id: int, base: int, codes: list[str], *, recorded_at: datetime, source: str,
+    commit_id: int, codes: list[str], *, recorded_at: datetime, source: str,
     reference: str | None,
 ) -> Select[Any]:
-    """Entries for the units *codes* whose effective values changed with an ancestor's,
-    numbered ``base + 1`` on in code order; units whose item shows no change get none."""
+    """Candidate entries for the units *codes* whose effective values changed with an
+    ancestor's, in code order, unnumbered (``commit_seq`` null): ``hierarchy.changes``
+    keeps those whose item shows a change and numbers them ``base + 1`` on."""
     new, old, joined = _with_previous()
-    changed = _changed_fields(new, old)
-    number = (literal(base, Integer) + func.row_number().over(order_by=new.c.sor_code))
     statement = (
         select(
-            literal(commit_id, Integer), number, new.c.sor_code, literal("changed", String),
-            changed, true(), literal(recorded_at, ENTRIES.c.recorded_at.type),
+            literal(commit_id, Integer), cast(null(), Integer), new.c.sor_code,
+            literal("changed", String), _undecided(), true(),
+            literal(recorded_at, ENTRIES.c.recorded_at.type),
             literal(source, String), literal(reference, String), cast(null(), Date),
-            *[new.c[name] for name in STATE_COLUMNS],
+            *[new.c[name] for name in STATE_COLUMNS], old.c.item,
         )
         .select_from(joined)
-        .where(new.c.sor_code.in_(codes), changed != "")
+        .where(new.c.sor_code.in_(codes))
+        .order_by(new.c.sor_code)
     )
     return _named(statement)
 
@@ -276,5 +218,6 @@ def took_effect_entries(
         literal(commit_id, Integer), number, org.c.sor_code, literal("took_effect", String),
         fields, false(), literal(recorded_at, ENTRIES.c.recorded_at.type), literal("tick", String),
         literal(reference, String), day, *[org.c[name] for name in STATE_COLUMNS],
+        cast(null(), Text),
     ).where(or_(starts, ends))
     return _named(statement)

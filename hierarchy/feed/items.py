@@ -26,26 +26,38 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
+from sqlalchemy import BigInteger, Text, bindparam, cast, column, func, null, select, table, update
+from sqlalchemy.engine import Connection
 
-from hierarchy.feed.entries import JSON_COLUMNS
+from hierarchy.feed.entries import (
+    ENTRIES,
+    FIELD_ORDER,
+    JSON_COLUMNS,
+    META_COLUMNS,
+    ORGANISATIONS,
+    STORED_COLUMNS,
+)
 from hierarchy.schemas import organisation_item, with_successors
 from hierarchy.successors import AnySession, Successors, find_successors
 
-__all__ = ["copy_data", "render_created", "render_items", "with_position"]
+__all__ = ["change_of", "copy_data", "render_created", "render_items", "render_missing",
+           "with_position"]
+
+_DATES = ("first_valid_from", "valid_from", "valid_to")
 
 
 def _decoded(row: Any) -> SimpleNamespace:
     """*row* with its JSON columns (text, ``hierarchy.feed.entries.JSON_COLUMNS``) decoded."""
-    values = row._asdict()
+    values = row._asdict() if hasattr(row, "_asdict") else dict(row)
     for name in JSON_COLUMNS:
         text = values[name]
         values[name] = orjson.loads(text) if text is not None else None
     return SimpleNamespace(**values)
 
 
-def _entry(row: Any) -> dict[str, Any]:
-    """One entry as the API shows it, without its position, from a row holding the
-    entry's columns and the organisation's (``hierarchy.feed.entries``)."""
+def _entry(row: Any, organisation: dict[str, Any]) -> dict[str, Any]:
+    """One entry as the API shows it, without its position: the entry's columns of *row*
+    and the *organisation* it shows."""
     return {
         "sor_code": row.sor_code,
         "change": row.change,
@@ -58,32 +70,88 @@ def _entry(row: Any) -> dict[str, Any]:
         "valid_from": row.valid_from,
         "valid_to": row.valid_to,
         "took_effect_on": row.took_effect_on,
-        "organisation": organisation_item(row),
+        "organisation": organisation,
     }
 
 
-def render_items(session: AnySession, rows: Sequence[Any], today: date) -> list[str]:
-    """The stored text of each entry row (``hierarchy.feed.entries``' statements: JSON
-    columns as text), in order; successors judged on *today* (or on the day a
-    ``took_effect`` entry took effect). One query per hop of the successor chains for all
-    the rows together."""
-    rows = [_decoded(row) for row in rows]
+def _shown(organisation: Mapping[str, Any], field: str) -> Any:
+    """*field* of an item (rendered, or read back from JSON) as JSON shows it."""
+    value = organisation.get(field)
+    if field == "entity_type":
+        return value.get("code") if value else None
+    if field in _DATES and isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def change_of(organisation: Mapping[str, Any],
+              previous: Mapping[str, Any] | None) -> tuple[str, str]:
+    """(kind, changed fields) of an entry showing *organisation* after one that showed
+    *previous* (None: no entry yet), both items as the API shows them: the fields named
+    each followed by a comma (``hierarchy.feed.entries`` has the rules)."""
+    if previous is None:
+        return "created", ""
+    fields = "".join(f"{field}," for field in FIELD_ORDER
+                     if _shown(organisation, field) != _shown(previous, field))
+    successors = organisation.get("replaced_by")
+    if _shown(organisation, "parent_sor_code") != previous.get("parent_sor_code"):
+        return "moved", fields
+    if successors and successors != previous.get("replaced_by"):
+        return "replaced", fields
+    ends, ended = organisation.get("valid_to"), previous.get("valid_to")
+    if ends is not None and ended is None:
+        return "closed", fields
+    if ends is None and ended is not None:
+        return "reopened", fields
+    return "changed", fields
+
+
+def render_items(session: AnySession, rows: Sequence[Any], today: date,
+                 base: int = 0) -> list[dict[str, Any]]:
+    """The stored rows (``hierarchy.feed.entries.STORED_COLUMNS``) of the entry rows
+    *rows* (the statements of ``hierarchy.feed.entries``: JSON columns as text), in
+    order, each with its item rendered; successors judged on *today* (or on the day a
+    ``took_effect`` entry took effect).
+
+    A row whose ``changed_fields`` is null is compared with its ``previous`` item
+    (:func:`change_of`): its kind, unless the row gives one, and its fields are what
+    differs. A row with a kind but nothing that differs (a unit whose inherited values
+    moved with no effect on its item) is left out. A row with no ``commit_seq`` is
+    numbered ``base + 1`` on, in order, among those kept. One query per hop of the
+    successor chains for all the rows together."""
+    decoded = [_decoded(row) for row in rows]
+    shown: list[tuple[SimpleNamespace, dict[str, Any]]] = []
+    number = base
+    for row in decoded:
+        organisation = organisation_item(row)
+        if row.changed_fields is None:
+            previous = (orjson.loads(row.previous)["organisation"]
+                        if row.previous is not None else None)
+            change, row.changed_fields = change_of(organisation, previous)
+            if row.change is None:
+                row.change = change
+            elif not row.changed_fields:
+                continue
+        if row.commit_seq is None:
+            number += 1
+            row.commit_seq = number
+        shown.append((row, organisation))
     found: dict[tuple[str, date], Successors] = {}
     by_day: dict[date, dict[str, Sequence[str]]] = {}
-    for row in rows:
+    for row, _ in shown:
         if row.replaced_by:
             by_day.setdefault(row.took_effect_on or today, {})[row.sor_code] = row.replaced_by
     for day, starts in by_day.items():
         for code, answer in find_successors(session, starts, day).items():
             found[(code, day)] = answer
-    texts = []
-    for row in rows:
-        entry = _entry(row)
+    stored = []
+    for row, organisation in shown:
         if row.replaced_by:
-            with_successors(entry["organisation"], found[(row.sor_code,
-                                                          row.took_effect_on or today)])
-        texts.append(orjson.dumps(entry).decode())
-    return texts
+            with_successors(organisation, found[(row.sor_code, row.took_effect_on or today)])
+        values = {name: getattr(row, name) for name in META_COLUMNS}
+        values["item"] = orjson.dumps(_entry(row, organisation)).decode()
+        stored.append(values)
+    return stored
 
 
 def render_created(entry: Mapping[str, Any]) -> str:
@@ -91,11 +159,35 @@ def render_created(entry: Mapping[str, Any]) -> str:
     organisation: *entry* holds the entry's columns and the organisation's row as the
     import sends it (JSON columns as their text). The organisation names no successor
     (those are rendered with their chains' ends, :func:`render_items`)."""
-    values = dict(entry)
-    for name in JSON_COLUMNS:
-        text = values[name]
-        values[name] = orjson.loads(text) if text is not None else None
-    return orjson.dumps(_entry(SimpleNamespace(**values))).decode()
+    row = _decoded(entry)
+    return orjson.dumps(_entry(row, organisation_item(row))).decode()
+
+
+def render_missing(bind: Connection, state_columns: Sequence[str], batch: int = 5000) -> None:
+    """For the migrations: render the item of every entry that has none, from the copy of
+    the organisation's columns *state_columns* the entries held then (each given its kind
+    and fields, so nothing is compared), in batches of *batch*."""
+    entries = table("feed_entries", column("id", BigInteger()), column("item", Text()),
+                    *[column(name, ENTRIES.c[name].type) for name in META_COLUMNS],
+                    *[column(name, ORGANISATIONS.c[name].type) for name in state_columns])
+    selected = [entries.c.id, *[
+        func.coalesce(entries.c[name], "").label(name) if name == "changed_fields"
+        else cast(entries.c[name], Text).label(name) if name in JSON_COLUMNS
+        else entries.c[name] for name in (*META_COLUMNS, *state_columns)],
+        null().label("previous")]
+    write = (update(entries).where(entries.c.id == bindparam("_id"))
+             .values(item=bindparam("_item")))
+    after = 0
+    while True:
+        rows = bind.execute(select(*selected)
+                            .where(entries.c.id > after, entries.c.item.is_(None))
+                            .order_by(entries.c.id).limit(batch)).all()
+        if not rows:
+            return
+        stored = render_items(bind, rows, date.today())
+        bind.execute(write, [{"_id": row.id, "_item": values["item"]}
+                             for row, values in zip(rows, stored, strict=True)])
+        after = rows[-1].id
 
 
 def with_position(position: int, item: str | bytes) -> bytes:
@@ -104,14 +196,10 @@ def with_position(position: int, item: str | bytes) -> bytes:
                                     (item if isinstance(item, bytes) else item.encode())[1:])
 
 
-def copy_data(rows: Sequence[Any], texts: Sequence[str]) -> bytes:
-    """*rows* (their values in order, JSON as text) with their *texts* as the last value,
-    in PostgreSQL's COPY text format, one line each."""
-    lines = []
-    for row, text in zip(rows, texts, strict=True):
-        values = [_copy_value(value) for value in row]
-        values.append(_escaped(text))
-        lines.append("\t".join(values))
+def copy_data(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """The stored rows *rows* (``STORED_COLUMNS``) in PostgreSQL's COPY text format, one
+    line each."""
+    lines = ["\t".join([_copy_value(row[name]) for name in STORED_COLUMNS]) for row in rows]
     return ("\n".join(lines) + "\n").encode() if lines else b""
 
 

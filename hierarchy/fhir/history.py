@@ -25,11 +25,11 @@ window (a range of the unique index on ``commit_id, commit_seq``, migration 0015
 large a commit (an import's 200,000 versions), a window reads at most n rows.
 
 **A window is one statement.** A version's feed entry (``feed_entries``, same commit and
-number) holds the unit's row as it stood when the version was recorded - its effective
+number) shows the unit as it stood when the version was recorded (its item) - its effective
 values under its ancestors of that moment, what :func:`version_as_recorded` rebuilds
 from the snapshot one version at a time, one query per ancestor level - so the window
 reads each version's entry with it (the unique index on ``commit_id, commit_seq`` again)
-and the resources are made from those rows: at 20,000 units (in one process, load 8) a
+and the resources are made from those items: at 20,000 units (in one process, load 8) a
 page of 500 since the import took 304 ms before, 130 ms after (the old read also built a
 501st page's worth to learn whether a next page follows; now it reads one version more).
 Only a version without an entry - recorded
@@ -148,12 +148,6 @@ def instance_history(session: Session, kind: ResourceType, code: str, since: dat
                                 entries, len(entries))
 
 
-# The columns of a version's entry a resource reads (hierarchy.fhir.resources), named as a
-# search row's; the version's own columns, and whether it gave an address of its own.
-_ENTRY_COLUMNS = [getattr(FeedEntry, name) for name in (
-    "name", "level", "entity_type", "ownership", "owner_cvr", "ydernummer", "shak", "p_number",
-    "parent_sor_code", "institution_sor_code", "owner_sor_code", "effective", "inherited",
-    "first_valid_from", "valid_from", "valid_to")]
 
 
 def _own(snapshot: Any, name: str) -> Any:
@@ -194,7 +188,7 @@ def _window_statement(lateral: bool) -> Any:
     return (
         joined.add_columns(
             v.id.label("version_row"), v.sor_code, v.version, v.recorded_at, position,
-            FeedEntry.id.label("entry"), *_ENTRY_COLUMNS,
+            FeedEntry.id.label("entry"), FeedEntry.item,
             or_(_own(v.snapshot, "visiting_address"),
                 _own(v.snapshot, "postal_address")).label("own_address"))
         .outerjoin(FeedEntry, and_(FeedEntry.commit_id == v.commit_id,
@@ -209,20 +203,32 @@ _LAST_POSITION = select(RegisterVersion.last_position).where(RegisterVersion.nam
 
 
 class _Recorded:
-    """A version as its feed entry shows it, read as a search row (``UnitRow``): the
-    entry's columns, the version's number, its recording as ``updated_at``."""
+    """A version as its feed entry's item shows it, read as a search row (``UnitRow``):
+    the organisation's columns from the item, the version's number, its recording as
+    ``updated_at``, and whether the version gave an address of its own."""
 
-    __slots__ = ("_row",)
+    __slots__ = ("effective", "entity_type", "first_valid_from", "inherited", "own_address",
+                 "owner_cvr", "sor_code", "updated_at", "valid_from", "valid_to", "version",
+                 "_shown")
 
     def __init__(self, row: Any) -> None:
-        self._row = row
+        shown = self._shown = orjson.loads(row.item)["organisation"]
+        self.sor_code, self.version, self.updated_at = row.sor_code, row.version, row.recorded_at
+        self.own_address = row.own_address
+        self.owner_cvr = shown["cvr"]
+        self.entity_type = (shown["entity_type"] or {}).get("code")
+        self.inherited = shown["inherited"] or []
+        self.effective = {"gln": shown["gln"], "phone": shown["phone"], "fax": shown["fax"],
+                          "email": shown["email"], "website": shown["website"],
+                          "postal_address": shown["address"],
+                          "visiting_address": shown["visiting_address"]}
+        self.first_valid_from, self.valid_from, self.valid_to = (
+            date.fromisoformat(shown[name]) if shown[name] else None
+            for name in ("first_valid_from", "valid_from", "valid_to"))
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._row, name)
-
-    @property
-    def updated_at(self) -> datetime:
-        return self._row.recorded_at  # type: ignore[no-any-return]
+        # name, level, ownership, ydernummer, shak, p_number and the three codes above it
+        return self._shown[name]
 
 
 _FIRST_SINCE = (select(func.min(CHANGE_POSITION))

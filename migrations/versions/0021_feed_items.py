@@ -9,8 +9,6 @@ Revises: 0020
 Create Date: 2026-12-05 11:30:00
 
 """
-from datetime import date
-
 from alembic import op
 import sqlalchemy as sa
 
@@ -30,31 +28,19 @@ def upgrade():
     try:
         # The app's renderer. bench/bench_feed.py migrates older code's databases with
         # this tree's migrations: that code has none, and writes no item either.
-        from hierarchy.feed.entries import ENTRIES, JSON_COLUMNS, TARGET
-        from hierarchy.feed.items import render_items
+        from hierarchy.feed.items import render_missing
     except ImportError:
         return
-    bind = op.get_bind()
-    # As the renderer reads them: the JSON columns as their text.
-    columns = [ENTRIES.c.id, *[
-        sa.cast(ENTRIES.c[name], sa.Text).label(name) if name in JSON_COLUMNS
-        else ENTRIES.c[name] for name in TARGET]]
-    update = (
-        sa.update(ENTRIES)
-        .where(ENTRIES.c.id == sa.bindparam('_id'))
-        .values(item=sa.bindparam('_item'))
-    )
-    after = 0
-    while True:
-        rows = bind.execute(
-            sa.select(*columns).where(ENTRIES.c.id > after).order_by(ENTRIES.c.id).limit(BATCH)
-        ).all()
-        if not rows:
-            return
-        texts = render_items(bind, rows, date.today())
-        bind.execute(update, [{'_id': row.id, '_item': text}
-                              for row, text in zip(rows, texts, strict=True)])
-        after = rows[-1].id
+    render_missing(op.get_bind(), STATE_COLUMNS, BATCH)
+
+
+# The copy of the organisation's columns the entries held at this revision (0022 drops it).
+STATE_COLUMNS = (
+    "name", "level", "entity_type", "ownership", "owner_cvr", "ydernummer", "shak",
+    "p_number", "parent_sor_code", "institution_sor_code", "owner_sor_code", "effective",
+    "inherited", "clinical_specialities", "replaces", "replaced_by", "first_valid_from",
+    "valid_from", "valid_to", "version",
+)
 
 
 def downgrade():
