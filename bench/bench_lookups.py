@@ -994,8 +994,22 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
             f"{floor_load.overall.p(50):.1f} ms, p95 {floor_load.overall.p(95):.1f} ms, errors "
             f"{floor_load.overall.errors}; cold lookups reach "
             f"{loads['cold'].rate / floor_load.rate:.2f} of it")
-        load_errors = sum(load.overall.errors for load in [*loads.values(), floor_load])
-        load_requests = sum(load.requests for load in [*loads.values(), floor_load])
+        # Each scenario alone under the same clients: which lookups reach half the floor.
+        alone: dict[str, LoadResult] = {}
+        per_client = max(1, a.per_client // 4)
+        say(f"\n== throughput, cold, each scenario alone: {a.concurrency} concurrent clients "
+            f"x {per_client}")
+        for name, scenario in plan.items():
+            alone[name] = load_run(gunicorn.port, token, {name: scenario}, a.concurrency,
+                                   per_client, cold=True)
+            say(f"   {name:<20} {alone[name].rate:7.0f} requests/s  "
+                f"{alone[name].rate / floor_load.rate:5.2f} of the floor  p50 "
+                f"{alone[name].overall.p(50):7.1f} ms  p95 {alone[name].overall.p(95):7.1f} ms  "
+                f"errors {alone[name].overall.errors}")
+        load_errors = sum(load.overall.errors
+                          for load in [*loads.values(), floor_load, *alone.values()])
+        load_requests = sum(load.requests
+                            for load in [*loads.values(), floor_load, *alone.values()])
         assert gunicorn.proc is not None
         rss = worker_rss(gunicorn.proc.pid)
         say(f"\n   gunicorn workers' resident memory at the end: "
