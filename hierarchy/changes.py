@@ -353,7 +353,7 @@ def created_entry(
     (:func:`record_import_entries` makes it then, as every other version's)."""
     if organisation["replaced_by"] not in (None, "null", "[]"):
         return None
-    values: dict[str, Any] = {
+    entry: dict[str, Any] = {
         "commit_id": version["commit_id"],
         "commit_seq": version["commit_seq"],
         "sor_code": version["sor_code"],
@@ -365,10 +365,7 @@ def created_entry(
         "reference": version["reference"],
         "took_effect_on": None,
     }
-    entry = {name: values[name] for name in feed_entries.META_COLUMNS}
-    for name in feed_entries.STATE_COLUMNS:
-        values[name] = organisation[name]
-    entry["item"] = feed_items.render_created(values)
+    entry["item"] = feed_items.render_created(entry, organisation)
     recorded.entered.add(version["commit_seq"])
     return entry
 

@@ -133,6 +133,10 @@ def _address(address: dict[str, Any] | None) -> dict[str, Any] | None:
 def organisation_item(organisation: ItemRow) -> dict[str, Any]:
     """An organisation as the API shows it, from a model or a row with ITEM_COLUMNS."""
     effective = organisation.effective or {}
+    postal, visiting = effective.get("postal_address"), effective.get("visiting_address")
+    address = _address(postal)
+    # Most units are visited where their post goes: the same address, shown once made.
+    visiting_address = address if visiting == postal else _address(visiting)
     return {
         "sor_code": organisation.sor_code,
         "name": organisation.name,
@@ -150,8 +154,8 @@ def organisation_item(organisation: ItemRow) -> dict[str, Any]:
         "parent_sor_code": organisation.parent_sor_code,
         "institution_sor_code": organisation.institution_sor_code,
         "owner_sor_code": organisation.owner_sor_code,
-        "address": _address(effective.get("postal_address")),
-        "visiting_address": _address(effective.get("visiting_address")),
+        "address": address,
+        "visiting_address": visiting_address,
         "phone": effective.get("phone"),
         "fax": effective.get("fax"),
         "email": effective.get("email"),

@@ -35,6 +35,7 @@ from hierarchy.feed.entries import (
     JSON_COLUMNS,
     META_COLUMNS,
     ORGANISATIONS,
+    STATE_COLUMNS,
     STORED_COLUMNS,
 )
 from hierarchy.schemas import organisation_item, with_successors
@@ -44,6 +45,8 @@ __all__ = ["change_of", "copy_data", "render_created", "render_items", "render_m
            "with_position"]
 
 _DATES = ("first_valid_from", "valid_from", "valid_to")
+# The JSON columns an item shows as they are stored.
+_LISTS = ("inherited", "clinical_specialities", "replaces", "replaced_by")
 
 
 def _decoded(row: Any) -> SimpleNamespace:
@@ -154,13 +157,22 @@ def render_items(session: AnySession, rows: Sequence[Any], today: date,
     return stored
 
 
-def render_created(entry: Mapping[str, Any]) -> str:
+def render_created(entry: Mapping[str, Any], organisation: Mapping[str, Any]) -> str:
     """The stored text of a ``created`` entry the import writes as it inserts the
-    organisation: *entry* holds the entry's columns and the organisation's row as the
-    import sends it (JSON columns as their text). The organisation names no successor
+    organisation: *entry* holds the entry's columns (``META_COLUMNS``), *organisation* the
+    row as the import sends it, JSON columns as their text. Only the effective values are
+    parsed; the lists go into the text as they are. The organisation names no successor
     (those are rendered with their chains' ends, :func:`render_items`)."""
-    row = _decoded(entry)
-    return orjson.dumps(_entry(row, organisation_item(row))).decode()
+    state = {name: organisation[name] for name in STATE_COLUMNS}
+    state["sor_code"] = entry["sor_code"]
+    effective = state["effective"]
+    state["effective"] = orjson.loads(effective) if effective is not None else None
+    for name in _LISTS:
+        text = state[name]
+        state[name] = orjson.Fragment(text) if text is not None else None
+    shown = organisation_item(SimpleNamespace(**state))
+    row = SimpleNamespace(**entry, valid_from=state["valid_from"], valid_to=state["valid_to"])
+    return orjson.dumps(_entry(row, shown)).decode()
 
 
 def render_missing(bind: Connection, state_columns: Sequence[str], batch: int = 5000) -> None:
