@@ -4,6 +4,7 @@ of re-importing 600 into a register of 600 (issue 17: 722 MB at a million)."""
 
 from __future__ import annotations
 
+import gc
 import tracemalloc
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _traced_peak(session, path: Path) -> tuple[int, sor_import.ImportResult]:
+    gc.collect()  # what earlier tests left for the collector is not the import's
     tracemalloc.start()
     try:
         result = import_sor_file(session, path, actor="test")
@@ -62,9 +64,12 @@ def test_reimport_memory_does_not_grow_with_the_register(session, backend, expor
     assert sum(large.count(lv, "closed") for lv in ("IE", "SI", "OE")) == 0
 
     # A dictionary of the register's fingerprints and a set of the codes read, as before,
-    # cost some 400 bytes an entity: about 1 MB more for the large one (0.7 MB traced for
-    # the small one). Flat: within 25 %.
-    assert large_peak < small_peak * 1.25, (small_peak, large_peak)
+    # cost some 400 bytes an entity: about 0.7 MB more for the large one (0.7 MB traced
+    # for the small one). Flat: less than half that. (What a larger run adds at this size,
+    # ~85 bytes an entity traced, is bounded caches filling - statement shapes and the
+    # like: at 200,000 and 1,000,000 a re-import's peak RSS is the same, 259 MB,
+    # bench/results-growth.txt. A ratio of the peaks, 1.19-1.25, flickered in the suite.)
+    assert large_peak - small_peak < (LARGE - SMALL) * 200, (small_peak, large_peak)
 
 
 def test_a_first_import_keeps_runs_of_numbers_not_one_per_organisation(session, exports,
