@@ -98,7 +98,7 @@ from hierarchy.models import (
     table_of,
 )
 from hierarchy.records import snapshot_json
-from sorregistry.database import DbSession
+from sorregistry.database import DbSession, copy_rows
 from sorregistry.request_id import current_request_id
 
 __all__ = [
@@ -430,12 +430,7 @@ def _write_entries(target: DbSession | Connection, statement: Select[Any], base:
     if not stored:
         return 0
     if connection.dialect.name == "postgresql":
-        raw = connection.connection.driver_connection
-        assert raw is not None
-        columns = ", ".join(feed_entries.STORED_COLUMNS)
-        with raw.cursor() as cursor, cursor.copy(
-                f"COPY {feed_entries.ENTRIES.name} ({columns}) FROM STDIN") as copy:
-            copy.write(feed_items.copy_data(stored))
+        copy_rows(connection, feed_entries.ENTRIES.name, feed_entries.STORED_COLUMNS, stored)
     else:
         connection.execute(insert(feed_entries.ENTRIES), stored)
     return len(stored)

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 from hierarchy import changes
 from hierarchy.models import NAME_COLUMNS, Organisation, OrganisationName, table_of
 from hierarchy.records import DERIVED_FIELDS, OWN_FIELDS
+from sorregistry.database import copy_rows
 
 BATCH_SIZE = 5000
 T = TypeVar("T")
@@ -278,14 +279,7 @@ class ImportWriter:
             self.connection.execute(insert(table), rows)
 
     def _copy(self, table: str, columns: tuple[str, ...], rows: Rows) -> None:
-        raw = self.connection.connection.driver_connection
-        assert raw is not None
-        data = "".join(
-            "\t".join([_copy_text(row[name]) for name in columns]) + "\n" for row in rows
-        ).encode()
-        with raw.cursor() as cursor:
-            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                copy.write(data)
+        copy_rows(self.connection, table, columns, rows)
 
     def _update_sqlite(self, rows: list[Row]) -> None:
         table = self.organisations
@@ -295,32 +289,6 @@ class ImportWriter:
             .values({name: bindparam(name) for name in UPDATE_COLUMNS if name != "sor_code"})
         )
         self.connection.execute(statement, [dict(row, _sor_code=row["sor_code"]) for row in rows])
-
-
-# PostgreSQL's COPY text format: tab-separated, \N for NULL, and backslash,
-# tab, newline and carriage return escaped. Formatting rows here is several
-# times faster than psycopg's per-value adaptation, and the import is
-# bound by the Python side.
-def _copy_text(value: object) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
-        # Substring tests run in C; most values need no escaping at all.
-        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-            return (
-                value.replace("\\", "\\\\")
-                .replace("\t", "\\t")
-                .replace("\n", "\\n")
-                .replace("\r", "\\r")
-            )
-        return value
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
-    if isinstance(value, date):  # datetime included: ISO 8601 with its offset
-        return value.isoformat()
-    return str(value)
 
 
 def _textual_copy(table: Table, metadata: MetaData) -> Table:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import date
 from typing import Any, cast
 
 import flask_sqlalchemy.session
 from sqlalchemy import event, text
-from sqlalchemy.engine import CursorResult, Engine, Result
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.orm import Session, scoped_session
 
 from sorregistry import replicas
@@ -135,3 +136,39 @@ def rowcount(result: Result[Any]) -> int:
     """How many rows an UPDATE or DELETE touched. ``Session.execute`` is typed to return
     a plain ``Result``; for a DML statement it is the ``CursorResult`` that counts."""
     return cast("CursorResult[Any]", result).rowcount
+
+
+def copy_rows(connection: Connection, table: str, columns: Sequence[str],
+              rows: Iterable[Mapping[str, Any]]) -> None:
+    """Insert *rows* (their *columns*, by name) into *table* with PostgreSQL's COPY, in
+    its text format formatted here (:func:`copy_text`): several times faster than
+    psycopg's adaptation of each value, for the bulk writers whose Python side bounds
+    them (the import, its feed entries)."""
+    data = "".join(
+        "\t".join([copy_text(row[name]) for name in columns]) + "\n" for row in rows
+    ).encode()
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy(
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        copy.write(data)
+
+
+def copy_text(value: object) -> str:
+    """*value* in COPY's text format: \\N for NULL; backslash, tab, newline and carriage
+    return escaped; booleans as t/f; dates and datetimes in ISO 8601 (with its offset)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        # Substring tests run in C; most values need no escaping at all.
+        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+            return (value.replace("\\", "\\\\").replace("\t", "\\t")
+                    .replace("\n", "\\n").replace("\r", "\\r"))
+        return value
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, date):  # datetime included
+        return value.isoformat()
+    return str(value)

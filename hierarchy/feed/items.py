@@ -36,13 +36,12 @@ from hierarchy.feed.entries import (
     META_COLUMNS,
     ORGANISATIONS,
     STATE_COLUMNS,
-    STORED_COLUMNS,
 )
 from hierarchy.schemas import organisation_item, with_successors
 from hierarchy.successors import AnySession, Successors, find_successors
 
-__all__ = ["change_of", "copy_data", "render_created", "render_items", "render_missing",
-           "with_position"]
+__all__ = ["change_of", "organisation_columns", "render_created", "render_items",
+           "render_missing", "with_position"]
 
 _DATES = ("first_valid_from", "valid_from", "valid_to")
 # The JSON columns an item shows as they are stored.
@@ -51,7 +50,7 @@ _LISTS = ("inherited", "clinical_specialities", "replaces", "replaced_by")
 
 def _decoded(row: Any) -> SimpleNamespace:
     """*row* with its JSON columns (text, ``hierarchy.feed.entries.JSON_COLUMNS``) decoded."""
-    values = row._asdict() if hasattr(row, "_asdict") else dict(row)
+    values = row._asdict()
     for name in JSON_COLUMNS:
         text = values[name]
         values[name] = orjson.loads(text) if text is not None else None
@@ -85,6 +84,26 @@ def _shown(organisation: Mapping[str, Any], field: str) -> Any:
     if field in _DATES and isinstance(value, date):
         return value.isoformat()
     return value
+
+
+def organisation_columns(shown: Mapping[str, Any]) -> dict[str, Any]:
+    """The organisation's columns (``STATE_COLUMNS``) as an item read back from JSON shows
+    them: ``organisation_item``'s inverse, the effective values those the item shows (an
+    address as its six keys). What FHIR's history reads of a version's entry, and what
+    migration 0022's downgrade puts back in the columns."""
+    values: dict[str, Any] = {name: shown.get(name) for name in STATE_COLUMNS}
+    values["owner_cvr"] = shown.get("cvr")
+    values["entity_type"] = (shown.get("entity_type") or {}).get("code")
+    values["effective"] = {
+        "gln": shown.get("gln"), "phone": shown.get("phone"), "fax": shown.get("fax"),
+        "email": shown.get("email"), "website": shown.get("website"),
+        "postal_address": shown.get("address"),
+        "visiting_address": shown.get("visiting_address"),
+    }
+    values["inherited"] = shown.get("inherited") or []
+    for name in _DATES:
+        values[name] = date.fromisoformat(values[name]) if values[name] else None
+    return values
 
 
 def change_of(organisation: Mapping[str, Any],
@@ -206,30 +225,3 @@ def with_position(position: int, item: str | bytes) -> bytes:
     """The stored *item* (or its UTF-8) as the API shows it: with its position first."""
     return b'{"position":%d,%s' % (position,
                                     (item if isinstance(item, bytes) else item.encode())[1:])
-
-
-def copy_data(rows: Sequence[Mapping[str, Any]]) -> bytes:
-    """The stored rows *rows* (``STORED_COLUMNS``) in PostgreSQL's COPY text format, one
-    line each."""
-    lines = ["\t".join([_copy_value(row[name]) for name in STORED_COLUMNS]) for row in rows]
-    return ("\n".join(lines) + "\n").encode() if lines else b""
-
-
-def _copy_value(value: object) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
-        return _escaped(value)
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, date):  # datetime included: ISO 8601 with its offset
-        return value.isoformat()
-    return str(value)
-
-
-def _escaped(text: str) -> str:
-    # Substring tests run in C; most values need no escaping at all.
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        return (text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-                .replace("\r", "\\r"))
-    return text

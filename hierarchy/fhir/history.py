@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime
+from types import SimpleNamespace
 from typing import Any, cast
 
 import orjson
@@ -51,6 +52,7 @@ from sqlalchemy.orm import Session, aliased
 
 from hierarchy.asof import version_as_recorded
 from hierarchy.changes import CHANGE_POSITION
+from hierarchy.feed.items import organisation_columns
 from hierarchy.fhir import bundles
 from hierarchy.fhir.outcome import NotFound
 from hierarchy.fhir.parameters import ResourceType
@@ -202,33 +204,14 @@ _WINDOWS = {postgresql: _window_statement(postgresql) for postgresql in (False, 
 _LAST_POSITION = select(RegisterVersion.last_position).where(RegisterVersion.name == "register")
 
 
-class _Recorded:
-    """A version as its feed entry's item shows it, read as a search row (``UnitRow``):
-    the organisation's columns from the item, the version's number, its recording as
+def _recorded(row: Any) -> UnitRow:
+    """A version as its feed entry's item shows it, read as a search row: the
+    organisation's columns from the item, the version's number, its recording as
     ``updated_at``, and whether the version gave an address of its own."""
-
-    __slots__ = ("effective", "entity_type", "first_valid_from", "inherited", "own_address",
-                 "owner_cvr", "sor_code", "updated_at", "valid_from", "valid_to", "version",
-                 "_shown")
-
-    def __init__(self, row: Any) -> None:
-        shown = self._shown = orjson.loads(row.item)["organisation"]
-        self.sor_code, self.version, self.updated_at = row.sor_code, row.version, row.recorded_at
-        self.own_address = row.own_address
-        self.owner_cvr = shown["cvr"]
-        self.entity_type = (shown["entity_type"] or {}).get("code")
-        self.inherited = shown["inherited"] or []
-        self.effective = {"gln": shown["gln"], "phone": shown["phone"], "fax": shown["fax"],
-                          "email": shown["email"], "website": shown["website"],
-                          "postal_address": shown["address"],
-                          "visiting_address": shown["visiting_address"]}
-        self.first_valid_from, self.valid_from, self.valid_to = (
-            date.fromisoformat(shown[name]) if shown[name] else None
-            for name in ("first_valid_from", "valid_from", "valid_to"))
-
-    def __getattr__(self, name: str) -> Any:
-        # name, level, ownership, ydernummer, shak, p_number and the three codes above it
-        return self._shown[name]
+    values = organisation_columns(orjson.loads(row.item)["organisation"])
+    values.update(sor_code=row.sor_code, version=row.version, updated_at=row.recorded_at,
+                  own_address=row.own_address)
+    return cast(UnitRow, SimpleNamespace(**values))
 
 
 _FIRST_SINCE = (select(func.min(CHANGE_POSITION))
@@ -267,7 +250,7 @@ def _recorded_after(session: Session, since: datetime | None, after: int,
 def _unit(session: Session, row: Any) -> UnitRow:
     """The unit as the version *row* showed it: from its entry, else from its snapshot."""
     if row.entry is not None:
-        return cast(UnitRow, _Recorded(row))
+        return _recorded(row)
     version = session.get_one(OrganisationVersion, row.version_row)
     return version_as_recorded(session, version.sor_code, version.version,
                                version.recorded_at, version.snapshot)

@@ -12,8 +12,6 @@ Revises: 0021
 Create Date: 2026-12-05 21:00:00
 
 """
-from datetime import date
-
 from alembic import op
 import orjson
 import sqlalchemy as sa
@@ -49,9 +47,6 @@ COLUMNS = [
     ('valid_to', sa.Date()),
     ('version', sa.Integer()),
 ]
-# The item's fields that hold an organisation's column of another name.
-_RENAMED = {'owner_cvr': 'cvr'}
-_DATES = ('first_valid_from', 'valid_from', 'valid_to')
 
 
 def upgrade():
@@ -68,23 +63,9 @@ def upgrade():
             batch_op.drop_column(name)
 
 
-def _columns_of(item):
-    """The organisation's columns as the entry's *item* (its JSON text) shows them."""
-    shown = orjson.loads(item)['organisation']
-    values = {name: shown.get(_RENAMED.get(name, name)) for name, _ in COLUMNS}
-    values['entity_type'] = (shown.get('entity_type') or {}).get('code')
-    values['effective'] = {
-        'gln': shown.get('gln'), 'phone': shown.get('phone'), 'fax': shown.get('fax'),
-        'email': shown.get('email'), 'website': shown.get('website'),
-        'postal_address': shown.get('address'), 'visiting_address': shown.get('visiting_address'),
-    }
-    values['inherited'] = shown.get('inherited') or []
-    for name in _DATES:
-        values[name] = date.fromisoformat(values[name]) if values[name] else None
-    return values
-
-
 def downgrade():
+    # The columns as each item shows them (the app's inverse of rendering an item).
+    from hierarchy.feed.items import organisation_columns
     with op.batch_alter_table('feed_entries', schema=None) as batch_op:
         for name, kind in COLUMNS:
             batch_op.add_column(sa.Column(name, kind, nullable=True))
@@ -100,5 +81,7 @@ def downgrade():
                             .order_by(entries.c.id).limit(BATCH)).all()
         if not rows:
             return
-        bind.execute(update, [{'_id': row.id, **_columns_of(row.item)} for row in rows])
+        bind.execute(update, [
+            {'_id': row.id, **organisation_columns(orjson.loads(row.item)['organisation'])}
+            for row in rows])
         after = rows[-1].id

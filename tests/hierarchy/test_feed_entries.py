@@ -319,44 +319,34 @@ def test_the_migration_puts_the_register_in_the_feed(database_url, request, tmp_
             server.drop_database(url)
 
 
-def test_entries_keep_only_their_item_and_migrate_back(database_url, request, tmp_path):
+def test_entries_keep_only_their_item_and_migrate_back(fresh_database):
     # 0022 dropped the copy of the organisation's columns beside each item; going back
     # fills them from the items, and going forward again leaves the feed as it was.
-    if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'slim.db'}"
-    else:
-        server = request.getfixturevalue("postgres_server")
-        url = server.create_database("sor_feed_slim")
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url})
-    try:
-        with app.app_context():
-            upgrade()
-            import_sor_file(db.session, SYGEHUS, actor="test")
-            db.session.commit()
-            before = feed(db.session)
-            db.session.remove()
-            downgrade(revision="0021")
-            copied = db.session.execute(text(
-                "SELECT sor_code, name, level, owner_cvr, entity_type, version, valid_from, "
-                "effective FROM feed_entries ORDER BY id")).all()
-            held = {row.sor_code: row for row in db.session.execute(text(
-                "SELECT sor_code, name, level, owner_cvr, entity_type, version, valid_from, "
-                "effective FROM organisations")).all()}
-            assert [row.sor_code for row in copied] == [OWNER, *UNITS]
-            for row in copied:
-                same = held[row.sor_code]
-                assert row[1:6] == same[1:6]
-                assert str(row.valid_from) == str(same.valid_from)
-                effective, expected = (orjson.loads(e) if isinstance(e, str) else e
-                                       for e in (row.effective, same.effective))
-                assert effective["phone"] == expected["phone"] == "46361266"
-                assert effective["postal_address"]["street"] == \
-                    expected["postal_address"]["street"]
-            db.session.remove()
-            upgrade()
-            assert feed(db.session) == before
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        if not database_url.startswith("sqlite"):
-            server.drop_database(url)
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": fresh_database})
+    with app.app_context():
+        import_sor_file(db.session, SYGEHUS, actor="test")
+        db.session.commit()
+        before = feed(db.session)
+        db.session.remove()
+        downgrade(revision="0021")
+        copied = db.session.execute(text(
+            "SELECT sor_code, name, level, owner_cvr, entity_type, version, valid_from, "
+            "effective FROM feed_entries ORDER BY id")).all()
+        held = {row.sor_code: row for row in db.session.execute(text(
+            "SELECT sor_code, name, level, owner_cvr, entity_type, version, valid_from, "
+            "effective FROM organisations")).all()}
+        assert [row.sor_code for row in copied] == [OWNER, *UNITS]
+        for row in copied:
+            same = held[row.sor_code]
+            assert row[1:6] == same[1:6]
+            assert str(row.valid_from) == str(same.valid_from)
+            effective, expected = (orjson.loads(e) if isinstance(e, str) else e
+                                   for e in (row.effective, same.effective))
+            assert effective["phone"] == expected["phone"] == "46361266"
+            assert effective["postal_address"]["street"] == \
+                expected["postal_address"]["street"]
+        db.session.remove()
+        upgrade()
+        assert feed(db.session) == before
+        db.session.remove()
+        db.engine.dispose()
