@@ -9,11 +9,12 @@ Generates a SOR export of ``--entities`` (bench/generate_sor_export.py) and its 
 variant (5 % changed, 1 % of subtrees gone), starts a throwaway PostgreSQL server, and
 runs two code bases side by side on it, each on a database of its own:
 
-* **base**: the code without the feed (``--base``, default the merge base with ``main``),
-  unpacked with ``git archive`` and run with this venv (``PYTHONPATH``): its import and
-  approvals record no feed entries. It migrates with this tree's migrations (the editable
-  install maps ``sorregistry.migrations`` here), so its schema has the feed's tables,
-  left empty.
+* **base**: the code without the feed: by default this tree with its feed's entries
+  switched off (``bench/feed_off`` first on ``PYTHONPATH``: its import and approvals write
+  no entry, everything else is the same code); or ``--base REV``, unpacked with ``git
+  archive`` and run with this venv (``PYTHONPATH``), migrated with this tree's migrations
+  (the editable install maps ``sorregistry.migrations`` here), the feed's tables left
+  empty. (Imports alone, over several alternating rounds: ``bench/bench_feed_cost.py``.)
 * **before** (with ``--before REV``): an earlier version of the feed, unpacked and run
   as the base is, measured as the feed is (catch-up and latency too): the write paths and
   the catch-up before and after a change of the feed, side by side in one run.
@@ -262,13 +263,13 @@ def catch_up(service: Service, token: str) -> tuple[int, float, str, float, floa
 
 
 def variant(name: str, tree: Path, server: Any, files: tuple[Path, Path], approvals: int,
-            workdir: Path, feed: bool) -> dict[str, Any]:
+            workdir: Path, feed: bool, path: str | None = None) -> dict[str, Any]:
     say(f"== {name}: code in {tree}")
     url = server.create_database(f"bench_{name}")
     env = dict(os.environ)
     env.pop("FLASK_APP", None)
     env.update(SOR_DATABASE_URL=url, SOR_SECRET_KEY="bench", SOR_ENV="production",
-               SOR_RATELIMIT_ENABLED="false", PYTHONPATH=str(tree))
+               SOR_RATELIMIT_ENABLED="false", PYTHONPATH=path or str(tree))
     log = workdir / f"{name}.log"
     cli = str(ROOT / ".venv" / "bin" / "sorregistry")
     python = str(ROOT / ".venv" / "bin" / "python")
@@ -364,23 +365,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entities", type=int, default=200_000)
     parser.add_argument("--approvals", type=int, default=200)
-    parser.add_argument("--base", default=None, help="the code without the feed (git rev)")
+    parser.add_argument("--base", default=None,
+                        help="the code without the feed (git rev; default: this tree, its "
+                             "feed switched off)")
     parser.add_argument("--before", default=None,
                         help="an earlier feed to compare with, side by side (git rev)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     out = args.out or ROOT / "bench" / f"results-feed-{args.entities // 1000}k.txt"
-    base_rev = args.base or subprocess.run(
-        ["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True, text=True,
-        check=True).stdout.strip()
+    base_rev = args.base or "this tree, feed off (bench/feed_off)"
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                           capture_output=True, text=True, check=True).stdout.strip()
     workdir = Path(tempfile.mkdtemp(prefix="bench-feed-"))
     lines: list[str] = []
     load_before = uptime()
     try:
-        base = _unpack(base_rev, workdir / "base")
+        base = _unpack(args.base, workdir / "base") if args.base else ROOT
+        base_path = None if args.base else f"{ROOT / 'bench' / 'feed_off'}{os.pathsep}{ROOT}"
         before = _unpack(args.before, workdir / "before") if args.before else None
         generator = load_generator()
         plain, changed = workdir / "plain.xml", workdir / "changed.xml"
@@ -392,7 +394,7 @@ def main() -> int:
         with postgres_server(workdir / "pg") as server:
             results = {
                 "base": variant("base", base, server, (plain, changed), args.approvals,
-                                workdir, feed=False),
+                                workdir, feed=False, path=base_path),
             }
             if before is not None:
                 results["before"] = variant("before", before, server, (plain, changed),
@@ -413,7 +415,7 @@ def main() -> int:
             out.write_text("\n".join(lines) + "\n")
         lines += [
             f"bench_feed.py: {args.entities:,} entities, {args.approvals} approvals, "
-            f"PostgreSQL; feed = {head} (+ working tree), base = {base_rev[:7]}",
+            f"PostgreSQL; feed = {head} (+ working tree), base = {base_rev}",
             f"load before: {load_before}",
             f"load after:  {load_after}",
             "",
@@ -475,7 +477,7 @@ def _before_after(results: dict[str, dict[str, Any]], base_rev: str, before_rev:
 
     return [
         f"before / after, {args.entities:,} entities, {args.approvals} approvals: base (no "
-        f"feed) = {base_rev[:7]}, before = {before_rev}, after = {head} (+ working tree)",
+        f"feed) = {base_rev}, before = {before_rev}, after = {head} (+ working tree)",
         "",
         "| path | base (no feed) | feed before | feed after | before / base | after / base "
         "| target |",
