@@ -2,16 +2,20 @@
 """The change feed's cost on the import, side by side: this tree with and without its entries.
 
     .venv/bin/python bench/bench_feed_cost.py [--entities 200000] [--rounds 3] [--out FILE]
+                                              [--postgres-setting NAME=VALUE ...]
 
 Generates a SOR export of ``--entities`` (bench/generate_sor_export.py) and its changed
 variant (5 % changed, 1 % of subtrees gone), starts a throwaway PostgreSQL server, imports
 the export once into a database of its own and throws the figure away (the first import on
 a fresh server is 15-25 % slower than the next: its caches are cold), then runs
-``--rounds`` rounds, the order of the two variants alternating from round to round. Each
+``--rounds`` rounds, the order of the two variants alternating from round to round (the
+server's settings: PostgreSQL's defaults but ``shared_buffers=256MB``, and any
+``--postgres-setting``, e.g. ``max_wal_size=4GB`` as README.md recommends). Each
 run: a fresh database, ``sorregistry db upgrade``, ``sorregistry import-sor`` of the
 export (the **first import**: every organisation a ``created`` entry), then of the changed
-variant (the **changed re-import**); wall time and peak RSS (the import's processes
-together). The variants, the same code:
+variant (the **changed re-import**); wall time and peak RSS of each, each after ``sync``
+(the run before's dirty pages are written out before, not charged to it). The variants,
+the same code:
 
 * **feed**: this tree;
 * **off**: this tree with ``bench/feed_off`` first on ``PYTHONPATH``: no feed entry is
@@ -56,6 +60,7 @@ def imports(server: Server, database: str, path: str, files: tuple[Path, Path],
     for label, command in (("db upgrade", [cli, "db", "upgrade"]),
                            *((name, [cli, "import-sor", "--quiet", str(file)])
                              for name, file in zip(IMPORTS, files, strict=True))):
+        os.sync()  # the run before's dirty pages written out now, not during this one
         run = run_measured(Run("postgresql", label, command), env, log, timeout=3600)
         if not run.ok:
             raise RuntimeError(f"{database} {label} failed: {run.output_tail}")
@@ -69,7 +74,10 @@ def main() -> int:
     parser.add_argument("--entities", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--postgres-setting", action="append", default=[],
+                        metavar="NAME=VALUE", help="a setting of the server (repeatable)")
     args = parser.parse_args()
+    settings = dict(setting.split("=", 1) for setting in args.postgres_setting)
     terminate_on_signal()
     workdir = Path(tempfile.mkdtemp(prefix="bench-feed-cost-"))
     lines: list[str] = []
@@ -79,7 +87,8 @@ def main() -> int:
         lines.append(line)
 
     note(f"bench_feed_cost.py: {args.entities:,} entities, {args.rounds} rounds, "
-         f"PostgreSQL; load before: {uptime()}")
+         f"PostgreSQL (shared_buffers=256MB {' '.join(args.postgres_setting)}); "
+         f"load before: {uptime()}")
     try:
         generator = load_generator()
         plain, changed = workdir / "plain.xml", workdir / "changed.xml"
@@ -88,7 +97,7 @@ def main() -> int:
         log = workdir / "commands.log"
         seconds: dict[str, dict[str, list[float]]] = {
             v: {name: [] for name in IMPORTS} for v in VARIANTS}
-        with postgres_server(workdir / "pg") as server:
+        with postgres_server(workdir / "pg", **settings) as server:
             started = time.perf_counter()
             warm = imports(server, "warm", VARIANTS["feed"], (plain, changed), log)
             note(f"warm-up (thrown away): {warm[0].seconds:.1f} s, "

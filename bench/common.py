@@ -91,12 +91,13 @@ def stop_stray_postgres(base: Path) -> None:
 
 @contextlib.contextmanager
 def postgres_server(
-    base: Path, keep: bool = False, shared_buffers: str = "256MB"
+    base: Path, keep: bool = False, shared_buffers: str = "256MB", **settings: str
 ) -> Iterator[postgres.Server]:
-    """A private PostgreSQL server in *base*, stopped (and removed unless *keep*) after."""
+    """A private PostgreSQL server in *base* (*settings*: more of its settings), stopped
+    (and removed unless *keep*) after."""
     server = None
     try:
-        server = postgres.Server.start(base, shared_buffers=shared_buffers)
+        server = postgres.Server.start(base, shared_buffers=shared_buffers, **settings)
         yield server
     finally:
         if server is not None:
