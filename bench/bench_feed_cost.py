@@ -48,8 +48,9 @@ VARIANTS = {"feed": str(ROOT), "off": f"{ROOT / 'bench' / 'feed_off'}{os.pathsep
 
 
 def imports(server: Server, database: str, path: str, files: tuple[Path, Path],
-            log: Path) -> list[Run]:
-    """A fresh database, migrated, then the export and its changed variant imported."""
+            log: Path) -> tuple[list[Run], int]:
+    """A fresh database, migrated, then the export and its changed variant imported; the
+    runs and the feed entries they wrote."""
     url = server.create_database(database)
     env = dict(os.environ)
     env.pop("FLASK_APP", None)
@@ -65,8 +66,10 @@ def imports(server: Server, database: str, path: str, files: tuple[Path, Path],
         if not run.ok:
             raise RuntimeError(f"{database} {label} failed: {run.output_tail}")
         runs.append(run)
+    with server.connect(database) as connection:
+        entries = connection.execute("SELECT count(*) FROM feed_entries").fetchone()[0]
     server.drop_database(url)
-    return runs[1:]
+    return runs[1:], entries
 
 
 def main() -> int:
@@ -99,19 +102,21 @@ def main() -> int:
             v: {name: [] for name in IMPORTS} for v in VARIANTS}
         with postgres_server(workdir / "pg", **settings) as server:
             started = time.perf_counter()
-            warm = imports(server, "warm", VARIANTS["feed"], (plain, changed), log)
+            warm, _ = imports(server, "warm", VARIANTS["feed"], (plain, changed), log)
             note(f"warm-up (thrown away): {warm[0].seconds:.1f} s, "
                  f"{time.perf_counter() - started:.0f} s in all")
             for number in range(args.rounds):
                 order = list(VARIANTS) if number % 2 == 0 else list(reversed(VARIANTS))
                 for variant in order:
-                    runs = imports(server, f"{variant}{number}", VARIANTS[variant],
-                                   (plain, changed), log)
+                    runs, entries = imports(server, f"{variant}{number}", VARIANTS[variant],
+                                            (plain, changed), log)
+                    # The switch works: no entry without the feed, entries with it.
+                    assert (entries > 0) == (variant == "feed"), (variant, entries)
                     for run in runs:
                         seconds[variant][run.name].append(run.seconds)
                     note(f"round {number} {variant:4}  " + "  ".join(
                         f"{run.name} {run.seconds:6.1f} s ({run.peak_rss_mb:.0f} MB)"
-                        for run in runs) + f"   load {uptime()}")
+                        for run in runs) + f"   {entries:,} entries   load {uptime()}")
         met = True
         for name in IMPORTS:
             feed, off = seconds["feed"][name], seconds["off"][name]
