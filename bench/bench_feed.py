@@ -57,6 +57,7 @@ from typing import Any
 import orjson
 from bench_import import Run, run_measured
 from common import (
+    FEED_OFF_PATH,
     ROOT,
     find_command,
     free_port,
@@ -382,7 +383,7 @@ def main() -> int:
     load_before = uptime()
     try:
         base = _unpack(args.base, workdir / "base") if args.base else ROOT
-        base_path = None if args.base else f"{ROOT / 'bench' / 'feed_off'}{os.pathsep}{ROOT}"
+        base_path = None if args.base else FEED_OFF_PATH
         before = _unpack(args.before, workdir / "before") if args.before else None
         generator = load_generator()
         plain, changed = workdir / "plain.xml", workdir / "changed.xml"

@@ -38,13 +38,21 @@ import time
 from pathlib import Path
 
 from bench_import import Run, run_measured
-from common import ROOT, load_generator, postgres_server, say, terminate_on_signal, uptime
+from common import (
+    FEED_OFF_PATH,
+    ROOT,
+    load_generator,
+    postgres_server,
+    say,
+    terminate_on_signal,
+    uptime,
+)
 
 from tests.support.postgres import Server
 
 TARGET = 1.10
 IMPORTS = ("first import", "changed re-import")
-VARIANTS = {"feed": str(ROOT), "off": f"{ROOT / 'bench' / 'feed_off'}{os.pathsep}{ROOT}"}
+VARIANTS = {"feed": str(ROOT), "off": FEED_OFF_PATH}
 
 
 def imports(server: Server, database: str, path: str, files: tuple[Path, Path],

@@ -89,6 +89,10 @@ def stop_stray_postgres(base: Path) -> None:
         )
 
 
+# PYTHONPATH for this tree with its change feed's entries switched off (bench/feed_off).
+FEED_OFF_PATH = f"{ROOT / 'bench' / 'feed_off'}{os.pathsep}{ROOT}"
+
+
 @contextlib.contextmanager
 def postgres_server(
     base: Path, keep: bool = False, shared_buffers: str = "256MB", **settings: str

@@ -243,7 +243,7 @@ class ImportWriter:
                 self._insert(self.names, NAME_COLUMNS, inserts)
             if updates:
                 if self.postgres:
-                    self._copy("import_changed", UPDATE_COLUMNS, updates)
+                    copy_rows(self.connection, "import_changed", UPDATE_COLUMNS, updates)
                 else:
                     self._update_sqlite(updates)
             if versions:
@@ -274,12 +274,9 @@ class ImportWriter:
 
     def _insert(self, table: Table, columns: tuple[str, ...], rows: Rows) -> None:
         if self.postgres:
-            self._copy(table.name, columns, rows)
+            copy_rows(self.connection, table.name, columns, rows)
         else:
             self.connection.execute(insert(table), rows)
-
-    def _copy(self, table: str, columns: tuple[str, ...], rows: Rows) -> None:
-        copy_rows(self.connection, table, columns, rows)
 
     def _update_sqlite(self, rows: list[Row]) -> None:
         table = self.organisations
