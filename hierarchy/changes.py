@@ -113,6 +113,7 @@ __all__ = [
     "Recording",
     "VersionRow",
     "bump_register_version",
+    "created_copy_data",
     "created_entry",
     "install",
     "is_installed",
@@ -142,6 +143,8 @@ _ENTRY_BATCH = 5000  # an import's feed entries rendered and sent per batch
 # What created_entry's rows are written into, and their columns.
 ENTRY_TABLE = feed_entries.ENTRIES
 ENTRY_COLUMNS = feed_entries.STORED_COLUMNS
+# created_entry's rows in COPY's text format, for the writer that sends them (PostgreSQL).
+created_copy_data = feed_items.created_copy_data
 _S = TypeVar("_S", bound=Session)
 # The PostgreSQL channel a commit that took feed positions notifies, with the last one.
 FEED_CHANNEL = "sor_feed"
@@ -346,11 +349,12 @@ def created_entry(
     """The feed entry of an organisation the import inserts, made in the same pass from
     its first version *version* and the row it sends (*organisation*, JSON columns as
     text), to be written with them (``hierarchy.import_writer``): ``created``, its item
-    rendered. A first entry compares with nothing, so the row is all it needs - no
-    statement reads the organisation back, and the rows go by COPY from the writer's
-    thread while the files are parsed. None when the organisation names a successor:
-    its item shows the chains' ends, read once the run's rows are written
-    (:func:`record_import_entries` makes it then, as every other version's)."""
+    rendered (as UTF-8, which the writer's COPY sends as it is). A first entry compares
+    with nothing, so the row is all it needs - no statement reads the organisation back,
+    and the rows go by COPY from the writer's thread while the files are parsed. None
+    when the organisation names a successor: its item shows the chains' ends, read once
+    the run's rows are written (:func:`record_import_entries` makes it then, as every
+    other version's)."""
     if organisation["replaced_by"] not in (None, "null", "[]"):
         return None
     entry: dict[str, Any] = {

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from hierarchy.import_read import Known
 from hierarchy.import_writer import JSON_COLUMNS, Row, json_text
 from hierarchy.records import (
+    EFFECTIVE_VALUES,
     OWN_FIELDS,
     Placement,
     derive,
@@ -92,6 +93,7 @@ def register_rows(
         derived = derive(own, sor_code, ancestors[-1] if ancestors else None)
         ancestors.append(placement_of(sor_code, entity.level, derived))
         row = {"sor_code": sor_code, **own, **derived}
+        row[EFFECTIVE_VALUES] = derived["effective"]
         for name in JSON_COLUMNS:
             row[name] = json_text(row[name])
         row["content_hash"] = digest(own_json)

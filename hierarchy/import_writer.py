@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from hierarchy import changes
 from hierarchy.models import NAME_COLUMNS, Organisation, OrganisationName, table_of
 from hierarchy.records import DERIVED_FIELDS, OWN_FIELDS
-from sorregistry.database import copy_rows
+from sorregistry.database import copy_data, copy_rows
 
 BATCH_SIZE = 5000
 T = TypeVar("T")
@@ -248,8 +248,12 @@ class ImportWriter:
                     self._update_sqlite(updates)
             if versions:
                 self._insert(changes.VERSION_TABLE, changes.VERSION_COLUMNS, versions)
-            if entries:
-                self._insert(changes.ENTRY_TABLE, changes.ENTRY_COLUMNS, entries)
+            if entries and self.postgres:
+                copy_data(self.connection, changes.ENTRY_TABLE.name, changes.ENTRY_COLUMNS,
+                          changes.created_copy_data(entries))
+            elif entries:  # the items as text (created_entry leaves them UTF-8)
+                self._insert(changes.ENTRY_TABLE, changes.ENTRY_COLUMNS,
+                             [{**entry, "item": entry["item"].decode()} for entry in entries])
 
         if self.background is not None:
             self.background.submit(write)

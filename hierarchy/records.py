@@ -49,6 +49,12 @@ OWN_FIELDS: tuple[str, ...] = (
     "source_updated_at",
 )
 DATE_FIELDS = frozenset({"first_valid_from", "valid_from", "valid_to", "source_updated_at"})
+# The one key of a row the import sends (hierarchy.import_writer.Row) that is not a
+# column - the writers send columns by name and leave it: its effective values as the
+# dict their JSON text was made from, so the feed's created entry is rendered without
+# parsing the text again (hierarchy.feed.items.render_created).
+EFFECTIVE_VALUES = "effective_values"
+
 DERIVED_FIELDS: tuple[str, ...] = (
     "path",
     "depth",

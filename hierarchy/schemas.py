@@ -130,13 +130,21 @@ def _address(address: dict[str, Any] | None) -> dict[str, Any] | None:
     return {key: address.get(key) for key in _ADDRESS_KEYS}
 
 
-def organisation_item(organisation: ItemRow) -> dict[str, Any]:
-    """An organisation as the API shows it, from a model or a row with ITEM_COLUMNS."""
-    effective = organisation.effective or {}
+def shown_addresses(
+    effective: dict[str, Any],
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The item's ``address`` and ``visiting_address`` from the *effective* values."""
     postal, visiting = effective.get("postal_address"), effective.get("visiting_address")
     address = _address(postal)
     # Most units are visited where their post goes: the same address, shown once made.
-    visiting_address = address if visiting == postal else _address(visiting)
+    return address, address if visiting == postal else _address(visiting)
+
+
+def organisation_item(organisation: ItemRow) -> dict[str, Any]:
+    """An organisation as the API shows it, from a model or a row with ITEM_COLUMNS
+    (``hierarchy.feed.items.render_created`` makes the same from an imported row)."""
+    effective = organisation.effective or {}
+    address, visiting_address = shown_addresses(effective)
     return {
         "sor_code": organisation.sor_code,
         "name": organisation.name,

@@ -144,9 +144,20 @@ def copy_rows(connection: Connection, table: str, columns: Sequence[str],
     its text format formatted here (:func:`copy_text`): several times faster than
     psycopg's adaptation of each value, for the bulk writers whose Python side bounds
     them (the import, its feed entries)."""
-    data = "".join(
+    copy_data(connection, table, columns, copy_lines(columns, rows))
+
+
+def copy_lines(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> bytes:
+    """*rows*' *columns* (by name) in COPY's text format, a line a row."""
+    return "".join(
         "\t".join([copy_text(row[name]) for name in columns]) + "\n" for row in rows
     ).encode()
+
+
+def copy_data(connection: Connection, table: str, columns: Sequence[str],
+              data: bytes) -> None:
+    """Send *data*, rows of *columns* in COPY's text format, into *table*
+    (:func:`copy_rows`, or a writer that formats its own rows faster)."""
     raw = connection.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cursor, cursor.copy(

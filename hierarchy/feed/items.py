@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date
+from operator import itemgetter
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,6 +30,7 @@ import orjson
 from sqlalchemy import BigInteger, Text, bindparam, cast, column, func, null, select, table, update
 from sqlalchemy.engine import Connection
 
+from hierarchy.codes import entity_type_name
 from hierarchy.feed.entries import (
     ENTRIES,
     FIELD_ORDER,
@@ -36,12 +38,15 @@ from hierarchy.feed.entries import (
     META_COLUMNS,
     ORGANISATIONS,
     STATE_COLUMNS,
+    STORED_COLUMNS,
 )
-from hierarchy.schemas import organisation_item, with_successors
+from hierarchy.records import EFFECTIVE_VALUES
+from hierarchy.schemas import organisation_item, shown_addresses, with_successors
 from hierarchy.successors import AnySession, Successors, find_successors
+from sorregistry.database import copy_text
 
-__all__ = ["change_of", "organisation_columns", "render_created", "render_items",
-           "render_missing", "with_position"]
+__all__ = ["change_of", "created_copy_data", "organisation_columns", "render_created",
+           "render_items", "render_missing", "with_position"]
 
 _DATES = ("first_valid_from", "valid_from", "valid_to")
 # The JSON columns an item shows as they are stored.
@@ -176,22 +181,108 @@ def render_items(session: AnySession, rows: Sequence[Any], today: date,
     return stored
 
 
-def render_created(entry: Mapping[str, Any], organisation: Mapping[str, Any]) -> str:
-    """The stored text of a ``created`` entry the import writes as it inserts the
+def render_created(entry: Mapping[str, Any], organisation: Mapping[str, Any]) -> bytes:
+    """The stored text of a ``created`` entry, as UTF-8, the import writes as it inserts the
     organisation: *entry* holds the entry's columns (``META_COLUMNS``), *organisation* the
-    row as the import sends it, JSON columns as their text. Only the effective values are
-    parsed; the lists go into the text as they are. The organisation names no successor
-    (those are rendered with their chains' ends, :func:`render_items`)."""
-    state = {name: organisation[name] for name in STATE_COLUMNS}
-    state["sor_code"] = entry["sor_code"]
-    effective = state["effective"]
-    state["effective"] = orjson.loads(effective) if effective is not None else None
-    for name in _LISTS:
-        text = state[name]
-        state[name] = orjson.Fragment(text) if text is not None else None
-    shown = organisation_item(SimpleNamespace(**state))
-    row = SimpleNamespace(**entry, valid_from=state["valid_from"], valid_to=state["valid_to"])
-    return orjson.dumps(_entry(row, shown)).decode()
+    row as the import sends it, JSON columns as their text: the lists go into the text as
+    they are, the effective values are read from the dict the row carries beside their
+    text (``hierarchy.records.EFFECTIVE_VALUES``; parsed from the text without it). The
+    organisation names no successor (those are rendered with their chains' ends,
+    :func:`render_items`).
+
+    The import renders one for every organisation it inserts - on a first import, the
+    whole register, on the thread that parses the files - so this builds the item in one
+    pass from the row, without :func:`render_items`' namespaces: the same keys in the same
+    order as ``hierarchy.schemas.organisation_item`` and :func:`_entry` (a test holds the
+    two ways equal, ``tests/hierarchy/test_feed_entries.py``), left as the UTF-8 orjson
+    makes, which PostgreSQL's COPY takes as it is (decoding it to text and encoding it
+    again cost more than a third of the rendering)."""
+    effective = organisation.get(EFFECTIVE_VALUES)
+    if effective is None:
+        text = organisation["effective"]
+        effective = orjson.loads(text) if text is not None else {}
+    address, visiting_address = shown_addresses(effective)
+    kind = organisation["entity_type"]
+    valid_from, valid_to = organisation["valid_from"], organisation["valid_to"]
+    inherited, specialities, replaces, successors = (organisation[name] for name in _LISTS)
+    return orjson.dumps({
+        "sor_code": entry["sor_code"],
+        "change": entry["change"],
+        "changed_fields": [],
+        "inherited": bool(entry["by_inheritance"]),
+        "recorded_at": entry["recorded_at"].astimezone(UTC),
+        "source": entry["source"],
+        "reference": entry["reference"],
+        "valid_from": valid_from,
+        "valid_to": valid_to,
+        "took_effect_on": entry["took_effect_on"],
+        "organisation": {
+            "sor_code": entry["sor_code"],
+            "name": organisation["name"],
+            "level": organisation["level"],
+            "entity_type": {"code": kind, "name": entity_type_name(kind)},
+            "ownership": organisation["ownership"],
+            "cvr": organisation["owner_cvr"],
+            "ydernummer": organisation["ydernummer"],
+            "shak": organisation["shak"],
+            "gln": effective.get("gln"),
+            "p_number": organisation["p_number"],
+            "parent_sor_code": organisation["parent_sor_code"],
+            "institution_sor_code": organisation["institution_sor_code"],
+            "owner_sor_code": organisation["owner_sor_code"],
+            "address": address,
+            "visiting_address": visiting_address,
+            "phone": effective.get("phone"),
+            "fax": effective.get("fax"),
+            "email": effective.get("email"),
+            "website": effective.get("website"),
+            "inherited": orjson.Fragment(inherited) if inherited is not None else [],
+            "clinical_specialities": _fragment(specialities),
+            "replaces": _fragment(replaces),
+            "replaced_by": _fragment(successors),
+            "first_valid_from": organisation["first_valid_from"],
+            "valid_from": valid_from,
+            "valid_to": valid_to,
+            "version": organisation["version"],
+        },
+    })
+
+
+def _fragment(text: str | None) -> orjson.Fragment | None:
+    """A JSON column's *text* put into an item as it is."""
+    return orjson.Fragment(text) if text is not None else None
+
+
+def created_copy_data(entries: Sequence[Mapping[str, Any]]) -> bytes:
+    """:func:`render_created`'s *entries* (``hierarchy.changes.created_entry``, the item
+    as UTF-8) as the rows of ``STORED_COLUMNS`` in COPY's text format, as
+    ``sorregistry.database.copy_lines`` makes them with the item as text: the columns
+    the created entries of a commit share are formatted once, so each line costs its
+    number, code and item (on a first import the whole register's, on the thread that
+    parses the files)."""
+    lines = []
+    shared: dict[Any, tuple[bytes, bytes]] = {}
+    for entry in entries:
+        key = _SHARED(entry)
+        around = shared.get(key)
+        if around is None:
+            before, after = _SHARED_AROUND
+            around = shared[key] = (
+                (copy_text(entry[before[0]]) + "\t").encode(),
+                ("\t" + "\t".join([copy_text(entry[name]) for name in after]) + "\t").encode())
+        item = entry["item"]
+        if b"\\" in item or b"\t" in item or b"\n" in item or b"\r" in item:
+            item = copy_text(item.decode()).encode()
+        lines.append(b"%b%d\t%b%b%b\n" % (around[0], entry["commit_seq"],
+                                           copy_text(entry["sor_code"]).encode(), around[1],
+                                           item))
+    return b"".join(lines)
+
+
+# STORED_COLUMNS is: commit_id, commit_seq, sor_code, then the columns the created entries
+# of one commit share, then the item.
+_SHARED_AROUND = (STORED_COLUMNS[:1], STORED_COLUMNS[3:-1])
+_SHARED = itemgetter(*_SHARED_AROUND[0], *_SHARED_AROUND[1])
 
 
 def render_missing(bind: Connection, state_columns: Sequence[str], batch: int = 5000) -> None:

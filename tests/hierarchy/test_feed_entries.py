@@ -25,6 +25,7 @@ from hierarchy.schemas import AddressSchema
 from hierarchy.search import ITEM_COLUMNS
 from hierarchy.sor_import import import_sor_file
 from sorregistry import create_app
+from sorregistry.database import copy_lines
 from sorregistry.extensions import db
 from sorregistry.reads import SessionReads
 from tests.conftest import fixture_path
@@ -267,6 +268,29 @@ def test_the_import_writes_a_new_organisations_entry_as_the_statements_would(ses
              "sor_code": entry.sor_code}
         compared += 1
     assert compared == len(first)
+
+
+def test_the_import_formats_its_created_entries_as_copy_rows_would():
+    # The writer sends created entries (their items UTF-8) in COPY's text format made by
+    # created_copy_data, the columns a commit's entries share formatted once: line for
+    # line what the generic formatter makes of the items as text, escapes included,
+    # across commits that share nothing.
+    def entry(commit_id, seq, reference, name):
+        values = {"commit_id": commit_id, "commit_seq": seq, "sor_code": ids.make_sor_code(seq),
+                  "change": "created", "changed_fields": "", "by_inheritance": False,
+                  "recorded_at": datetime(2026, 1, commit_id, 3, tzinfo=UTC),
+                  "source": "import", "reference": reference, "took_effect_on": None}
+        values["item"] = orjson.dumps({**values, "name": name}, default=str)
+        return values
+
+    entries = [entry(1, 1, "import-run:1", "Plain"),
+               entry(1, 2, "import-run:1", 'Back\\slash "quoted"\ttab\nline'),
+               entry(2, 1, None, "Æblehaven\r"), entry(2, 2, "tab\there", "x"),
+               entry(1, 3, "import-run:1", "again")]
+    made = changes.created_copy_data(entries)
+    as_text = [{**entry, "item": entry["item"].decode()} for entry in entries]
+    assert made == copy_lines(changes.ENTRY_COLUMNS, as_text)
+    assert made.count(b"\n") == len(entries) and b"\\N" in made
 
 
 def test_an_entry_copies_what_the_item_shows():
