@@ -113,7 +113,7 @@ __all__ = [
     "Recording",
     "VersionRow",
     "bump_register_version",
-    "created_copy_data",
+    "created_copy_line",
     "created_entry",
     "install",
     "is_installed",
@@ -143,8 +143,8 @@ _ENTRY_BATCH = 5000  # an import's feed entries rendered and sent per batch
 # What created_entry's rows are written into, and their columns.
 ENTRY_TABLE = feed_entries.ENTRIES
 ENTRY_COLUMNS = feed_entries.STORED_COLUMNS
-# created_entry's rows in COPY's text format, for the writer that sends them (PostgreSQL).
-created_copy_data = feed_items.created_copy_data
+# A created_entry row in COPY's text format, for the writer that sends it (PostgreSQL).
+created_copy_line = feed_items.created_copy_line
 _S = TypeVar("_S", bound=Session)
 # The PostgreSQL channel a commit that took feed positions notifies, with the last one.
 FEED_CHANNEL = "sor_feed"
@@ -344,11 +344,13 @@ def record_inherited(
 
 
 def created_entry(
-    recorded: Recording, version: VersionRow, organisation: Mapping[str, Any]
+    recorded: Recording, version: VersionRow, organisation: Mapping[str, Any],
+    effective: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The feed entry of an organisation the import inserts, made in the same pass from
     its first version *version* and the row it sends (*organisation*, JSON columns as
-    text), to be written with them (``hierarchy.import_writer``): ``created``, its item
+    text; *effective*: its effective values as a dict, when at hand), to be written with
+    them (``hierarchy.import_writer``): ``created``, its item
     rendered (as UTF-8, which the writer's COPY sends as it is). A first entry compares
     with nothing, so the row is all it needs - no statement reads the organisation back,
     and the rows go by COPY from the writer's thread while the files are parsed. None
@@ -369,7 +371,7 @@ def created_entry(
         "reference": version["reference"],
         "took_effect_on": None,
     }
-    entry["item"] = feed_items.render_created(entry, organisation)
+    entry["item"] = feed_items.render_created(entry, organisation, effective)
     recorded.entered.add(version["commit_seq"])
     return entry
 

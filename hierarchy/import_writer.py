@@ -156,7 +156,11 @@ class ImportWriter:
         self.inserts: list[Row] = []
         self.updates: list[Row] = []
         self.versions: list[changes.VersionRow] = []
-        self.entries: list[dict[str, Any]] = []  # feed entries (hierarchy.changes.created_entry)
+        # Feed entries (hierarchy.changes.created_entry): rows (SQLite), or their COPY
+        # lines made as they come (PostgreSQL), with the text their commit's lines share.
+        self.entries: list[dict[str, Any]] = []
+        self.entry_lines: list[bytes] = []
+        self.entry_shared: dict[Any, tuple[bytes, bytes]] = {}
         self.superseded: list[str] = []
         self.updated: list[str] = []  # codes whose narrow search rows follow at finish
         metadata = MetaData()
@@ -196,8 +200,14 @@ class ImportWriter:
             self.flush()
 
     def entry(self, row: dict[str, Any]) -> None:
-        """A feed entry, sent with the batch (after its version)."""
-        self.entries.append(row)
+        """A feed entry, sent with the batch (after its version). On PostgreSQL its COPY
+        line is made now, on the caller's thread: the writer's thread is the one that
+        waits for the server, and with an entry for every organisation of a first import
+        the lines made there held the server up (and the batches queued behind it)."""
+        if self.postgres:
+            self.entry_lines.append(changes.created_copy_line(row, self.entry_shared))
+        else:  # the item as text (created_entry leaves it UTF-8)
+            self.entries.append({**row, "item": row["item"].decode()})
 
     def ask(self, question: Callable[[], T]) -> Future[T]:
         """Run *question* on the connection; its answer.
@@ -232,9 +242,10 @@ class ImportWriter:
     def flush(self) -> None:
         """Send the buffered rows. New organisations go first: versions refer to them."""
         inserts, updates, versions = self.inserts, self.updates, self.versions
-        entries = self.entries
+        entries, lines = self.entries, self.entry_lines
         self.inserts, self.updates, self.versions, self.entries = [], [], [], []
-        if not (inserts or updates or versions or entries):
+        self.entry_lines = []
+        if not (inserts or updates or versions or entries or lines):
             return
 
         def write() -> None:
@@ -248,12 +259,11 @@ class ImportWriter:
                     self._update_sqlite(updates)
             if versions:
                 self._insert(changes.VERSION_TABLE, changes.VERSION_COLUMNS, versions)
-            if entries and self.postgres:
+            if lines:
                 copy_data(self.connection, changes.ENTRY_TABLE.name, changes.ENTRY_COLUMNS,
-                          changes.created_copy_data(entries))
-            elif entries:  # the items as text (created_entry leaves them UTF-8)
-                self._insert(changes.ENTRY_TABLE, changes.ENTRY_COLUMNS,
-                             [{**entry, "item": entry["item"].decode()} for entry in entries])
+                          b"".join(lines))
+            if entries:
+                self._insert(changes.ENTRY_TABLE, changes.ENTRY_COLUMNS, entries)
 
         if self.background is not None:
             self.background.submit(write)

@@ -49,10 +49,10 @@ OWN_FIELDS: tuple[str, ...] = (
     "source_updated_at",
 )
 DATE_FIELDS = frozenset({"first_valid_from", "valid_from", "valid_to", "source_updated_at"})
-# The one key of a row the import sends (hierarchy.import_writer.Row) that is not a
-# column - the writers send columns by name and leave it: its effective values as the
-# dict their JSON text was made from, so the feed's created entry is rendered without
-# parsing the text again (hierarchy.feed.items.render_created).
+# The one key of a row the import reads (hierarchy.import_writer.Row) that is not a
+# column: its effective values as the dict their JSON text was made from, so the feed's
+# created entry is rendered without parsing the text again (hierarchy.sor_import takes
+# it off the row and hands it to hierarchy.feed.items.render_created).
 EFFECTIVE_VALUES = "effective_values"
 
 DERIVED_FIELDS: tuple[str, ...] = (

@@ -6,6 +6,7 @@ read either.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, pre_dump, validate
@@ -131,7 +132,7 @@ def _address(address: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def shown_addresses(
-    effective: dict[str, Any],
+    effective: Mapping[str, Any],
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The item's ``address`` and ``visiting_address`` from the *effective* values."""
     postal, visiting = effective.get("postal_address"), effective.get("visiting_address")

@@ -49,6 +49,7 @@ from hierarchy.import_links import Links, fill_in, load_links
 from hierarchy.import_read import Known, ReadCodes, Scope, Taken
 from hierarchy.import_writer import ImportWriter, Row, process_wide_switch_interval
 from hierarchy.models import LEVELS, ImportRun
+from hierarchy.records import EFFECTIVE_VALUES
 from hierarchy.sor_xml import SorFileError, SorHeader, read_sor_export
 from sorregistry.database import DbSession
 from sorregistry.models import utcnow
@@ -366,6 +367,8 @@ class _Stream:
     def _write(self, row: Row, snapshot: str, before: Known | None) -> None:
         writer, now = self.writer, self.now
         sor_code = row["sor_code"]
+        # Not a column: taken off before the row is queued for the writer's thread.
+        effective = row.pop(EFFECTIVE_VALUES, None)
         action = classify(before, row)
         if action == "new":
             row["version"] = 1
@@ -373,7 +376,7 @@ class _Stream:
             writer.insert(row)
             version = self.version_row(sor_code, 1, snapshot, "")
             writer.version(version)
-            entry = changes.created_entry(self.recording, version, row)
+            entry = changes.created_entry(self.recording, version, row, effective)
             if entry is not None:
                 writer.entry(entry)
         elif action == "changed":

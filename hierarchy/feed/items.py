@@ -40,12 +40,11 @@ from hierarchy.feed.entries import (
     STATE_COLUMNS,
     STORED_COLUMNS,
 )
-from hierarchy.records import EFFECTIVE_VALUES
 from hierarchy.schemas import organisation_item, shown_addresses, with_successors
 from hierarchy.successors import AnySession, Successors, find_successors
 from sorregistry.database import copy_text
 
-__all__ = ["change_of", "created_copy_data", "organisation_columns", "render_created",
+__all__ = ["change_of", "created_copy_line", "organisation_columns", "render_created",
            "render_items", "render_missing", "with_position"]
 
 _DATES = ("first_valid_from", "valid_from", "valid_to")
@@ -181,14 +180,14 @@ def render_items(session: AnySession, rows: Sequence[Any], today: date,
     return stored
 
 
-def render_created(entry: Mapping[str, Any], organisation: Mapping[str, Any]) -> bytes:
+def render_created(entry: Mapping[str, Any], organisation: Mapping[str, Any],
+                   effective: Mapping[str, Any] | None = None) -> bytes:
     """The stored text of a ``created`` entry, as UTF-8, the import writes as it inserts the
     organisation: *entry* holds the entry's columns (``META_COLUMNS``), *organisation* the
     row as the import sends it, JSON columns as their text: the lists go into the text as
-    they are, the effective values are read from the dict the row carries beside their
-    text (``hierarchy.records.EFFECTIVE_VALUES``; parsed from the text without it). The
-    organisation names no successor (those are rendered with their chains' ends,
-    :func:`render_items`).
+    they are; the effective values are *effective*, the dict their text was made from
+    (parsed from the text when not given). The organisation names no successor (those
+    are rendered with their chains' ends, :func:`render_items`).
 
     The import renders one for every organisation it inserts - on a first import, the
     whole register, on the thread that parses the files - so this builds the item in one
@@ -197,7 +196,6 @@ def render_created(entry: Mapping[str, Any], organisation: Mapping[str, Any]) ->
     two ways equal, ``tests/hierarchy/test_feed_entries.py``), left as the UTF-8 orjson
     makes, which PostgreSQL's COPY takes as it is (decoding it to text and encoding it
     again cost more than a third of the rendering)."""
-    effective = organisation.get(EFFECTIVE_VALUES)
     if effective is None:
         text = organisation["effective"]
         effective = orjson.loads(text) if text is not None else {}
@@ -253,30 +251,25 @@ def _fragment(text: str | None) -> orjson.Fragment | None:
     return orjson.Fragment(text) if text is not None else None
 
 
-def created_copy_data(entries: Sequence[Mapping[str, Any]]) -> bytes:
-    """:func:`render_created`'s *entries* (``hierarchy.changes.created_entry``, the item
-    as UTF-8) as the rows of ``STORED_COLUMNS`` in COPY's text format, as
-    ``sorregistry.database.copy_lines`` makes them with the item as text: the columns
-    the created entries of a commit share are formatted once, so each line costs its
-    number, code and item (on a first import the whole register's, on the thread that
-    parses the files)."""
-    lines = []
-    shared: dict[Any, tuple[bytes, bytes]] = {}
-    for entry in entries:
-        key = _SHARED(entry)
-        around = shared.get(key)
-        if around is None:
-            before, after = _SHARED_AROUND
-            around = shared[key] = (
-                (copy_text(entry[before[0]]) + "\t").encode(),
-                ("\t" + "\t".join([copy_text(entry[name]) for name in after]) + "\t").encode())
-        item = entry["item"]
-        if b"\\" in item or b"\t" in item or b"\n" in item or b"\r" in item:
-            item = copy_text(item.decode()).encode()
-        lines.append(b"%b%d\t%b%b%b\n" % (around[0], entry["commit_seq"],
-                                           copy_text(entry["sor_code"]).encode(), around[1],
-                                           item))
-    return b"".join(lines)
+def created_copy_line(entry: Mapping[str, Any], shared: dict[Any, tuple[bytes, bytes]]) -> bytes:
+    """A :func:`render_created` *entry* (``hierarchy.changes.created_entry``, its item as
+    UTF-8) as its row of ``STORED_COLUMNS`` in COPY's text format, as
+    ``sorregistry.database.copy_lines`` makes it of the item as text. The columns the
+    created entries of a commit share are formatted once and kept in *shared* (the
+    caller's, one for the lines it makes), so a line costs its number, code and item:
+    the import makes one for every organisation it inserts, on the thread that parses."""
+    key = _SHARED(entry)
+    around = shared.get(key)
+    if around is None:
+        before, after = _SHARED_AROUND
+        around = shared[key] = (
+            (copy_text(entry[before[0]]) + "\t").encode(),
+            ("\t" + "\t".join([copy_text(entry[name]) for name in after]) + "\t").encode())
+    item = entry["item"]
+    if b"\\" in item or b"\t" in item or b"\n" in item or b"\r" in item:
+        item = copy_text(item.decode()).encode()
+    return b"%b%d\t%b%b%b\n" % (around[0], entry["commit_seq"],
+                                copy_text(entry["sor_code"]).encode(), around[1], item)
 
 
 # STORED_COLUMNS is: commit_id, commit_seq, sor_code, then the columns the created entries

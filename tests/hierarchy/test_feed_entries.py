@@ -272,7 +272,7 @@ def test_the_import_writes_a_new_organisations_entry_as_the_statements_would(ses
 
 def test_the_import_formats_its_created_entries_as_copy_rows_would():
     # The writer sends created entries (their items UTF-8) in COPY's text format made by
-    # created_copy_data, the columns a commit's entries share formatted once: line for
+    # created_copy_line, the columns a commit's entries share formatted once: line for
     # line what the generic formatter makes of the items as text, escapes included,
     # across commits that share nothing.
     def entry(commit_id, seq, reference, name):
@@ -287,7 +287,9 @@ def test_the_import_formats_its_created_entries_as_copy_rows_would():
                entry(1, 2, "import-run:1", 'Back\\slash "quoted"\ttab\nline'),
                entry(2, 1, None, "Æblehaven\r"), entry(2, 2, "tab\there", "x"),
                entry(1, 3, "import-run:1", "again")]
-    made = changes.created_copy_data(entries)
+    shared = {}
+    made = b"".join(changes.created_copy_line(entry, shared) for entry in entries)
+    assert len(shared) == 3  # the three sets of shared columns, each formatted once
     as_text = [{**entry, "item": entry["item"].decode()} for entry in entries]
     assert made == copy_lines(changes.ENTRY_COLUMNS, as_text)
     assert made.count(b"\n") == len(entries) and b"\\N" in made
