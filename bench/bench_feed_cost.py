@@ -13,8 +13,9 @@ server's settings: PostgreSQL's defaults but ``shared_buffers=256MB``, and any
 ``--postgres-setting``, e.g. ``max_wal_size=4GB`` as README.md recommends). Each
 run: a fresh database, ``sorregistry db upgrade``, ``sorregistry import-sor`` of the
 export (the **first import**: every organisation a ``created`` entry), then of the changed
-variant (the **changed re-import**); wall time and peak RSS of each, each after ``sync``
-(the run before's dirty pages are written out before, not charged to it). The variants,
+variant (the **changed re-import**); wall time and peak RSS of each, each after a
+``CHECKPOINT`` and ``sync`` (the run before's dirty pages are written out before, not
+charged to it). The variants,
 the same code:
 
 * **feed**: this tree;
@@ -69,7 +70,12 @@ def imports(server: Server, database: str, path: str, files: tuple[Path, Path],
     for label, command in (("db upgrade", [cli, "db", "upgrade"]),
                            *((name, [cli, "import-sor", "--quiet", str(file)])
                              for name, file in zip(IMPORTS, files, strict=True))):
-        os.sync()  # the run before's dirty pages written out now, not during this one
+        # The run before's dirty pages written out now, not during this one: PostgreSQL's
+        # shared buffers by a checkpoint (else the next checkpoint writes them while this
+        # run goes on), then the operating system's.
+        with server.connect("postgres") as admin:
+            admin.execute("CHECKPOINT")
+        os.sync()
         run = run_measured(Run("postgresql", label, command), env, log, timeout=3600)
         if not run.ok:
             raise RuntimeError(f"{database} {label} failed: {run.output_tail}")
