@@ -345,17 +345,17 @@ def record_inherited(
 
 def created_entry(
     recorded: Recording, version: VersionRow, organisation: Mapping[str, Any],
-    effective: Mapping[str, Any] | None = None,
+    effective: Mapping[str, Any],
 ) -> dict[str, Any] | None:
     """The feed entry of an organisation the import inserts, made in the same pass from
     its first version *version* and the row it sends (*organisation*, JSON columns as
-    text; *effective*: its effective values as a dict, when at hand), to be written with
-    them (``hierarchy.import_writer``): ``created``, its item rendered (as UTF-8, which
-    the writer's COPY sends as it is). A first entry compares with nothing, so the row is
-    all it needs - no statement reads the organisation back, and the rows go by COPY from
-    the writer's thread while the files are parsed. None when the organisation names a
-    successor: its item shows the chains' ends, read once the run's rows are written
-    (:func:`record_import_entries` makes it then, as every other version's)."""
+    text; *effective*: its effective values as the dict they were made from), to be
+    written with them (``hierarchy.import_writer``): ``created``, its item rendered (as
+    UTF-8, which the writer's COPY sends as it is). A first entry compares with nothing,
+    so the row is all it needs - no statement reads the organisation back, and the rows
+    go by COPY from the writer's thread while the files are parsed. None when the
+    organisation names a successor: its item shows the chains' ends, read once the run's
+    rows are written (:func:`record_import_entries` makes it then, as every other version's)."""
     if organisation["replaced_by"] not in (None, "null", "[]"):
         return None
     entry: dict[str, Any] = {

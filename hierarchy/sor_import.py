@@ -368,7 +368,7 @@ class _Stream:
         writer, now = self.writer, self.now
         sor_code = row["sor_code"]
         # Not a column: taken off before the row is queued for the writer's thread.
-        effective = row.pop(EFFECTIVE_VALUES, None)
+        effective = row.pop(EFFECTIVE_VALUES)
         action = classify(before, row)
         if action == "new":
             row["version"] = 1

@@ -181,12 +181,12 @@ def render_items(session: AnySession, rows: Sequence[Any], today: date,
 
 
 def render_created(entry: Mapping[str, Any], organisation: Mapping[str, Any],
-                   effective: Mapping[str, Any] | None = None) -> bytes:
+                   effective: Mapping[str, Any]) -> bytes:
     """The stored text of a ``created`` entry, as UTF-8, the import writes as it inserts the
     organisation: *entry* holds the entry's columns (``META_COLUMNS``), *organisation* the
     row as the import sends it, JSON columns as their text: the lists go into the text as
     they are; the effective values are *effective*, the dict their text was made from
-    (parsed from the text when not given). The organisation names no successor (those
+    (not parsed again). The organisation names no successor (those
     are rendered with their chains' ends, :func:`render_items`).
 
     The import renders one for every organisation it inserts - on a first import, the
@@ -196,9 +196,6 @@ def render_created(entry: Mapping[str, Any], organisation: Mapping[str, Any],
     two ways equal, ``tests/hierarchy/test_feed_entries.py``), left as the UTF-8 orjson
     makes, which PostgreSQL's COPY takes as it is (decoding it to text and encoding it
     again cost more than a third of the rendering)."""
-    if effective is None:
-        text = organisation["effective"]
-        effective = orjson.loads(text) if text is not None else {}
     address, visiting_address = shown_addresses(effective)
     kind = organisation["entity_type"]
     valid_from, valid_to = organisation["valid_from"], organisation["valid_to"]
