@@ -311,8 +311,8 @@ def record_change(
     )
     plain.flush()  # the organisation row first: the version refers to it
     plain.execute(insert(VERSION_TABLE), [row])
-    _write_entries(plain, feed_entries.versioned_entries(
-        row["commit_id"], sor_code=row["sor_code"], commit_seq=row["commit_seq"]))
+    _write_entries(plain, feed_entries.one_version_entry(),
+                   {key: row[key] for key in ("commit_id", "sor_code", "commit_seq")})
     supersede(plain, [organisation.sor_code], now)
     inherited = list(inherited_by)
     sync_names(plain, [organisation.sor_code, *inherited])
@@ -422,13 +422,15 @@ def _numbered(
     return count
 
 
-def _write_entries(target: DbSession | Connection, statement: Select[Any], base: int = 0) -> int:
-    """Insert the entries *statement* selects (``hierarchy.feed.entries``), each with its
-    item rendered and compared with the one before (``hierarchy.feed.items``; rows with no
-    number are numbered *base* + 1 on); how many. The rows are read whole, so the inserts
-    cannot change what the statement sees: callers bound its size."""
+def _write_entries(target: DbSession | Connection, statement: Select[Any],
+                   parameters: Mapping[str, Any] | None = None, base: int = 0) -> int:
+    """Insert the entries *statement* selects (``hierarchy.feed.entries``; *parameters*:
+    the values of its bound parameters), each with its item rendered and compared with
+    the one before (``hierarchy.feed.items``; rows with no number are numbered *base* + 1
+    on); how many. The rows are read whole, so the inserts cannot change what the
+    statement sees: callers bound its size."""
     connection = target if isinstance(target, Connection) else _plain(target).connection()
-    rows = connection.execute(statement).all()
+    rows = connection.execute(statement, parameters).all()
     if not rows:
         return 0
     stored = feed_items.render_items(connection, rows, date.today(), base)

@@ -115,6 +115,9 @@ class Organisation(Base):
         # by name and prefix matches (both in collation "C").
         Index("ix_organisations_path", "path"),
         Index("ix_organisations_name_search", "name_search"),
+        # An approval finds the new institution's owner (IE) by CVR or municipality.
+        Index("ix_organisations_level_cvr", "level", "cvr"),
+        Index("ix_organisations_level_municipality", "level", "eff_municipality_code"),
     )
 
     def is_active_on(self, day: date) -> bool:

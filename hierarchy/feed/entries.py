@@ -35,6 +35,7 @@ entries (their ``commit_seq``), as it numbers versions.
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -45,6 +46,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    bindparam,
     case,
     cast,
     false,
@@ -55,6 +57,7 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import FromClause
 
 from hierarchy.models import FeedEntry, Organisation, OrganisationVersion, table_of
@@ -144,7 +147,8 @@ def _with_previous() -> tuple[FromClause, FromClause, FromClause]:
 
 
 def versioned_entries(
-    commit_id: int, *, sor_code: str | None = None, commit_seq: int | None = None,
+    commit_id: int | BindParameter[int], *, sor_code: str | BindParameter[str] | None = None,
+    commit_seq: int | BindParameter[int] | None = None,
     import_run_id: int | None = None, seq_range: tuple[int, int] | None = None,
     seqs: list[int] | None = None,
 ) -> Select[Any]:
@@ -175,6 +179,17 @@ def versioned_entries(
         .order_by(version.c.commit_seq)
     )
     return _named(statement)
+
+
+@cache
+def one_version_entry() -> Select[Any]:
+    """:func:`versioned_entries` of one version, its ``commit_id``, ``sor_code`` and
+    ``commit_seq`` bound when it runs: built once, as the service's single changes (an
+    approval, an edit) run it once each - building the statement cost ~1.7 ms of an
+    approval, more than running it."""
+    return versioned_entries(bindparam("commit_id", type_=Integer),
+                             sor_code=bindparam("sor_code", type_=String),
+                             commit_seq=bindparam("commit_seq", type_=Integer))
 
 
 def inherited_entries(
