@@ -21,16 +21,20 @@ runs two code bases side by side on it, each on a database of its own:
 * **feed**: this working tree.
 
 For each: ``sorregistry import-sor`` of the export (wall time, peak RSS), then of the
-changed export; ``--approvals`` applications submitted and approved one at a time over
-HTTP through ``gunicorn -w 2 -k gthread --threads 4`` (p50 / p95 of the approval). With the
-feed a client long-polls ``/api/v1/changes?wait=2`` meanwhile, and the time from an
-approval's commit (the arrival of the ``NOTIFY sor_feed`` it sends at COMMIT at a listener
-of the bench's own, on the poller's clock) to the poller holding the new organisation is
-the **latency** (p50 / p95; target p95 <= 100 ms). Then, on the feed's database: the
-**catch-up** - one client reading the whole feed from the start, 1,000 a page, parsing
-each page in full in a second thread while it fetches the next (entries/s; target >=
-20,000/s; the request's and the parse's milliseconds a page printed apart) - and
-``sorregistry export --format ndjson`` (wall time, peak RSS) and the same over HTTP. The
+changed export; ``--approvals`` applications submitted, a ``VACUUM ANALYZE`` (the work
+the imports left the autovacuum daemon, done before the approvals in every variant rather
+than during one's), and each variant served by ``gunicorn -w 2 -k gthread --threads 4``.
+Then the applications are approved one at a time over HTTP, **side by side**: the first
+in every variant, then the second, ... the variants' order turning each time (p50 / p95
+of the approval in each). With the feed a client long-polls ``/api/v1/changes?wait=2``
+meanwhile, and the time from an approval's commit (the arrival of the ``NOTIFY sor_feed``
+it sends at COMMIT at a listener of the bench's own, on the poller's clock) to the poller
+holding the new organisation is the **latency** (p50 / p95; target p95 <= 100 ms).
+On the feed's database, before the approvals, the **catch-up**: one client reading the
+whole feed from the start, 1,000 a page, parsing each page in full in a second thread
+while it fetches the next (entries/s; target >= 20,000/s; the request's and the parse's
+milliseconds a page printed apart); after them ``sorregistry export --format ndjson``
+(wall time, peak RSS) and the same over HTTP. The
 write-path targets: import time and approval p95 with the feed within 10 % of the base.
 
 Output: the figures, ratios feed / base, and ``uptime`` before and after (the machine is
@@ -263,103 +267,149 @@ def catch_up(service: Service, token: str) -> tuple[int, float, str, float, floa
             parsed["seconds"] / requests * 1000)
 
 
-def variant(name: str, tree: Path, server: Any, files: tuple[Path, Path], approvals: int,
-            workdir: Path, feed: bool, path: str | None = None) -> dict[str, Any]:
-    say(f"== {name}: code in {tree}")
-    url = server.create_database(f"bench_{name}")
-    env = dict(os.environ)
-    env.pop("FLASK_APP", None)
-    env.update(SOR_DATABASE_URL=url, SOR_SECRET_KEY="bench", SOR_ENV="production",
-               SOR_RATELIMIT_ENABLED="false", PYTHONPATH=path or str(tree))
-    log = workdir / f"{name}.log"
-    cli = str(ROOT / ".venv" / "bin" / "sorregistry")
-    python = str(ROOT / ".venv" / "bin" / "python")
-    result: dict[str, Any] = {}
+class Variant:
+    """One code base on a database of its own: imported, then served by gunicorn for the
+    approvals (which run side by side with the other variants'), then, with the feed,
+    its exports."""
 
-    def measured(label: str, command: list[str]) -> Run:
-        run = Run(name, label, command)
+    def __init__(self, name: str, tree: Path, server: Any, workdir: Path, feed: bool,
+                 path: str | None = None) -> None:
+        self.name, self.tree, self.server, self.workdir, self.feed = (
+            name, tree, server, workdir, feed)
+        self.database = f"bench_{name}"
+        url = server.create_database(self.database)
+        self.env = dict(os.environ)
+        self.env.pop("FLASK_APP", None)
+        self.env.update(SOR_DATABASE_URL=url, SOR_SECRET_KEY="bench", SOR_ENV="production",
+                        SOR_RATELIMIT_ENABLED="false", PYTHONPATH=path or str(tree))
+        self.log = workdir / f"{name}.log"
+        self.cli = str(ROOT / ".venv" / "bin" / "sorregistry")
+        self.result: dict[str, Any] = {"approval": [], "latency": []}
+        self.service: Service | None = None
+        self.poller: Poller | None = None
+        self.commits: Commits | None = None
+        self.made: dict[str, Any] = {}
+        self.connection: http.client.HTTPConnection | None = None
+
+    def measured(self, label: str, command: list[str]) -> Run:
+        run = Run(self.name, label, command)
         # run_measured runs in ROOT: the tree's code comes first on PYTHONPATH.
-        run_measured(run, env, log, timeout=3600)
+        run_measured(run, self.env, self.log, timeout=3600)
         if not run.ok:
-            raise RuntimeError(f"{name} {label} failed: {run.output_tail}")
-        say(f"   {label}: {run.seconds:.1f} s, peak RSS {run.peak_rss_mb:.0f} MB")
+            raise RuntimeError(f"{self.name} {label} failed: {run.output_tail}")
+        say(f"   {self.name} {label}: {run.seconds:.1f} s, peak RSS {run.peak_rss_mb:.0f} MB")
         return run
 
-    measured("db upgrade", [cli, "db", "upgrade"])
-    result["import"] = measured("import", [cli, "import-sor", "--quiet", str(files[0])]).seconds
-    result["reimport"] = measured("changed re-import",
-                                  [cli, "import-sor", "--quiet", str(files[1])]).seconds
-    setup = subprocess.run([python, "-c", SETUP, str(approvals)], env=env, cwd=tree,
-                           capture_output=True, text=True, check=False)
-    if setup.returncode != 0:
-        raise RuntimeError(f"{name}: setting up applications failed: {setup.stderr[-2000:]}")
-    made = json.loads(setup.stdout.strip().splitlines()[-1])
-    service = Service(tree, env, workdir / f"{name}-gunicorn.log")
-    service.start()
-    try:
-        poller = commits = None
-        if feed:
-            entries, seconds, cursor, fetch_ms, parse_ms = catch_up(service, made["reporter"])
-            result["catch_up"] = (entries, seconds)
-            result["catch_up_page"] = (fetch_ms, parse_ms)
+    def prepare(self, files: tuple[Path, Path], approvals: int) -> None:
+        """Import, re-import, make the applications, serve; with the feed, catch up."""
+        say(f"== {self.name}: code in {self.tree}")
+        self.measured("db upgrade", [self.cli, "db", "upgrade"])
+        self.result["import"] = self.measured(
+            "import", [self.cli, "import-sor", "--quiet", str(files[0])]).seconds
+        self.result["reimport"] = self.measured(
+            "changed re-import", [self.cli, "import-sor", "--quiet", str(files[1])]).seconds
+        python = str(ROOT / ".venv" / "bin" / "python")
+        setup = subprocess.run([python, "-c", SETUP, str(approvals)], env=self.env,
+                               cwd=self.tree, capture_output=True, text=True, check=False)
+        if setup.returncode != 0:
+            raise RuntimeError(f"{self.name}: setting up applications failed: "
+                               f"{setup.stderr[-2000:]}")
+        self.made = json.loads(setup.stdout.strip().splitlines()[-1])
+        # The imports leave the autovacuum daemon work to do on the tables they filled,
+        # more of it with the feed's table: done now in every variant, so that it runs
+        # during no variant's approvals (it would be the imports' cost, not theirs).
+        with self.server.connect(self.database) as connection:
+            connection.execute("VACUUM ANALYZE")
+        self.service = Service(self.tree, self.env, self.workdir / f"{self.name}-gunicorn.log")
+        self.service.start()
+        if self.feed:
+            entries, seconds, cursor, fetch_ms, parse_ms = catch_up(self.service,
+                                                                    self.made["reporter"])
+            self.result["catch_up"] = (entries, seconds)
+            self.result["catch_up_page"] = (fetch_ms, parse_ms)
             say(f"   catch-up from zero: {entries} entries in {seconds:.1f} s = "
                 f"{entries / seconds:,.0f} entries/s (a page: request {fetch_ms:.1f} ms, "
                 f"parse {parse_ms:.1f} ms)")
-            commits = Commits(server, f"bench_{name}")
-            commits.start()
-            poller = Poller(service, made["reporter"], cursor)
-            poller.start()
+            self.commits = Commits(self.server, self.database)
+            self.commits.start()
+            self.poller = Poller(self.service, self.made["reporter"], cursor)
+            self.poller.start()
             time.sleep(0.5)
-        times: list[float] = []
-        latencies: list[float] = []
-        conn = service.connection()
-        for application_id in made["applications"]:
-            started = time.perf_counter()
-            status, body, _ = service.request(
-                "POST", f"/api/v1/applications/{application_id}/approve", made["sds"],
-                b"{}", connection=conn)
-            answered = time.perf_counter()
-            assert status == 200, body[:500]
-            times.append((answered - started) * 1000)
-            if poller is not None and commits is not None:
-                code = orjson.loads(body)["sor_code"]
-                seen = poller.wait_for(code)
-                assert seen is not None, f"the poller never saw {code}"
-                arrived, position = seen
-                committed = commits.committed(position)
-                assert committed is not None, f"no NOTIFY for position {position}"
-                latencies.append((arrived - committed) * 1000)
+        self.connection = self.service.connection()
+
+    def approve(self, index: int) -> None:
+        """Approve the *index*-th application; with the feed, wait until the long-polling
+        client holds it (the latency from the commit's NOTIFY)."""
+        assert self.service is not None and self.connection is not None
+        application_id = self.made["applications"][index]
+        started = time.perf_counter()
+        status, body, _ = self.service.request(
+            "POST", f"/api/v1/applications/{application_id}/approve", self.made["sds"],
+            b"{}", connection=self.connection)
+        answered = time.perf_counter()
+        assert status == 200, body[:500]
+        self.result["approval"].append((answered - started) * 1000)
+        if self.poller is not None and self.commits is not None:
+            code = orjson.loads(body)["sor_code"]
+            seen = self.poller.wait_for(code)
+            assert seen is not None, f"the poller never saw {code}"
+            arrived, position = seen
+            committed = self.commits.committed(position)
+            assert committed is not None, f"no NOTIFY for position {position}"
+            self.result["latency"].append((arrived - committed) * 1000)
+
+    def finish(self) -> None:
+        """The approvals' figures; with the feed, the exports; the server stopped."""
+        assert self.service is not None
+        try:
+            times = self.result["approval"]
+            say(f"   {self.name} approval: p50 {percentile(times, 50):.1f} ms, p95 "
+                f"{percentile(times, 95):.1f} ms ({len(times)})")
+            if self.connection is not None:
+                self.connection.close()
+            if self.poller is not None and self.commits is not None:
+                self.poller.stop.set()
+                self.commits.stop.set()
+                self.poller.join(timeout=10)
+                self.commits.join(timeout=10)
+                latencies = self.result["latency"]
+                say(f"   {self.name} approval -> long poll: p50 "
+                    f"{percentile(latencies, 50):.1f} ms, p95 "
+                    f"{percentile(latencies, 95):.1f} ms, max {max(latencies):.1f} ms")
+                self._exports()
+        finally:
+            self.service.stop()
+
+    def _exports(self) -> None:
+        assert self.service is not None
+        out = self.workdir / "register.ndjson"
+        run = self.measured("export ndjson",
+                            [self.cli, "export", "--format", "ndjson", str(out)])
+        self.result["export"] = (run.seconds, run.peak_rss_mb, out.stat().st_size)
+        started = time.perf_counter()
+        http_conn = self.service.connection()
+        http_conn.request("GET", "/api/v1/export/register.ndjson",
+                          headers={"Authorization": self.made["reporter"]})
+        response = http_conn.getresponse()
+        size = 0
+        while chunk := response.read(1 << 20):
+            size += len(chunk)
+        http_conn.close()
+        self.result["export_http"] = (time.perf_counter() - started, size)
+        say(f"   export over HTTP: {self.result['export_http'][0]:.1f} s, "
+            f"{size / 1e6:.0f} MB, X-Feed-Position {response.getheader('X-Feed-Position')}")
+
+
+def side_by_side(variants: list[Variant], approvals: int) -> None:
+    """The approvals of every variant interleaved - the first application in each, the
+    second in each, ... the order of the variants turning each round - so that what the
+    machine does meanwhile weighs on all of them alike."""
+    say(f"== {approvals} approvals, side by side: {', '.join(v.name for v in variants)}")
+    for index in range(approvals):
+        turn = index % len(variants)
+        for variant in variants[turn:] + variants[:turn]:
+            variant.approve(index)
             time.sleep(0.02)
-        conn.close()
-        result["approval"] = times
-        say(f"   approval: p50 {percentile(times, 50):.1f} ms, p95 "
-            f"{percentile(times, 95):.1f} ms ({len(times)})")
-        if poller is not None and commits is not None:
-            poller.stop.set()
-            commits.stop.set()
-            poller.join(timeout=10)
-            commits.join(timeout=10)
-            result["latency"] = latencies
-            say(f"   approval -> long poll: p50 {percentile(latencies, 50):.1f} ms, p95 "
-                f"{percentile(latencies, 95):.1f} ms, max {max(latencies):.1f} ms")
-            out = workdir / "register.ndjson"
-            run = measured("export ndjson", [cli, "export", "--format", "ndjson", str(out)])
-            result["export"] = (run.seconds, run.peak_rss_mb, out.stat().st_size)
-            started = time.perf_counter()
-            http_conn = service.connection()
-            http_conn.request("GET", "/api/v1/export/register.ndjson",
-                              headers={"Authorization": made["reporter"]})
-            response = http_conn.getresponse()
-            size = 0
-            while chunk := response.read(1 << 20):
-                size += len(chunk)
-            http_conn.close()
-            result["export_http"] = (time.perf_counter() - started, size)
-            say(f"   export over HTTP: {result['export_http'][0]:.1f} s, {size / 1e6:.0f} MB, "
-                f"X-Feed-Position {response.getheader('X-Feed-Position')}")
-    finally:
-        service.stop()
-    return result
 
 
 def main() -> int:
@@ -393,15 +443,19 @@ def main() -> int:
         say(f"== generated {args.entities} entities (and the changed variant) in "
             f"{time.perf_counter() - started:.0f} s")
         with postgres_server(workdir / "pg") as server:
-            results = {
-                "base": variant("base", base, server, (plain, changed), args.approvals,
-                                workdir, feed=False, path=base_path),
-            }
+            variants = [Variant("base", base, server, workdir, feed=False, path=base_path)]
             if before is not None:
-                results["before"] = variant("before", before, server, (plain, changed),
-                                            args.approvals, workdir, feed=True)
-            results["feed"] = variant("feed", ROOT, server, (plain, changed), args.approvals,
-                                      workdir, feed=True)
+                variants.append(Variant("before", before, server, workdir, feed=True))
+            variants.append(Variant("feed", ROOT, server, workdir, feed=True))
+            try:
+                for variant in variants:
+                    variant.prepare((plain, changed), args.approvals)
+                side_by_side(variants, args.approvals)
+            finally:
+                for variant in variants:
+                    if variant.service is not None:
+                        variant.finish()
+            results = {variant.name: variant.result for variant in variants}
         load_after = uptime()
         b, f = results["base"], results["feed"]
         entries, seconds = f["catch_up"]
