@@ -18,6 +18,7 @@ are worth a warning).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from difflib import SequenceMatcher
 from typing import Any
@@ -64,22 +65,53 @@ def _application_candidate(other: Application, reason: str) -> dict[str, Any]:
 
 def similar_names(a: str | None, b: str | None) -> bool:
     """Folded names that one contains or that differ by a few letters."""
-    a, b = fold(a), fold(b)
+    return _similar_folded(fold(a), fold(b))
+
+
+def _similar_folded(a: str, b: str) -> bool:
+    """:func:`similar_names` of names folded already (the register keeps its names folded
+    in ``name_search``): the cheap upper bounds of the ratio first, as most of a
+    postcode's names are nothing like the one applied for."""
     if not a or not b:
         return False
     if a == b or (len(a) >= 6 and a in b) or (len(b) >= 6 and b in a):
         return True
-    return SequenceMatcher(None, a, b).ratio() >= SIMILAR_NAME
+    matcher = SequenceMatcher(None, a, b)
+    return (matcher.real_quick_ratio() >= SIMILAR_NAME
+            and matcher.quick_ratio() >= SIMILAR_NAME
+            and matcher.ratio() >= SIMILAR_NAME)
 
 
 def _same_street(a: str | None, b: str | None) -> bool:
     return bool(a and b) and fold(a).replace(".", "") == fold(b).replace(".", "")
 
 
-def _street(organisation: Organisation) -> str | None:
-    street: str | None = ((organisation.effective or {}).get("postal_address") or {}).get(
-        "street")
+def _street_of(effective: dict[str, Any] | None) -> str | None:
+    """The street of an organisation's effective values."""
+    street: str | None = ((effective or {}).get("postal_address") or {}).get("street")
     return street
+
+
+# A narrow column and a test of its value: which of the rows a sign finds are candidates.
+_Keep = tuple[Any, Callable[[Any], bool]]
+
+
+def _first(session: DbSession, key: Any, conditions: tuple[ColumnElement[bool], ...],
+           keep: _Keep | None) -> list[Any]:
+    """The rows meeting *conditions* (of *key*'s entity), the first :data:`_CANDIDATES`
+    in *key*'s order; with *keep*, of those whose value passes its test - tested on
+    every row that meets *conditions* (one narrow column each), not on a page of them:
+    a postcode holds thousands, and the similar one may come after the first two
+    hundred."""
+    if keep is not None:
+        column, test = keep
+        keys = [found for found, value in session.execute(
+            select(key, column).where(*conditions).order_by(key)) if test(value)]
+        if not keys:
+            return []
+        conditions = (key.in_(keys[:_CANDIDATES]),)
+    return list(session.execute(
+        select(key.class_).where(*conditions).order_by(key).limit(_CANDIDATES)).scalars())
 
 
 def find_duplicates(
@@ -100,19 +132,15 @@ def find_duplicates(
     exclude = application.target_sor_code
     sees_all = viewer is not None and viewer.is_staff
 
-    def org_rows(*conditions: ColumnElement[bool]) -> list[Organisation]:
-        query = select(Organisation).where(*conditions, *active,
-                                           Organisation.level.in_(("SI", "OE")))
-        if exclude:
-            query = query.where(Organisation.sor_code != exclude)
-        return list(session.execute(
-            query.order_by(Organisation.sor_code).limit(_CANDIDATES)).scalars())
+    def org_rows(*conditions: ColumnElement[bool], keep: _Keep | None = None
+                 ) -> list[Organisation]:
+        return _first(session, Organisation.sor_code, (
+            *conditions, *active, Organisation.level.in_(("SI", "OE")),
+            *([Organisation.sor_code != exclude] if exclude else [])), keep)
 
-    def app_rows(*conditions: ColumnElement[bool]) -> list[Application]:
-        return list(session.execute(
-            select(Application).where(*others, *conditions)
-            .order_by(Application.id).limit(_CANDIDATES)
-        ).scalars())
+    def app_rows(*conditions: ColumnElement[bool], keep: _Keep | None = None
+                 ) -> list[Application]:
+        return _first(session, Application.id, (*others, *conditions), keep)
 
     def finding(field: str, code: str, message: str, organisations: list[dict[str, Any]],
                 applications: list[Application], reason: str) -> None:
@@ -147,21 +175,28 @@ def find_duplicates(
             "the same owner already has an institution at this address",
             [_organisation_candidate(o, reason)
              for o in org_rows(Organisation.owner_cvr == owner_cvr,
-                               Organisation.eff_postal_code == application.postal_code)
-             if _same_street(_street(o), application.street)],
-            [a for a in app_rows(Application.owner_cvr == owner_cvr,
-                                 Application.postal_code == application.postal_code)
-             if _same_street(a.street, application.street)], reason,
+                               Organisation.eff_postal_code == application.postal_code,
+                               keep=(Organisation.effective, lambda effective: _same_street(
+                                   _street_of(effective), application.street)))],
+            app_rows(Application.owner_cvr == owner_cvr,
+                     Application.postal_code == application.postal_code,
+                     keep=(Application.street,
+                           lambda street: _same_street(street, application.street))),
+            reason,
         )
     if application.institution_name and application.postal_code:
         reason = "similar name in the same postcode"
+        wanted = fold(application.institution_name)
         finding(
             "institution_name", "similar_name",
             f"an institution with a similar name exists in {application.postal_code}",
             [_organisation_candidate(o, reason)
-             for o in org_rows(Organisation.eff_postal_code == application.postal_code)
-             if similar_names(o.name, application.institution_name)],
-            [a for a in app_rows(Application.postal_code == application.postal_code)
-             if similar_names(a.institution_name, application.institution_name)], reason,
+             for o in org_rows(Organisation.eff_postal_code == application.postal_code,
+                               keep=(Organisation.name_search,
+                                     lambda folded: _similar_folded(folded, wanted)))],
+            app_rows(Application.postal_code == application.postal_code,
+                     keep=(Application.institution_name,
+                           lambda name: _similar_folded(fold(name), wanted))),
+            reason,
         )
     return findings

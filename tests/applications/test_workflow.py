@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from sqlalchemy import func, select
 
 from applications.models import Application
 from hierarchy import identifiers as ids
+from hierarchy import service as register
 from hierarchy.models import Organisation, OrganisationVersion
 from tests.applications.helpers import (
     AARHUS_CVR,
@@ -16,6 +19,7 @@ from tests.applications.helpers import (
     NEW_PRIVATE_CVR,
     ODENSE,
     ODENSE_CVR,
+    PLEJEHJEM,
     PRIVATE_CVR,
     PRIVATE_IE,
     bearer,
@@ -203,6 +207,32 @@ def test_same_ydernummer_and_open_applications_are_duplicates(client, world):
         candidates = by_code[code]["candidates"]
         assert [c["reference"] for c in candidates] == [first["reference"]]
         assert candidates[0]["type"] == "application"
+
+
+def test_a_duplicate_after_the_first_two_hundred_of_a_postcode_is_found(client, world,
+                                                                          session):
+    """The signs test every organisation of the postcode, not a page of them: Aarhus C
+    holds thousands of units, and the look-alike here has the highest code of 230."""
+    start = date(2010, 1, 1)
+    for number in range(230):
+        last = number == 229
+        register.create_organisation(session, ids.make_sor_code(5000 + number), {
+            "level": "SI", "parent_sor_code": AARHUS_IE, "entity_type": PLEJEHJEM,
+            "name": "Plejecenter Bakkegården" if last else f"Hjemmepleje distrikt {number}",
+            "first_valid_from": start, "valid_from": start,
+            "postal_address": {"street": "Bakkevej 9" if last else f"Gade {number}",
+                               "postal_code": "8000", "city": "Aarhus C"},
+        }, source="staff", actor="test")
+    session.commit()
+    look_alike = ids.make_sor_code(5229)
+    application = _create(client, world["aarhus"], institution_name="Plejecentret Bakkegaarden",
+                          address={"street": "Bakkevej 9.", "postal_code": "8000",
+                                   "city": "Aarhus C"})
+    result = client.post(f"/api/v1/applications/{application['id']}/validate",
+                         headers=world["aarhus"]).get_json()
+    by_code = {w["code"]: w for w in result["warnings"]}
+    for code in ("similar_name", "duplicate_address"):
+        assert [c["sor_code"] for c in by_code[code]["candidates"]] == [look_alike], code
 
 
 def test_another_municipality_cannot_read_or_edit(client, world):
