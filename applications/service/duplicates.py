@@ -65,21 +65,29 @@ def _application_candidate(other: Application, reason: str) -> dict[str, Any]:
 
 def similar_names(a: str | None, b: str | None) -> bool:
     """Folded names that one contains or that differ by a few letters."""
-    return _similar_folded(fold(a), fold(b))
+    return similar_to(fold(b))(fold(a))
 
 
-def _similar_folded(a: str, b: str) -> bool:
-    """:func:`similar_names` of names folded already (the register keeps its names folded
-    in ``name_search``): the cheap upper bounds of the ratio first, as most of a
-    postcode's names are nothing like the one applied for."""
-    if not a or not b:
-        return False
-    if a == b or (len(a) >= 6 and a in b) or (len(b) >= 6 and b in a):
-        return True
-    matcher = SequenceMatcher(None, a, b)
-    return (matcher.real_quick_ratio() >= SIMILAR_NAME
-            and matcher.quick_ratio() >= SIMILAR_NAME
-            and matcher.ratio() >= SIMILAR_NAME)
+def similar_to(wanted: str) -> Callable[[str | None], bool]:
+    """A test of folded names for :func:`similar_names` with the folded name *wanted*
+    (the register keeps its names folded in ``name_search``): one matcher that knows
+    *wanted* (what ``SequenceMatcher`` prepares for its second sequence is made once),
+    the ratio's cheap upper bounds first - most of a postcode's names are nothing like
+    the one applied for."""
+    matcher = SequenceMatcher(None, "", wanted)
+
+    def similar(name: str | None) -> bool:
+        if not name or not wanted:
+            return False
+        if name == wanted or (len(name) >= 6 and name in wanted) or (
+                len(wanted) >= 6 and wanted in name):
+            return True
+        matcher.set_seq1(name)
+        return (matcher.real_quick_ratio() >= SIMILAR_NAME
+                and matcher.quick_ratio() >= SIMILAR_NAME
+                and matcher.ratio() >= SIMILAR_NAME)
+
+    return similar
 
 
 def _same_street(a: str | None, b: str | None) -> bool:
@@ -186,17 +194,16 @@ def find_duplicates(
         )
     if application.institution_name and application.postal_code:
         reason = "similar name in the same postcode"
-        wanted = fold(application.institution_name)
+        similar = similar_to(fold(application.institution_name))
         finding(
             "institution_name", "similar_name",
             f"an institution with a similar name exists in {application.postal_code}",
             [_organisation_candidate(o, reason)
              for o in org_rows(Organisation.eff_postal_code == application.postal_code,
-                               keep=(Organisation.name_search,
-                                     lambda folded: _similar_folded(folded, wanted)))],
+                               keep=(Organisation.name_search, similar))],
             app_rows(Application.postal_code == application.postal_code,
                      keep=(Application.institution_name,
-                           lambda name: _similar_folded(fold(name), wanted))),
+                           lambda name: similar(fold(name)))),
             reason,
         )
     return findings
