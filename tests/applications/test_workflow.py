@@ -47,6 +47,13 @@ def _create(client, headers, **overrides):
     return response.get_json()
 
 
+def _warnings(client, headers, application):
+    """The application's validation warnings by their code."""
+    result = client.post(f"/api/v1/applications/{application['id']}/validate",
+                         headers=headers).get_json()
+    return {w["code"]: w for w in result["warnings"]}
+
+
 def test_the_contract_flow_end_to_end(client, world, session):
     draft = _create(client, world["aarhus"], phone=None)
     assert draft["status"] == "draft" and draft["version"] == 0
@@ -190,9 +197,7 @@ def test_same_ydernummer_and_open_applications_are_duplicates(client, world):
                     address={"street": "Vestergade 3", "postal_code": "8600",
                              "city": "Silkeborg"})
     assert first["ydernummer"] == "012345"
-    result = client.post(f"/api/v1/applications/{first['id']}/validate",
-                         headers=world["aarhus"]).get_json()
-    by_code = {w["code"]: w for w in result["warnings"]}
+    by_code = _warnings(client, world["aarhus"], first)
     assert by_code["duplicate_ydernummer"]["candidates"][0]["ydernummer"] == "012345"
     assert "has_ydernummer" in by_code
 
@@ -200,9 +205,7 @@ def test_same_ydernummer_and_open_applications_are_duplicates(client, world):
                      ownership="privat", owner_cvr=PRIVATE_CVR, institution_type=FYSIOTERAPI,
                      address={"street": "Vestergade 3", "postal_code": "8600",
                               "city": "Silkeborg"})
-    result = client.post(f"/api/v1/applications/{second['id']}/validate",
-                         headers=world["aarhus"]).get_json()
-    by_code = {w["code"]: w for w in result["warnings"]}
+    by_code = _warnings(client, world["aarhus"], second)
     for code in ("duplicate_address", "similar_name"):
         candidates = by_code[code]["candidates"]
         assert [c["reference"] for c in candidates] == [first["reference"]]
@@ -228,9 +231,7 @@ def test_a_duplicate_after_the_first_two_hundred_of_a_postcode_is_found(client, 
     application = _create(client, world["aarhus"], institution_name="Plejecentret Bakkegaarden",
                           address={"street": "Bakkevej 9.", "postal_code": "8000",
                                    "city": "Aarhus C"})
-    result = client.post(f"/api/v1/applications/{application['id']}/validate",
-                         headers=world["aarhus"]).get_json()
-    by_code = {w["code"]: w for w in result["warnings"]}
+    by_code = _warnings(client, world["aarhus"], application)
     for code in ("similar_name", "duplicate_address"):
         assert [c["sor_code"] for c in by_code[code]["candidates"]] == [look_alike], code
 
