@@ -23,7 +23,9 @@ the same code:
   written, everything else runs as it does.
 
 Prints each run, the medians, their ratio feed / off and each round's; the target (issue
-13): the feed within 10 % on both imports, by the ratio of the medians. ``uptime`` before
+13): the feed within 10 % on both imports, by the ratio of the medians and by the median
+of the rounds' ratios (each round runs the two side by side, so a slow spell of the
+machine weighs on one pair rather than on one variant's median). ``uptime`` before
 and after: the machine is shared. Exit status 0 when the target holds, 2 when missed.
 """
 
@@ -135,11 +137,15 @@ def main() -> int:
         for name in IMPORTS:
             feed, off = seconds["feed"][name], seconds["off"][name]
             ratio = statistics.median(feed) / statistics.median(off)
-            met = met and ratio <= TARGET
-            pairs = " ".join(f"{a / b:.2f}" for a, b in zip(feed, off, strict=True))
+            ratios = [a / b for a, b in zip(feed, off, strict=True)]
+            paired = statistics.median(ratios)
+            held = ratio <= TARGET and paired <= TARGET
+            met = met and held
+            pairs = " ".join(f"{value:.2f}" for value in ratios)
             note(f"{name}: feed median {statistics.median(feed):.1f} s, off "
-                 f"{statistics.median(off):.1f} s: {ratio:.3f} (rounds: {pairs}) "
-                 f"[{'met' if ratio <= TARGET else 'MISSED'}: within 10 %]")
+                 f"{statistics.median(off):.1f} s: {ratio:.3f}; the rounds' ratios "
+                 f"{pairs}, their median {paired:.3f} "
+                 f"[{'met' if held else 'MISSED'}: within 10 % by both]")
         note(f"load after: {uptime()}")
         if args.out:
             args.out.write_text("\n".join(lines) + "\n")
