@@ -142,15 +142,18 @@ def test_workflows_along_the_links_conform(app, tokens):
     # Generation only, as schemathesis' own runner does: replaying a sequence against a
     # server whose state moved on draws differently (Hypothesis calls that flaky), and
     # then, like that runner, start afresh; a failed check is raised at once either way.
+    # Afresh too when a run drew no valid create (seen once in CI): its sequences never
+    # left the 422s, which says nothing of the links.
     for _ in range(3):
         try:
             run_state_machine_as_test(Workflows, settings=settings(
                 max_examples=STATEFUL_EXAMPLES, stateful_step_count=8, deadline=None,
                 database=None, phases=[Phase.generate],
                 suppress_health_check=list(HealthCheck)))
-            break
         except FlakyStrategyDefinition:
             continue
+        if created:
+            break
     assert calls.get("sds") and calls.get("municipality"), calls
     assert created, "no application was created: the links were never followed"
 
