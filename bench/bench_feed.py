@@ -88,11 +88,26 @@ with app.app_context():
     reporter = bearer(db.session, "reporter", name="Bench mirror")
     actor = A.Actor(name="Aarhus", roles=("municipality",), municipality_code="0751",
                     cvr="55133018")
+    # Applications as a municipality sends them: names of their own, spread over its
+    # postcodes (400 look-alikes in one postcode made every approval's duplicate check
+    # compare each with 200 others - a worst case, not an approval).
+    places = [("8000", "Aarhus C"), ("8200", "Aarhus N"), ("8210", "Aarhus V"),
+              ("8220", "Brabrand"), ("8230", "Åbyhøj"), ("8240", "Risskov"),
+              ("8250", "Egå"), ("8260", "Viby J"), ("8270", "Højbjerg")]
+    first = ["Solgården", "Egebo", "Lyngparken", "Bakkehuset", "Fjordbo", "Skovvang",
+             "Toftegården", "Møllebo", "Engholm", "Kildebo", "Rosenhaven", "Bøgely",
+             "Havkær", "Lindegården", "Vestervang", "Granhøj", "Åkanden", "Stjernehuset",
+             "Birkebo", "Pilegården"]
+    second = ["Nord", "Syd", "Øst", "Vest", "Midtby", "Strand", "Skov", "Ådal", "Bakke",
+              "Mark", "Hede", "Eng", "Have", "Torv", "Park", "Sø", "Bro", "Mølle", "Ås",
+              "Kær"]
     ids = []
     for n in range(int(sys.argv[1])):
+        postcode, city = places[n % len(places)]
+        name = f"Plejecenter {first[n % 20]} {second[n // 20 % 20]}"
         application = A.create_application(db.session, actor, new_nursing_home(
-            institution_name=f"Bench plejehjem {n}",
-            address={"street": f"Benchvej {n}", "postal_code": "8000", "city": "Aarhus C"}))
+            institution_name=name,
+            address={"street": f"Benchvej {n}", "postal_code": postcode, "city": city}))
         A.submit_application(db.session, actor, application.id)
         ids.append(application.id)
     db.session.commit()
