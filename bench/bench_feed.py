@@ -373,27 +373,33 @@ class Variant:
             assert committed is not None, f"no NOTIFY for position {position}"
             self.result["latency"].append((arrived - committed) * 1000)
 
-    def finish(self) -> None:
-        """The approvals' figures; with the feed, the exports; the server stopped."""
-        assert self.service is not None
-        try:
-            times = self.result["approval"]
-            say(f"   {self.name} approval: p50 {percentile(times, 50):.1f} ms, p95 "
-                f"{percentile(times, 95):.1f} ms ({len(times)})")
-            if self.connection is not None:
-                self.connection.close()
-            if self.poller is not None and self.commits is not None:
-                self.poller.stop.set()
-                self.commits.stop.set()
-                self.poller.join(timeout=10)
-                self.commits.join(timeout=10)
-                latencies = self.result["latency"]
-                say(f"   {self.name} approval -> long poll: p50 "
-                    f"{percentile(latencies, 50):.1f} ms, p95 "
-                    f"{percentile(latencies, 95):.1f} ms, max {max(latencies):.1f} ms")
-                self._exports()
-        finally:
+    def report(self) -> None:
+        """The approvals' figures; with the feed, the latencies and the exports (the
+        poller stopped first: the exports are timed alone)."""
+        times = self.result["approval"]
+        say(f"   {self.name} approval: p50 {percentile(times, 50):.1f} ms, p95 "
+            f"{percentile(times, 95):.1f} ms ({len(times)})")
+        if self.poller is not None:
+            self._stop_listening()
+            latencies = self.result["latency"]
+            say(f"   {self.name} approval -> long poll: p50 "
+                f"{percentile(latencies, 50):.1f} ms, p95 "
+                f"{percentile(latencies, 95):.1f} ms, max {max(latencies):.1f} ms")
+            self._exports()
+
+    def stop(self) -> None:
+        """Stop the poller, the listener and the server (whatever happened before)."""
+        if self.connection is not None:
+            self.connection.close()
+        self._stop_listening()
+        if self.service is not None:
             self.service.stop()
+
+    def _stop_listening(self) -> None:
+        for thread in (self.poller, self.commits):
+            if thread is not None:
+                thread.stop.set()
+                thread.join(timeout=10)
 
     def _exports(self) -> None:
         assert self.service is not None
@@ -466,10 +472,11 @@ def main() -> int:
                 for variant in variants:
                     variant.prepare((plain, changed), args.approvals)
                 side_by_side(variants, args.approvals)
+                for variant in variants:
+                    variant.report()
             finally:
                 for variant in variants:
-                    if variant.service is not None:
-                        variant.finish()
+                    variant.stop()
             results = {variant.name: variant.result for variant in variants}
         load_after = uptime()
         b, f = results["base"], results["feed"]
