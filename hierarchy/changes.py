@@ -113,7 +113,6 @@ __all__ = [
     "Recording",
     "VersionRow",
     "bump_register_version",
-    "created_copy_line",
     "created_entry",
     "install",
     "is_installed",
@@ -143,8 +142,6 @@ _ENTRY_BATCH = 5000  # an import's feed entries rendered and sent per batch
 # What created_entry's rows are written into, and their columns.
 ENTRY_TABLE = feed_entries.ENTRIES
 ENTRY_COLUMNS = feed_entries.STORED_COLUMNS
-# A created_entry row in COPY's text format, for the writer that sends it (PostgreSQL).
-created_copy_line = feed_items.created_copy_line
 _S = TypeVar("_S", bound=Session)
 # The PostgreSQL channel a commit that took feed positions notifies, with the last one.
 FEED_CHANNEL = "sor_feed"
@@ -228,8 +225,10 @@ class Recording:
 
     commit_id: int
     recorded: int = 0
-    # The numbers of versions whose entries were made with them (created_entry).
+    # The numbers of versions whose entries were made with them (created_entry), and
+    # what those entries share.
     entered: Runs = field(default_factory=Runs)
+    created: feed_items.Created | None = None
 
     def version_row(
         self,
@@ -346,33 +345,24 @@ def record_inherited(
 def created_entry(
     recorded: Recording, version: VersionRow, organisation: Mapping[str, Any],
     effective: Mapping[str, Any],
-) -> dict[str, Any] | None:
+) -> tuple[feed_items.Created, bytes] | None:
     """The feed entry of an organisation the import inserts, made in the same pass from
     its first version *version* and the row it sends (*organisation*, JSON columns as
     text; *effective*: its effective values as the dict they were made from), to be
-    written with them (``hierarchy.import_writer``): ``created``, its item rendered (as
-    UTF-8, which the writer's COPY sends as it is). A first entry compares with nothing,
-    so the row is all it needs - no statement reads the organisation back, and the rows
-    go by COPY from the writer's thread while the files are parsed. None when the
-    organisation names a successor: its item shows the chains' ends, read once the run's
-    rows are written (:func:`record_import_entries` makes it then, as every other version's)."""
+    written with them (``hierarchy.import_writer``): ``created``, as what the commit's
+    created entries share (``hierarchy.feed.items.Created``) and its item rendered (as
+    UTF-8). A first entry compares with nothing, so the row is all it needs - no statement
+    reads the organisation back, and the rows go by COPY from the writer's thread while
+    the files are parsed. None when the organisation names a successor: its item shows
+    the chains' ends, read once the run's rows are written (:func:`record_import_entries`
+    makes it then, as every other version's)."""
     if organisation["replaced_by"] not in (None, "null", "[]"):
         return None
-    entry: dict[str, Any] = {
-        "commit_id": version["commit_id"],
-        "commit_seq": version["commit_seq"],
-        "sor_code": version["sor_code"],
-        "change": "created",
-        "changed_fields": "",
-        "by_inheritance": False,
-        "recorded_at": version["recorded_at"],
-        "source": version["source"],
-        "reference": version["reference"],
-        "took_effect_on": None,
-    }
-    entry["item"] = feed_items.render_created(entry, organisation, effective)
+    created = recorded.created
+    if created is None or not created.shares(version):
+        created = recorded.created = feed_items.Created(version)
     recorded.entered.add(version["commit_seq"])
-    return entry
+    return created, created.item(version["sor_code"], organisation, effective)
 
 
 def record_import_entries(

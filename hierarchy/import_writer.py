@@ -24,9 +24,10 @@ from sqlalchemy import Column, MetaData, Table, Text, bindparam, insert, update
 from sqlalchemy.engine import Connection
 
 from hierarchy import changes
+from hierarchy.feed.items import Created
 from hierarchy.models import NAME_COLUMNS, Organisation, OrganisationName, table_of
 from hierarchy.records import DERIVED_FIELDS, OWN_FIELDS
-from sorregistry.database import copy_data, copy_rows
+from sorregistry.database import copy_binary, copy_rows
 
 BATCH_SIZE = 5000
 T = TypeVar("T")
@@ -156,11 +157,10 @@ class ImportWriter:
         self.inserts: list[Row] = []
         self.updates: list[Row] = []
         self.versions: list[changes.VersionRow] = []
-        # Feed entries (hierarchy.changes.created_entry): rows (SQLite), or their COPY
-        # lines made as they come (PostgreSQL), with the text their commit's lines share.
+        # Feed entries (hierarchy.changes.created_entry): rows (SQLite), or their rows in
+        # COPY's binary format, made as they come (PostgreSQL).
         self.entries: list[dict[str, Any]] = []
-        self.entry_lines: list[bytes] = []
-        self.entry_shared: dict[Any, tuple[bytes, bytes]] = {}
+        self.entry_rows: list[bytes] = []
         self.superseded: list[str] = []
         self.updated: list[str] = []  # codes whose narrow search rows follow at finish
         metadata = MetaData()
@@ -199,15 +199,18 @@ class ImportWriter:
         if len(self.versions) >= BATCH_SIZE:
             self.flush()
 
-    def entry(self, row: dict[str, Any]) -> None:
-        """A feed entry, sent with the batch (after its version). On PostgreSQL its COPY
-        line is made now, on the caller's thread: the writer's thread is the one that
-        waits for the server, and with an entry for every organisation of a first import
-        the lines made there held the server up (and the batches queued behind it)."""
+    def entry(self, version: changes.VersionRow, created: Created, item: bytes) -> None:
+        """The feed entry of *version* (its organisation's first), sent with the batch
+        (after the version): what it shares with its commit's entries, *created*, and its
+        *item* (``hierarchy.changes.created_entry``). On PostgreSQL its COPY row is made
+        now, on the caller's thread: the writer's thread is the one that waits for the
+        server, and with an entry for every organisation of a first import the rows made
+        there held the server up (and the batches queued behind it)."""
         if self.postgres:
-            self.entry_lines.append(changes.created_copy_line(row, self.entry_shared))
-        else:  # the item as text (created_entry leaves it UTF-8)
-            self.entries.append({**row, "item": row["item"].decode()})
+            self.entry_rows.append(
+                created.copy_row(version["commit_seq"], version["sor_code"], item))
+        else:
+            self.entries.append(created.row(version["commit_seq"], version["sor_code"], item))
 
     def ask(self, question: Callable[[], T]) -> Future[T]:
         """Run *question* on the connection; its answer.
@@ -242,10 +245,10 @@ class ImportWriter:
     def flush(self) -> None:
         """Send the buffered rows. New organisations go first: versions refer to them."""
         inserts, updates, versions = self.inserts, self.updates, self.versions
-        entries, lines = self.entries, self.entry_lines
+        entries, entry_rows = self.entries, self.entry_rows
         self.inserts, self.updates, self.versions, self.entries = [], [], [], []
-        self.entry_lines = []
-        if not (inserts or updates or versions or entries or lines):
+        self.entry_rows = []
+        if not (inserts or updates or versions or entries or entry_rows):
             return
 
         def write() -> None:
@@ -259,9 +262,9 @@ class ImportWriter:
                     self._update_sqlite(updates)
             if versions:
                 self._insert(changes.VERSION_TABLE, changes.VERSION_COLUMNS, versions)
-            if lines:
-                copy_data(self.connection, changes.ENTRY_TABLE.name, changes.ENTRY_COLUMNS,
-                          b"".join(lines))
+            if entry_rows:
+                copy_binary(self.connection, changes.ENTRY_TABLE.name, changes.ENTRY_COLUMNS,
+                            entry_rows)
             if entries:
                 self._insert(changes.ENTRY_TABLE, changes.ENTRY_COLUMNS, entries)
 

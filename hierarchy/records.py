@@ -52,7 +52,7 @@ DATE_FIELDS = frozenset({"first_valid_from", "valid_from", "valid_to", "source_u
 # The one key of a row the import reads (hierarchy.import_writer.Row) that is not a
 # column: its effective values as the dict their JSON text was made from, so the feed's
 # created entry is rendered without parsing the text again (hierarchy.sor_import takes
-# it off the row and hands it to hierarchy.feed.items.render_created).
+# it off the row and hands it to hierarchy.feed.items.Created).
 EFFECTIVE_VALUES = "effective_values"
 
 DERIVED_FIELDS: tuple[str, ...] = (

@@ -143,7 +143,7 @@ def shown_addresses(
 
 def organisation_item(organisation: ItemRow) -> dict[str, Any]:
     """An organisation as the API shows it, from a model or a row with ITEM_COLUMNS
-    (``hierarchy.feed.items.render_created`` makes the same from an imported row)."""
+    (``hierarchy.feed.items.Created.item`` makes the same from an imported row)."""
     effective = organisation.effective or {}
     address, visiting_address = shown_addresses(effective)
     return {

@@ -376,9 +376,9 @@ class _Stream:
             writer.insert(row)
             version = self.version_row(sor_code, 1, snapshot, "")
             writer.version(version)
-            entry = changes.created_entry(self.recording, version, row, effective)
-            if entry is not None:
-                writer.entry(entry)
+            made = changes.created_entry(self.recording, version, row, effective)
+            if made is not None:
+                writer.entry(version, *made)
         elif action == "changed":
             assert before is not None
             row["version"] = before.version + 1

@@ -8,6 +8,8 @@ from datetime import date
 from typing import Any, cast
 
 import flask_sqlalchemy.session
+import psycopg
+from psycopg.pq import Format
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.orm import Session, scoped_session
@@ -163,6 +165,42 @@ def copy_data(connection: Connection, table: str, columns: Sequence[str],
     with raw.cursor() as cursor, cursor.copy(
             f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         copy.write(data)
+
+
+# COPY's binary format: a signature, its flags and the length of a header extension (none)
+# before the rows, a field count of -1 after them.
+COPY_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+COPY_BINARY_TRAILER = b"\xff\xff"
+_NULL_FIELD = b"\xff\xff\xff\xff"
+
+
+def copy_binary(connection: Connection, table: str, columns: Sequence[str],
+                rows: Sequence[bytes]) -> None:
+    """Send *rows* into *table*, each one row of *columns* in COPY's binary format: the
+    number of fields (two bytes), then each field (:func:`binary_field`). Nothing in it is
+    escaped or parsed as text: for rows of long text made in Python (the feed entries an
+    import makes, ~1.2 KB each) the cheapest form for both sides."""
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy(
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(COPY_BINARY_HEADER)
+        copy.write(b"".join(rows))
+        copy.write(COPY_BINARY_TRAILER)
+
+
+def binary_field(value: object, type_name: str) -> bytes:
+    """*value* as one field of COPY's binary format: its length (-1 for NULL), then its
+    value as PostgreSQL's binary form of the type *type_name* (``int8``, ``varchar``,
+    ``timestamptz``...), made by psycopg's own dumper for that type."""
+    if value is None:
+        return _NULL_FIELD
+    dumper = psycopg.adapters.get_dumper_by_oid(psycopg.adapters.types[type_name].oid,
+                                                Format.BINARY)
+    dumped = dumper(type(value)).dump(value)
+    assert dumped is not None  # None only for a None, handled above
+    data = bytes(dumped)
+    return len(data).to_bytes(4, "big") + data
 
 
 def copy_text(value: object) -> str:

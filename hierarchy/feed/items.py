@@ -20,9 +20,9 @@ rows did not change); ``GET /organisations/{code}`` gives the chain's end today.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date
-from operator import itemgetter
 from types import SimpleNamespace
 from typing import Any
 
@@ -42,10 +42,10 @@ from hierarchy.feed.entries import (
 )
 from hierarchy.schemas import organisation_item, shown_addresses, with_successors
 from hierarchy.successors import AnySession, Successors, find_successors
-from sorregistry.database import copy_text
+from sorregistry.database import binary_field
 
-__all__ = ["change_of", "created_copy_line", "organisation_columns", "render_created",
-           "render_items", "render_missing", "with_position"]
+__all__ = ["COPY_TYPES", "Created", "change_of", "organisation_columns", "render_items",
+           "render_missing", "with_position"]
 
 _DATES = ("first_valid_from", "valid_from", "valid_to")
 # The JSON columns an item shows as they are stored.
@@ -180,39 +180,84 @@ def render_items(session: AnySession, rows: Sequence[Any], today: date,
     return stored
 
 
-def render_created(entry: Mapping[str, Any], organisation: Mapping[str, Any],
-                   effective: Mapping[str, Any]) -> bytes:
-    """The stored text of a ``created`` entry, as UTF-8, the import writes as it inserts the
-    organisation: *entry* holds the entry's columns (``META_COLUMNS``), *organisation* the
-    row as the import sends it, JSON columns as their text: the lists go into the text as
-    they are; the effective values are *effective*, the dict their text was made from
-    (not parsed again). The organisation names no successor (those
-    are rendered with their chains' ends, :func:`render_items`).
+# The PostgreSQL type of each stored column, for COPY's binary format (a test holds it to
+# the model's columns).
+COPY_TYPES: dict[str, str] = {
+    "commit_id": "int8", "commit_seq": "int4", "sor_code": "varchar", "change": "varchar",
+    "changed_fields": "varchar", "by_inheritance": "bool", "recorded_at": "timestamptz",
+    "source": "varchar", "reference": "varchar", "took_effect_on": "date", "item": "text",
+}
+# The columns a commit's created entries share: those between the code and the item.
+_SHARED_COLUMNS = STORED_COLUMNS[3:-1]
+# A binary row's start: its number of fields; then commit_seq's length, commit_seq and the
+# code's length.
+_FIELDS = len(STORED_COLUMNS).to_bytes(2, "big")
+_SEQ_AND_CODE = struct.Struct(">iii")
 
-    The import renders one for every organisation it inserts - on a first import, the
-    whole register, on the thread that parses the files - so this builds the item in one
-    pass from the row, without :func:`render_items`' namespaces: the same keys in the same
-    order as ``hierarchy.schemas.organisation_item`` and :func:`_entry` (a test holds the
-    two ways equal, ``tests/hierarchy/test_feed_entries.py``), left as the UTF-8 orjson
-    makes, which PostgreSQL's COPY takes as it is (decoding it to text and encoding it
-    again cost more than a third of the rendering)."""
-    address, visiting_address = shown_addresses(effective)
-    kind = organisation["entity_type"]
-    valid_from, valid_to = organisation["valid_from"], organisation["valid_to"]
-    inherited, specialities, replaces, successors = (organisation[name] for name in _LISTS)
-    return orjson.dumps({
-        "sor_code": entry["sor_code"],
-        "change": entry["change"],
-        "changed_fields": [],
-        "inherited": bool(entry["by_inheritance"]),
-        "recorded_at": entry["recorded_at"].astimezone(UTC),
-        "source": entry["source"],
-        "reference": entry["reference"],
-        "valid_from": valid_from,
-        "valid_to": valid_to,
-        "took_effect_on": entry["took_effect_on"],
-        "organisation": {
-            "sor_code": entry["sor_code"],
+
+def _key(version: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (version["commit_id"], version["recorded_at"], version["source"],
+            version["reference"])
+
+
+class Created:
+    """The ``created`` entries of one commit's import, what they share made once.
+
+    The import makes an entry for every organisation it inserts - on a first import the
+    whole register, on the thread that parses the files
+    (``hierarchy.changes.created_entry``) - so an entry costs only what is its own. Its
+    item (:meth:`item`) is built in one pass from the row the import sends, with the same
+    keys in the same order as ``hierarchy.schemas.organisation_item`` and :func:`_entry`
+    (a test holds the two ways equal, ``tests/hierarchy/test_feed_entries.py``); the
+    entry's fields around the organisation are rendered once. On PostgreSQL its row is
+    made in COPY's binary format (:meth:`copy_row`, ``sorregistry.database.copy_binary``)
+    with the columns it shares with the commit's other entries encoded once: the item
+    goes as orjson made it, neither escaped here nor parsed by the server (the text
+    format scanned every item on both sides).
+    """
+
+    __slots__ = ("_envelope", "_head", "_shared", "key", "values")
+
+    def __init__(self, version: Mapping[str, Any]) -> None:
+        self.key = _key(version)
+        commit_id, recorded_at, source, reference = self.key
+        # The stored columns of every created entry of the commit, but code and number.
+        self.values: dict[str, Any] = {
+            "commit_id": commit_id, "change": "created", "changed_fields": "",
+            "by_inheritance": False, "recorded_at": recorded_at, "source": source,
+            "reference": reference, "took_effect_on": None,
+        }
+        around = orjson.dumps({
+            "change": "created", "changed_fields": [], "inherited": False,
+            "recorded_at": recorded_at.astimezone(UTC), "source": source,
+            "reference": reference,
+        })[1:-1].replace(b"%", b"%%")
+        self._envelope = (b'{"sor_code":%b,' + around + b',"valid_from":%b,"valid_to":%b,'
+                          b'"took_effect_on":null,"organisation":%b}')
+        self._head = _FIELDS + binary_field(commit_id, COPY_TYPES["commit_id"])
+        self._shared = b"".join(binary_field(self.values[name], COPY_TYPES[name])
+                                for name in _SHARED_COLUMNS)
+
+    def shares(self, version: Mapping[str, Any]) -> bool:
+        """Whether the entry of *version* (its first) shares this commit's values."""
+        return _key(version) == self.key
+
+    def item(self, sor_code: str, organisation: Mapping[str, Any],
+             effective: Mapping[str, Any]) -> bytes:
+        """The stored text of *sor_code*'s entry, as UTF-8: *organisation* is the row as
+        the import sends it, JSON columns as their text (the lists go into the text as
+        they are); the effective values are *effective*, the dict their text was made
+        from (not parsed again). The organisation names no successor (those are rendered
+        with their chains' ends, :func:`render_items`)."""
+        address, visiting_address = shown_addresses(effective)
+        kind = organisation["entity_type"]
+        valid_from, valid_to = organisation["valid_from"], organisation["valid_to"]
+        inherited = organisation["inherited"]
+        specialities, replaces = organisation["clinical_specialities"], organisation["replaces"]
+        successors = organisation["replaced_by"]
+        code = orjson.dumps(sor_code)
+        shown = orjson.dumps({
+            "sor_code": sor_code,
             "name": organisation["name"],
             "level": organisation["level"],
             "entity_type": {"code": kind, "name": entity_type_name(kind)},
@@ -232,47 +277,28 @@ def render_created(entry: Mapping[str, Any], organisation: Mapping[str, Any],
             "email": effective.get("email"),
             "website": effective.get("website"),
             "inherited": orjson.Fragment(inherited) if inherited is not None else [],
-            "clinical_specialities": _fragment(specialities),
-            "replaces": _fragment(replaces),
-            "replaced_by": _fragment(successors),
+            "clinical_specialities":
+                orjson.Fragment(specialities) if specialities is not None else None,
+            "replaces": orjson.Fragment(replaces) if replaces is not None else None,
+            "replaced_by": orjson.Fragment(successors) if successors is not None else None,
             "first_valid_from": organisation["first_valid_from"],
             "valid_from": valid_from,
             "valid_to": valid_to,
             "version": organisation["version"],
-        },
-    })
+        })
+        return self._envelope % (code, orjson.dumps(valid_from), orjson.dumps(valid_to),
+                                 shown)
 
+    def copy_row(self, commit_seq: int, sor_code: str, item: bytes) -> bytes:
+        """The entry's row of ``STORED_COLUMNS`` in COPY's binary format."""
+        code = sor_code.encode()
+        return b"%b%b%b%b%b%b" % (self._head, _SEQ_AND_CODE.pack(4, commit_seq, len(code)),
+                                  code, self._shared, len(item).to_bytes(4, "big"), item)
 
-def _fragment(text: str | None) -> orjson.Fragment | None:
-    """A JSON column's *text* put into an item as it is."""
-    return orjson.Fragment(text) if text is not None else None
-
-
-def created_copy_line(entry: Mapping[str, Any], shared: dict[Any, tuple[bytes, bytes]]) -> bytes:
-    """A :func:`render_created` *entry* (``hierarchy.changes.created_entry``, its item as
-    UTF-8) as its row of ``STORED_COLUMNS`` in COPY's text format, as
-    ``sorregistry.database.copy_lines`` makes it of the item as text. The columns the
-    created entries of a commit share are formatted once and kept in *shared* (the
-    caller's, one for the lines it makes), so a line costs its number, code and item:
-    the import makes one for every organisation it inserts, on the thread that parses."""
-    key = _SHARED(entry)
-    around = shared.get(key)
-    if around is None:
-        before, after = _SHARED_AROUND
-        around = shared[key] = (
-            (copy_text(entry[before[0]]) + "\t").encode(),
-            ("\t" + "\t".join([copy_text(entry[name]) for name in after]) + "\t").encode())
-    item = entry["item"]
-    if b"\\" in item or b"\t" in item or b"\n" in item or b"\r" in item:
-        item = copy_text(item.decode()).encode()
-    return b"%b%d\t%b%b%b\n" % (around[0], entry["commit_seq"],
-                                copy_text(entry["sor_code"]).encode(), around[1], item)
-
-
-# STORED_COLUMNS is: commit_id, commit_seq, sor_code, then the columns the created entries
-# of one commit share, then the item.
-_SHARED_AROUND = (STORED_COLUMNS[:1], STORED_COLUMNS[3:-1])
-_SHARED = itemgetter(*_SHARED_AROUND[0], *_SHARED_AROUND[1])
+    def row(self, commit_seq: int, sor_code: str, item: bytes) -> dict[str, Any]:
+        """The entry's row of ``STORED_COLUMNS`` by name, the item as text."""
+        return {**self.values, "commit_seq": commit_seq, "sor_code": sor_code,
+                "item": item.decode()}
 
 
 def render_missing(bind: Connection, state_columns: Sequence[str], batch: int = 5000) -> None:

@@ -7,12 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import orjson
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
+from sqlalchemy.dialects import postgresql
 
 from hierarchy import changes, service
 from hierarchy import identifiers as ids
 from hierarchy.feed.entries import ADDRESS_KEYS, STATE_COLUMNS, versioned_entries
-from hierarchy.feed.items import render_items
+from hierarchy.feed.items import COPY_TYPES, Created, render_items
 from hierarchy.feed.reading import read_page
 from hierarchy.models import (
     FeedEntry,
@@ -25,7 +26,7 @@ from hierarchy.schemas import AddressSchema
 from hierarchy.search import ITEM_COLUMNS
 from hierarchy.sor_import import import_sor_file
 from sorregistry import create_app
-from sorregistry.database import copy_lines
+from sorregistry.database import copy_binary
 from sorregistry.extensions import db
 from sorregistry.reads import SessionReads
 from tests.conftest import fixture_path
@@ -270,29 +271,73 @@ def test_the_import_writes_a_new_organisations_entry_as_the_statements_would(ses
     assert compared == len(first)
 
 
-def test_the_import_formats_its_created_entries_as_copy_rows_would():
-    # The writer sends created entries (their items UTF-8) in COPY's text format made by
-    # created_copy_line, the columns a commit's entries share formatted once: line for
-    # line what the generic formatter makes of the items as text, escapes included,
-    # across commits that share nothing.
-    def entry(commit_id, seq, reference, name):
-        values = {"commit_id": commit_id, "commit_seq": seq, "sor_code": ids.make_sor_code(seq),
-                  "change": "created", "changed_fields": "", "by_inheritance": False,
-                  "recorded_at": datetime(2026, 1, commit_id, 3, tzinfo=UTC),
-                  "source": "import", "reference": reference, "took_effect_on": None}
-        values["item"] = orjson.dumps({**values, "name": name}, default=str)
-        return values
+def _organisation_row(code: str, name: str) -> dict:
+    """A row as the import sends it (JSON columns as their text), for Created.item."""
+    return {"name": name, "level": "OE", "entity_type": "550821000005102",
+            "ownership": "regional", "owner_cvr": "15968532", "ydernummer": None,
+            "shak": "8001011", "p_number": None, "parent_sor_code": "12771000016008",
+            "institution_sor_code": "12771000016008", "owner_sor_code": "12751000016001",
+            "inherited": '["email"]', "clinical_specialities": '["Akutmedicin"]',
+            "replaces": None, "replaced_by": None, "first_valid_from": date(2020, 1, 2),
+            "valid_from": date(2021, 3, 4), "valid_to": None, "version": 1}
 
-    entries = [entry(1, 1, "import-run:1", "Plain"),
-               entry(1, 2, "import-run:1", 'Back\\slash "quoted"\ttab\nline'),
-               entry(2, 1, None, "Æblehaven\r"), entry(2, 2, "tab\there", "x"),
-               entry(1, 3, "import-run:1", "again")]
-    shared = {}
-    made = b"".join(changes.created_copy_line(entry, shared) for entry in entries)
-    assert len(shared) == 3  # the three sets of shared columns, each formatted once
-    as_text = [{**entry, "item": entry["item"].decode()} for entry in entries]
-    assert made == copy_lines(changes.ENTRY_COLUMNS, as_text)
-    assert made.count(b"\n") == len(entries) and b"\\N" in made
+
+def test_created_entries_are_written_as_made_whatever_their_text(session, backend):
+    # The import writes its created entries (hierarchy.feed.items.Created) by COPY in its
+    # binary format on PostgreSQL, by INSERT on SQLite: read back, every column is what
+    # was made - text that COPY's text format escapes (backslash, tab, newline, return),
+    # quotes, "%" in what the entries share, letters beyond ASCII - across commits that
+    # share nothing; and each item is the organisation as the API shows it.
+    names = ["Plain", 'Back\\slash "quoted"\ttab\nline', "Æblehaven\r", "100 % ø"]
+    versions = [
+        {"commit_id": 900001, "recorded_at": datetime(2026, 1, 1, 3, tzinfo=UTC),
+         "source": "import", "reference": "import-run:1"},
+        {"commit_id": 900002, "recorded_at": datetime(2026, 1, 2, 4, 5, 6, 789, tzinfo=UTC),
+         "source": "import", "reference": 'tab\there "%s" \\ 100%'},
+        {"commit_id": 900003, "recorded_at": datetime(2026, 1, 3, tzinfo=UTC),
+         "source": "import", "reference": None},
+    ]
+    effective = {"gln": "5790010587596", "phone": "22809685", "fax": None, "email": "a@b.dk",
+                 "website": None,
+                 "postal_address": {"street": "Søvej 8", "postal_code": "9200",
+                                    "city": "Aalborg SV", "municipality_code": "0851",
+                                    "region_code": "1081", "country": "DK"}}
+    effective["visiting_address"] = effective["postal_address"]  # as records.derive makes it
+    made, expected = [], []
+    for number, version in enumerate(versions, start=1):
+        created = Created(version)
+        assert created.shares(version) and not created.shares({**version, "source": "x"})
+        for seq, name in enumerate(names, start=1):
+            code = ids.make_sor_code(number * 100 + seq)
+            item = created.item(code, _organisation_row(code, name), effective)
+            made.append(created.copy_row(seq, code, item) if backend == "postgresql"
+                        else created.row(seq, code, item))
+            expected.append(created.row(seq, code, item))
+            shown = orjson.loads(item)
+            assert shown["organisation"]["name"] == name
+            assert shown["reference"] == version["reference"]
+            assert shown["organisation"]["visiting_address"] == \
+                shown["organisation"]["address"] == effective["postal_address"]
+    connection = session.connection()
+    if backend == "postgresql":
+        copy_binary(connection, "feed_entries", changes.ENTRY_COLUMNS, made)
+    else:
+        connection.execute(insert(FeedEntry.__table__), made)
+    stored = session.execute(
+        select(*[FeedEntry.__table__.c[name] for name in changes.ENTRY_COLUMNS])
+        .where(FeedEntry.commit_id >= 900001)
+        .order_by(FeedEntry.commit_id, FeedEntry.commit_seq)).mappings().all()
+    assert [dict(row) for row in stored] == expected
+
+
+def test_the_binary_copy_types_are_the_columns_types():
+    # Created.copy_row's fields are PostgreSQL's binary forms of the columns' own types.
+    dialect = postgresql.dialect()
+    compiled = {name: FeedEntry.__table__.c[name].type.compile(dialect=dialect).split("(")[0]
+                for name in changes.ENTRY_COLUMNS}
+    named = {"BIGINT": "int8", "INTEGER": "int4", "VARCHAR": "varchar", "BOOLEAN": "bool",
+             "TIMESTAMP WITH TIME ZONE": "timestamptz", "DATE": "date", "TEXT": "text"}
+    assert {name: named[kind] for name, kind in compiled.items()} == COPY_TYPES
 
 
 def test_an_entry_copies_what_the_item_shows():
