@@ -48,8 +48,6 @@ __all__ = ["COPY_TYPES", "Created", "change_of", "organisation_columns", "render
            "render_missing", "with_position"]
 
 _DATES = ("first_valid_from", "valid_from", "valid_to")
-# The JSON columns an item shows as they are stored.
-_LISTS = ("inherited", "clinical_specialities", "replaces", "replaced_by")
 
 
 def _decoded(row: Any) -> SimpleNamespace:
