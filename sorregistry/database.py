@@ -157,14 +157,16 @@ def copy_lines(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> byt
 
 
 def copy_data(connection: Connection, table: str, columns: Sequence[str],
-              data: bytes) -> None:
-    """Send *data*, rows of *columns* in COPY's text format, into *table*
-    (:func:`copy_rows`, or a writer that formats its own rows faster)."""
+              *chunks: bytes, binary: bool = False) -> None:
+    """Send *chunks*, rows of *columns* in COPY's text format (:func:`copy_rows`) or, with
+    *binary*, its binary format (:func:`copy_binary`), into *table*."""
     raw = connection.connection.driver_connection
     assert raw is not None
+    options = " (FORMAT BINARY)" if binary else ""
     with raw.cursor() as cursor, cursor.copy(
-            f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        copy.write(data)
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN{options}") as copy:
+        for chunk in chunks:
+            copy.write(chunk)
 
 
 # COPY's binary format: a signature, its flags and the length of a header extension (none)
@@ -180,13 +182,8 @@ def copy_binary(connection: Connection, table: str, columns: Sequence[str],
     number of fields (two bytes), then each field (:func:`binary_field`). Nothing in it is
     escaped or parsed as text: for rows of long text made in Python (the feed entries an
     import makes, ~1.2 KB each) the cheapest form for both sides."""
-    raw = connection.connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cursor, cursor.copy(
-            f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.write(COPY_BINARY_HEADER)
-        copy.write(b"".join(rows))
-        copy.write(COPY_BINARY_TRAILER)
+    copy_data(connection, table, columns, COPY_BINARY_HEADER, b"".join(rows),
+              COPY_BINARY_TRAILER, binary=True)
 
 
 def binary_field(value: object, type_name: str) -> bytes:

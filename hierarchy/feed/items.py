@@ -185,7 +185,10 @@ COPY_TYPES: dict[str, str] = {
     "changed_fields": "varchar", "by_inheritance": "bool", "recorded_at": "timestamptz",
     "source": "varchar", "reference": "varchar", "took_effect_on": "date", "item": "text",
 }
-# The columns a commit's created entries share: those between the code and the item.
+# A created entry's binary row (Created.copy_row): its own three columns, the columns a
+# commit's created entries share, then its item.
+assert STORED_COLUMNS[:3] == ("commit_id", "commit_seq", "sor_code") and \
+    STORED_COLUMNS[-1] == "item"
 _SHARED_COLUMNS = STORED_COLUMNS[3:-1]
 # A binary row's start: its number of fields; then commit_seq's length, commit_seq and the
 # code's length.
