@@ -6,9 +6,11 @@ development). In JSON each line is one object - ``time``, ``level``, ``logger``,
 own; the standard logging does the work, python-json-logger the formatting, so a
 library's warnings come out in the same shape.
 
-The request line (logger ``sorregistry.request``, level INFO) is written when the
-answer leaves: ``method``, ``path``, ``endpoint`` (the Flask endpoint, as the metrics
-name it), ``status``, ``duration_ms``, ``request_id`` (also sent back as
+The request line (logger ``sorregistry.request``, level INFO) is written once the answer
+has been sent (the server closes it: the client does not wait for the line):
+``method``, ``path``, ``endpoint`` (the Flask endpoint, as the metrics name it),
+``status``, ``duration_ms`` (from the app's start of the request until the last byte
+was handed to the server), ``request_id`` (also sent back as
 ``X-Request-Id`` and written into audit rows and the register's commits), ``client``
 (``client:<id>`` for an API client, ``user:<id>`` for a person logged in, absent
 otherwise) and ``remote_addr``. A line logged while a request is served carries its
@@ -23,12 +25,20 @@ from __future__ import annotations
 
 import logging
 import sys
+from functools import partial
 from typing import IO, Any
 
 from flask import Flask, Request, Response, g, has_request_context, request
 from pythonjsonlogger.orjson import OrjsonFormatter as JsonFormatter
 
-from sorregistry.request_id import current_request_id, elapsed_seconds, endpoint_label
+from sorregistry.request_id import (
+    STARTED_KEY,
+    after_sent,
+    current_request_id,
+    elapsed_seconds,
+    endpoint_label,
+    seconds_since,
+)
 
 FORMATS = ("json", "text")
 REQUEST_LOGGER = logging.getLogger("sorregistry.request")
@@ -122,14 +132,23 @@ def request_fields(response: Response) -> dict[str, Any]:
 
 def _log_request(response: Response) -> Response:
     if REQUEST_LOGGER.isEnabledFor(logging.INFO):
+        # The fields are the request's, so they are read now; the line is made and
+        # written once the answer has been sent (:func:`after_sent`), not before it.
         fields = request_fields(response)
-        # The record made directly: Logger.info would look up the caller's file and line
-        # (a stack walk, a third of the line's cost), which the line never shows.
-        REQUEST_LOGGER.handle(REQUEST_LOGGER.makeRecord(
-            REQUEST_LOGGER.name, logging.INFO, __file__, 0, "%s %s %s %.1f ms",
-            (fields["method"], fields["path"], fields["status"], fields["duration_ms"]),
-            None, extra=fields))
+        after_sent(response, partial(_write_request_line, fields,
+                                     request.environ.get(STARTED_KEY)))
     return response
+
+
+def _write_request_line(fields: dict[str, Any], started: float | None) -> None:
+    if started is not None:  # until the last byte left, as the client waited
+        fields["duration_ms"] = round(seconds_since(started) * 1000, 2)
+    # The record made directly: Logger.info would look up the caller's file and line (a
+    # stack walk, a third of the line's cost), which the line never shows.
+    REQUEST_LOGGER.handle(REQUEST_LOGGER.makeRecord(
+        REQUEST_LOGGER.name, logging.INFO, __file__, 0, "%s %s %s %.1f ms",
+        (fields["method"], fields["path"], fields["status"], fields["duration_ms"]),
+        None, extra=fields))
 
 
 def init_app(app: Flask) -> None:

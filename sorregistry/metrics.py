@@ -42,6 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from flask import Blueprint, Flask, Response, abort, current_app, request
@@ -67,7 +68,7 @@ from sorregistry.database import DbSession
 from sorregistry.extensions import db
 from sorregistry.models import utcnow
 from sorregistry.ratelimit import exempt
-from sorregistry.request_id import elapsed_seconds, endpoint_label
+from sorregistry.request_id import STARTED_KEY, after_sent, endpoint_label, seconds_since
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ REQUESTS = Counter(
     ["method", "endpoint", "status"])
 LATENCY = Histogram(
     "sor_http_request_duration_seconds",
-    "Time from the request's arrival in the app to its answer's headers",
+    "Time from the request's arrival in the app until its answer was sent",
     ["method", "endpoint", "status"], buckets=LATENCY_BUCKETS)
 ANSWER_CACHE = Counter(
     "sor_answer_cache_requests", "Cacheable GETs answered from a worker's answer cache "
@@ -205,13 +206,21 @@ def _count(response: Response) -> Response:
     if series is None:
         labels = (key[0], endpoint, str(key[2]))
         series = _SERIES[key] = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
-    series[0].inc()
-    series[1].observe(elapsed_seconds())
+    # Counted and timed once the answer has been sent: the client does not wait for it,
+    # and the time is the whole answer's, a streamed export's included.
     cache = response.headers.get("X-Cache")
-    if cache in ("hit", "miss"):
-        ANSWER_CACHE.labels(endpoint, cache).inc()
+    after_sent(response, partial(_observe, series, request.environ.get(STARTED_KEY),
+                                 (endpoint, cache) if cache in ("hit", "miss") else None))
     _sample_after_request(_state(current_app))
     return response
+
+
+def _observe(series: tuple[Counter, Histogram], started: float | None,
+             cached: tuple[str, str] | None) -> None:
+    series[0].inc()
+    series[1].observe(seconds_since(started))
+    if cached is not None:  # (endpoint, "hit" or "miss")
+        ANSWER_CACHE.labels(*cached).inc()
 
 
 # --- the core's own samples ------------------------------------------------------------------

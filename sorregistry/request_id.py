@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 
 from flask import Flask, Request, Response, has_request_context, request
 
@@ -15,7 +16,7 @@ HEADER = "X-Request-Id"
 _UNMATCHED = "<unmatched>"  # the endpoint label of a path that matches no route
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 _ID = "sor.request_id"  # request.environ: this request's id
-_STARTED = "sor.started"  # request.environ: perf_counter() when the app began the request
+STARTED_KEY = "sor.started"  # request.environ: perf_counter() when the app began the request
 
 
 def current_request_id() -> str | None:
@@ -33,8 +34,24 @@ def current_request_id() -> str | None:
 def elapsed_seconds(req: Request | None = None) -> float:
     """Seconds since the app began this request (0 when it was not noted); *req*: the
     request itself, when the caller has it (one proxy lookup fewer)."""
-    started = (request if req is None else req).environ.get(_STARTED)
+    return seconds_since((request if req is None else req).environ.get(STARTED_KEY))
+
+
+def seconds_since(started: float | None) -> float:
+    """Seconds since *started* (a request's noted start, ``STARTED_KEY``); 0 for None."""
     return 0.0 if started is None else time.perf_counter() - started
+
+
+def after_sent(response: Response, callback: Callable[[], None]) -> None:
+    """Run *callback* once *response* has been sent.
+
+    A WSGI server closes an answer after handing over its last byte (PEP 3333; gunicorn
+    before it reads the connection's next request), and the answer then calls what it was
+    given. Work the client need not wait for - the request line, the metrics' count -
+    goes there, with what it needs of the request read before (the request is gone by
+    then). The timing it records runs until the answer left, streamed ones included.
+    """
+    response.call_on_close(callback)
 
 
 def endpoint_label(req: Request | None = None) -> str:
@@ -47,7 +64,7 @@ def endpoint_label(req: Request | None = None) -> str:
 
 
 def _note_start() -> None:
-    request.environ.setdefault(_STARTED, time.perf_counter())
+    request.environ.setdefault(STARTED_KEY, time.perf_counter())
 
 
 def _send_back(response: Response) -> Response:

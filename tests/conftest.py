@@ -29,10 +29,14 @@ from hierarchy.search import version_listener
 from sorregistry import create_app
 from sorregistry.extensions import db
 from tests.support import postgres
+from tests.support.client import ServerClient
 from tests.support.database import bind_session_to
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEMPLATE = "sor_template"  # the migrated PostgreSQL database fresh ones copy
+# Every app's test client closes the answers it reads, as a server does.
+Flask.test_client_class = ServerClient
+
 BACKENDS = [b for b in os.environ.get("SOR_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 
 

@@ -8,16 +8,18 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
-from flask import Flask
+from flask import Flask, Response
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from applications import service
 from hierarchy.models import RegisterCommit
 from sorregistry import config as sor_config
-from sorregistry import logs
+from sorregistry import create_app, logs
 from sorregistry.audit import AuditEvent
 from tests.applications.helpers import AARHUS, AARHUS_CVR, bearer, build_register, new_nursing_home
 from tests.pages.helpers import login, make_users
@@ -59,6 +61,39 @@ def test_one_json_line_per_request_with_its_id(client, session, log_lines) -> No
     assert made.headers["X-Request-Id"] == second["request_id"] != first["request_id"]
     assert second["endpoint"] == "<unmatched>" and second["status"] == 404
     assert "client" not in second
+
+
+def test_the_line_and_the_count_come_once_the_answer_has_been_sent(log_lines) -> None:
+    """The request line and the metrics' count wait for the server to close the answer
+    (after its last byte), so the client never waits for them, and they time the whole
+    answer: here a streamed one whose last part comes 0.2 s after its first."""
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+
+    @app.get("/tests/slowly")
+    def slowly() -> Response:
+        def parts() -> Iterator[bytes]:
+            yield b"first "
+            time.sleep(0.2)
+            yield b"last"
+        return Response(parts(), mimetype="text/plain")
+
+    labels = {"method": "GET", "endpoint": "slowly", "status": "200"}
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value("sor_http_requests_total", labels) or 0.0
+
+    before = counted()
+    answer = app.test_client().get("/tests/slowly", buffered=False)
+    assert answer.get_data() == b"first last"
+    assert _lines(log_lines) == [] and counted() == before  # sent, not yet closed
+    answer.close()
+    (line,) = _lines(log_lines)
+    assert line["endpoint"] == "slowly" and line["status"] == 200
+    assert line["duration_ms"] >= 200
+    assert counted() == before + 1
+    timed = REGISTRY.get_sample_value("sor_http_request_duration_seconds_bucket",
+                                      {**labels, "le": "0.1"})
+    assert timed == 0  # not at the headers: the stream's 0.2 s are in it
 
 
 def test_a_person_logged_in_is_named_by_user_id(app: Flask, session, log_lines) -> None:

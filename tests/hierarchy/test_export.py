@@ -99,7 +99,8 @@ def test_the_command_refuses_what_it_cannot_do_and_writes_nothing(
 
 def test_the_api_streams_the_export_with_its_position_and_etag(client, session, register):
     reporter = _bearer(session, "reporter")
-    response = client.get("/api/v1/export/register.ndjson", headers=reporter)
+    # Unbuffered: the answer as the app made it (a stream), read as a server would.
+    response = client.get("/api/v1/export/register.ndjson", headers=reporter, buffered=False)
     assert response.status_code == 200
     assert response.mimetype == "application/x-ndjson"
     assert response.is_streamed
@@ -107,6 +108,7 @@ def test_the_api_streams_the_export_with_its_position_and_etag(client, session, 
     assert response.headers["X-Feed-Position"] == str(position)
     assert decode_cursor(response.headers["X-Feed-Cursor"], _key(session)) == position
     first, *lines = response.get_data().splitlines()
+    response.close()
     assert json.loads(first)["position"] == position
     assert lines == _expected_lines(session)
 

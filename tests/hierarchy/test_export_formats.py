@@ -163,7 +163,8 @@ def test_history_is_refused_and_nothing_written(runner, register, tmp_path, monk
     ("register.ndjson?format=fhir-ndjson", "fhir-ndjson"),
 ])
 def test_the_api_streams_each_format_with_its_position(client, session, register, path, name):
-    response = client.get(f"/api/v1/export/{path}", headers=_bearer(session, "reporter"))
+    response = client.get(f"/api/v1/export/{path}", headers=_bearer(session, "reporter"),
+                          buffered=False)  # the answer as the app made it: a stream
     assert response.status_code == 200
     assert response.is_streamed
     assert response.mimetype == FORMATS[name].media_type
@@ -172,6 +173,7 @@ def test_the_api_streams_each_format_with_its_position(client, session, register
     assert decode_cursor(response.headers["X-Feed-Cursor"], _key(session)) == position
     assert response.headers["ETag"].strip('"').startswith(f"{name}-{position}-")
     _check(name, response.get_data(), position, _count(session))
+    response.close()
 
 
 def test_the_api_refuses_a_format_of_another_extension(client, session, register):

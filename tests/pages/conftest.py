@@ -10,9 +10,10 @@ from flask.testing import FlaskClient
 
 from tests.applications.helpers import build_register
 from tests.pages.helpers import make_users
+from tests.support.client import ServerClient
 
 
-class FreshGlobalsClient(FlaskClient):
+class FreshGlobalsClient(ServerClient):
     """A test client whose every request starts with an empty ``g``.
 
     The ``app`` fixture keeps one app context open for the whole test, and Flask
