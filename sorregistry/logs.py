@@ -35,7 +35,6 @@ from sorregistry.request_id import (
     STARTED_KEY,
     after_sent,
     current_request_id,
-    elapsed_seconds,
     endpoint_label,
     seconds_since,
 )
@@ -111,7 +110,7 @@ def _caller(environ: dict[str, Any]) -> str | None:
 
 
 def request_fields(response: Response) -> dict[str, Any]:
-    """The request line's fields."""
+    """The request line's fields, but its duration (made when the answer has been sent)."""
     # One lookup of the request behind the proxy, not one per field (a request line is
     # written for every answer).
     req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
@@ -120,7 +119,6 @@ def request_fields(response: Response) -> dict[str, Any]:
         "path": req.path,
         "endpoint": endpoint_label(req),
         "status": response.status_code,
-        "duration_ms": round(elapsed_seconds(req) * 1000, 2),
         "request_id": current_request_id(),
         "remote_addr": req.remote_addr,
     }
@@ -141,8 +139,8 @@ def _log_request(response: Response) -> Response:
 
 
 def _write_request_line(fields: dict[str, Any], started: float | None) -> None:
-    if started is not None:  # until the last byte left, as the client waited
-        fields["duration_ms"] = round(seconds_since(started) * 1000, 2)
+    # Until the last byte left, as the client waited (0 when the start was not noted).
+    fields["duration_ms"] = round(seconds_since(started) * 1000, 2)
     # The record made directly: Logger.info would look up the caller's file and line (a
     # stack walk, a third of the line's cost), which the line never shows.
     REQUEST_LOGGER.handle(REQUEST_LOGGER.makeRecord(

@@ -1,7 +1,8 @@
 """A request id for every answer: taken from a trusted proxy's ``X-Request-Id`` when it is
 sane, made otherwise, sent back in ``X-Request-Id`` and written into the audit log, the
 register's commits (``hierarchy.changes``) and the request's log line
-(``sorregistry.logs``). The request's start is noted here too, for its duration."""
+(``sorregistry.logs``). The request's start is noted here too, for its duration, and
+:func:`after_sent` runs what the client need not wait for once the answer has left."""
 
 from __future__ import annotations
 
@@ -29,12 +30,6 @@ def current_request_id() -> str | None:
         offered = request.headers.get(HEADER, "")
         known = request.environ[_ID] = offered if _SANE.match(offered) else uuid.uuid4().hex
     return known
-
-
-def elapsed_seconds(req: Request | None = None) -> float:
-    """Seconds since the app began this request (0 when it was not noted); *req*: the
-    request itself, when the caller has it (one proxy lookup fewer)."""
-    return seconds_since((request if req is None else req).environ.get(STARTED_KEY))
 
 
 def seconds_since(started: float | None) -> float:
