@@ -84,8 +84,12 @@ def _driver_sql(dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
     return str(compiled), None if order is None else tuple(order)
 
 
+# A statement in the driver's own style and its parameters.
+DriverCall = tuple[str, dict[str, str | int] | tuple[str | int, ...]]
+
+
 def add_hits_driver_call(dialect: Dialect, key: str, window_start: int, expiry: int,
-                         amount: int) -> tuple[str, dict[str, str | int] | tuple[str | int, ...]]:
+                         amount: int) -> DriverCall:
     """:func:`add_hits_statement` compiled once for *dialect*, and its parameters in the
     driver's style: for ``Connection.exec_driver_sql``, which skips SQLAlchemy's per-call
     statement work (half of the CPU time of a write on the request path's storage)."""

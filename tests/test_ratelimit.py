@@ -23,7 +23,7 @@ import pytest
 from flask import Flask
 from limits import parse
 from limits.strategies import FixedWindowRateLimiter
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from sorregistry import create_app, ratelimit_storage
@@ -308,14 +308,17 @@ def test_storages_of_two_workers_share_the_count(fresh_database):
 
 
 def _statements_by_thread(storage: DatabaseStorage) -> list[str]:
-    """The names of the threads that write the storage's counters, as they write."""
+    """The names of the threads that write the storage's counters, as they write (each
+    write is one call of its _add, on PostgreSQL through a driver connection, which
+    SQLAlchemy's events do not see)."""
     threads: list[str] = []
+    add = storage._add  # noqa: SLF001 - the one place the storage writes
 
-    @event.listens_for(storage.engine, "before_cursor_execute")
-    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT"):
-            threads.append(threading.current_thread().name)
+    def noted(*args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return add(*args)
 
+    storage._add = noted  # type: ignore[method-assign]  # noqa: SLF001
     return threads
 
 
@@ -426,6 +429,27 @@ def test_counters_held_by_another_writer_hold_no_request_up(fresh_database, capl
     finally:
         release()
     assert "cannot be written" in caplog.text
+    storage.close()
+
+
+def test_a_write_that_failed_leaves_no_connection_behind_and_the_next_one_counts(
+        fresh_database, monkeypatch):
+    # On PostgreSQL a write goes through a pooled driver connection: when its statement
+    # fails (here: the row is locked past the storage's timeout) that connection is
+    # dropped, and once the pause is over the hits counted meanwhile are written.
+    monkeypatch.setattr(ratelimit_storage, "PAUSE_SECONDS", 0.0)
+    storage = DatabaseStorage("sordb://", url=fresh_database, sync_seconds=0)
+    key = "LIMITER/k/50/1/hour"
+    assert storage.acquire_sliding_window_entry(key, 50, 3600)  # the row exists
+    release = _hold_the_counters(fresh_database)
+    try:
+        assert storage.acquire_sliding_window_entry(key, 50, 3600)  # not written: held
+    finally:
+        release()
+    assert storage.engine.pool.checkedout() == 0  # not left checked out by the failure
+    assert storage.acquire_sliding_window_entry(key, 50, 3600)  # writes all three
+    with storage.engine.connect() as connection:
+        assert connection.scalar(select(RateCounter.hits)) == 3
     storage.close()
 
 
