@@ -160,8 +160,12 @@ def _cache_headers(response: Response) -> Response:
     """The register changes nightly: clients may reuse an answer for five minutes,
     then revalidate with the ETag (a 304 costs no body)."""
     if request.method == "GET" and response.status_code in (200, 304):
-        response.headers["Cache-Control"] = "private, max-age=300, must-revalidate"
-        response.vary.add("Authorization")
+        headers = response.headers
+        headers["Cache-Control"] = "private, max-age=300, must-revalidate"
+        if "Vary" in headers:
+            response.vary.add("Authorization")
+        else:  # as vary.add, without parsing and rendering a header set
+            headers.add("Vary", "Authorization")
     return response
 
 

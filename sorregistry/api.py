@@ -19,6 +19,7 @@ import swagger_ui_bundle
 from flask import (
     Blueprint,
     Flask,
+    Request,
     Response,
     current_app,
     has_request_context,
@@ -75,24 +76,28 @@ def current_api() -> ApiDeclaration | None:
     """The API the current request is for, or None for a page (or no request)."""
     if not has_request_context():
         return None
-    environ = request.environ
-    if _CURRENT in environ:  # asked several times a request (guards, errors, limits)
+    # The request itself, once: each attribute read through the proxy looks it up again
+    # (asked several times a request: guards, errors, limits, sessions).
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+    environ = req.environ
+    if _CURRENT in environ:
         return cast(ApiDeclaration | None, environ[_CURRENT])
-    found = _find_api()
-    if request.url_rule is not None or request.routing_exception is not None:
+    found = _find_api(req)
+    if req.url_rule is not None or req.routing_exception is not None:
         environ[_CURRENT] = found  # routing is done: the answer cannot change now
     return found
 
 
-def _find_api() -> ApiDeclaration | None:
+def _find_api(req: Request) -> ApiDeclaration | None:
     declarations: dict[str, ApiDeclaration] = current_app.extensions.get(_APIS, {})
-    for name in request.blueprints:
+    for name in req.blueprints:
         if name in declarations:
             return declarations[name]
-    if request.url_rule is not None:
+    if req.url_rule is not None:
         return None  # a route of a page blueprint, or of the app itself
-    # No route matched (a 404 or 405): the API whose prefix the path lies under.
-    path = request.path.rstrip("/")
+    # No route matched (a 404 or 405), or not yet (the session opens before routing):
+    # the API whose prefix the path lies under.
+    path = req.path.rstrip("/")
     matches = [declaration for declaration in declarations.values()
                if path == declaration.url_prefix
                or path.startswith(declaration.url_prefix + "/")]

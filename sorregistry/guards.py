@@ -20,18 +20,18 @@ Each guard answers a clear 4xx and changes nothing:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 import orjson
-from flask import Flask, abort, current_app, request
+from flask import Flask, Request, abort, current_app, request
 from werkzeug.routing import IntegerConverter
 
 from sorregistry.api import current_api
 from sorregistry.security import check_required_roles
 
 MAX_JSON_DEPTH = 32
+_VIEWS = "sor.guards.views"  # app.extensions: the view per (endpoint, method)
 _JSON_NUL = re.compile(rb"\\u0000", re.IGNORECASE)
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -46,17 +46,20 @@ class BoundedIntConverter(IntegerConverter):
 
 
 def refuse_nul_bytes() -> None:
-    query = unquote_to_bytes(request.query_string)
-    if b"\x00" in query:
+    req = _request()
+    query = req.query_string
+    # A NUL reaches the query as %00 (or raw): decoding the whole query to find one costs
+    # more than looking for both.
+    if b"%00" in query or b"\x00" in query:
         abort(400, description="the request contains a NUL character, which no field allows")
-    if not request.content_length:
+    if not req.content_length:
         return
-    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        texts = [*request.form.keys(), *request.form.values(),
-                 *(upload.filename or "" for upload in request.files.values())]
+    if req.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        texts = [*req.form.keys(), *req.form.values(),
+                 *(upload.filename or "" for upload in req.files.values())]
         found = any("\x00" in text for text in texts)
     else:
-        body = request.get_data(cache=True)
+        body = req.get_data(cache=True)
         found = b"\x00" in body or bool(_JSON_NUL.search(body))
     if found:
         abort(400, description="the request contains a NUL character, which no field allows")
@@ -81,10 +84,13 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
 
 
 def check_api_body() -> None:
-    declaration = current_api()
-    if declaration is None or not request.content_length or request.method not in _WRITES:
+    req = _request()
+    if req.method not in _WRITES or not req.content_length:
         return
-    mimetype = request.mimetype
+    declaration = current_api()
+    if declaration is None:
+        return
+    mimetype = req.mimetype
     is_json = mimetype == "application/json" or (
         mimetype.startswith("application/") and mimetype.endswith("+json"))
     if not is_json:
@@ -93,7 +99,7 @@ def check_api_body() -> None:
         accepted = ", ".join(("application/json", *declaration.accepts))
         abort(415, description=f"the body must be {accepted}, not {mimetype or 'untyped'}")
     try:
-        parsed = orjson.loads(request.get_data(cache=True))
+        parsed = orjson.loads(req.get_data(cache=True))
     except orjson.JSONDecodeError as exc:
         abort(400, description=f"the body is not JSON the service can read: {exc}")
     if _depth_exceeds(parsed, MAX_JSON_DEPTH):
@@ -102,16 +108,37 @@ def check_api_body() -> None:
 
 def authenticate_before_arguments() -> None:
     """An API view's required roles are checked before its arguments are parsed."""
-    if current_api() is None or request.endpoint is None:
+    req = _request()
+    rule = req.url_rule
+    if rule is None or current_api() is None:
         return
-    view = current_app.view_functions.get(request.endpoint)
-    view_class = getattr(view, "view_class", None)
-    if view_class is not None:
-        view = getattr(view_class, request.method.lower(), None)
-        if view is None and request.method == "HEAD":
-            view = getattr(view_class, "get", None)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+    # The view that will answer, found once per route and method (it never changes).
+    views: dict[tuple[str, str], Callable[..., Any] | None] = app.extensions.setdefault(
+        _VIEWS, {})
+    route = (rule.endpoint, req.method)
+    if route in views:
+        view = views[route]
+    else:
+        view = views[route] = _view_for(app, *route)
     if view is not None:
         check_required_roles(view)
+
+
+def _view_for(app: Flask, endpoint: str, method: str) -> Callable[..., Any] | None:
+    """The function that answers *method* at *endpoint* (a MethodView's method)."""
+    view = app.view_functions.get(endpoint)
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        view = getattr(view_class, method.lower(), None)
+        if view is None and method == "HEAD":
+            view = getattr(view_class, "get", None)
+    return view
+
+
+def _request() -> Request:
+    """The request itself: each attribute read through Flask's proxy looks it up again."""
+    return request._get_current_object()  # type: ignore[attr-defined,no-any-return]  # noqa: SLF001
 
 
 def init_app(app: Flask) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, request
 from flask_talisman import Talisman
 
 
@@ -41,7 +41,8 @@ class _Talisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no type
 
     def init_app(self, app: Flask, **options: object) -> None:
         super().init_app(app, **options)
-        self._rendered: dict[bool, list[tuple[str, str]]] = {}
+        # The headers per scheme: (name, its lower case, value).
+        self._rendered: dict[bool, list[tuple[str, str, str]]] = {}
         app.jinja_env.globals["csp_nonce"] = self._nonce
 
     def _make_nonce(self) -> None:
@@ -58,26 +59,41 @@ class _Talisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no type
         return answer
 
     def _set_response_headers(self, response: Response) -> Response:
-        if getattr(request, "csp_nonce", None) or self._own_options():
+        req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+        if getattr(req, "csp_nonce", None) or self._own_options():
             answer: Response = super()._set_response_headers(response)
             return answer
-        secure = request.is_secure or request.headers.get("X-Forwarded-Proto") == "https"
+        secure = req.is_secure or req.environ.get("HTTP_X_FORWARDED_PROTO") == "https"
         rendered = self._rendered.get(secure)
         if rendered is None:
             blank = Response()
             before = set(blank.headers.keys())
             super()._set_response_headers(blank)
             rendered = self._rendered[secure] = [
-                (name, value) for name, value in blank.headers.items() if name not in before]
-        for name, value in rendered:
-            response.headers[name] = value
+                (name, name.lower(), value) for name, value in blank.headers.items()
+                if name not in before]
+        # Set as Talisman sets them (replacing the answer's own), without a scan of the
+        # answer's headers for each: one pass finds which it has, the others are added.
+        headers = response.headers
+        present = {name.lower() for name, _ in headers}
+        for name, lower, value in rendered:
+            if lower in present:
+                headers[name] = value
+            else:
+                headers.add(name, value)
         return response
 
     @staticmethod
     def _own_options() -> bool:
-        """Whether the view has Talisman options of its own (``@talisman(...)``)."""
-        view = current_app.view_functions.get(request.endpoint or "")
-        return bool(getattr(view, "talisman_view_options", None))
+        """Whether the view has Talisman options of its own (``@talisman(...)``), known
+        per endpoint (views are decorated once, at import)."""
+        endpoint = request.endpoint or ""
+        own: dict[str, bool] = current_app.extensions.setdefault(_OWN_OPTIONS, {})
+        known = own.get(endpoint)
+        if known is None:
+            view = current_app.view_functions.get(endpoint)
+            known = own[endpoint] = bool(getattr(view, "talisman_view_options", None))
+        return known
 
 
 talisman = _Talisman()
@@ -97,6 +113,7 @@ POLICY: dict[str, str | list[str]] = {
 PERMISSIONS = {"camera": "()", "microphone": "()", "geolocation": "()", "payment": "()",
                "usb": "()", "browsing-topics": "()"}
 _FRAMING = "sor.frame_ancestors"
+_OWN_OPTIONS = "sor.talisman.own_options"  # app.extensions: endpoint -> has its own options
 
 
 def allow_framing(origins: Sequence[str]) -> None:

@@ -109,11 +109,8 @@ def _caller(environ: dict[str, Any]) -> str | None:
     return None
 
 
-def request_fields(response: Response) -> dict[str, Any]:
+def request_fields(req: Request, response: Response) -> dict[str, Any]:
     """The request line's fields, but its duration (made when the answer has been sent)."""
-    # One lookup of the request behind the proxy, not one per field (a request line is
-    # written for every answer).
-    req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
     fields: dict[str, Any] = {
         "method": req.method,
         "path": req.path,
@@ -132,9 +129,11 @@ def _log_request(response: Response) -> Response:
     if REQUEST_LOGGER.isEnabledFor(logging.INFO):
         # The fields are the request's, so they are read now; the line is made and
         # written once the answer has been sent (:func:`after_sent`), not before it.
-        fields = request_fields(response)
-        after_sent(response, partial(_write_request_line, fields,
-                                     request.environ.get(STARTED_KEY)))
+        # One lookup of the request behind the proxy, not one per field (a request
+        # line is written for every answer).
+        req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+        after_sent(response, partial(_write_request_line, request_fields(req, response),
+                                     req.environ.get(STARTED_KEY)))
     return response
 
 

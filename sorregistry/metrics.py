@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
-from flask import Blueprint, Flask, Response, abort, current_app, request
+from flask import Blueprint, Flask, Request, Response, abort, current_app, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -200,8 +200,9 @@ _SERIES: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
 
 def _count(response: Response) -> Response:
-    endpoint = endpoint_label()
-    key = (request.method, endpoint, response.status_code)
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+    endpoint = endpoint_label(req)
+    key = (req.method, endpoint, response.status_code)
     series = _SERIES.get(key)
     if series is None:
         labels = (key[0], endpoint, str(key[2]))
@@ -209,7 +210,7 @@ def _count(response: Response) -> Response:
     # Counted and timed once the answer has been sent: the client does not wait for it,
     # and the time is the whole answer's, a streamed export's included.
     cache = response.headers.get("X-Cache")
-    after_sent(response, partial(_observe, series, request.environ.get(STARTED_KEY),
+    after_sent(response, partial(_observe, series, req.environ.get(STARTED_KEY),
                                  (endpoint, cache) if cache in ("hit", "miss") else None))
     _sample_after_request(_state(current_app))
     return response

@@ -106,17 +106,16 @@ class PageSessions(SecureCookieSessionInterface):
 
 
 def _check_csrf() -> None:
-    if not current_app.config.get("WTF_CSRF_ENABLED", True):
-        return
-    if is_api_request():
+    if is_api_request() or not current_app.config.get("WTF_CSRF_ENABLED", True):
         return
     csrf.protect()
 
 
 def _remember_language(response: Response) -> Response:
-    if request.blueprint not in page_blueprints(current_app):
-        return response
-    chosen = request.args.get("lang")
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+    if not req.environ.get("QUERY_STRING") or req.blueprint not in page_blueprints(current_app):
+        return response  # no ?lang= (nearly every answer), or not a page
+    chosen = req.args.get("lang")
     if chosen in LANGUAGES:
         response.set_cookie(COOKIE, chosen, samesite="Lax", max_age=365 * 24 * 3600)
     return response

@@ -55,7 +55,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar, cast
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Request, Response, current_app, request
 from flask.typing import ResponseReturnValue
 from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
 from flask_limiter._limits import RuntimeLimit  # RateLimitExceeded's limit; no public name
@@ -75,6 +75,7 @@ V = TypeVar("V")
 _LIMITER = "sor.ratelimit"
 _CALLER = "sor.ratelimit.caller"  # request.environ: whom this request is counted for
 _KIND = "sor.ratelimit.kind"  # request.environ: which limits count it
+_SKIPPED = "sor.ratelimit.skipped"  # request.environ: whether Flask-Limiter leaves it alone
 _REFUSED = "sor.ratelimit.refused"  # app.extensions: the Refusals
 _KINDS = "sor.ratelimit.kinds"  # app.extensions: _counted_as per (endpoint, method)
 _LIMITS = "sor.ratelimit.api"  # app.extensions: the ApiLimits, when the fast path counts
@@ -152,9 +153,10 @@ def remote_address() -> str:
 
 def caller_key() -> str:
     """``client:<id>`` for a valid bearer token, ``address:<ip>`` for anything else."""
-    known = request.environ.get(_CALLER)
+    environ = request.environ
+    known = environ.get(_CALLER)
     if known is None:
-        known = request.environ[_CALLER] = _identify()
+        known = environ[_CALLER] = _identify()
     return str(known)
 
 
@@ -182,15 +184,16 @@ def _address_key() -> str:
 def _counted_as() -> str:
     """What the request counts against: "api", "login" or "" (nothing); decided once a
     request, and once per route and method (the answer depends on nothing else)."""
-    environ = request.environ
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+    environ = req.environ
     known = environ.get(_KIND)
     if known is None:
-        rule = request.url_rule
+        rule = req.url_rule
         if rule is None:  # no route: the path decides (an API's prefix or not)
             known = _decide_kind()
         else:
             decided: dict[tuple[str, str], str] = current_app.extensions.setdefault(_KINDS, {})
-            route = (rule.endpoint, request.method)
+            route = (rule.endpoint, req.method)
             known = decided.get(route)
             if known is None:
                 known = decided[route] = _decide_kind()
@@ -211,9 +214,15 @@ def _decide_kind() -> str:
 
 def _not_counted() -> bool:
     """The request filter: a page or an exempt view - Flask-Limiter looks no further; nor
-    at an API request when :class:`ApiLimits` counts it (the fast path)."""
-    kind = _counted_as()
-    return kind == "" or (kind == "api" and _LIMITS in current_app.extensions)
+    at an API request when :class:`ApiLimits` counts it (the fast path). Decided once a
+    request (its check, after-request and teardown hooks each ask)."""
+    environ = request.environ
+    known = environ.get(_SKIPPED)
+    if known is None:
+        kind = _counted_as()
+        known = environ[_SKIPPED] = kind == "" or (
+            kind == "api" and _LIMITS in current_app.extensions)
+    return bool(known)
 
 
 def _request_identifier() -> str:
@@ -403,10 +412,11 @@ def _count_api_request() -> None:
     if _counted_as() != "api":
         return
     caller = caller_key()
-    known = current_app.extensions[_REFUSED].current(caller)
+    extensions = current_app.extensions
+    known = extensions[_REFUSED].current(caller)
     if known is not None:
         raise RateLimitExceeded(known[1])
-    api_limits: ApiLimits | None = current_app.extensions.get(_LIMITS)
+    api_limits: ApiLimits | None = extensions.get(_LIMITS)
     if api_limits is not None:
         api_limits.check(caller)
 

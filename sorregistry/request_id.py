@@ -25,10 +25,11 @@ def current_request_id() -> str | None:
     if not has_request_context():
         return None
     # The request's own (g belongs to the app context, which a test's may outlive).
-    known: str | None = request.environ.get(_ID)
+    environ = request.environ
+    known: str | None = environ.get(_ID)
     if known is None:
-        offered = request.headers.get(HEADER, "")
-        known = request.environ[_ID] = offered if _SANE.match(offered) else uuid.uuid4().hex
+        offered = environ.get("HTTP_X_REQUEST_ID", "")
+        known = environ[_ID] = offered if _SANE.match(offered) else uuid.uuid4().hex
     return known
 
 

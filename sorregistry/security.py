@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, g, jsonify, request
+from flask import Flask, Request, abort, current_app, g, jsonify, request
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException, default_exceptions
 
@@ -78,11 +78,13 @@ def add_token_resolver(app: Flask, resolver: TokenResolver) -> None:
 
 def authenticate() -> Identity:
     """The caller of the request's bearer token; 401 without a valid one."""
-    known: Identity | None = request.environ.get(_REQUEST_IDENTITY)
+    # The request itself, once (each read through the proxy looks it up again).
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+    known: Identity | None = req.environ.get(_REQUEST_IDENTITY)
     if known is not None:  # authenticated already in this request (g can outlive it)
         g.api_client = known
         return known
-    header = request.headers.get("Authorization", "")
+    header = req.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -106,7 +108,7 @@ def authenticate() -> Identity:
         refuse(401, message=reason,
                headers={"WWW-Authenticate": _challenge("invalid_token", reason)})
     g.api_client = identity
-    request.environ[_REQUEST_IDENTITY] = identity
+    req.environ[_REQUEST_IDENTITY] = identity
     return identity
 
 
