@@ -52,7 +52,8 @@ def refuse_nul_bytes() -> None:
     # more than looking for both.
     if b"%00" in query or b"\x00" in query:
         abort(400, description="the request contains a NUL character, which no field allows")
-    if not req.content_length:
+    # No Content-Length, no body Werkzeug reads (its content_length is None then).
+    if not req.environ.get("CONTENT_LENGTH") or not req.content_length:
         return
     if req.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         texts = [*req.form.keys(), *req.form.values(),
