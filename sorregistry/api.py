@@ -32,6 +32,7 @@ from sorregistry.extensions import api as openapi
 
 _APIS = "sor.apis"
 _CURRENT = "sor.api"  # request.environ: the API this request is for, once routed
+_BY_PREFIX = "sor.apis.by_prefix"  # app.extensions: the declarations, longest prefix first
 
 # An API's own error body: (status, message, field errors or None, headers) -> response.
 ErrorRenderer = Callable[[int, str, Any, list[tuple[str, str]]], Response]
@@ -54,6 +55,7 @@ def declare_api(app: Flask, name: str, url_prefix: str,
     """Declare the blueprint *name*, served under *url_prefix*, as an API."""
     declarations: dict[str, ApiDeclaration] = app.extensions.setdefault(_APIS, {})
     declarations[name] = ApiDeclaration(name, url_prefix.rstrip("/"), render_error, accepts)
+    app.extensions.pop(_BY_PREFIX, None)  # made again from the declarations when asked
 
 
 def register_api(app: Flask, blueprint: Blueprint, *, url_prefix: str,
@@ -89,19 +91,25 @@ def current_api() -> ApiDeclaration | None:
 
 
 def _find_api(req: Request) -> ApiDeclaration | None:
-    declarations: dict[str, ApiDeclaration] = current_app.extensions.get(_APIS, {})
+    extensions = current_app.extensions
+    declarations: dict[str, ApiDeclaration] = extensions.get(_APIS, {})
     for name in req.blueprints:
         if name in declarations:
             return declarations[name]
     if req.url_rule is not None:
         return None  # a route of a page blueprint, or of the app itself
     # No route matched (a 404 or 405), or not yet (the session opens before routing):
-    # the API whose prefix the path lies under.
+    # the API whose prefix the path lies under, the longest first.
+    by_length: tuple[ApiDeclaration, ...] | None = extensions.get(_BY_PREFIX)
+    if by_length is None:
+        by_length = extensions[_BY_PREFIX] = tuple(
+            sorted(declarations.values(), key=lambda d: len(d.url_prefix), reverse=True))
     path = req.path.rstrip("/")
-    matches = [declaration for declaration in declarations.values()
-               if path == declaration.url_prefix
-               or path.startswith(declaration.url_prefix + "/")]
-    return max(matches, key=lambda d: len(d.url_prefix), default=None)
+    for declaration in by_length:
+        prefix = declaration.url_prefix
+        if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
+            return declaration
+    return None
 
 
 def is_api_request() -> bool:

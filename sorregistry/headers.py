@@ -60,7 +60,7 @@ class _Talisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no type
 
     def _set_response_headers(self, response: Response) -> Response:
         req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
-        if getattr(req, "csp_nonce", None) or self._own_options():
+        if getattr(req, "csp_nonce", None) or self._own_options(req):
             answer: Response = super()._set_response_headers(response)
             return answer
         secure = req.is_secure or req.environ.get("HTTP_X_FORWARDED_PROTO") == "https"
@@ -84,14 +84,15 @@ class _Talisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no type
         return response
 
     @staticmethod
-    def _own_options() -> bool:
+    def _own_options(req: Request | None = None) -> bool:
         """Whether the view has Talisman options of its own (``@talisman(...)``), known
         per endpoint (views are decorated once, at import)."""
-        endpoint = request.endpoint or ""
-        own: dict[str, bool] = current_app.extensions.setdefault(_OWN_OPTIONS, {})
+        endpoint = (request if req is None else req).endpoint or ""
+        app = current_app._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+        own: dict[str, bool] = app.extensions.setdefault(_OWN_OPTIONS, {})
         known = own.get(endpoint)
         if known is None:
-            view = current_app.view_functions.get(endpoint)
+            view = app.view_functions.get(endpoint)
             known = own[endpoint] = bool(getattr(view, "talisman_view_options", None))
         return known
 
