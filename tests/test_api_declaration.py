@@ -7,7 +7,7 @@ from flask.sessions import NullSession
 from flask.typing import ResponseReturnValue
 
 from sorregistry import create_app
-from sorregistry.api import register_api
+from sorregistry.api import current_api, declare_api, register_api
 from sorregistry.errors import DomainError
 
 
@@ -66,3 +66,20 @@ def test_a_page_beside_it_keeps_html_errors_and_csrf(tmp_path):
     assert page.status_code == 404 and page.mimetype == "text/html"
     refused = client.post("/login", data={"email": "a@b.dk", "password": "x"})
     assert refused.status_code == 400  # the CSRF token is missing
+
+
+def test_the_longest_declared_prefix_wins_and_a_later_declaration_counts(tmp_path):
+    # A path that matches no route is an API's when it lies under its prefix: the
+    # longest prefix decides (/elsewhere/v9/deeper is another API than /elsewhere/v9),
+    # and a prefix declared after requests were answered is matched too.
+    app = _app(tmp_path)
+    declare_api(app, "deeper", "/elsewhere/v9/deeper")
+    client = app.test_client()
+    assert client.get("/elsewhere/v9/nothing-here").is_json  # the prefixes are sorted now
+    declare_api(app, "later", "/later/")
+    for path, name in [("/elsewhere/v9/x", "throwaway"), ("/elsewhere/v9/deeper/x", "deeper"),
+                       ("/elsewhere/v9/deeper", "deeper"), ("/elsewhere/v9deeper", None),
+                       ("/later", "later"), ("/later/x/y", "later"), ("/laterx", None)]:
+        with app.test_request_context(path):
+            found = current_api()
+            assert (found.name if found else None) == name, path
