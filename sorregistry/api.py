@@ -23,12 +23,12 @@ from flask import (
     Response,
     current_app,
     has_request_context,
-    request,
     send_from_directory,
 )
 from flask_smorest import Blueprint as SmorestBlueprint
 
 from sorregistry.extensions import api as openapi
+from sorregistry.request_id import current_request
 
 _APIS = "sor.apis"
 _CURRENT = "sor.api"  # request.environ: the API this request is for, once routed
@@ -80,7 +80,7 @@ def current_api() -> ApiDeclaration | None:
         return None
     # The request itself, once: each attribute read through the proxy looks it up again
     # (asked several times a request: guards, errors, limits, sessions).
-    req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+    req = current_request()
     environ = req.environ
     if _CURRENT in environ:
         return cast(ApiDeclaration | None, environ[_CURRENT])

@@ -24,10 +24,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
-from flask import Flask, Request, abort, current_app, request
+from flask import Flask, abort, current_app
 from werkzeug.routing import IntegerConverter
 
 from sorregistry.api import current_api
+from sorregistry.request_id import current_request
 from sorregistry.security import check_required_roles
 
 MAX_JSON_DEPTH = 32
@@ -46,7 +47,7 @@ class BoundedIntConverter(IntegerConverter):
 
 
 def refuse_nul_bytes() -> None:
-    req = _request()
+    req = current_request()
     query = req.query_string
     # A NUL reaches the query as %00 (or raw): decoding the whole query to find one costs
     # more than looking for both.
@@ -85,7 +86,7 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
 
 
 def check_api_body() -> None:
-    req = _request()
+    req = current_request()
     if req.method not in _WRITES or not req.content_length:
         return
     declaration = current_api()
@@ -109,7 +110,7 @@ def check_api_body() -> None:
 
 def authenticate_before_arguments() -> None:
     """An API view's required roles are checked before its arguments are parsed."""
-    req = _request()
+    req = current_request()
     rule = req.url_rule
     if rule is None or current_api() is None:
         return
@@ -135,11 +136,6 @@ def _view_for(app: Flask, endpoint: str, method: str) -> Callable[..., Any] | No
         if view is None and method == "HEAD":
             view = getattr(view_class, "get", None)
     return view
-
-
-def _request() -> Request:
-    """The request itself: each attribute read through Flask's proxy looks it up again."""
-    return request._get_current_object()  # type: ignore[attr-defined,no-any-return]  # noqa: SLF001
 
 
 def init_app(app: Flask) -> None:

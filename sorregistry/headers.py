@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 from flask import Flask, Request, Response, current_app, g, request
 from flask_talisman import Talisman
 
+from sorregistry.request_id import current_request
+
 
 class _Talisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no types
     """Talisman, with the nonce made when a page uses it and the headers computed once.
@@ -59,7 +61,7 @@ class _Talisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no type
         return answer
 
     def _set_response_headers(self, response: Response) -> Response:
-        req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+        req = current_request()
         if getattr(req, "csp_nonce", None) or self._own_options(req):
             answer: Response = super()._set_response_headers(response)
             return answer

@@ -28,12 +28,13 @@ import sys
 from functools import partial
 from typing import IO, Any
 
-from flask import Flask, Request, Response, g, has_request_context, request
+from flask import Flask, Request, Response, g, has_request_context
 from pythonjsonlogger.orjson import OrjsonFormatter as JsonFormatter
 
 from sorregistry.request_id import (
     STARTED_KEY,
     after_sent,
+    current_request,
     current_request_id,
     endpoint_label,
     seconds_since,
@@ -131,7 +132,7 @@ def _log_request(response: Response) -> Response:
         # written once the answer has been sent (:func:`after_sent`), not before it.
         # One lookup of the request behind the proxy, not one per field (a request
         # line is written for every answer).
-        req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+        req = current_request()
         after_sent(response, partial(_write_request_line, request_fields(req, response),
                                      req.environ.get(STARTED_KEY)))
     return response

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
-from flask import Blueprint, Flask, Request, Response, abort, current_app, request
+from flask import Blueprint, Flask, Response, abort, current_app, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -68,7 +68,13 @@ from sorregistry.database import DbSession
 from sorregistry.extensions import db
 from sorregistry.models import utcnow
 from sorregistry.ratelimit import exempt
-from sorregistry.request_id import STARTED_KEY, after_sent, endpoint_label, seconds_since
+from sorregistry.request_id import (
+    STARTED_KEY,
+    after_sent,
+    current_request,
+    endpoint_label,
+    seconds_since,
+)
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +206,7 @@ _SERIES: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
 
 def _count(response: Response) -> Response:
-    req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+    req = current_request()
     endpoint = endpoint_label(req)
     key = (req.method, endpoint, response.status_code)
     series = _SERIES.get(key)

@@ -20,6 +20,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from sorregistry.api import is_api_request
 from sorregistry.extensions import csrf, login_manager
 from sorregistry.i18n import COOKIE, LANGUAGES, current_language, gettext, lazy_gettext
+from sorregistry.request_id import current_request
 
 _PAGES = "sor.page_blueprints"
 _NAVIGATION = "sor.navigation"
@@ -112,7 +113,7 @@ def _check_csrf() -> None:
 
 
 def _remember_language(response: Response) -> Response:
-    req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+    req = current_request()
     if not req.environ.get("QUERY_STRING") or req.blueprint not in page_blueprints(current_app):
         return response  # no ?lang= (nearly every answer), or not a page
     chosen = req.args.get("lang")

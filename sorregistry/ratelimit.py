@@ -55,7 +55,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar, cast
 
-from flask import Flask, Request, Response, current_app, request
+from flask import Flask, Response, current_app, request
 from flask.typing import ResponseReturnValue
 from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
 from flask_limiter._limits import RuntimeLimit  # RateLimitExceeded's limit; no public name
@@ -69,6 +69,7 @@ from sorregistry.database import DbSession
 from sorregistry.errors import handle_http_exception
 from sorregistry.i18n import _
 from sorregistry.ratelimit_openapi import document
+from sorregistry.request_id import current_request
 from sorregistry.security import authenticate
 
 V = TypeVar("V")
@@ -184,7 +185,7 @@ def _address_key() -> str:
 def _counted_as() -> str:
     """What the request counts against: "api", "login" or "" (nothing); decided once a
     request, and once per route and method (the answer depends on nothing else)."""
-    req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+    req = current_request()
     environ = req.environ
     known = environ.get(_KIND)
     if known is None:

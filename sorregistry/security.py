@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, Request, abort, current_app, g, jsonify, request
+from flask import Flask, abort, current_app, g, jsonify, request
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException, default_exceptions
 
 from sorregistry.extensions import login_manager
+from sorregistry.request_id import current_request
 
 ROLES = ("reporter", "municipality", "sds")
 # The OAuth 2 scope that gives each role to a system calling with an access token.
@@ -79,7 +80,7 @@ def add_token_resolver(app: Flask, resolver: TokenResolver) -> None:
 def authenticate() -> Identity:
     """The caller of the request's bearer token; 401 without a valid one."""
     # The request itself, once (each read through the proxy looks it up again).
-    req: Request = request._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
+    req = current_request()
     known: Identity | None = req.environ.get(_REQUEST_IDENTITY)
     if known is not None:  # authenticated already in this request (g can outlive it)
         g.api_client = known

@@ -6,6 +6,7 @@ audit log and the register's commits."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -155,7 +156,14 @@ def test_the_request_log_is_json_and_the_request_id_reaches_the_audit_and_the_re
     made = headers["X-Request-Id"]
     assert status == 200 and len(made) == 32  # made by the service when none was sent
 
+    # The request line is written once the answer has been sent: the health check's may
+    # come a moment after its answer was read here.
     lines = _log_lines(server.log)
+    deadline = time.monotonic() + 10
+    while not any(line.get("request_id") == made for line in lines):
+        assert time.monotonic() < deadline, "no request line for the health check"
+        time.sleep(0.05)
+        lines = _log_lines(server.log)
     requests = [line for line in lines if line["logger"] == "sorregistry.request"]
     approval = [line for line in requests if line.get("request_id") == request_id]
     assert len(approval) == 1, requests[-5:]
