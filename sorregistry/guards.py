@@ -20,7 +20,7 @@ Each guard answers a clear 4xx and changes nothing:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -114,22 +114,22 @@ def authenticate_before_arguments() -> None:
     rule = req.url_rule
     if rule is None or current_api() is None:
         return
-    app = current_app._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
     # The view that will answer, found once per route and method (it never changes).
-    views: dict[tuple[str, str], Callable[..., Any] | None] = app.extensions.setdefault(
-        _VIEWS, {})
+    views: dict[tuple[str, str], Callable[..., Any] | None] = (
+        current_app.extensions.setdefault(_VIEWS, {}))
     route = (rule.endpoint, req.method)
     if route in views:
         view = views[route]
     else:
-        view = views[route] = _view_for(app, *route)
+        view = views[route] = _view_for(current_app.view_functions, *route)
     if view is not None:
         check_required_roles(view)
 
 
-def _view_for(app: Flask, endpoint: str, method: str) -> Callable[..., Any] | None:
+def _view_for(views: Mapping[str, Callable[..., Any]], endpoint: str,
+              method: str) -> Callable[..., Any] | None:
     """The function that answers *method* at *endpoint* (a MethodView's method)."""
-    view = app.view_functions.get(endpoint)
+    view = views.get(endpoint)
     view_class = getattr(view, "view_class", None)
     if view_class is not None:
         view = getattr(view_class, method.lower(), None)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from flask import Flask, Request, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g
 from flask_talisman import Talisman
 
 from sorregistry.request_id import current_request
@@ -55,7 +55,7 @@ class _Talisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no type
         return str(self._get_nonce())
 
     def _force_https(self) -> Response | None:
-        if not self.force_https and not self._own_options():
+        if not self.force_https and not self._own_options(current_request()):
             return None  # nothing to redirect, as Talisman would decide
         answer: Response | None = super()._force_https()
         return answer
@@ -86,15 +86,14 @@ class _Talisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no type
         return response
 
     @staticmethod
-    def _own_options(req: Request | None = None) -> bool:
+    def _own_options(req: Request) -> bool:
         """Whether the view has Talisman options of its own (``@talisman(...)``), known
         per endpoint (views are decorated once, at import)."""
-        endpoint = (request if req is None else req).endpoint or ""
-        app = current_app._get_current_object()  # type: ignore[attr-defined]  # noqa: SLF001
-        own: dict[str, bool] = app.extensions.setdefault(_OWN_OPTIONS, {})
+        endpoint = req.endpoint or ""
+        own: dict[str, bool] = current_app.extensions.setdefault(_OWN_OPTIONS, {})
         known = own.get(endpoint)
         if known is None:
-            view = app.view_functions.get(endpoint)
+            view = current_app.view_functions.get(endpoint)
             known = own[endpoint] = bool(getattr(view, "talisman_view_options", None))
         return known
 

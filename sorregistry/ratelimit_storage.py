@@ -306,7 +306,8 @@ class DatabaseStorage(Storage, SlidingWindowCounterSupport):
         calls = [add_hits_driver_call(dialect, key, carried[0], expiry, carried[1])
                  ] if carried is not None else []
         calls.append(add_hits_driver_call(dialect, key, start, expiry, amount))
-        failures: tuple[type[Exception], ...] = (SQLAlchemyError, *_driver_errors(engine))
+        # The driver's own errors too: a statement on a driver connection raises them as they are.
+        failures: tuple[type[Exception], ...] = (SQLAlchemyError, dialect.loaded_dbapi.Error)
         try:
             if dialect.name == "postgresql" and not self._sweep_due():
                 total, previous = self._add_directly(engine, calls)
@@ -439,11 +440,6 @@ class DatabaseStorage(Storage, SlidingWindowCounterSupport):
             self._logged_at = time.monotonic()
             log.warning("rate limits: the counters cannot be written (%s); each worker limits "
                         "on its own counts for now", str(error).strip().splitlines()[0])
-
-
-def _driver_errors(engine: Engine) -> tuple[type[Exception], ...]:
-    """The driver's own errors (a statement on a driver connection raises them as they are)."""
-    return (engine.dialect.loaded_dbapi.Error,)
 
 
 def _own_engine(url: str) -> Engine:
