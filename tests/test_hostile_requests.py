@@ -113,6 +113,20 @@ def test_nul_in_a_page_query_is_a_400(pages, path):
     assert pages.get(path).status_code == 400
 
 
+@pytest.mark.parametrize("query", [b"code=a%00b", b"code=%2500%00", b"code=a\x00b"],
+                         ids=["encoded", "encoded-after-an-encoded-percent", "raw"])
+def test_nul_in_an_api_query_is_a_400_encoded_or_raw(client, tokens, query):
+    # The guard looks for %00 and a raw NUL in the query as sent, not in a decoded copy.
+    answer = client.get("/api/v1/resolve", headers=tokens["reporter"],
+                        environ_overrides={"QUERY_STRING": query.decode("latin-1")})
+    assert answer.status_code == 400 and "NUL" in answer.json["message"]
+
+
+def test_an_encoded_percent_before_zeros_is_no_nul(client, tokens):
+    answer = client.get("/api/v1/resolve?code=%2500", headers=tokens["reporter"])
+    assert answer.status_code == 422  # "%00" as text: not a code, but no NUL either
+
+
 def test_nul_in_the_municipality_form_is_a_400_and_stores_nothing(pages, session):
     login(pages, "sor@aarhus.dk")
     before = _count(session)
