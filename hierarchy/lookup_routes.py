@@ -15,6 +15,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from hierarchy import reporting, search
+from hierarchy.items import ITEMS
 from hierarchy.models import ShakCode
 from hierarchy.schemas import (
     LookupArgsSchema,
@@ -27,7 +28,6 @@ from hierarchy.schemas import (
     ShakListSchema,
     ValidateRequestSchema,
     ValidationSchema,
-    organisation_item,
 )
 from hierarchy.search import lists
 from hierarchy.search.versions import REGISTER
@@ -81,7 +81,7 @@ def _page(filters: search.Filters, options: lists.PageOptions) -> Response:
     """One page of a list, as the API shows it."""
     page = search.search(db.session, filters, **options)
     answer: dict[str, Any] = {
-        "items": [organisation_item(row) for row in page.items],
+        "items": ITEMS.items(page.items),
         "total": page.total,
         "next": page.next,
     }
@@ -195,7 +195,7 @@ class Resolve(MethodView):
                 {
                     "kind": i.kind,
                     "normalised": i.normalised,
-                    "organisations": [organisation_item(o) for o in i.organisations],
+                    "organisations": ITEMS.items(i.organisations),
                     "shak": _shak_item(i.shak, carriers.get(i.normalised, []))
                     if i.shak else None,
                 }

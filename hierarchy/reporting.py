@@ -30,7 +30,7 @@ from sqlalchemy import (
 from hierarchy import identifiers as ids
 from hierarchy.models import Organisation, ShakCode
 from hierarchy.search.filters import escape_like
-from hierarchy.search.statements import ITEM_COLUMNS, ItemRow, valid_on
+from hierarchy.search.statements import ITEM_COLUMNS, StampedRow, valid_on
 from hierarchy.service import active_on_clause
 from hierarchy.successors import ChainEnd, Successors, find_successors, warning_days
 from hierarchy.text import fold
@@ -78,7 +78,7 @@ class ShakRecord(Protocol):
 class Interpretation:
     kind: str
     normalised: str
-    organisations: list[ItemRow] = field(default_factory=list)
+    organisations: list[StampedRow] = field(default_factory=list)
     shak: ShakRecord | None = None  # the SHAK register's record, for a SHAK reading
 
 
@@ -112,7 +112,7 @@ def resolve(session: DbSession, code: str,
     normalised = {kind: _NORMALISE[kind](code) for kind in kinds}
     parameters: dict[str, Any] = {"day": day}
     parameters.update(normalised)
-    found: dict[str, list[ItemRow]] = {kind: [] for kind in kinds}
+    found: dict[str, list[StampedRow]] = {kind: [] for kind in kinds}
     statements: list[tuple[Select[Any], dict[str, Any]]] = [
         (_readings_statement(tuple(kinds)), parameters)]
     if "shak" in kinds:  # the SHAK record too, in the same round trip
@@ -133,7 +133,7 @@ def resolve(session: DbSession, code: str,
 class Replacement:
     """A SOR code closed by the day asked about that names a successor."""
 
-    organisation: ItemRow
+    organisation: StampedRow
     successors: Successors
     within_window: bool  # closed less than SOR_SUCCESSOR_WARNING_DAYS ago, a successor in force
 
@@ -153,7 +153,7 @@ _ORGANISATION = select(*ITEM_COLUMNS).where(Organisation.sor_code == bindparam("
 
 def replacement(session: DbSession, sor_code: str, day: date,
                 window_days: int | None = None,
-                organisation: ItemRow | None = None) -> Replacement | None:
+                organisation: StampedRow | None = None) -> Replacement | None:
     """What replaced *sor_code* (*organisation*, when the caller has read it) if it was
     closed by *day* and names a successor.
 

@@ -59,6 +59,7 @@ from hierarchy.search.statements import (
     ItemRow,
     NarrowShape,
     Order,
+    StampedRow,
     cursor_parameters,
     narrow_statements,
     search_parameters,
@@ -83,6 +84,7 @@ __all__ = [
     "Filters",
     "InvalidSearch",
     "ItemRow",
+    "StampedRow",
     "Page",
     "Sort",
     "Validity",
@@ -98,7 +100,7 @@ class Page:
     """One page of a list: its rows, the whole list's total, the next page's cursor; for
     a name search that found nothing, texts to search for instead (best first)."""
 
-    items: list[ItemRow]
+    items: list[StampedRow]
     total: int
     next: str | None
     suggestions: list[str] | None = None
@@ -147,7 +149,7 @@ def search(
     return page
 
 
-def page_of(rows: list[ItemRow], total: int, limit: int, sort: Sort,
+def page_of(rows: list[StampedRow], total: int, limit: int, sort: Sort,
             folded: str | None = None) -> Page:
     """The page of *rows*, read one beyond *limit* (whether more follow), in *sort*'s order
     (by relevance to the folded name *folded*)."""

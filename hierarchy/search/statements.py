@@ -95,6 +95,10 @@ ITEM_COLUMNS: list[InstrumentedAttribute[Any]] = [
     Organisation.valid_to,
     Organisation.version,
     Organisation.updated_at,
+    # The item's stamp: with the version, what the worker's kept items are checked
+    # against (hierarchy.items).
+    Organisation.content_hash,
+    Organisation.derived_hash,
 ]
 # What a search's page reads: the item's columns and whether the unit's address is its own
 # (FHIR's resources read updated_at and own_address besides what the API shows).
@@ -151,6 +155,16 @@ class ItemRow(Protocol):
     def version(self) -> int: ...
     @property
     def updated_at(self) -> datetime: ...
+
+
+class StampedRow(ItemRow, Protocol):
+    """A row read with ITEM_COLUMNS from ``organisations``: the item's columns and the
+    organisation's stamp (hierarchy.items)."""
+
+    @property
+    def content_hash(self) -> str: ...
+    @property
+    def derived_hash(self) -> str: ...
 
 
 # A list's count and its page (rows with ITEM_COLUMNS).

@@ -5,13 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 
+import orjson
 import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from hierarchy import service
+from hierarchy.items import ITEMS, ItemCache
 from hierarchy.lookup_routes import ANSWERS
 from hierarchy.models import Organisation
+from hierarchy.schemas import organisation_item
+from hierarchy.search import ITEM_COLUMNS
 from hierarchy.search.names import NAMES
 from hierarchy.search.totals import TOTALS
 from hierarchy.sor_import import import_sor_file
@@ -287,3 +293,69 @@ def test_no_cache_request_is_computed_not_taken_from_the_answer_cache(client, re
         computed = client.get(url, headers={**headers, "Cache-Control": directive})
         assert computed.status_code == 200 and computed.headers["X-Cache"] == "miss"
         assert computed.data == first.data
+
+
+def test_computed_lists_take_kept_items_and_each_change_reaches_them(client, register):
+    """A computed answer renders each organisation once per state (hierarchy.items): asked
+    again, every item is the kept one and the answer the same bytes; after an inherited
+    change (the owner's phone) and an own change (a unit's name) the items show them, and
+    equal what rendering every row afresh gives."""
+    municipality = _owner(register, "kommunal")
+    headers = {**_token(register, municipality.cvr), "Cache-Control": "no-cache"}
+    url = "/api/v1/lookups/my-cvr/all?limit=500"
+    ITEMS.clear()
+    first = client.get(url, headers=headers)
+    hits = ITEMS.hits
+    again = client.get(url, headers=headers)
+    assert again.headers["X-Cache"] == "miss"  # computed: not the answer cache
+    assert ITEMS.hits - hits == len(again.get_json()["items"]) > 100
+    assert again.data == first.data
+
+    old_phone = municipality.effective["phone"]
+    inheriting = {i["sor_code"] for i in _walk(client, url, headers)[0]
+                  if "phone" in i["inherited"] and i["phone"] == old_phone}
+    assert inheriting
+    service.change_organisation(register, municipality.sor_code, {"phone": "70000000"},
+                                source="staff", actor="sds:test")
+    unit = next(iter(sorted(inheriting)))
+    before = client.get(f"/api/v1/resolve?code={unit}", headers=headers).get_json()
+    before = before["interpretations"][0]["organisations"][0]
+    service.change_organisation(register, unit, {"name": "Omdøbt enhed"}, source="staff",
+                                actor="sds:test")
+    changed = client.get(url, headers=headers)
+    items = {i["sor_code"]: i for i in _walk(client, url, headers)[0]}
+    assert {code for code in inheriting if items[code]["phone"] == "70000000"} == inheriting
+    assert items[unit]["name"] == "Omdøbt enhed"
+    assert items[unit]["version"] == before["version"] + 1
+    resolved = client.get(f"/api/v1/resolve?code={unit}", headers=headers).get_json()
+    assert resolved["interpretations"][0]["organisations"][0] == items[unit]
+
+    ITEMS.clear()
+    assert client.get(url, headers=headers).data == changed.data
+
+
+def test_a_kept_item_serves_its_own_stamp_only_and_the_budget_holds(register):
+    rows = [SimpleNamespace(**row._asdict()) for row in register.execute(
+        select(*ITEM_COLUMNS).order_by(Organisation.sor_code).limit(40))]
+    cache = ItemCache(budget=20_000)
+    rendered = [orjson.dumps(organisation_item(row)) for row in rows]
+    assert [orjson.dumps(item) for item in cache.items(rows)] == rendered
+    assert cache.size <= 20_000 and 0 < len(cache.entries) < len(rows)
+    kept = list(cache.entries)
+    assert kept == [row.sor_code for row in rows[-len(kept):]]  # the most recent stay
+
+    # A row read in another state (a lagging replica's older one, a newer one): rendered
+    # from that row, never the kept item; the kept one follows the row last read.
+    last = rows[-1]
+    older = SimpleNamespace(**{**vars(last), "name": "Som før", "version": last.version - 1,
+                               "content_hash": "0" * 32})
+    misses = cache.misses
+    assert orjson.loads(orjson.dumps(cache.item(older)))["name"] == "Som før"
+    assert orjson.loads(orjson.dumps(cache.item(last)))["name"] == last.name
+    moved = SimpleNamespace(**{**vars(last), "derived_hash": "1" * 32,
+                               "effective": {**last.effective, "phone": "11111111"}})
+    assert orjson.loads(orjson.dumps(cache.item(moved)))["phone"] == "11111111"
+    assert cache.misses - misses == 3
+    hits = cache.hits
+    assert orjson.dumps(cache.item(moved)) == orjson.dumps(organisation_item(moved))
+    assert cache.hits - hits == 1
