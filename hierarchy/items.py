@@ -18,7 +18,7 @@ replica read an older state) is rendered from the row and replaces it. Nothing i
 served that was not read in the same request: the rows are still read, each answer is
 computed from them - what is kept is the work of rendering a row already seen.
 
-Least recently used items go first when the byte budget is full (32 MB: ~35,000 items,
+Least recently used items go first when the byte budget is full (32 MB: ~30,000 items,
 every list a municipality's forms ask). Thread-safe: gthread workers share it.
 """
 
@@ -65,6 +65,7 @@ class ItemCache:
                 if entry is not None and entry[0] == stamp:
                     entries.move_to_end(row.sor_code)
                     found.append(entry[1])
+                    self.hits += 1
                 else:
                     found.append(None)
         missing = [(i, row) for i, row in enumerate(rows) if found[i] is None]
@@ -76,8 +77,6 @@ class ItemCache:
                 # the key, the stamp's strings, the entry's tuple besides the text
                 rendered.append((row.sor_code, stamps[i], fragment, len(text) + 200))
             self._keep(rendered)
-        self.hits += len(rows) - len(missing)
-        self.misses += len(missing)
         return found  # type: ignore[return-value]  # every None was filled in above
 
     def item(self, row: StampedRow) -> orjson.Fragment:
@@ -85,6 +84,7 @@ class ItemCache:
 
     def _keep(self, rendered: list[tuple[str, Stamp, orjson.Fragment, int]]) -> None:
         with self.lock:
+            self.misses += len(rendered)
             entries = self.entries
             for code, stamp, fragment, cost in rendered:
                 old = entries.pop(code, None)

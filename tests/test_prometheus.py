@@ -119,6 +119,9 @@ def test_prometheus_scrapes_the_figures_and_they_move(served: dict[str, Any]) ->
     assert prometheus.value("sum(sor_db_pool_overflow)") is not None
     prometheus.wait_for("sum(sor_direct_read_connections)", lambda n: n >= 1)
     prometheus.wait_for("sum(sor_name_index_build_seconds_count)", lambda n: n >= 1)
+    # The computed lookups' items: rendered from their rows, and kept.
+    prometheus.wait_for('sum(sor_item_cache_rendered{result="rendered"})', lambda n: n >= 1)
+    prometheus.wait_for("sum(sor_item_cache_items)", lambda n: n >= 1)
     # The database's figures: the ledger's mail, no webhook deliveries.
     assert prometheus.value('sor_mail_intake_mails{state="triage_open"}') == 1
     assert prometheus.value('sor_webhook_deliveries{status="queued"}') == 0
