@@ -49,7 +49,7 @@ def children(
     day: date | None = None,
     limit: int = 100,
     cursor: str | None = None,
-) -> Page:
+) -> Page[StampedRow]:
     """One page of an entity's active children (or of one ownership's owners), by name."""
     if (parent_sor_code is None) == (ownership is None):
         raise InvalidSearch({"parent": "give either a parent SOR code or an ownership"})

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import orjson
 
 from hierarchy.schemas import organisation_item
+from hierarchy.search.keyrows import KeyRow
 from hierarchy.search.statements import StampedRow
 
 __all__ = ["ITEMS", "ItemCache"]
@@ -38,7 +40,7 @@ __all__ = ["ITEMS", "ItemCache"]
 Stamp = tuple[int, str, str]
 
 
-def stamp_of(row: StampedRow) -> Stamp:
+def stamp_of(row: KeyRow) -> Stamp:
     return (row.version, row.content_hash, row.derived_hash)
 
 
@@ -56,31 +58,55 @@ class ItemCache:
     def items(self, rows: Sequence[StampedRow]) -> list[orjson.Fragment]:
         """The items of *rows*, in their order: kept ones where the stamp is the row's,
         the others rendered from their rows (and kept)."""
-        stamps = [stamp_of(row) for row in rows]
+        found = self._kept(rows)
+        missing = [row for row, item in zip(rows, found, strict=True) if item is None]
+        if not missing:
+            return found  # type: ignore[return-value]  # none is None
+        rendered = self._render(missing)
+        return [rendered[row.sor_code] if item is None else item
+                for row, item in zip(rows, found, strict=True)]
+
+    def item(self, row: StampedRow) -> orjson.Fragment:
+        return self.items([row])[0]
+
+    def page_items(self, rows: Sequence[KeyRow | StampedRow],
+                   read: Callable[[list[str]], Sequence[StampedRow]]) -> list[orjson.Fragment]:
+        """The items of a page read by key (``hierarchy.search.search_keys``), in its
+        order: the kept ones where the stamp is the row's, the others' rows read by code
+        (*read*) and rendered. Rows with every column (a fuzzy search's) are rendered from
+        themselves. An organisation not found by code any more is left out."""
+        if not rows or hasattr(rows[0], "effective"):
+            return self.items(cast(Sequence[StampedRow], rows))
+        found = self._kept(rows)
+        missing = [row.sor_code for row, item in zip(rows, found, strict=True) if item is None]
+        if not missing:
+            return found  # type: ignore[return-value]  # none is None
+        rendered = self._render(list(read(missing)))
+        return [item for row, kept in zip(rows, found, strict=True)
+                if (item := kept or rendered.get(row.sor_code)) is not None]
+
+    def _kept(self, rows: Sequence[KeyRow]) -> list[orjson.Fragment | None]:
         found: list[orjson.Fragment | None] = []
         with self.lock:
             entries = self.entries
-            for row, stamp in zip(rows, stamps, strict=True):
+            for row in rows:
                 entry = entries.get(row.sor_code)
-                if entry is not None and entry[0] == stamp:
+                if entry is not None and entry[0] == stamp_of(row):
                     entries.move_to_end(row.sor_code)
                     found.append(entry[1])
                     self.hits += 1
                 else:
                     found.append(None)
-        missing = [(i, row) for i, row in enumerate(rows) if found[i] is None]
-        if missing:
-            rendered = []
-            for i, row in missing:
-                text = orjson.dumps(organisation_item(row))
-                found[i] = fragment = orjson.Fragment(text)
-                # the key, the stamp's strings, the entry's tuple besides the text
-                rendered.append((row.sor_code, stamps[i], fragment, len(text) + 200))
-            self._keep(rendered)
-        return found  # type: ignore[return-value]  # every None was filled in above
+        return found
 
-    def item(self, row: StampedRow) -> orjson.Fragment:
-        return self.items([row])[0]
+    def _render(self, rows: Sequence[StampedRow]) -> dict[str, orjson.Fragment]:
+        rendered = []
+        for row in rows:
+            text = orjson.dumps(organisation_item(row))
+            # the key, the stamp's strings, the entry's tuple besides the text
+            rendered.append((row.sor_code, stamp_of(row), orjson.Fragment(text), len(text) + 200))
+        self._keep(rendered)
+        return {code: fragment for code, _, fragment, _ in rendered}
 
     def _keep(self, rendered: list[tuple[str, Stamp, orjson.Fragment, int]]) -> None:
         with self.lock:

@@ -79,9 +79,11 @@ ANSWERS = AnswerCache()
 
 def _page(filters: search.Filters, options: lists.PageOptions) -> Response:
     """One page of a list, as the API shows it."""
-    page = search.search(db.session, filters, **options)
+    session = db.session()
+    page = search.search_keys(session, filters, **options)
     answer: dict[str, Any] = {
-        "items": ITEMS.items(page.items),
+        "items": ITEMS.page_items(page.items,
+                                  lambda codes: search.items_by_code(session, codes)),
         "total": page.total,
         "next": page.next,
     }

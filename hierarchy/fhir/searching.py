@@ -35,7 +35,8 @@ def units_by_code(session: Session, codes: list[str]) -> dict[str, UnitRow]:
     return {row.sor_code: cast(UnitRow, row) for row in rows}
 
 
-def _page(session: Session, query: Query, limit: int, cursor: str | None) -> search.Page:
+def _page(session: Session, query: Query, limit: int,
+          cursor: str | None) -> search.Page[search.StampedRow]:
     try:
         return search.search(session, query.filters, sort=query.sort, limit=limit,
                              cursor=cursor)

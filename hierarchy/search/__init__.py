@@ -29,10 +29,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy.orm import Session, scoped_session
 
-from hierarchy.search.cursor import Key, decode_cursor, encode_cursor, key_of
+from hierarchy.search.cursor import Key, Keyed, decode_cursor, encode_cursor, key_of
 from hierarchy.search.filters import (
     ALTERNATIVE_KINDS,
     FILTER_NAMES,
@@ -50,6 +51,7 @@ from hierarchy.search.filters import (
     typed_words,
 )
 from hierarchy.search.fuzzy import FUZZY_THRESHOLD, fuzzy_rows, fuzzy_statements
+from hierarchy.search.keyrows import KEYS_BY_CODE, KeyRow, keyed
 from hierarchy.search.matching import Parameters, name_pattern, rank_parameters, word_parameters
 from hierarchy.search.names import NAMES, indexable
 from hierarchy.search.statements import (
@@ -90,17 +92,22 @@ __all__ = [
     "Validity",
     "decode_cursor",
     "encode_cursor",
+    "items_by_code",
     "normalise",
     "page_of",
     "search",
+    "search_keys",
 ]
 
+RowT = TypeVar("RowT", bound=Keyed)
+
+
 @dataclass
-class Page:
+class Page(Generic[RowT]):
     """One page of a list: its rows, the whole list's total, the next page's cursor; for
     a name search that found nothing, texts to search for instead (best first)."""
 
-    items: list[StampedRow]
+    items: list[RowT]
     total: int
     next: str | None
     suggestions: list[str] | None = None
@@ -113,7 +120,7 @@ def search(
     sort: Sort | None = None,
     limit: int = 50,
     cursor: str | None = None,
-) -> Page:
+) -> Page[StampedRow]:
     """One page of the organisations matching *filters*, with the list's total.
 
     *sort* by default: by relevance when a name is given, else by name. A fuzzy name
@@ -121,6 +128,32 @@ def search(
     (``next`` is null), with the exact total. Raises InvalidSearch (422) for a filter,
     cursor or page size it cannot use.
     """
+    return cast(Page[StampedRow], _search(session, filters, sort, limit, cursor, False))
+
+
+def search_keys(
+    session: DbSession,
+    filters: Filters,
+    *,
+    sort: Sort | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[KeyRow | StampedRow]:
+    """As :func:`search`, its rows read by key only (``hierarchy.search.keyrows``: which
+    organisations, in order, with their stamps) for a caller that keeps the items
+    (``hierarchy.items``); a fuzzy search's rows carry every column all the same."""
+    return cast(Page[KeyRow | StampedRow], _search(session, filters, sort, limit, cursor, True))
+
+
+def items_by_code(session: DbSession, sor_codes: list[str]) -> list[StampedRow]:
+    """The rows (ITEM_COLUMNS) of *sor_codes* that are in the register, in no order."""
+    if isinstance(session, scoped_session):
+        session = session()
+    return reads_for(session).rows(ITEMS_BY_CODE[_is_postgresql(session)], {"codes": sor_codes})
+
+
+def _search(session: DbSession, filters: Filters, sort: Sort | None, limit: int,
+            cursor: str | None, keys_only: bool) -> Page[Any]:
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidSearch({"limit": f"between 1 and {MAX_LIMIT}"})
     if isinstance(session, scoped_session):
@@ -136,12 +169,14 @@ def search(
     postgresql = _is_postgresql(session)
     page = None
     if indexable(filters, sort):
-        page = _search_index(session, reads, filters, sort, limit, cursor)
+        page = _search_index(session, reads, filters, sort, limit, cursor, keys_only)
     if page is None and postgresql and _narrow(filters, sort):
-        page = _search_names(session, reads, filters, sort, limit, cursor)
+        page = _search_names(session, reads, filters, sort, limit, cursor, keys_only)
     if page is None:
         shape, params = search_parameters(reads, filters, postgresql, sort, limit, cursor)
         count, page_statement = search_statements(shape)
+        if keys_only:
+            page_statement = keyed(page_statement)
         total, rows = reads.scalar_and_rows(count, page_statement, params)
         page = page_of(rows, total, limit, sort, filters.name)
     if page.total == 0 and filters.name and not cursor:
@@ -149,8 +184,8 @@ def search(
     return page
 
 
-def page_of(rows: list[StampedRow], total: int, limit: int, sort: Sort,
-            folded: str | None = None) -> Page:
+def page_of(rows: list[RowT], total: int, limit: int, sort: Sort,
+            folded: str | None = None) -> Page[RowT]:
     """The page of *rows*, read one beyond *limit* (whether more follow), in *sort*'s order
     (by relevance to the folded name *folded*)."""
     more = len(rows) > limit
@@ -179,7 +214,7 @@ def _narrow(filters: Filters, sort: Sort) -> bool:
 
 
 def _search_index(session: Session, reads: Reads, filters: Filters, sort: Sort, limit: int,
-                  cursor: str | None) -> Page | None:
+                  cursor: str | None, keys_only: bool) -> Page[Any] | None:
     """A name search from the worker's name index; None when the index cannot answer it."""
     day = filters.active_on or date.today()
     if register_changed_in(session):
@@ -196,7 +231,7 @@ def _search_index(session: Session, reads: Reads, filters: Filters, sort: Sort, 
                                      filters.ownership, limit, after, sort)
     if not keys:
         return Page(items=[], total=total, next=None)
-    statement = ITEMS_BY_CODE[_is_postgresql(session)]
+    statement = (KEYS_BY_CODE if keys_only else ITEMS_BY_CODE)[_is_postgresql(session)]
     found = {row.sor_code: row
              for row in reads.rows(statement, {"codes": [code for _, code in keys]})}
     items = [found[code] for _, code in keys if code in found]
@@ -210,7 +245,7 @@ def _search_index(session: Session, reads: Reads, filters: Filters, sort: Sort, 
 
 
 def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, limit: int,
-                  cursor: str | None) -> Page:
+                  cursor: str | None, keys_only: bool) -> Page[Any]:
     """A name search from the narrow table (PostgreSQL): keys, exact total, then items."""
     day = filters.active_on or date.today()
     assert filters.name is not None and filters.name_match is not None
@@ -253,7 +288,8 @@ def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, 
         return Page(items=[], total=0, next=None)
     order: Order = ("code" if sort == "code" else "sorted" if total < SORT_MATCHES_BELOW
                     else "index")
-    rows = reads.rows(narrow_statements(shape(order))[1], params)
+    page_statement = narrow_statements(shape(order))[1]
+    rows = reads.rows(keyed(page_statement) if keys_only else page_statement, params)
     return page_of(rows, total, limit, sort, filters.name)
 
 
@@ -261,7 +297,8 @@ def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, 
 _FUZZY_FILTERS = frozenset({"level", "ownership", "cvr", "name", "name_match", "active_on"})
 
 
-def _search_fuzzy(session: Session, filters: Filters, limit: int, cursor: str | None) -> Page:
+def _search_fuzzy(session: Session, filters: Filters, limit: int,
+                  cursor: str | None) -> Page[Any]:
     """Fuzzy name search (hierarchy.search.fuzzy): pg_trgm's measure over the worker's
     name index; where it cannot answer (a CVR filter, another day, this transaction's
     changes, being built), pg_trgm itself on PostgreSQL, the narrow table's rows

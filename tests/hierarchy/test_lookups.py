@@ -18,6 +18,7 @@ from hierarchy.lookup_routes import ANSWERS
 from hierarchy.models import Organisation
 from hierarchy.schemas import organisation_item
 from hierarchy.search import ITEM_COLUMNS
+from hierarchy.search.keyrows import KEY_COLUMNS
 from hierarchy.search.names import NAMES
 from hierarchy.search.totals import TOTALS
 from hierarchy.sor_import import import_sor_file
@@ -75,6 +76,9 @@ def _owner(session, ownership: str) -> Organisation:
                                    Organisation.cvr.is_not(None))
         .order_by(Organisation.sor_code).limit(1)
     ).scalar_one()
+
+
+KEY_NAMES = [column.key for column in KEY_COLUMNS]
 
 
 def _token(session, cvr: str, role: str = "reporter", **extra) -> dict[str, str]:
@@ -359,3 +363,61 @@ def test_a_kept_item_serves_its_own_stamp_only_and_the_budget_holds(register):
     hits = cache.hits
     assert orjson.dumps(cache.item(moved)) == orjson.dumps(organisation_item(moved))
     assert cache.hits - hits == 1
+
+
+@pytest.mark.parametrize("query", [
+    "/api/v1/lookups/my-cvr/all?limit=500",
+    "/api/v1/lookups/my-cvr/si?sort=code",
+    "/api/v1/lookups/ownership/privat?limit=50",
+    "/api/v1/lookups/ownership/kommunal?sort=code&limit=100",
+    "/api/v1/organisations?name=sen&limit=20",
+    "/api/v1/organisations?name=sen&sort=code&level=OE&limit=30",
+    "/api/v1/organisations?name={two_words}&name_match=words&limit=20",
+    "/api/v1/organisations?name={mistyped}&name_match=fuzzy&limit=10",
+])
+def test_every_path_of_a_list_shows_each_organisation_as_it_is(client, register, query):
+    """A list read by key (hierarchy.search.search_keys) then its items kept or read by
+    code, on each of the search's paths (the plain query, the narrow table, the name index,
+    fuzzy's full rows): every item is the organisation's own rendering, and the answer is
+    the same bytes with every item rendered afresh and with every item kept."""
+    headers = {**_token(register, _owner(register, "kommunal").cvr), "Cache-Control": "no-cache"}
+    name = register.execute(select(Organisation.name).where(Organisation.name.like("% % %"))
+                            .order_by(Organisation.sor_code).limit(1)).scalar_one()
+    words = name.split()
+    query = query.format(two_words=f"{words[0][:4]}+{words[1][:3]}",
+                         mistyped=(name[:3] + name[4:])[:20])
+    ITEMS.clear()
+    fresh = client.get(query, headers=headers)
+    assert fresh.status_code == 200, fresh.get_json()
+    items = fresh.get_json()["items"]
+    assert items
+    for item in items:
+        organisation = register.get(Organisation, item["sor_code"])
+        assert item == orjson.loads(orjson.dumps(organisation_item(organisation)))
+    hits = ITEMS.hits
+    kept = client.get(query, headers=headers)
+    assert kept.data == fresh.data and ITEMS.hits - hits == len(items)
+
+
+def test_a_page_read_by_key_renders_what_is_not_kept_and_leaves_out_what_is_gone(register):
+    rows = [SimpleNamespace(**row._asdict()) for row in register.execute(
+        select(*ITEM_COLUMNS).order_by(Organisation.sor_code).limit(6))]
+    keys = [SimpleNamespace(**{name: getattr(row, name) for name in KEY_NAMES})
+            for row in rows]
+    cache = ItemCache()
+    cache.items(rows[:2])  # two kept
+    asked: list[list[str]] = []
+
+    def read(codes: list[str]) -> list[SimpleNamespace]:
+        asked.append(codes)
+        return [row for row in rows if row.sor_code in codes and row is not rows[4]]
+
+    items = cache.page_items(keys, read)
+    assert asked == [[row.sor_code for row in rows[2:]]]  # only what was not kept
+    assert [orjson.dumps(item) for item in items] == [
+        orjson.dumps(organisation_item(row)) for i, row in enumerate(rows) if i != 4]
+    # A kept item under an older stamp is read again; one under its own is not.
+    keys[0].version += 1
+    asked.clear()
+    cache.page_items(keys[:2], read)
+    assert asked == [[rows[0].sor_code]]
