@@ -19,7 +19,8 @@ served that was not read in the same request: the rows are still read, each answ
 computed from them - what is kept is the work of rendering a row already seen.
 
 Least recently used items go first when the byte budget is full (32 MB: ~30,000 items,
-every list a municipality's forms ask). Thread-safe: gthread workers share it.
+every list a municipality's forms ask; each kept as a copy of its bytes alone,
+``sorregistry.responses.kept_bytes``). Thread-safe: gthread workers share it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import orjson
 from hierarchy.schemas import organisation_item
 from hierarchy.search.keyrows import KeyRow
 from hierarchy.search.statements import StampedRow
+from sorregistry.responses import kept_bytes
 
 __all__ = ["ITEMS", "ItemCache"]
 
@@ -102,7 +104,7 @@ class ItemCache:
     def _render(self, rows: Sequence[StampedRow]) -> dict[str, orjson.Fragment]:
         rendered = []
         for row in rows:
-            text = orjson.dumps(organisation_item(row))
+            text = kept_bytes(orjson.dumps(organisation_item(row)))
             # the key, the stamp's strings, the entry's tuple besides the text
             rendered.append((row.sor_code, stamp_of(row), orjson.Fragment(text), len(text) + 200))
         self._keep(rendered)

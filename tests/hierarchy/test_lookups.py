@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -363,6 +364,21 @@ def test_a_kept_item_serves_its_own_stamp_only_and_the_budget_holds(register):
     hits = cache.hits
     assert orjson.dumps(cache.item(moved)) == orjson.dumps(organisation_item(moved))
     assert cache.hits - hits == 1
+
+
+def test_a_kept_item_costs_about_its_bytes(register):
+    """Not orjson's 8 kB writing buffer per item: 32 MB of items would have held ~240 MB."""
+    rows = [SimpleNamespace(**row._asdict()) for row in register.execute(
+        select(*ITEM_COLUMNS).order_by(Organisation.sor_code).limit(1000))]
+    cache = ItemCache()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        cache.items(rows)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 1.5 * cache.size, (grown, cache.size)
 
 
 @pytest.mark.parametrize("query", [
