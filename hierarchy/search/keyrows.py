@@ -12,13 +12,13 @@ not kept are then read by code (``ITEMS_BY_CODE``) and rendered.
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import ARRAY, Select, String, any_, bindparam, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from hierarchy.models import Organisation
+from hierarchy.search.cursor import Keyed
 
 __all__ = ["KEYS_BY_CODE", "KEY_COLUMNS", "KeyRow", "keyed"]
 
@@ -32,15 +32,10 @@ KEY_COLUMNS: list[InstrumentedAttribute[Any]] = [
 ]
 
 
-class KeyRow(Protocol):
-    """A row with KEY_COLUMNS: a page's place of an organisation and its stamp."""
+class KeyRow(Keyed, Protocol):
+    """A row with KEY_COLUMNS: a page's place of an organisation (what a cursor's key is
+    made of) and its stamp."""
 
-    @property
-    def sor_code(self) -> str: ...
-    @property
-    def name_search(self) -> str: ...
-    @property
-    def updated_at(self) -> datetime: ...
     @property
     def version(self) -> int: ...
     @property

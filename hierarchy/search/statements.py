@@ -58,6 +58,7 @@ from hierarchy.search.filters import (
     name_words,
     typed_words,
 )
+from hierarchy.search.keyrows import KeyRow
 from hierarchy.search.matching import (
     Condition,
     Parameters,
@@ -157,14 +158,9 @@ class ItemRow(Protocol):
     def updated_at(self) -> datetime: ...
 
 
-class StampedRow(ItemRow, Protocol):
+class StampedRow(ItemRow, KeyRow, Protocol):
     """A row read with ITEM_COLUMNS from ``organisations``: the item's columns and the
     organisation's stamp (hierarchy.items)."""
-
-    @property
-    def content_hash(self) -> str: ...
-    @property
-    def derived_hash(self) -> str: ...
 
 
 # A list's count and its page (rows with ITEM_COLUMNS).
