@@ -66,7 +66,9 @@ APPLICATION_NAME = "sorregistry-read"
 # One round trip: whether the server is a standby, the WAL position it has replayed (a
 # primary: its current one), and its lag in seconds - 0 when it has replayed all it
 # received (an idle primary sends nothing: that is no lag), else the age of the last
-# transaction it replayed (so a paused or slow replay is seen to grow).
+# transaction it replayed (so a paused or slow replay is seen to grow); a standby that has
+# WAL waiting but replayed no transaction since it started (that age unknown: NULL) is
+# behind by at least its uptime - not 0, which let a paused fresh standby serve reads.
 LAG_QUERY = text("""
 SELECT pg_is_in_recovery(),
        (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
@@ -75,7 +77,9 @@ SELECT pg_is_in_recovery(),
             WHEN pg_last_wal_receive_lsn() IS NOT NULL
                  AND pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0.0
             ELSE COALESCE(EXTRACT(EPOCH FROM clock_timestamp()
-                                  - pg_last_xact_replay_timestamp()), 0.0)::float8 END
+                                  - pg_last_xact_replay_timestamp()),
+                          EXTRACT(EPOCH FROM clock_timestamp()
+                                  - pg_postmaster_start_time()))::float8 END
 """)
 PRIMARY_LSN_QUERY = text("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")
 _LSN = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
