@@ -17,7 +17,12 @@ A search takes one of three paths, each giving the same answers:
   the page's keys and the exact total from it, the page's items from ``organisations``
   by primary key; its totals cached per worker under the register's version
   (:mod:`~hierarchy.search.totals`);
-* everything else: one count and one page over ``organisations``.
+* everything else: one count and one page over ``organisations``; the count kept per
+  worker under the register version too (per shape and parameters), so a computed page of
+  Mit CVR reads its page alone.
+
+A caller that keeps the items (the lookups, ``hierarchy.items``) asks :func:`search_keys`:
+each path then reads its page by key and stamp only (``hierarchy.search.keyrows``).
 
 The statements are built once per shape (:mod:`~hierarchy.search.statements`) and run
 through ``sorregistry.reads``: on PostgreSQL, during a request that allows it, on the
@@ -27,6 +32,7 @@ statements.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Generic, TypeVar, cast
@@ -173,11 +179,19 @@ def _search(session: DbSession, filters: Filters, sort: Sort | None, limit: int,
     if page is None and postgresql and _narrow(filters, sort):
         page = _search_names(session, reads, filters, sort, limit, cursor, keys_only)
     if page is None:
+        version = _totals_version(session)  # first: see _search_names
         shape, params = search_parameters(reads, filters, postgresql, sort, limit, cursor)
         count, page_statement = search_statements(shape)
         if keys_only:
             page_statement = keyed(page_statement)
-        total, rows = reads.scalar_and_rows(count, page_statement, params)
+        key = _totals_key(shape, params) if version is not None else None
+        total = TOTALS.get(version, key) if key is not None else None
+        if total is None:
+            total, rows = reads.scalar_and_rows(count, page_statement, params)
+            if key is not None:
+                TOTALS.put(version, key, total)
+        else:  # the list's total kept (Mit CVR's 2,759 units counted again per page)
+            rows = reads.rows(page_statement, params)
         page = page_of(rows, total, limit, sort, filters.name)
     if page.total == 0 and filters.name and not cursor:
         page.suggestions = _suggestions(session, filters.name)
@@ -211,6 +225,27 @@ def _narrow(filters: Filters, sort: Sort) -> bool:
         getattr(filters, name) in (None, [], "contains") or name in _NARROW_FILTERS
         for name in FILTER_NAMES
     )
+
+
+def _totals_version(session: Session) -> Hashable | None:
+    """The register version a list's total may be kept under (``hierarchy.search.totals``),
+    read before anything the total is counted from; None when none may be: unknown, this
+    transaction's own changes, or older than one this worker has seen (a lagging replica)."""
+    version = register_version(session)
+    if version is None or register_changed_in(session) or REGISTER.outdated(version):
+        return None
+    return version
+
+
+def _totals_key(shape: Hashable, params: Parameters) -> Hashable | None:
+    """A general search's total by its shape and every parameter (the page's too: a
+    total is kept per page asked, never shared wrongly); None if a value is unhashable."""
+    key = (shape, tuple(sorted(params.items())))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def _search_index(session: Session, reads: Reads, filters: Filters, sort: Sort, limit: int,
@@ -274,15 +309,13 @@ def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, 
 
     # Read the version before anything else: a total counted after a concurrent
     # commit is then filed under the older version, never a stale one under the newer.
-    version = register_version(session)
-    cacheable = (version is not None and not register_changed_in(session)
-                 and not REGISTER.outdated(version))
+    version = _totals_version(session)
     key = (day, tuple(sorted(filters.level)), filters.ownership, filters.cvr, filters.name,
            filters.name_match)
-    total = TOTALS.get(version, key) if cacheable else None
+    total = TOTALS.get(version, key) if version is not None else None
     if total is None:
         total = reads.scalar(narrow_statements(shape("index"))[0], params)
-        if cacheable:
+        if version is not None:
             TOTALS.put(version, key, total)
     if total == 0:
         return Page(items=[], total=0, next=None)

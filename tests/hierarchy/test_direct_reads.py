@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
@@ -275,3 +275,32 @@ def test_direct_reads_see_commits_at_once_and_survive_a_lost_connection(apps):
     assert response.status_code == 200, response.get_json()
     with direct.app_context():
         assert reads._connection(db.engine).info.backend_pid != pid
+
+
+def test_a_lists_total_is_kept_under_the_version_and_a_commit_moves_it(apps):
+    """Mit CVR counts the client's units again for every computed page unless the worker
+    keeps the total (hierarchy.search.totals) under the register version: kept, it is
+    the total shown; a committed change (a version of its own) counts afresh."""
+    direct, _ = apps
+    facts = _facts(direct)
+    headers = {"Authorization": f"Bearer {facts['token']}", **NO_CACHE}
+    client = direct.test_client()
+    url = "/api/v1/lookups/my-cvr/all?limit=5"
+    TOTALS.clear()
+    first = client.get(url, headers=headers).get_json()
+    [(key, total)] = TOTALS.totals.items()
+    assert total == first["total"] > 5
+    TOTALS.put(TOTALS.version, key, 12345)  # what a kept total is taken for
+    assert client.get(url, headers=headers).get_json()["total"] == 12345
+    with direct.app_context():
+        service.close_organisation(db.session, first["items"][0]["sor_code"], date.today(),
+                                   source="staff", actor="sds")
+        db.session.commit()
+        o = Organisation
+        active = db.session.execute(
+            select(func.count()).select_from(o).where(
+                o.owner_cvr == facts["municipality_cvr"], o.level.in_(["SI", "OE"]),
+                o.valid_to.is_(None) | (o.valid_to > date.today()))).scalar_one()
+    after = client.get(url, headers=headers).get_json()
+    assert after["total"] == active < first["total"]  # counted in the new version
+    assert after["items"][0]["sor_code"] != first["items"][0]["sor_code"]

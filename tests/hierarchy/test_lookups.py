@@ -437,3 +437,21 @@ def test_a_page_read_by_key_renders_what_is_not_kept_and_leaves_out_what_is_gone
     asked.clear()
     cache.page_items(keys[:2], read)
     assert asked == [[rows[0].sor_code]]
+
+
+def test_a_kept_total_is_the_lists_and_a_transactions_own_changes_are_counted(client, register):
+    municipality = _owner(register, "kommunal")
+    headers = {**_token(register, municipality.cvr), "Cache-Control": "no-cache"}
+    url = "/api/v1/lookups/my-cvr/all?limit=5"
+    TOTALS.clear()
+    first = client.get(url, headers=headers).get_json()
+    [(key, total)] = TOTALS.totals.items()
+    assert total == first["total"]
+    TOTALS.put(TOTALS.version, key, 12345)
+    assert client.get(url, headers=headers).get_json()["total"] == 12345
+    # This transaction closes one of the list's units: its own change, never a kept total.
+    service.close_organisation(register, first["items"][0]["sor_code"], date.today(),
+                               source="staff", actor="sds:test")
+    now = client.get(url, headers=headers).get_json()["total"]
+    assert now < first["total"]
+    assert now == len(_expected(register, owner_cvr=municipality.cvr, level=["SI", "OE"]))
