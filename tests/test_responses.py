@@ -6,7 +6,7 @@ import tracemalloc
 
 import orjson
 
-from sorregistry.responses import AnswerCache, kept_bytes
+from sorregistry.responses import AnswerCache, etag_of, kept_bytes
 
 
 def _body(n: int, items: int = 1) -> bytes:
@@ -49,3 +49,10 @@ def test_a_kept_answer_costs_its_bytes_not_the_buffer_orjson_wrote_it_in():
         tracemalloc.stop()
     assert grown < 1.3 * cache.size, (grown, cache.size)
     assert kept_bytes(_body(1)) == _body(1)
+
+
+def test_an_etag_names_the_bytes():
+    body = _body(1, items=25)
+    assert etag_of(body) == etag_of(bytes(body)) and len(etag_of(body)) == 32
+    assert int(etag_of(body), 16) >= 0  # hex
+    assert etag_of(body) != etag_of(body[:-1] + b" ") != etag_of(b"")

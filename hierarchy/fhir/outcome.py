@@ -11,7 +11,6 @@ else renders an error.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import orjson
@@ -19,6 +18,7 @@ from flask import Response, request
 
 from hierarchy.fhir import systems
 from sorregistry.errors import DomainError
+from sorregistry.responses import etag_of
 
 # HTTP status -> FHIR's issue type (http://hl7.org/fhir/valueset-issue-type.html).
 ISSUE_TYPES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found",
@@ -68,7 +68,7 @@ def fhir_response(payload: Any, status: int = 200, *, conditional: bool = False)
     body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     response = Response(body, status=status, content_type=f"{systems.JSON}; charset=utf-8")
     if conditional and request.method in ("GET", "HEAD") and status == 200:
-        response.set_etag(hashlib.blake2b(body, digest_size=16).hexdigest())
+        response.set_etag(etag_of(body))
         response.make_conditional(request)
     return response
 
