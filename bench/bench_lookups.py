@@ -511,12 +511,17 @@ def load_run(port: int, token: str, plan: dict[str, Scenario], clients: int,
 def capture_sql(url: str, inputs: Inputs) -> dict[str, list[list[tuple[str, Any]]]]:
     """For every request of every scenario, the statements the service runs for it.
 
-    Calls what the routes call (``search.search`` with the route's filters,
-    ``reporting.resolve``) in an app of our own on the same database and records each
-    statement and its parameters from SQLAlchemy's ``before_cursor_execute`` event, with
-    the read of the register version that every computed answer begins with. The
-    authentication query (one SELECT on api_clients per request) is left out: it is the
-    service's own overhead, not the lookup, and a worker makes it once a minute per client.
+    Calls what the routes call (``search.search_keys`` with the route's filters - the
+    lists, twice, the second call's statements: a page by key and stamp, its total kept
+    per register version after an input's first request, as the service runs it once an
+    input has been asked; ``reporting.resolve``) in an app of our own on the same database
+    and records each statement and its parameters from SQLAlchemy's
+    ``before_cursor_execute`` event. Items are kept by the service once seen, so the rows
+    of items not kept (read by code) are not among them. The register version is not read
+    either: on the primary a worker keeps it in memory (LISTEN/NOTIFY). The type-ahead's
+    are its SQL path's (the name index off): exact count and page. The authentication query
+    (one SELECT on api_clients per request) is left out: it is the service's own overhead,
+    not the lookup, and a worker makes it once a minute per client.
     """
 
 
@@ -529,16 +534,19 @@ def capture_sql(url: str, inputs: Inputs) -> dict[str, list[list[tuple[str, Any]
 
     out: dict[str, list[list[tuple[str, Any]]]] = {name: [] for name in SCENARIOS}
 
-    version: list[tuple[str, Any]] = []
-
     def take() -> list[tuple[str, Any]]:
-        """The request's statements, the register version's read first: a route reads it
-        before computing any answer (to file the answer in its cache)."""
-        statements = list(captured)
+        """The request's statements (the register version's read left out, see above)."""
+        statements = [(sql, parameters) for sql, parameters in captured
+                      if "register_version" not in sql]
         captured.clear()
-        if version and version[0] not in statements:
-            statements.insert(0, version[0])
         return statements
+
+    def listed(filters: search.Filters, limit: int) -> list[tuple[str, Any]]:
+        """A list's statements once its total is kept: the second request's."""
+        search.search_keys(session, filters, sort="name", limit=limit)
+        captured.clear()
+        search.search_keys(session, filters, sort="name", limit=limit)
+        return take()
 
     NAMES.enabled = False  # the SQL path's statements: exact count and page
     with app.app_context():
@@ -547,21 +555,17 @@ def capture_sql(url: str, inputs: Inputs) -> dict[str, list[list[tuple[str, Any]
             session = db.session
 
             register_version(session)
-            version.extend(take())
+            take()
             session.rollback()
             session.info.clear()
             for fragment in inputs.fragments:
                 search.search(session, search.Filters(name=fragment), limit=20)  # by relevance
                 out[TYPEAHEAD].append(take())
-            search.search(session, search.Filters(level=["SI", "OE"],
-                                                    cvr=inputs.municipality_cvr),
-                           sort="name", limit=500)
-            out[MY_CVR].append(take())
+            out[MY_CVR].append(listed(search.Filters(level=["SI", "OE"],
+                                                     cvr=inputs.municipality_cvr), 500))
             for ydernummer in inputs.ydernumre:
-                search.search(session, search.Filters(level=["SI", "OE"], ownership="privat",
-                                                        ydernummer=ydernummer),
-                               sort="name", limit=50)
-                out[PRIVAT].append(take())
+                out[PRIVAT].append(listed(search.Filters(
+                    level=["SI", "OE"], ownership="privat", ydernummer=ydernummer), 50))
             for _, code in inputs.codes:
                 reporting.resolve(session, code, date.today())
                 out[RESOLVE].append(take())
