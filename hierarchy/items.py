@@ -60,13 +60,8 @@ class ItemCache:
     def items(self, rows: Sequence[StampedRow]) -> list[orjson.Fragment]:
         """The items of *rows*, in their order: kept ones where the stamp is the row's,
         the others rendered from their rows (and kept)."""
-        found = self._kept(rows)
-        missing = [row for row, item in zip(rows, found, strict=True) if item is None]
-        if not missing:
-            return found  # type: ignore[return-value]  # none is None
-        rendered = self._render(missing)
-        return [rendered[row.sor_code] if item is None else item
-                for row, item in zip(rows, found, strict=True)]
+        by_code = {row.sor_code: row for row in rows}
+        return self._assembled(rows, lambda codes: [by_code[code] for code in codes])
 
     def item(self, row: StampedRow) -> orjson.Fragment:
         return self.items([row])[0]
@@ -77,13 +72,17 @@ class ItemCache:
         order: the kept ones where the stamp is the row's, the others' rows read by code
         (*read*) and rendered. Rows with every column (a fuzzy search's) are rendered from
         themselves. An organisation not found by code any more is left out."""
-        if not rows or hasattr(rows[0], "effective"):
+        if rows and hasattr(rows[0], "effective"):
             return self.items(cast(Sequence[StampedRow], rows))
+        return self._assembled(rows, read)
+
+    def _assembled(self, rows: Sequence[KeyRow],
+                   read: Callable[[list[str]], Sequence[StampedRow]]) -> list[orjson.Fragment]:
         found = self._kept(rows)
         missing = [row.sor_code for row, item in zip(rows, found, strict=True) if item is None]
         if not missing:
             return found  # type: ignore[return-value]  # none is None
-        rendered = self._render(list(read(missing)))
+        rendered = self._render(read(missing))
         return [item for row, kept in zip(rows, found, strict=True)
                 if (item := kept or rendered.get(row.sor_code)) is not None]
 

@@ -11,7 +11,7 @@ not kept are then read by code (``ITEMS_BY_CODE``) and rendered.
 
 from __future__ import annotations
 
-import threading
+import functools
 from typing import Any, Protocol
 
 from sqlalchemy import ARRAY, Select, String, any_, bindparam, select
@@ -52,20 +52,9 @@ KEYS_BY_CODE: dict[bool, Select[Any]] = {
         Organisation.sor_code.in_(bindparam("codes", expanding=True))),
 }
 
-_KEYED: dict[int, tuple[Select[Any], Select[Any]]] = {}
-_LOCK = threading.Lock()
-_MAX = 2000
 
-
+@functools.lru_cache(maxsize=2000)  # statements are built once per shape, kept as objects
 def keyed(statement: Select[Any]) -> Select[Any]:
     """*statement* (a page of rows with the item's columns: its conditions, order and limit)
-    reading KEY_COLUMNS instead; made once per statement (they are built once per shape)."""
-    found = _KEYED.get(id(statement))
-    if found is not None and found[0] is statement:
-        return found[1]
-    twin: Select[Any] = statement.with_only_columns(*KEY_COLUMNS, maintain_column_froms=False)
-    with _LOCK:
-        if len(_KEYED) >= _MAX:
-            _KEYED.clear()
-        _KEYED[id(statement)] = (statement, twin)
-    return twin
+    reading KEY_COLUMNS instead; made once per statement (a Select hashes by identity)."""
+    return statement.with_only_columns(*KEY_COLUMNS, maintain_column_froms=False)
