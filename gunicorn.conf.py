@@ -38,6 +38,15 @@ timeout = 60
 graceful_timeout = 40
 # Behind a proxy or load balancer that keeps connections open to us.
 keepalive = 5
+# Each worker listens on its own socket (SO_REUSEPORT) and the kernel spreads new
+# connections evenly over them. With one shared socket, whichever worker wakes first takes
+# a connection, and a kept-alive connection stays with the worker that took it: in the
+# lookups' benchmark (32 clients, 2 workers) one worker held most of them, busy at its
+# interpreter's limit of one core while the other idled (6.1 against 2.4 s of CPU in the
+# same 7.6 s), and throughput was 15-25 % below the same run with the sockets spread.
+# Set net.ipv4.tcp_migrate_req = 1 (deploy/sysctl.d/) so the connections waiting on a
+# stopping worker's socket (a reload, a recycled worker) move to another one.
+reuse_port = True
 # Recycle a worker now and then (a leak cannot grow for ever), rarely and not all at once
 # (the jitter): a new worker starts with cold answer caches and rebuilds its name index
 # (about 7 s at a million organisations, the searches take the SQL path meanwhile). A

@@ -5,6 +5,7 @@ audit log and the register's commits."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -193,3 +194,63 @@ def test_the_request_log_is_json_and_the_request_id_reaches_the_audit_and_the_re
         db.engine.dispose()
     assert actions == ["application_approved"]
     assert len(commits) == 1 and commits[0] >= 1  # the commit that recorded the new unit
+
+
+def _sockets_by_process(port: int, pids: list[int]) -> dict[int, dict[str, set[str]]]:
+    """For each process, its TCP sockets on 127.0.0.1:*port* that listen and those that
+    are established connections, by inode (the kernel's table, /proc/net/tcp, joined with
+    each process's open files)."""
+    states = {"0A": "listening", "01": "established"}
+    by_inode: dict[str, str] = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] in states:
+            by_inode[fields[9]] = states[fields[3]]
+    counts: dict[int, dict[str, set[str]]] = {}
+    for pid in pids:
+        seen: dict[str, set[str]] = {"listening": set(), "established": set()}
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = fd.readlink().name
+            except OSError:  # closed meanwhile
+                continue
+            if target.startswith("socket:[") and target[8:-1] in by_inode:
+                seen[by_inode[target[8:-1]]].add(target[8:-1])
+        counts[pid] = seen
+    return counts
+
+
+def test_each_worker_listens_and_kept_alive_connections_spread_over_them(
+        served: dict[str, Any]) -> None:
+    # gunicorn.conf.py's reuse_port: one listening socket per worker, the kernel spreads
+    # new connections over them; on one shared socket a burst of kept-alive connections
+    # could pile up on the worker that woke first while the other idled.
+    server: Gunicorn = served["server"]
+    workers = [int(path.parent.name) for path in Path("/proc").glob("[0-9]*/stat")
+               if path.read_text().rsplit(")", 1)[1].split()[1] == str(server.process.pid)]
+    assert len(workers) == 2
+    connections = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+                   for _ in range(32)]
+    try:
+        for connection in connections:
+            connection.connect()
+        for connection in connections:  # each answered, and kept open
+            connection.request("GET", "/api/v1/health")
+            answer = connection.getresponse()
+            answer.read()
+            assert answer.status == 200 and not answer.will_close
+        counts = _sockets_by_process(server.port, [server.process.pid, *workers])
+    finally:
+        for connection in connections:
+            connection.close()
+    master = counts.pop(server.process.pid)
+    assert not master["listening"] and not master["established"], master
+    # A socket of its own each (an inherited shared one would be the same inode in both).
+    listening = [seen["listening"] for seen in counts.values()]
+    assert all(len(inodes) == 1 for inodes in listening) and len(set.union(*listening)) == 2
+    # Ours, and Prometheus' scrape connection when it is open.
+    established = [len(seen["established"]) for seen in counts.values()]
+    assert sum(established) in (32, 33), counts
+    # Spread by the kernel's hash of each connection: both well used (a worker with fewer
+    # than 6 of 32 happens with a chance of about 1 in 5,000).
+    assert min(established) >= 6, established
