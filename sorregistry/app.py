@@ -15,7 +15,8 @@ from importlib.resources import files
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from flask import Flask
+from flask import Flask, Request
+from werkzeug.datastructures import ImmutableMultiDict
 
 import applications
 import hierarchy
@@ -70,6 +71,26 @@ class SorFlask(Flask):
             return made
         except TypeError:  # neither hashable nor weakly referable
             return super().ensure_sync(func)
+
+
+class QueryArgs(ImmutableMultiDict[str, str]):
+    """``request.args`` (and ``form``) that answer ``get`` of a key they lack without an
+    exception. werkzeug's ``get`` asks ``self[key]`` and catches the ``BadRequestKeyError``
+    it raises; the argument parser asks for every field of a lookup's schema (a list's
+    sixteen filters), so a type-ahead with two made fourteen exceptions (~2.5 us each)."""
+
+    def get(  # type: ignore[override]  # one signature for werkzeug's overloads
+            self, key: str, default: Any = None, type: Any = None) -> Any:  # noqa: A002
+        if key not in self:
+            return default
+        return super().get(key, default, type)
+
+
+class SorRequest(Request):
+    parameter_storage_class = QueryArgs
+
+
+SorFlask.request_class = SorRequest
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:

@@ -22,7 +22,8 @@ from datetime import date
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import orjson
-from flask import Response, request
+import xxhash
+from flask import Response, current_app, request
 from sqlalchemy.orm import Session
 
 from sorregistry import reads
@@ -31,9 +32,22 @@ from sorregistry.security import authenticate
 
 
 def etag_of(body: bytes) -> str:
-    """The ETag of an answer's bytes: SHA-256 (the CPU's instructions do it, 0.37 ms for a
-    474 kB Mit CVR page against BLAKE2b's 0.98 ms), 128 bits of it in hex."""
-    return hashlib.sha256(body).hexdigest()[:32]
+    """The ETag of an answer's bytes: XXH3-128 in hex, 10 us for a 474 kB Mit CVR page
+    (SHA-256 took 0.38 ms, BLAKE2b 0.73 ms - a tenth of the page's computing). Not a
+    cryptographic hash, so it is seeded with a secret (from ``SECRET_KEY``, the same in
+    every worker and host): what an answer holds (a unit's name, say) cannot be chosen to
+    make a changed list collide with the ETag a client keeps."""
+    return xxhash.xxh3_128_hexdigest(body, seed=_etag_seed())
+
+
+def _etag_seed() -> int:
+    extensions = current_app.extensions
+    seed: int | None = extensions.get("sor_etag_seed")
+    if seed is None:
+        secret = str(current_app.config.get("SECRET_KEY") or "").encode("utf-8")
+        seed = int.from_bytes(hashlib.sha256(b"sor-etag\0" + secret).digest()[:8], "big")
+        extensions["sor_etag_seed"] = seed
+    return seed
 
 
 def json_response(payload: Any, status: int = 200) -> Response:

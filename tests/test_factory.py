@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import pytest
-from flask import Flask
+from flask import Flask, request
+from werkzeug.exceptions import BadRequestKeyError
 
 from sorregistry import create_app
+from sorregistry.app import QueryArgs
 from sorregistry.config import ConfigurationError, from_environment
 
 
@@ -74,3 +76,26 @@ def test_the_app_asks_once_whether_a_hook_is_a_coroutine(monkeypatch):
 
     made = Unhashable()
     assert app.ensure_sync(made) is made
+
+
+def test_query_arguments_answer_a_missing_key_without_an_exception(monkeypatch):
+    # The argument parser asks for every field of a lookup's schema; werkzeug's get
+    # raised (and caught) a BadRequestKeyError for each one absent.
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    made = []
+    original = BadRequestKeyError.__init__
+
+    def counting(self, *args, **kwargs):
+        made.append(args)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BadRequestKeyError, "__init__", counting)
+    with app.test_request_context("/?name=hos&limit=20&limit=30"):
+        args = request.args
+        assert isinstance(args, QueryArgs)
+        assert args.get("missing") is None and args.get("missing", "x") == "x"
+        assert args.get("limit", type=int) == 20 and args.getlist("limit") == ["20", "30"]
+        assert args.get("name", type=int) is None and args.get("name", 0, type=int) == 0
+        assert ("missing",) not in made and ("name",) not in made  # (headers made some)
+        with pytest.raises(BadRequestKeyError):  # indexing still answers 400
+            args["missing"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tracemalloc
 
 import orjson
+from flask import Flask
 
 from sorregistry.responses import AnswerCache, etag_of, kept_bytes
 
@@ -51,8 +52,20 @@ def test_a_kept_answer_costs_its_bytes_not_the_buffer_orjson_wrote_it_in():
     assert kept_bytes(_body(1)) == _body(1)
 
 
-def test_an_etag_names_the_bytes():
+def test_an_etag_names_the_bytes_under_the_apps_secret():
     body = _body(1, items=25)
-    assert etag_of(body) == etag_of(bytes(body)) and len(etag_of(body)) == 32
-    assert int(etag_of(body), 16) >= 0  # hex
-    assert etag_of(body) != etag_of(body[:-1] + b" ") != etag_of(b"")
+    one = Flask("one")
+    one.config["SECRET_KEY"] = "first"
+    with one.app_context():
+        etag = etag_of(body)
+        assert etag == etag_of(bytes(body)) and len(etag) == 32
+        assert int(etag, 16) >= 0  # hex
+        assert etag != etag_of(body[:-1] + b" ") != etag_of(b"")
+    again = Flask("again")  # another worker or host of the same service: the same ETags
+    again.config["SECRET_KEY"] = "first"
+    with again.app_context():
+        assert etag_of(body) == etag
+    other = Flask("other")  # another secret: other ETags (the seed is not guessable)
+    other.config["SECRET_KEY"] = "second"
+    with other.app_context():
+        assert etag_of(body) != etag

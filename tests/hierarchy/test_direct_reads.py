@@ -304,3 +304,22 @@ def test_a_lists_total_is_kept_under_the_version_and_a_commit_moves_it(apps):
     after = client.get(url, headers=headers).get_json()
     assert after["total"] == active < first["total"]  # counted in the new version
     assert after["items"][0]["sor_code"] != first["items"][0]["sor_code"]
+
+
+def test_direct_rows_are_named_tuples_as_the_sessions_rows(apps):
+    # sorregistry.reads.named_rows: each row made in C, one class per set of names.
+    direct, _ = apps
+    statement = (select(Organisation.sor_code, Organisation.version,
+                        func.count().over().label("total"), text("1 AS \"not a name\""))
+                 .order_by(Organisation.sor_code).limit(3))
+    with direct.app_context():
+        rows = DirectReads(db.engine).rows(statement, {})
+        expected = SessionReads(db.session).rows(statement, {})
+        none = DirectReads(db.engine).rows(statement.where(Organisation.sor_code == "-"), {})
+        db.session.remove()
+    assert len(rows) == 3 and [tuple(r) for r in rows] == [tuple(r) for r in expected]
+    assert [(r.sor_code, r.version, r.total) for r in rows] == [
+        (r.sor_code, r.version, r.total) for r in expected]
+    assert type(rows[0]) is type(rows[2]) and rows[0]._fields[:3] == (
+        "sor_code", "version", "total")
+    assert none == []
