@@ -12,6 +12,7 @@ choice; the short version is beside each setting.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -125,3 +126,19 @@ def on_starting(server: Any) -> None:
 def child_exit(server: Any, worker: Any) -> None:
     """A worker that exited: its live gauges (pool, connections) no longer count."""
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker: Any) -> None:
+    """The app is loaded: its long-lived objects out of the garbage collector's way.
+
+    The app holds ~190,000 objects the cyclic collector tracks (SQLAlchemy's mappers and
+    compiled statements, the schemas, the OpenAPI document, ...) and never frees. A full
+    collection walks all of them - about 90 ms, measured - and comes whenever enough
+    objects have outlived younger collections: under load, every few seconds, with the
+    worker's interpreter lock held, so every request in the worker waits (the lookups'
+    p99 under 32 clients). ``gc.freeze`` moves them to a generation no collection walks;
+    what a request makes is collected as before. (The lookups' mix at 200,000, 32
+    clients, twice each way in one run: the slowest answer 131 ms against 278-280 ms, p99
+    106-107 against 119-169 ms.)"""
+    gc.collect()  # what start-up left behind is freed, not kept for ever
+    gc.freeze()
