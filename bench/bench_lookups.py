@@ -975,6 +975,18 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
             "meanwhile; until it has, type-aheads take the SQL path)")
 
         total = a.concurrency * a.per_client
+        # Untimed: the first concurrent requests are the first on most of the workers'
+        # threads (the one-client runs above used one or two), and each thread opens its
+        # own PostgreSQL connection, whose backend then loads its catalog and prepares
+        # each statement (psycopg prepares one on its fifth run on a connection) - a
+        # start-up cost a running service has paid long ago, which made the first timed
+        # run the slowest (at 200k after the same one-client runs, four mixes in turn:
+        # 486, 580, 480, 643 requests/s; PostgreSQL's CPU 0.82 ms a request in the
+        # first, 0.38-0.51 after).
+        warm_up = load_run(gunicorn.port, token, plan, a.concurrency, 20, cold=True)
+        say(f"\n== {warm_up.requests} concurrent requests first, not timed (each worker "
+            "thread's own connection opened and its statements prepared): "
+            f"{warm_up.rate:.0f} requests/s")
         loads: dict[str, LoadResult] = {}
         for label, no_cache in (("cold", True), ("warm", False)):
             say(f"\n== throughput, {label}: {a.concurrency} concurrent clients x "
