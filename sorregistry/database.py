@@ -45,9 +45,16 @@ def _configure_postgresql(engine: Engine) -> None:
 
 def prepare_postgresql_connection(dbapi_connection: Any) -> None:
     """The session settings of every connection the service makes to PostgreSQL (the
-    engine's, and the lookups' own in ``sorregistry.reads``)."""
+    engine's, and the lookups' own in ``sorregistry.reads``).
+
+    The time zone is UTC by that name, whatever the server's default (often "Etc/UTC",
+    or a local zone): the service keeps every time in UTC, and psycopg decodes a
+    timestamptz in C only for a session in "UTC" - under any other name each value goes
+    through Python's zoneinfo (501 rows of a page with ``updated_at``: 0.73 ms of CPU under
+    "Etc/UTC", 0.35 ms under "UTC")."""
     with dbapi_connection.cursor() as cursor:
-        cursor.execute("SET max_parallel_workers_per_gather = 0")
+        cursor.execute("SELECT set_config('max_parallel_workers_per_gather', '0', false), "
+                       "set_config('TimeZone', 'UTC', false)")
     if not dbapi_connection.autocommit:
         dbapi_connection.commit()
 

@@ -183,7 +183,7 @@ def _search(session: DbSession, filters: Filters, sort: Sort | None, limit: int,
         shape, params = search_parameters(reads, filters, postgresql, sort, limit, cursor)
         count, page_statement = search_statements(shape)
         if keys_only:
-            page_statement = keyed(page_statement)
+            page_statement = keyed(page_statement, sort)
         key = _totals_key(shape, params) if version is not None else None
         total = TOTALS.get(version, key) if key is not None else None
         if total is None:
@@ -322,7 +322,7 @@ def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, 
     order: Order = ("code" if sort == "code" else "sorted" if total < SORT_MATCHES_BELOW
                     else "index")
     page_statement = narrow_statements(shape(order))[1]
-    rows = reads.rows(keyed(page_statement) if keys_only else page_statement, params)
+    rows = reads.rows(keyed(page_statement, sort) if keys_only else page_statement, params)
     return page_of(rows, total, limit, sort, filters.name)
 
 

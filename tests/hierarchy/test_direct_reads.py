@@ -12,7 +12,7 @@ engine (the pool) for any of them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -323,3 +323,19 @@ def test_direct_rows_are_named_tuples_as_the_sessions_rows(apps):
     assert type(rows[0]) is type(rows[2]) and rows[0]._fields[:3] == (
         "sor_code", "version", "total")
     assert none == []
+
+
+def test_every_connection_is_in_utc_so_times_decode_in_c(apps):
+    # sorregistry.database.prepare_postgresql_connection: psycopg decodes a timestamptz in
+    # C only for a session whose time zone is named "UTC" (the server's default here may
+    # be "Etc/UTC", the same zone by another name, which goes through zoneinfo).
+    direct, _ = apps
+    statement = select(Organisation.updated_at).limit(1)
+    with direct.app_context():
+        engine_zone = db.session.execute(text("SHOW TimeZone")).scalar_one()
+        (through_session,) = db.session.execute(statement).one()
+        (read,) = DirectReads(db.engine).rows(statement, {})[0]
+        direct_zone = reads._connection(db.engine).info.parameter_status("TimeZone")
+        db.session.remove()
+    assert engine_zone == "UTC" and direct_zone == "UTC"
+    assert read.tzinfo is UTC and read == through_session
