@@ -175,6 +175,9 @@ class DirectReads(_Reads):
 
 Reads = SessionReads | DirectReads
 
+_STATEMENTS: dict[tuple[int, int], _Compiled] = {}
+_MAX_STATEMENTS = 5000
+
 
 @functools.lru_cache(maxsize=512)
 def _row_type(names: tuple[bytes, ...]) -> type[tuple[Any, ...]]:
@@ -190,8 +193,6 @@ def named_rows(cursor: psycopg.Cursor[Any]) -> RowMaker[Any]:
         return tuple_row(cursor)
     names = tuple(result.fname(i) or b"?" for i in range(result.nfields))
     return cast(RowMaker[Any], functools.partial(tuple.__new__, _row_type(names)))
-_STATEMENTS: dict[tuple[int, int], _Compiled] = {}
-_MAX_STATEMENTS = 5000
 
 
 def _operational_errors(engine: Engine) -> type[Exception]:
