@@ -43,6 +43,12 @@ def table_of(model: type[Base]) -> Table:
     return Base.metadata.tables[model.__tablename__]
 
 
+# An organisation's stamp: the columns its rendered item is kept under
+# (hierarchy.items), which a page read by key reads (hierarchy.search.keyrows) - carried in
+# the Mit CVR indexes, so such a page is read from the index alone (migration 0025).
+PAGE_STAMP = ("version", "content_hash", "derived_hash")
+
+
 class Organisation(Base):
     """One SOR entity as it stands now: an owner (IE), institution (SI) or unit (OE).
 
@@ -120,12 +126,14 @@ class Organisation(Base):
         Index("ix_organisations_level_cvr", "level", "cvr"),
         Index("ix_organisations_level_municipality", "level", "eff_municipality_code"),
         # Mit CVR: an owner's units in the page's order, walked for a page without a sort
-        # of the wide rows; the total counted from the index alone (migration 0024).
+        # of the wide rows; the total counted from the index alone (migration 0024), and
+        # the page read by key from it alone too: it carries the items' stamps
+        # (hierarchy.search.keyrows; migration 0025).
         Index("ix_organisations_owner_cvr_name", "owner_cvr", "name_search", "sor_code",
-              postgresql_include=["level", "valid_from", "valid_to"]),
+              postgresql_include=["level", "valid_from", "valid_to", *PAGE_STAMP]),
         # Mit CVR - SI: the owner's institutions alone, in the same order.
         Index("ix_organisations_owner_cvr_si", "owner_cvr", "name_search", "sor_code",
-              postgresql_include=["valid_from", "valid_to"],
+              postgresql_include=["valid_from", "valid_to", *PAGE_STAMP],
               postgresql_where=text("level = 'SI'"), sqlite_where=text("level = 'SI'")),
     )
 

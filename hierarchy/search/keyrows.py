@@ -17,14 +17,13 @@ from typing import Any, Protocol
 from sqlalchemy import ARRAY, Select, String, any_, bindparam, select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from hierarchy.models import Organisation
+from hierarchy.models import PAGE_STAMP, Organisation
 from hierarchy.search.cursor import Keyed
 from hierarchy.search.filters import Sort
 
 __all__ = ["KEYS_BY_CODE", "KEY_COLUMNS", "KeyRow", "key_columns", "keyed"]
 
-_STAMP: list[InstrumentedAttribute[Any]] = [
-    Organisation.version, Organisation.content_hash, Organisation.derived_hash]
+_STAMP: list[InstrumentedAttribute[Any]] = [getattr(Organisation, name) for name in PAGE_STAMP]
 # Every column a page by key may read: the code, each order's cursor key, the stamp.
 KEY_COLUMNS: list[InstrumentedAttribute[Any]] = [
     Organisation.sor_code, Organisation.name_search, Organisation.updated_at, *_STAMP]

@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
 from hierarchy import service
-from hierarchy.models import Organisation
+from hierarchy.models import PAGE_STAMP, Organisation
 from hierarchy.search.names import NAMES, read_names
 from hierarchy.search.totals import TOTALS
 from hierarchy.shak_import import import_shak_file
@@ -339,3 +339,57 @@ def test_every_connection_is_in_utc_so_times_decode_in_c(apps):
         db.session.remove()
     assert engine_zone == "UTC" and direct_zone == "UTC"
     assert read.tzinfo is UTC and read == through_session
+
+
+@pytest.mark.parametrize("path", ["/api/v1/lookups/my-cvr/all", "/api/v1/lookups/my-cvr/si"])
+def test_a_mit_cvr_page_by_key_is_read_from_the_index_alone(apps, monkeypatch, path):
+    # Migration 0025: the Mit CVR indexes carry the stamps a page read by key reads
+    # (hierarchy.models.PAGE_STAMP), so the page's statement can be an index-only scan
+    # (without them only an index scan, a row of the table fetched for each entry); it
+    # reads the table only for pages VACUUM has not marked all-visible (autovacuum does
+    # after an import). Forced onto the index (a register this small could be scanned
+    # whole).
+    direct, _ = apps
+    facts = _facts(direct)
+    statements: list[tuple[str, dict]] = []
+    batch = DirectReads._batch
+
+    def recording(self, pairs, binary):
+        statements.extend((self._compiled(s).sql, self._compiled(s).parameters(p))
+                          for s, p in pairs)
+        return batch(self, pairs, binary)
+
+    headers = {**NO_CACHE, "Authorization": f"Bearer {facts['token']}"}
+    client = direct.test_client()
+    monkeypatch.setattr(auth, "IDENTITY_SECONDS", 3600.0)
+    assert client.get(path, headers=headers).status_code == 200  # the identity, kept
+    monkeypatch.setattr(DirectReads, "_batch", recording)
+    answer = client.get(path, headers=headers)
+    assert answer.status_code == 200 and answer.get_json()["items"]
+    pages = [(sql, values) for sql, values in statements
+             if "ORDER BY organisations.name_search" in sql]
+    assert len(pages) == 1, statements
+    sql, values = pages[0]
+    assert all(f"organisations.{name}" in sql for name in PAGE_STAMP)
+    NAMES.wait()  # the name index's read (a snapshot that would hold back VACUUM) done
+    with direct.app_context():
+        connection = reads._connection(db.engine)
+        connection.execute("VACUUM organisations")
+        with connection.transaction():
+            for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+                connection.execute(f"SET LOCAL {setting} = off")
+            ((plan,),) = connection.execute(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + sql, values).fetchall()
+        db.session.remove()
+    scans = []
+
+    def walk(node):
+        scans.append(node)
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    (scan,) = [node for node in scans if "Scan" in node["Node Type"]]
+    index = "ix_organisations_owner_cvr_" + ("si" if path.endswith("/si") else "name")
+    assert (scan["Node Type"], scan["Index Name"]) == ("Index Only Scan", index)
+    assert scan["Actual Rows"] > 0 and scan["Heap Fetches"] < scan["Actual Rows"] / 4
