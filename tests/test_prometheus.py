@@ -106,7 +106,6 @@ def test_prometheus_scrapes_the_figures_and_they_move(served: dict[str, Any]) ->
         status, headers, _ = _call(server.url + LOOKUP, served["reporter"])
         assert status == 200 and headers["X-Cache"] in ("hit", "miss")
     assert _call(server.url + "/api/v1/organisations?name=plej", served["reporter"])[0] == 200
-
     assert prometheus.wait_for(lookups, lambda value: value >= before + 6) == before + 6
     assert prometheus.value(
         'sum(sor_http_request_duration_seconds_count{endpoint="lookups.OwnershipList"})') >= 6
@@ -138,6 +137,17 @@ def test_prometheus_scrapes_the_figures_and_they_move(served: dict[str, Any]) ->
         served["sds"], method="POST")
     assert status == 200, body
     prometheus.wait_for('sor_outbox_messages{status="queued"}', lambda n: n > queued)
+    # Date once, gunicorn's, though the app makes none (sorregistry.responses.conditional).
+    etag = _call(server.url + LOOKUP, served["reporter"])[1]["ETag"]
+    for extra in ({}, {"Cache-Control": "no-cache"}, {"If-None-Match": etag}):
+        asked = urllib.request.Request(server.url + LOOKUP,
+                                       headers={**served["reporter"], **extra})
+        try:
+            with urllib.request.urlopen(asked, timeout=60) as answer:
+                status, dates = answer.status, answer.headers.get_all("Date")
+        except urllib.error.HTTPError as error:  # the 304
+            status, dates = error.code, error.headers.get_all("Date")
+        assert status == (304 if extra.get("If-None-Match") else 200) and len(dates) == 1
 
 
 def _log_lines(log: Path) -> list[dict[str, Any]]:

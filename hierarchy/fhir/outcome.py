@@ -18,6 +18,7 @@ from flask import Response, request
 
 from hierarchy.fhir import systems
 from sorregistry.errors import DomainError
+from sorregistry.responses import conditional as made_conditional
 from sorregistry.responses import etag_of
 
 # HTTP status -> FHIR's issue type (http://hl7.org/fhir/valueset-issue-type.html).
@@ -69,7 +70,7 @@ def fhir_response(payload: Any, status: int = 200, *, conditional: bool = False)
     response = Response(body, status=status, content_type=f"{systems.JSON}; charset=utf-8")
     if conditional and request.method in ("GET", "HEAD") and status == 200:
         response.set_etag(etag_of(body))
-        response.make_conditional(request)
+        made_conditional(response)
     return response
 
 

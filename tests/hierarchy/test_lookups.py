@@ -224,6 +224,18 @@ def test_etag_and_cache_control(client, register):
     again = client.get("/api/v1/lookups/ownership/kommunal?limit=10",
                        headers={**headers, "If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304 and again.data == b""
+    for computed in ({}, {"Cache-Control": "no-cache"}):  # an answer kept, and one computed
+        response = client.get("/api/v1/lookups/ownership/kommunal?limit=10",
+                              headers={**headers, **computed, "If-None-Match": '"other"'})
+        assert response.status_code == 200 and response.data == first.data
+        assert client.get("/api/v1/lookups/ownership/kommunal?limit=10", headers={
+            **headers, **computed, "If-None-Match": first.headers["ETag"]}).status_code == 304
+        refused = client.get("/api/v1/lookups/ownership/kommunal?limit=10",
+                             headers={**headers, **computed, "If-Match": '"other"'})
+        assert refused.status_code == 412
+    # The server sets Date on every answer (gunicorn drops an app's own); the app spends
+    # no time making one (sorregistry.responses.conditional).
+    assert "Date" not in first.headers and "Date" not in again.headers
 
 
 def test_closed_units_are_found_with_an_earlier_date(client, register):
