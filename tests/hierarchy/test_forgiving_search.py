@@ -20,7 +20,7 @@ from sqlalchemy import select, text, update
 
 from hierarchy import search, service
 from hierarchy.models import Organisation, OrganisationName
-from hierarchy.search.filters import begins_word, relevance
+from hierarchy.search.filters import begins_word, every_word_begins, relevance
 from hierarchy.search.fuzzy import (
     FUZZY_THRESHOLD,
     MadeOnce,
@@ -295,6 +295,21 @@ def test_index_relevance_and_fuzzy_match_brute_force():
             keys, total = index.fuzzy(fold(typed), [], ownership, 25)
             assert total == len(scored)
             assert keys == [(name, code) for _, name, code in scored[:25]], typed
+
+
+def test_every_word_begins_is_begins_word_for_each_word():
+    # The compiled test the index's "words" mode uses, against its definition, with the
+    # separators and characters a regular expression would read as its own.
+    rng = random.Random(11)
+    alphabet = "ab(-/ .*+?[]^$|\\{}%_ø"
+    names = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+             for _ in range(3000)]
+    for _ in range(300):
+        words = tuple("".join(rng.choice(alphabet.replace(" ", "")) for _ in range(
+            rng.randint(1, 3))) for _ in range(rng.randint(0, 3)))
+        test = every_word_begins(words)
+        for name in names:
+            assert bool(test(name)) == all(begins_word(name, w) for w in words), (name, words)
 
 
 def test_fhir_name_search_folds_alike(client, headers):
