@@ -284,28 +284,18 @@ class NameIndex:
             return name.startswith(folded) if mode == "prefix" else every_word(j)
 
         every = _from(matching)
-        if mode == "words":
-            # *matching* holds exactly the names where every word begins a word: group 1 is
-            # its part within the first word's range, group 2 the rest - nothing tested
-            # again (testing each name of the first word's range, thousands for a common
-            # one, was most of such a search's time).
+        if mode == "words":  # *matching* is exactly the names where every word begins one:
+            # group 1 its part within the first word's range, group 2 the rest, nothing
+            # tested again (each name of a common first word's range was: thousands)
             within = _from(matching[bisect_left(matching, lo):bisect_left(matching, hi)])
-
-            def first_word(j0: int) -> Iterable[int]:
-                return (j for j in within(j0) if j != exact)
-
-            def other_words(j0: int) -> Iterable[int]:
-                return (j for j in every(j0) if not lo <= j < hi)
+            groups = [lambda j0: (j for j in within(j0) if j != exact),
+                      lambda j0: (j for j in every(j0) if not lo <= j < hi)]
         else:
-            def first_word(j0: int) -> Iterable[int]:
-                return (j for j in range(max(lo, j0), hi) if j != exact and found(j))
-
-            def other_words(j0: int) -> Iterable[int]:
-                return (j for j in every(j0) if not lo <= j < hi and every_word(j))
+            groups = [lambda j0: (j for j in range(max(lo, j0), hi) if j != exact and found(j)),
+                      lambda j0: (j for j in every(j0) if not lo <= j < hi and every_word(j))]
         return [
             lambda j0: [exact] if 0 <= exact and exact >= j0 else [],
-            first_word,
-            other_words,
+            *groups,
             lambda j0: ((j for j in every(j0) if not every_word(j)) if mode == "contains"
                         else ()),
         ]
