@@ -272,7 +272,7 @@ class NameIndex:
         lo = bisect_left(names, words[0])
         hi = bisect_right(names, words[0], lo, key=lambda s: s[:len(words[0])])
 
-        begins = every_word_begins(tuple(words))
+        begins = every_word_begins(tuple(name_words(folded)))  # the key _names_matching uses
 
         def every_word(j: int) -> bool:
             return begins(names[j]) is not None
