@@ -149,6 +149,22 @@ def test_words_in_any_order_ranked(client, headers):
     assert seen == _names(ranked)
 
 
+def test_words_with_a_regular_expressions_characters_are_text(client, headers):
+    # The index tests a words search with one compiled expression: what is typed is text,
+    # never a pattern - index and SQL find alike (their suggestions may differ: the SQL
+    # path's come without the index's words), nothing is refused or fails.
+    for typed in ("plej (hor", "ple* hor", "plej h[o", "hor. plej", "plej \\d", "(hor) ple+"):
+        by_index = _get(client, headers, name=typed)
+        NAMES.enabled, NAMES.index = False, None
+        try:
+            by_sql = _get(client, headers, name=typed)
+        finally:
+            NAMES.enabled = True
+        assert (by_index["total"], by_index["items"]) == (by_sql["total"], by_sql["items"])
+        assert by_index["total"] == 0, typed
+    assert _names(_both_paths(client, headers, name="hor plej"))[0] == "Horsens Plejecenter Vest"
+
+
 def test_suggestions_when_nothing_is_found(client, headers):
     body = _get(client, headers, name="Rigshopitalet")
     assert body["total"] == 0 and body["suggestions"][0] == "rigshospitalet"
