@@ -42,7 +42,7 @@ from sqlalchemy import select
 
 from hierarchy.models import OrganisationVersion
 from hierarchy.records import Placement, derive, own_values_from_snapshot, placement_of
-from sorregistry.database import DbSession
+from sorregistry.database import DbSession, is_postgresql, one_of
 
 __all__ = ["AsOfItem", "Moment", "organisations_as_of", "version_as_recorded"]
 
@@ -171,10 +171,11 @@ def _read_versions(session: DbSession, codes: Sequence[str]) -> dict[str, list[_
     found: dict[str, list[_Version]] = {}
     ordered = sorted(set(codes))
     table = OrganisationVersion
+    postgresql = is_postgresql(session)
     for start in range(0, len(ordered), _CHUNK):
         rows = session.execute(
             select(table.sor_code, table.version, table.recorded_at, table.snapshot)
-            .where(table.sor_code.in_(ordered[start:start + _CHUNK]))
+            .where(one_of(table.sor_code, ordered[start:start + _CHUNK], postgresql=postgresql))
             .order_by(table.sor_code, table.version)
         )
         for code, number, recorded_at, snapshot in rows:

@@ -98,7 +98,7 @@ from hierarchy.models import (
     table_of,
 )
 from hierarchy.records import snapshot_json
-from sorregistry.database import DbSession, copy_rows
+from sorregistry.database import DbSession, copy_rows, is_postgresql, one_of
 from sorregistry.request_id import current_request_id
 
 __all__ = [
@@ -335,10 +335,11 @@ def record_inherited(
     current = recorded if recorded is not None else recording(_session_of(target))
     ordered = sorted(set(codes))
     count = 0
+    postgresql = is_postgresql(target)
     for start in range(0, len(ordered), _CHUNK):
         count += _numbered(target, current, feed_entries.inherited_entries(
             current.commit_id, ordered[start : start + _CHUNK],
-            recorded_at=now, source=source, reference=reference))
+            recorded_at=now, source=source, reference=reference, postgresql=postgresql))
     return count
 
 
@@ -387,7 +388,7 @@ def record_import_entries(
         for start in range(0, len(waiting), _CHUNK):
             _write_entries(connection, feed_entries.versioned_entries(
                 recorded.commit_id, import_run_id=import_run_id,
-                seqs=waiting[start : start + _CHUNK]))
+                seqs=waiting[start : start + _CHUNK], postgresql=is_postgresql(connection)))
     record_inherited(connection, inherited, now, source="import", reference=reference,
                      recorded=recorded)
 
@@ -449,11 +450,13 @@ def supersede(target: DbSession | Connection, codes: Iterable[str], now: datetim
     versions = VERSION_TABLE
     newer = VERSION_TABLE.alias("newer")
     ordered = sorted(set(codes))
+    postgresql = is_postgresql(target)
     for start in range(0, len(ordered), _SUPERSEDE_CHUNK):
         target.execute(
             update(versions)
             .where(
-                versions.c.sor_code.in_(ordered[start : start + _SUPERSEDE_CHUNK]),
+                one_of(versions.c.sor_code, ordered[start : start + _SUPERSEDE_CHUNK],
+                       postgresql=postgresql),
                 versions.c.superseded_at.is_(None),
                 exists().where(
                     newer.c.sor_code == versions.c.sor_code,
@@ -478,13 +481,14 @@ def sync_names(target: DbSession | Connection, codes: Iterable[str]) -> None:
     organisations = table_of(Organisation)
     copied = [name for name in NAME_COLUMNS if name != "sor_code"]
     ordered = sorted(set(codes))
+    postgresql = is_postgresql(target)
     for start in range(0, len(ordered), _CHUNK):
         chunk = ordered[start : start + _CHUNK]
         target.execute(
             update(names)
             .where(
                 names.c.sor_code == organisations.c.sor_code,
-                names.c.sor_code.in_(chunk),
+                one_of(names.c.sor_code, chunk, postgresql=postgresql),
                 or_(*[names.c[name].is_distinct_from(organisations.c[name]) for name in copied]),
             )
             .values({name: organisations.c[name] for name in copied})
@@ -493,7 +497,7 @@ def sync_names(target: DbSession | Connection, codes: Iterable[str]) -> None:
             insert(names).from_select(
                 list(NAME_COLUMNS),
                 select(*[organisations.c[name] for name in NAME_COLUMNS]).where(
-                    organisations.c.sor_code.in_(chunk),
+                    one_of(organisations.c.sor_code, chunk, postgresql=postgresql),
                     ~exists().where(names.c.sor_code == organisations.c.sor_code),
                 ),
             )

@@ -27,6 +27,7 @@ from hierarchy import changes
 from hierarchy.import_read import Missing
 from hierarchy.models import Organisation, OrganisationVersion, table_of
 from hierarchy.records import digest, own_values_from_snapshot, snapshot_json
+from sorregistry.database import is_postgresql, one_of
 
 _CHUNK = 1000
 
@@ -84,11 +85,13 @@ def close_missing(
     """
     versions = table_of(OrganisationVersion)
     organisations = table_of(Organisation)
+    postgresql = is_postgresql(connection)
     for start in range(0, len(missing), _CHUNK):
         held = {entry.sor_code: entry for entry in missing[start : start + _CHUNK]}
         current = connection.execute(
             select(versions.c.sor_code, versions.c.snapshot).where(
-                versions.c.sor_code.in_(list(held)), versions.c.superseded_at.is_(None)
+                one_of(versions.c.sor_code, held, postgresql=postgresql),
+                versions.c.superseded_at.is_(None),
             )
         ).all()
         closed: list[Closed] = []

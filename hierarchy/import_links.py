@@ -43,6 +43,7 @@ from hierarchy.import_writer import Row, json_text
 from hierarchy.models import Organisation, table_of
 from hierarchy.records import OWN_FIELDS, digest, snapshot_json
 from hierarchy.successors import merge_links
+from sorregistry.database import is_postgresql, one_of
 
 __all__ = ["Links", "Sides", "fill_in", "load_links"]
 
@@ -198,9 +199,11 @@ def fill_in(connection: Connection, corrections: Mapping[str, Sides], now: datet
     columns = [organisations.c[name] for name in ("sor_code", "version", *OWN_FIELDS)]
     filled: list[Filled] = []
     ordered = sorted(corrections)
+    postgresql = is_postgresql(connection)
     for start in range(0, len(ordered), _CHUNK):
         chunk: Sequence[str] = ordered[start:start + _CHUNK]
-        rows = connection.execute(select(*columns).where(organisations.c.sor_code.in_(chunk)))
+        rows = connection.execute(select(*columns).where(
+            one_of(organisations.c.sor_code, chunk, postgresql=postgresql)))
         versions: list[changes.VersionRow] = []
         for row in rows:
             own = {name: getattr(row, name) for name in OWN_FIELDS}

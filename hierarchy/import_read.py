@@ -29,6 +29,7 @@ from sqlalchemy import Column, MetaData, String, Table, and_, exists, func, inse
 from sqlalchemy.engine import Connection
 
 from hierarchy.models import Organisation, table_of
+from sorregistry.database import one_of
 
 _CHUNK = 1000
 
@@ -93,7 +94,8 @@ class ReadCodes:
         names = list(batch)
         read = self.table
         again = self.connection.execute(
-            select(read.c.sor_code).where(read.c.sor_code.in_(names)).limit(1)
+            select(read.c.sor_code)
+            .where(one_of(read.c.sor_code, names, postgresql=self.postgres)).limit(1)
         ).scalar()
         if again is not None:
             return Taken({}, again)
@@ -109,7 +111,7 @@ class ReadCodes:
                 org.c.owner_sor_code,
                 org.c.level,
                 org.c.valid_to,
-            ).where(org.c.sor_code.in_(names))
+            ).where(one_of(org.c.sor_code, names, postgresql=self.postgres))
         )
         return Taken({
             code: Known(content, derived, version, owner, level, valid_to is None)
@@ -171,9 +173,11 @@ class ReadCodes:
         registered: set[str] = set()
         for chunk in _chunks(sorted(set(codes))):
             was_read.update(self.connection.execute(
-                select(read.c.sor_code).where(read.c.sor_code.in_(chunk))).scalars())
+                select(read.c.sor_code)
+                .where(one_of(read.c.sor_code, chunk, postgresql=self.postgres))).scalars())
             registered.update(self.connection.execute(
-                select(org.c.sor_code).where(org.c.sor_code.in_(chunk))).scalars())
+                select(org.c.sor_code)
+                .where(one_of(org.c.sor_code, chunk, postgresql=self.postgres))).scalars())
         return was_read, registered
 
     def drop(self) -> None:

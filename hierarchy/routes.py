@@ -32,6 +32,7 @@ from hierarchy.schemas import (
 )
 from hierarchy.search.statements import ItemRow
 from hierarchy.successors import find_successors
+from sorregistry.database import is_postgresql, one_of
 from sorregistry.errors import DomainError
 from sorregistry.extensions import db
 from sorregistry.responses import json_response
@@ -99,11 +100,12 @@ def _items(rows: Sequence[ItemRow], day: date) -> list[dict[str, Any]]:
 def _read(codes: Sequence[str], moment: Moment) -> list[ItemRow]:
     """The organisations of *codes* that *moment* reads, in the order asked."""
     if moment.on is None and moment.as_recorded is None:
+        postgresql = is_postgresql(db.session)
         rows = {
             organisation.sor_code: organisation
             for start in range(0, len(codes), 500)
-            for organisation in db.session.execute(
-                select(Organisation).where(Organisation.sor_code.in_(codes[start:start + 500]))
+            for organisation in db.session.execute(select(Organisation).where(one_of(
+                Organisation.sor_code, codes[start:start + 500], postgresql=postgresql))
             ).scalars()
         }
         return [rows[code] for code in codes if code in rows]

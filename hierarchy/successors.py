@@ -36,6 +36,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, scoped_session
 
 from hierarchy.models import Organisation
+from sorregistry.database import is_postgresql, one_of
 
 __all__ = [
     "DEFAULT_WARNING_DAYS",
@@ -193,10 +194,10 @@ def _read_nodes(session: AnySession, codes: set[str]) -> dict[str, _Node | None]
     """The organisations of *codes* (None for those the register does not hold)."""
     found: dict[str, _Node | None] = dict.fromkeys(codes)
     ordered = sorted(codes)
+    postgresql = is_postgresql(session)
     for start in range(0, len(ordered), _CHUNK):
-        rows = session.execute(
-            select(*_NODE_COLUMNS).where(Organisation.sor_code.in_(ordered[start:start + _CHUNK]))
-        )
+        rows = session.execute(select(*_NODE_COLUMNS).where(one_of(
+            Organisation.sor_code, ordered[start:start + _CHUNK], postgresql=postgresql)))
         for code, name, level, valid_from, valid_to, replaced_by in rows:
             found[code] = _Node(code, name, level, valid_from, valid_to,
                                 tuple(replaced_by or ()))

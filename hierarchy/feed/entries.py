@@ -61,6 +61,7 @@ from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import FromClause
 
 from hierarchy.models import FeedEntry, Organisation, OrganisationVersion, table_of
+from sorregistry.database import one_of
 
 ENTRIES = table_of(FeedEntry)
 ORGANISATIONS = table_of(Organisation)
@@ -150,11 +151,12 @@ def versioned_entries(
     commit_id: int | BindParameter[int], *, sor_code: str | BindParameter[str] | None = None,
     commit_seq: int | BindParameter[int] | None = None,
     import_run_id: int | None = None, seq_range: tuple[int, int] | None = None,
-    seqs: list[int] | None = None,
+    seqs: list[int] | None = None, postgresql: bool = False,
 ) -> Select[Any]:
     """Entries for the versions recorded under commit *commit_id* (those of *sor_code*
     numbered *commit_seq*, or those of import run *import_run_id*, numbered within
-    *seq_range* (first, last) or among *seqs* when given): each shares its version's
+    *seq_range* (first, last) or among *seqs* when given - an array on *postgresql*,
+    ``sorregistry.database.one_of``): each shares its version's
     number, time, source and reference, and shows the organisation's row as it stands."""
     new, old, joined = _with_previous()
     version = VERSIONS.alias("v")
@@ -166,7 +168,7 @@ def versioned_entries(
     if seq_range is not None:
         conditions.append(version.c.commit_seq.between(*seq_range))
     if seqs is not None:
-        conditions.append(version.c.commit_seq.in_(seqs))
+        conditions.append(one_of(version.c.commit_seq, seqs, postgresql=postgresql))
     statement = (
         select(
             version.c.commit_id, version.c.commit_seq, new.c.sor_code, _undecided(),
@@ -194,7 +196,7 @@ def one_version_entry() -> Select[Any]:
 
 def inherited_entries(
     commit_id: int, codes: list[str], *, recorded_at: datetime, source: str,
-    reference: str | None,
+    reference: str | None, postgresql: bool,
 ) -> Select[Any]:
     """Candidate entries for the units *codes* whose effective values changed with an
     ancestor's, in code order, unnumbered (``commit_seq`` null): ``hierarchy.changes``
@@ -209,7 +211,7 @@ def inherited_entries(
             *[new.c[name] for name in STATE_COLUMNS], old.c.item,
         )
         .select_from(joined)
-        .where(new.c.sor_code.in_(codes))
+        .where(one_of(new.c.sor_code, codes, postgresql=postgresql))
         .order_by(new.c.sor_code)
     )
     return _named(statement)
