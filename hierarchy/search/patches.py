@@ -33,6 +33,7 @@ from hierarchy.models import FeedEntry, OrganisationName, RegisterCommit, table_
 from hierarchy.search.cursor import Key
 from hierarchy.search.filters import NameMatch, Sort, begins_word, relevance, typed_words
 from hierarchy.search.fuzzy import FUZZY_THRESHOLD, ratio, trigrams
+from sorregistry.database import is_postgresql, one_of
 
 logger = logging.getLogger(__name__)
 # One organisation as the index reads it: (name_search, sor_code, level, ownership).
@@ -191,10 +192,12 @@ def patched_from_feed(connection: Connection, current: Any, version: Hashable,
         return None
     n = OrganisationName.__table__.c
     rows: list[NameRow] = []
+    postgresql = is_postgresql(connection)
     for start in range(0, len(codes), 500):
         rows += [(r[0], r[1], r[2], r[3]) for r in connection.execute(
             select(n.name_search, n.sor_code, n.level, n.ownership)
-            .where(n.sor_code.in_(codes[start:start + 500]), *_valid(n, day)))]
+            .where(one_of(n.sor_code, codes[start:start + 500], postgresql=postgresql),
+                   *_valid(n, day)))]
     patched: PatchedIndex = current.patched(version, position, codes, rows)
     size = connection.execute(select(func.count()).select_from(OrganisationName)
                               .where(*_valid(n, day))).scalar_one()

@@ -44,7 +44,7 @@ from hierarchy.models import Organisation
 from hierarchy.webhooks.models import WebhookDelivery, WebhookSubscription
 from hierarchy.webhooks.subscriptions import allow_private, client_table, development, matches
 from hierarchy.webhooks.transport import UnsafeUrl, post, resolve, sign
-from sorregistry.database import DbSession, begin_write, rowcount
+from sorregistry.database import DbSession, begin_write, is_postgresql, one_of, rowcount
 from sorregistry.errors import DomainError
 from sorregistry.models import utcnow
 from sorregistry.queue import RetryPolicy, due
@@ -99,7 +99,8 @@ def dispatch(session: DbSession, *, limit: int = 500) -> Dispatched:
     page = read_page(SessionReads(session), after, limit)
     codes = {item["sor_code"] for item in page.items}
     paths: dict[str, str] = {row.sor_code: row.path for row in session.execute(
-        select(Organisation.sor_code, Organisation.path).where(Organisation.sor_code.in_(codes))
+        select(Organisation.sor_code, Organisation.path)
+        .where(one_of(Organisation.sor_code, codes, postgresql=is_postgresql(session)))
     )} if codes else {}
     now = utcnow()
     rows: list[dict[str, Any]] = []
