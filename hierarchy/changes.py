@@ -385,10 +385,11 @@ def record_import_entries(
                 seq_range=(first, min(first + _ENTRY_BATCH - 1, versions))))
     else:  # the numbers left are scattered among those entered: named, a chunk at a time
         waiting = list(entered.missing(versions))
+        postgresql = is_postgresql(connection)
         for start in range(0, len(waiting), _CHUNK):
             _write_entries(connection, feed_entries.versioned_entries(
                 recorded.commit_id, import_run_id=import_run_id,
-                seqs=waiting[start : start + _CHUNK], postgresql=is_postgresql(connection)))
+                seqs=waiting[start : start + _CHUNK], postgresql=postgresql))
     record_inherited(connection, inherited, now, source="import", reference=reference,
                      recorded=recorded)
 

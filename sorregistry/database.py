@@ -10,7 +10,7 @@ from typing import Any, cast
 import flask_sqlalchemy.session
 import psycopg
 from psycopg.pq import Format
-from sqlalchemy import ColumnElement, Integer, String, any_, event, literal, text
+from sqlalchemy import ColumnElement, Integer, String, any_, bindparam, event, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.orm import QueryableAttribute, Session, scoped_session
@@ -142,18 +142,33 @@ def write_step(session: DbSession) -> Iterator[Session]:
     replicas.note_write()  # the request reads its own write: the primary, from now on
 
 
-def one_of(column: ColumnElement[Any] | QueryableAttribute[Any], values: Iterable[Any], *,
-           postgresql: bool) -> ColumnElement[bool]:
+Listed = ColumnElement[Any] | QueryableAttribute[Any]
+
+
+def one_of(column: Listed, values: Iterable[Any], *, postgresql: bool) -> ColumnElement[bool]:
     """*column* equal to one of *values*: on PostgreSQL ``= ANY`` of one array parameter,
-    elsewhere an IN list. The bulk writers ask for thousands of codes at a time: an IN of
-    1,000 parameters is a statement of 1,000 placeholders that psycopg parses and converts
-    again each time it runs (~12 ms of Python per 1,000 codes, against ~3 ms for the array),
-    and an import asks it twice per batch."""
-    listed = list(values)
+    elsewhere an (expanding) IN list. The bulk writers ask for thousands of codes at a
+    time: an IN of 1,000 parameters is a statement of 1,000 placeholders that psycopg
+    parses and converts again each time it runs (~12 ms of Python per 1,000 codes, against
+    ~3 ms for the array), and an import asks it twice per batch."""
+    return _one_of(column, None, list(values), postgresql)
+
+
+def one_of_named(column: Listed, name: str, *, postgresql: bool) -> ColumnElement[bool]:
+    """:func:`one_of` the list bound later as parameter *name*: for a statement built once
+    and run with lists of any length (the same statement text on PostgreSQL)."""
+    return _one_of(column, name, None, postgresql)
+
+
+def _one_of(column: Listed, name: str | None, values: list[Any] | None,
+            postgresql: bool) -> ColumnElement[bool]:
+    # A named parameter gets no value here: one not bound when the statement runs is an
+    # error, not a NULL.
+    given: dict[str, Any] = {} if values is None else {"value": values}
     if postgresql:
         element = Integer() if isinstance(column.type, Integer) else String()
-        return column == any_(literal(listed, ARRAY(element)))
-    return column.in_(listed)
+        return column == any_(bindparam(name, type_=ARRAY(element), **given))
+    return column.in_(bindparam(name, expanding=True, **given))
 
 
 def is_postgresql(target: DbSession | Connection) -> bool:

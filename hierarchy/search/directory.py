@@ -15,12 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
     String,
     Text,
     and_,
-    any_,
     bindparam,
     cast,
     literal_column,
@@ -28,10 +26,10 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.sql.elements import SQLCoreOperations
 
 from hierarchy.models import Organisation
 from hierarchy.search.filters import AlternativeKind, Filters, escape_like
+from sorregistry.database import one_of_named
 from sorregistry.models import UTCDateTime
 from sorregistry.reads import Reads
 
@@ -51,14 +49,6 @@ def _present(column: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
 # it inherits: the units FHIR gives a Location of their own (hierarchy.fhir).
 OWN_ADDRESS = or_(_present(Organisation.visiting_address),
                   _present(Organisation.postal_address)).label("own_address")
-
-
-def _one_of(column: SQLCoreOperations[Any], name: str, postgresql: bool) -> Condition:
-    """*column* equal to one of the list parameter *name*: an array on PostgreSQL, an
-    expanding IN on SQLite (the statement the same however many values a request sends)."""
-    if postgresql:
-        return column == any_(bindparam(name, type_=ARRAY(String)))
-    return column.in_(bindparam(name, expanding=True))
 
 
 def _owner_identifier(column: InstrumentedAttribute[Any], ownership: str | None,
@@ -113,7 +103,7 @@ def conditions(present: tuple[str, ...], any_of: tuple[tuple[AlternativeKind, ..
         conditions.append(o.path.like(bindparam("below_prefix", type_=String), escape="\\"))
         conditions.append(o.sor_code != bindparam("below", type_=String))
     if "above" in present:
-        conditions.append(_one_of(o.sor_code, "above_codes", postgresql))
+        conditions.append(one_of_named(o.sor_code, "above_codes", postgresql=postgresql))
     for i, kinds in enumerate(any_of):
         conditions.append(or_(*[
             _alternative(kind, bindparam(f"any_{i}_{j}", type_=String))
@@ -125,14 +115,14 @@ def conditions(present: tuple[str, ...], any_of: tuple[tuple[AlternativeKind, ..
     if "location" in present:
         conditions.append(or_(o.level == "SI", and_(o.level == "OE", OWN_ADDRESS)))
     if "address_postal_codes" in present:
-        conditions.append(or_(
-            _one_of(o.eff_postal_code, "address_postal_codes", postgresql),
-            _one_of(_visiting_postal_code(postgresql), "address_postal_codes", postgresql)))
+        conditions.append(or_(*[
+            one_of_named(column, "address_postal_codes", postgresql=postgresql)
+            for column in (o.eff_postal_code, _visiting_postal_code(postgresql))]))
     if "exact_name" in present:
         conditions.append(o.name == bindparam("exact_name", type_=String))
     if "visiting_postal_codes" in present:
-        conditions.append(
-            _one_of(_visiting_postal_code(postgresql), "visiting_postal_codes", postgresql))
+        conditions.append(one_of_named(_visiting_postal_code(postgresql),
+                                       "visiting_postal_codes", postgresql=postgresql))
     return conditions
 
 

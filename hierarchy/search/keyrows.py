@@ -14,12 +14,13 @@ from __future__ import annotations
 import functools
 from typing import Any, Protocol
 
-from sqlalchemy import ARRAY, Select, String, any_, bindparam, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from hierarchy.models import PAGE_STAMP, Organisation
 from hierarchy.search.cursor import Keyed
 from hierarchy.search.filters import Sort
+from sorregistry.database import one_of_named
 
 __all__ = ["KEYS_BY_CODE", "KEY_COLUMNS", "KeyRow", "key_columns", "keyed"]
 
@@ -60,10 +61,9 @@ class KeyRow(Keyed, Protocol):
 # The stamps of a name index's page, by code (its keys and their order come from memory).
 _CODE_AND_STAMP: list[InstrumentedAttribute[Any]] = [Organisation.sor_code, *_STAMP]
 KEYS_BY_CODE: dict[bool, Select[Any]] = {
-    True: select(*_CODE_AND_STAMP).where(
-        Organisation.sor_code == any_(bindparam("codes", type_=ARRAY(String)))),
-    False: select(*_CODE_AND_STAMP).where(
-        Organisation.sor_code.in_(bindparam("codes", expanding=True))),
+    postgresql: select(*_CODE_AND_STAMP).where(
+        one_of_named(Organisation.sor_code, "codes", postgresql=postgresql))
+    for postgresql in (True, False)
 }
 
 

@@ -23,14 +23,12 @@ from datetime import date, datetime
 from typing import Any, Literal, Protocol, TypeVar
 
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
     Date,
     Integer,
     Select,
     String,
     and_,
-    any_,
     bindparam,
     func,
     literal_column,
@@ -67,6 +65,7 @@ from hierarchy.search.matching import (
     relevance_rank,
     word_parameters,
 )
+from sorregistry.database import one_of_named
 from sorregistry.models import UTCDateTime
 from sorregistry.reads import Reads
 
@@ -464,8 +463,7 @@ def narrow_statements(shape: NarrowShape) -> Statements:
 # A page's items by their keys (the name index's pages). PostgreSQL: one array parameter,
 # so the statement is the same for any page size.
 ITEMS_BY_CODE: dict[bool, Select[Any]] = {
-    True: select(*PAGE_COLUMNS).where(
-        Organisation.sor_code == any_(bindparam("codes", type_=ARRAY(String)))),
-    False: select(*PAGE_COLUMNS).where(
-        Organisation.sor_code.in_(bindparam("codes", expanding=True))),
+    postgresql: select(*PAGE_COLUMNS).where(
+        one_of_named(Organisation.sor_code, "codes", postgresql=postgresql))
+    for postgresql in (True, False)
 }
