@@ -16,9 +16,20 @@ from datetime import UTC, date
 from pathlib import Path
 from urllib.parse import urlencode
 
+import psycopg
 import pytest
 from flask import Flask
-from sqlalchemy import event, func, select, text
+from sqlalchemy import (
+    String,
+    bindparam,
+    event,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
@@ -325,6 +336,37 @@ def test_direct_rows_are_named_tuples_as_the_sessions_rows(apps):
     assert none == []
 
 
+def test_a_long_statement_with_percent_signs_reads_as_through_the_session(apps):
+    # sorregistry.reads._Compiled: a statement goes with PostgreSQL's own $n placeholders,
+    # compiled once, its text sent as it is - also one past psycopg's cache of converted
+    # statements (4 kB or 50 parameters: a resolve's UNION is 5 kB), and with percent
+    # signs that the %(name)s style doubles (LIKE's wildcards, the modulo operator).
+    direct, _ = apps
+    o = Organisation.__table__
+    codes = [bindparam(f"code_{i}", type_=String) for i in range(60)]
+    statement = (
+        select(o.c.sor_code, (o.c.depth % 2).label("odd"),
+               (literal("100% ") + o.c.level).label("shown"),
+               *[func.coalesce(o.c.shak, literal(f"padding {i}")).label(f"wide_{i}")
+                 for i in range(80)])
+        .where(or_(o.c.sor_code.in_(codes), o.c.name_search.like(literal_column("'%pleje%'"))),
+               o.c.name_search.like(bindparam("pattern")))
+        .order_by(o.c.sor_code)
+    )
+    with direct.app_context():
+        picked = db.session.execute(select(o.c.sor_code).order_by(o.c.sor_code).limit(60))
+        params = {f"code_{i}": code for i, code in enumerate(picked.scalars())}
+        params["pattern"] = "%"
+        compiled = DirectReads(db.engine)._compiled(statement)
+        rows = DirectReads(db.engine).rows(statement, params)
+        expected = SessionReads(db.session).rows(statement, params)
+        db.session.remove()
+    assert len(compiled.sql) > 4096 and len(compiled.names) > 50
+    assert b"%(" not in compiled.sql and b"$61" in compiled.sql
+    assert len(rows) > 60 and [tuple(r) for r in rows] == [tuple(r) for r in expected]
+    assert {r.shown[:5] for r in rows} == {"100% "} and {r.odd for r in rows} == {0, 1}
+
+
 def test_every_connection_is_in_utc_so_times_decode_in_c(apps):
     # sorregistry.database.prepare_postgresql_connection: psycopg decodes a timestamptz in
     # C only for a session whose time zone is named "UTC" (the server's default here may
@@ -355,7 +397,8 @@ def test_a_mit_cvr_page_by_key_is_read_from_the_index_alone(apps, monkeypatch, p
     batch = DirectReads._batch
 
     def recording(self, pairs, binary):
-        statements.extend((self._compiled(s).sql, self._compiled(s).parameters(p))
+        # As sent: PostgreSQL's $n placeholders, the values in their order.
+        statements.extend((self._compiled(s).sql.decode(), self._compiled(s).parameters(p))
                           for s, p in pairs)
         return batch(self, pairs, binary)
 
@@ -378,7 +421,7 @@ def test_a_mit_cvr_page_by_key_is_read_from_the_index_alone(apps, monkeypatch, p
         with connection.transaction():
             for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
                 connection.execute(f"SET LOCAL {setting} = off")
-            ((plan,),) = connection.execute(
+            ((plan,),) = psycopg.RawCursor(connection).execute(
                 "EXPLAIN (ANALYZE, FORMAT JSON) " + sql, values).fetchall()
         db.session.remove()
     scans = []
