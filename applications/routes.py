@@ -12,7 +12,6 @@ from typing import Any
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema
 from sqlalchemy.orm import Session
 
@@ -33,6 +32,7 @@ from applications.schemas import (
     ResolveTriageSchema,
     TriageArgsSchema,
 )
+from sorregistry.api import ApiBlueprint as Blueprint
 from sorregistry.database import write_step
 from sorregistry.extensions import db
 from sorregistry.security import current_client, require

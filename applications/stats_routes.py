@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from applications.stats_figures import FIGURES
 from applications.stats_schemas import (
@@ -24,6 +23,7 @@ from applications.stats_schemas import (
     WaitingByAgeSchema,
     WaitingByMunicipalitySchema,
 )
+from sorregistry.api import ApiBlueprint as Blueprint
 from sorregistry.extensions import db
 from sorregistry.models import utcnow
 from sorregistry.security import require

@@ -7,10 +7,10 @@ from typing import Any
 
 from flask import url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from hierarchy.embed import TOKEN_SECONDS, allowed_origin, issue_token
+from sorregistry.api import ApiBlueprint as Blueprint
 from sorregistry.errors import DomainError
 from sorregistry.security import current_client, require
 

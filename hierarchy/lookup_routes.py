@@ -12,7 +12,6 @@ from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from hierarchy import reporting, search
 from hierarchy.items import ITEMS
@@ -32,6 +31,7 @@ from hierarchy.schemas import (
 from hierarchy.search import lists
 from hierarchy.search.versions import REGISTER
 from hierarchy.successors import successor_entry
+from sorregistry.api import ApiBlueprint as Blueprint
 from sorregistry.extensions import db
 from sorregistry.responses import AnswerCache, cached_answer, json_response
 from sorregistry.security import current_client, require

@@ -14,7 +14,6 @@ from typing import Any
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from hierarchy import identifiers as ids
@@ -32,6 +31,7 @@ from hierarchy.schemas import (
 )
 from hierarchy.search.statements import ItemRow
 from hierarchy.successors import find_successors
+from sorregistry.api import ApiBlueprint as Blueprint
 from sorregistry.database import is_postgresql, one_of
 from sorregistry.errors import DomainError
 from sorregistry.extensions import db

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from notifications import service
 from notifications.models import OutboxMessage
 from notifications.schemas import OutboxArgsSchema, OutboxListSchema, OutboxMessageDetailSchema
 from sorregistry import audit
+from sorregistry.api import ApiBlueprint as Blueprint
 from sorregistry.database import write_step
 from sorregistry.extensions import db
 from sorregistry.security import current_client, require

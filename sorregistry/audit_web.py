@@ -16,12 +16,11 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, render_template, request, stream_with_context
 from flask.views import MethodView
-from flask_smorest import Blueprint as ApiBlueprint
 from marshmallow import Schema, fields, validate
 from webargs.flaskparser import parser
 
 from sorregistry import audit
-from sorregistry.api import register_api
+from sorregistry.api import ApiBlueprint, register_api
 from sorregistry.extensions import db
 from sorregistry.i18n import lazy_gettext
 from sorregistry.pages import MenuEntry, register_pages

@@ -21,11 +21,11 @@ import orjson
 from alembic.script import ScriptDirectory
 from flask import Flask, Response, current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from sorregistry.api import ApiBlueprint as Blueprint
 from sorregistry.api import register_api
 from sorregistry.database import DbSession
 from sorregistry.errors import database_unavailable

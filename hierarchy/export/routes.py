@@ -25,11 +25,11 @@ from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from hierarchy.export import FORMATS, ExportFormat, UnknownFormat, format_for
 from hierarchy.export.snapshot import Snapshot, open_snapshot
+from sorregistry.api import ApiBlueprint as Blueprint
 from sorregistry.errors import DomainError
 from sorregistry.extensions import db
 from sorregistry.security import require

@@ -10,7 +10,6 @@ from typing import Any
 import orjson
 from flask import Flask, Response, current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy.engine import Engine
 
@@ -19,6 +18,7 @@ from hierarchy.feed.reading import Page, cursor_key, read_page
 from hierarchy.feed.watcher import watcher_for
 from hierarchy.schemas import OrganisationSchema
 from sorregistry import reads, replicas
+from sorregistry.api import ApiBlueprint as Blueprint
 from sorregistry.extensions import db
 from sorregistry.responses import cached_json_response
 from sorregistry.security import require

@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from hierarchy.webhooks import deliveries, subscriptions
 from hierarchy.webhooks.models import DELIVERY_STATUSES, WebhookDelivery, WebhookSubscription
 from sorregistry import audit
+from sorregistry.api import ApiBlueprint as Blueprint
 from sorregistry.database import write_step
 from sorregistry.extensions import db
 from sorregistry.security import current_client, require
