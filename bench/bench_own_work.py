@@ -42,7 +42,6 @@ from typing import Any
 
 import orjson
 from bench_lookups import FLOOR, SHAK_FILES, Scenario, choose_inputs, scenarios
-from hierarchy.search.names import NAMES
 from common import (
     BenchError,
     load_generator,
@@ -54,6 +53,7 @@ from common import (
 )
 from werkzeug.test import EnvironBuilder
 
+from hierarchy.search.names import NAMES
 from sorregistry.app import create_app
 
 NO_CACHE = {"Cache-Control": "no-cache"}
