@@ -665,6 +665,8 @@ _HOOKS: tuple[tuple[str, Callable[..., None]], ...] = (
 
 
 def _holds_register_objects(session: Session) -> bool:
+    if not session.identity_map and not session.new:  # nothing loaded or added (a lookup)
+        return False
     return any(
         isinstance(obj, _REGISTER_MODELS)
         for obj in chain(session.new, session.dirty, session.deleted)

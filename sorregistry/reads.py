@@ -263,7 +263,10 @@ def _untouched(session: DbSession) -> bool:
     """No transaction begun and nothing pending: nothing of its own a direct read would miss."""
     if isinstance(session, scoped_session):
         session = session()
-    return not (session.in_transaction() or session.new or session.dirty or session.deleted)
+    # Only objects the session holds can be dirty or deleted: with none (a lookup's
+    # session, never used) those two are not asked (each makes a set of its objects).
+    return not (session.in_transaction() or session.new
+                or (session.identity_map and (session.dirty or session.deleted)))
 
 
 def reads(session: DbSession) -> Reads:
