@@ -126,13 +126,17 @@ class _Arguments(MultiDictProxy):
     every request: webargs visits every field each time (a lookup's sixteen filters,
     ~50 function calls of an answer's ~950 beyond a refused request's)."""
 
-    _MULTIPLE: WeakKeyDictionary[Schema, set[str]] = WeakKeyDictionary()
+    # Per schema: the field classes asked about (the parser's) and the keys found (read,
+    # never changed, by every request's proxy).
+    _MULTIPLE: WeakKeyDictionary[Schema, tuple[tuple[type, ...], set[str]]] = (
+        WeakKeyDictionary())
 
     def _collect_multiple_keys(self, schema: Schema) -> set[str]:
-        keys = self._MULTIPLE.get(schema)
-        if keys is None:
-            keys = self._MULTIPLE.setdefault(schema, super()._collect_multiple_keys(schema))
-        return keys
+        kept = self._MULTIPLE.get(schema)
+        if kept is None or kept[0] != self.known_multi_fields:
+            kept = (self.known_multi_fields, super()._collect_multiple_keys(schema))
+            self._MULTIPLE[schema] = kept
+        return kept[1]
 
 
 class ArgumentsParser(FlaskParser):
