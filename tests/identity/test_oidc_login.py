@@ -94,7 +94,7 @@ def test_a_person_logs_in_and_lands_on_the_municipality_page(client, session, re
                           ).scalar_one()
     assert row.ended_at is None and row.id_token and row.id_token.count(".") == 2
     event = session.execute(select(AuditEvent).where(AuditEvent.action == "login")
-                            ).scalars().all()[-1]
+                            .order_by(AuditEvent.id)).scalars().all()[-1]
     assert event.details["method"] == "oidc" and event.details["cvr"] == AARHUS_CVR
 
 
@@ -237,7 +237,7 @@ def test_logout_ends_the_session_here_and_at_the_provider(client, session, provi
     query = parse_qs(target.query)
     assert query["post_logout_redirect_uri"] == ["http://localhost/login"]
     assert query["client_id"] == ["sor"] and query["id_token_hint"][0].count(".") == 2
-    row = session.execute(select(LoginSession)).scalars().all()[-1]
+    row = session.execute(select(LoginSession).order_by(LoginSession.id)).scalars().all()[-1]
     assert row.end_reason == "logout" and row.id_token is None
     assert client.get("/picker").status_code == 302
 
