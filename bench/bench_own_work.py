@@ -54,6 +54,8 @@ from common import (
 from werkzeug.test import EnvironBuilder
 
 from hierarchy.search.names import NAMES
+from hierarchy.search.version_listener import close_all as close_listeners
+from sorregistry import reads
 from sorregistry.app import create_app
 
 NO_CACHE = {"Cache-Control": "no-cache"}
@@ -137,6 +139,15 @@ def cpu_blocks(server: InProcess, runs: dict[str, list[dict[str, Any]]],
 
 def measure(url: str, token: str, plan: dict[str, Scenario], requests: int) -> None:
     server = InProcess(url, token)
+    try:
+        _measure(server, plan, requests)
+    finally:  # the app's own connections closed before a throwaway server stops
+        NAMES.wait()
+        close_listeners()
+        reads.close_connections()
+
+
+def _measure(server: InProcess, plan: dict[str, Scenario], requests: int) -> None:
     runs: dict[str, list[dict[str, Any]]] = {}
     for name, scenario in plan.items():
         runs[name] = server.environs(scenario)
@@ -154,19 +165,14 @@ def measure(url: str, token: str, plan: dict[str, Scenario], requests: int) -> N
         own = python + c - floor_calls
         say(f"   {name:22} {python:8.0f} {c:8.0f} {python + c:8.0f} "
             f"{'' if name == FLOOR else f'{own:8.0f}'}")
-    cpu: dict[str, float] = {}
-    for name in plan:
-        if name != FLOOR:
-            cpu.update(cpu_blocks(server, {name: runs[name], FLOOR: runs[FLOOR]},
-                                  max(20, requests // 4)))
-            cpu[f"{name} floor"] = cpu.pop(FLOOR)
-    say(f"\n== CPU per request, us (blocks of {max(20, requests // 4)}, medians of "
-        f"{BLOCKS}; for orientation: the machine's noise moves these)")
-    for name in plan:
-        if name != FLOOR:
-            floor = cpu[f"{name} floor"]
-            say(f"   {name:22} {cpu[name]:7.0f}  floor beside it {floor:5.0f}  own "
-                f"{cpu[name] - floor:6.0f}")
+    block = max(20, requests // 4)
+    beside = {name: cpu_blocks(server, {name: runs[name], FLOOR: runs[FLOOR]}, block)
+              for name in plan if name != FLOOR}
+    say(f"\n== CPU per request, us (blocks of {block}, medians of {BLOCKS}; for "
+        "orientation: the machine's noise moves these)")
+    for name, medians in beside.items():
+        say(f"   {name:22} {medians[name]:7.0f}  floor beside it {medians[FLOOR]:5.0f}  own "
+            f"{medians[name] - medians[FLOOR]:6.0f}")
 
 
 def prepared_register(a: argparse.Namespace, workdir: Path,

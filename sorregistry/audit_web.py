@@ -17,7 +17,6 @@ import orjson
 from flask import Blueprint, Flask, Response, render_template, request, stream_with_context
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
-from webargs.flaskparser import parser
 
 from sorregistry import audit
 from sorregistry.api import ApiBlueprint, register_api
@@ -164,7 +163,8 @@ def _page_args() -> dict[str, Any]:
     chosen = {key: value for key, value in request.args.items(multi=True) if value}
     if not chosen:
         return {}
-    args: dict[str, Any] = parser.parse(_ARGS, request, location="query")
+    args: dict[str, Any] = ApiBlueprint.ARGUMENTS_PARSER.parse(_ARGS, request,
+                                                                location="query")
     return args
 
 
