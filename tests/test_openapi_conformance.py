@@ -18,6 +18,12 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import FlakyStrategyDefinition
 from hypothesis.stateful import run_state_machine_as_test
 from schemathesis import Case, GenerationMode
+
+# Loaded now, at collection, not first inside the test: pytest rewrites a plugin's modules
+# with ast.parse as they load, and on Python 3.11 a parse beside another thread's (a
+# traceback's carets are drawn with one) can fail with "AST constructor recursion depth
+# mismatch" (CPython gh-106905); CI met it once.
+from schemathesis.specs.openapi import schemas as _schemas  # noqa: F401
 from schemathesis.specs.openapi.checks import (
     negative_data_rejection,
     positive_data_acceptance,

@@ -113,15 +113,22 @@ class VersionListener:
 
     def _listen(self) -> None:
         backoff = 0.1
+        down = False  # an outage is logged once, when it begins, and once when it ends
         while self._wanted():
             try:
                 connection = self._connect()
-            except psycopg.Error:
-                LOG.warning("the register version's listener cannot connect; retrying",
-                            exc_info=True)
+            except psycopg.Error as error:
+                if not down:
+                    LOG.warning("the register version's listener cannot connect (%s); "
+                                "retrying, requests read the version meanwhile",
+                                str(error).strip())
+                down = True
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            if down:
+                LOG.info("the register version's listener is connected again")
+            down = False
             backoff = 0.1
             try:
                 connection.execute(f"LISTEN {FEED_CHANNEL}")
@@ -130,9 +137,9 @@ class VersionListener:
                     for _note in connection.notifies(timeout=REFRESH_SECONDS, stop_after=1):
                         pass  # several at once: one read of the version serves them all
                     self._read(connection)
-            except psycopg.Error:
-                LOG.warning("the register version's listener lost its connection; "
-                            "reconnecting", exc_info=True)
+            except psycopg.Error as error:
+                LOG.warning("the register version's listener lost its connection (%s); "
+                            "reconnecting", str(error).strip())
             finally:
                 self._version = None
                 connection.close()

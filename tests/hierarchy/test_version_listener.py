@@ -15,7 +15,7 @@ from datetime import date
 import psycopg
 import pytest
 from flask import Flask
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from hierarchy import service
 from hierarchy.changes import FEED_CHANNEL
@@ -27,6 +27,7 @@ from sorregistry import create_app, reads
 from sorregistry.accounts.clients import create_client, forget_identities
 from sorregistry.extensions import db
 from tests.conftest import fixture_path
+from tests.support.postgres import _free_port
 
 
 @pytest.fixture
@@ -162,3 +163,24 @@ def test_lookups_answer_a_change_another_worker_made_from_the_cache_no_longer(ap
     with app.test_request_context(url):
         assert REGISTER.current(db.session()) == _database_version(app)
         db.session.remove()
+
+
+def test_a_database_out_of_reach_is_logged_once_without_a_traceback(caplog):
+    """A listener that cannot connect retries quietly: one warning for the outage, no
+    traceback each time (it retries every few seconds for as long as the worker serves;
+    and Python 3.11 parses code to draw a traceback's carets, which in a thread beside
+    another parse fails one of them: CPython gh-106905)."""
+    engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/sor")
+    listener = VersionListener(engine)
+    with caplog.at_level("INFO", logger=version_listener.LOG.name):
+        try:
+            assert listener.current() is None  # starts the thread
+            assert _until(lambda: False, 1.0) is False  # ~4 attempts: 0.1, 0.2, 0.4 s apart
+            assert listener.current() is None  # the request reads the database itself
+        finally:
+            listener.close()
+            engine.dispose()
+    records = [r for r in caplog.records if r.name == version_listener.LOG.name]
+    assert [(r.levelname, r.exc_info) for r in records] == [("WARNING", None)], records
+    assert "cannot connect" in records[0].getMessage()
+    assert "Connection refused" in records[0].getMessage()
