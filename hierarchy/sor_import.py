@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -57,6 +57,15 @@ from sorregistry.models import utcnow
 MAX_REPORTED_PROBLEMS = 1000
 # Rows classified together: one look-up of their codes in the register per batch.
 LOOKUP_BATCH = 2000
+# How many batches' look-ups are asked ahead of the batch being classified. A batch's
+# look-up waits in the writer's queue behind the rows written before it was asked; with
+# one ahead, the writer had one batch's classifying to write the last 5,000 rows
+# (import_writer.BATCH_SIZE), and often took longer (the parser waited ~1 s of a 200k
+# import, ~1.5 s with the feed's entries). Two ahead give it twice that, for one more
+# batch of rows held (~2,000 rows, a few MB). The look-ups stay correct asked early: a
+# batch's codes are in no batch before it (ReadCodes.take refuses a code read twice),
+# so no row written meanwhile is one they read.
+LOOKAHEAD = 2
 
 __all__ = ["ImportResult", "MassWithdrawalError", "Scope", "SorFileError", "import_sor_file",
            "import_sor_files"]
@@ -322,47 +331,46 @@ class _Stream:
 
     def read(self, path: Path, strict: bool, progress: Callable[[int], None] | None) -> None:
         """Stream *path*'s rows: completed links, then classified and written a batch at a
-        time. The look-up of one batch runs (on PostgreSQL, in the writer's thread) while
-        the next is parsed."""
+        time. The look-ups of the next batches run (on PostgreSQL, in the writer's thread)
+        while one is classified (:data:`LOOKAHEAD`)."""
         with open(path, "rb") as raw:
             reader = _HashingReader(raw, progress)
             entities = read_sor_export(reader, self.headers)
             rows = register_rows(entities, path.name, self.skipped, self.problems, strict)
             batch: list[_Read] = []
-            waiting: tuple[list[_Read], Future[Taken]] | None = None
+            asked: deque[_Asked] = deque()
             for read, read_snapshot, line in rows:
                 row, snapshot = self.links.complete(read, read_snapshot)
                 batch.append((row, snapshot, line))
                 if len(batch) >= LOOKUP_BATCH:
-                    waiting = self._next(waiting, batch, path.name)
+                    self._next(asked, batch, path.name)
                     batch = []
-            waiting = self._next(waiting, batch, path.name)
-            self._next(waiting, [], path.name)
+            self._next(asked, batch, path.name)
+            while asked:
+                self._classify(asked.popleft(), path.name)
             self.digests.append(reader.sha256.hexdigest())
 
-    def _next(
-        self,
-        waiting: tuple[list[_Read], Future[Taken]] | None,
-        batch: list[_Read],
-        file_name: str,
-    ) -> tuple[list[_Read], Future[Taken]] | None:
-        """Ask for *batch*'s fingerprints, then classify the batch that was *waiting*."""
-        asked = None
+    def _next(self, asked: deque[_Asked], batch: list[_Read], file_name: str) -> None:
+        """Ask for *batch*'s fingerprints; then, with more than :data:`LOOKAHEAD` batches
+        asked, classify the oldest."""
         if batch:
             codes = [(row["sor_code"], row["level"]) for row, _, _ in batch]
-            asked = (batch, self.writer.ask(lambda: self.read_codes.take(codes)))
-        if waiting is not None:
-            rows, answer = waiting
-            taken = answer.result()
-            if taken.twice is not None:
-                line = max(line for row, _, line in rows if row["sor_code"] == taken.twice)
-                raise SorFileError(
-                    f"SOR code {taken.twice} appears twice in the export ({file_name})", line
-                )
-            known = taken.known
-            for row, snapshot, _ in rows:
-                self._write(row, snapshot, known.get(row["sor_code"]))
-        return asked
+            asked.append((batch, self.writer.ask(lambda: self.read_codes.take(codes))))
+        if len(asked) > LOOKAHEAD:
+            self._classify(asked.popleft(), file_name)
+
+    def _classify(self, asked: _Asked, file_name: str) -> None:
+        """Classify and write the rows of a batch, once its fingerprints are in."""
+        rows, answer = asked
+        taken = answer.result()
+        if taken.twice is not None:
+            line = max(line for row, _, line in rows if row["sor_code"] == taken.twice)
+            raise SorFileError(
+                f"SOR code {taken.twice} appears twice in the export ({file_name})", line
+            )
+        known = taken.known
+        for row, snapshot, _ in rows:
+            self._write(row, snapshot, known.get(row["sor_code"]))
 
     def _write(self, row: Row, snapshot: str, before: Known | None) -> None:
         writer, now = self.writer, self.now
@@ -396,3 +404,5 @@ class _Stream:
 
 # A row read from the files: the register row, its snapshot, its line.
 _Read = tuple[Row, str, int]
+# A batch of rows and the answer to its look-up of fingerprints (ReadCodes.take).
+_Asked = tuple[list[_Read], Future[Taken]]
