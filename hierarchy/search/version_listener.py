@@ -85,13 +85,15 @@ class VersionListener:
             self._held_back = max(self._held_back, number)
             self._held_until = time.monotonic() + HOLD_SECONDS
 
-    def close(self) -> None:
-        """End the thread (a test's end, an app disposed); the next use starts it again."""
+    def close(self, wait: float = REFRESH_SECONDS + 1) -> None:
+        """End the thread (a test's end, an app disposed), waiting up to *wait* seconds for
+        it; the next use starts it again. A thread still busy then (a connection attempt
+        takes up to its connect_timeout) ends when the attempt does: the stop stays set
+        until a new thread starts."""
         self._stop.set()
         thread = self._thread
         if thread is not None:
-            thread.join(REFRESH_SECONDS + 1)
-        self._stop.clear()
+            thread.join(wait)
 
     def _wanted(self) -> bool:
         return (not self._stop.is_set() and self._engine() is not None
@@ -100,6 +102,7 @@ class VersionListener:
     def _start(self) -> None:
         with self._lock:
             if self._thread is None:
+                self._stop.clear()
                 self._thread = threading.Thread(target=self._listen, daemon=True,
                                                 name="sor-version-listener")
                 self._thread.start()

@@ -8,6 +8,7 @@ connection answers nothing (the request reads the database) until it has read ag
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -184,3 +185,45 @@ def test_a_database_out_of_reach_is_logged_once_without_a_traceback(caplog):
     assert [(r.levelname, r.exc_info) for r in records] == [("WARNING", None)], records
     assert "cannot connect" in records[0].getMessage()
     assert "Connection refused" in records[0].getMessage()
+
+
+class _SlowToConnect(VersionListener):
+    """A listener whose connection attempts hang until released, then fail (a host that
+    does not answer, up to the connect_timeout)."""
+
+    def __init__(self, engine) -> None:
+        super().__init__(engine)
+        self.release = threading.Event()
+        self.attempts = 0
+
+    def _connect(self):
+        self.attempts += 1
+        self.release.wait(10)
+        raise psycopg.OperationalError("timeout expired")
+
+
+def test_a_listener_closed_while_connecting_ends_when_the_attempt_does():
+    """close() gives up waiting on a thread busy connecting; the thread must not carry on
+    once the attempt fails (it did: the stop was cleared behind it, and it retried for a
+    minute, logging)."""
+    engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/sor")
+    listener = _SlowToConnect(engine)
+    try:
+        listener.current()
+        assert _until(lambda: listener.attempts == 1)
+        thread = listener._thread
+        assert thread is not None
+        listener.close(wait=0.1)
+        assert thread.is_alive()  # still in its attempt
+        listener.release.set()
+        thread.join(2)
+        assert not thread.is_alive()
+        assert listener.attempts == 1  # no attempt after the stop
+        # The next use starts a new thread, which runs (the stop cleared for it).
+        listener.release.clear()
+        assert listener.current() is None
+        assert _until(lambda: listener.attempts == 2)
+    finally:
+        listener.release.set()
+        listener.close()
+        engine.dispose()
