@@ -157,3 +157,27 @@ def init_app(app: Flask) -> None:
         configure(kind)
     app.after_request(_log_request)
 
+
+
+class Outage:
+    """A background thread's connection trouble, logged once when it begins and once when
+    it ends - not a traceback at every retry (such threads retry every few seconds for as
+    long as the database is away, in every worker)."""
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self.logger = logger
+        self.what = what  # "the feed's watcher", ...
+        self.down = False
+
+    def failed(self, error: BaseException, doing: str = "cannot connect") -> None:
+        """An attempt failed with *error*; warned of when it is the outage's first."""
+        if not self.down:
+            self.logger.warning("%s %s (%s); retrying", self.what, doing,
+                                str(error).strip() or type(error).__name__)
+        self.down = True
+
+    def ended(self) -> None:
+        """An attempt succeeded: noted when it ends an outage."""
+        if self.down:
+            self.logger.info("%s is connected again", self.what)
+        self.down = False

@@ -34,6 +34,7 @@ from sqlalchemy.engine import Engine
 from hierarchy.changes import FEED_CHANNEL
 from hierarchy.feed.reading import LAST_POSITION
 from sorregistry import reads
+from sorregistry.logs import Outage
 
 LOG = logging.getLogger(__name__)
 POLL_SECONDS = 0.05  # SQLite: how often the position is read while someone waits
@@ -93,6 +94,7 @@ class Watcher:
     # --- SQLite -------------------------------------------------------------------------
 
     def _poll(self) -> None:
+        outage = Outage(LOG, "the feed's watcher")
         while not self._stop_if(True):
             engine = self._engine()
             if engine is None:
@@ -100,9 +102,11 @@ class Watcher:
             try:
                 with engine.connect() as connection:
                     last = connection.execute(LAST_POSITION).scalar()
+            except Exception as error:  # noqa: BLE001 - a busy or lost database: again soon
+                outage.failed(error, "could not read the position")
+            else:
+                outage.ended()
                 self._publish(int(last or 0))
-            except Exception:  # noqa: BLE001 - a busy or lost database: try again shortly
-                LOG.warning("the feed's watcher could not read the position", exc_info=True)
             time.sleep(POLL_SECONDS)
 
     # --- PostgreSQL ---------------------------------------------------------------------
@@ -113,16 +117,18 @@ class Watcher:
     def _listen(self) -> None:
         backoff = 0.1
         idle_since: float | None = None
+        outage = Outage(LOG, "the feed's watcher")
         while True:
             try:
                 connection = self._connect()
-            except psycopg.Error:
-                LOG.warning("the feed's watcher cannot connect; retrying", exc_info=True)
+            except psycopg.Error as error:
+                outage.failed(error)
                 if self._stop_if(True):
                     return
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            outage.ended()
             backoff = 0.1
             try:
                 connection.execute(f"LISTEN {FEED_CHANNEL}")
@@ -138,9 +144,8 @@ class Watcher:
                     if self._stop_if(idle_since is not None
                                      and now - idle_since >= LINGER_SECONDS):
                         return
-            except psycopg.Error:
-                LOG.warning("the feed's watcher lost its connection; reconnecting",
-                            exc_info=True)
+            except psycopg.Error as error:
+                outage.failed(error, "lost its connection")
                 if self._stop_if(True):
                     return
             finally:

@@ -44,6 +44,7 @@ from sqlalchemy.engine import Engine
 
 from hierarchy.changes import FEED_CHANNEL, VERSION_BUMPED
 from sorregistry import reads
+from sorregistry.logs import Outage
 
 LOG = logging.getLogger(__name__)
 REFRESH_SECONDS = 1.0  # the version read again without a notification
@@ -116,22 +117,16 @@ class VersionListener:
 
     def _listen(self) -> None:
         backoff = 0.1
-        down = False  # an outage is logged once, when it begins, and once when it ends
+        outage = Outage(LOG, "the register version's listener")  # requests read it meanwhile
         while self._wanted():
             try:
                 connection = self._connect()
             except psycopg.Error as error:
-                if not down:
-                    LOG.warning("the register version's listener cannot connect (%s); "
-                                "retrying, requests read the version meanwhile",
-                                str(error).strip())
-                down = True
+                outage.failed(error)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if down:
-                LOG.info("the register version's listener is connected again")
-            down = False
+            outage.ended()
             backoff = 0.1
             try:
                 connection.execute(f"LISTEN {FEED_CHANNEL}")
@@ -141,8 +136,7 @@ class VersionListener:
                         pass  # several at once: one read of the version serves them all
                     self._read(connection)
             except psycopg.Error as error:
-                LOG.warning("the register version's listener lost its connection (%s); "
-                            "reconnecting", str(error).strip())
+                outage.failed(error, "lost its connection")
             finally:
                 self._version = None
                 connection.close()
