@@ -16,7 +16,7 @@ from hierarchy.shak_format import ShakFormatError
 from hierarchy.shak_import import import_shak_file
 from hierarchy.sor_import import Scope, SorFileError, import_sor_files
 from sorregistry import audit
-from sorregistry.commands import fail
+from sorregistry.commands import bulk_work, fail
 from sorregistry.extensions import db
 
 
@@ -74,7 +74,7 @@ def import_sor(
         label = ", ".join(Path(name).name for name in group)
         show = not quiet and sys.stderr.isatty()
         try:
-            with click.progressbar(
+            with bulk_work(), click.progressbar(
                 length=size, label=f"Reading {label}", file=sys.stderr, hidden=not show
             ) as bar:
                 result = import_sor_files(

@@ -87,7 +87,11 @@ class ImportResult:
         return self.counts.get(level, Counter())[action]
 
     def add(self, level: str, action: str, n: int = 1) -> None:
-        self.counts.setdefault(level, Counter())[action] += n
+        # Once per row read: no Counter made (setdefault's default) when the level has one.
+        counts = self.counts.get(level)
+        if counts is None:
+            counts = self.counts[level] = Counter()
+        counts[action] += n
 
     @property
     def total(self) -> int:
