@@ -123,33 +123,33 @@ class Watcher:
                 connection = self._connect()
             except psycopg.Error as error:
                 outage.failed(error)
-                if self._stop_if(True):
-                    return
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            outage.ended()
-            backoff = 0.1
-            try:
-                connection.execute(f"LISTEN {FEED_CHANNEL}")
-                row = connection.execute(_LAST_POSITION_SQL).fetchone()
-                self._publish(int(row[0]) if row else 0)
-                while True:
-                    for note in connection.notifies(timeout=1.0):
-                        self._publish(int(note.payload))
-                    now = time.monotonic()
-                    with self._condition:
-                        waiting = self._waiters > 0
-                    idle_since = None if waiting else (idle_since or now)
-                    if self._stop_if(idle_since is not None
-                                     and now - idle_since >= LINGER_SECONDS):
-                        return
-            except psycopg.Error as error:
-                outage.failed(error, "lost its connection")
-                if self._stop_if(True):
-                    return
-            finally:
-                connection.close()
+            else:
+                try:
+                    connection.execute(f"LISTEN {FEED_CHANNEL}")
+                    row = connection.execute(_LAST_POSITION_SQL).fetchone()
+                    self._publish(int(row[0]) if row else 0)
+                    outage.ended()  # connected and listening: retries start quick again
+                    backoff = 0.1
+                    while True:
+                        for note in connection.notifies(timeout=1.0):
+                            self._publish(int(note.payload))
+                        now = time.monotonic()
+                        with self._condition:
+                            waiting = self._waiters > 0
+                        idle_since = None if waiting else (idle_since or now)
+                        if self._stop_if(idle_since is not None
+                                         and now - idle_since >= LINGER_SECONDS):
+                            return
+                except psycopg.Error as error:
+                    outage.failed(error, "lost its connection")
+                finally:
+                    connection.close()
+            if self._stop_if(True):
+                return
+            # Every failure waits: a server that takes connections but refuses the LISTEN
+            # (a standby in recovery) is not asked again at once, in a loop.
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
 
 _WATCHERS: weakref.WeakKeyDictionary[Engine, Watcher] = weakref.WeakKeyDictionary()

@@ -123,23 +123,26 @@ class VersionListener:
                 connection = self._connect()
             except psycopg.Error as error:
                 outage.failed(error)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            outage.ended()
-            backoff = 0.1
-            try:
-                connection.execute(f"LISTEN {FEED_CHANNEL}")
-                self._read(connection)
-                while self._wanted():
-                    for _note in connection.notifies(timeout=REFRESH_SECONDS, stop_after=1):
-                        pass  # several at once: one read of the version serves them all
+            else:
+                try:
+                    connection.execute(f"LISTEN {FEED_CHANNEL}")
                     self._read(connection)
-            except psycopg.Error as error:
-                outage.failed(error, "lost its connection")
-            finally:
-                self._version = None
-                connection.close()
+                    outage.ended()  # connected and listening: retries start quick again
+                    backoff = 0.1
+                    while self._wanted():
+                        for _note in connection.notifies(timeout=REFRESH_SECONDS,
+                                                         stop_after=1):
+                            pass  # several at once: one read of the version serves them all
+                        self._read(connection)
+                except psycopg.Error as error:
+                    outage.failed(error, "lost its connection")
+                finally:
+                    self._version = None
+                    connection.close()
+            # Every failure waits: a server that takes connections but refuses the LISTEN
+            # (a standby in recovery) is not asked again at once, in a loop.
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, 5.0)
         with self._lock:
             self._thread = None
 

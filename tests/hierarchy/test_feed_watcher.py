@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine
 
@@ -40,3 +41,29 @@ def _ends(watcher: Watcher) -> bool:
     if thread is not None:
         thread.join(6)
     return not watcher.running
+
+
+class _RefusesListen:
+    """A connection to a server that takes connections but refuses LISTEN."""
+
+    def execute(self, *_args, **_kwargs):
+        raise psycopg.errors.FeatureNotSupported("cannot execute LISTEN during recovery")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_server_refusing_the_listen_is_not_asked_again_at_once(caplog):
+    engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/sor")
+    watcher = Watcher(engine)
+    attempts = []
+    watcher._connect = lambda: attempts.append(1) or _RefusesListen()  # noqa: SLF001
+    try:
+        with caplog.at_level(logging.INFO, logger=watcher_module.LOG.name):
+            assert watcher.wait_beyond(0, 1.0) is False
+            assert not watcher.running or _ends(watcher)
+    finally:
+        engine.dispose()
+    assert 2 <= len(attempts) <= 6, len(attempts)  # 0.1, 0.2, 0.4 s apart, not a loop
+    records = [r for r in caplog.records if r.name == watcher_module.LOG.name]
+    assert [(r.levelname, r.exc_info) for r in records] == [("WARNING", None)], records

@@ -227,3 +227,43 @@ def test_a_listener_closed_while_connecting_ends_when_the_attempt_does():
         listener.release.set()
         listener.close()
         engine.dispose()
+
+
+class _RefusesListen:
+    """A connection to a server that takes connections but refuses LISTEN (a standby in
+    recovery: "cannot execute LISTEN during recovery")."""
+
+    def execute(self, *_args, **_kwargs):
+        raise psycopg.errors.FeatureNotSupported("cannot execute LISTEN during recovery")
+
+    def close(self) -> None:
+        pass
+
+
+class _ListenRefused(VersionListener):
+    def __init__(self, engine) -> None:
+        super().__init__(engine)
+        self.attempts = 0
+
+    def _connect(self):
+        self.attempts += 1
+        return _RefusesListen()
+
+
+def test_a_server_refusing_the_listen_is_not_asked_again_at_once(caplog):
+    """Connected, then refused: the listener waits before it tries again (it asked again
+    at once, in a loop, logging each time), and logs the trouble once."""
+    engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/sor")
+    listener = _ListenRefused(engine)
+    with caplog.at_level("INFO", logger=version_listener.LOG.name):
+        try:
+            assert listener.current() is None
+            time.sleep(1.0)  # backoff 0.1, 0.2, 0.4 s: four attempts or so, not thousands
+            assert listener.current() is None
+        finally:
+            listener.close()
+            engine.dispose()
+    assert 2 <= listener.attempts <= 6, listener.attempts
+    records = [r for r in caplog.records if r.name == version_listener.LOG.name]
+    assert [(r.levelname, r.exc_info) for r in records] == [("WARNING", None)], records
+    assert "lost its connection" in records[0].getMessage()
