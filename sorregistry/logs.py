@@ -158,7 +158,6 @@ def init_app(app: Flask) -> None:
     app.after_request(_log_request)
 
 
-
 class Outage:
     """A background thread's connection trouble, logged once when it begins and once when
     it ends - not a traceback at every retry (such threads retry every few seconds for as

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import logging
 
-import psycopg
 import pytest
 from sqlalchemy import create_engine
 
 from hierarchy.feed import watcher as watcher_module
 from hierarchy.feed.watcher import Watcher
-from tests.support.postgres import _free_port
+from tests.support.postgres import RefusesListen, unreachable_url
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -19,7 +18,7 @@ def test_a_database_away_is_logged_once_while_a_long_poll_waits(kind, tmp_path, 
     # SQLite: a database without the register's tables (every 50 ms poll fails);
     # PostgreSQL: a port nothing listens on (every reconnection attempt fails).
     url = (f"sqlite:///{tmp_path / 'empty.db'}" if kind == "sqlite"
-           else f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/sor")
+           else unreachable_url())
     engine = create_engine(url)
     watcher = Watcher(engine)
     try:
@@ -43,21 +42,11 @@ def _ends(watcher: Watcher) -> bool:
     return not watcher.running
 
 
-class _RefusesListen:
-    """A connection to a server that takes connections but refuses LISTEN."""
-
-    def execute(self, *_args, **_kwargs):
-        raise psycopg.errors.FeatureNotSupported("cannot execute LISTEN during recovery")
-
-    def close(self) -> None:
-        pass
-
-
 def test_a_server_refusing_the_listen_is_not_asked_again_at_once(caplog):
-    engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/sor")
+    engine = create_engine(unreachable_url())
     watcher = Watcher(engine)
     attempts = []
-    watcher._connect = lambda: attempts.append(1) or _RefusesListen()  # noqa: SLF001
+    watcher._connect = lambda: attempts.append(1) or RefusesListen()  # noqa: SLF001
     try:
         with caplog.at_level(logging.INFO, logger=watcher_module.LOG.name):
             assert watcher.wait_beyond(0, 1.0) is False

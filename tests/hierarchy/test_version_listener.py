@@ -28,7 +28,7 @@ from sorregistry import create_app, reads
 from sorregistry.accounts.clients import create_client, forget_identities
 from sorregistry.extensions import db
 from tests.conftest import fixture_path
-from tests.support.postgres import _free_port
+from tests.support.postgres import RefusesListen, unreachable_url
 
 
 @pytest.fixture
@@ -171,7 +171,7 @@ def test_a_database_out_of_reach_is_logged_once_without_a_traceback(caplog):
     traceback each time (it retries every few seconds for as long as the worker serves;
     and Python 3.11 parses code to draw a traceback's carets, which in a thread beside
     another parse fails one of them: CPython gh-106905)."""
-    engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/sor")
+    engine = create_engine(unreachable_url())
     listener = VersionListener(engine)
     with caplog.at_level("INFO", logger=version_listener.LOG.name):
         try:
@@ -206,7 +206,7 @@ def test_a_listener_closed_while_connecting_ends_when_the_attempt_does():
     """close() gives up waiting on a thread busy connecting; the thread must not carry on
     once the attempt fails (it did: the stop was cleared behind it, and it retried for a
     minute, logging)."""
-    engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/sor")
+    engine = create_engine(unreachable_url())
     listener = _SlowToConnect(engine)
     try:
         listener.current()
@@ -229,17 +229,6 @@ def test_a_listener_closed_while_connecting_ends_when_the_attempt_does():
         engine.dispose()
 
 
-class _RefusesListen:
-    """A connection to a server that takes connections but refuses LISTEN (a standby in
-    recovery: "cannot execute LISTEN during recovery")."""
-
-    def execute(self, *_args, **_kwargs):
-        raise psycopg.errors.FeatureNotSupported("cannot execute LISTEN during recovery")
-
-    def close(self) -> None:
-        pass
-
-
 class _ListenRefused(VersionListener):
     def __init__(self, engine) -> None:
         super().__init__(engine)
@@ -247,13 +236,13 @@ class _ListenRefused(VersionListener):
 
     def _connect(self):
         self.attempts += 1
-        return _RefusesListen()
+        return RefusesListen()
 
 
 def test_a_server_refusing_the_listen_is_not_asked_again_at_once(caplog):
     """Connected, then refused: the listener waits before it tries again (it asked again
     at once, in a loop, logging each time), and logs the trouble once."""
-    engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/sor")
+    engine = create_engine(unreachable_url())
     listener = _ListenRefused(engine)
     with caplog.at_level("INFO", logger=version_listener.LOG.name):
         try:

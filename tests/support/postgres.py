@@ -37,6 +37,22 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def unreachable_url(database: str = "sor") -> str:
+    """A PostgreSQL URL on 127.0.0.1 where nothing listens: every connection is refused."""
+    return f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/{database}"
+
+
+class RefusesListen:
+    """A stand-in connection to a server that takes connections but refuses LISTEN, as a
+    standby in recovery does ("cannot execute LISTEN during recovery")."""
+
+    def execute(self, *_args: object, **_kwargs: object) -> None:
+        raise psycopg.errors.FeatureNotSupported("cannot execute LISTEN during recovery")
+
+    def close(self) -> None:
+        pass
+
+
 def _as_postgres(command: list[str]) -> list[str]:
     if os.geteuid() != 0:
         return command
