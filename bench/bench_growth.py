@@ -24,10 +24,10 @@ not the register's growth), each size's database on a PostgreSQL server of its o
   every worker has built its name index (``/metrics``: a worker still building answers its
   type-aheads by SQL, which is the first start's figure, not this one), ``--rounds``
   rounds, each asking for each of the four scenarios every size in turn (seconds apart, the
-  order alternating from round to round) ``--requests`` computed answers from one sequential
-  client
-  (``Cache-Control: no-cache``, after bench_lookups' warm-up): cold p50 / p95 per round;
-  the growth of a scenario is the median of the rounds' ratios (largest / 200k);
+  order alternating from round to round) ``--requests`` computed answers from one
+  sequential client (``Cache-Control: no-cache``, after bench_lookups' warm-up): cold
+  p50 / p95 per round; the growth of a scenario is the median of the rounds' ratios
+  (largest / 200k);
 * **the gunicorn workers' RSS** after the lookups and the feed;
 * **feed catch-up**: one client reading ``/api/v1/changes`` from the start, 1,000 a page,
   up to ``--feed-max`` entries: entries/s.
