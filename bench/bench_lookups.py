@@ -618,7 +618,7 @@ def own_work_rounds(port: int, token: str, url: str, plan: dict[str, Scenario],
     times, seconds apart: (cold p50, floor p50, raw SQL p50) per round; one round more
     first, not counted."""
     out: dict[str, list[tuple[float, float, float]]] = {name: [] for name in OWN_WORK}
-    for r in range(rounds + 1):  # the first thrown away: the workers are fresh
+    for r in range(rounds + 1):  # the first thrown away: a warm-up of each part
         for name in OWN_WORK:
             cold = latency_run(port, token, plan[name], n, cold=True, warmup_seconds=0.0)
             floor = floor_run(port, n)
@@ -1091,11 +1091,15 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
         say(f"   name index (built in the bench process as a worker builds it): "
             f"{name_index_figures(url)}")
         say(f"   name index, rebuilt vs patched from the change record: {patch_figures(url)}")
+        # The statements each request runs, then the own work's rounds on the service the
+        # latency runs used, before it stops (the raw SQL below runs without it).
+        captured = capture_sql(url, inputs)
+        own = own_work_rounds(gunicorn.port, token, url, plan, captured, a.own_rounds,
+                              a.own_requests)
         gunicorn.stop()
 
         say(f"\n== raw SQL through psycopg: the statements the service runs for each request "
              f"(captured from SQLAlchemy), {WARMUP} warm-up + {a.requests} per scenario")
-        captured = capture_sql(url, inputs)
         raw: dict[str, Stats] = {}
         say("   (type-ahead: the SQL path's statements, exact count and page, which the name "
             "index replaces;\n    a type-ahead the index answers runs one statement, the "
@@ -1130,15 +1134,10 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
                 say(f"\n== EXPLAIN ANALYZE, {name}: its slowest raw request")
                 explain(url, captured[name][raw[name].slowest[1]])
 
-        say(f"\n== own work per computed answer, side by side: {a.own_rounds} rounds, each the "
+        say(f"\n== own work per computed answer, side by side (measured before the raw SQL "
+            f"above, on the service of the latency runs): {a.own_rounds} rounds, each the "
             f"scenario's cold p50, the floor's and its raw SQL's ({a.own_requests} requests "
             f"each, seconds apart); own = cold - floor - SQL")
-        gunicorn.start()  # stopped for the raw SQL above: a fresh one, warmed up per part
-        try:
-            own = own_work_rounds(gunicorn.port, token, url, plan, captured, a.own_rounds,
-                                  a.own_requests)
-        finally:
-            gunicorn.stop()
         own_targets = []
         for name, parts in own.items():
             values = [c - f - r for c, f, r in parts]
