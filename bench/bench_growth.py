@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import math
 import os
 import shutil
@@ -202,16 +201,14 @@ def load(n: int, server, workdir: Path, cli: str, a: argparse.Namespace) -> Size
 
 def index_builds(port: int) -> float:
     """How many name-index builds the service's workers have made (``/metrics``)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    client = lookups.Client(port, METRICS_TOKEN)
     try:
-        conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
-        response = conn.getresponse()
-        body = response.read().decode()
+        status, body, _ = client.get("/metrics")
     finally:
-        conn.close()
-    if response.status != 200:
-        raise BenchError(f"/metrics: HTTP {response.status}")
-    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+        client.close()
+    if status != 200:
+        raise BenchError(f"/metrics: HTTP {status}")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines()
                if line.startswith("sor_name_index_build_seconds_count"))
 
 
