@@ -13,7 +13,6 @@ import os
 from collections.abc import Callable, Mapping
 from importlib.resources import files
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from flask import Flask, Request
 from werkzeug.datastructures import ImmutableMultiDict
@@ -49,28 +48,26 @@ MIGRATIONS = str(files("sorregistry.migrations"))
 
 
 class SorFlask(Flask):
-    """Flask, remembering which functions are coroutines.
+    """Flask, remembering which functions are no coroutines.
 
     Flask asks ``inspect.iscoroutinefunction`` of every hook and view on every request
     (``ensure_sync``): with this app's twenty-odd hooks, about 20 microseconds of every
-    answer. The answer never changes for a function, so it is kept - weakly: a callback
-    made for one request (``after_this_request``) leaves with it."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._synced: WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = (
-            WeakKeyDictionary())
+    answer. The answer never changes for a function, so it is kept on the function itself
+    (a bound method's on its function: one attribute read in C, where a weak dictionary
+    of them cost a Python call each time, and a method - made anew at each access - was
+    never found in it). What cannot take an attribute is asked each time."""
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        try:
-            return self._synced[func]
-        except KeyError:
-            made = super().ensure_sync(func)
-            with contextlib.suppress(TypeError):  # not weakly referable: asked each time
-                self._synced[func] = made
-            return made
-        except TypeError:  # neither hashable nor weakly referable
-            return super().ensure_sync(func)
+        if getattr(func, _SYNC, False):
+            return func
+        made = super().ensure_sync(func)
+        if made is func:
+            with contextlib.suppress(AttributeError, TypeError):
+                setattr(getattr(func, "__func__", func), _SYNC, True)
+        return made
+
+
+_SYNC = "_sor_not_a_coroutine"
 
 
 class QueryArgs(ImmutableMultiDict[str, str]):

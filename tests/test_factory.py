@@ -5,7 +5,7 @@ from flask import Flask, request
 from werkzeug.exceptions import BadRequestKeyError
 
 from sorregistry import create_app
-from sorregistry.app import QueryArgs
+from sorregistry.app import _SYNC, QueryArgs
 from sorregistry.config import ConfigurationError, from_environment
 
 
@@ -61,12 +61,14 @@ def test_the_app_asks_once_whether_a_hook_is_a_coroutine(monkeypatch):
     monkeypatch.setattr(Flask, "ensure_sync", counting)
     client = app.test_client()
     assert client.get("/api/v1/health").status_code in (200, 503)
-    first = len(asked)
-    assert first > 10  # the hooks and the view
+    first = len(asked)  # those no app of this process has asked about before
+    hooks = [func for registry in (app.before_request_funcs, app.after_request_funcs,
+                                   app.teardown_request_funcs)
+             for func in registry.get(None, [])]  # the app's own, run for every request
+    assert len(hooks) > 10 and all(getattr(func, _SYNC) for func in hooks)  # kept on each
     assert client.get("/api/v1/health").status_code in (200, 503)
-    again = [func for func in asked[first:] if getattr(func, "__self__", None) is None]
-    assert again == []  # the second request asked nothing again (a bound method aside:
-    # made anew at each access, it is not kept)
+    assert asked[first:] == []  # the second request asked nothing again (a view's bound
+    # method, made anew at each access, included: its function holds the answer)
 
     class Unhashable:
         __hash__ = None  # type: ignore[assignment]
@@ -76,6 +78,14 @@ def test_the_app_asks_once_whether_a_hook_is_a_coroutine(monkeypatch):
 
     made = Unhashable()
     assert app.ensure_sync(made) is made
+
+    async def coroutine() -> str:
+        return "awaited"
+
+    for _ in range(2):  # Flask's own answer for a coroutine (no async extra here), each
+        with pytest.raises(RuntimeError, match="async"):  # time: never marked as sync
+            app.ensure_sync(coroutine)
+    assert app.ensure_sync(len) is len  # a builtin takes no attribute: asked each time
 
 
 def test_query_arguments_answer_a_missing_key_without_an_exception(monkeypatch):

@@ -12,7 +12,7 @@ engine (the pool) for any of them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -20,8 +20,10 @@ import psycopg
 import pytest
 from flask import Flask
 from sqlalchemy import (
+    Integer,
     String,
     bindparam,
+    create_engine,
     event,
     func,
     literal,
@@ -32,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InvalidRequestError
 
 from hierarchy import service
 from hierarchy.models import PAGE_STAMP, Organisation
@@ -43,6 +46,7 @@ from sorregistry import create_app, reads
 from sorregistry.accounts import clients as auth
 from sorregistry.accounts.clients import create_client, forget_identities
 from sorregistry.extensions import db
+from sorregistry.models import UTCDateTime
 from sorregistry.reads import DirectReads, SessionReads
 from tests.conftest import copy_template, drop_copy, fixture_path, loaded_copy
 from tests.support.exports import generator
@@ -365,6 +369,39 @@ def test_a_long_statement_with_percent_signs_reads_as_through_the_session(apps):
     assert b"%(" not in compiled.sql and b"$61" in compiled.sql
     assert len(rows) > 60 and [tuple(r) for r in rows] == [tuple(r) for r in expected]
     assert {r.shown[:5] for r in rows} == {"100% "} and {r.odd for r in rows} == {0, 1}
+
+
+def test_a_statements_values_by_position_are_sqlalchemys_own():
+    # sorregistry.reads._Compiled.parameters: each position's value found as
+    # construct_params finds it (a given key, else the bind's own value), without it;
+    # where it does more (a value processed for the driver, a callable), its own path.
+    engine = create_engine("postgresql+psycopg://")  # compiles; never connects
+    o = Organisation.__table__
+    plain = (select(o.c.sor_code)
+             .where(o.c.level.in_([bindparam("level_0", type_=String), "SI"]),
+                    o.c.ownership == bindparam("ownership", type_=String),
+                    o.c.name_search.like(literal("%x%")), o.c.shak == bindparam("shak", None))
+             .limit(bindparam("page_limit", type_=Integer)))
+    processed = select(o.c.sor_code).where(
+        o.c.valid_from == bindparam("day", type_=UTCDateTime))
+    computed = select(o.c.sor_code).where(
+        o.c.level == bindparam("level", callable_=lambda: "OE"))
+    compiled = {s: reads._Compiled(s, engine) for s in (plain, processed, computed)}
+    assert compiled[plain].slots is not None
+    assert compiled[processed].slots is None and compiled[computed].slots is None
+    for params in ({"level_0": "IE", "ownership": "privat", "page_limit": 21},
+                   {"level_0": "IE", "ownership": "privat", "page_limit": 21, "shak": "1"},
+                   {"level_0": "OE", "ownership": None, "page_limit": 2, "unused": 1}):
+        got = compiled[plain].parameters(params)
+        assert got == compiled[plain]._constructed(params)
+        assert got[:2] == [params["level_0"], "SI"] and got[-1] == params["page_limit"]
+    assert compiled[computed].parameters({}) == ["OE"]
+    moment = datetime(2026, 12, 7, 12, tzinfo=UTC)
+    assert compiled[processed].parameters({"day": moment}) == compiled[
+        processed]._constructed({"day": moment})
+    missing = {"level_0": "IE", "page_limit": 2}  # no ownership: SQLAlchemy's error
+    with pytest.raises(InvalidRequestError, match="ownership"):
+        compiled[plain].parameters(missing)
 
 
 def test_every_connection_is_in_utc_so_times_decode_in_c(apps):
