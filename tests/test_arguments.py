@@ -9,6 +9,7 @@ from datetime import date
 import pytest
 from flask import Flask, request
 from marshmallow import Schema, ValidationError, fields, post_load, validate
+from webargs.fields import DelimitedList
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import UnprocessableEntity
 
@@ -151,8 +152,13 @@ class Many(Schema):
     code = fields.String()
 
 
+class Delimited(Schema):
+    code = DelimitedList(fields.String())
+
+
 @pytest.mark.parametrize("schema", [Hooked(), Nested(), Renamed(), Many(many=True),
-                                    Levels(partial=True)], ids=lambda s: type(s).__name__)
+                                    Levels(partial=True), Delimited()],
+                         ids=lambda s: type(s).__name__)
 def test_a_schema_that_is_not_flat_is_left_to_webargs(schema: Schema):
     assert _FlatQuery.of(schema) is None
     app = Flask(__name__)
