@@ -91,6 +91,9 @@ LOOKUP_QUERIES = [
     "name_match=fuzzy&name=x", "limit=500", "limit=501", "level=XX", "sort=name&limit=3",
     "name=" + "a" * 101, "ownership=privat&cvr=29189919", "ownership=nope", "code=1",
     "code=01234567&active_on=2026-12-07", "active_on=yesterday", "code=" + "9" * 41,
+    # hostile: past Python's 4,300 digits an int refuses; a key repeated a thousand times;
+    # bytes that are no UTF-8; a NUL
+    "limit=" + "9" * 5000, "&".join(["level=SI"] * 1000), "name=%ff%fe", "code=1%002",
 ]
 
 

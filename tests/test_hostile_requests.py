@@ -127,6 +127,20 @@ def test_an_encoded_percent_before_zeros_is_no_nul(client, tokens):
     assert answer.status_code == 422  # "%00" as text: not a code, but no NUL either
 
 
+@pytest.mark.parametrize("query", [
+    "limit=" + "9" * 5000, "&".join(["level=XX"] * 1000), "limit=x&limit=1",
+    "name_match=%ff%fe", "active_on=2026-02-30",
+], ids=["huge-integer", "a-bad-key-a-thousand-times", "repeated-plain-key-first-refused",
+        "no-utf-8", "no-such-day"])
+def test_a_lookups_query_its_fields_refuse_is_a_422_with_webargs_messages(client, tokens, query):
+    # The flat query load (sorregistry.api._FlatQuery) leaves whatever a field refuses to
+    # webargs: the answer is its 422 with the field's message, never a 500.
+    answer = client.get(f"/api/v1/lookups/ownership/privat?{query}",
+                        headers=tokens["reporter"])
+    assert answer.status_code == 422, answer.json
+    assert set(answer.json["errors"]["query"]) <= {"limit", "level", "name_match", "active_on"}
+
+
 def test_nul_in_the_municipality_form_is_a_400_and_stores_nothing(pages, session):
     login(pages, "sor@aarhus.dk")
     before = _count(session)
