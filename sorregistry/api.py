@@ -203,11 +203,12 @@ class _FlatQuery:
         loaded = self.dict_class()
         try:
             for one in self.flat:
-                values = args.getlist(one.key) if one.key in args else None
-                if values is None:
+                if one.key not in args:
                     if one.visit_absent:
                         loaded[one.name] = one.field.deserialize(missing, one.key, args)
-                elif one.repeated:
+                    continue
+                values = args.getlist(one.key)
+                if one.repeated:
                     loaded[one.name] = one.field.deserialize(values, one.key, args)
                 elif len(values) == 1:
                     loaded[one.name] = one.field.deserialize(values[0], one.key, args)
