@@ -65,8 +65,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import chain
-from typing import Any, TypedDict, TypeVar
+from typing import Any, TypedDict, TypeVar, cast
 
+from flask import has_request_context, request
 from sqlalchemy import (
     Column,
     MetaData,
@@ -98,7 +99,7 @@ from hierarchy.models import (
     table_of,
 )
 from hierarchy.records import snapshot_json
-from sorregistry.database import DbSession, copy_rows, is_postgresql, one_of
+from sorregistry.database import DbSession, copy_rows, is_postgresql, made_session, one_of
 from sorregistry.request_id import current_request_id
 
 __all__ = [
@@ -132,6 +133,9 @@ __all__ = [
 # Keys of session.info, kept per transaction.
 REGISTER_CHANGED = "sor.register_changed"
 _VERSION_READ = "sor.register_version"
+# request.environ: the version remembered for the request's session before it was made
+# (a lookup that reads directly makes none; see remember_register_version).
+_VERSION_PENDING = "sor.register_version.pending"
 _RECORDING = "sor.recording"
 
 _REGISTER_TABLES = frozenset({"organisations", "organisation_names", "shak_codes"})
@@ -516,7 +520,9 @@ def mark_register_changed(session: DbSession) -> None:
 def register_changed_in(session: DbSession) -> bool:
     """Whether this session's transaction holds register changes not yet committed
     (flushed, or still pending in the session)."""
-    plain = _plain(session)
+    plain = made_session(session)
+    if plain is None:  # the request made no session: nothing changed through it
+        return False
     return bool(plain.info.get(REGISTER_CHANGED)) or _holds_register_objects(plain)
 
 
@@ -529,9 +535,19 @@ def register_version(session: DbSession) -> tuple[int, str] | None:
     """The register's version when this transaction first asked (None: unknown, do not cache).
 
     Read once per transaction: what the transaction reads afterwards is of that
-    version or newer, so answers filed under it are never staler than it.
+    version or newer, so answers filed under it are never staler than it. A version the
+    request remembered before it made its session (:func:`remember_register_version`) is
+    the answer while it makes none, and the made session's first one (read before it).
     """
-    plain = _plain(session)
+    plain = made_session(session)
+    if plain is None or _VERSION_READ not in plain.info:
+        pending = _pending_version()
+        if pending is not _NOTHING:
+            if plain is None:
+                return cast("tuple[int, str] | None", pending)
+            plain.info[_VERSION_READ] = request.environ.pop(_VERSION_PENDING)
+        elif plain is None:
+            plain = _plain(session)
     if _VERSION_READ in plain.info:
         known: tuple[int, str] | None = plain.info[_VERSION_READ]
         return known
@@ -544,9 +560,24 @@ def register_version(session: DbSession) -> tuple[int, str] | None:
 def remember_register_version(session: DbSession, version: tuple[int, str] | None) -> None:
     """Let this session's next transaction use a version read just before it began
     (read elsewhere, e.g. on the routes' own connection, before any of its data)."""
-    plain = _plain(session)
+    plain = made_session(session)
+    if plain is None:
+        if has_request_context():  # kept in the request until it makes its session
+            request.environ[_VERSION_PENDING] = version
+            return
+        plain = _plain(session)
     if not plain.in_transaction():
         plain.info[_VERSION_READ] = version
+
+
+_NOTHING = object()
+
+
+def _pending_version() -> object:
+    """The version remembered in this request before its session was made, or _NOTHING."""
+    if not has_request_context():
+        return _NOTHING
+    return request.environ.get(_VERSION_PENDING, _NOTHING)
 
 
 def bump_register_version(session: DbSession, positions: int = 0) -> int:

@@ -42,10 +42,14 @@ from psycopg.rows import RowMaker, tuple_row
 from psycopg.types.json import set_json_loads
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.orm import scoped_session
 
 from sorregistry import replicas
-from sorregistry.database import DbSession, prepare_postgresql_connection
+from sorregistry.database import (
+    DbSession,
+    made_session,
+    prepare_postgresql_connection,
+    session_bind,
+)
 
 _FLAG = "sor_fast_reads"
 _PRIMARY = "sor.fast_reads.primary"  # request.environ: the engine direct reads start from
@@ -280,7 +284,7 @@ def _direct_engine(session: DbSession) -> Engine | None:
 
 
 def _postgresql_engine(session: DbSession) -> Engine | None:
-    bind = session.get_bind()
+    bind = session_bind(session)
     if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
         return bind
     return None
@@ -296,13 +300,15 @@ def allow(session: DbSession) -> bool:
 
 
 def _untouched(session: DbSession) -> bool:
-    """No transaction begun and nothing pending: nothing of its own a direct read would miss."""
-    if isinstance(session, scoped_session):
-        session = session()
+    """No transaction begun and nothing pending: nothing of its own a direct read would
+    miss (a request that has made no session yet has none)."""
+    plain = made_session(session)
+    if plain is None:
+        return True
     # Only objects the session holds can be dirty or deleted: with none (a lookup's
     # session, never used) those two are not asked (each makes a set of its objects).
-    return not (session.in_transaction() or session.new
-                or (session.identity_map and (session.dirty or session.deleted)))
+    return not (plain.in_transaction() or plain.new
+                or (plain.identity_map and (plain.dirty or plain.deleted)))
 
 
 def reads(session: DbSession) -> Reads:

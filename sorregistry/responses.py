@@ -24,9 +24,9 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 import orjson
 import xxhash
 from flask import Response, current_app, request
-from sqlalchemy.orm import Session
 
 from sorregistry import reads
+from sorregistry.database import DbSession
 from sorregistry.extensions import db
 from sorregistry.security import authenticate
 
@@ -147,16 +147,16 @@ R = TypeVar("R")
 class DataVersion(Protocol[V]):
     """What :func:`cached_answer` needs of the data an API's answers are made of."""
 
-    def current(self, session: Session) -> V | None:
+    def current(self, session: DbSession) -> V | None:
         """The data's version, read before anything an answer is made of, in no transaction
         of *session*'s if it can be (None: unknown, do not cache)."""
         ...
 
-    def changed_in(self, session: Session) -> bool:
+    def changed_in(self, session: DbSession) -> bool:
         """Whether *session* holds changes of the data not yet committed."""
         ...
 
-    def remember(self, session: Session, version: V) -> None:
+    def remember(self, session: DbSession, version: V) -> None:
         """Let the answer's own reads in *session* take *version* as read, not read it again."""
         ...
 
@@ -167,7 +167,7 @@ class DataVersion(Protocol[V]):
 
 
 def _no_cache() -> bool:
-    directives = request.headers.get("Cache-Control", "").lower()
+    directives = request.environ.get("HTTP_CACHE_CONTROL", "").lower()  # as headers.get
     return "no-cache" in directives or "no-store" in directives
 
 
@@ -191,7 +191,9 @@ def cached_answer(
     def decorate(view: Callable[P, R]) -> Callable[P, R | Response]:
         @functools.wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | Response:
-            session = db.session()
+            # The scoped session, not made here: a computed answer that reads directly
+            # never makes one (sorregistry.database.made_session).
+            session = db.session
             client = authenticate()
             if request.method != "GET":
                 return view(*args, **kwargs)

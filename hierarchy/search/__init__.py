@@ -37,8 +37,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy.orm import Session, scoped_session
-
 from hierarchy.search.cursor import Key, Keyed, decode_cursor, encode_cursor, key_of
 from hierarchy.search.filters import (
     ALTERNATIVE_KINDS,
@@ -76,8 +74,8 @@ from hierarchy.search.statements import (
 from hierarchy.search.totals import TOTALS
 from hierarchy.search.versions import REGISTER
 from hierarchy.service import register_changed_in, register_version
-from sorregistry.database import DbSession
-from sorregistry.reads import Reads
+from sorregistry.database import DbSession, made_session, session_bind
+from sorregistry.reads import DirectReads, Reads
 from sorregistry.reads import reads as reads_for
 
 __all__ = [
@@ -153,17 +151,18 @@ def search_keys(
 
 def items_by_code(session: DbSession, sor_codes: list[str]) -> list[StampedRow]:
     """The rows (ITEM_COLUMNS) of *sor_codes* that are in the register, in no order."""
-    if isinstance(session, scoped_session):
-        session = session()
-    return reads_for(session).rows(ITEMS_BY_CODE[_is_postgresql(session)], {"codes": sor_codes})
+    session = made_session(session) or session  # see _search
+    reads = reads_for(session)
+    return reads.rows(ITEMS_BY_CODE[_is_postgresql(session, reads)], {"codes": sor_codes})
 
 
 def _search(session: DbSession, filters: Filters, sort: Sort | None, limit: int,
             cursor: str | None, keys_only: bool) -> Page[Any]:
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidSearch({"limit": f"between 1 and {MAX_LIMIT}"})
-    if isinstance(session, scoped_session):
-        session = session()  # the request's own, once (each call through the proxy looks it up)
+    # The request's own session, once (each call through the proxy looks it up); while
+    # the request has made none, the proxy: a lookup that reads directly makes none.
+    session = made_session(session) or session
     filters = normalise(filters)
     if sort is None or (sort == "relevance" and not filters.name):
         sort = "relevance" if filters.name else "name"
@@ -172,7 +171,7 @@ def _search(session: DbSession, filters: Filters, sort: Sort | None, limit: int,
     if cursor:
         decode_cursor(cursor, sort)  # a bad cursor is refused before any query
     reads = reads_for(session)
-    postgresql = _is_postgresql(session)
+    postgresql = _is_postgresql(session, reads)
     page = None
     if indexable(filters, sort):
         page = _search_index(session, reads, filters, sort, limit, cursor, keys_only)
@@ -209,8 +208,11 @@ def page_of(rows: list[RowT], total: int, limit: int, sort: Sort,
     return Page(items=rows, total=total, next=next_cursor)
 
 
-def _is_postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+def _is_postgresql(session: DbSession, reads: Reads | None = None) -> bool:
+    """Whether *session* reads PostgreSQL (always, when *reads* are direct)."""
+    if isinstance(reads, DirectReads):
+        return True
+    return session_bind(session).dialect.name == "postgresql"
 
 
 # Filters the narrow table holds; a name search with no others reads it alone.
@@ -227,7 +229,7 @@ def _narrow(filters: Filters, sort: Sort) -> bool:
     )
 
 
-def _totals_version(session: Session) -> Hashable | None:
+def _totals_version(session: DbSession) -> Hashable | None:
     """The register version a list's total may be kept under (``hierarchy.search.totals``),
     read before anything the total is counted from; None when none may be: unknown, this
     transaction's own changes, or older than one this worker has seen (a lagging replica)."""
@@ -248,7 +250,7 @@ def _totals_key(shape: Hashable, params: Parameters) -> Hashable | None:
     return key
 
 
-def _search_index(session: Session, reads: Reads, filters: Filters, sort: Sort, limit: int,
+def _search_index(session: DbSession, reads: Reads, filters: Filters, sort: Sort, limit: int,
                   cursor: str | None, keys_only: bool) -> Page[Any] | None:
     """A name search from the worker's name index; None when the index cannot answer it."""
     day = filters.active_on or date.today()
@@ -266,7 +268,7 @@ def _search_index(session: Session, reads: Reads, filters: Filters, sort: Sort, 
                                      filters.ownership, limit, after, sort)
     if not keys:
         return Page(items=[], total=total, next=None)
-    statement = (KEYS_BY_CODE if keys_only else ITEMS_BY_CODE)[_is_postgresql(session)]
+    statement = (KEYS_BY_CODE if keys_only else ITEMS_BY_CODE)[_is_postgresql(session, reads)]
     found = {row.sor_code: row
              for row in reads.rows(statement, {"codes": [code for _, code in keys]})}
     items = [found[code] for _, code in keys if code in found]
@@ -279,7 +281,7 @@ def _search_index(session: Session, reads: Reads, filters: Filters, sort: Sort, 
     return Page(items=items, total=total, next=next_cursor)
 
 
-def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, limit: int,
+def _search_names(session: DbSession, reads: Reads, filters: Filters, sort: Sort, limit: int,
                   cursor: str | None, keys_only: bool) -> Page[Any]:
     """A name search from the narrow table (PostgreSQL): keys, exact total, then items."""
     day = filters.active_on or date.today()
@@ -330,7 +332,7 @@ def _search_names(session: Session, reads: Reads, filters: Filters, sort: Sort, 
 _FUZZY_FILTERS = frozenset({"level", "ownership", "cvr", "name", "name_match", "active_on"})
 
 
-def _search_fuzzy(session: Session, filters: Filters, limit: int,
+def _search_fuzzy(session: DbSession, filters: Filters, limit: int,
                   cursor: str | None) -> Page[Any]:
     """Fuzzy name search (hierarchy.search.fuzzy): pg_trgm's measure over the worker's
     name index; where it cannot answer (a CVR filter, another day, this transaction's
@@ -379,7 +381,7 @@ def _search_fuzzy(session: Session, filters: Filters, limit: int,
                 next=None)
 
 
-def _suggestions(session: Session, folded: str) -> list[str]:
+def _suggestions(session: DbSession, folded: str) -> list[str]:
     """What to search for instead of *folded* (found nothing), from the worker's name
     index; none while it is being built or cannot answer."""
     if register_changed_in(session):

@@ -50,7 +50,7 @@ from hierarchy.search.fuzzy import MadeOnce, NameGrams, Vocabulary, trigrams
 from hierarchy.search.patches import PatchedIndex, patch, patched_from_feed
 from hierarchy.service import _VERSION_QUERY
 from sorregistry import replicas
-from sorregistry.database import DbSession
+from sorregistry.database import DbSession, session_bind
 
 logger = logging.getLogger(__name__)
 
@@ -404,7 +404,7 @@ class NameIndexes:
             return index
         if not self.enabled or day != date.today():
             return None
-        bind = session.get_bind()
+        bind = session_bind(session)
         if (index is not None and index.day == day and _newer(index.version, version)
                 and isinstance(bind, Engine) and replicas.route(bind) is not bind):
             # A request on a lagging standby (sorregistry.replicas): the index (built on
@@ -428,7 +428,7 @@ class NameIndexes:
     def builds_in_thread(self, session: DbSession) -> bool:
         """Whether the index (and its parts made later) is built in a thread while SQL
         answers: PostgreSQL, outside a test's connection."""
-        bind = session.get_bind()
+        bind = session_bind(session)
         return isinstance(bind, Engine) and bind.dialect.name == "postgresql"
 
     def _make(self, connection: Connection, version: Hashable,

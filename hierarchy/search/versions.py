@@ -22,8 +22,6 @@ standby that had not received the last changes, its lower number is taken as it 
 from __future__ import annotations
 
 from flask import has_request_context, request
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
 from hierarchy.search.version_listener import listener_for
 from hierarchy.service import (
@@ -33,6 +31,7 @@ from hierarchy.service import (
     remember_register_version,
 )
 from sorregistry import reads, replicas
+from sorregistry.database import DbSession
 
 # (number, stamp): the stamp tells apart two versions of one number (one rolled back).
 Version = tuple[int, str]
@@ -44,17 +43,17 @@ class RegisterDataVersion:
     def __init__(self) -> None:
         self.seen = 0  # the newest version number this process read (see the module)
 
-    def current(self, session: Session) -> Version | None:
+    def current(self, session: DbSession) -> Version | None:
         direct = reads.direct(session)
         if direct is None:  # the session's own transaction, on the primary
             version = register_version(session)
             if version is not None:
                 self.seen = version[0]
             return version
-        bind = session.get_bind()
-        if not direct.on_standby and not _sent_position() and isinstance(bind, Engine):
-            # The primary's version as this worker's listener holds it (see its module).
-            kept = listener_for(bind).current()
+        if not direct.on_standby and not _sent_position():
+            # The primary's version as this worker's listener holds it (see its module):
+            # the direct reads' engine when they read no standby is the session's bind.
+            kept = listener_for(direct.engine).current()
             if kept is not None:
                 self.seen = max(self.seen, kept[0])
                 return kept
@@ -79,16 +78,19 @@ class RegisterDataVersion:
         are never outdated: its word is final."""
         return version[0] < self.seen and replicas.reading_standby()
 
-    def changed_in(self, session: Session) -> bool:
+    def changed_in(self, session: DbSession) -> bool:
         return register_changed_in(session)
 
-    def remember(self, session: Session, version: Version) -> None:
+    def remember(self, session: DbSession, version: Version) -> None:
         remember_register_version(session, version)
 
 
 def _sent_position() -> bool:
     """Whether the request asks to see a write of its own (``X-SOR-LSN``)."""
-    return has_request_context() and replicas.LSN_HEADER in request.headers
+    return has_request_context() and _LSN_KEY in request.environ
+
+
+_LSN_KEY = "HTTP_" + replicas.LSN_HEADER.upper().replace("-", "_")  # as WSGI names it
 
 
 def _read(direct: reads.DirectReads) -> Version | None:
