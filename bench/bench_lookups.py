@@ -10,8 +10,9 @@ throwaway PostgreSQL 15 server (tests/support/postgres.py, ``shared_buffers=256M
 the schema (``sorregistry db upgrade``), imports the export and the SHAK register
 (``/work/shared/data/sor/shak/SHAKCOMPLETE.TXT`` when present, else the demo extract), makes a
 ``reporter`` client for a municipality with 1,000-1,500 units and serves the app with
-``gunicorn -w 2 -k gthread --threads 4`` (keep-alive; ``--worker-class sync`` for the
-old setting; ``SOR_ENV=production``). Then, for four scenarios:
+``gunicorn -w 2 -k sorregistry.serving.ThreadWorker --threads 4`` (the project's worker:
+gthread, keep-alive, its pool waking the thread idle last; ``--worker-class gthread`` for
+gunicorn's own, ``sync`` for the old setting; ``SOR_ENV=production``). Then, for four scenarios:
 
 * name type-ahead   ``GET /api/v1/organisations?name=<3 letters>&limit=20``
 * Mit CVR - Alle    ``GET /api/v1/lookups/my-cvr/all?limit=500`` (the municipality's units)
@@ -938,7 +939,7 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
         token = out.strip().splitlines()[-1].strip()
 
         gunicorn = Gunicorn(env, workdir / "gunicorn.log", workers=2,
-                            worker_class=a.worker_class, threads=a.threads)
+                            worker_class=_worker_class(a), threads=a.threads)
         gunicorn.start()
         say(f"== gunicorn {' '.join(gunicorn.options)} on 127.0.0.1:{gunicorn.port}, "
             f"serving {code_version()}")
@@ -947,7 +948,7 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
         plan = scenarios(inputs)
         if a.compare_with:
             other = Gunicorn(env, workdir / "gunicorn-other.log", workers=2,
-                             worker_class=a.worker_class, threads=a.threads,
+                             worker_class=_worker_class(a), threads=a.threads,
                              root=a.compare_with)
             other.start()
             say(f"== and gunicorn on 127.0.0.1:{other.port} serving {a.compare_with}")
@@ -1204,6 +1205,11 @@ def bench(a: argparse.Namespace, workdir: Path) -> int:
             stop_stray_postgres(pg_base)
 
 
+def _worker_class(a: argparse.Namespace) -> str | None:
+    """gunicorn's worker class for --worker-class (None: each tree's own, common.Gunicorn)."""
+    return None if a.worker_class == "project" else a.worker_class
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--entities", type=int, default=200_000)
@@ -1213,8 +1219,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=32, help="clients in the load run")
     p.add_argument("--per-client", type=int, default=100,
                    help="requests per client in the load run")
-    p.add_argument("--worker-class", choices=("gthread", "sync"), default="gthread",
-                   help="gunicorn worker class (gthread keeps connections alive)")
+    p.add_argument("--worker-class", choices=("project", "gthread", "sync"), default="project",
+                   help="gunicorn worker class: the project's (gunicorn.conf.py's: gthread "
+                        "waking the thread idle last), gunicorn's gthread, or sync")
     p.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     p.add_argument("--ratio-rounds", type=int, default=5,
                    help="rounds of the cold mix and the floor side by side (order alternating)")

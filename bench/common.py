@@ -172,17 +172,26 @@ def run_command(command: list[str], env: dict[str, str], log: Path, timeout: flo
     return r.stdout
 
 
+# The project's threaded worker (gunicorn.conf.py's): gthread on a thread pool that wakes
+# the thread idle last. A checkout from before it (--compare-with) runs gthread.
+THREAD_WORKER = "sorregistry.serving.ThreadWorker"
+
+
 class Gunicorn:
-    """``gunicorn -w N [-k gthread --threads T]`` in its own process group, stopped (the
-    whole group) at the end."""
+    """``gunicorn -w N -k CLASS [--threads T]`` in its own process group, stopped (the
+    whole group) at the end. The class by default: the tree's threaded worker
+    (``THREAD_WORKER``, or gthread in a tree without it)."""
 
     def __init__(self, env: dict[str, str], log: Path, workers: int = 2,
-                 worker_class: str = "gthread", threads: int = 4,
+                 worker_class: str | None = None, threads: int = 4,
                  root: Path = ROOT) -> None:
         self.env = env
         self.root = root
         self.log = log
         self.workers = workers
+        if worker_class is None:
+            worker_class = (THREAD_WORKER if (root / "sorregistry" / "serving.py").exists()
+                            else "gthread")
         self.worker_class = worker_class
         self.threads = threads
         self.port = free_port()
@@ -191,7 +200,7 @@ class Gunicorn:
     @property
     def options(self) -> list[str]:
         options = ["-w", str(self.workers), "-k", self.worker_class]
-        if self.worker_class == "gthread":
+        if self.worker_class in ("gthread", THREAD_WORKER):
             options += ["--threads", str(self.threads)]
         return options
 

@@ -86,7 +86,8 @@ def test_each_stop_waits_longer_than_the_work_it_lets_finish(
     assert seconds["sorregistry-web.service"] > settings["graceful_timeout"] > 30  # long poll
     assert seconds["sorregistry-notifications.service"] > DEFAULTS["NOTIFY_SMTP_TIMEOUT_SECONDS"]
     assert seconds["sorregistry-webhooks.service"] > DEFAULTS["WEBHOOK_TIMEOUT_SECONDS"]
-    assert settings["worker_class"] == "gthread" and settings["accesslog"] is None  # JSON
+    assert settings["worker_class"] == "sorregistry.serving.ThreadWorker"
+    assert settings["accesslog"] is None  # JSON
     assert callable(settings["child_exit"]) and callable(settings["on_starting"])
     for name in _services():
         assert _unit(name)["Service"]["EnvironmentFile"] == "/etc/sorregistry/sorregistry.env"
