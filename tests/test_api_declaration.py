@@ -7,8 +7,9 @@ from flask.sessions import NullSession
 from flask.typing import ResponseReturnValue
 
 from sorregistry import create_app
-from sorregistry.api import current_api, declare_api, register_api
+from sorregistry.api import ApiBlueprint, current_api, declare_api, register_api
 from sorregistry.errors import DomainError
+from sorregistry.security import _REQUIRED_ROLES, require
 
 
 class _Refused(DomainError):
@@ -83,3 +84,36 @@ def test_the_longest_declared_prefix_wins_and_a_later_declaration_counts(tmp_pat
         with app.test_request_context(path):
             found = current_api()
             assert (found.name if found else None) == name, path
+
+
+def test_decorators_that_only_document_add_no_call_to_a_request(app) -> None:
+    """ApiBlueprint's doc and alt_response carry flask-smorest's documentation on a copy
+    of the view itself, not on a wrapper called on every request; the documentation and
+    what the decorators below set are the same, the original function is untouched."""
+    blp = ApiBlueprint("documented", __name__)
+
+    def view(value: int, *, step: int = 1) -> int:
+        """Add a step."""
+        return value + step
+
+    decorated = blp.doc(summary="Add")(blp.alt_response(404, description="Gone")(view))
+    assert decorated is not view and decorated.__code__ is view.__code__
+    assert decorated(1) == 2 and decorated(1, step=5) == 6
+    assert decorated.__doc__ == "Add a step." and decorated.__wrapped__ is not None
+    assert decorated._apidoc["manual_doc"] == {"summary": "Add"}
+    assert 404 in decorated._apidoc["response"]["responses"]
+    assert not hasattr(view, "_apidoc")
+    guarded = blp.alt_response(404, description="Gone")(require("sds")(view))
+    assert getattr(guarded, _REQUIRED_ROLES) == ("sds",)  # the guard finds the roles
+
+    async def coroutine() -> None:
+        return None
+
+    kept = blp.doc(summary="Async")(coroutine)
+    assert kept.__code__ is not coroutine.__code__ and kept._apidoc  # flask-smorest's own
+    # The lookups' documentation, resolve's three alternative answers among it.
+    with app.test_client() as client:
+        spec = client.get("/api/openapi.json").get_json()
+    resolve = spec["paths"]["/api/v1/resolve"]["get"]
+    assert {"200", "304", "404", "422"} <= set(resolve["responses"])
+    assert resolve["security"] == [{"bearerAuth": []}]
