@@ -53,6 +53,7 @@ from sorregistry.database import (
 
 _FLAG = "sor_fast_reads"
 _PRIMARY = "sor.fast_reads.primary"  # request.environ: the engine direct reads start from
+_APP_PRIMARY = "sor_fast_reads_primary"  # app.extensions: that of a request without a session
 
 
 # The reads' statements: SELECTs (a statement and its parameters).
@@ -277,10 +278,24 @@ def _direct_engine(session: DbSession) -> Engine | None:
     # setting are looked up once (some 8 microseconds each time otherwise).
     environ = request.environ
     if _PRIMARY not in environ:
-        environ[_PRIMARY] = (_postgresql_engine(session)
-                             if current_app.config.get("FAST_READS", True) else None)
+        environ[_PRIMARY] = _request_primary(session)
     primary: Engine | None = environ[_PRIMARY]
     return None if primary is None else replicas.route(primary)
+
+
+def _request_primary(session: DbSession) -> Engine | None:
+    """The engine a request's direct reads start from. For a request that has made no
+    session (a lookup) it is the app's default engine, the same for every request: kept
+    on the app, found once."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if made_session(session) is not None:
+        return _postgresql_engine(session) if app.config.get("FAST_READS", True) else None
+    try:
+        kept: Engine | None = app.extensions[_APP_PRIMARY]
+    except KeyError:
+        kept = app.extensions[_APP_PRIMARY] = (
+            _postgresql_engine(session) if app.config.get("FAST_READS", True) else None)
+    return kept
 
 
 def _postgresql_engine(session: DbSession) -> Engine | None:

@@ -148,18 +148,28 @@ class VersionListener:
 
 
 _LISTENERS: weakref.WeakKeyDictionary[Engine, VersionListener] = weakref.WeakKeyDictionary()
-_PID = os.getpid()
 _GUARD = threading.Lock()
+
+
+def _forked() -> None:
+    """In a forked child (a gunicorn worker): none of the parent's listeners - their
+    threads did not come along - and a lock no thread of the parent may hold."""
+    global _GUARD  # noqa: PLW0603 - the child's own
+    _GUARD = threading.Lock()
+    _LISTENERS.clear()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def listener_for(engine: Engine) -> VersionListener:
     """This process's listener for *engine*'s database (made on first use; a forked
-    worker makes its own: threads do not survive a fork)."""
-    global _PID  # noqa: PLW0603 - the process the listeners belong to
+    worker makes its own: threads do not survive a fork). Asked on every lookup: the
+    one found is returned without the lock."""
+    listener = _LISTENERS.get(engine)
+    if listener is not None:
+        return listener
     with _GUARD:
-        if os.getpid() != _PID:
-            _LISTENERS.clear()
-            _PID = os.getpid()
         listener = _LISTENERS.get(engine)
         if listener is None:
             listener = _LISTENERS[engine] = VersionListener(engine)

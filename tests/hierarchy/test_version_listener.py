@@ -8,6 +8,7 @@ connection answers nothing (the request reads the database) until it has read ag
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -256,3 +257,22 @@ def test_a_server_refusing_the_listen_is_not_asked_again_at_once(caplog):
     records = [r for r in caplog.records if r.name == version_listener.LOG.name]
     assert [(r.levelname, r.exc_info) for r in records] == [("WARNING", None)], records
     assert "lost its connection" in records[0].getMessage()
+
+
+def test_a_forked_worker_makes_listeners_of_its_own():
+    """gunicorn forks its workers: a listener of the parent (its thread did not come
+    along) is never the child's, which makes its own; the parent keeps its."""
+    engine = create_engine(unreachable_url())
+    try:
+        parent = listener_for(engine)
+        assert listener_for(engine) is parent
+        pid = os.fork()
+        if pid == 0:  # the child: one thread, the parent's listeners gone
+            child = listener_for(engine)
+            os._exit(0 if child is not parent and listener_for(engine) is child else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert listener_for(engine) is parent
+    finally:
+        version_listener.close_all()
+        engine.dispose()
