@@ -222,15 +222,16 @@ class DirectReads(_Reads):
         for attempt in (1, 2):
             connection = _connection(self.engine, fresh=attempt == 2)
             try:
+                if len(prepared) == 1:  # most lookups: one statement, the thread's cursor
+                    cursor = _cursor(connection)
+                    cursor.execute(*prepared[0], binary=binary)
+                    return [cursor.fetchall()]
                 cursors = [psycopg.RawCursor(connection, row_factory=named_rows)
                            for _ in prepared]
                 try:
-                    if len(prepared) == 1:
-                        cursors[0].execute(*prepared[0], binary=binary)
-                    else:
-                        with connection.pipeline():
-                            for cursor, (sql, values) in zip(cursors, prepared, strict=True):
-                                cursor.execute(sql, values, binary=binary)
+                    with connection.pipeline():
+                        for cursor, (sql, values) in zip(cursors, prepared, strict=True):
+                            cursor.execute(sql, values, binary=binary)
                     return [cursor.fetchall() for cursor in cursors]
                 finally:
                     for cursor in cursors:
@@ -329,10 +330,14 @@ def _untouched(session: DbSession) -> bool:
 def reads(session: DbSession) -> Reads:
     """How this request's lookups read: directly when :func:`allow` let them and *session*
     is still untouched, else through *session*."""
-    if has_request_context() and request.environ.get(_FLAG) and _untouched(session):
-        engine = _direct_engine(session)
-        if engine is not None:
-            return DirectReads(engine)
+    if has_request_context():
+        environ = request.environ
+        if environ.get(_FLAG) and _untouched(session):
+            # allow() found the engine they start from (_direct_engine): the one routed to
+            # now, as a read that failed on a standby may have changed it.
+            primary: Engine | None = environ.get(_PRIMARY)
+            if primary is not None:
+                return DirectReads(replicas.route(primary))
     return SessionReads(session)
 
 
@@ -390,11 +395,26 @@ def _connection(engine: Engine, fresh: bool = False) -> Connection:
     return connection
 
 
+def _cursor(connection: Connection) -> psycopg.RawCursor[Any]:
+    """The calling thread's cursor on its *connection*, made once: a cursor made for each
+    statement set up its adapters and loaders again (~15 us of a one-statement lookup).
+    It keeps its last result until the next statement (one per thread)."""
+    cursors: dict[int, psycopg.RawCursor[Any]] = _local.__dict__.setdefault("cursors", {})
+    cursor = cursors.get(id(connection))
+    if cursor is None or cursor.connection is not connection or cursor.closed:
+        cursor = cursors[id(connection)] = psycopg.RawCursor(connection, row_factory=named_rows)
+    return cursor
+
+
 def _forget(connection: Connection) -> None:
     connections: dict[str, Connection] = _local.__dict__.get("connections", {})
     for key, value in list(connections.items()):
         if value is connection:
             del connections[key]
+    cursors: dict[int, psycopg.RawCursor[Any]] = _local.__dict__.get("cursors", {})
+    cursor = cursors.get(id(connection))
+    if cursor is not None and cursor.connection is connection:
+        del cursors[id(connection)]
     with _all_lock:
         _all.discard(connection)
     try:

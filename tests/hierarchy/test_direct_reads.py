@@ -530,3 +530,29 @@ def test_the_version_remembered_before_the_session_waits_for_it(apps):
         assert service.register_version(db.session) == actual  # nothing kept: read
         assert made_session(db.session) is not None
         db.session.remove()
+
+
+def test_one_statement_reads_keep_the_threads_cursor(apps):
+    """A one-statement read runs on the thread's cursor, made once per connection; a
+    statement that fails leaves it usable, and a connection the server ended is made
+    again with a cursor of its own."""
+    direct, _ = apps
+    statement = select(Organisation.sor_code).order_by(Organisation.sor_code).limit(2)
+    with direct.app_context():
+        engine = db.engine
+        first = DirectReads(engine).rows(statement, {})
+        connection = reads._connection(engine)
+        cursor = reads._cursor(connection)
+        assert DirectReads(engine).rows(statement, {}) == first
+        assert reads._cursor(reads._connection(engine)) is cursor
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            DirectReads(engine).rows(select(literal_column("1 / 0", Integer)), {})
+        assert DirectReads(engine).rows(statement, {}) == first
+        assert reads._cursor(reads._connection(engine)) is cursor
+        db.session.execute(text("SELECT pg_terminate_backend(:pid)"),
+                           {"pid": connection.info.backend_pid})
+        db.session.commit()
+        assert DirectReads(engine).rows(statement, {}) == first
+        again = reads._connection(engine)
+        assert again is not connection and reads._cursor(again) is not cursor
+        assert reads._cursor(again).connection is again
