@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask, request
 from werkzeug.exceptions import BadRequestKeyError
+from werkzeug.wrappers import Request
 
 from sorregistry import create_app
 from sorregistry.app import _SYNC, QueryArgs
@@ -109,3 +110,25 @@ def test_query_arguments_answer_a_missing_key_without_an_exception(monkeypatch):
         assert ("missing",) not in made and ("name",) not in made  # (headers made some)
         with pytest.raises(BadRequestKeyError):  # indexing still answers 400
             args["missing"]
+
+
+@pytest.mark.parametrize("query", [
+    b"", b"ydernummer=123456", b"name=hos&limit=20&limit=30", b"a", b"a=", b"=b", b"&&a=1&",
+    b"a=1=2", b"level=SI&level=OE&name=x", b"a=1;b=2", b"x=%C3%B8", b"x=a+b", b"x=%FF",
+    b"x=\xc3\xb8", b"x=\xff", b"%41=1", b"q=" + b"z" * 5000, b"k=v&" * 1000,
+])
+def test_query_arguments_are_werkzeugs_whichever_way_they_are_split(query):
+    """A plain query string is split by the app's request itself, anything else (escapes,
+    '+', bytes past ASCII) by werkzeug: the same arguments, in the same order, either way."""
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    environ = {"QUERY_STRING": query.decode("latin-1")}
+    with app.test_request_context("/", environ_overrides=environ):
+        ours = request.args
+        assert isinstance(ours, QueryArgs)
+        try:
+            werkzeugs = Request(request.environ).args
+        except UnicodeDecodeError:  # raw bytes that are no UTF-8: werkzeug fails (a 500)
+            assert query.startswith(b"x=\xff")
+            assert list(ours.items(multi=True)) == [("x", "%FF")]  # as x=%FF is read
+        else:
+            assert list(ours.items(multi=True)) == list(werkzeugs.items(multi=True))

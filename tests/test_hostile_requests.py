@@ -141,6 +141,19 @@ def test_a_lookups_query_its_fields_refuse_is_a_422_with_webargs_messages(client
     assert set(answer.json["errors"]["query"]) <= {"limit", "level", "name_match", "active_on"}
 
 
+@pytest.mark.parametrize("path", ["/api/v1/resolve", "/api/v1/lookups/ownership/privat"])
+def test_raw_bytes_that_are_no_utf8_in_a_query_are_read_escaped_not_a_500(client, tokens, path):
+    # A client that sends bytes past ASCII unescaped: werkzeug's args raised
+    # UnicodeDecodeError (a 500); they are read as their %-escapes, as werkzeug reads an
+    # escaped byte it cannot decode, and the lookup refuses the code or name it got.
+    query = b"code=\xff\xfe" if path.endswith("resolve") else b"name_match=\xff"
+    answer = client.get(path, headers=tokens["reporter"],
+                        environ_overrides={"QUERY_STRING": query.decode("latin-1")})
+    assert answer.status_code == 422, answer.get_data(as_text=True)
+    if path.endswith("resolve"):
+        assert "%FF%FE" in answer.json["message"]
+
+
 def test_nul_in_the_municipality_form_is_a_400_and_stores_nothing(pages, session):
     login(pages, "sor@aarhus.dk")
     before = _count(session)
