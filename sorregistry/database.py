@@ -183,7 +183,14 @@ def made_session(session: DbSession) -> Session | None:
     begun through it. A lookup that reads directly (``sorregistry.reads``) makes none: a
     session made and closed was ~35 us of a computed answer's own work."""
     if isinstance(session, scoped_session):
-        return session() if session.registry.has() else None
+        registry = session.registry
+        # Asked several times a lookup: when no scope has a session at all (a
+        # ScopedRegistry's dict of them empty, as between a worker's writes), none here,
+        # without computing this scope's key (the app context's id, through its proxy).
+        made = getattr(registry, "registry", None)
+        if type(made) is dict and not made:
+            return None
+        return session() if registry.has() else None
     return session
 
 

@@ -23,11 +23,12 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 import orjson
 import xxhash
-from flask import Response, current_app, request
+from flask import Response, current_app
 
 from sorregistry import reads
 from sorregistry.database import DbSession
 from sorregistry.extensions import db
+from sorregistry.request_id import current_request
 from sorregistry.security import authenticate
 
 
@@ -63,7 +64,7 @@ def conditional(response: Response) -> Response:
     of a 1 ms lookup, most of it formatting the time), which the server sets itself on
     every answer - gunicorn drops the app's and sends its own, werkzeug's adds one when
     the app has none - so the app sends none of its own at all."""
-    environ = request.environ
+    environ = current_request().environ
     if any(name in environ for name in _CONDITIONS):
         response.make_conditional(environ)
         response.headers.remove("Date")
@@ -73,7 +74,7 @@ def conditional(response: Response) -> Response:
 def json_response(payload: Any, status: int = 200) -> Response:
     body = orjson.dumps(payload)
     response = Response(body, status=status, mimetype="application/json")
-    if request.method in ("GET", "HEAD") and status == 200:
+    if status == 200 and current_request().method in ("GET", "HEAD"):
         response.set_etag(etag_of(body))
         conditional(response)
     return response
@@ -166,8 +167,8 @@ class DataVersion(Protocol[V]):
         ...
 
 
-def _no_cache() -> bool:
-    directives = request.environ.get("HTTP_CACHE_CONTROL", "").lower()  # as headers.get
+def _no_cache(environ: dict[str, Any]) -> bool:
+    directives = environ.get("HTTP_CACHE_CONTROL", "").lower()  # as request.headers.get
     return "no-cache" in directives or "no-store" in directives
 
 
@@ -195,14 +196,15 @@ def cached_answer(
             # never makes one (sorregistry.database.made_session).
             session = db.session
             client = authenticate()
-            if request.method != "GET":
+            req = current_request()  # the request itself: read four times below
+            if req.method != "GET":
                 return view(*args, **kwargs)
             version = data.current(session)
             if version is None or data.changed_in(session):
                 return view(*args, **kwargs)
-            key = (request.path, request.query_string, date.today(),
+            key = (req.path, req.query_string, date.today(),
                    client.cvr if per_client else None)
-            hit = None if _no_cache() else answers.get(version, key)
+            hit = None if _no_cache(req.environ) else answers.get(version, key)
             if hit is not None:
                 response = cached_json_response(*hit)
                 response.headers["X-Cache"] = "hit"
