@@ -122,7 +122,13 @@ class AnswerCache:
     def put(self, version: Hashable, key: Hashable, body: bytes, etag: str) -> None:
         if len(body) > self.largest:
             return
-        body = kept_bytes(body)
+        with self.lock:  # the same answer computed again (no-cache): kept already
+            if version == self.version:
+                old = self.entries.get(key)
+                if old is not None and old[1] == etag:
+                    self.entries.move_to_end(key)
+                    return
+        body = kept_bytes(body)  # a copy (a Mit CVR page: 470 kB), made outside the lock
         with self.lock:
             if version != self.version:
                 self.version, self.entries, self.size = version, OrderedDict(), 0

@@ -36,6 +36,22 @@ def test_the_least_recently_used_go_first_and_the_budget_holds():
     assert cache.get(1, 4) is None
 
 
+def test_the_same_answer_computed_again_is_not_copied_again():
+    cache = AnswerCache()
+    body = _body(1, items=25)
+    cache.put(1, "a", body, "e1")
+    cache.put(1, "b", _body(2), "e2")
+    kept, size = cache.entries["a"][0], cache.size
+    cache.put(1, "a", _body(1, items=25), "e1")  # recomputed (no-cache): the same ETag
+    assert cache.entries["a"][0] is kept and cache.size == size
+    assert list(cache.entries) == ["b", "a"]  # used last
+    changed = _body(3)
+    cache.put(1, "a", changed, "e3")  # another answer under the key: replaced
+    assert cache.get(1, "a") == (changed, "e3") and cache.size == len(changed) + len(_body(2))
+    cache.put(2, "a", changed, "e3")  # the same bytes in a newer version: kept afresh
+    assert list(cache.entries) == ["a"] and cache.version == 2
+
+
 def test_a_kept_answer_costs_its_bytes_not_the_buffer_orjson_wrote_it_in():
     # orjson's output keeps the buffer it was written in: 200 answers of ~20 kB held
     # ~6.5 MB while the budget counted 3.7 MB (and a 1 kB item 8 kB).
