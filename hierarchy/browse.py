@@ -69,7 +69,7 @@ def children(
     if cursor:
         query = query.where(after_key(order, "name"))
         params["after_first"], params["after_second"] = decode_cursor(cursor, "name")
-    rows = cast(list[StampedRow], list(session.execute(query.order_by(*order).limit(limit + 1),
+    rows = cast("list[StampedRow]", list(session.execute(query.order_by(*order).limit(limit + 1),
                                                      params)))
     return page_of(rows, total, limit, "name")
 

@@ -75,7 +75,7 @@ class ItemCache:
         (*read*) and rendered. Rows with every column (a fuzzy search's) are rendered from
         themselves. An organisation not found by code any more is left out."""
         if rows and hasattr(rows[0], "effective"):
-            return self.items(cast(Sequence[StampedRow], rows))
+            return self.items(cast("Sequence[StampedRow]", rows))
         return self._assembled(rows, read)
 
     def _assembled(self, rows: Sequence[KeyRow],

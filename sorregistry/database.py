@@ -200,7 +200,7 @@ def session_bind(session: DbSession) -> Engine | Connection:
     plain = made_session(session)
     if plain is not None:
         return plain.get_bind()
-    owner = cast(scoped_session[Any], session).session_factory.kw.get("db")
+    owner = cast("scoped_session[Any]", session).session_factory.kw.get("db")
     engines = getattr(owner, "engines", None)  # Flask-SQLAlchemy's, for the current app
     if engines is not None and None in engines:
         return cast(Engine, engines[None])

@@ -262,7 +262,7 @@ def named_rows(cursor: psycopg.Cursor[Any]) -> RowMaker[Any]:
     if result is None or not result.nfields:
         return tuple_row(cursor)
     names = tuple(result.fname(i) or b"?" for i in range(result.nfields))
-    return cast(RowMaker[Any], functools.partial(tuple.__new__, _row_type(names)))
+    return cast("RowMaker[Any]", functools.partial(tuple.__new__, _row_type(names)))
 
 
 def _operational_errors(engine: Engine) -> type[Exception]:
@@ -366,7 +366,7 @@ def connect_autocommit(engine: Engine | None) -> Connection:
     it (a LISTEN). Raises the driver's OperationalError when *engine* is gone (None)."""
     if engine is None:
         raise psycopg.OperationalError("the app's engine is gone")
-    creator = cast(Callable[[], Connection], engine.pool._creator)
+    creator = cast("Callable[[], Connection]", engine.pool._creator)
     connection = creator()
     connection.autocommit = True
     return connection
@@ -384,7 +384,7 @@ def _connection(engine: Engine, fresh: bool = False) -> Connection:
     if connection is not None:
         _forget(connection)
     # The engine's own way to connect: its URL, connect_args and do_connect hooks.
-    creator = cast(Callable[[], Connection], engine.pool._creator)
+    creator = cast("Callable[[], Connection]", engine.pool._creator)
     connection = creator()
     connection.autocommit = True
     set_json_loads(orjson.loads, connection)

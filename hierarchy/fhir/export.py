@@ -52,7 +52,7 @@ def write_ndjson(session: Session, outputs: Mapping[ResourceType, IO[bytes]],
     locations = outputs.get("Location")
     result = session.execute(_EVERY_UNIT, execution_options={"yield_per": _BATCH})
     for rows in result.partitions():
-        units = cast(list[UnitRow], rows)
+        units = cast("list[UnitRow]", rows)
         if organizations is not None:
             organizations.write(b"".join([orjson.dumps(organization(unit, day)) + b"\n"
                                           for unit in units]))

@@ -93,7 +93,7 @@ def search_bundle(session: Session, query: Query, base: str, day: date) -> bytes
         return bundles.bundle_bytes("searchset", [("self", bundles.link(
             base, query.resource, query.used))], _ignored(query), page.total)
     page = _page(session, query, max(query.count, 1), cursor)
-    rows = cast(list[UnitRow], page.items)
+    rows = cast("list[UnitRow]", page.items)
     links = [("self", bundles.link(base, query.resource, query.used))]
     if page.next is not None:
         following = [(k, v) for k, v in query.used if k != bundles.TOKEN_PARAMETER]
@@ -114,7 +114,7 @@ def search_ndjson(session: Session, query: Query, day: date) -> Iterator[bytes]:
     cursor: str | None = None
     while True:
         page = _page(session, query, NDJSON_PAGE, cursor)
-        rows = cast(list[UnitRow], page.items)
+        rows = cast("list[UnitRow]", page.items)
         yield b"".join([orjson.dumps(resource) + b"\n"
                         for resource in _matches(query, rows, day)])
         if page.next is None:

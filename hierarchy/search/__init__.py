@@ -132,7 +132,7 @@ def search(
     (``next`` is null), with the exact total. Raises InvalidSearch (422) for a filter,
     cursor or page size it cannot use.
     """
-    return cast(Page[StampedRow], _search(session, filters, sort, limit, cursor, False))
+    return cast("Page[StampedRow]", _search(session, filters, sort, limit, cursor, False))
 
 
 def search_keys(
@@ -146,7 +146,7 @@ def search_keys(
     """As :func:`search`, its rows read by key only (``hierarchy.search.keyrows``: which
     organisations, in order, with their stamps) for a caller that keeps the items
     (``hierarchy.items``); a fuzzy search's rows carry every column all the same."""
-    return cast(Page[KeyRow | StampedRow], _search(session, filters, sort, limit, cursor, True))
+    return cast("Page[KeyRow | StampedRow]", _search(session, filters, sort, limit, cursor, True))
 
 
 def items_by_code(session: DbSession, sor_codes: list[str]) -> list[StampedRow]:
