@@ -76,10 +76,24 @@ def test_tasks_run_side_by_side_up_to_the_limit_then_wait_in_order() -> None:
         assert [f.done() for f in submitted] == [False] * 6
         gate.set()
         assert [f.result(5) for f in submitted] == list(range(6))
-        assert running[3:] == [3, 4, 5]  # the waiting ones in the order they came
+        assert sorted(running[3:]) == [3, 4, 5]
         assert len(pool._threads) == 3  # never more than the limit
     finally:
         pool.shutdown()
+    # The waiting ones run in the order they came (one thread: no race to see it).
+    one = LifoPool(1)
+    try:
+        gate = threading.Event()
+        order: list[int] = []
+        first = one.submit(gate.wait, 5)
+        queued = [one.submit(order.append, i) for i in range(5)]
+        gate.set()
+        first.result(5)
+        for future in queued:
+            future.result(5)
+        assert order == [0, 1, 2, 3, 4]
+    finally:
+        one.shutdown()
 
 
 def test_an_error_goes_to_the_future_and_the_thread_lives_on() -> None:
@@ -137,7 +151,8 @@ def test_shutdown_without_waiting_stops_idle_threads_and_may_cancel_queued_ones(
     _until(lambda: not pool._threads)
 
     idle = LifoPool(3)
-    for future in [idle.submit(time.sleep, 0.01) for _ in range(3)]:
+    together = threading.Barrier(3)  # three at once: three threads
+    for future in [idle.submit(together.wait, 5) for _ in range(3)]:
         future.result(5)
     _idle(idle, 3)
     threads = list(idle._threads)
