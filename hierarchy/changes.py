@@ -540,17 +540,15 @@ def register_version(session: DbSession) -> tuple[int, str] | None:
     the answer while it makes none, and the made session's first one (read before it).
     """
     plain = made_session(session)
-    if plain is None or _VERSION_READ not in plain.info:
-        pending = _pending_version()
-        if pending is not _NOTHING:
-            if plain is None:
-                return cast("tuple[int, str] | None", pending)
-            plain.info[_VERSION_READ] = request.environ.pop(_VERSION_PENDING)
-        elif plain is None:
-            plain = _plain(session)
-    if _VERSION_READ in plain.info:
+    if plain is not None and _VERSION_READ in plain.info:
         known: tuple[int, str] | None = plain.info[_VERSION_READ]
         return known
+    pending = _pending_version()
+    if pending is not _NOTHING:
+        if plain is not None:  # made after it was read: its first transaction takes it
+            plain.info[_VERSION_READ] = request.environ.pop(_VERSION_PENDING)
+        return cast("tuple[int, str] | None", pending)
+    plain = plain or _plain(session)
     row = plain.connection().execute(REGISTER_VERSION_QUERY).first()
     version = (row[0], row[1]) if row is not None else None
     plain.info[_VERSION_READ] = version

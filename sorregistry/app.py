@@ -12,7 +12,7 @@ import contextlib
 import os
 from collections.abc import Callable, Mapping
 from importlib.resources import files
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qsl
 
 from flask import Flask, Request
@@ -99,14 +99,11 @@ class SorRequest(Request):
             pairs = [piece.partition("=")[::2] for piece in raw.decode("ascii").split("&")
                      if piece]
             return QueryArgs(pairs)
-        try:
-            return cast(QueryArgs, super().args)
-        except UnicodeDecodeError:
-            # Raw bytes that are no UTF-8 (a client that did not escape them): werkzeug
-            # raised (a 500). Kept %-escaped, as it keeps escaped bytes it cannot decode.
-            text = raw.decode("utf-8", "werkzeug.url_quote")
-            return QueryArgs(parse_qsl(text, keep_blank_values=True,
-                                       errors="werkzeug.url_quote"))
+        # As werkzeug parses it, but raw bytes that are no UTF-8 (a client that did not
+        # escape them) kept %-escaped, as werkzeug keeps escaped bytes it cannot decode:
+        # its own strict decoding raised UnicodeDecodeError there (a 500).
+        text = raw.decode("utf-8", "werkzeug.url_quote")
+        return QueryArgs(parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote"))
 
 
 SorFlask.request_class = SorRequest

@@ -37,7 +37,7 @@ from typing import Any, cast
 
 import orjson
 import psycopg
-from flask import current_app, has_request_context, request
+from flask import Flask, current_app, has_request_context, request
 from psycopg.rows import RowMaker, tuple_row
 from psycopg.types.json import set_json_loads
 from sqlalchemy import Select
@@ -290,13 +290,15 @@ def _request_primary(session: DbSession) -> Engine | None:
     on the app, found once."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if made_session(session) is not None:
-        return _postgresql_engine(session) if app.config.get("FAST_READS", True) else None
-    try:
-        kept: Engine | None = app.extensions[_APP_PRIMARY]
-    except KeyError:
-        kept = app.extensions[_APP_PRIMARY] = (
-            _postgresql_engine(session) if app.config.get("FAST_READS", True) else None)
+        return _fast_reads_engine(app, session)
+    if _APP_PRIMARY not in app.extensions:
+        app.extensions[_APP_PRIMARY] = _fast_reads_engine(app, session)
+    kept: Engine | None = app.extensions[_APP_PRIMARY]
     return kept
+
+
+def _fast_reads_engine(app: Flask, session: DbSession) -> Engine | None:
+    return _postgresql_engine(session) if app.config.get("FAST_READS", True) else None
 
 
 def _postgresql_engine(session: DbSession) -> Engine | None:
@@ -411,10 +413,7 @@ def _forget(connection: Connection) -> None:
     for key, value in list(connections.items()):
         if value is connection:
             del connections[key]
-    cursors: dict[int, psycopg.RawCursor[Any]] = _local.__dict__.get("cursors", {})
-    cursor = cursors.get(id(connection))
-    if cursor is not None and cursor.connection is connection:
-        del cursors[id(connection)]
+    _local.__dict__.get("cursors", {}).pop(id(connection), None)  # its cursor (_cursor)
     with _all_lock:
         _all.discard(connection)
     try:
