@@ -20,7 +20,13 @@ computed from them - what is kept is the work of rendering a row already seen.
 
 Least recently used items go first when the byte budget is full (32 MB: ~30,000 items,
 every list a municipality's forms ask; each kept as a copy of its bytes alone,
-``sorregistry.responses.kept_bytes``). Thread-safe: gthread workers share it.
+``sorregistry.responses.kept_bytes``) - nearly: an item found is moved to the end of the
+order only when it has drifted into the older half of it. Each item kept or moved takes
+the next tick, so the order is the ticks' order; one kept or moved within the last half
+of the cache's ticks is at least that many keeps or moves away from going, and is left
+where it is. A Mit CVR page asked again moved its 500 items every time (~0.15 us each,
+and the touch of three list nodes scattered over the heap per item); now none while it
+is asked more often than the cache turns over. Thread-safe: gthread workers share it.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ from sorregistry.responses import kept_bytes
 __all__ = ["ITEMS", "ItemCache"]
 
 Stamp = tuple[int, str, str]
+# An item as kept: the stamp it was rendered under, the item, its cost in bytes, and the
+# tick it was kept or last moved to the end at.
+Entry = tuple[Stamp, orjson.Fragment, int, int]
 
 
 # A row's (version, content_hash, derived_hash), made in C.
@@ -53,8 +62,9 @@ class ItemCache:
 
     def __init__(self, budget: int = 32 * 1024 * 1024) -> None:
         self.budget = budget
-        self.entries: OrderedDict[str, tuple[Stamp, orjson.Fragment, int]] = OrderedDict()
+        self.entries: OrderedDict[str, Entry] = OrderedDict()
         self.size = 0
+        self.ticks = 0  # items kept or moved to the end so far
         self.hits = 0
         self.misses = 0
         self.lock = threading.Lock()
@@ -97,11 +107,16 @@ class ItemCache:
         with self.lock:
             entries = self.entries
             get, touch = entries.get, entries.move_to_end
+            # Found items older than this are moved to the end (the module's docstring).
+            young = self.ticks - (len(entries) >> 1)
             for row in rows:
                 code = row.sor_code
                 entry = get(code)
                 if entry is not None and entry[0] == stamp_of(row):
-                    touch(code)
+                    if entry[3] < young:
+                        touch(code)
+                        entries[code] = (entry[0], entry[1], entry[2], self.ticks)
+                        self.ticks += 1
                     append(entry[1])
                     hits += 1
                 else:
@@ -127,14 +142,15 @@ class ItemCache:
                 if old is not None:
                     self.size -= old[2]
                 while entries and self.size + cost > self.budget:
-                    _, (_, _, dropped) = entries.popitem(last=False)
+                    _, (_, _, dropped, _) = entries.popitem(last=False)
                     self.size -= dropped
-                entries[code] = (stamp, fragment, cost)
+                entries[code] = (stamp, fragment, cost, self.ticks)
+                self.ticks += 1
                 self.size += cost
 
     def clear(self) -> None:
         with self.lock:
-            self.entries, self.size = OrderedDict(), 0
+            self.entries, self.size, self.ticks = OrderedDict(), 0, 0
 
 
 # The worker's items (hierarchy.lookup_routes).

@@ -378,6 +378,33 @@ def test_a_kept_item_serves_its_own_stamp_only_and_the_budget_holds(register):
     assert cache.hits - hits == 1
 
 
+def test_items_found_move_up_only_from_the_older_half_and_the_used_ones_stay(register):
+    """Nearly least recently used: a page asked again moves none of its items while they
+    are in the newer half of the order; one found in the older half goes to the end and
+    outlives the items kept before it, which go first when the budget is full."""
+    rows = [SimpleNamespace(**row._asdict()) for row in register.execute(
+        select(*ITEM_COLUMNS).order_by(Organisation.sor_code).limit(60))]
+    cache = ItemCache()
+    cache.items(rows[:40])
+    cost = cache.size
+    order = list(cache.entries)
+    ticks = cache.ticks
+    cache.items(rows[30:40])  # the newer half: found, left where they are
+    assert list(cache.entries) == order and cache.ticks == ticks
+    cache.items(rows[:3])  # the older half: found, moved to the end in the order found
+    assert list(cache.entries) == order[3:] + order[:3] and cache.ticks == ticks + 3
+    cache.items(rows[:3])  # now young: not moved again
+    assert list(cache.entries)[-3:] == order[:3] and cache.ticks == ticks + 3
+
+    cache.budget = cost  # full: each new item drops the oldest in the order
+    cache.items(rows[40:60])
+    kept = set(cache.entries)
+    assert {row.sor_code for row in rows[:3]} <= kept  # used lately: still kept
+    assert not {row.sor_code for row in rows[3:10]} & kept  # the oldest unused: gone
+    assert {row.sor_code for row in rows[40:60]} <= kept and cache.size <= cost
+    assert list(cache.entries) == sorted(cache.entries, key=lambda code: cache.entries[code][3])
+
+
 def test_a_kept_item_costs_about_its_bytes(register):
     """Not orjson's 8 kB writing buffer per item: 32 MB of items would have held ~240 MB."""
     rows = [SimpleNamespace(**row._asdict()) for row in register.execute(
