@@ -21,12 +21,15 @@ computed from them - what is kept is the work of rendering a row already seen.
 Least recently used items go first when the byte budget is full (32 MB: ~30,000 items,
 every list a municipality's forms ask; each kept as a copy of its bytes alone,
 ``sorregistry.responses.kept_bytes``) - nearly: an item found is moved to the end of the
-order only when it has drifted into the older half of it. Each item kept or moved takes
-the next tick, so the order is the ticks' order; one kept or moved within the last half
-of the cache's ticks is at least that many keeps or moves away from going, and is left
-where it is. A Mit CVR page asked again moved its 500 items every time (~0.15 us each,
-and the touch of three list nodes scattered over the heap per item); now none while it
-is asked more often than the cache turns over. Thread-safe: gthread workers share it.
+order only when it has drifted into the older half of what the budget holds. Each item
+kept or moved takes the next tick, so the order is the ticks' order, and one is "older"
+when more items than half the budget holds (at their present average cost) were kept or
+moved since its tick. An item is thus never the next to go within that many keeps or
+moves of its last use. A Mit CVR page asked again moved all its 500 items every time
+(~0.15 us each, and three list nodes scattered over the heap touched per item); now none
+while the page is asked more often than half the cache turns over.
+
+Thread-safe: gthread workers share it.
 """
 
 from __future__ import annotations
@@ -107,8 +110,9 @@ class ItemCache:
         with self.lock:
             entries = self.entries
             get, touch = entries.get, entries.move_to_end
-            # Found items older than this are moved to the end (the module's docstring).
-            young = self.ticks - (len(entries) >> 1)
+            # Found items older than this are moved to the end (the module's docstring):
+            # half the items the budget holds at their present average cost.
+            young = self.ticks - (self.budget * len(entries) // (2 * self.size or 1))
             for row in rows:
                 code = row.sor_code
                 entry = get(code)

@@ -379,29 +379,36 @@ def test_a_kept_item_serves_its_own_stamp_only_and_the_budget_holds(register):
 
 
 def test_items_found_move_up_only_from_the_older_half_and_the_used_ones_stay(register):
-    """Nearly least recently used: a page asked again moves none of its items while they
-    are in the newer half of the order; one found in the older half goes to the end and
-    outlives the items kept before it, which go first when the budget is full."""
+    """Nearly least recently used: items found move to the end of the order only from the
+    older half of what the budget holds; those used lately outlive the older ones, which
+    go first when the budget is full; and a page asked again moves none of its items
+    while the cache has room for them (the Mit CVR page asked all day)."""
     rows = [SimpleNamespace(**row._asdict()) for row in register.execute(
         select(*ITEM_COLUMNS).order_by(Organisation.sor_code).limit(60))]
-    cache = ItemCache()
+    roomy = ItemCache()
+    roomy.items(rows)
+    ticks, order = roomy.ticks, list(roomy.entries)
+    for _ in range(3):
+        roomy.items(rows)
+    assert roomy.ticks == ticks and list(roomy.entries) == order and roomy.hits == 180
+
+    sized = ItemCache()
+    sized.items(rows[:40])
+    cache = ItemCache(budget=sized.size)  # holds these 40 (half of it: 20)
     cache.items(rows[:40])
-    cost = cache.size
-    order = list(cache.entries)
-    ticks = cache.ticks
+    order, ticks = list(cache.entries), cache.ticks
     cache.items(rows[30:40])  # the newer half: found, left where they are
     assert list(cache.entries) == order and cache.ticks == ticks
     cache.items(rows[:3])  # the older half: found, moved to the end in the order found
     assert list(cache.entries) == order[3:] + order[:3] and cache.ticks == ticks + 3
-    cache.items(rows[:3])  # now young: not moved again
+    cache.items(rows[:3])  # young now: not moved again
     assert list(cache.entries)[-3:] == order[:3] and cache.ticks == ticks + 3
 
-    cache.budget = cost  # full: each new item drops the oldest in the order
-    cache.items(rows[40:60])
+    cache.items(rows[40:60])  # full: each new item drops the first in the order
     kept = set(cache.entries)
     assert {row.sor_code for row in rows[:3]} <= kept  # used lately: still kept
     assert not {row.sor_code for row in rows[3:10]} & kept  # the oldest unused: gone
-    assert {row.sor_code for row in rows[40:60]} <= kept and cache.size <= cost
+    assert {row.sor_code for row in rows[40:60]} <= kept and cache.size <= cache.budget
     assert list(cache.entries) == sorted(cache.entries, key=lambda code: cache.entries[code][3])
 
 
