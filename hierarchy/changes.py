@@ -683,6 +683,11 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
     if transaction.parent is None:
         for key in (REGISTER_CHANGED, _RECORDING, _VERSION_READ):
             session.info.pop(key, None)
+        # A version the request remembered before its session was made labels a first
+        # transaction only: once any has ended, it was not read before the next one's
+        # data (that one may follow a commit of changes). The next reads its own.
+        if has_request_context():
+            request.environ.pop(_VERSION_PENDING, None)
 
 
 _HOOKS: tuple[tuple[str, Callable[..., None]], ...] = (

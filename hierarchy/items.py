@@ -21,11 +21,13 @@ computed from them - what is kept is the work of rendering a row already seen.
 Least recently used items go first when the byte budget is full (32 MB: ~30,000 items,
 every list a municipality's forms ask; each kept as a copy of its bytes alone,
 ``sorregistry.responses.kept_bytes``) - nearly: an item found is moved to the end of the
-order only when it has drifted into the older half of what the budget holds. Each item
-kept or moved takes the next tick, so the order is the ticks' order, and one is "older"
-when more items than half the budget holds (at their present average cost) were kept or
-moved since its tick. An item is thus never the next to go within that many keeps or
-moves of its last use. A Mit CVR page asked again moved all its 500 items every time
+order only when it has drifted into the older half of the budget. The ticks count the
+bytes of the items kept or moved so far; each item keeps the tick it was kept or moved
+at, so the order is the ticks' order, and an item is "older" once more than half the
+budget's bytes were kept or moved after it. One found while younger stays where it is,
+and is never dropped before about half the budget (less its own cost) has been kept or
+moved since its last use: everything after it and the one being kept must outgrow what
+is left when it goes. A Mit CVR page asked again moved all its 500 items every time
 (~0.15 us each, and three list nodes scattered over the heap touched per item); now none
 while the page is asked more often than half the cache turns over.
 
@@ -51,7 +53,7 @@ __all__ = ["ITEMS", "ItemCache"]
 
 Stamp = tuple[int, str, str]
 # An item as kept: the stamp it was rendered under, the item, its cost in bytes, and the
-# tick it was kept or last moved to the end at.
+# tick it was kept or last moved to the end at (the module's docstring).
 Entry = tuple[Stamp, orjson.Fragment, int, int]
 
 
@@ -67,7 +69,7 @@ class ItemCache:
         self.budget = budget
         self.entries: OrderedDict[str, Entry] = OrderedDict()
         self.size = 0
-        self.ticks = 0  # items kept or moved to the end so far
+        self.ticks = 0  # the bytes of the items kept or moved to the end so far
         self.hits = 0
         self.misses = 0
         self.lock = threading.Lock()
@@ -110,9 +112,8 @@ class ItemCache:
         with self.lock:
             entries = self.entries
             get, touch = entries.get, entries.move_to_end
-            # Found items older than this are moved to the end (the module's docstring):
-            # half the items the budget holds at their present average cost.
-            young = self.ticks - (self.budget * len(entries) // (2 * self.size or 1))
+            # Found items older than this are moved to the end (the module's docstring).
+            young = self.ticks - (self.budget >> 1)
             for row in rows:
                 code = row.sor_code
                 entry = get(code)
@@ -120,7 +121,7 @@ class ItemCache:
                     if entry[3] < young:
                         touch(code)
                         entries[code] = (entry[0], entry[1], entry[2], self.ticks)
-                        self.ticks += 1
+                        self.ticks += entry[2]
                     append(entry[1])
                     hits += 1
                 else:
@@ -149,7 +150,7 @@ class ItemCache:
                     _, (_, _, dropped, _) = entries.popitem(last=False)
                     self.size -= dropped
                 entries[code] = (stamp, fragment, cost, self.ticks)
-                self.ticks += 1
+                self.ticks += cost
                 self.size += cost
 
     def clear(self) -> None:

@@ -532,6 +532,25 @@ def test_the_version_remembered_before_the_session_waits_for_it(apps):
         db.session.remove()
 
 
+def test_the_version_remembered_before_the_session_labels_no_later_transaction(apps):
+    """A first transaction that ends without asking for the version (a rollback, a commit
+    of changes) leaves no remembered version for the next: that one reads its own."""
+    direct, _ = apps
+    with direct.app_context():
+        actual = service.register_version(db.session)
+        db.session.remove()
+    remembered = (actual[0] - 1, "read before")
+    for end in ("rollback", "commit"):
+        with direct.test_request_context("/api/v1/resolve?code=1"):
+            service.remember_register_version(db.session, remembered)
+            session = db.session()
+            session.execute(select(Organisation.sor_code).limit(1)).all()
+            getattr(session, end)()  # the first transaction ends, never asked
+            session.execute(select(Organisation.sor_code).limit(1)).all()
+            assert service.register_version(session) == actual, end
+            db.session.remove()
+
+
 def test_one_statement_reads_keep_the_threads_cursor(apps):
     """A one-statement read runs on the thread's cursor, made once per connection; a
     statement that fails leaves it usable, and a connection the server ended is made

@@ -380,9 +380,9 @@ def test_a_kept_item_serves_its_own_stamp_only_and_the_budget_holds(register):
 
 def test_items_found_move_up_only_from_the_older_half_and_the_used_ones_stay(register):
     """Nearly least recently used: items found move to the end of the order only from the
-    older half of what the budget holds; those used lately outlive the older ones, which
-    go first when the budget is full; and a page asked again moves none of its items
-    while the cache has room for them (the Mit CVR page asked all day)."""
+    older half of the budget; those used lately outlive the older ones, which go first
+    when the budget is full; and a page asked again moves none of its items while the
+    cache has room for them (the Mit CVR page asked all day)."""
     rows = [SimpleNamespace(**row._asdict()) for row in register.execute(
         select(*ITEM_COLUMNS).order_by(Organisation.sor_code).limit(60))]
     roomy = ItemCache()
@@ -394,15 +394,17 @@ def test_items_found_move_up_only_from_the_older_half_and_the_used_ones_stay(reg
 
     sized = ItemCache()
     sized.items(rows[:40])
-    cache = ItemCache(budget=sized.size)  # holds these 40 (half of it: 20)
+    cache = ItemCache(budget=sized.size)  # holds these 40
     cache.items(rows[:40])
     order, ticks = list(cache.entries), cache.ticks
+    assert ticks == cache.size  # the bytes kept so far
     cache.items(rows[30:40])  # the newer half: found, left where they are
     assert list(cache.entries) == order and cache.ticks == ticks
     cache.items(rows[:3])  # the older half: found, moved to the end in the order found
-    assert list(cache.entries) == order[3:] + order[:3] and cache.ticks == ticks + 3
+    moved = sum(cache.entries[row.sor_code][2] for row in rows[:3])
+    assert list(cache.entries) == order[3:] + order[:3] and cache.ticks == ticks + moved
     cache.items(rows[:3])  # young now: not moved again
-    assert list(cache.entries)[-3:] == order[:3] and cache.ticks == ticks + 3
+    assert list(cache.entries)[-3:] == order[:3] and cache.ticks == ticks + moved
 
     cache.items(rows[40:60])  # full: each new item drops the first in the order
     kept = set(cache.entries)
@@ -410,6 +412,26 @@ def test_items_found_move_up_only_from_the_older_half_and_the_used_ones_stay(reg
     assert not {row.sor_code for row in rows[3:10]} & kept  # the oldest unused: gone
     assert {row.sor_code for row in rows[40:60]} <= kept and cache.size <= cache.budget
     assert list(cache.entries) == sorted(cache.entries, key=lambda code: cache.entries[code][3])
+
+
+def test_an_item_used_lately_outlives_the_bytes_of_half_the_budget():
+    """Young and old are told by bytes, not by items: an item used while its tick is in
+    the newer half stays until about half the budget has been kept since, whatever the
+    sizes of the items around it (fifty small items and fifty large ones here)."""
+    def row(code: str) -> SimpleNamespace:
+        return SimpleNamespace(sor_code=code, version=1, content_hash="c", derived_hash="d")
+
+    def kept(code: str, cost: int) -> tuple[str, tuple[int, str, str], orjson.Fragment, int]:
+        return code, (1, "c", "d"), orjson.Fragment(b"{}"), cost
+
+    cache = ItemCache(budget=10_000)
+    cache._keep([kept(f"small{i}", 20) for i in range(50)])
+    cache._keep([kept(f"large{i}", 180) for i in range(50)])
+    assert cache.size == 10_000
+    assert cache._kept([row("large0")])[0] is not None  # 8,820 bytes newer than it: moved
+    cache._keep([kept("next", 1_000), kept("then", 200), kept("more", 2_000)])
+    assert "large0" in cache.entries and "large1" not in cache.entries
+    assert cache.size <= cache.budget
 
 
 def test_a_kept_item_costs_about_its_bytes(register):
