@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from typing import Any, cast
 
 import flask_sqlalchemy.session
@@ -223,10 +224,54 @@ def copy_rows(connection: Connection, table: str, columns: Sequence[str],
 
 
 def copy_lines(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> bytes:
-    """*rows*' *columns* (by name) in COPY's text format, a line a row."""
-    return "".join(
-        "\t".join([copy_text(row[name]) for name in columns]) + "\n" for row in rows
-    ).encode()
+    """*rows*' *columns* (by name) in COPY's text format, a line a row.
+
+    Each line is made as if no value needed escaping - a text as it is, ``\\N`` for
+    NULL, anything else by :func:`copy_text` - and checked once: a backslash beyond the
+    NULLs' own, a tab beyond the separators, a newline or a carriage return means a value
+    held one, and the line is made again value by value. Escaping is rare (a backslash
+    in a name); the checks per value it saves were most of an import's COPY formatting
+    (1M organisations: ~60M values, ~70 s of the writer thread's Python, on the GIL the
+    import's reading shares)."""
+    values_of = operator.itemgetter(*columns)
+    one = len(columns) == 1
+    separators = len(columns) - 1
+    other = _texts_of_repeated_values()
+    lines = []
+    for row in rows:
+        values = (values_of(row),) if one else values_of(row)
+        line = "\t".join([value if type(value) is str else "\\N" if value is None
+                          else other(value) for value in values])
+        if (line.count("\\") != values.count(None) or line.count("\t") != separators
+                or "\n" in line or "\r" in line):
+            line = "\t".join([copy_text(value) for value in values])
+        lines.append(line)
+    lines.append("")  # the last line's newline
+    return "\n".join(lines).encode()
+
+
+def _texts_of_repeated_values() -> Callable[[object], str]:
+    """:func:`copy_text` of a value that is not text, with the texts of dates and times
+    kept for the values that come again: the import's rows share a few thousand dates and
+    one timestamp (its own), each formatted in 0.8-1.6 us. A time is kept with its UTC
+    offset, so two instants that compare equal in other zones are not taken for each
+    other."""
+    texts: dict[object, str] = {}
+
+    def text_of(value: object) -> str:
+        kind = type(value)
+        if kind is date:
+            key: object = value
+        elif kind is datetime:
+            key = (value, value.utcoffset())  # type: ignore[attr-defined]
+        else:
+            return copy_text(value)
+        text = texts.get(key)
+        if text is None:
+            text = texts[key] = copy_text(value)
+        return text
+
+    return text_of
 
 
 def copy_data(connection: Connection, table: str, columns: Sequence[str],

@@ -3,12 +3,12 @@ tab, a newline, a backslash in a name - arrive as they were sent."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
 
-from sorregistry.database import copy_rows, copy_text
+from sorregistry.database import copy_lines, copy_rows, copy_text
 
 AWKWARD = "Tab\there, line\nbreak, carriage\rreturn, back\\slash \\N and ø"
 
@@ -35,3 +35,25 @@ def test_copied_rows_arrive_as_sent(session, backend):
     ])
     row = connection.execute(text("SELECT name, gone, yes, day, at, n FROM copied")).one()
     assert tuple(row) == (AWKWARD, None, True, date(2026, 12, 5), at, 7)
+
+
+def test_copy_lines_are_each_value_as_copy_text_makes_it():
+    """Lines made whole and checked once equal lines made value by value: texts with and
+    without what must be escaped, NULLs, booleans, numbers, dates and times - the same
+    instant in two zones kept apart, though they compare equal - one column, none."""
+    at = datetime(2026, 12, 5, 22, 0, tzinfo=UTC)
+    elsewhere = at.astimezone(timezone(timedelta(hours=1)))
+    assert at == elsewhere
+    texts = ["plain", "", "ø and æ", AWKWARD, "\\N", "tab\there", "a\\b", "\n", "\r"]
+    others = [None, True, False, 0, 1, 7, 2.5, date(2026, 12, 5), at, elsewhere, at]
+    columns = ("a", "b", "c")
+    values = texts + others
+    rows = [{"a": values[i % len(values)], "b": values[(i * 7) % len(values)],
+             "c": values[(i * 3 + 1) % len(values)], "not": "a column"} for i in range(200)]
+    expected = "".join("\t".join(copy_text(row[name]) for name in columns) + "\n"
+                       for row in rows).encode()
+    assert copy_lines(columns, rows) == expected
+    assert b"2026-12-05T23:00:00+01:00" in expected and b"2026-12-05T22:00:00+00:00" in expected
+    assert copy_lines(("a",), rows[:20]) == "".join(
+        copy_text(row["a"]) + "\n" for row in rows[:20]).encode()
+    assert copy_lines(columns, []) == b""
