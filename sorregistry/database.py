@@ -264,7 +264,7 @@ def _texts_of_repeated_values() -> Callable[[object], str]:
         if kind is date:
             key: object = value
         elif kind is datetime:
-            key = (value, value.utcoffset())  # type: ignore[attr-defined]
+            key = (value, cast("datetime", value).utcoffset())
         else:
             return copy_text(value)
         text = texts.get(key)
