@@ -40,26 +40,29 @@ import operator
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import TypeVar, cast
 
 import orjson
 
 from hierarchy.schemas import organisation_item
-from hierarchy.search.keyrows import KeyRow
+from hierarchy.search.keyrows import KeyRow, code_of, stamp_of_key
 from hierarchy.search.statements import StampedRow
 from sorregistry.responses import kept_bytes
 
 __all__ = ["ITEMS", "ItemCache"]
 
 Stamp = tuple[int, str, str]
+Row = TypeVar("Row", KeyRow, StampedRow)
 # An item as kept: the stamp it was rendered under, the item, its cost in bytes, and the
 # tick it was kept or last moved to the end at (the module's docstring).
 Entry = tuple[Stamp, orjson.Fragment, int, int]
 
 
-# A row's (version, content_hash, derived_hash), made in C.
-stamp_of = cast(Callable[[KeyRow], Stamp],
+# A full row's (version, content_hash, derived_hash) and code, made in C (a key row's are
+# read by position: hierarchy.search.keyrows).
+stamp_of = cast(Callable[[StampedRow], Stamp],
                 operator.attrgetter("version", "content_hash", "derived_hash"))
+code_of_row = cast(Callable[[StampedRow], str], operator.attrgetter("sor_code"))
 
 
 class ItemCache:
@@ -78,7 +81,8 @@ class ItemCache:
         """The items of *rows*, in their order: kept ones where the stamp is the row's,
         the others rendered from their rows (and kept)."""
         by_code = {row.sor_code: row for row in rows}
-        return self._assembled(rows, lambda codes: [by_code[code] for code in codes])
+        return self._assembled(rows, lambda codes: [by_code[code] for code in codes],
+                               code_of_row, stamp_of)
 
     def item(self, row: StampedRow) -> orjson.Fragment:
         return self.items([row])[0]
@@ -91,19 +95,22 @@ class ItemCache:
         themselves. An organisation not found by code any more is left out."""
         if rows and hasattr(rows[0], "effective"):
             return self.items(cast("Sequence[StampedRow]", rows))
-        return self._assembled(rows, read)
+        return self._assembled(cast("Sequence[KeyRow]", rows), read, code_of, stamp_of_key)
 
-    def _assembled(self, rows: Sequence[KeyRow],
-                   read: Callable[[list[str]], Sequence[StampedRow]]) -> list[orjson.Fragment]:
-        found = self._kept(rows)
-        missing = [row.sor_code for row, item in zip(rows, found, strict=True) if item is None]
+    def _assembled(self, rows: Sequence[Row], read: Callable[[list[str]], Sequence[StampedRow]],
+                   code: Callable[[Row], str],
+                   stamp: Callable[[Row], Stamp]) -> list[orjson.Fragment]:
+        """The items of *rows* (their *code* and *stamp* read as given)."""
+        found = self._kept(rows, code, stamp)
+        missing = [code(row) for row, item in zip(rows, found, strict=True) if item is None]
         if not missing:
             return found  # type: ignore[return-value]  # none is None
         rendered = self._render(read(missing))
         return [item for row, kept in zip(rows, found, strict=True)
-                if (item := kept or rendered.get(row.sor_code)) is not None]
+                if (item := kept or rendered.get(code(row))) is not None]
 
-    def _kept(self, rows: Sequence[KeyRow]) -> list[orjson.Fragment | None]:
+    def _kept(self, rows: Sequence[Row], code_of: Callable[[Row], str],
+              stamp_of: Callable[[Row], Stamp]) -> list[orjson.Fragment | None]:
         # Once per row of every list (500 for a Mit CVR page): bound methods and local
         # counts rather than attribute lookups in the loop.
         found: list[orjson.Fragment | None] = []
@@ -115,7 +122,7 @@ class ItemCache:
             # Found items older than this are moved to the end (the module's docstring).
             young = self.ticks - (self.budget >> 1)
             for row in rows:
-                code = row.sor_code
+                code = code_of(row)
                 entry = get(code)
                 if entry is not None and entry[0] == stamp_of(row):
                     if entry[3] < young:

@@ -55,7 +55,7 @@ from hierarchy.search.filters import (
     typed_words,
 )
 from hierarchy.search.fuzzy import FUZZY_THRESHOLD, fuzzy_rows, fuzzy_statements
-from hierarchy.search.keyrows import KEYS_BY_CODE, KeyRow, keyed
+from hierarchy.search.keyrows import KEYS_BY_CODE, KeyRow, code_of, keyed, named_key
 from hierarchy.search.matching import Parameters, name_pattern, rank_parameters, word_parameters
 from hierarchy.search.names import NAMES, indexable
 from hierarchy.search.statements import (
@@ -103,7 +103,7 @@ __all__ = [
     "search_keys",
 ]
 
-RowT = TypeVar("RowT", bound=Keyed)
+RowT = TypeVar("RowT")  # Keyed, or KeyRow (a page read by key)
 
 
 @dataclass
@@ -186,25 +186,30 @@ def _search(session: DbSession, filters: Filters, sort: Sort | None, limit: int,
         key = _totals_key(shape, params) if version is not None else None
         total = TOTALS.get(version, key) if key is not None else None
         if total is None:
-            total, rows = reads.scalar_and_rows(count, page_statement, params)
+            total, rows = reads.scalar_and_rows(count, page_statement, params,
+                                                plain=keys_only)
             if key is not None:
                 TOTALS.put(version, key, total)
         else:  # the list's total kept (Mit CVR's 2,759 units counted again per page)
-            rows = reads.rows(page_statement, params)
-        page = page_of(rows, total, limit, sort, filters.name)
+            rows = reads.rows(page_statement, params, plain=keys_only)
+        page = page_of(rows, total, limit, sort, filters.name, keyed=keys_only)
     if page.total == 0 and filters.name and not cursor:
         page.suggestions = _suggestions(session, filters.name)
     return page
 
 
 def page_of(rows: list[RowT], total: int, limit: int, sort: Sort,
-            folded: str | None = None) -> Page[RowT]:
+            folded: str | None = None, *, keyed: bool = False) -> Page[RowT]:
     """The page of *rows*, read one beyond *limit* (whether more follow), in *sort*'s order
-    (by relevance to the folded name *folded*)."""
+    (by relevance to the folded name *folded*); *keyed*: rows read by key
+    (``hierarchy.search.keyrows``: plain tuples)."""
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = (encode_cursor(key_of(rows[-1], sort, folded), sort) if more and rows
-                   else None)
+    next_cursor = None
+    if more and rows:
+        last = (named_key(cast("KeyRow", rows[-1]), sort) if keyed
+                else cast(Keyed, rows[-1]))
+        next_cursor = encode_cursor(key_of(last, sort, folded), sort)
     return Page(items=rows, total=total, next=next_cursor)
 
 
@@ -269,8 +274,8 @@ def _search_index(session: DbSession, reads: Reads, filters: Filters, sort: Sort
     if not keys:
         return Page(items=[], total=total, next=None)
     statement = (KEYS_BY_CODE if keys_only else ITEMS_BY_CODE)[_is_postgresql(session, reads)]
-    found = {row.sor_code: row
-             for row in reads.rows(statement, {"codes": [code for _, code in keys]})}
+    rows = reads.rows(statement, {"codes": [code for _, code in keys]}, plain=keys_only)
+    found = {code_of(row) if keys_only else row.sor_code: row for row in rows}
     items = [found[code] for _, code in keys if code in found]
     if len(items) != len(keys):
         return None  # changed under us (a commit since the version was read): ask SQL
@@ -324,8 +329,9 @@ def _search_names(session: DbSession, reads: Reads, filters: Filters, sort: Sort
     order: Order = ("code" if sort == "code" else "sorted" if total < SORT_MATCHES_BELOW
                     else "index")
     page_statement = narrow_statements(shape(order))[1]
-    rows = reads.rows(keyed(page_statement, sort) if keys_only else page_statement, params)
-    return page_of(rows, total, limit, sort, filters.name)
+    rows = reads.rows(keyed(page_statement, sort) if keys_only else page_statement, params,
+                      plain=keys_only)
+    return page_of(rows, total, limit, sort, filters.name, keyed=keys_only)
 
 
 # Filters a fuzzy search takes besides the name: those of the narrow table.

@@ -7,12 +7,21 @@ columns alone cost more to fetch and decode than PostgreSQL takes to find them (
 ~12 ms of a computed 500-row "Mit CVR – Alle"). :func:`keyed` makes a page statement's twin
 that reads :func:`key_columns` (what its order's cursor key is made of, and the stamp); the items
 not kept are then read by code (``ITEMS_BY_CODE``) and rendered.
+
+Key rows are plain tuples (``sorregistry.reads``' *plain* rows), read by position: the
+code first, the stamp last (:data:`KeyRow`). Making each of a page's 500 rows a named
+tuple cost ~0.5 us a row - a Mit CVR page's 501 rows 0.76-0.81 ms of the client's CPU
+against 0.51-0.53 ms as plain tuples, side by side. :func:`named_key` names the one row
+a page's cursor is made of.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Protocol
+import operator
+from collections import namedtuple
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import InstrumentedAttribute
@@ -22,7 +31,8 @@ from hierarchy.search.cursor import Keyed
 from hierarchy.search.filters import Sort
 from sorregistry.database import one_of_named
 
-__all__ = ["KEYS_BY_CODE", "KEY_COLUMNS", "KeyRow", "key_columns", "keyed"]
+__all__ = ["KEYS_BY_CODE", "KEY_COLUMNS", "KeyRow", "code_of", "key_columns", "keyed",
+           "named_key", "stamp_of_key"]
 
 _STAMP: list[InstrumentedAttribute[Any]] = [getattr(Organisation, name) for name in PAGE_STAMP]
 # Every column a page by key may read: the code, each order's cursor key, the stamp.
@@ -46,16 +56,23 @@ def key_columns(sort: Sort) -> list[InstrumentedAttribute[Any]]:
     return [Organisation.sor_code, *_SORT_KEYS[sort], *_STAMP]
 
 
-class KeyRow(Keyed, Protocol):
-    """A row read by key: a page's place of an organisation (of the cursor's key, what its
-    order uses: ``key_columns``) and its stamp."""
+# A row read by key, a plain tuple: the organisation's code, what its order's cursor key
+# is made of (``key_columns``), its stamp (version, content_hash, derived_hash) last.
+KeyRow = Sequence[Any]
+# A key row's code, and its stamp as a tuple (made in C).
+code_of = cast(Callable[[KeyRow], str], operator.itemgetter(0))
+stamp_of_key = cast(Callable[[KeyRow], tuple[int, str, str]],
+                    operator.itemgetter(-3, -2, -1))
 
-    @property
-    def version(self) -> int: ...
-    @property
-    def content_hash(self) -> str: ...
-    @property
-    def derived_hash(self) -> str: ...
+
+@functools.cache
+def _named(sort: Sort) -> Any:
+    return namedtuple("KeyRow", [column.key for column in key_columns(sort)])
+
+
+def named_key(row: KeyRow, sort: Sort) -> Keyed:
+    """*row* of a page by *sort* read by key, with its columns' names (to make its cursor)."""
+    return cast(Keyed, _named(sort)._make(row))
 
 
 # The stamps of a name index's page, by code (its keys and their order come from memory).

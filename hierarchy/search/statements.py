@@ -42,7 +42,7 @@ from sqlalchemy.sql.selectable import FromClause
 
 from hierarchy.models import Organisation, OrganisationName
 from hierarchy.search import directory
-from hierarchy.search.cursor import decode_cursor
+from hierarchy.search.cursor import Keyed, decode_cursor
 from hierarchy.search.filters import (
     FILTER_NAMES,
     WORD_SEPARATORS,
@@ -55,7 +55,6 @@ from hierarchy.search.filters import (
     name_words,
     typed_words,
 )
-from hierarchy.search.keyrows import KeyRow
 from hierarchy.search.matching import (
     Condition,
     Parameters,
@@ -156,9 +155,14 @@ class ItemRow(Protocol):
     def updated_at(self) -> datetime: ...
 
 
-class StampedRow(ItemRow, KeyRow, Protocol):
+class StampedRow(ItemRow, Keyed, Protocol):
     """A row read with ITEM_COLUMNS from ``organisations``: the item's columns and the
     organisation's stamp (hierarchy.items)."""
+
+    @property
+    def content_hash(self) -> str: ...
+    @property
+    def derived_hash(self) -> str: ...
 
 
 # A list's count and its page (rows with ITEM_COLUMNS).

@@ -434,11 +434,11 @@ def test_a_mit_cvr_page_by_key_is_read_from_the_index_alone(apps, monkeypatch, p
     statements: list[tuple[str, dict]] = []
     batch = DirectReads._batch
 
-    def recording(self, pairs, binary):
+    def recording(self, pairs, binary, plain):
         # As sent: PostgreSQL's $n placeholders, the values in their order.
         statements.extend((self._compiled(s).sql.decode(), self._compiled(s).parameters(p))
                           for s, p in pairs)
-        return batch(self, pairs, binary)
+        return batch(self, pairs, binary, plain)
 
     headers = {**NO_CACHE, "Authorization": f"Bearer {facts['token']}"}
     client = direct.test_client()
@@ -552,26 +552,40 @@ def test_the_version_remembered_before_the_session_labels_no_later_transaction(a
 
 
 def test_one_statement_reads_keep_the_threads_cursor(apps):
-    """A one-statement read runs on the thread's cursor, made once per connection; a
-    statement that fails leaves it usable, and a connection the server ended is made
-    again with a cursor of its own."""
+    """A one-statement read runs on the thread's cursor, made once per connection (one for
+    named rows, one for plain); a statement that fails leaves it usable, and a
+    connection the server ended is made again with cursors of its own."""
     direct, _ = apps
-    statement = select(Organisation.sor_code).order_by(Organisation.sor_code).limit(2)
+    statement = select(Organisation.sor_code, Organisation.version).order_by(
+        Organisation.sor_code).limit(2)
     with direct.app_context():
         engine = db.engine
         first = DirectReads(engine).rows(statement, {})
+        assert [row.sor_code for row in first] == [row[0] for row in first]
         connection = reads._connection(engine)
-        cursor = reads._cursor(connection)
+        cursor = reads._cursor(connection, False)
+        plain = DirectReads(engine).rows(statement, {}, plain=True)
+        assert plain == [tuple(row) for row in first] and type(plain[0]) is tuple
+        plain_cursor = reads._cursor(connection, True)
+        assert plain_cursor is not cursor
         assert DirectReads(engine).rows(statement, {}) == first
-        assert reads._cursor(reads._connection(engine)) is cursor
+        assert reads._cursor(reads._connection(engine), False) is cursor
         with pytest.raises(psycopg.errors.DivisionByZero):
             DirectReads(engine).rows(select(literal_column("1 / 0", Integer)), {})
         assert DirectReads(engine).rows(statement, {}) == first
-        assert reads._cursor(reads._connection(engine)) is cursor
+        assert reads._cursor(reads._connection(engine), False) is cursor
+        assert DirectReads(engine).rows(statement, {}, plain=True) == plain
+        assert reads._cursor(reads._connection(engine), True) is plain_cursor
+        # Several statements at once (a pipeline): plain rows too.
+        counted, rows = DirectReads(engine).scalar_and_rows(
+            select(literal_column("2", Integer)), statement, {}, plain=True)
+        assert counted == 2 and rows == plain
         db.session.execute(text("SELECT pg_terminate_backend(:pid)"),
                            {"pid": connection.info.backend_pid})
         db.session.commit()
         assert DirectReads(engine).rows(statement, {}) == first
         again = reads._connection(engine)
-        assert again is not connection and reads._cursor(again) is not cursor
-        assert reads._cursor(again).connection is again
+        assert again is not connection and reads._cursor(again, False) is not cursor
+        assert reads._cursor(again, False).connection is again
+        assert reads._cursor(again, True) is not plain_cursor
+        assert DirectReads(engine).rows(statement, {}, plain=True) == plain

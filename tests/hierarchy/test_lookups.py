@@ -19,7 +19,7 @@ from hierarchy.lookup_routes import ANSWERS
 from hierarchy.models import Organisation
 from hierarchy.schemas import organisation_item
 from hierarchy.search import ITEM_COLUMNS
-from hierarchy.search.keyrows import KEY_COLUMNS, key_columns
+from hierarchy.search.keyrows import KEY_COLUMNS, code_of, key_columns, named_key, stamp_of_key
 from hierarchy.search.names import NAMES
 from hierarchy.search.totals import TOTALS
 from hierarchy.sor_import import import_sor_file
@@ -418,8 +418,8 @@ def test_an_item_used_lately_outlives_the_bytes_of_half_the_budget():
     """Young and old are told by bytes, not by items: an item used while its tick is in
     the newer half stays until about half the budget has been kept since, whatever the
     sizes of the items around it (fifty small items and fifty large ones here)."""
-    def row(code: str) -> SimpleNamespace:
-        return SimpleNamespace(sor_code=code, version=1, content_hash="c", derived_hash="d")
+    def row(code: str) -> tuple[str, str, int, str, str]:  # a key row: code, name, stamp
+        return code, code, 1, "c", "d"
 
     def kept(code: str, cost: int) -> tuple[str, tuple[int, str, str], orjson.Fragment, int]:
         return code, (1, "c", "d"), orjson.Fragment(b"{}"), cost
@@ -428,7 +428,8 @@ def test_an_item_used_lately_outlives_the_bytes_of_half_the_budget():
     cache._keep([kept(f"small{i}", 20) for i in range(50)])
     cache._keep([kept(f"large{i}", 180) for i in range(50)])
     assert cache.size == 10_000
-    assert cache._kept([row("large0")])[0] is not None  # 8,820 bytes newer than it: moved
+    assert cache._kept([row("large0")], code_of, stamp_of_key)[0] is not None  # moved:
+    # 8,820 bytes are newer than it
     cache._keep([kept("next", 1_000), kept("then", 200), kept("more", 2_000)])
     assert "large0" in cache.entries and "large1" not in cache.entries
     assert cache.size <= cache.budget
@@ -486,8 +487,9 @@ def test_every_path_of_a_list_shows_each_organisation_as_it_is(client, register,
 def test_a_page_read_by_key_renders_what_is_not_kept_and_leaves_out_what_is_gone(register):
     rows = [SimpleNamespace(**row._asdict()) for row in register.execute(
         select(*ITEM_COLUMNS).order_by(Organisation.sor_code).limit(6))]
-    keys = [SimpleNamespace(**{name: getattr(row, name) for name in KEY_NAMES})
-            for row in rows]
+    # Key rows as a page reads them: plain tuples of KEY_COLUMNS (the code first, the
+    # stamp last).
+    keys = [tuple(getattr(row, name) for name in KEY_NAMES) for row in rows]
     cache = ItemCache()
     cache.items(rows[:2])  # two kept
     asked: list[list[str]] = []
@@ -501,7 +503,7 @@ def test_a_page_read_by_key_renders_what_is_not_kept_and_leaves_out_what_is_gone
     assert [orjson.dumps(item) for item in items] == [
         orjson.dumps(organisation_item(row)) for i, row in enumerate(rows) if i != 4]
     # A kept item under an older stamp is read again; one under its own is not.
-    keys[0].version += 1
+    keys[0] = (*keys[0][:-3], keys[0][-3] + 1, *keys[0][-2:])
     asked.clear()
     cache.page_items(keys[:2], read)
     assert asked == [[rows[0].sor_code]]
@@ -538,7 +540,7 @@ def test_pages_read_by_key_walk_in_the_order_of_the_full_rows(register, sort):
         cursor = None
         for _ in range(200):
             page = read(register, filters, sort=sort, limit=7, cursor=cursor)
-            codes += [row.sor_code for row in page.items]
+            codes += [row[0] for row in page.items]  # the code first, by key or not
             cursor = page.next
             if cursor is None:
                 return codes
@@ -548,5 +550,9 @@ def test_pages_read_by_key_walk_in_the_order_of_the_full_rows(register, sort):
     assert len(walked) > 14 and walked == walk(search.search)
     if sort != "relevance":  # (a name the name index answers reads the stamps by code)
         row = search.search_keys(register, filters, sort=sort, limit=3).items[0]
-        assert set(row._fields) == {column.key for column in key_columns(sort)}
-        assert ("updated_at" in row._fields) is (sort == "updated")
+        assert type(row) is tuple and len(row) == len(key_columns(sort))
+        named = named_key(row, sort)
+        assert named._fields == tuple(column.key for column in key_columns(sort))
+        assert ("updated_at" in named._fields) is (sort == "updated")
+        assert (code_of(row), stamp_of_key(row)) == (named.sor_code, (
+            named.version, named.content_hash, named.derived_hash))
