@@ -111,6 +111,9 @@ class ItemCache:
 
     def _kept(self, rows: Sequence[Row], code_of: Callable[[Row], str],
               stamp_of: Callable[[Row], Stamp]) -> list[orjson.Fragment | None]:
+        """Per row, its kept item where the row's stamp is the kept one's, else None (a
+        row's code and stamp read by *code_of* and *stamp_of*: by position for key rows,
+        by name for full ones)."""
         # Once per row of every list (500 for a Mit CVR page): bound methods and local
         # counts rather than attribute lookups in the loop.
         found: list[orjson.Fragment | None] = []
