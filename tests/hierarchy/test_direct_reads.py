@@ -12,7 +12,7 @@ engine (the pool) for any of them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -45,7 +45,7 @@ from hierarchy.sor_import import import_sor_file
 from sorregistry import create_app, reads
 from sorregistry.accounts import clients as auth
 from sorregistry.accounts.clients import create_client, forget_identities
-from sorregistry.database import made_session, session_bind
+from sorregistry.database import made_session, one_of_named, session_bind
 from sorregistry.extensions import db
 from sorregistry.models import UTCDateTime
 from sorregistry.reads import DirectReads, SessionReads
@@ -374,8 +374,9 @@ def test_a_long_statement_with_percent_signs_reads_as_through_the_session(apps):
 
 def test_a_statements_values_by_position_are_sqlalchemys_own():
     # sorregistry.reads._Compiled.parameters: each position's value found as
-    # construct_params finds it (a given key, else the bind's own value), without it;
-    # where it does more (a value processed for the driver, a callable), its own path.
+    # construct_params finds it (a given key, else the bind's own value) and processed as
+    # the type's processor does (a time to UTC, an ARRAY's list), without it; where it
+    # does more (a callable), its own path.
     engine = create_engine("postgresql+psycopg://")  # compiles; never connects
     o = Organisation.__table__
     plain = (select(o.c.sor_code)
@@ -387,9 +388,15 @@ def test_a_statements_values_by_position_are_sqlalchemys_own():
         o.c.valid_from == bindparam("day", type_=UTCDateTime))
     computed = select(o.c.sor_code).where(
         o.c.level == bindparam("level", callable_=lambda: "OE"))
-    compiled = {s: reads._Compiled(s, engine) for s in (plain, processed, computed)}
-    assert compiled[plain].slots is not None
-    assert compiled[processed].slots is None and compiled[computed].slots is None
+    codes = select(o.c.sor_code).where(
+        one_of_named(o.c.sor_code, "codes", postgresql=True), o.c.level == "SI")
+    compiled = {s: reads._Compiled(s, engine) for s in (plain, processed, computed, codes)}
+    assert compiled[plain].slots is not None and compiled[processed].slots is not None
+    assert compiled[codes].slots is not None and compiled[computed].slots is None
+    asked = ("10", "20")  # a tuple: the ARRAY's processor makes it a list
+    assert compiled[codes].parameters({"codes": asked}) == compiled[codes]._constructed(
+        {"codes": asked}) == [["10", "20"], "SI"]
+    assert compiled[codes].parameters({"codes": None}) == [None, "SI"]
     for params in ({"level_0": "IE", "ownership": "privat", "page_limit": 21},
                    {"level_0": "IE", "ownership": "privat", "page_limit": 21, "shak": "1"},
                    {"level_0": "OE", "ownership": None, "page_limit": 2, "unused": 1}):
@@ -397,9 +404,10 @@ def test_a_statements_values_by_position_are_sqlalchemys_own():
         assert got == compiled[plain]._constructed(params)
         assert got[:2] == [params["level_0"], "SI"] and got[-1] == params["page_limit"]
     assert compiled[computed].parameters({}) == ["OE"]
-    moment = datetime(2026, 12, 7, 12, tzinfo=UTC)
+    moment = datetime(2026, 12, 7, 13, tzinfo=timezone(timedelta(hours=1)))
     assert compiled[processed].parameters({"day": moment}) == compiled[
         processed]._constructed({"day": moment})
+    assert compiled[processed].parameters({"day": moment})[0].tzinfo == UTC  # processed
     missing = {"level_0": "IE", "page_limit": 2}  # no ownership: SQLAlchemy's error
     with pytest.raises(InvalidRequestError, match="ownership"):
         compiled[plain].parameters(missing)
