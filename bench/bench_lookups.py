@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import math
 import os
 import random
@@ -635,8 +636,10 @@ def interleaved_run(port: int, token: str, url: str, scenario: Scenario,
                     statements: list[list[tuple[str, Any]]], n: int) -> tuple[Stats, Stats, Stats]:
     """*n* computed answers of *scenario*, *n* of the floor (a 401, no SQL) and *n* of the
     answers' raw SQL (``raw_run``'s way), in turn - a computed answer, a refusal, the
-    same input's statements, the order turning each time - after WARMUP of each: the
-    three parts measured at the same moments of the machine. Measured in blocks seconds
+    statements of an input half the inputs on, in each of the six orders by turns (with
+    the same input's statements beside its answer, in one order only, the answer ran just
+    after its own rows were read two times in three) - after WARMUP of each: the three
+    parts measured at the same moments of the machine. Measured in blocks seconds
     apart (until 2026-12-07), one round's cold p50 alone moved 1.73-2.54 ms between
     rounds of one run at 1M while the floor's moved 1.04-1.29: the own work, their
     difference, came out 0.29-1.11 ms for the same code."""
@@ -663,16 +666,18 @@ def interleaved_run(port: int, token: str, url: str, scenario: Scenario,
             def sql(i: int, timed: bool) -> None:
                 t0 = time.perf_counter()
                 with conn.cursor() as cur:
-                    for statement, parameters in statements[i % len(statements)]:
+                    # Another input's than the computed answer beside it (half the
+                    # inputs on): neither runs just after the other read its rows.
+                    for statement, parameters in statements[
+                            (i + len(statements) // 2) % len(statements)]:
                         cur.execute(statement, parameters)
                         cur.fetchall()
                 if timed:
                     raw.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
 
-            parts = (computed, refusal, sql)
+            orders = list(itertools.permutations((computed, refusal, sql)))
             for i in range(WARMUP + n):
-                turn = i % len(parts)
-                for part in parts[turn:] + parts[:turn]:
+                for part in orders[i % len(orders)]:
                     part(i, i >= WARMUP)
     finally:
         client.close()
