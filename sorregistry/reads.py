@@ -100,11 +100,11 @@ class SessionReads(_Reads):
               plain: bool = False) -> list[list[Any]]:
         # Session.execute, not its connection's: it flushes the session's pending
         # changes first, so a lookup inside a transaction sees what it holds.
-        results = [self.session.execute(statement, dict(params))
-                   for statement, params in statements]
-        if plain:
-            return [[tuple(row) for row in result] for result in results]
-        return [list(result) for result in results]
+        batches = []
+        for statement, params in statements:  # each one's rows read before the next runs
+            result = self.session.execute(statement, dict(params))
+            batches.append([tuple(row) for row in result] if plain else list(result))
+        return batches
 
 
 class _Compiled:
