@@ -98,22 +98,23 @@ class ItemCache:
         return self._assembled(cast("Sequence[KeyRow]", rows), read, code_of, stamp_of_key)
 
     def _assembled(self, rows: Sequence[Row], read: Callable[[list[str]], Sequence[StampedRow]],
-                   code: Callable[[Row], str],
-                   stamp: Callable[[Row], Stamp]) -> list[orjson.Fragment]:
-        """The items of *rows* (their *code* and *stamp* read as given)."""
-        found = self._kept(rows, code, stamp)
-        missing = [code(row) for row, item in zip(rows, found, strict=True) if item is None]
+                   read_code: Callable[[Row], str],
+                   read_stamp: Callable[[Row], Stamp]) -> list[orjson.Fragment]:
+        """The items of *rows* (their code and stamp read by *read_code*, *read_stamp*)."""
+        found = self._kept(rows, read_code, read_stamp)
+        missing = [read_code(row) for row, item in zip(rows, found, strict=True)
+                   if item is None]
         if not missing:
             return found  # type: ignore[return-value]  # none is None
         rendered = self._render(read(missing))
         return [item for row, kept in zip(rows, found, strict=True)
-                if (item := kept or rendered.get(code(row))) is not None]
+                if (item := kept or rendered.get(read_code(row))) is not None]
 
-    def _kept(self, rows: Sequence[Row], code_of: Callable[[Row], str],
-              stamp_of: Callable[[Row], Stamp]) -> list[orjson.Fragment | None]:
+    def _kept(self, rows: Sequence[Row], read_code: Callable[[Row], str],
+              read_stamp: Callable[[Row], Stamp]) -> list[orjson.Fragment | None]:
         """Per row, its kept item where the row's stamp is the kept one's, else None (a
-        row's code and stamp read by *code_of* and *stamp_of*: by position for key rows,
-        by name for full ones)."""
+        row's code and stamp read by *read_code* and *read_stamp*: by position for key
+        rows, by name for full ones)."""
         # Once per row of every list (500 for a Mit CVR page): bound methods and local
         # counts rather than attribute lookups in the loop.
         found: list[orjson.Fragment | None] = []
@@ -125,9 +126,9 @@ class ItemCache:
             # Found items older than this are moved to the end (the module's docstring).
             young = self.ticks - (self.budget >> 1)
             for row in rows:
-                code = code_of(row)
+                code = read_code(row)
                 entry = get(code)
-                if entry is not None and entry[0] == stamp_of(row):
+                if entry is not None and entry[0] == read_stamp(row):
                     if entry[3] < young:
                         touch(code)
                         entries[code] = (entry[0], entry[1], entry[2], self.ticks)
