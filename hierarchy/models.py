@@ -25,7 +25,11 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement, Label
+from sqlalchemy.sql.functions import FunctionElement
 
 from sorregistry.models import Base, BigIntKey, CodeString, JsonDocument, UTCDateTime, utcnow
 
@@ -43,10 +47,39 @@ def table_of(model: type[Base]) -> Table:
     return Base.metadata.tables[model.__tablename__]
 
 
-# An organisation's stamp: the columns its rendered item is kept under
-# (hierarchy.items), which a page read by key reads (hierarchy.search.keyrows) - carried in
-# the Mit CVR indexes, so such a page is read from the index alone (migration 0025).
+# An organisation's stamp is made of these columns: its rendered item is kept under it
+# (hierarchy.items), a page read by key reads it (hierarchy.search.keyrows) - they are
+# carried in the Mit CVR indexes, so such a page is read from the index alone (0025).
 PAGE_STAMP = ("version", "content_hash", "derived_hash")
+
+
+class _Stamp(FunctionElement[Any]):
+    """One value for an organisation's (version, content_hash, derived_hash): read as one
+    column instead of three (a Mit CVR page's 501 stamps: two 32-character strings a row
+    fewer to send, decode and compare). PostgreSQL: a 64-bit hash of the two fingerprints
+    seeded with the version (``hashtextextended``); elsewhere the three as text."""
+
+    name = "organisation_stamp"
+    inherit_cache = True
+
+
+@compiles(_Stamp, "postgresql")
+def _stamp_postgresql(element: _Stamp, compiler: SQLCompiler, **kw: Any) -> str:
+    version, content, derived = (compiler.process(c, **kw) for c in element.clauses)
+    return f"hashtextextended({content} || {derived}, {version})"
+
+
+@compiles(_Stamp)
+def _stamp_text(element: _Stamp, compiler: SQLCompiler, **kw: Any) -> str:
+    version, content, derived = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(CAST({version} AS TEXT) || ':' || {content} || {derived})"
+
+
+def organisation_stamp(columns: Any) -> Label[Any]:
+    """The stamp of the rows of *columns* (the Organisation class, or a table's or a
+    subquery's ``.c`` with its PAGE_STAMP columns), labelled ``stamp``."""
+    parts: list[ColumnElement[Any]] = [getattr(columns, name) for name in PAGE_STAMP]
+    return _Stamp(*parts).label("stamp")
 
 
 class Organisation(Base):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -28,9 +28,15 @@ from sqlalchemy import (
 )
 
 from hierarchy import identifiers as ids
-from hierarchy.models import Organisation, ShakCode
+from hierarchy.models import Organisation, ShakCode, organisation_stamp
 from hierarchy.search.filters import escape_like
-from hierarchy.search.statements import ITEM_COLUMNS, StampedRow, valid_on
+from hierarchy.search.statements import (
+    ITEM_COLUMNS,
+    ITEM_VALUES,
+    ItemRow,
+    StampedRow,
+    valid_on,
+)
 from hierarchy.service import active_on_clause
 from hierarchy.successors import ChainEnd, Successors, find_successors, warning_days
 from hierarchy.text import fold
@@ -133,7 +139,7 @@ def resolve(session: DbSession, code: str,
 class Replacement:
     """A SOR code closed by the day asked about that names a successor."""
 
-    organisation: StampedRow
+    organisation: ItemRow  # a row with ITEM_COLUMNS when replacement() read it
     successors: Successors
     within_window: bool  # closed less than SOR_SUCCESSOR_WARNING_DAYS ago, a successor in force
 
@@ -153,7 +159,7 @@ _ORGANISATION = select(*ITEM_COLUMNS).where(Organisation.sor_code == bindparam("
 
 def replacement(session: DbSession, sor_code: str, day: date,
                 window_days: int | None = None,
-                organisation: StampedRow | None = None) -> Replacement | None:
+                organisation: ItemRow | None = None) -> Replacement | None:
     """What replaced *sor_code* (*organisation*, when the caller has read it) if it was
     closed by *day* and names a successor.
 
@@ -187,7 +193,8 @@ def found_or_replaced(session: DbSession,
     sor = next((i for i in interpretations if i.kind == "sor"), None)
     replaced = replacement(session, sor.normalised, day) if sor is not None else None
     if sor is not None and replaced is not None and replaced.within_window:
-        sor.organisations = [replaced.organisation]
+        # read by replacement() with ITEM_COLUMNS (no organisation given): it has a stamp
+        sor.organisations = [cast(StampedRow, replaced.organisation)]
         return sor, replaced
     readings = " or ".join(f"{KIND_NAMES[i.kind]} {i.normalised}" for i in interpretations)
     message = f"no organisation active on {day.isoformat()} has {readings}"
@@ -209,7 +216,7 @@ def _readings_statement(kinds: tuple[str, ...]) -> Select[Any]:
     """One UNION ALL of the organisations each reading names, active on :day (built once
     per combination of readings; at most 500 per reading, in name order)."""
     table = Organisation.__table__
-    columns = [table.c[column.key] for column in ITEM_COLUMNS]
+    columns = [*(table.c[column.key] for column in ITEM_VALUES), organisation_stamp(table.c)]
     parts = []
     for position, kind in enumerate(kinds):
         inner = (

@@ -1,7 +1,8 @@
 """A page's rows by key only, for a caller that keeps each organisation's item.
 
 The lookups keep every organisation's item rendered (``hierarchy.items``) under its stamp
-(``version``, ``content_hash``, ``derived_hash``); a page of 500 then needs from SQL only
+(one value made of ``version``, ``content_hash``, ``derived_hash``:
+``hierarchy.models.organisation_stamp``); a page of 500 then needs from SQL only
 which organisations, in what order, and their stamps - not the wide rows, whose JSON
 columns alone cost more to fetch and decode than PostgreSQL takes to find them (5 of the
 ~12 ms of a computed 500-row "Mit CVR – Alle"). :func:`keyed` makes a page statement's twin
@@ -20,13 +21,14 @@ from __future__ import annotations
 import functools
 import operator
 from collections import namedtuple
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import Label
 
-from hierarchy.models import PAGE_STAMP, Organisation
+from hierarchy.models import Organisation, organisation_stamp
 from hierarchy.search.cursor import Keyed
 from hierarchy.search.filters import Sort
 from sorregistry.database import one_of_named
@@ -34,10 +36,10 @@ from sorregistry.database import one_of_named
 __all__ = ["KEYS_BY_CODE", "KEY_COLUMNS", "KeyRow", "code_of", "key_columns", "keyed",
            "named_key", "stamp_of_key"]
 
-_STAMP: list[InstrumentedAttribute[Any]] = [getattr(Organisation, name) for name in PAGE_STAMP]
+_STAMP = organisation_stamp(Organisation)
 # Every column a page by key may read: the code, each order's cursor key, the stamp.
-KEY_COLUMNS: list[InstrumentedAttribute[Any]] = [
-    Organisation.sor_code, Organisation.name_search, Organisation.updated_at, *_STAMP]
+KEY_COLUMNS: list[InstrumentedAttribute[Any] | Label[Any]] = [
+    Organisation.sor_code, Organisation.name_search, Organisation.updated_at, _STAMP]
 # What each order's cursor key is made of besides the code (hierarchy.search.cursor.key_of).
 # A page reads only its own order's: ``updated_at`` of 500 rows cost more to decode (a
 # time zone's datetime each, ~1 us) than the rest of the page's columns together - a
@@ -50,19 +52,18 @@ _SORT_KEYS: dict[Sort, list[InstrumentedAttribute[Any]]] = {
 }
 
 
-def key_columns(sort: Sort) -> list[InstrumentedAttribute[Any]]:
+def key_columns(sort: Sort) -> list[InstrumentedAttribute[Any] | Label[Any]]:
     """The columns of a page sorted by *sort* read by key: the code, what the cursor's key
     is made of, the stamp (a subset of KEY_COLUMNS)."""
-    return [Organisation.sor_code, *_SORT_KEYS[sort], *_STAMP]
+    return [Organisation.sor_code, *_SORT_KEYS[sort], _STAMP]
 
 
 # A row read by key, a plain tuple: the organisation's code, what its order's cursor key
-# is made of (``key_columns``), its stamp (version, content_hash, derived_hash) last.
+# is made of (``key_columns``), its stamp last.
 KeyRow = Sequence[Any]
-# A key row's code, and its stamp as a tuple (made in C).
+# A key row's code, and its stamp (made in C).
 code_of = cast(Callable[[KeyRow], str], operator.itemgetter(0))
-stamp_of_key = cast(Callable[[KeyRow], tuple[int, str, str]],
-                    operator.itemgetter(-3, -2, -1))
+stamp_of_key = cast(Callable[[KeyRow], Hashable], operator.itemgetter(-1))
 
 
 @functools.cache
@@ -76,7 +77,7 @@ def named_key(row: KeyRow, sort: Sort) -> Keyed:
 
 
 # The stamps of a name index's page, by code (its keys and their order come from memory).
-_CODE_AND_STAMP: list[InstrumentedAttribute[Any]] = [Organisation.sor_code, *_STAMP]
+_CODE_AND_STAMP: list[InstrumentedAttribute[Any] | Label[Any]] = [Organisation.sor_code, _STAMP]
 KEYS_BY_CODE: dict[bool, Select[Any]] = {
     postgresql: select(*_CODE_AND_STAMP).where(
         one_of_named(Organisation.sor_code, "codes", postgresql=postgresql))

@@ -17,7 +17,7 @@ The conditions of the filters only the FHIR directory sets are made in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from datetime import date, datetime
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
@@ -37,10 +37,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.sql.elements import BindParameter, SQLCoreOperations
+from sqlalchemy.sql.elements import BindParameter, Label, SQLCoreOperations
 from sqlalchemy.sql.selectable import FromClause
 
-from hierarchy.models import Organisation, OrganisationName
+from hierarchy.models import Organisation, OrganisationName, organisation_stamp
 from hierarchy.search import directory
 from hierarchy.search.cursor import Keyed, decode_cursor
 from hierarchy.search.filters import (
@@ -69,7 +69,7 @@ from sorregistry.reads import Reads
 
 # What a list item shows (hierarchy.schemas.organisation_item), read as plain
 # rows: no ORM identity map for hundreds of rows a page.
-ITEM_COLUMNS: list[InstrumentedAttribute[Any]] = [
+ITEM_VALUES: list[InstrumentedAttribute[Any]] = [
     Organisation.sor_code,
     Organisation.name,
     Organisation.name_search,
@@ -93,11 +93,11 @@ ITEM_COLUMNS: list[InstrumentedAttribute[Any]] = [
     Organisation.valid_to,
     Organisation.version,
     Organisation.updated_at,
-    # The item's stamp: with the version, what the worker's kept items are checked
-    # against (hierarchy.items).
-    Organisation.content_hash,
-    Organisation.derived_hash,
 ]
+# ... and the organisation's stamp, what the worker's kept items are checked against
+# (hierarchy.items; a table's or subquery's rows: ITEM_VALUES and organisation_stamp).
+ITEM_COLUMNS: list[InstrumentedAttribute[Any] | Label[Any]] = [
+    *ITEM_VALUES, organisation_stamp(Organisation)]
 # What a search's page reads: the item's columns and whether the unit's address is its own
 # (FHIR's resources read updated_at and own_address besides what the API shows).
 PAGE_COLUMNS: list[InstrumentedAttribute[Any] | ColumnElement[Any]] = [
@@ -157,12 +157,10 @@ class ItemRow(Protocol):
 
 class StampedRow(ItemRow, Keyed, Protocol):
     """A row read with ITEM_COLUMNS from ``organisations``: the item's columns and the
-    organisation's stamp (hierarchy.items)."""
+    organisation's stamp (hierarchy.items; an int on PostgreSQL, a string elsewhere)."""
 
     @property
-    def content_hash(self) -> str: ...
-    @property
-    def derived_hash(self) -> str: ...
+    def stamp(self) -> Hashable: ...
 
 
 # A list's count and its page (rows with ITEM_COLUMNS).

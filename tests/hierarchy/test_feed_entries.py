@@ -341,10 +341,10 @@ def test_the_binary_copy_types_are_the_columns_types():
 
 
 def test_an_entry_copies_what_the_item_shows():
-    # updated_at is read for FHIR's meta.lastUpdated, the hashes as the kept items' stamp
+    # updated_at is read for FHIR's meta.lastUpdated, the stamp for the kept items
     # (hierarchy.items); the API's item shows neither.
     assert set(STATE_COLUMNS) == {c.key for c in ITEM_COLUMNS} - {
-        "name_search", "sor_code", "updated_at", "content_hash", "derived_hash"}
+        "name_search", "sor_code", "updated_at", "stamp"}
     assert ADDRESS_KEYS == tuple(AddressSchema._declared_fields)
 
 
