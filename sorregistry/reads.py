@@ -69,7 +69,9 @@ class _Reads:
     def batch(self, statements: Batch, *, binary: bool = False,
               plain: bool = False) -> list[list[Any]]:  # pragma: no cover - abstract
         """Each statement's rows; *binary*: in PostgreSQL's binary format where read
-        directly (a bytea comes as its bytes, not as hex twice its size); *plain*: as
+        directly (a bytea comes as its bytes, not as hex twice its size; a page's keys'
+        int8 stamps without their digits written and parsed, ~50 us less of the
+        client's CPU for 501 rows); *plain*: as
         plain tuples, read by position only - for a caller of many rows whose columns it
         knows (a page's keys: a named tuple is made by a call per row, ~0.5 us, a plain
         one by psycopg's C alone)."""
@@ -84,9 +86,10 @@ class _Reads:
         return rows[0][0] if rows else None
 
     def scalar_and_rows(self, first: Statement, second: Statement, params: Mapping[str, Any],
-                        *, plain: bool = False) -> tuple[Any, list[Any]]:
+                        *, binary: bool = False, plain: bool = False) -> tuple[Any, list[Any]]:
         """*first*'s value and *second*'s rows (a list's total and its page)."""
-        counted, rows = self.batch([(first, params), (second, params)], plain=plain)
+        counted, rows = self.batch([(first, params), (second, params)], binary=binary,
+                                   plain=plain)
         return (counted[0][0] if counted else None), rows
 
 

@@ -187,11 +187,11 @@ def _search(session: DbSession, filters: Filters, sort: Sort | None, limit: int,
         total = TOTALS.get(version, key) if key is not None else None
         if total is None:
             total, rows = reads.scalar_and_rows(count, page_statement, params,
-                                                plain=keys_only)
+                                                plain=keys_only, binary=keys_only)
             if key is not None:
                 TOTALS.put(version, key, total)
         else:  # the list's total kept (Mit CVR's 2,759 units counted again per page)
-            rows = reads.rows(page_statement, params, plain=keys_only)
+            rows = reads.rows(page_statement, params, plain=keys_only, binary=keys_only)
         page = page_of(rows, total, limit, sort, filters.name, keyed=keys_only)
     if page.total == 0 and filters.name and not cursor:
         page.suggestions = _suggestions(session, filters.name)
@@ -274,7 +274,8 @@ def _search_index(session: DbSession, reads: Reads, filters: Filters, sort: Sort
     if not keys:
         return Page(items=[], total=total, next=None)
     statement = (KEYS_BY_CODE if keys_only else ITEMS_BY_CODE)[_is_postgresql(session, reads)]
-    rows = reads.rows(statement, {"codes": [code for _, code in keys]}, plain=keys_only)
+    rows = reads.rows(statement, {"codes": [code for _, code in keys]}, plain=keys_only,
+                      binary=keys_only)
     found = {code_of(row) if keys_only else row.sor_code: row for row in rows}
     items = [found[code] for _, code in keys if code in found]
     if len(items) != len(keys):
@@ -330,7 +331,7 @@ def _search_names(session: DbSession, reads: Reads, filters: Filters, sort: Sort
                     else "index")
     page_statement = narrow_statements(shape(order))[1]
     rows = reads.rows(keyed(page_statement, sort) if keys_only else page_statement, params,
-                      plain=keys_only)
+                      plain=keys_only, binary=keys_only)
     return page_of(rows, total, limit, sort, filters.name, keyed=keys_only)
 
 

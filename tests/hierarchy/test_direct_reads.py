@@ -38,6 +38,7 @@ from sqlalchemy.exc import InvalidRequestError
 
 from hierarchy import service
 from hierarchy.models import PAGE_STAMP, Organisation
+from hierarchy.search.keyrows import KEY_COLUMNS
 from hierarchy.search.names import NAMES, read_names
 from hierarchy.search.totals import TOTALS
 from hierarchy.shak_import import import_shak_file
@@ -557,6 +558,25 @@ def test_the_version_remembered_before_the_session_labels_no_later_transaction(a
             session.execute(select(Organisation.sor_code).limit(1)).all()
             assert service.register_version(session) == actual, end
             db.session.remove()
+
+
+def test_key_rows_read_in_binary_are_the_text_formats_values(apps):
+    # A page's keys are read in PostgreSQL's binary format (hierarchy.search): every key
+    # column - the code, the name's sort key, updated_at with its zone, the int8 stamp -
+    # comes as the text format gives it, alone and beside a count (a pipeline).
+    direct, _ = apps
+    statement = select(*KEY_COLUMNS).order_by(Organisation.sor_code).limit(20)
+    with direct.app_context():
+        engine = db.engine
+        text_rows = DirectReads(engine).rows(statement, {}, plain=True)
+        binary_rows = DirectReads(engine).rows(statement, {}, plain=True, binary=True)
+        counted, rows = DirectReads(engine).scalar_and_rows(
+            select(literal_column("20", Integer)), statement, {}, plain=True, binary=True)
+    assert len(text_rows) == 20 and binary_rows == text_rows and rows == text_rows
+    assert counted == 20
+    assert all(type(row[-1]) is int and row[2].tzinfo is not None for row in binary_rows)
+    assert [[type(value) for value in row] for row in binary_rows] == [
+        [type(value) for value in row] for row in text_rows]
 
 
 def test_one_statement_reads_keep_the_threads_cursor(apps):
