@@ -82,7 +82,7 @@ def _page(filters: search.Filters, options: lists.PageOptions) -> Response:
     session = db.session  # made only if something reads through it (not a direct read)
     page = search.search_keys(session, filters, **options)
     answer: dict[str, Any] = {
-        "items": ITEMS.page_items(page.items,
+        "items": ITEMS.page_array(page.items,
                                   lambda codes: search.items_by_code(session, codes)),
         "total": page.total,
         "next": page.next,

@@ -532,6 +532,77 @@ def test_a_page_read_by_key_renders_what_is_not_kept_and_leaves_out_what_is_gone
     assert asked == [[rows[0].sor_code]]
 
 
+def test_a_pages_array_is_kept_under_its_key_rows_and_made_again_when_any_differs(register):
+    """hierarchy.items.ItemCache.page_array: the array of a page's items, kept under the
+    hash of its key rows - asked again with the same rows, no look-up and no read; any
+    stamp, code or order different, made again from the items."""
+    rows = [SimpleNamespace(**row._asdict()) for row in register.execute(
+        select(*ITEM_COLUMNS).order_by(Organisation.sor_code).limit(8))]
+    keys = [tuple(getattr(row, name) for name in KEY_NAMES) for row in rows]
+    asked: list[list[str]] = []
+
+    def read(codes: list[str]) -> list[SimpleNamespace]:
+        asked.append(codes)
+        return [row for row in rows if row.sor_code in codes]
+
+    def encoded(page: list[SimpleNamespace]) -> bytes:
+        return orjson.dumps([organisation_item(row) for row in page])
+
+    cache = ItemCache()
+    first = cache.page_array(keys, read)
+    assert orjson.dumps(first) == encoded(rows) and len(asked) == 1
+    hits = cache.hits
+    again = cache.page_array(list(keys), read)  # the same rows, read again
+    assert again is first and len(asked) == 1 and cache.hits - hits == len(keys)
+    # Another stamp: made again, the changed item rendered from its row.
+    changed = SimpleNamespace(**{**vars(rows[3]), "name": "Ny", "stamp": "changed"})
+    read_rows = [*rows[:3], changed, *rows[4:]]
+    keys_changed = [*keys[:3], (*keys[3][:-1], "changed"), *keys[4:]]
+
+    def read_changed(codes: list[str]) -> list[SimpleNamespace]:
+        asked.append(codes)
+        return [row for row in read_rows if row.sor_code in codes]
+
+    made = cache.page_array(keys_changed, read_changed)
+    assert orjson.dumps(made) == encoded(read_rows) and asked[-1] == [rows[3].sor_code]
+    # Another order, a shorter page: their own arrays; the first still kept.
+    assert orjson.dumps(cache.page_array(keys[::-1], read)) == encoded(rows[::-1])
+    assert orjson.dumps(cache.page_array(keys[:5], read)) == encoded(rows[:5])
+    assert cache.page_array(keys, read) is first and len(cache.pages) == 4
+    # An organisation gone between the page's read and its items': left out, not kept.
+    gone = ItemCache()
+    without = gone.page_array(keys, lambda codes: [r for r in read(codes) if r is not rows[2]])
+    assert orjson.dumps(without) == encoded(rows[:2] + rows[3:]) and not gone.pages
+    # Full rows (a fuzzy search's page) are assembled from themselves, not kept per page.
+    assert orjson.dumps(gone.page_array(rows, read)) == encoded(rows) and not gone.pages
+
+
+def test_kept_pages_stay_within_their_budget_the_least_recently_used_going_first(register):
+    rows = [SimpleNamespace(**row._asdict()) for row in register.execute(
+        select(*ITEM_COLUMNS).order_by(Organisation.sor_code).limit(12))]
+    keys = [tuple(getattr(row, name) for name in KEY_NAMES) for row in rows]
+
+    def read(codes: list[str]) -> list[SimpleNamespace]:
+        return [row for row in rows if row.sor_code in codes]
+
+    pages = [keys[i:i + 4] for i in range(0, 12, 4)] + [keys[1:5]]
+    costs = []
+    for page in pages:
+        probe = ItemCache()
+        probe.page_array(page, read)
+        costs.append(probe.pages_size)
+    # Room for the first three, and for the last with two of them - not for all four.
+    room = max(costs[0] + costs[1] + costs[2], costs[0] + costs[2] + costs[3])
+    cache = ItemCache(budget=4 * room)  # a quarter of the budget for pages
+    for page in pages[:3]:
+        cache.page_array(page, read)
+    cache.page_array(pages[0], read)  # used: the most recent now
+    cache.page_array(pages[3], read)  # full: the least recently used (pages[1]) goes
+    kept = [(shape[1], shape[2]) for shape in cache.pages.values()]
+    assert kept == [(page[0][0], page[-1][0]) for page in (pages[2], pages[0], pages[3])]
+    assert cache.pages_size <= cache.pages_budget
+
+
 def test_a_kept_total_is_the_lists_and_a_transactions_own_changes_are_counted(client, register):
     municipality = _owner(register, "kommunal")
     headers = {**_token(register, municipality.cvr), "Cache-Control": "no-cache"}
