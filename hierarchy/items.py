@@ -34,8 +34,10 @@ with one hash of the rows instead of a look-up per item and the array's assembly
 less of the worker's CPU for a computed Mit CVR page, in process. Any row different (an
 organisation changed, gone or added, another order) makes another hash, and the array is
 assembled from the items as above. Pages are kept in a quarter of the budget besides the
-items, least recently used first out; a page one of whose organisations was gone by the
-time its items were read is not kept.
+items, least recently used first out, and only when every item was found kept under its
+key row's stamp: an item read by code is read apart from the page's rows, in a state of
+its own (a change committed between the two reads, an organisation gone), so a page with
+one is kept the next time it is asked, when its items are all kept.
 
 Nothing is ever served that was not read in the same request: the rows are still read,
 each answer is computed from them - what is kept is the work of rendering and assembling
@@ -143,10 +145,10 @@ class ItemCache:
                 self.pages.move_to_end(digest)
                 self.hits += shape[0]
                 return kept[3]
-        items = self.page_items(rows, read)
+        items, whole = self._assembled_all(keys, read, code_of, stamp_of_key)
         array = kept_bytes(orjson.dumps(items))
         fragment = orjson.Fragment(array)
-        if len(items) == len(keys):  # none gone between the page's read and the items'
+        if whole:  # every item kept under its key row's stamp: the array is the rows'
             self._keep_page(digest, (*shape, fragment, len(array) + 200))
         return fragment
 
@@ -167,14 +169,22 @@ class ItemCache:
                    read_code: Callable[[Row], str],
                    read_stamp: Callable[[Row], Stamp]) -> list[orjson.Fragment]:
         """The items of *rows* (their code and stamp read by *read_code*, *read_stamp*)."""
+        return self._assembled_all(rows, read, read_code, read_stamp)[0]
+
+    def _assembled_all(self, rows: Sequence[Row],
+                       read: Callable[[list[str]], Sequence[StampedRow]],
+                       read_code: Callable[[Row], str], read_stamp: Callable[[Row], Stamp],
+                       ) -> tuple[list[orjson.Fragment], bool]:
+        """The items of *rows*, and whether every one was kept under its row's stamp
+        (none read by code: those were read apart from *rows*, in a state of their own)."""
         found = self._kept(rows, read_code, read_stamp)
         missing = [read_code(row) for row, item in zip(rows, found, strict=True)
                    if item is None]
         if not missing:
-            return found  # type: ignore[return-value]  # none is None
+            return found, True  # type: ignore[return-value]  # none is None
         rendered = self._render(read(missing))
         return [item for row, kept in zip(rows, found, strict=True)
-                if (item := kept or rendered.get(read_code(row))) is not None]
+                if (item := kept or rendered.get(read_code(row))) is not None], False
 
     def _kept(self, rows: Sequence[Row], read_code: Callable[[Row], str],
               read_stamp: Callable[[Row], Stamp]) -> list[orjson.Fragment | None]:

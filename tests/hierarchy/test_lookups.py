@@ -549,8 +549,10 @@ def test_a_pages_array_is_kept_under_its_key_rows_and_made_again_when_any_differ
         return orjson.dumps([organisation_item(row) for row in page])
 
     cache = ItemCache()
-    first = cache.page_array(keys, read)
-    assert orjson.dumps(first) == encoded(rows) and len(asked) == 1
+    first = cache.page_array(keys, read)  # its items read and rendered: not kept yet
+    assert orjson.dumps(first) == encoded(rows) and len(asked) == 1 and not cache.pages
+    first = cache.page_array(keys, read)  # every item kept under its key row's stamp
+    assert orjson.dumps(first) == encoded(rows) and len(asked) == 1 and cache.pages
     hits = cache.hits
     again = cache.page_array(list(keys), read)  # the same rows, read again
     assert again is first and len(asked) == 1 and cache.hits - hits == len(keys)
@@ -565,14 +567,29 @@ def test_a_pages_array_is_kept_under_its_key_rows_and_made_again_when_any_differ
 
     made = cache.page_array(keys_changed, read_changed)
     assert orjson.dumps(made) == encoded(read_rows) and asked[-1] == [rows[3].sor_code]
-    # Another order, a shorter page: their own arrays; the first still kept.
-    assert orjson.dumps(cache.page_array(keys[::-1], read)) == encoded(rows[::-1])
-    assert orjson.dumps(cache.page_array(keys[:5], read)) == encoded(rows[:5])
+    assert cache.page_array(keys_changed, read_changed) is not made  # kept now
+    assert cache.page_array(keys_changed, read_changed) is cache.page_array(keys_changed, read)
+    # Another order, a shorter page: their own arrays (kept once their items are); the
+    # first still kept.
+    for page, expected in ((keys[::-1], rows[::-1]), (keys[:5], rows[:5])):
+        assert orjson.dumps(cache.page_array(page, read)) == encoded(expected)
+        kept = cache.page_array(page, read)
+        assert orjson.dumps(kept) == encoded(expected) and cache.page_array(page, read) is kept
     assert cache.page_array(keys, read) is first and len(cache.pages) == 4
-    # An organisation gone between the page's read and its items': left out, not kept.
+    # An organisation gone between the page's read and its items': left out, never kept.
     gone = ItemCache()
-    without = gone.page_array(keys, lambda codes: [r for r in read(codes) if r is not rows[2]])
-    assert orjson.dumps(without) == encoded(rows[:2] + rows[3:]) and not gone.pages
+    for _ in range(2):
+        without = gone.page_array(
+            keys, lambda codes: [r for r in read(codes) if r is not rows[2]])
+        assert orjson.dumps(without) == encoded(rows[:2] + rows[3:]) and not gone.pages
+    # An item read by code in another state than its key row's (a change committed between
+    # the two reads): shown as read, and the page never kept under the older key rows.
+    newer = SimpleNamespace(**{**vars(rows[1]), "name": "Nyere", "stamp": "newer"})
+    racing = ItemCache()
+    for _ in range(2):
+        raced = racing.page_array(keys, lambda codes: [newer if r is rows[1] else r
+                                                      for r in read(codes)])
+        assert orjson.loads(orjson.dumps(raced))[1]["name"] == "Nyere" and not racing.pages
     # Full rows (a fuzzy search's page) are assembled from themselves, not kept per page.
     assert orjson.dumps(gone.page_array(rows, read)) == encoded(rows) and not gone.pages
 
@@ -589,11 +606,13 @@ def test_kept_pages_stay_within_their_budget_the_least_recently_used_going_first
     costs = []
     for page in pages:
         probe = ItemCache()
+        probe.items(rows)  # every item kept: a page is kept the first time it is made
         probe.page_array(page, read)
         costs.append(probe.pages_size)
     # Room for the first three, and for the last with two of them - not for all four.
     room = max(costs[0] + costs[1] + costs[2], costs[0] + costs[2] + costs[3])
     cache = ItemCache(budget=4 * room)  # a quarter of the budget for pages
+    cache.items(rows)
     for page in pages[:3]:
         cache.page_array(page, read)
     cache.page_array(pages[0], read)  # used: the most recent now
