@@ -28,10 +28,11 @@ and a version each: 0.13 ms less of the worker's CPU per computed page, in proce
 
 A page read by key is kept whole too (:meth:`ItemCache.page_array`): the JSON array of
 its items, under the hash of its key rows (every code in its order, its sort key and its
-stamp; Python's ``hash``, keyed per process) checked against their count and first and
-last codes. The same page read again - the same rows, the same states - takes its array
-with one hash of the rows instead of a look-up per item and the array's assembly: 0.19 ms
-less of the worker's CPU for a computed Mit CVR page, in process. Any row different (an
+stamp; Python's ``hash``, its strings' keyed per process unless ``PYTHONHASHSEED`` fixes
+the key) checked against their count and first and last codes. The same page read again -
+the same rows, the same states - takes its array with one hash of the rows instead of a
+look-up per item and the array's assembly: 0.19 ms less of the worker's CPU for a
+computed Mit CVR page, in process. Any row different (an
 organisation changed, gone or added, another order) makes another hash, and the array is
 assembled from the items as above. Pages are kept in a quarter of the budget besides the
 items, least recently used first out, and only when every item was found kept under its
@@ -132,8 +133,9 @@ class ItemCache:
         """The JSON array of a page's items (:meth:`page_items`), kept per page too: the
         array is a function of the key rows' codes, in their order, and stamps, so a page
         whose key rows hash as those of a page made before (same count, first and last
-        code) has that page's array - without a look-up per row. Read in the request
-        like every page; what is kept is the work of assembling rows already seen."""
+        code) has that page's array - without a look-up per row. Kept only when every
+        item was found kept under its key row's stamp. Read in the request like every
+        page; what is kept is the work of assembling rows already seen."""
         if not rows or hasattr(rows[0], "effective"):
             return orjson.Fragment(orjson.dumps(self.page_items(rows, read)))
         keys = cast("Sequence[KeyRow]", rows)
