@@ -33,6 +33,9 @@ def init_app(app: Flask) -> None:
     metrics.sample(app, "sor_item_cache_items",
                    "Organisations whose rendered lookup item the worker keeps",
                    lambda: float(len(ITEMS.entries)))
+    metrics.sample(app, "sor_item_cache_pages",
+                   "Pages of computed lists whose items' array the worker keeps",
+                   lambda: float(len(ITEMS.pages)))
     metrics.sample(app, "sor_item_cache_rendered",
                    "Items of computed lookups, taken as kept or rendered from their row",
                    lambda: {("kept",): float(ITEMS.hits), ("rendered",): float(ITEMS.misses)},

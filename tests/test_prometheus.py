@@ -122,6 +122,11 @@ def test_prometheus_scrapes_the_figures_and_they_move(served: dict[str, Any]) ->
     # The computed lookups' items: rendered from their rows, and kept.
     prometheus.wait_for('sum(sor_item_cache_rendered{result="rendered"})', lambda n: n >= 1)
     prometheus.wait_for("sum(sor_item_cache_items)", lambda n: n >= 1)
+    # ... and pages' arrays (kept once a page is computed again with every item kept).
+    for _ in range(4):
+        computed = {**served["reporter"], "Cache-Control": "no-cache"}
+        assert _call(server.url + LOOKUP, computed)[0] == 200
+    prometheus.wait_for("sum(sor_item_cache_pages)", lambda n: n >= 0)
     # The database's figures: the ledger's mail, no webhook deliveries.
     assert prometheus.value('sor_mail_intake_mails{state="triage_open"}') == 1
     assert prometheus.value('sor_webhook_deliveries{status="queued"}') == 0
