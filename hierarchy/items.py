@@ -136,8 +136,8 @@ class ItemCache:
         code) has that page's array - without a look-up per row. Kept only when every
         item was found kept under its key row's stamp. Read in the request like every
         page; what is kept is the work of assembling rows already seen."""
-        if not rows or hasattr(rows[0], "effective"):
-            return orjson.Fragment(orjson.dumps(self.page_items(rows, read)))
+        if not rows or hasattr(rows[0], "effective"):  # full rows: rendered from themselves
+            return orjson.Fragment(orjson.dumps(self.items(cast("Sequence[StampedRow]", rows))))
         keys = cast("Sequence[KeyRow]", rows)
         digest = hash(tuple(keys))  # of every code, sort key and stamp (tuples of them)
         shape = (len(keys), code_of(keys[0]), code_of(keys[-1]))

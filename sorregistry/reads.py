@@ -70,11 +70,10 @@ class _Reads:
               plain: bool = False) -> list[list[Any]]:  # pragma: no cover - abstract
         """Each statement's rows; *binary*: in PostgreSQL's binary format where read
         directly (a bytea comes as its bytes, not as hex twice its size; a page's keys'
-        int8 stamps without their digits written and parsed, ~50 us less of the
-        client's CPU for 501 rows); *plain*: as
-        plain tuples, read by position only - for a caller of many rows whose columns it
-        knows (a page's keys: a named tuple is made by a call per row, ~0.5 us, a plain
-        one by psycopg's C alone)."""
+        int8 stamps without their digits written and parsed, ~50 us less of the client's
+        CPU for 501 rows); *plain*: as plain tuples, read by position only - for a
+        caller of many rows whose columns it knows (a page's keys: a named tuple is made
+        by a call per row, ~0.5 us, a plain one by psycopg's C alone)."""
         raise NotImplementedError
 
     def rows(self, statement: Statement, params: Mapping[str, Any], *,
