@@ -71,6 +71,7 @@ from typing import TypeVar, cast
 import orjson
 
 from hierarchy.schemas import organisation_item
+from hierarchy.search.digests import KeptPage
 from hierarchy.search.keyrows import KeyRow, code_of, stamp_of_key
 from hierarchy.search.statements import StampedRow
 from sorregistry.responses import kept_bytes
@@ -82,6 +83,9 @@ Row = TypeVar("Row", KeyRow, StampedRow)
 # An item as kept: the stamp it was rendered under, the item, its cost in bytes, and the
 # tick it was kept or last moved to the end at (the module's docstring).
 Entry = tuple[Stamp, orjson.Fragment, int, int]
+# A page as kept (ItemCache.pages): the shape its key rows' hash is checked against (None
+# for a page kept by query), the page, its cost in bytes.
+_KeptPageEntry = tuple[tuple[int, str, str] | None, KeptPage, int]
 
 
 # A full row's stamp and code, made in C (a key row's are read by position:
@@ -101,10 +105,11 @@ class ItemCache:
         self.hits = 0
         self.misses = 0
         self.lock = threading.Lock()
-        # Pages' arrays (page_array) by their key rows' hash: (the rows' count, first and
-        # last code, the array, its cost), least recently used first; a quarter of the
+        # Pages' arrays (page_array) by their key rows' hash - (the rows' count, first
+        # and last code), the page, its cost - or by their query (None, the page with its
+        # digest and cursor, its cost), least recently used first; a quarter of the
         # budget besides the items'.
-        self.pages: OrderedDict[int, tuple[int, str, str, orjson.Fragment, int]] = OrderedDict()
+        self.pages: OrderedDict[Hashable, _KeptPageEntry] = OrderedDict()
         self.pages_size = 0
         self.pages_budget = budget >> 2
 
@@ -129,43 +134,67 @@ class ItemCache:
         return self._assembled(cast("Sequence[KeyRow]", rows), read, code_of, stamp_of_key)
 
     def page_array(self, rows: Sequence[KeyRow | StampedRow],
-                   read: Callable[[list[str]], Sequence[StampedRow]]) -> orjson.Fragment:
+                   read: Callable[[list[str]], Sequence[StampedRow]],
+                   query: Hashable | None = None, digest: bytes = b"",
+                   next_cursor: str | None = None) -> orjson.Fragment:
         """The JSON array of a page's items (:meth:`page_items`), kept per page too: the
         array is a function of the key rows' codes, in their order, and stamps, so a page
         whose key rows hash as those of a page made before (same count, first and last
         code) has that page's array - without a look-up per row. Kept only when every
         item was found kept under its key row's stamp. Read in the request like every
-        page; what is kept is the work of assembling rows already seen."""
+        page; what is kept is the work of assembling rows already seen.
+
+        With a *query*, kept under it instead, with the *digest* of the rows read and
+        the next cursor (``hierarchy.search.digests``), for :meth:`kept_page`."""
         if not rows or hasattr(rows[0], "effective"):  # full rows: rendered from themselves
             return orjson.Fragment(orjson.dumps(self.items(cast("Sequence[StampedRow]", rows))))
         keys = cast("Sequence[KeyRow]", rows)
-        digest = hash(tuple(keys))  # of every code, sort key and stamp (tuples of them)
+        hashed = hash(tuple(keys))  # of every code, sort key and stamp (tuples of them)
         shape = (len(keys), code_of(keys[0]), code_of(keys[-1]))
         with self.lock:
-            kept = self.pages.get(digest)
-            if kept is not None and kept[:3] == shape:
-                self.pages.move_to_end(digest)
+            kept = self.pages.get(hashed)
+            if kept is not None and kept[0] == shape:
+                self.pages.move_to_end(hashed)
                 self.hits += shape[0]
-                return kept[3]
+                fragment = kept[1].array
+                if query is None:
+                    return fragment
+        if kept is not None and kept[0] == shape:  # kept by its rows: by its query too
+            self._keep_page(query, (None, KeptPage(digest, fragment, next_cursor, shape[0]),
+                                    kept[2]))
+            return fragment
         items, whole = self._assembled_all(keys, read, code_of, stamp_of_key)
         array = kept_bytes(orjson.dumps(items))
         fragment = orjson.Fragment(array)
         if whole:  # every item kept under its key row's stamp: the array is the rows'
-            self._keep_page(digest, (*shape, fragment, len(array) + 200))
+            kept_page = KeptPage(digest, fragment, next_cursor, len(keys))
+            if query is not None:
+                self._keep_page(query, (None, kept_page, len(array) + 200))
+            else:
+                self._keep_page(hashed, (shape, kept_page, len(array) + 200))
         return fragment
 
-    def _keep_page(self, digest: int,
-                   page: tuple[int, str, str, orjson.Fragment, int]) -> None:
+    def kept_page(self, query: Hashable) -> KeptPage | None:
+        """The page kept under *query* (:meth:`page_array`), or None."""
+        with self.lock:
+            kept = self.pages.get(query)
+            if kept is None or kept[0] is not None:
+                return None
+            self.pages.move_to_end(query)
+            self.hits += kept[1].size
+            return kept[1]
+
+    def _keep_page(self, key: Hashable, page: _KeptPageEntry) -> None:
         with self.lock:
             pages = self.pages
-            old = pages.pop(digest, None)
+            old = pages.pop(key, None)
             if old is not None:
-                self.pages_size -= old[4]
-            while pages and self.pages_size + page[4] > self.pages_budget:
-                self.pages_size -= pages.popitem(last=False)[1][4]
-            if page[4] <= self.pages_budget:
-                pages[digest] = page
-                self.pages_size += page[4]
+                self.pages_size -= old[2]
+            while pages and self.pages_size + page[2] > self.pages_budget:
+                self.pages_size -= pages.popitem(last=False)[1][2]
+            if page[2] <= self.pages_budget:
+                pages[key] = page
+                self.pages_size += page[2]
 
     def _assembled(self, rows: Sequence[Row], read: Callable[[list[str]], Sequence[StampedRow]],
                    read_code: Callable[[Row], str],

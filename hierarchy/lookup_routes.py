@@ -80,13 +80,13 @@ ANSWERS = AnswerCache()
 def _page(filters: search.Filters, options: lists.PageOptions) -> Response:
     """One page of a list, as the API shows it."""
     session = db.session  # made only if something reads through it (not a direct read)
-    page = search.search_keys(session, filters, **options)
-    answer: dict[str, Any] = {
-        "items": ITEMS.page_array(page.items,
-                                  lambda codes: search.items_by_code(session, codes)),
-        "total": page.total,
-        "next": page.next,
-    }
+    page = search.search_keys(session, filters, kept=ITEMS.kept_page, **options)
+    if page.kept is not None:  # the kept page, its rows' digest unchanged
+        items = page.kept.array
+    else:
+        items = ITEMS.page_array(page.items, lambda codes: search.items_by_code(session, codes),
+                                 page.query, page.digest or b"", page.next)
+    answer: dict[str, Any] = {"items": items, "total": page.total, "next": page.next}
     if page.suggestions is not None:
         answer["suggestions"] = page.suggestions
     return json_response(answer)

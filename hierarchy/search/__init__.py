@@ -37,7 +37,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Generic, TypeVar, cast
 
+from sqlalchemy import Select
+
 from hierarchy.search.cursor import Key, Keyed, decode_cursor, encode_cursor, key_of
+from hierarchy.search.digests import KeptPage, KeptPages, digested, page_query, rows_digest
 from hierarchy.search.filters import (
     ALTERNATIVE_KINDS,
     FILTER_NAMES,
@@ -115,6 +118,12 @@ class Page(Generic[RowT]):
     total: int
     next: str | None
     suggestions: list[str] | None = None
+    # A page read by key that its caller may keep (hierarchy.search.digests): the query it
+    # is kept under and the digest of the rows read (one beyond the page); or the kept
+    # page itself, whose rows' digest PostgreSQL found unchanged (then *items* is empty).
+    query: Hashable | None = None
+    digest: bytes | None = None
+    kept: KeptPage | None = None
 
 
 def search(
@@ -142,11 +151,18 @@ def search_keys(
     sort: Sort | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    kept: KeptPages | None = None,
 ) -> Page[KeyRow | StampedRow]:
     """As :func:`search`, its rows read by key only (``hierarchy.search.keyrows``: which
     organisations, in order, with their stamps) for a caller that keeps the items
-    (``hierarchy.items``); a fuzzy search's rows carry every column all the same."""
-    return cast("Page[KeyRow | StampedRow]", _search(session, filters, sort, limit, cursor, True))
+    (``hierarchy.items``); a fuzzy search's rows carry every column all the same.
+
+    *kept*: the caller's kept pages by query. A list's page of :data:`DIGESTED_FROM` rows
+    or more read directly on PostgreSQL is then marked with its query and digest to be
+    kept, and a page kept for the same query is checked by its digest alone
+    (``hierarchy.search.digests``): unchanged, ``Page.kept`` is it."""
+    return cast("Page[KeyRow | StampedRow]",
+                _search(session, filters, sort, limit, cursor, True, kept))
 
 
 def items_by_code(session: DbSession, sor_codes: list[str]) -> list[StampedRow]:
@@ -157,7 +173,7 @@ def items_by_code(session: DbSession, sor_codes: list[str]) -> list[StampedRow]:
 
 
 def _search(session: DbSession, filters: Filters, sort: Sort | None, limit: int,
-            cursor: str | None, keys_only: bool) -> Page[Any]:
+            cursor: str | None, keys_only: bool, kept: KeptPages | None = None) -> Page[Any]:
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidSearch({"limit": f"between 1 and {MAX_LIMIT}"})
     # The request's own session, once (each call through the proxy looks it up); while
@@ -185,17 +201,52 @@ def _search(session: DbSession, filters: Filters, sort: Sort | None, limit: int,
             page_statement = keyed(page_statement, sort)
         key = _totals_key(shape, params) if version is not None else None
         total = TOTALS.get(version, key) if key is not None else None
-        if total is None:
-            total, rows = reads.scalar_and_rows(count, page_statement, params,
-                                                plain=keys_only, binary=keys_only)
-            if key is not None:
-                TOTALS.put(version, key, total)
-        else:  # the list's total kept (Mit CVR's 2,759 units counted again per page)
-            rows = reads.rows(page_statement, params, plain=keys_only, binary=keys_only)
-        page = page_of(rows, total, limit, sort, filters.name, keyed=keys_only)
+        query = (page_query(page_statement, limit, sort, filters.name, params)
+                 if kept is not None and limit >= DIGESTED_FROM and isinstance(reads, DirectReads)
+                 else None)
+        counted = total is None
+        page = _kept_page(reads, count, page_statement, params, query, kept, total)
+        if page is not None:
+            total = page.total  # counted with the digest when not kept
+        if page is None or page.kept is None:
+            if total is None:
+                total, rows = reads.scalar_and_rows(count, page_statement, params,
+                                                    plain=keys_only, binary=keys_only)
+            else:  # the list's total kept (Mit CVR's 2,759 units counted again per page)
+                rows = reads.rows(page_statement, params, plain=keys_only, binary=keys_only)
+            page = page_of(rows, total, limit, sort, filters.name, keyed=keys_only)
+            if query is not None:
+                page.query, page.digest = query, rows_digest(rows)
+        if counted and key is not None:
+            TOTALS.put(version, key, page.total)
     if page.total == 0 and filters.name and not cursor:
         page.suggestions = _suggestions(session, filters.name)
     return page
+
+
+# A list's page of this many rows or more (Mit CVR's 500) is checked by its digest when
+# kept: below it, its key rows cost little more than the digest's (one row), and a page
+# not unchanged would cost a second round trip.
+DIGESTED_FROM = 100
+
+
+def _kept_page(reads: Reads, count: Select[Any], statement: Select[Any], params: Parameters,
+               query: Hashable | None, kept: KeptPages | None,
+               total: int | None) -> Page[Any] | None:
+    """The page kept for *query* when PostgreSQL finds its rows' digest unchanged (the
+    list's *total* counted with it unless kept); with only the total when the page
+    changed; None when none is kept."""
+    found = kept(query) if kept is not None and query is not None else None
+    if found is None:
+        return None
+    if total is None:
+        total, digests = reads.scalar_and_rows(count, digested(statement), params,
+                                               plain=True, binary=True)
+    else:
+        digests = reads.rows(digested(statement), params, plain=True, binary=True)
+    if digests and digests[0][0] == found.digest:
+        return Page(items=[], total=total, next=found.next, query=query, kept=found)
+    return Page(items=[], total=total, next=None)
 
 
 def page_of(rows: list[RowT], total: int, limit: int, sort: Sort,

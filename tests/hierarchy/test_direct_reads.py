@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlencode
 
+import orjson
 import psycopg
 import pytest
 from flask import Flask
@@ -37,8 +38,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InvalidRequestError
 
 from hierarchy import service
+from hierarchy.items import ITEMS
 from hierarchy.models import PAGE_STAMP, Organisation
-from hierarchy.search.keyrows import KEY_COLUMNS
+from hierarchy.search.digests import digested, rows_digest
+from hierarchy.search.keyrows import KEY_COLUMNS, key_columns
 from hierarchy.search.names import NAMES, read_names
 from hierarchy.search.totals import TOTALS
 from hierarchy.shak_import import import_shak_file
@@ -430,7 +433,8 @@ def test_every_connection_is_in_utc_so_times_decode_in_c(apps):
     assert read.tzinfo is UTC and read == through_session
 
 
-@pytest.mark.parametrize("path", ["/api/v1/lookups/my-cvr/all", "/api/v1/lookups/my-cvr/si"])
+@pytest.mark.parametrize("path", ["/api/v1/lookups/my-cvr/all?limit=500",
+                                  "/api/v1/lookups/my-cvr/si?limit=500"])
 def test_a_mit_cvr_page_by_key_is_read_from_the_index_alone(apps, monkeypatch, path):
     # Migration 0025: the Mit CVR indexes carry the stamps a page read by key reads
     # (hierarchy.models.PAGE_STAMP), so the page's statement can be an index-only scan
@@ -461,6 +465,13 @@ def test_a_mit_cvr_page_by_key_is_read_from_the_index_alone(apps, monkeypatch, p
     assert len(pages) == 1, statements
     sql, values = pages[0]
     assert all(f"organisations.{name}" in sql for name in PAGE_STAMP)
+    # Its items all kept now, the page is kept: asked again, PostgreSQL sends the digest of
+    # its rows (hierarchy.search.digests) - read from the same index alone.
+    statements.clear()
+    assert client.get(path, headers=headers).data == answer.data
+    [(digest_sql, digest_values)] = [(sql, values) for sql, values in statements
+                                     if "sha256" in sql]
+    assert not [sql for sql, _ in statements if "sha256" not in sql and "ORDER BY" in sql]
     NAMES.wait()  # the name index's read (a snapshot that would hold back VACUUM) done
     with direct.app_context():
         connection = reads._connection(db.engine)
@@ -470,6 +481,8 @@ def test_a_mit_cvr_page_by_key_is_read_from_the_index_alone(apps, monkeypatch, p
                 connection.execute(f"SET LOCAL {setting} = off")
             ((plan,),) = psycopg.RawCursor(connection).execute(
                 "EXPLAIN (ANALYZE, FORMAT JSON) " + sql, values).fetchall()
+            ((digest_plan,),) = psycopg.RawCursor(connection).execute(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + digest_sql, digest_values).fetchall()
         db.session.remove()
     scans = []
 
@@ -478,11 +491,13 @@ def test_a_mit_cvr_page_by_key_is_read_from_the_index_alone(apps, monkeypatch, p
         for child in node.get("Plans", []):
             walk(child)
 
-    walk(plan[0]["Plan"])
-    (scan,) = [node for node in scans if "Scan" in node["Node Type"]]
-    index = "ix_organisations_owner_cvr_" + ("si" if path.endswith("/si") else "name")
-    assert (scan["Node Type"], scan["Index Name"]) == ("Index Only Scan", index)
-    assert scan["Actual Rows"] > 0 and scan["Heap Fetches"] < scan["Actual Rows"] / 4
+    index = "ix_organisations_owner_cvr_" + ("si" if "/si?" in path else "name")
+    for explained in (plan, digest_plan):
+        scans.clear()
+        walk(explained[0]["Plan"])
+        (scan,) = [node for node in scans if "Scan" in node["Node Type"]]
+        assert (scan["Node Type"], scan["Index Name"]) == ("Index Only Scan", index)
+        assert scan["Actual Rows"] > 0 and scan["Heap Fetches"] < scan["Actual Rows"] / 4
 
 
 def test_a_computed_answer_makes_no_session(apps, monkeypatch):
@@ -617,3 +632,79 @@ def test_one_statement_reads_keep_the_threads_cursor(apps):
         assert reads._cursor(again, False).connection is again
         assert reads._cursor(again, True) is not plain_cursor
         assert DirectReads(engine).rows(statement, {}, plain=True) == plain
+
+
+def test_a_kept_page_is_served_while_postgresql_finds_its_rows_digest_unchanged(apps,
+                                                                                 monkeypatch):
+    """hierarchy.search.digests: a list's page of 100 rows or more, kept by the worker, is
+    checked by the digest of its key rows PostgreSQL makes (one row sent, not the page's);
+    unchanged, the kept page and its cursor are the answer - the same bytes as the
+    session's; any organisation of it changed, the rows are read and the page made again.
+    Each query keeps a page of its own: another limit, day or cursor is another page."""
+    direct, session_only = apps
+    facts = _facts(direct)
+    headers = {**NO_CACHE, "Authorization": f"Bearer {facts['token']}"}
+    monkeypatch.setattr(auth, "IDENTITY_SECONDS", 3600.0)
+    fast, slow = direct.test_client(), session_only.test_client()
+    for client in (fast, slow):  # the client's identity, kept (read through the session)
+        assert client.get("/api/v1/resolve?code=x", headers=headers).status_code == 422
+    sent: list[str] = []
+    batch = DirectReads._batch
+
+    def recording(self, pairs, binary, plain):
+        sent.extend(self._compiled(s).sql.decode() for s, _ in pairs)
+        return batch(self, pairs, binary, plain)
+
+    monkeypatch.setattr(DirectReads, "_batch", recording)
+
+    def asked(url: str) -> tuple[bytes, list[str]]:
+        sent.clear()
+        answer = fast.get(url, headers=headers)
+        assert answer.status_code == 200 and answer.headers["X-Cache"] == "miss"
+        kinds = ["digest" if "sha256" in sql else "rows" for sql in sent
+                 if "ORDER BY" in sql]
+        return answer.data, kinds
+
+    def expected(url: str) -> bytes:
+        TOTALS.clear()
+        return slow.get(url, headers=headers).data
+
+    ITEMS.clear()
+    url = "/api/v1/lookups/my-cvr/all?limit=120"
+    first, kinds = asked(url)
+    assert kinds == ["rows"] and orjson.loads(first)["next"]  # items rendered: not kept
+    assert asked(url) == (first, ["rows"])  # every item kept: the page kept now
+    assert asked(url) == (first, ["digest"])  # the digest unchanged: the kept page
+    assert first == expected(url)
+    # The cursor kept with the page leads on as the rows' own.
+    following = url + "&cursor=" + orjson.loads(first)["next"]
+    assert fast.get(following, headers=headers).data == expected(following)
+    # Below 100 rows a page is read by its rows, as before.
+    small = "/api/v1/lookups/my-cvr/all?limit=99"
+    assert [asked(small)[1] for _ in range(3)] == [["rows"]] * 3
+    # Another limit is another query: its own page, never the kept one's.
+    other = "/api/v1/lookups/my-cvr/all?limit=119"
+    assert asked(other)[1] == ["rows"] and asked(other)[0] == expected(other)
+    assert asked(other)[1] == ["digest"]
+    # The digest PostgreSQL makes is the one made in Python from the rows.
+    with direct.app_context():
+        keyed_rows = DirectReads(db.engine).rows(
+            select(*key_columns("code")).order_by(Organisation.sor_code).limit(130), {},
+            plain=True, binary=True)
+        made = DirectReads(db.engine).rows(
+            digested(select(*key_columns("code")).order_by(Organisation.sor_code).limit(130)),
+            {}, plain=True, binary=True)
+    assert made[0][0] == rows_digest(keyed_rows) and len(made[0][0]) == 32
+    # One organisation of the page changed: the digest differs, the rows are read.
+    unit = orjson.loads(first)["items"][7]["sor_code"]
+    with direct.app_context():
+        service.change_organisation(db.session, unit, {"name": "Aaa Omdøbt Enhed"},
+                                    source="staff", actor="sds")
+        db.session.commit()
+    changed, kinds = asked(url)
+    assert kinds == ["digest", "rows"] and changed == expected(url) != first
+    assert orjson.loads(changed)["items"][0]["name"] == "Aaa Omdøbt Enhed"
+    # The changed item was read by code, apart from the rows: the page is kept the next
+    # time, its items all kept (hierarchy.items), and checked by its new digest after.
+    assert asked(url) == (changed, ["digest", "rows"])
+    assert asked(url) == (changed, ["digest"])

@@ -617,7 +617,7 @@ def test_kept_pages_stay_within_their_budget_the_least_recently_used_going_first
         cache.page_array(page, read)
     cache.page_array(pages[0], read)  # used: the most recent now
     cache.page_array(pages[3], read)  # full: the least recently used (pages[1]) goes
-    kept = [(shape[1], shape[2]) for shape in cache.pages.values()]
+    kept = [(shape[1], shape[2]) for shape, _, _ in cache.pages.values()]
     assert kept == [(page[0][0], page[-1][0]) for page in (pages[2], pages[0], pages[3])]
     assert cache.pages_size <= cache.pages_budget
 
