@@ -22,9 +22,11 @@ The rows themselves are still read in the request: PostgreSQL hashes them where 
 are, at the statement's snapshot. A digest is never taken for an answer of its own -
 only compared with one made in Python from rows read and rendered, so whatever order
 PostgreSQL aggregated them in, a page is served only for rows equal to its own.
-Each row is written "length:code,stamp" (the stamp a number on PostgreSQL,
-``hierarchy.models.organisation_stamp``), so no code, whatever it held, makes two lists
-of rows one text.
+Each row is written "code,stamp" with ``||`` (``concat()`` with each code's length, to
+be safe from any separator in a code, cost PostgreSQL 0.2 ms more per page of 501 rows
+than the rows sent): a code is digits, checked where any enters the register
+(``hierarchy.identifiers.validate_sor_code``), and the stamp a number on PostgreSQL
+(``hierarchy.models.organisation_stamp``) - no two lists of rows are one text.
 """
 
 from __future__ import annotations
@@ -57,20 +59,18 @@ KeptPages = Callable[[Hashable], KeptPage | None]
 @functools.lru_cache(maxsize=2000)  # statements are built once per shape, kept as objects
 def digested(statement: Select[Any]) -> Select[Any]:
     """The digest of the key rows *statement* reads (a page by key: the code first, the
-    stamp last): SHA-256 of "length:code,stamp" of each row joined by ";", in the rows'
-    order; NULL for no rows. PostgreSQL's."""
+    stamp last): SHA-256 of "code,stamp" of each row joined by ";", in the rows' order;
+    NULL for no rows. PostgreSQL's."""
     page = statement.subquery()
     columns = list(page.c)
-    code, stamp = columns[0], columns[-1]
-    element = func.concat(func.length(code), literal_column("':'"), code,
-                          literal_column("','"), stamp)
+    element = columns[0].op("||")(literal_column("','")).op("||")(columns[-1])
     joined = func.string_agg(element, literal_column("';'"))
     return select(func.sha256(func.convert_to(joined, literal_column("'UTF8'"))))
 
 
 def rows_digest(rows: Sequence[Sequence[Any]]) -> bytes:
     """:func:`digested`'s digest of key *rows*, made in Python."""
-    text = ";".join([f"{len(row[0])}:{row[0]},{row[-1]}" for row in rows])
+    text = ";".join([f"{row[0]},{row[-1]}" for row in rows])
     return hashlib.sha256(text.encode()).digest()
 
 
