@@ -398,8 +398,10 @@ def test_a_statements_values_by_position_are_sqlalchemys_own():
     assert compiled[plain].slots is not None and compiled[processed].slots is not None
     assert compiled[codes].slots is not None and compiled[computed].slots is None
     asked = ("10", "20")  # a tuple: the ARRAY's processor makes it a list
-    assert compiled[codes].parameters({"codes": asked}) == compiled[codes]._constructed(
-        {"codes": asked}) == [["10", "20"], "SI"]
+    assert compiled[codes]._constructed({"codes": asked}) == [["10", "20"], "SI"]
+    # ... which psycopg dumps element by element in Python: sent as the array's literal
+    # instead (its values the same: test_a_list_of_texts_is_sent_as_its_array_literal).
+    assert compiled[codes].parameters({"codes": asked}) == ["{10,20}", "SI"]
     assert compiled[codes].parameters({"codes": None}) == [None, "SI"]
     for params in ({"level_0": "IE", "ownership": "privat", "page_limit": 21},
                    {"level_0": "IE", "ownership": "privat", "page_limit": 21, "shak": "1"},
@@ -708,3 +710,25 @@ def test_a_kept_page_is_served_while_postgresql_finds_its_rows_digest_unchanged(
     # time, its items all kept (hierarchy.items), and checked by its new digest after.
     assert asked(url) == (changed, ["digest", "rows"])
     assert asked(url) == (changed, ["digest"])
+
+
+def test_a_list_of_texts_is_sent_as_its_array_literal(apps):
+    """sorregistry.reads.array_text: a ``VARCHAR[]`` parameter goes as PostgreSQL's array
+    literal (psycopg dumped the list element by element in Python); whatever the texts
+    hold - separators, quotes, backslashes, braces, the word NULL, nothing, spaces - the
+    server reads the same list back, and codes go bare."""
+    direct, _ = apps
+    echo = select(bindparam("values", type_=postgresql.ARRAY(String())).label("echo"))
+    lists = [["6227961000016004", "6265851000016005"], ["1"], [],
+             ["a,b", '"q"', "back\\slash", "NULL", "null", "", None, "æøå", "{x}", " sp ",
+              "tab\tnew\nline", "'"], ["12", None], [None]]
+    with direct.app_context():
+        direct_reads = DirectReads(db.engine)
+        for values in lists:
+            [(read,)] = direct_reads.rows(echo, {"values": values}, plain=True)
+            assert read == values
+            [(read,)] = direct_reads.rows(echo, {"values": tuple(values)}, plain=True,
+                                          binary=True)
+            assert read == values
+    assert reads.array_text(["6227961000016004", "12"]) == "{6227961000016004,12}"
+    assert reads.array_text([1, 2]) == "{1,2}"
