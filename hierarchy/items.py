@@ -38,7 +38,10 @@ assembled from the items as above. Pages are kept in a quarter of the budget bes
 items, least recently used first out, and only when every item was found kept under its
 key row's stamp: an item read by code is read apart from the page's rows, in a state of
 its own (a change committed between the two reads, an organisation gone), so a page with
-one is kept the next time it is asked, when its items are all kept.
+one is kept the next time it is asked, when its items are all kept. A list's page of 100
+rows or more read directly is kept under its query instead, with its rows' digest and
+next cursor, and then checked by the digest PostgreSQL makes of the rows it reads
+(:meth:`ItemCache.kept_page`, ``hierarchy.search.digests``): one row sent, not 501.
 
 Nothing is ever served that was not read in the same request: the rows are still read,
 each answer is computed from them - what is kept is the work of rendering and assembling
