@@ -156,16 +156,16 @@ class ItemCache:
         shape = (len(keys), code_of(keys[0]), code_of(keys[-1]))
         with self.lock:
             kept = self.pages.get(hashed)
-            if kept is not None and kept[0] == shape:
+            if kept is not None and kept[0] != shape:
+                kept = None
+            if kept is not None:
                 self.pages.move_to_end(hashed)
                 self.hits += shape[0]
-                fragment = kept[1].array
-                if query is None:
-                    return fragment
-        if kept is not None and kept[0] == shape:  # kept by its rows: by its query too
-            self._keep_page(query, (None, KeptPage(digest, fragment, next_cursor, shape[0]),
-                                    kept[2]))
-            return fragment
+        if kept is not None:
+            if query is not None:  # kept by its rows: by its query too
+                self._keep_page(query, (None, kept[1]._replace(digest=digest,
+                                                                 next=next_cursor), kept[2]))
+            return kept[1].array
         items, whole = self._assembled_all(keys, read, code_of, stamp_of_key)
         array = kept_bytes(orjson.dumps(items))
         fragment = orjson.Fragment(array)

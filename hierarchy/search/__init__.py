@@ -40,7 +40,7 @@ from typing import Any, Generic, TypeVar, cast
 from sqlalchemy import Select
 
 from hierarchy.search.cursor import Key, Keyed, decode_cursor, encode_cursor, key_of
-from hierarchy.search.digests import KeptPage, KeptPages, digested, page_query, rows_digest
+from hierarchy.search.digests import KeptPage, KeptPages, digested, rows_digest
 from hierarchy.search.filters import (
     ALTERNATIVE_KINDS,
     FILTER_NAMES,
@@ -199,16 +199,25 @@ def _search(session: DbSession, filters: Filters, sort: Sort | None, limit: int,
         count, page_statement = search_statements(shape)
         if keys_only:
             page_statement = keyed(page_statement, sort)
-        key = _totals_key(shape, params) if version is not None else None
+        frozen = _frozen(params)
+        key = (shape, frozen) if version is not None and frozen is not None else None
         total = TOTALS.get(version, key) if key is not None else None
-        query = (page_query(page_statement, limit, sort, filters.name, params)
-                 if kept is not None and limit >= DIGESTED_FROM and isinstance(reads, DirectReads)
-                 else None)
         counted = total is None
-        page = _kept_page(reads, count, page_statement, params, query, kept, total)
-        if page is not None:
-            total = page.total  # counted with the digest when not kept
-        if page is None or page.kept is None:
+        # A page its caller may keep is kept under its query: everything its array and
+        # cursor are made of besides its rows (hierarchy.search.digests) - the statement
+        # object itself (held: never another's by a reused id), the limit, the order, the
+        # name and every parameter.
+        query = ((page_statement, limit, sort, filters.name, frozen)
+                 if kept is not None and frozen is not None and limit >= DIGESTED_FROM
+                 and isinstance(reads, DirectReads) else None)
+        found = kept(query) if kept is not None and query is not None else None
+        if found is not None:
+            counted_total, found = _checked(reads, count, page_statement, params, total, found)
+            total = counted_total
+            if found is not None:
+                page = Page(items=[], total=counted_total, next=found.next, query=query,
+                            kept=found)
+        if page is None:
             if total is None:
                 total, rows = reads.scalar_and_rows(count, page_statement, params,
                                                     plain=keys_only, binary=keys_only)
@@ -230,23 +239,17 @@ def _search(session: DbSession, filters: Filters, sort: Sort | None, limit: int,
 DIGESTED_FROM = 100
 
 
-def _kept_page(reads: Reads, count: Select[Any], statement: Select[Any], params: Parameters,
-               query: Hashable | None, kept: KeptPages | None,
-               total: int | None) -> Page[Any] | None:
-    """The page kept for *query* when PostgreSQL finds its rows' digest unchanged (the
-    list's *total* counted with it unless kept); with only the total when the page
-    changed; None when none is kept."""
-    found = kept(query) if kept is not None and query is not None else None
-    if found is None:
-        return None
+def _checked(reads: Reads, count: Select[Any], statement: Select[Any], params: Parameters,
+             total: int | None, found: KeptPage) -> tuple[int, KeptPage | None]:
+    """The list's total (*total* when kept, else counted in the same round trip) and the
+    page *found* kept for *statement*'s query if PostgreSQL finds its rows' digest
+    unchanged, else None."""
     if total is None:
         total, digests = reads.scalar_and_rows(count, digested(statement), params,
                                                plain=True, binary=True)
     else:
         digests = reads.rows(digested(statement), params, plain=True, binary=True)
-    if digests and digests[0][0] == found.digest:
-        return Page(items=[], total=total, next=found.next, query=query, kept=found)
-    return Page(items=[], total=total, next=None)
+    return total, (found if digests and digests[0][0] == found.digest else None)
 
 
 def page_of(rows: list[RowT], total: int, limit: int, sort: Sort,
@@ -295,15 +298,15 @@ def _totals_version(session: DbSession) -> Hashable | None:
     return version
 
 
-def _totals_key(shape: Hashable, params: Parameters) -> Hashable | None:
-    """A general search's total by its shape and every parameter (the page's too: a
-    total is kept per page asked, never shared wrongly); None if a value is unhashable."""
-    key = (shape, tuple(sorted(params.items())))
+def _frozen(params: Parameters) -> Hashable | None:
+    """Every parameter of a general search, sorted, to key what is kept of it (its total
+    with its shape, its page with its query); None if a value is unhashable."""
+    frozen = tuple(sorted(params.items()))
     try:
-        hash(key)
+        hash(frozen)
     except TypeError:
         return None
-    return key
+    return frozen
 
 
 def _search_index(session: DbSession, reads: Reads, filters: Filters, sort: Sort, limit: int,

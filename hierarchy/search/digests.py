@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Select, func, literal_column, select
 
-__all__ = ["KeptPage", "KeptPages", "digested", "page_query", "rows_digest"]
+__all__ = ["KeptPage", "KeptPages", "digested", "rows_digest"]
 
 
 class KeptPage(NamedTuple):
@@ -72,16 +72,3 @@ def rows_digest(rows: Sequence[Sequence[Any]]) -> bytes:
     """:func:`digested`'s digest of key *rows*, made in Python."""
     text = ";".join([f"{row[0]},{row[-1]}" for row in rows])
     return hashlib.sha256(text.encode()).digest()
-
-
-def page_query(statement: Select[Any], limit: int, sort: str, folded: str | None,
-               params: Mapping[str, Any]) -> Hashable | None:
-    """What a page is kept under: everything its array and cursor are made from besides
-    its rows (the statement object itself, held, so never another's by a reused id);
-    None when a parameter cannot be hashed."""
-    query = (statement, limit, sort, folded, tuple(sorted(params.items())))
-    try:
-        hash(query)
-    except TypeError:
-        return None
-    return query
